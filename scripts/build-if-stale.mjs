@@ -1,0 +1,19 @@
+// `npm start` builds first when dist/ is missing or older than any source file, so a fresh clone needs no separate build step.
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { execSync } from 'node:child_process';
+
+function newestMtime(dir) {
+  let newest = 0;
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    newest = Math.max(newest, entry.isDirectory() ? newestMtime(path) : statSync(path).mtimeMs);
+  }
+  return newest;
+}
+
+const built = 'dist/server.js';
+if (!existsSync(built) || statSync(built).mtimeMs < newestMtime('src')) {
+  console.error('[build] dist/ is missing or stale; building first (npm run build)…');
+  execSync('npm run build', { stdio: 'inherit' });
+}

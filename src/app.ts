@@ -1,0 +1,101 @@
+import { randomUUID } from 'node:crypto';
+import fastifySwagger from '@fastify/swagger';
+import fastifySwaggerUi from '@fastify/swagger-ui';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import { jsonSchemaTransform, jsonSchemaTransformObject, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
+import type { Logger } from 'pino';
+import { z } from 'zod';
+import { jobErrorAbout, problemCatalog, type ProblemCode } from './errors.js';
+import { frameworkErrors, registerErrorHandling } from './http/error-handler.js';
+import type { HandlerRegistry } from './handlers/registry.js';
+import { adminRoutes } from './routes/admin.js';
+import { healthRoutes } from './routes/health.js';
+import { jobRoutes } from './routes/jobs.js';
+import type { JobStore } from './store/job-store.js';
+import type { WorkerPool } from './worker/worker-pool.js';
+
+export interface AppDeps {
+  store: JobStore;
+  /** Redis was configured but unreachable at start-up, so `store` is the memory fallback. */
+  storeFallback?: boolean;
+  handlers: HandlerRegistry;
+  /** Null when this instance runs no workers. */
+  pool: WorkerPool | null;
+  logger?: Logger;
+  adminToken?: string;
+  bodyLimitBytes?: number;
+  isShuttingDown?: () => boolean;
+}
+
+const requestIdPattern = /^[\w.:-]{1,128}$/;
+
+/** Builds the HTTP app, ready for `inject` or `listen`; never listens itself. */
+export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
+  const app = Fastify({
+    ...(deps.logger ? { loggerInstance: deps.logger as FastifyBaseLogger } : { logger: false }),
+    bodyLimit: deps.bodyLimitBytes ?? 1_048_576,
+    // A client's X-Request-Id is kept (when sane) so its logs and ours line up; otherwise one is made.
+    genReqId: (request) => {
+      const given = request.headers['x-request-id'];
+      return typeof given === 'string' && requestIdPattern.test(given) ? given : randomUUID();
+    },
+    frameworkErrors,
+    routerOptions: { ignoreTrailingSlash: true },
+  });
+
+  app.setValidatorCompiler(validatorCompiler);
+  // Response schemas document the API; plain JSON.stringify keeps responses fast (tests check the shapes).
+  app.setSerializerCompiler(() => (data) => JSON.stringify(data));
+  app.addHook('onSend', async (request, reply) => {
+    reply.header('x-request-id', request.id);
+  });
+  registerErrorHandling(app);
+
+  await app.register(fastifySwagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: {
+        title: 'Async job service',
+        version: '1.0.0',
+        description:
+          'Submit a job, get its id and status URL at once, poll it (ETag / Retry-After), fetch its result, cancel, delete and list jobs. Errors are application/problem+json.',
+      },
+      tags: [
+        { name: 'jobs', description: 'The client API' },
+        { name: 'admin', description: 'Operators: Bearer ADMIN_TOKEN, or loopback only when it is unset' },
+        { name: 'health', description: 'Liveness and readiness' },
+      ],
+      components: { securitySchemes: { adminToken: { type: 'http', scheme: 'bearer' } } },
+    },
+    transform: jsonSchemaTransform,
+    transformObject: jsonSchemaTransformObject,
+  });
+  await app.register(fastifySwaggerUi, { routePrefix: '/docs' });
+
+  await app.register(jobRoutes, { store: deps.store, handlers: deps.handlers });
+  await app.register(adminRoutes, { store: deps.store, pool: deps.pool, adminToken: deps.adminToken });
+  await app.register(healthRoutes, {
+    store: deps.store,
+    storeFallback: deps.storeFallback ?? false,
+    pool: deps.pool,
+    isShuttingDown: deps.isShuttingDown ?? (() => false),
+  });
+
+  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  app.withTypeProvider<ZodTypeProvider>().get('/problems/:code', {
+    schema: {
+      summary: 'What a problem type means',
+      tags: ['health'],
+      params: z.object({ code: z.string() }),
+      response: { 200: z.object({ code: z.string(), status: z.number().int(), title: z.string(), description: z.string() }) },
+    },
+    handler: async (request, reply) => {
+      if (request.params.code === 'job-error') return { code: 'job-error', status: 200, title: 'Job attempt failed', description: jobErrorAbout };
+      const entry = problemCatalog[request.params.code as ProblemCode] as (typeof problemCatalog)[ProblemCode] | undefined;
+      if (!entry) return reply.callNotFound();
+      return { code: request.params.code, status: entry.status, title: entry.title, description: entry.about };
+    },
+  });
+
+  return app;
+}

@@ -1,0 +1,84 @@
+/**
+ * Every error the HTTP API can answer with: a stable machine `code`, its HTTP status and a title.
+ * Clients see them as application/problem+json (RFC 9457); `type` is `/problems/<code>`, served by the API.
+ */
+export const problemCatalog = {
+  'bad-request': { status: 400, title: 'Bad request', about: 'A query parameter, path parameter or header is invalid; `errors` names it.' },
+  'malformed-json': { status: 400, title: 'Malformed JSON body', about: 'The request body is not valid JSON (or not valid UTF-8).' },
+  unauthorized: { status: 401, title: 'Unauthorized', about: 'The request needs a valid `Authorization: Bearer <token>` header.' },
+  forbidden: { status: 403, title: 'Forbidden', about: 'The credentials are valid but do not allow this request (admin routes answer only loopback clients when ADMIN_TOKEN is unset).' },
+  'not-found': { status: 404, title: 'Not found', about: 'No such route.' },
+  'job-not-found': { status: 404, title: 'Job not found', about: 'No job has this id: it never existed, was deleted, or expired after JOB_TTL_S.' },
+  'method-not-allowed': { status: 405, title: 'Method not allowed', about: 'The route exists but not with this method.' },
+  'job-failed': { status: 409, title: 'Job failed', about: 'The job ended in `failed`; `job.error` says why. There is no result.' },
+  'job-canceled': { status: 409, title: 'Job canceled', about: 'The job was canceled; there is no result.' },
+  'job-not-retryable': { status: 409, title: 'Job cannot be retried', about: 'Only failed or canceled jobs can be retried.' },
+  'payload-too-large': { status: 413, title: 'Payload too large', about: 'The request body is larger than BODY_LIMIT_BYTES.' },
+  'unsupported-media-type': { status: 415, title: 'Unsupported media type', about: 'Send the body as `Content-Type: application/json`.' },
+  'validation-failed': { status: 422, title: 'Validation failed', about: 'The JSON body is well formed but some fields are invalid; `errors[].pointer` is a JSON Pointer to each.' },
+  'unknown-job-type': { status: 422, title: 'Unknown job type', about: 'The `type` is not enabled on this service; the detail lists the known types (also at GET /v1/job-types).' },
+  'internal-error': { status: 500, title: 'Internal server error', about: 'A fault of the service. The log has the details under the request id.' },
+  'store-unavailable': { status: 503, title: 'Job store unavailable', about: 'Redis cannot be reached right now. Retry after `Retry-After` seconds; nothing was changed by this request unless it was a create, which may have been stored.' },
+  'shutting-down': { status: 503, title: 'Shutting down', about: 'The instance is stopping; retry, another instance (or this one after restart) will answer.' },
+} as const satisfies Record<string, { status: number; title: string; about: string }>;
+
+export type ProblemCode = keyof typeof problemCatalog;
+
+/** The problem type of a job's `error` (not an HTTP response): its `code` says which failure. */
+export const jobErrorAbout =
+  'A job attempt failed. `code` is `handler-error` (the handler threw), `timeout` (the attempt ran past timeout_s), `lease-expired` (its worker crashed or hung), `invalid-input` (the input no longer fits the type), or a code the handler chose; `retryable` says whether another attempt may follow.';
+
+export interface FieldError {
+  /** JSON Pointer into the body (`/input/ms`), or the name of a query/path parameter or header. */
+  pointer: string;
+  detail: string;
+}
+
+export interface Problem {
+  type: string;
+  title: string;
+  status: number;
+  detail: string;
+  code: ProblemCode;
+  errors?: FieldError[];
+  [extension: string]: unknown;
+}
+
+/** An error that becomes a problem+json response. `extensions` become extra members of the problem. */
+export class HttpProblem extends Error {
+  readonly status: number;
+  constructor(
+    readonly code: ProblemCode,
+    detail: string,
+    readonly options: { errors?: FieldError[]; headers?: Record<string, string>; extensions?: Record<string, unknown> } = {},
+  ) {
+    super(detail);
+    this.name = 'HttpProblem';
+    this.status = problemCatalog[code].status;
+  }
+
+  toProblem(): Problem {
+    return problem(this.code, this.message, this.options.errors, this.options.extensions);
+  }
+}
+
+export function problem(code: ProblemCode, detail: string, errors?: FieldError[], extensions?: Record<string, unknown>): Problem {
+  const entry = problemCatalog[code];
+  return {
+    type: `/problems/${code}`,
+    title: entry.title,
+    status: entry.status,
+    detail,
+    code,
+    ...(errors && errors.length > 0 ? { errors } : {}),
+    ...extensions,
+  };
+}
+
+/** Thrown by a store when its backend cannot be reached; the HTTP layer answers 503 with Retry-After. */
+export class StoreUnavailableError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'StoreUnavailableError';
+  }
+}

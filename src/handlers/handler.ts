@@ -1,0 +1,57 @@
+import type { Logger } from 'pino';
+import type { z } from 'zod';
+
+/** What a handler gets besides its input. */
+export interface JobContext {
+  jobId: string;
+  /** 1 for the first run; handlers with side effects can use `jobId` + `attempt` to stay idempotent. */
+  attempt: number;
+  /** Fires on cancel, timeout, shutdown or a lost lease; `signal.reason` is a JobAbortReason. */
+  signal: AbortSignal;
+  log: Logger;
+  /**
+   * Reports progress: `percent` 0..100 (or null when unknown), `step` a machine id, `message` human text.
+   * Cheap to call often: writes are coalesced to a few per second, and the last one is always written.
+   */
+  progress(percent: number | null, details?: { step?: string; message?: string }): void;
+}
+
+export type JobAbortReason = 'canceled' | 'timeout' | 'shutdown' | 'lease-lost';
+
+export interface HandlerDefinition<Schema extends z.ZodType = z.ZodType, Result = unknown> {
+  /** Lowercase letters, digits, `_`, `.`, `-`; at most 64 characters. */
+  type: string;
+  /** Validates (and may default or transform) the job's input when it is submitted and again before it runs. */
+  input: Schema;
+  /** Seconds an attempt may run before it is aborted and fails with code `timeout`. Jobs may ask for less. */
+  timeout_s?: number;
+  /** Default attempts for jobs of this type (a job may override it). */
+  max_attempts?: number;
+  run(input: z.output<Schema>, ctx: JobContext): Promise<Result>;
+}
+
+export type Handler = HandlerDefinition;
+
+export const jobTypePattern = /^[a-z0-9][a-z0-9_.-]{0,63}$/;
+
+export function defineHandler<Schema extends z.ZodType, Result>(definition: HandlerDefinition<Schema, Result>): Handler {
+  if (!jobTypePattern.test(definition.type)) {
+    throw new Error(`handler type "${definition.type}" must match ${jobTypePattern}`);
+  }
+  return definition as unknown as Handler;
+}
+
+/**
+ * Throw this from a handler to fail an attempt with your own code. With `retryable: false` the job
+ * fails at once, whatever attempts are left; anything else a handler throws is retried.
+ */
+export class JobFailure extends Error {
+  readonly code: string;
+  readonly retryable: boolean;
+  constructor(message: string, options: { code?: string; retryable?: boolean; cause?: unknown } = {}) {
+    super(message, { cause: options.cause });
+    this.name = 'JobFailure';
+    this.code = options.code ?? 'handler-error';
+    this.retryable = options.retryable ?? true;
+  }
+}

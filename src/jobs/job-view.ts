@@ -1,0 +1,52 @@
+import type { z } from 'zod';
+import { isTerminal, type JobError, type JobRecord } from './job.js';
+import type { jobErrorSchema, jobSchema } from '../routes/schemas.js';
+
+export type JobResource = z.infer<typeof jobSchema>;
+
+const iso = (ms: number): string => new Date(ms).toISOString();
+const isoOrNull = (ms: number | null): string | null => (ms === null ? null : iso(ms));
+
+export const jobPath = (id: string): string => `/v1/jobs/${id}`;
+
+export function renderJobError(error: JobError): z.infer<typeof jobErrorSchema> {
+  return { type: '/problems/job-error', title: 'Job attempt failed', detail: error.message, code: error.code, retryable: error.retryable };
+}
+
+/** The Job resource: one shape for create, get and list. */
+export function renderJob(job: JobRecord): JobResource {
+  const self = jobPath(job.id);
+  return {
+    id: job.id,
+    type: job.type,
+    status: job.status,
+    done: isTerminal(job.status),
+    input: job.input,
+    metadata: job.metadata,
+    priority: job.priority,
+    progress: {
+      percent: job.progress.percent,
+      step: job.progress.step,
+      message: job.progress.message,
+      updated_at: isoOrNull(job.progress.updatedAt),
+    },
+    result: job.status === 'succeeded' ? job.result : null,
+    error: job.error && job.status !== 'succeeded' ? renderJobError(job.error) : null,
+    attempt: job.attempt,
+    max_attempts: job.maxAttempts,
+    version: job.version,
+    created_at: iso(job.createdAt),
+    run_at: iso(job.runAt),
+    started_at: isoOrNull(job.startedAt),
+    updated_at: iso(job.updatedAt),
+    completed_at: isoOrNull(job.completedAt),
+    expires_at: isoOrNull(job.expiresAt),
+    links: { self, result: `${self}/result`, cancel: `${self}/cancel` },
+  };
+}
+
+/** Seconds a poller should wait before asking again: 1 while the job can start, else until its run_at (≤ 60). */
+export function retryAfterSeconds(job: JobRecord, now: number): number {
+  if (job.status === 'queued' && job.runAt > now) return Math.min(60, Math.max(1, Math.ceil((job.runAt - now) / 1000)));
+  return 1;
+}

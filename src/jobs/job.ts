@@ -1,0 +1,94 @@
+import { z } from 'zod';
+
+/*
+ * Terminology
+ * - job:      one unit of work a client submitted: a `type`, an `input`, and the state the service keeps about it.
+ * - handler:  the code that runs jobs of one type (src/handlers/<type>.ts), given the parsed input and a context.
+ * - attempt:  one run of a handler for a job; a job has up to `maxAttempts` of them (retries with backoff).
+ * - lease:    a claim on a running attempt, held by one worker and renewed by heartbeat; its id fences every
+ *             write of that attempt, so a worker whose lease lapsed cannot overwrite the job.
+ * - store:    where jobs live (memory or Redis), behind the JobStore interface (src/store/job-store.ts).
+ */
+
+/** The only list of job states; everything else (types, OpenAPI enum, terminal set) derives from it. */
+export const JobStatus = z.enum(['queued', 'running', 'succeeded', 'failed', 'canceled']);
+export type JobStatus = z.infer<typeof JobStatus>;
+export const jobStatuses = JobStatus.options;
+
+const terminalStatuses: ReadonlySet<JobStatus> = new Set<JobStatus>(['succeeded', 'failed', 'canceled']);
+export const terminalStatusList = jobStatuses.filter((status) => terminalStatuses.has(status));
+export const isTerminal = (status: JobStatus): boolean => terminalStatuses.has(status);
+
+export const PRIORITY_MIN = -100;
+export const PRIORITY_MAX = 100;
+
+/** Why an attempt (or the job) failed. Rendered to clients as a problem object. */
+export interface JobError {
+  /** Stable machine code: `handler-error`, `timeout`, `lease-expired`, `invalid-input`, or a handler's own. */
+  code: string;
+  message: string;
+  retryable: boolean;
+}
+
+/** The error a job carries when its worker stopped renewing the lease of an attempt. */
+export const leaseExpiredError: JobError = {
+  code: 'lease-expired',
+  message: 'The worker running this attempt stopped renewing its lease: it crashed, hung or lost its connection to the store.',
+  retryable: true,
+};
+
+export interface JobProgress {
+  /** 0..100 or null (unknown). Never decreases within an attempt; 100 only once the job succeeded. */
+  percent: number | null;
+  step: string | null;
+  message: string | null;
+  updatedAt: number | null;
+}
+
+export const emptyProgress = (): JobProgress => ({ percent: null, step: null, message: null, updatedAt: null });
+
+/** A job as the store keeps it. Times are epoch milliseconds; the HTTP layer renders RFC 3339. */
+export interface JobRecord {
+  id: string;
+  type: string;
+  /** Owner of the job; one anonymous tenant ('-') until API keys bring tenants. */
+  tenant: string;
+  status: JobStatus;
+  input: unknown;
+  metadata: Record<string, string>;
+  priority: number;
+  progress: JobProgress;
+  result: unknown;
+  error: JobError | null;
+  attempt: number;
+  maxAttempts: number;
+  /** Attempts granted per (re)start; an admin retry grants this many more. */
+  attemptBudget: number;
+  timeoutS: number | null;
+  version: number;
+  createdAt: number;
+  runAt: number;
+  startedAt: number | null;
+  updatedAt: number;
+  completedAt: number | null;
+  expiresAt: number | null;
+  /** Set while running. */
+  lease: { id: string; workerId: string; until: number } | null;
+  /** A cancel or delete asked a running job to stop; its worker aborts the handler. */
+  cancelRequested: boolean;
+}
+
+export interface NewJob {
+  id: string;
+  type: string;
+  tenant: string;
+  input: unknown;
+  metadata: Record<string, string>;
+  priority: number;
+  maxAttempts: number;
+  timeoutS: number | null;
+  createdAt: number;
+  runAt: number;
+}
+
+export const ANONYMOUS_TENANT = '-';

@@ -1,0 +1,106 @@
+import type { FastifyPluginAsync } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import { HttpProblem } from '../errors.js';
+import { adminGuard } from '../http/admin-auth.js';
+import { isJobId } from '../jobs/job-id.js';
+import { renderJob } from '../jobs/job-view.js';
+import type { JobStore } from '../store/job-store.js';
+import type { WorkerPool } from '../worker/worker-pool.js';
+import { renderPage, toListQuery } from './jobs.js';
+import { adminListJobsQuery, jobIdParams, jobListSchema, jobSchema, problemSchema, purgeQuery, statsSchema } from './schemas.js';
+
+export interface AdminRoutesOptions {
+  store: JobStore;
+  pool: WorkerPool | null;
+  adminToken: string | undefined;
+}
+
+const problems = (...statuses: number[]) => Object.fromEntries(statuses.map((status) => [status, problemSchema]));
+const security = [{ adminToken: [] }];
+
+export const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (fastify, { store, pool, adminToken }) => {
+  const app = fastify.withTypeProvider<ZodTypeProvider>();
+  app.addHook('onRequest', adminGuard(adminToken));
+
+  app.get('/admin/jobs', {
+    schema: {
+      summary: 'Search all jobs',
+      description: 'The filters and paging of GET /v1/jobs, plus `stuck=true`: running jobs whose lease lapsed.',
+      tags: ['admin'],
+      security,
+      querystring: adminListJobsQuery,
+      response: { 200: jobListSchema, ...problems(400, 401, 403, 503) },
+    },
+    handler: async (request) => {
+      const { stuck, ...filters } = request.query;
+      const query = toListQuery(filters);
+      if (stuck === 'true') query.stuckAt = Date.now();
+      return renderPage(await store.list(query), request.query.order);
+    },
+  });
+
+  app.get('/admin/stats', {
+    schema: {
+      summary: 'Queue statistics',
+      tags: ['admin'],
+      security,
+      response: { 200: statsSchema, ...problems(401, 403, 503) },
+    },
+    handler: async () => {
+      const stats = await store.stats(Date.now());
+      return {
+        store: store.kind,
+        counts: stats.counts,
+        by_type: stats.byType,
+        queue_depth: stats.ready,
+        delayed: stats.delayed,
+        oldest_queued_age_s: stats.oldestReadyAgeS,
+        finished_last_minute: stats.finishedLastMinute,
+        pool: {
+          worker_id: pool?.workerId ?? '',
+          concurrency: pool?.concurrency ?? 0,
+          busy: pool?.busy ?? 0,
+          started: pool?.counters.started ?? 0,
+          succeeded: pool?.counters.succeeded ?? 0,
+          failed: pool?.counters.failed ?? 0,
+        },
+      };
+    },
+  });
+
+  app.post('/admin/jobs/:id/retry', {
+    schema: {
+      summary: 'Retry a failed or canceled job',
+      description: 'Re-queues it at once; `attempt` keeps counting and the job may run up to its original max_attempts more times.',
+      tags: ['admin'],
+      security,
+      params: jobIdParams,
+      response: { 200: jobSchema, ...problems(401, 403, 404, 409, 503) },
+    },
+    handler: async (request) => {
+      const outcome = isJobId(request.params.id) ? await store.retry(request.params.id, Date.now()) : undefined;
+      if (outcome === undefined) throw new HttpProblem('job-not-found', `No job with id ${request.params.id}.`);
+      if (outcome === 'not-retryable') throw new HttpProblem('job-not-retryable', 'Only failed or canceled jobs can be retried.');
+      request.log.info({ jobId: outcome.id, attempt: outcome.attempt, maxAttempts: outcome.maxAttempts }, 'admin retry');
+      return renderJob(outcome);
+    },
+  });
+
+  app.delete('/admin/jobs', {
+    schema: {
+      summary: 'Purge finished jobs',
+      description: 'Deletes finished jobs (all three finished statuses unless `status` says) that finished at least `older_than_s` seconds ago.',
+      tags: ['admin'],
+      security,
+      querystring: purgeQuery,
+      response: { 200: z.object({ deleted: z.number().int() }), ...problems(400, 401, 403, 503) },
+    },
+    handler: async (request) => {
+      const statuses = request.query.status ?? ['succeeded', 'failed', 'canceled'];
+      const deleted = await store.purge(statuses, Date.now() - request.query.older_than_s * 1000);
+      request.log.info({ statuses, olderThanS: request.query.older_than_s, deleted }, 'admin purge');
+      return { deleted };
+    },
+  });
+};

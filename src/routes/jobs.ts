@@ -1,0 +1,224 @@
+import type { FastifyPluginAsync } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import { HttpProblem, problem } from '../errors.js';
+import { jsonPointer, sendProblem } from '../http/error-handler.js';
+import { ANONYMOUS_TENANT, type JobRecord } from '../jobs/job.js';
+import { isJobId, newJobId } from '../jobs/job-id.js';
+import { jobPath, renderJob, renderJobError, retryAfterSeconds } from '../jobs/job-view.js';
+import type { HandlerRegistry } from '../handlers/registry.js';
+import type { JobStore, ListQuery } from '../store/job-store.js';
+import { createJobBody, jobIdParams, jobListSchema, jobSchema, jobTypesSchema, listJobsQuery, problemSchema } from './schemas.js';
+
+export interface JobRoutesOptions {
+  store: JobStore;
+  handlers: HandlerRegistry;
+}
+
+const DEFAULT_MAX_ATTEMPTS = 3;
+
+const problems = (...statuses: number[]) =>
+  Object.fromEntries(statuses.map((status) => [status, problemSchema.describe('Problem details (application/problem+json)')]));
+
+/** The job record, or a 404 problem. Ids that are not ULIDs cannot exist, so they are 404 too. */
+export async function findJob(store: JobStore, id: string): Promise<JobRecord> {
+  const job = isJobId(id) ? await store.get(id) : undefined;
+  if (!job) throw new HttpProblem('job-not-found', `No job with id ${id}.`);
+  return job;
+}
+
+export function encodeCursor(order: 'asc' | 'desc', afterId: string): string {
+  return Buffer.from(`v1:${order}:${afterId}`).toString('base64url');
+}
+
+function decodeCursor(cursor: string, order: 'asc' | 'desc'): string {
+  const [version, cursorOrder, id] = Buffer.from(cursor, 'base64url').toString('utf8').split(':');
+  if (version !== 'v1' || cursorOrder !== order || id === undefined || !isJobId(id)) {
+    throw new HttpProblem('bad-request', 'Invalid query parameter: cursor (use next_cursor of a page listed with the same order).', {
+      errors: [{ pointer: 'cursor', detail: 'not a cursor of this listing' }],
+    });
+  }
+  return id;
+}
+
+export function toListQuery(query: z.infer<typeof listJobsQuery>): ListQuery {
+  return {
+    statuses: query.status,
+    type: query.type,
+    createdAfter: query.created_after !== undefined ? Date.parse(query.created_after) : undefined,
+    createdBefore: query.created_before !== undefined ? Date.parse(query.created_before) : undefined,
+    limit: query.limit,
+    after: query.cursor !== undefined ? decodeCursor(query.cursor, query.order) : undefined,
+    order: query.order,
+  };
+}
+
+export function renderPage(page: { jobs: JobRecord[]; nextAfter: string | null }, order: 'asc' | 'desc'): z.infer<typeof jobListSchema> {
+  return { data: page.jobs.map(renderJob), next_cursor: page.nextAfter === null ? null : encodeCursor(order, page.nextAfter) };
+}
+
+/** True when the request's If-None-Match names the current ETag (or `*`). */
+function notModified(ifNoneMatch: string | undefined, etag: string): boolean {
+  if (!ifNoneMatch) return false;
+  return ifNoneMatch.split(',').some((tag) => {
+    const trimmed = tag.trim().replace(/^W\//, '');
+    return trimmed === etag || trimmed === '*';
+  });
+}
+
+export const jobRoutes: FastifyPluginAsync<JobRoutesOptions> = async (fastify, { store, handlers }) => {
+  const app = fastify.withTypeProvider<ZodTypeProvider>();
+
+  app.post('/v1/jobs', {
+    schema: {
+      summary: 'Submit a job',
+      description: 'Answers 202 at once with the queued Job; poll `Location` (or `links.self`) until `done`.',
+      tags: ['jobs'],
+      body: createJobBody,
+      response: { 202: jobSchema, ...problems(400, 413, 415, 422, 503) },
+    },
+    handler: async (request, reply) => {
+      const body = request.body;
+      const handler = handlers.get(body.type);
+      if (!handler) {
+        throw new HttpProblem('unknown-job-type', `Unknown job type "${body.type}". Known types: ${handlers.types.join(', ')}.`, {
+          errors: [{ pointer: '/type', detail: `must be one of: ${handlers.types.join(', ')}` }],
+          extensions: { known_types: handlers.types },
+        });
+      }
+      const parsedInput = handler.input.safeParse(body.input);
+      if (!parsedInput.success) {
+        const errors = parsedInput.error.issues.flatMap((issue) =>
+          issue.code === 'unrecognized_keys'
+            ? issue.keys.map((key) => ({ pointer: jsonPointer(['input', ...issue.path, key]), detail: 'unknown field' }))
+            : [{ pointer: jsonPointer(['input', ...issue.path]), detail: issue.message }],
+        );
+        return sendProblem(reply, problem('validation-failed', `The input does not fit job type "${body.type}".`, errors));
+      }
+      const now = Date.now();
+      const runAt = body.run_at !== undefined ? Date.parse(body.run_at) : now + Math.round((body.delay_s ?? 0) * 1000);
+      const job = await store.create({
+        id: newJobId(now),
+        type: body.type,
+        tenant: ANONYMOUS_TENANT,
+        input: body.input,
+        metadata: body.metadata ?? {},
+        priority: body.priority,
+        maxAttempts: body.max_attempts ?? handler.max_attempts ?? DEFAULT_MAX_ATTEMPTS,
+        timeoutS: body.timeout_s ?? handler.timeout_s ?? null,
+        createdAt: now,
+        runAt: Math.max(runAt, now),
+      });
+      request.log.info({ jobId: job.id, jobType: job.type }, 'job created');
+      return reply
+        .code(202)
+        .headers({ location: jobPath(job.id), 'content-location': jobPath(job.id), 'retry-after': String(retryAfterSeconds(job, now)) })
+        .send(renderJob(job));
+    },
+  });
+
+  app.get('/v1/jobs', {
+    schema: {
+      summary: 'List jobs',
+      description: 'Newest first by default; page with `next_cursor`. Filters combine with AND; `status` takes several values.',
+      tags: ['jobs'],
+      querystring: listJobsQuery,
+      response: { 200: jobListSchema, ...problems(400, 503) },
+    },
+    handler: async (request) => renderPage(await store.list(toListQuery(request.query)), request.query.order),
+  });
+
+  app.get('/v1/jobs/:id', {
+    schema: {
+      summary: 'Get a job',
+      description: 'Send `If-None-Match: "v<version>"` to get 304 while nothing changed. `Retry-After` says when to poll again.',
+      tags: ['jobs'],
+      params: jobIdParams,
+      response: { 200: jobSchema, 304: z.undefined().describe('Not modified'), ...problems(404, 503) },
+    },
+    handler: async (request, reply) => {
+      const job = await findJob(store, request.params.id);
+      const etag = `"v${job.version}"`;
+      reply.header('etag', etag).header('cache-control', 'no-cache');
+      if (job.status !== 'succeeded' && job.status !== 'failed' && job.status !== 'canceled') {
+        reply.header('retry-after', String(retryAfterSeconds(job, Date.now())));
+      }
+      if (notModified(request.headers['if-none-match'], etag)) return reply.code(304).send();
+      return renderJob(job);
+    },
+  });
+
+  app.get('/v1/jobs/:id/result', {
+    schema: {
+      summary: "Get a job's result",
+      description:
+        "200 with the handler's result once succeeded; 202 with the Job while not done; 409 problem (`job-failed` / `job-canceled`, with the Job in `job`) when it will never have one.",
+      tags: ['jobs'],
+      params: jobIdParams,
+      response: { 200: z.unknown().describe("The handler's result, as it returned it"), 202: jobSchema, ...problems(404, 409, 503) },
+    },
+    handler: async (request, reply) => {
+      const job = await findJob(store, request.params.id);
+      if (job.status === 'succeeded') return reply.code(200).type('application/json; charset=utf-8').send(JSON.stringify(job.result ?? null));
+      if (job.status === 'failed' || job.status === 'canceled') {
+        const code = job.status === 'failed' ? 'job-failed' : 'job-canceled';
+        const detail = job.status === 'failed' ? `The job failed: ${job.error?.message ?? 'unknown error'}` : 'The job was canceled.';
+        return sendProblem(reply, problem(code, detail, undefined, { job: renderJob(job), error: job.error ? renderJobError(job.error) : null }));
+      }
+      return reply
+        .code(202)
+        .headers({ location: jobPath(job.id), 'retry-after': String(retryAfterSeconds(job, Date.now())) })
+        .send(renderJob(job));
+    },
+  });
+
+  app.post('/v1/jobs/:id/cancel', {
+    schema: {
+      summary: 'Cancel a job',
+      description:
+        'Queued: canceled at once (200). Running: its handler is signalled and the job ends `canceled` (202, with the Job as it stands). Finished: returned unchanged (200).',
+      tags: ['jobs'],
+      params: jobIdParams,
+      response: { 200: jobSchema, 202: jobSchema, ...problems(404, 503) },
+    },
+    handler: async (request, reply) => {
+      const outcome = isJobId(request.params.id) ? await store.cancel(request.params.id, Date.now()) : undefined;
+      if (!outcome) throw new HttpProblem('job-not-found', `No job with id ${request.params.id}.`);
+      request.log.info({ jobId: outcome.job.id, outcome: outcome.outcome }, 'job cancel');
+      return reply.code(outcome.outcome === 'cancel-requested' ? 202 : 200).send(renderJob(outcome.job));
+    },
+  });
+
+  app.delete('/v1/jobs/:id', {
+    schema: {
+      summary: 'Delete a job',
+      description: 'Cancels it if active, then removes the job and its result. 204 also for an unknown id, so repeating is safe.',
+      tags: ['jobs'],
+      params: jobIdParams,
+      response: { 204: z.undefined().describe('Deleted (or never existed)'), ...problems(503) },
+    },
+    handler: async (request, reply) => {
+      if (isJobId(request.params.id) && (await store.delete(request.params.id))) {
+        request.log.info({ jobId: request.params.id }, 'job deleted');
+      }
+      return reply.code(204).send();
+    },
+  });
+
+  app.get('/v1/job-types', {
+    schema: {
+      summary: 'List the enabled job types',
+      description: 'Each type with the JSON Schema of its input.',
+      tags: ['jobs'],
+      response: { 200: jobTypesSchema },
+    },
+    handler: async () => ({
+      data: handlers.all.map((handler) => ({
+        type: handler.type,
+        input_schema: z.toJSONSchema(handler.input, { io: 'input', unrepresentable: 'any' }) as Record<string, unknown>,
+        timeout_s: handler.timeout_s ?? null,
+        max_attempts: handler.max_attempts ?? DEFAULT_MAX_ATTEMPTS,
+      })),
+    }),
+  });
+};

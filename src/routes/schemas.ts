@@ -1,0 +1,177 @@
+import { z } from 'zod';
+import { JobStatus, PRIORITY_MAX, PRIORITY_MIN } from '../jobs/job.js';
+
+/** The HTTP contract's shapes: they validate requests and generate openapi.yaml. */
+
+const timestamp = z.iso.datetime({ offset: true }).describe('RFC 3339 time, UTC');
+const nullableTimestamp = timestamp.nullable();
+
+export const problemSchema = z
+  .object({
+    type: z.string().describe('URI reference of the problem type: `/problems/<code>`'),
+    title: z.string(),
+    status: z.number().int(),
+    detail: z.string(),
+    code: z.string().describe('Stable machine-readable code'),
+    errors: z
+      .array(z.object({ pointer: z.string().describe('JSON Pointer into the body, or the parameter name'), detail: z.string() }))
+      .optional(),
+  })
+  .catchall(z.unknown())
+  .meta({ id: 'Problem', description: 'RFC 9457 problem details, served as application/problem+json' });
+
+export const jobErrorSchema = z
+  .object({
+    type: z.string(),
+    title: z.string(),
+    detail: z.string(),
+    code: z.string().describe('`handler-error`, `timeout`, `lease-expired`, `invalid-input`, or a handler\'s own code'),
+    retryable: z.boolean(),
+  })
+  .meta({ id: 'JobError', description: 'Why the job (or, while a retry waits, its last attempt) failed' });
+
+export const jobSchema = z
+  .object({
+    id: z.string().describe('ULID: unguessable, sorts by creation time'),
+    type: z.string(),
+    status: JobStatus,
+    done: z.boolean().describe('True exactly when status is terminal (succeeded, failed, canceled)'),
+    input: z.unknown(),
+    metadata: z.record(z.string(), z.string()),
+    priority: z.number().int(),
+    progress: z.object({
+      percent: z.number().int().min(0).max(100).nullable().describe('Never decreases within an attempt; 100 only once succeeded'),
+      step: z.string().nullable(),
+      message: z.string().nullable(),
+      updated_at: nullableTimestamp,
+    }),
+    result: z.unknown().describe("The handler's result once succeeded, else null"),
+    error: jobErrorSchema.nullable(),
+    attempt: z.number().int().describe('Attempts started so far'),
+    max_attempts: z.number().int(),
+    version: z.number().int().describe('Goes up by one on every change; the ETag is "v<version>"'),
+    created_at: timestamp,
+    run_at: timestamp,
+    started_at: nullableTimestamp,
+    updated_at: timestamp,
+    completed_at: nullableTimestamp,
+    expires_at: nullableTimestamp.describe('When a finished job is removed (JOB_TTL_S after it finished)'),
+    links: z.object({ self: z.string(), result: z.string(), cancel: z.string() }),
+  })
+  .meta({ id: 'Job' });
+
+const metadataSchema = z
+  .record(z.string().min(1).max(64), z.string().max(512))
+  .refine((value) => Object.keys(value).length <= 32, 'at most 32 keys')
+  .describe('Your own labels: up to 32 string keys (≤ 64 characters) with string values (≤ 512)');
+
+export const createJobBody = z
+  .object({
+    type: z.string().min(1).describe('A job type enabled on this service (GET /v1/job-types lists them)'),
+    input: z.json().default({}).describe("The handler's input, checked against the type's schema"),
+    metadata: metadataSchema.optional(),
+    priority: z.number().int().min(PRIORITY_MIN).max(PRIORITY_MAX).default(0).describe('Higher runs first'),
+    run_at: timestamp.optional().describe('Do not start before this time (not with delay_s)'),
+    delay_s: z.number().min(0).max(31_536_000).optional().describe('Do not start before this many seconds from now (not with run_at)'),
+    max_attempts: z.number().int().min(1).max(100).optional().describe("Default: the type's setting, else 3"),
+    timeout_s: z.number().positive().max(604_800).optional().describe("Seconds an attempt may run; default: the type's setting"),
+  })
+  .strict()
+  .superRefine((body, ctx) => {
+    if (body.run_at !== undefined && body.delay_s !== undefined) {
+      ctx.addIssue({ code: 'custom', path: ['delay_s'], message: 'give run_at or delay_s, not both' });
+    }
+  })
+  .meta({ id: 'CreateJob' });
+
+const commaList = <T extends z.ZodType<unknown, string>>(item: T) =>
+  z
+    .string()
+    .transform((value) => value.split(',').map((part) => part.trim()).filter((part) => part.length > 0))
+    .pipe(z.array(item));
+
+export const listJobsQuery = z
+  .object({
+    status: commaList(JobStatus).optional().describe('Comma-separated statuses, e.g. `queued,running`'),
+    type: z.string().min(1).optional(),
+    created_after: timestamp.optional(),
+    created_before: timestamp.optional(),
+    limit: z.coerce.number().int().min(1).max(100).default(20),
+    cursor: z.string().min(1).optional().describe('`next_cursor` of the previous page'),
+    order: z.enum(['desc', 'asc']).default('desc').describe('By creation time; newest first by default'),
+  })
+  .strict();
+
+export const adminListJobsQuery = listJobsQuery
+  .extend({
+    stuck: z.enum(['true', 'false']).optional().describe('true: only running jobs whose lease has lapsed'),
+  })
+  .strict();
+
+export const jobListSchema = z
+  .object({
+    data: z.array(jobSchema),
+    next_cursor: z.string().nullable().describe('Pass as `cursor` for the next page; null on the last page'),
+  })
+  .meta({ id: 'JobList' });
+
+export const jobIdParams = z.object({ id: z.string().min(1).max(64) });
+
+export const purgeQuery = z
+  .object({
+    status: commaList(z.enum(['succeeded', 'failed', 'canceled'])).optional().describe('Finished statuses to purge (default: all three)'),
+    older_than_s: z.coerce.number().min(0).default(0).describe('Only jobs that finished at least this many seconds ago'),
+  })
+  .strict();
+
+const statusCounts = z.object(Object.fromEntries(JobStatus.options.map((s) => [s, z.number().int()])) as Record<JobStatus, z.ZodNumber>);
+
+export const statsSchema = z
+  .object({
+    store: z.enum(['memory', 'redis']),
+    counts: statusCounts,
+    by_type: z.record(z.string(), statusCounts),
+    queue_depth: z.number().int().describe('Queued jobs whose run_at has come'),
+    delayed: z.number().int().describe('Queued jobs waiting for a later run_at (delay or retry backoff)'),
+    oldest_queued_age_s: z.number().nullable().describe('How long the oldest ready job has waited'),
+    finished_last_minute: z.number().int(),
+    pool: z.object({
+      worker_id: z.string(),
+      concurrency: z.number().int(),
+      busy: z.number().int(),
+      started: z.number().int().describe('Attempts this instance started since it started'),
+      succeeded: z.number().int(),
+      failed: z.number().int(),
+    }),
+  })
+  .meta({ id: 'Stats' });
+
+export const healthSchema = z
+  .object({
+    status: z.enum(['pass', 'warn', 'fail']),
+    description: z.string().optional(),
+    checks: z.object({
+      store: z.object({
+        kind: z.enum(['memory', 'redis']),
+        fallback: z.boolean().describe('Redis was configured but unreachable at start-up, so jobs are in memory'),
+        status: z.enum(['pass', 'warn', 'fail']),
+        latency_ms: z.number().nullable(),
+        output: z.string().optional(),
+      }),
+      workers: z.object({ concurrency: z.number().int(), busy: z.number().int() }),
+    }),
+  })
+  .meta({ id: 'Health' });
+
+export const jobTypesSchema = z
+  .object({
+    data: z.array(
+      z.object({
+        type: z.string(),
+        input_schema: z.record(z.string(), z.unknown()).describe('JSON Schema of the input'),
+        timeout_s: z.number().nullable(),
+        max_attempts: z.number().int(),
+      }),
+    ),
+  })
+  .meta({ id: 'JobTypes' });

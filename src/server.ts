@@ -1,0 +1,100 @@
+import closeWithGrace from 'close-with-grace';
+import { pino } from 'pino';
+import { buildApp } from './app.js';
+import { ConfigError, loadConfig } from './config.js';
+import { HandlerRegistry } from './handlers/registry.js';
+import { createJobStore, RedisRequiredError } from './store/create-job-store.js';
+import { WorkerPool } from './worker/worker-pool.js';
+
+/**
+ * The process: reads the environment, picks the store, starts the worker pool and the HTTP server,
+ * and shuts down in one order on SIGTERM/SIGINT: HTTP, then the pool (grace, then re-queue), then the store.
+ */
+async function main(): Promise<void> {
+  let config;
+  try {
+    config = loadConfig();
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`${error.message}\n`);
+      process.exit(78);
+    }
+    throw error;
+  }
+
+  const logger = pino({
+    level: config.LOG_LEVEL,
+    redact: { paths: ['req.headers.authorization', 'req.headers.cookie', 'headers.authorization'], censor: '[redacted]' },
+  });
+
+  let handlers: HandlerRegistry;
+  try {
+    handlers = HandlerRegistry.enabled(config.JOB_TYPES);
+  } catch (error) {
+    logger.fatal(`JOB_TYPES: ${(error as Error).message}`);
+    process.exit(78);
+  }
+
+  let selection;
+  try {
+    selection = await createJobStore(config, logger);
+  } catch (error) {
+    if (error instanceof RedisRequiredError) {
+      logger.fatal(error.message);
+      process.stderr.write(`${error.message}\n`);
+      process.exit(1);
+    }
+    throw error;
+  }
+  const { store, fallback } = selection;
+
+  const pool =
+    config.WORKER_CONCURRENCY > 0
+      ? new WorkerPool({
+          store,
+          handlers,
+          log: logger,
+          concurrency: config.WORKER_CONCURRENCY,
+          leaseMs: config.LEASE_S * 1000,
+          backoff: { baseMs: config.RETRY_BACKOFF_BASE_MS, maxMs: config.RETRY_BACKOFF_MAX_MS },
+        })
+      : null;
+
+  let shuttingDown = false;
+  const app = await buildApp({
+    store,
+    storeFallback: fallback,
+    handlers,
+    pool,
+    logger,
+    adminToken: config.ADMIN_TOKEN,
+    bodyLimitBytes: config.BODY_LIMIT_BYTES,
+    isShuttingDown: () => shuttingDown,
+  });
+
+  // The grace covers the pool's drain plus closing HTTP and the store.
+  closeWithGrace({ delay: (config.SHUTDOWN_GRACE_S + 10) * 1000, logger }, async ({ signal, err }) => {
+    shuttingDown = true;
+    if (err) logger.error({ err }, 'shutting down after an error');
+    else logger.info({ signal }, 'shutting down');
+    await app.close();
+    await pool?.drain(config.SHUTDOWN_GRACE_S * 1000);
+    await store.close();
+    logger.info('shut down cleanly');
+  });
+
+  await app.listen({ port: config.PORT, host: config.HOST });
+  pool?.start();
+  logger.info(
+    {
+      store: store.kind,
+      storeFallback: fallback,
+      workers: config.WORKER_CONCURRENCY,
+      jobTypes: handlers.types,
+      admin: config.ADMIN_TOKEN ? 'token' : 'loopback only',
+    },
+    `async-job service ready on http://${config.HOST}:${config.PORT} (docs at /docs)`,
+  );
+}
+
+await main();

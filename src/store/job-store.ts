@@ -1,0 +1,141 @@
+import type { JobError, JobProgress, JobRecord, JobStatus, NewJob } from '../jobs/job.js';
+
+/**
+ * The JobStore contract: the seam between the HTTP API / worker pool and where jobs live.
+ * Both implementations (memory-job-store.ts, redis-job-store.ts) pass the same behaviour suite
+ * (test/store/job-store.contract.ts).
+ *
+ * Guarantees
+ * - Every method that changes what a client sees of a job does so atomically and bumps `version` by one
+ *   (renewing a lease is not such a change).
+ * - Reads never return a job past its `expiresAt`: it is as gone as a deleted one.
+ * - `claim` hands each ready job to exactly one caller; a claimed job carries a fresh lease id.
+ *   Every worker-side write (progress, finish, renew) takes that lease id and is refused (returns
+ *   'lost' / false) once the lease lapsed and the job was reclaimed, canceled or deleted.
+ * - Claim order: highest priority first, then earliest `runAt`, then id; a job is not claimed before `runAt`.
+ * - `list` order is by id (= creation time), descending by default, and pages by cursor without skipping
+ *   or repeating jobs that do not change status between pages.
+ * - Progress: `percent` never decreases within an attempt and is capped at 99 until the job succeeds
+ *   (then 100); a new attempt starts from null.
+ * - Failures of the backend surface as StoreUnavailableError, quickly (seconds), never as a hang.
+ *
+ * - Finished jobs expire `jobTtlMs` (a store option) after they finished; active jobs never expire.
+ *
+ * Deliberately not in the contract: connection handling, key layout, how TTL is enforced (only that
+ * expired jobs are invisible), and the exact moment an expired lease is reclaimed (at the latest on the
+ * next `claim` after it lapsed).
+ */
+export interface JobStore {
+  readonly kind: 'memory' | 'redis';
+
+  /** Stores a new queued job (delayed when `runAt` is in the future) and signals idle workers. */
+  create(job: NewJob): Promise<JobRecord>;
+  /** The job, or undefined when it does not exist, was deleted or expired. */
+  get(id: string): Promise<JobRecord | undefined>;
+  list(query: ListQuery): Promise<ListPage>;
+
+  /**
+   * queued → canceled at once; running → cancel requested (the worker running it is signalled and the
+   * job ends canceled); finished → unchanged. Undefined when the job does not exist.
+   */
+  cancel(id: string, now: number): Promise<{ job: JobRecord; outcome: 'canceled' | 'cancel-requested' | 'unchanged' } | undefined>;
+  /** Removes the job and its result (signalling its worker if running). True when something was removed. */
+  delete(id: string): Promise<boolean>;
+  /** failed|canceled → queued now, granting `attemptBudget` more attempts; 'not-retryable' otherwise. */
+  retry(id: string, now: number): Promise<JobRecord | 'not-retryable' | undefined>;
+  /** Deletes finished jobs in `statuses` that completed before `completedBefore`; returns how many. */
+  purge(statuses: JobStatus[], completedBefore: number): Promise<number>;
+  stats(now: number): Promise<StoreStats>;
+  /** Round trip to the backend in milliseconds; throws StoreUnavailableError when unreachable. */
+  ping(): Promise<number>;
+
+  /** Leases up to `max` ready jobs of `types`; first re-queues (or fails) jobs whose lease lapsed. */
+  claim(request: ClaimRequest): Promise<JobRecord[]>;
+  /** Extends the leases held; returns the ids whose lease was lost (reclaimed, finished or gone). */
+  renewLeases(leases: HeldLease[], leaseMs: number, now: number): Promise<string[]>;
+  reportProgress(lease: HeldLease, progress: ProgressUpdate, now: number): Promise<boolean>;
+  /** Ends the attempt. A cancel requested meanwhile wins over any other outcome. */
+  finish(lease: HeldLease, outcome: AttemptOutcome, now: number): Promise<FinishResult>;
+  /**
+   * The earliest time a claim could find work nobody signals: a delayed job's `runAt` or a lease's expiry.
+   * Idle workers sleep until then (or until a 'work' event). May be early, never late.
+   */
+  nextWakeAt(types: string[]): Promise<number | null>;
+
+  /** Signals from any instance sharing the store: new work, cancel of a running job. */
+  subscribe(listener: (event: StoreEvent) => void): () => void;
+  /** Idempotent. */
+  close(): Promise<void>;
+}
+
+export interface ListQuery {
+  statuses?: JobStatus[];
+  type?: string;
+  createdAfter?: number;
+  createdBefore?: number;
+  limit: number;
+  /** The id of the last job of the previous page. */
+  after?: string;
+  order: 'asc' | 'desc';
+  /** Only running jobs whose lease lapsed at `now` (admin view). */
+  stuckAt?: number;
+}
+
+export interface ListPage {
+  jobs: JobRecord[];
+  /** Id of the last job when more may follow, else null. */
+  nextAfter: string | null;
+}
+
+export interface ClaimRequest {
+  types: string[];
+  max: number;
+  workerId: string;
+  leaseId: string;
+  leaseMs: number;
+  now: number;
+}
+
+export interface HeldLease {
+  jobId: string;
+  leaseId: string;
+}
+
+export interface ProgressUpdate {
+  percent: number | null;
+  step: string | null;
+  message: string | null;
+}
+
+export type AttemptOutcome =
+  | { kind: 'succeeded'; result: unknown }
+  | { kind: 'failed'; error: JobError }
+  /** Failed attempt with attempts left: back to queued, runnable from `runAt`. */
+  | { kind: 'retry'; error: JobError; runAt: number }
+  | { kind: 'canceled' }
+  /** Shutdown: back to queued at once without counting the attempt. */
+  | { kind: 'released' };
+
+export type FinishResult = { status: JobStatus; version: number } | 'lost';
+
+export type StoreEvent = { kind: 'work'; type: string } | { kind: 'cancel'; jobId: string };
+
+export interface StoreStats {
+  counts: Record<JobStatus, number>;
+  byType: Record<string, Record<JobStatus, number>>;
+  /** Queued jobs whose runAt has come. */
+  ready: number;
+  /** Queued jobs waiting for a future runAt (delay or retry backoff). */
+  delayed: number;
+  oldestReadyAgeS: number | null;
+  finishedLastMinute: number;
+}
+
+export const progressRules = {
+  /** How a reported percent is stored: clamped to 0..99 and never below the current one. */
+  next(current: JobProgress, reported: number | null): number | null {
+    if (reported === null) return current.percent;
+    const clamped = Math.min(99, Math.max(0, Math.floor(reported)));
+    return current.percent === null ? clamped : Math.max(current.percent, clamped);
+  },
+};

@@ -1,0 +1,22 @@
+-- cancel: queued -> canceled now; running -> cancel requested (its worker is signalled); finished: unchanged.
+-- KEYS[1] job key
+-- ARGV[1] job id, ARGV[2] now ms, ARGV[3] ttl ms
+-- Returns { outcome, flat HGETALL }, or 0 when there is no such (unexpired) job.
+local key, id, now, ttl_ms = KEYS[1], ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local job = redis.call('HMGET', key, 'status', 'type', 'cancel')
+if not job[1] or is_expired(key, now) then return 0 end
+local outcome = 'unchanged'
+if job[1] == 'queued' then
+  redis.call('ZREM', ready_key(job[2]), id)
+  redis.call('ZREM', delayed_key(job[2]), id)
+  finalize(key, id, job[2], 'queued', 'canceled', now, ttl_ms)
+  outcome = 'canceled'
+elseif job[1] == 'running' then
+  if job[3] ~= '1' then
+    redis.call('HSET', key, 'cancel', '1')
+    touch(key, now)
+    publish('{"kind":"cancel","jobId":"' .. id .. '"}')
+  end
+  outcome = 'cancel-requested'
+end
+return { outcome, redis.call('HGETALL', key) }

@@ -1,0 +1,77 @@
+-- claim: recovers lapsed leases, promotes due delayed jobs, then leases up to `max` ready jobs.
+-- KEYS[1] leases key (routes the call to the right node in a cluster)
+-- ARGV[1] now ms, ARGV[2] lease ms, ARGV[3] lease id, ARGV[4] worker id, ARGV[5] max jobs,
+-- ARGV[6] ttl ms for jobs a lapsed lease fails, ARGV[7] lease-expired error JSON, ARGV[8..] job types
+-- Returns an array of claimed jobs, each the flat HGETALL of its hash.
+local now, lease_ms, lease_id, worker_id = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], ARGV[4]
+local max, ttl_ms, lapsed_error = tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7]
+
+-- 1. Lapsed leases, whatever their type: the worker holding them is gone or stuck.
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', LEASES_KEY, '-inf', now, 'LIMIT', 0, 100)) do
+  local key = job_key(id)
+  local job = redis.call('HMGET', key, 'status', 'type', 'attempt', 'max_att', 'cancel')
+  redis.call('ZREM', LEASES_KEY, id)
+  if job[1] == 'running' then
+    if job[5] == '1' then
+      finalize(key, id, job[2], 'running', 'canceled', now, ttl_ms)
+    else
+      redis.call('HSET', key, 'error', lapsed_error)
+      if tonumber(job[3]) >= tonumber(job[4]) then
+        finalize(key, id, job[2], 'running', 'failed', now, ttl_ms)
+      else
+        requeue(key, id, job[2], now, now)
+      end
+    end
+  end
+end
+
+-- 2. Delayed jobs whose time has come become ready.
+local types = {}
+for i = 8, #ARGV do
+  local job_type = ARGV[i]
+  types[#types + 1] = job_type
+  local delayed = delayed_key(job_type)
+  local due = redis.call('ZRANGEBYSCORE', delayed, '-inf', now, 'WITHSCORES', 'LIMIT', 0, 1000)
+  for j = 1, #due, 2 do
+    local id = due[j]
+    local priority = redis.call('HGET', job_key(id), 'prio')
+    if priority then
+      redis.call('ZADD', ready_key(job_type), ready_score(tonumber(priority), tonumber(due[j + 1])), id)
+    end
+    redis.call('ZREM', delayed, id)
+  end
+end
+
+-- 3. Lease the best ready jobs across the types: lowest score, then lowest id.
+local heads = {}
+local function refresh_head(job_type)
+  local head = redis.call('ZRANGE', ready_key(job_type), 0, 0, 'WITHSCORES')
+  if head[1] then heads[job_type] = { id = head[1], score = tonumber(head[2]) } else heads[job_type] = nil end
+end
+for _, job_type in ipairs(types) do refresh_head(job_type) end
+
+local claimed = {}
+local lease_until = now + lease_ms
+while #claimed < max do
+  local best_type, best = nil, nil
+  for _, job_type in ipairs(types) do
+    local head = heads[job_type]
+    if head and (not best or head.score < best.score or (head.score == best.score and head.id < best.id)) then
+      best_type, best = job_type, head
+    end
+  end
+  if not best then break end
+  local id, key = best.id, job_key(best.id)
+  redis.call('ZREM', ready_key(best_type), id)
+  refresh_head(best_type)
+  if redis.call('HGET', key, 'status') == 'queued' then
+    redis.call('HINCRBY', key, 'attempt', 1)
+    redis.call('HDEL', key, 'pct', 'step', 'msg', 'p_at')
+    redis.call('HSET', key, 'started', now, 'lease', lease_id, 'lease_until', lease_until, 'worker', worker_id)
+    set_status(key, id, best_type, 'queued', 'running')
+    touch(key, now)
+    redis.call('ZADD', LEASES_KEY, lease_until, id)
+    claimed[#claimed + 1] = redis.call('HGETALL', key)
+  end
+end
+return claimed

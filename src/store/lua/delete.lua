@@ -1,0 +1,17 @@
+-- delete: removes a job, its result and its index entries; a running job's worker is signalled.
+-- KEYS[1] job key
+-- ARGV[1] job id, ARGV[2] now ms
+-- Returns 1 when a live job was removed, else 0.
+local key, id, now = KEYS[1], ARGV[1], tonumber(ARGV[2])
+local job = redis.call('HMGET', key, 'status', 'type')
+if not job[1] then return 0 end
+local live = not is_expired(key, now)
+redis.call('ZREM', index_key(job[1], job[2]), id)
+redis.call('ZREM', ready_key(job[2]), id)
+redis.call('ZREM', delayed_key(job[2]), id)
+redis.call('ZREM', LEASES_KEY, id)
+redis.call('ZREM', EXPIRY_KEY, id)
+if job[1] == 'running' then publish('{"kind":"cancel","jobId":"' .. id .. '"}') end
+redis.call('DEL', key)
+if live then return 1 end
+return 0

@@ -1,0 +1,18 @@
+-- progress: records a running attempt's progress, fenced by its lease.
+-- KEYS[1] job key
+-- ARGV[1] lease id, ARGV[2] now ms, ARGV[3] percent or '' (unchanged), ARGV[4] step or '' (unchanged),
+-- ARGV[5] message or '' (unchanged)
+-- Percent never decreases within an attempt and stays at most 99 until the job succeeds.
+-- Returns the new version, or 0 when the lease is not held.
+local key, lease_id, now = KEYS[1], ARGV[1], ARGV[2]
+local job = redis.call('HMGET', key, 'status', 'lease', 'pct')
+if job[1] ~= 'running' or job[2] ~= lease_id then return 0 end
+if ARGV[3] ~= '' then
+  local pct = math.min(99, math.max(0, math.floor(tonumber(ARGV[3]))))
+  if job[3] then pct = math.max(pct, tonumber(job[3])) end
+  redis.call('HSET', key, 'pct', pct)
+end
+if ARGV[4] ~= '' then redis.call('HSET', key, 'step', ARGV[4]) end
+if ARGV[5] ~= '' then redis.call('HSET', key, 'msg', ARGV[5]) end
+redis.call('HSET', key, 'p_at', now)
+return touch(key, now)

@@ -1,0 +1,20 @@
+-- purge: deletes the given jobs that are finished with a status in the list and completed before a time.
+-- KEYS[1] expiry key
+-- ARGV[1] completed-before ms, ARGV[2] comma-separated statuses, ARGV[3..] job ids
+-- Returns how many were deleted.
+local before = tonumber(ARGV[1])
+local allowed = {}
+for status in string.gmatch(ARGV[2], '[^,]+') do allowed[status] = true end
+local deleted = 0
+for i = 3, #ARGV do
+  local id = ARGV[i]
+  local key = job_key(id)
+  local job = redis.call('HMGET', key, 'status', 'type', 'completed')
+  if job[1] and allowed[job[1]] and job[3] and tonumber(job[3]) < before then
+    redis.call('ZREM', index_key(job[1], job[2]), id)
+    redis.call('ZREM', EXPIRY_KEY, id)
+    redis.call('DEL', key)
+    deleted = deleted + 1
+  end
+end
+return deleted

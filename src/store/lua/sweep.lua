@@ -1,0 +1,29 @@
+-- sweep: drops expired jobs from the listing indexes (Redis has usually expired their hash already)
+-- and forgets per-second finish counts older than two minutes.
+-- KEYS[1] expiry key
+-- ARGV[1] now ms, ARGV[2] batch size, ARGV[3] comma-separated terminal statuses
+-- Returns how many expired jobs were dropped.
+local now, batch = tonumber(ARGV[1]), tonumber(ARGV[2])
+local terminal = {}
+for status in string.gmatch(ARGV[3], '[^,]+') do terminal[#terminal + 1] = status end
+local ids = redis.call('ZRANGEBYSCORE', EXPIRY_KEY, '-inf', now, 'LIMIT', 0, batch)
+local types = nil
+for _, id in ipairs(ids) do
+  local key = job_key(id)
+  local job = redis.call('HMGET', key, 'status', 'type')
+  if job[1] then
+    redis.call('ZREM', index_key(job[1], job[2]), id)
+    redis.call('DEL', key)
+  else
+    types = types or redis.call('SMEMBERS', TYPES_KEY)
+    for _, job_type in ipairs(types) do
+      for _, status in ipairs(terminal) do redis.call('ZREM', index_key(status, job_type), id) end
+    end
+  end
+  redis.call('ZREM', EXPIRY_KEY, id)
+end
+local oldest = math.floor(now / 1000) - 120
+for _, second in ipairs(redis.call('HKEYS', FINISHED_KEY)) do
+  if tonumber(second) < oldest then redis.call('HDEL', FINISHED_KEY, second) end
+end
+return #ids

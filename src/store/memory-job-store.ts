@@ -1,0 +1,451 @@
+import { emptyProgress, isTerminal, jobStatuses, leaseExpiredError, type JobRecord, type JobStatus, type NewJob } from '../jobs/job.js';
+import { highestIdAt, lowestIdAt } from '../jobs/job-id.js';
+import { MinHeap } from './min-heap.js';
+import {
+  progressRules,
+  type AttemptOutcome,
+  type ClaimRequest,
+  type FinishResult,
+  type HeldLease,
+  type JobStore,
+  type ListPage,
+  type ListQuery,
+  type ProgressUpdate,
+  type StoreEvent,
+  type StoreStats,
+} from './job-store.js';
+
+interface QueueEntry {
+  id: string;
+  /** Matches the job's `queueSeq` while this entry is current; stale entries are skipped (lazy deletion). */
+  seq: number;
+  priority: number;
+  runAt: number;
+}
+
+interface StoredJob extends JobRecord {
+  queueSeq: number;
+}
+
+const claimOrder = (a: QueueEntry, b: QueueEntry): boolean =>
+  a.priority !== b.priority ? a.priority > b.priority : a.runAt !== b.runAt ? a.runAt < b.runAt : a.id < b.id;
+
+/**
+ * Jobs in this process's memory: lost on restart, not shared between instances. The fallback when no
+ * Redis is configured, and a fast store for tests. Same contract as the Redis store.
+ */
+export class MemoryJobStore implements JobStore {
+  readonly kind = 'memory' as const;
+  private readonly jobs = new Map<string, StoredJob>();
+  /** All ids, ascending: ids sort by creation time, so this is the listing index. */
+  private readonly ids: string[] = [];
+  private readonly ready = new Map<string, MinHeap<QueueEntry>>();
+  private readonly delayed = new MinHeap<QueueEntry>((a, b) => a.runAt < b.runAt || (a.runAt === b.runAt && a.id < b.id));
+  private readonly running = new Set<string>();
+  private readonly finishedPerSecond = new Map<number, number>();
+  private readonly listeners = new Set<(event: StoreEvent) => void>();
+  private nextSeq = 1;
+  private sweepTimer: NodeJS.Timeout | undefined;
+
+  constructor(private readonly options: { jobTtlMs: number; sweepIntervalMs?: number }) {
+    this.sweepTimer = setInterval(() => this.sweep(Date.now()), options.sweepIntervalMs ?? 10_000);
+    this.sweepTimer.unref();
+  }
+
+  async create(newJob: NewJob): Promise<JobRecord> {
+    const job: StoredJob = {
+      ...newJob,
+      status: 'queued',
+      progress: emptyProgress(),
+      result: null,
+      error: null,
+      attempt: 0,
+      attemptBudget: newJob.maxAttempts,
+      version: 1,
+      startedAt: null,
+      updatedAt: newJob.createdAt,
+      completedAt: null,
+      expiresAt: null,
+      lease: null,
+      cancelRequested: false,
+      queueSeq: 0,
+    };
+    this.jobs.set(job.id, job);
+    this.insertId(job.id);
+    this.enqueue(job, newJob.createdAt);
+    return structuredClone(stripInternal(job));
+  }
+
+  async get(id: string): Promise<JobRecord | undefined> {
+    const job = this.live(id, Date.now());
+    return job && structuredClone(stripInternal(job));
+  }
+
+  async list(query: ListQuery): Promise<ListPage> {
+    const now = Date.now();
+    const statuses = query.statuses && query.statuses.length > 0 ? new Set(query.statuses) : undefined;
+    const low = query.createdAfter !== undefined ? lowestIdAt(query.createdAfter + 1) : '';
+    const high = query.createdBefore !== undefined ? highestIdAt(query.createdBefore - 1) : '\uffff';
+    const descending = query.order === 'desc';
+    const found: JobRecord[] = [];
+    let index = descending
+      ? (query.after !== undefined ? this.lowerIndex(query.after) : this.ids.length) - 1
+      : query.after !== undefined ? this.upperIndex(query.after) : 0;
+    for (; index >= 0 && index < this.ids.length; index += descending ? -1 : 1) {
+      const id = this.ids[index]!;
+      if (id < low || id > high) {
+        if (descending ? id < low : id > high) break;
+        continue;
+      }
+      const job = this.live(id, now);
+      if (!job) continue;
+      if (statuses && !statuses.has(job.status)) continue;
+      if (query.type !== undefined && job.type !== query.type) continue;
+      if (query.stuckAt !== undefined && !(job.status === 'running' && job.lease && job.lease.until <= query.stuckAt)) continue;
+      if (found.length === query.limit) return { jobs: found, nextAfter: found[found.length - 1]!.id };
+      found.push(structuredClone(stripInternal(job)));
+    }
+    return { jobs: found, nextAfter: null };
+  }
+
+  async cancel(id: string, now: number): ReturnType<JobStore['cancel']> {
+    const job = this.live(id, now);
+    if (!job) return undefined;
+    if (job.status === 'queued') {
+      this.finalize(job, 'canceled', now);
+      return { job: structuredClone(stripInternal(job)), outcome: 'canceled' };
+    }
+    if (job.status === 'running') {
+      if (!job.cancelRequested) {
+        job.cancelRequested = true;
+        this.touch(job, now);
+        this.emit({ kind: 'cancel', jobId: id });
+      }
+      return { job: structuredClone(stripInternal(job)), outcome: 'cancel-requested' };
+    }
+    return { job: structuredClone(stripInternal(job)), outcome: 'unchanged' };
+  }
+
+  async delete(id: string): Promise<boolean> {
+    const job = this.jobs.get(id);
+    if (!job) return false;
+    if (job.status === 'running') this.emit({ kind: 'cancel', jobId: id });
+    this.remove(job);
+    return job.expiresAt === null || job.expiresAt > Date.now();
+  }
+
+  async retry(id: string, now: number): ReturnType<JobStore['retry']> {
+    const job = this.live(id, now);
+    if (!job) return undefined;
+    if (job.status !== 'failed' && job.status !== 'canceled') return 'not-retryable';
+    job.maxAttempts = job.attempt + job.attemptBudget;
+    job.completedAt = null;
+    job.expiresAt = null;
+    job.cancelRequested = false;
+    job.progress = emptyProgress();
+    job.runAt = now;
+    this.setStatus(job, 'queued');
+    this.touch(job, now);
+    this.enqueue(job, now);
+    return structuredClone(stripInternal(job));
+  }
+
+  async purge(statuses: JobStatus[], completedBefore: number): Promise<number> {
+    let deleted = 0;
+    for (const job of [...this.jobs.values()]) {
+      if (statuses.includes(job.status) && isTerminal(job.status) && (job.completedAt ?? Infinity) < completedBefore) {
+        this.remove(job);
+        deleted++;
+      }
+    }
+    return deleted;
+  }
+
+  async stats(now: number): Promise<StoreStats> {
+    this.promoteDue(now);
+    const counts = Object.fromEntries(jobStatuses.map((s) => [s, 0])) as Record<JobStatus, number>;
+    const byType: StoreStats['byType'] = {};
+    let ready = 0;
+    let delayed = 0;
+    let oldestReady: number | null = null;
+    for (const job of this.jobs.values()) {
+      if (job.expiresAt !== null && job.expiresAt <= now) continue;
+      counts[job.status]++;
+      const perType = (byType[job.type] ??= Object.fromEntries(jobStatuses.map((s) => [s, 0])) as Record<JobStatus, number>);
+      perType[job.status]++;
+      if (job.status === 'queued') {
+        if (job.runAt <= now) {
+          ready++;
+          oldestReady = Math.min(oldestReady ?? Infinity, job.runAt);
+        } else delayed++;
+      }
+    }
+    let finishedLastMinute = 0;
+    const second = Math.floor(now / 1000);
+    for (let s = second - 59; s <= second; s++) finishedLastMinute += this.finishedPerSecond.get(s) ?? 0;
+    return {
+      counts,
+      byType,
+      ready,
+      delayed,
+      oldestReadyAgeS: oldestReady === null ? null : Math.max(0, (now - oldestReady) / 1000),
+      finishedLastMinute,
+    };
+  }
+
+  async ping(): Promise<number> {
+    return 0;
+  }
+
+  async claim(request: ClaimRequest): Promise<JobRecord[]> {
+    const { now } = request;
+    this.reapLapsedLeases(now);
+    this.promoteDue(now);
+    const claimed: JobRecord[] = [];
+    while (claimed.length < request.max) {
+      let best: { heap: MinHeap<QueueEntry>; entry: QueueEntry } | undefined;
+      for (const type of request.types) {
+        const heap = this.ready.get(type);
+        if (!heap) continue;
+        let entry = heap.peek();
+        while (entry && !this.isCurrent(entry)) {
+          heap.pop();
+          entry = heap.peek();
+        }
+        if (entry && (!best || claimOrder(entry, best.entry))) best = { heap, entry };
+      }
+      if (!best) break;
+      best.heap.pop();
+      const job = this.jobs.get(best.entry.id)!;
+      job.queueSeq = 0;
+      job.attempt++;
+      job.startedAt = now;
+      job.progress = emptyProgress();
+      job.lease = { id: request.leaseId, workerId: request.workerId, until: now + request.leaseMs };
+      this.setStatus(job, 'running');
+      this.touch(job, now);
+      claimed.push(structuredClone(stripInternal(job)));
+    }
+    return claimed;
+  }
+
+  async renewLeases(leases: HeldLease[], leaseMs: number, now: number): Promise<string[]> {
+    const lost: string[] = [];
+    for (const lease of leases) {
+      const job = this.heldJob(lease);
+      if (job) job.lease!.until = now + leaseMs;
+      else lost.push(lease.jobId);
+    }
+    return lost;
+  }
+
+  async reportProgress(lease: HeldLease, update: ProgressUpdate, now: number): Promise<boolean> {
+    const job = this.heldJob(lease);
+    if (!job) return false;
+    job.progress = {
+      percent: progressRules.next(job.progress, update.percent),
+      step: update.step ?? job.progress.step,
+      message: update.message ?? job.progress.message,
+      updatedAt: now,
+    };
+    this.touch(job, now);
+    return true;
+  }
+
+  async finish(lease: HeldLease, outcome: AttemptOutcome, now: number): Promise<FinishResult> {
+    const job = this.heldJob(lease);
+    if (!job) return 'lost';
+    job.lease = null;
+    this.running.delete(job.id);
+    if (job.cancelRequested) {
+      this.finalize(job, 'canceled', now);
+    } else if (outcome.kind === 'succeeded') {
+      job.result = outcome.result;
+      job.error = null;
+      job.progress = { ...job.progress, percent: 100, updatedAt: now };
+      this.finalize(job, 'succeeded', now);
+    } else if (outcome.kind === 'failed') {
+      job.error = outcome.error;
+      this.finalize(job, 'failed', now);
+    } else if (outcome.kind === 'canceled') {
+      this.finalize(job, 'canceled', now);
+    } else if (outcome.kind === 'retry') {
+      job.error = outcome.error;
+      job.runAt = outcome.runAt;
+      this.requeue(job, now);
+    } else {
+      job.attempt--;
+      job.runAt = now;
+      this.requeue(job, now);
+    }
+    return { status: job.status, version: job.version };
+  }
+
+  /** May answer the time of another type's delayed job: an early wake-up costs one empty claim. */
+  async nextWakeAt(_types: string[]): Promise<number | null> {
+    let entry = this.delayed.peek();
+    while (entry && !this.isCurrent(entry)) {
+      this.delayed.pop();
+      entry = this.delayed.peek();
+    }
+    let next = entry?.runAt ?? Infinity;
+    for (const id of this.running) next = Math.min(next, this.jobs.get(id)?.lease?.until ?? Infinity);
+    return next === Infinity ? null : next;
+  }
+
+  subscribe(listener: (event: StoreEvent) => void): () => void {
+    this.listeners.add(listener);
+    return () => {
+      this.listeners.delete(listener);
+    };
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.sweepTimer);
+    this.sweepTimer = undefined;
+  }
+
+  private emit(event: StoreEvent): void {
+    // Delivered asynchronously, as from a remote store, so no caller depends on re-entrancy.
+    queueMicrotask(() => {
+      for (const listener of this.listeners) listener(event);
+    });
+  }
+
+  private live(id: string, now: number): StoredJob | undefined {
+    const job = this.jobs.get(id);
+    if (!job || (job.expiresAt !== null && job.expiresAt <= now)) return undefined;
+    return job;
+  }
+
+  private heldJob(lease: HeldLease): StoredJob | undefined {
+    const job = this.jobs.get(lease.jobId);
+    return job && job.status === 'running' && job.lease?.id === lease.leaseId ? job : undefined;
+  }
+
+  private isCurrent(entry: QueueEntry): boolean {
+    const job = this.jobs.get(entry.id);
+    return job !== undefined && job.status === 'queued' && job.queueSeq === entry.seq;
+  }
+
+  private enqueue(job: StoredJob, now: number): void {
+    job.queueSeq = this.nextSeq++;
+    const entry: QueueEntry = { id: job.id, seq: job.queueSeq, priority: job.priority, runAt: job.runAt };
+    if (job.runAt > now) {
+      this.delayed.push(entry);
+      return;
+    }
+    this.readyHeap(job.type).push(entry);
+    this.emit({ kind: 'work', type: job.type });
+  }
+
+  private readyHeap(type: string): MinHeap<QueueEntry> {
+    let heap = this.ready.get(type);
+    if (!heap) this.ready.set(type, (heap = new MinHeap(claimOrder)));
+    return heap;
+  }
+
+  private promoteDue(now: number): void {
+    for (let entry = this.delayed.peek(); entry && entry.runAt <= now; entry = this.delayed.peek()) {
+      this.delayed.pop();
+      const job = this.jobs.get(entry.id);
+      if (job && this.isCurrent(entry)) this.readyHeap(job.type).push(entry);
+    }
+  }
+
+  private reapLapsedLeases(now: number): void {
+    for (const id of [...this.running]) {
+      const job = this.jobs.get(id)!;
+      if (!job.lease || job.lease.until > now) continue;
+      this.running.delete(id);
+      job.lease = null;
+      if (job.cancelRequested) {
+        this.finalize(job, 'canceled', now);
+      } else {
+        job.error = leaseExpiredError;
+        if (job.attempt >= job.maxAttempts) this.finalize(job, 'failed', now);
+        else {
+          job.runAt = now;
+          this.requeue(job, now);
+        }
+      }
+    }
+  }
+
+  private requeue(job: StoredJob, now: number): void {
+    job.lease = null;
+    job.progress = emptyProgress();
+    this.setStatus(job, 'queued');
+    this.touch(job, now);
+    this.enqueue(job, now);
+  }
+
+  private finalize(job: StoredJob, status: JobStatus, now: number): void {
+    job.lease = null;
+    job.queueSeq = 0;
+    job.completedAt = now;
+    job.expiresAt = now + this.options.jobTtlMs;
+    this.setStatus(job, status);
+    this.touch(job, now);
+    const second = Math.floor(now / 1000);
+    this.finishedPerSecond.set(second, (this.finishedPerSecond.get(second) ?? 0) + 1);
+  }
+
+  private setStatus(job: StoredJob, status: JobStatus): void {
+    job.status = status;
+    if (status === 'running') this.running.add(job.id);
+    else this.running.delete(job.id);
+  }
+
+  private touch(job: StoredJob, now: number): void {
+    job.version++;
+    job.updatedAt = now;
+  }
+
+  private remove(job: StoredJob): void {
+    this.jobs.delete(job.id);
+    this.running.delete(job.id);
+    const index = this.lowerIndex(job.id);
+    if (this.ids[index] === job.id) this.ids.splice(index, 1);
+  }
+
+  private sweep(now: number): void {
+    for (const job of [...this.jobs.values()]) if (job.expiresAt !== null && job.expiresAt <= now) this.remove(job);
+    for (const second of this.finishedPerSecond.keys()) if (second < Math.floor(now / 1000) - 120) this.finishedPerSecond.delete(second);
+  }
+
+  private insertId(id: string): void {
+    const last = this.ids[this.ids.length - 1];
+    if (last === undefined || last < id) this.ids.push(id);
+    else this.ids.splice(this.lowerIndex(id), 0, id);
+  }
+
+  /** First index whose id is >= `id`. */
+  private lowerIndex(id: string): number {
+    let low = 0;
+    let high = this.ids.length;
+    while (low < high) {
+      const mid = (low + high) >> 1;
+      if (this.ids[mid]! < id) low = mid + 1;
+      else high = mid;
+    }
+    return low;
+  }
+
+  /** First index whose id is > `id`. */
+  private upperIndex(id: string): number {
+    let low = 0;
+    let high = this.ids.length;
+    while (low < high) {
+      const mid = (low + high) >> 1;
+      if (this.ids[mid]! <= id) low = mid + 1;
+      else high = mid;
+    }
+    return low;
+  }
+}
+
+function stripInternal(job: StoredJob): JobRecord {
+  const { queueSeq: _queueSeq, ...record } = job;
+  return record;
+}

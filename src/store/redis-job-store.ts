@@ -1,0 +1,460 @@
+import { readFileSync } from 'node:fs';
+import { Redis, ReplyError, type RedisOptions } from 'ioredis';
+import { StoreUnavailableError } from '../errors.js';
+import {
+  JobStatus,
+  jobStatuses,
+  leaseExpiredError,
+  terminalStatusList,
+  type JobError,
+  type JobRecord,
+  type NewJob,
+} from '../jobs/job.js';
+import { highestIdAt, jobIdTime, lowestIdAt } from '../jobs/job-id.js';
+import type {
+  AttemptOutcome,
+  ClaimRequest,
+  FinishResult,
+  HeldLease,
+  JobStore,
+  ListPage,
+  ListQuery,
+  ProgressUpdate,
+  StoreEvent,
+  StoreStats,
+} from './job-store.js';
+import { RedisKeys } from './redis-keys.js';
+
+/*
+ * Job hash fields (absent = null). Short names: they are stored once per job.
+ *   id type tenant status input(JSON) meta(JSON) prio attempt max_att budget timeout(s) ver
+ *   created run_at started updated completed expires (epoch ms)
+ *   pct step msg p_at (progress)   result(JSON) error(JSON)   lease lease_until worker   cancel('1')
+ */
+const scriptNames = ['create', 'claim', 'renew', 'progress', 'finish', 'cancel', 'delete', 'retry', 'purge', 'sweep'] as const;
+type ScriptName = (typeof scriptNames)[number];
+
+const luaDir = new URL('./lua/', import.meta.url);
+const luaCommon = readFileSync(new URL('common.lua', luaDir), 'utf8');
+const luaBodies = Object.fromEntries(scriptNames.map((name) => [name, readFileSync(new URL(`${name}.lua`, luaDir), 'utf8')])) as Record<
+  ScriptName,
+  string
+>;
+
+/** Reply errors that mean "Redis cannot serve right now", not "our script is wrong". */
+const transientReply = /^(LOADING|BUSY|MASTERDOWN|READONLY|CLUSTERDOWN|TRYAGAIN|NOREPLICAS|MISCONF)/;
+
+const LIST_REFILL_ROUNDS = 5;
+const SWEEP_BATCH = 500;
+const PURGE_BATCH = 500;
+
+export interface RedisJobStoreOptions {
+  url: string;
+  keyPrefix: string;
+  jobTtlMs: number;
+  connectTimeoutMs: number;
+  commandTimeoutMs: number;
+  sweepIntervalMs?: number;
+}
+
+type ScriptCaller = (keys: string[], args: (string | number)[]) => Promise<unknown>;
+
+/** Jobs in Redis: shared by every instance using the same Redis and key prefix, and kept across restarts. */
+export class RedisJobStore implements JobStore {
+  readonly kind = 'redis' as const;
+  readonly keys: RedisKeys;
+  private readonly scripts: Record<ScriptName, ScriptCaller>;
+  private subscriber: Redis | undefined;
+  private readonly listeners = new Set<(event: StoreEvent) => void>();
+  private sweepTimer: NodeJS.Timeout | undefined;
+  private closed = false;
+
+  private constructor(
+    readonly redis: Redis,
+    private readonly options: RedisJobStoreOptions,
+  ) {
+    this.keys = new RedisKeys(options.keyPrefix);
+    const header = `${this.keys.luaKeyHelpers()}\n${luaCommon}\n`;
+    this.scripts = {} as Record<ScriptName, ScriptCaller>;
+    for (const name of scriptNames) {
+      const command = `ajs_${name}`;
+      redis.defineCommand(command, { numberOfKeys: 1, lua: header + luaBodies[name] });
+      const call = (redis as unknown as Record<string, (...args: (string | number)[]) => Promise<unknown>>)[command]!.bind(redis);
+      this.scripts[name] = (keys, args) => call(...keys, ...args);
+    }
+    this.sweepTimer = setInterval(() => {
+      this.sweep(Date.now()).catch(() => undefined); // an outage is reported by /health; the next sweep catches up
+    }, options.sweepIntervalMs ?? 10_000);
+    this.sweepTimer.unref();
+  }
+
+  /** Connects and checks the server answers; throws StoreUnavailableError otherwise (and closes the client). */
+  static async connect(options: RedisJobStoreOptions): Promise<RedisJobStore> {
+    const redis = new Redis(options.url, redisClientOptions(options));
+    redis.on('error', () => undefined); // connection errors surface per command as StoreUnavailableError
+    try {
+      await redis.connect();
+      await redis.ping();
+    } catch (error) {
+      redis.disconnect();
+      throw new StoreUnavailableError(`cannot connect to Redis: ${(error as Error).message}`, { cause: error });
+    }
+    return new RedisJobStore(redis, options);
+  }
+
+  async create(job: NewJob): Promise<JobRecord> {
+    const fields: (string | number)[] = [
+      'id', job.id, 'type', job.type, 'tenant', job.tenant, 'status', 'queued',
+      'input', JSON.stringify(job.input ?? null), 'prio', job.priority,
+      'attempt', 0, 'max_att', job.maxAttempts, 'budget', job.maxAttempts, 'ver', 1,
+      'created', job.createdAt, 'run_at', job.runAt, 'updated', job.createdAt,
+    ];
+    if (Object.keys(job.metadata).length > 0) fields.push('meta', JSON.stringify(job.metadata));
+    if (job.timeoutS !== null) fields.push('timeout', job.timeoutS);
+    await this.call('create', [this.keys.job(job.id)], [job.id, job.type, job.priority, job.runAt, job.createdAt, ...fields]);
+    return {
+      ...job,
+      status: 'queued',
+      progress: { percent: null, step: null, message: null, updatedAt: null },
+      result: null,
+      error: null,
+      attempt: 0,
+      attemptBudget: job.maxAttempts,
+      version: 1,
+      startedAt: null,
+      updatedAt: job.createdAt,
+      completedAt: null,
+      expiresAt: null,
+      lease: null,
+      cancelRequested: false,
+    };
+  }
+
+  async get(id: string): Promise<JobRecord | undefined> {
+    const hash = await this.guard(() => this.redis.hgetall(this.keys.job(id)));
+    return liveRecord(hash, Date.now());
+  }
+
+  async list(query: ListQuery): Promise<ListPage> {
+    if (query.stuckAt !== undefined) return this.listStuck(query, query.stuckAt);
+    const statuses = query.statuses && query.statuses.length > 0 ? query.statuses : jobStatuses;
+    const types = query.type !== undefined ? [query.type] : await this.guard(() => this.redis.smembers(this.keys.types));
+    const indexKeys = statuses.flatMap((status) => types.map((type) => this.keys.index(status, type)));
+    const descending = query.order === 'desc';
+    const low = query.createdAfter !== undefined ? `[${lowestIdAt(query.createdAfter + 1)}` : '-';
+    const high = query.createdBefore !== undefined ? `[${highestIdAt(query.createdBefore - 1)}` : '+';
+    const now = Date.now();
+    const jobs: JobRecord[] = [];
+    let after = query.after;
+    for (let round = 0; round < LIST_REFILL_ROUNDS; round++) {
+      const want = query.limit - jobs.length + 1;
+      const start = after !== undefined ? `(${after}` : descending ? high : low;
+      const pages = await this.guard(() =>
+        Promise.all(
+          indexKeys.map((key) =>
+            descending
+              ? this.redis.zrevrangebylex(key, start, low, 'LIMIT', 0, want)
+              : this.redis.zrangebylex(key, start, high, 'LIMIT', 0, want),
+          ),
+        ),
+      );
+      const ids = [...new Set(pages.flat())].sort();
+      if (descending) ids.reverse();
+      const candidates = ids.slice(0, want);
+      if (candidates.length === 0) return { jobs, nextAfter: null };
+      const hashes = await this.guard(() => Promise.all(candidates.map((id) => this.redis.hgetall(this.keys.job(id)))));
+      for (let i = 0; i < candidates.length; i++) {
+        const record = liveRecord(hashes[i]!, now);
+        if (!record) continue; // expired or deleted between index read and fetch; the sweeper drops the entry
+        if (!statuses.includes(record.status)) continue; // moved to another status meanwhile
+        if (jobs.length === query.limit) return { jobs, nextAfter: jobs[jobs.length - 1]!.id };
+        jobs.push(record);
+      }
+      if (candidates.length < want) return { jobs, nextAfter: null };
+      after = candidates[candidates.length - 1];
+    }
+    return { jobs, nextAfter: jobs.length > 0 ? jobs[jobs.length - 1]!.id : (after ?? null) };
+  }
+
+  async cancel(id: string, now: number): ReturnType<JobStore['cancel']> {
+    const reply = await this.call('cancel', [this.keys.job(id)], [id, now, this.options.jobTtlMs]);
+    if (!Array.isArray(reply)) return undefined;
+    const [outcome, hash] = reply as ['canceled' | 'cancel-requested' | 'unchanged', string[]];
+    return { outcome, job: parseJob(pairsToHash(hash)) };
+  }
+
+  async delete(id: string): Promise<boolean> {
+    return (await this.call('delete', [this.keys.job(id)], [id, Date.now()])) === 1;
+  }
+
+  async retry(id: string, now: number): ReturnType<JobStore['retry']> {
+    const reply = await this.call('retry', [this.keys.job(id)], [id, now]);
+    if (reply === 'not-retryable') return 'not-retryable';
+    return Array.isArray(reply) ? parseJob(pairsToHash(reply as string[])) : undefined;
+  }
+
+  async purge(statuses: JobStatus[], completedBefore: number): Promise<number> {
+    const terminal = statuses.filter((status) => terminalStatusList.includes(status));
+    if (terminal.length === 0) return 0;
+    const types = await this.guard(() => this.redis.smembers(this.keys.types));
+    // A job that completed before the cutoff was created before it too, so only that id range is read.
+    const highest = `[${highestIdAt(completedBefore)}`;
+    let deleted = 0;
+    for (const status of terminal) {
+      for (const type of types) {
+        let start = '-';
+        for (;;) {
+          const ids = await this.guard(() => this.redis.zrangebylex(this.keys.index(status, type), start, highest, 'LIMIT', 0, PURGE_BATCH));
+          if (ids.length === 0) break;
+          deleted += Number(await this.call('purge', [this.keys.expiry], [completedBefore, terminal.join(','), ...ids]));
+          if (ids.length < PURGE_BATCH) break;
+          start = `(${ids[ids.length - 1]}`;
+        }
+      }
+    }
+    return deleted;
+  }
+
+  async stats(now: number): Promise<StoreStats> {
+    const types = await this.guard(() => this.redis.smembers(this.keys.types));
+    const second = Math.floor(now / 1000);
+    const seconds = Array.from({ length: 60 }, (_, i) => String(second - i));
+    const [cards, readyCounts, dueCounts, futureCounts, oldestQueued, finished] = await this.guard(() =>
+      Promise.all([
+        Promise.all(types.flatMap((type) => jobStatuses.map((status) => this.redis.zcard(this.keys.index(status, type))))),
+        Promise.all(types.map((type) => this.redis.zcard(this.keys.ready(type)))),
+        Promise.all(types.map((type) => this.redis.zcount(this.keys.delayed(type), '-inf', now))),
+        Promise.all(types.map((type) => this.redis.zcount(this.keys.delayed(type), `(${now}`, '+inf'))),
+        Promise.all(types.map((type) => this.oldestReadyRunAt(type, now))),
+        this.redis.hmget(this.keys.finished, ...seconds),
+      ]),
+    );
+    const counts = Object.fromEntries(jobStatuses.map((s) => [s, 0])) as Record<JobStatus, number>;
+    const byType: StoreStats['byType'] = {};
+    types.forEach((type, t) => {
+      const perType = (byType[type] = Object.fromEntries(jobStatuses.map((s) => [s, 0])) as Record<JobStatus, number>);
+      jobStatuses.forEach((status, s) => {
+        perType[status] = cards[t * jobStatuses.length + s]!;
+        counts[status] += perType[status];
+      });
+    });
+    const oldest = Math.min(...oldestQueued.filter((at): at is number => at !== null));
+    return {
+      counts,
+      byType,
+      ready: sum(readyCounts) + sum(dueCounts),
+      delayed: sum(futureCounts),
+      oldestReadyAgeS: Number.isFinite(oldest) ? Math.max(0, (now - oldest) / 1000) : null,
+      finishedLastMinute: sum(finished.map((count) => Number(count ?? 0))),
+    };
+  }
+
+  async ping(): Promise<number> {
+    const started = performance.now();
+    await this.guard(() => this.redis.ping());
+    return performance.now() - started;
+  }
+
+  async claim(request: ClaimRequest): Promise<JobRecord[]> {
+    const reply = (await this.call(
+      'claim',
+      [this.keys.leases],
+      [
+        request.now, request.leaseMs, request.leaseId, request.workerId, request.max,
+        this.options.jobTtlMs, JSON.stringify(leaseExpiredError), ...request.types,
+      ],
+    )) as string[][];
+    return reply.map((pairs) => parseJob(pairsToHash(pairs)));
+  }
+
+  async renewLeases(leases: HeldLease[], leaseMs: number, now: number): Promise<string[]> {
+    if (leases.length === 0) return [];
+    const args = leases.flatMap((lease) => [lease.jobId, lease.leaseId]);
+    return (await this.call('renew', [this.keys.leases], [now, leaseMs, ...args])) as string[];
+  }
+
+  async reportProgress(lease: HeldLease, update: ProgressUpdate, now: number): Promise<boolean> {
+    const reply = await this.call('progress', [this.keys.job(lease.jobId)], [
+      lease.leaseId, now, update.percent ?? '', update.step ?? '', update.message ?? '',
+    ]);
+    return reply !== 0;
+  }
+
+  async finish(lease: HeldLease, outcome: AttemptOutcome, now: number): Promise<FinishResult> {
+    let payload = '';
+    let runAt = 0;
+    if (outcome.kind === 'succeeded') payload = JSON.stringify(outcome.result ?? null);
+    else if (outcome.kind === 'failed' || outcome.kind === 'retry') payload = JSON.stringify(outcome.error);
+    if (outcome.kind === 'retry') runAt = outcome.runAt;
+    const reply = await this.call('finish', [this.keys.job(lease.jobId)], [
+      lease.jobId, lease.leaseId, outcome.kind, now, this.options.jobTtlMs, payload, runAt,
+    ]);
+    if (!Array.isArray(reply)) return 'lost';
+    return { status: JobStatus.parse(reply[0]), version: Number(reply[1]) };
+  }
+
+  async nextWakeAt(types: string[]): Promise<number | null> {
+    const heads = await this.guard(() =>
+      Promise.all([
+        ...types.map((type) => this.redis.zrange(this.keys.delayed(type), 0, 0, 'WITHSCORES')),
+        this.redis.zrange(this.keys.leases, 0, 0, 'WITHSCORES'),
+      ]),
+    );
+    const times = heads.filter((head) => head.length === 2).map((head) => Number(head[1]));
+    return times.length > 0 ? Math.min(...times) : null;
+  }
+
+  subscribe(listener: (event: StoreEvent) => void): () => void {
+    this.listeners.add(listener);
+    if (!this.subscriber) {
+      // Pub/sub needs its own connection; ioredis re-subscribes after a reconnect.
+      const subscriber = this.redis.duplicate({ enableOfflineQueue: true, commandTimeout: undefined, lazyConnect: false });
+      subscriber.on('error', () => undefined);
+      subscriber.on('message', (_channel: string, message: string) => {
+        let event: StoreEvent;
+        try {
+          event = JSON.parse(message) as StoreEvent;
+        } catch {
+          return;
+        }
+        for (const each of this.listeners) each(event);
+      });
+      subscriber.subscribe(this.keys.events).catch(() => undefined);
+      this.subscriber = subscriber;
+    }
+    return () => {
+      this.listeners.delete(listener);
+    };
+  }
+
+  /** Drops expired jobs from the indexes; runs on a timer, exposed for tests. */
+  async sweep(now: number): Promise<number> {
+    let dropped = 0;
+    for (;;) {
+      const count = Number(await this.call('sweep', [this.keys.expiry], [now, SWEEP_BATCH, terminalStatusList.join(',')]));
+      dropped += count;
+      if (count < SWEEP_BATCH) return dropped;
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    clearInterval(this.sweepTimer);
+    this.listeners.clear();
+    await Promise.all([quit(this.redis), this.subscriber ? quit(this.subscriber) : undefined]);
+  }
+
+  private async listStuck(query: ListQuery, at: number): Promise<ListPage> {
+    const ids = await this.guard(() => this.redis.zrangebyscore(this.keys.leases, '-inf', at));
+    const hashes = await this.guard(() => Promise.all(ids.map((id) => this.redis.hgetall(this.keys.job(id)))));
+    const matching = hashes
+      .map((hash) => liveRecord(hash, Date.now()))
+      .filter((job): job is JobRecord => job !== undefined && job.status === 'running')
+      .filter((job) => query.type === undefined || job.type === query.type)
+      .filter((job) => query.createdAfter === undefined || job.createdAt > query.createdAfter)
+      .filter((job) => query.createdBefore === undefined || job.createdAt < query.createdBefore)
+      .sort((a, b) => (a.id < b.id ? -1 : 1));
+    if (query.order === 'desc') matching.reverse();
+    const start = query.after === undefined ? 0 : matching.findIndex((job) => (query.order === 'desc' ? job.id < query.after! : job.id > query.after!));
+    const page = start < 0 ? [] : matching.slice(start, start + query.limit);
+    const more = start >= 0 && start + query.limit < matching.length;
+    return { jobs: page, nextAfter: more ? page[page.length - 1]!.id : null };
+  }
+
+  /** Run time of the oldest ready job among the oldest queued ids (ids order by creation). */
+  private async oldestReadyRunAt(type: string, now: number): Promise<number | null> {
+    const ids = await this.redis.zrangebylex(this.keys.index('queued', type), '-', '+', 'LIMIT', 0, 50);
+    if (ids.length === 0) return null;
+    const runAts = await Promise.all(ids.map((id) => this.redis.hget(this.keys.job(id), 'run_at')));
+    const due = runAts.map(Number).filter((at) => at > 0 && at <= now);
+    return due.length > 0 ? Math.min(...due) : null;
+  }
+
+  private call(name: ScriptName, keys: string[], args: (string | number)[]): Promise<unknown> {
+    return this.guard(() => this.scripts[name](keys, args));
+  }
+
+  /** Turns connection trouble into StoreUnavailableError; a genuine reply error (our bug) passes through. */
+  private async guard<T>(operation: () => Promise<T>): Promise<T> {
+    try {
+      return await operation();
+    } catch (error) {
+      if (error instanceof ReplyError && !transientReply.test((error as Error).message)) throw error;
+      throw new StoreUnavailableError(`Redis is unavailable: ${(error as Error).message}`, { cause: error });
+    }
+  }
+}
+
+function redisClientOptions(options: RedisJobStoreOptions): RedisOptions {
+  return {
+    lazyConnect: true,
+    // Fail fast instead of queueing while disconnected: callers get a 503 within seconds, not a hang.
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 1,
+    connectTimeout: options.connectTimeoutMs,
+    commandTimeout: options.commandTimeoutMs,
+    enableAutoPipelining: true,
+    retryStrategy: (attempt) => Math.min(attempt * 200, 2000),
+  };
+}
+
+async function quit(client: Redis): Promise<void> {
+  try {
+    await client.quit();
+  } catch {
+    client.disconnect();
+  }
+}
+
+function sum(values: number[]): number {
+  return values.reduce((total, value) => total + value, 0);
+}
+
+function pairsToHash(pairs: string[]): Record<string, string> {
+  const hash: Record<string, string> = {};
+  for (let i = 0; i < pairs.length; i += 2) hash[pairs[i]!] = pairs[i + 1]!;
+  return hash;
+}
+
+function liveRecord(hash: Record<string, string>, now: number): JobRecord | undefined {
+  if (hash.id === undefined) return undefined;
+  if (hash.expires !== undefined && Number(hash.expires) <= now) return undefined;
+  return parseJob(hash);
+}
+
+const num = (value: string | undefined): number | null => (value === undefined || value === '' ? null : Number(value));
+
+function parseJob(hash: Record<string, string>): JobRecord {
+  const leaseUntil = num(hash.lease_until);
+  return {
+    id: hash.id!,
+    type: hash.type!,
+    tenant: hash.tenant!,
+    status: hash.status as JobStatus,
+    input: JSON.parse(hash.input ?? 'null'),
+    metadata: hash.meta ? (JSON.parse(hash.meta) as Record<string, string>) : {},
+    priority: Number(hash.prio),
+    progress: {
+      percent: num(hash.pct),
+      step: hash.step ?? null,
+      message: hash.msg ?? null,
+      updatedAt: num(hash.p_at),
+    },
+    result: hash.result !== undefined ? JSON.parse(hash.result) : null,
+    error: hash.error !== undefined ? (JSON.parse(hash.error) as JobError) : null,
+    attempt: Number(hash.attempt),
+    maxAttempts: Number(hash.max_att),
+    attemptBudget: Number(hash.budget),
+    timeoutS: num(hash.timeout),
+    version: Number(hash.ver),
+    createdAt: num(hash.created) ?? jobIdTime(hash.id!),
+    runAt: Number(hash.run_at),
+    startedAt: num(hash.started),
+    updatedAt: Number(hash.updated),
+    completedAt: num(hash.completed),
+    expiresAt: num(hash.expires),
+    lease: hash.lease !== undefined && leaseUntil !== null ? { id: hash.lease, workerId: hash.worker ?? '', until: leaseUntil } : null,
+    cancelRequested: hash.cancel === '1',
+  };
+}

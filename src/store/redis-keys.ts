@@ -1,0 +1,63 @@
+import type { JobStatus } from '../jobs/job.js';
+
+/**
+ * Every Redis key and channel the service uses, spelled here and nowhere else. The Lua scripts get
+ * the same spellings through `luaKeyHelpers`, which is prepended to each script.
+ *
+ * All keys share the hash tag `{<prefix>}` so each script touches one Redis Cluster slot.
+ *
+ *   {p}:job:<id>            hash   one job (fields: see redis-job-store.ts `fields`)
+ *   {p}:ready:<type>        zset   queued jobs whose run_at has come; score (100 - priority)·2^42 + run_at ms
+ *   {p}:delayed:<type>      zset   queued jobs waiting for run_at (delay, retry backoff); score run_at ms
+ *   {p}:leases              zset   running jobs; score = lease expiry ms
+ *   {p}:idx:<status>:<type> zset   listing index; all scores 0, members ids, so lexical order = creation order
+ *   {p}:expiry              zset   finished jobs; score = expires_at ms (the sweeper drops them from the indexes)
+ *   {p}:types               set    every job type ever submitted
+ *   {p}:finished            hash   epoch second -> jobs finished in that second (kept 2 minutes)
+ *   {p}:events              channel  JSON StoreEvent messages (new work, cancel of a running job)
+ */
+export class RedisKeys {
+  readonly base: string;
+
+  constructor(prefix: string) {
+    this.base = `{${prefix}}:`;
+  }
+
+  job = (id: string): string => `${this.base}job:${id}`;
+  ready = (type: string): string => `${this.base}ready:${type}`;
+  delayed = (type: string): string => `${this.base}delayed:${type}`;
+  index = (status: JobStatus, type: string): string => `${this.base}idx:${status}:${type}`;
+  get leases(): string {
+    return `${this.base}leases`;
+  }
+  get expiry(): string {
+    return `${this.base}expiry`;
+  }
+  get types(): string {
+    return `${this.base}types`;
+  }
+  get finished(): string {
+    return `${this.base}finished`;
+  }
+  get events(): string {
+    return `${this.base}events`;
+  }
+
+  /** Lua functions with the same spellings, prepended to every script. */
+  luaKeyHelpers(): string {
+    const base = JSON.stringify(this.base); // a Lua string literal: the prefix is restricted to [A-Za-z0-9_.:-]
+    return [
+      `local KEY_BASE = ${base}`,
+      `local function job_key(id) return KEY_BASE .. 'job:' .. id end`,
+      `local function ready_key(t) return KEY_BASE .. 'ready:' .. t end`,
+      `local function delayed_key(t) return KEY_BASE .. 'delayed:' .. t end`,
+      `local function index_key(s, t) return KEY_BASE .. 'idx:' .. s .. ':' .. t end`,
+      `local LEASES_KEY = KEY_BASE .. 'leases'`,
+      `local EXPIRY_KEY = KEY_BASE .. 'expiry'`,
+      `local TYPES_KEY = KEY_BASE .. 'types'`,
+      `local FINISHED_KEY = KEY_BASE .. 'finished'`,
+      `local EVENTS_CHANNEL = KEY_BASE .. 'events'`,
+      '',
+    ].join('\n');
+  }
+}

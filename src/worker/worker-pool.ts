@@ -1,0 +1,393 @@
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import type { Logger } from 'pino';
+import { ZodError } from 'zod';
+import { StoreUnavailableError } from '../errors.js';
+import type { JobError, JobRecord } from '../jobs/job.js';
+import { JobFailure, type JobAbortReason, type JobContext } from '../handlers/handler.js';
+import type { HandlerRegistry } from '../handlers/registry.js';
+import type { AttemptOutcome, HeldLease, JobStore, ProgressUpdate, StoreEvent } from '../store/job-store.js';
+
+export interface WorkerPoolOptions {
+  store: JobStore;
+  handlers: HandlerRegistry;
+  log: Logger;
+  concurrency: number;
+  leaseMs: number;
+  backoff: { baseMs: number; maxMs: number };
+  /** Most jobs leased in one claim call. */
+  claimBatch?: number;
+  /** Least time between two progress writes of one job. */
+  progressIntervalMs?: number;
+}
+
+interface RunningJob {
+  job: JobRecord;
+  lease: HeldLease;
+  controller: AbortController;
+  pendingProgress: ProgressUpdate | null;
+  progressTimer: NodeJS.Timeout | null;
+  lastProgressWrite: number;
+  progressWrite: Promise<void>;
+}
+
+/** The longest an idle worker sleeps without a signal: a safety net should a pub/sub message be lost. */
+const MAX_IDLE_MS = 30_000;
+const STORE_RETRY_MS = 1000;
+
+/**
+ * Runs jobs in this process: claims ready jobs from the store into `concurrency` slots, runs their
+ * handlers, renews their leases, coalesces their progress writes and records each attempt's outcome.
+ */
+export class WorkerPool {
+  readonly workerId = `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
+  private readonly running = new Map<string, RunningJob>();
+  private readonly log: Logger;
+  private readonly types: string[];
+  private state: 'idle' | 'running' | 'draining' | 'stopped' = 'idle';
+  private claiming = false;
+  /** Bumped by every work signal; a claim that saw none during its call may sleep. */
+  private wakeGeneration = 0;
+  private wakeTimer: NodeJS.Timeout | null = null;
+  private heartbeatTimer: NodeJS.Timeout | null = null;
+  private unsubscribe: (() => void) | null = null;
+  private leaseCounter = 0;
+  private storeDown = false;
+  private readonly settled = new Set<Promise<void>>();
+  readonly counters = { started: 0, succeeded: 0, failed: 0, retried: 0, canceled: 0, leasesLost: 0 };
+
+  constructor(private readonly options: WorkerPoolOptions) {
+    this.log = options.log.child({ component: 'worker-pool', workerId: this.workerId });
+    this.types = options.handlers.types;
+  }
+
+  get concurrency(): number {
+    return this.options.concurrency;
+  }
+
+  get busy(): number {
+    return this.running.size;
+  }
+
+  get runningJobIds(): string[] {
+    return [...this.running.keys()];
+  }
+
+  start(): void {
+    if (this.state !== 'idle' || this.options.concurrency === 0) return;
+    this.state = 'running';
+    this.unsubscribe = this.options.store.subscribe((event) => this.onStoreEvent(event));
+    const heartbeatMs = Math.max(100, Math.floor(this.options.leaseMs / 3));
+    this.heartbeatTimer = setInterval(() => void this.renewLeases(), heartbeatMs);
+    this.heartbeatTimer.unref();
+    this.log.info({ concurrency: this.options.concurrency, types: this.types }, 'worker pool started');
+    this.wake();
+  }
+
+  /**
+   * Stops claiming, waits up to `graceMs` for running jobs, then aborts the rest, which go back to
+   * the queue without counting the attempt. Idempotent.
+   */
+  async drain(graceMs: number): Promise<void> {
+    if (this.state === 'stopped' || this.state === 'draining') {
+      await this.waitForRunning(Infinity);
+      return;
+    }
+    this.state = 'draining';
+    this.clearWakeTimer();
+    if (this.running.size > 0) this.log.info({ running: this.running.size, graceMs }, 'draining: waiting for running jobs');
+    const allDone = await this.waitForRunning(graceMs);
+    if (!allDone) {
+      this.log.warn({ jobIds: [...this.running.keys()] }, 'grace period over: aborting running jobs and re-queueing them');
+      for (const running of this.running.values()) running.controller.abort('shutdown' satisfies JobAbortReason);
+      await this.waitForRunning(Infinity);
+    }
+    this.stop();
+  }
+
+  private stop(): void {
+    this.state = 'stopped';
+    this.clearWakeTimer();
+    if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
+    this.unsubscribe?.();
+  }
+
+  private async waitForRunning(timeoutMs: number): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.settled.size > 0) {
+      const remaining = deadline - Date.now();
+      if (remaining <= 0) return false;
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<void>((resolve) => (timer = setTimeout(resolve, Math.min(remaining, 2 ** 31 - 1))));
+      await Promise.race([Promise.race(this.settled), timeout]);
+      clearTimeout(timer);
+    }
+    return true;
+  }
+
+  private onStoreEvent(event: StoreEvent): void {
+    if (event.kind === 'cancel') {
+      this.running.get(event.jobId)?.controller.abort('canceled' satisfies JobAbortReason);
+    } else if (this.types.includes(event.type)) {
+      this.wake();
+    }
+  }
+
+  /** Claims as long as slots are free and work is found; then sleeps until signalled or the next due time. */
+  private wake(): void {
+    this.wakeGeneration++;
+    if (this.state !== 'running' || this.claiming) return;
+    this.clearWakeTimer();
+    this.claiming = true;
+    void this.claimLoop().finally(() => (this.claiming = false));
+  }
+
+  private async claimLoop(): Promise<void> {
+    while (this.state === 'running') {
+      const free = this.options.concurrency - this.running.size;
+      if (free <= 0) return; // a finishing job wakes us
+      const generation = this.wakeGeneration;
+      let jobs: JobRecord[];
+      try {
+        jobs = await this.options.store.claim({
+          types: this.types,
+          max: Math.min(free, this.options.claimBatch ?? 32),
+          workerId: this.workerId,
+          leaseId: `${this.workerId}:${++this.leaseCounter}`,
+          leaseMs: this.options.leaseMs,
+          now: Date.now(),
+        });
+        this.markStoreUp();
+      } catch (error) {
+        this.markStoreDown(error);
+        this.sleepUntil(Date.now() + STORE_RETRY_MS);
+        return;
+      }
+      for (const job of jobs) this.startJob(job);
+      if (jobs.length === 0 && generation === this.wakeGeneration) {
+        await this.sleepUntilNextDue();
+        return;
+      }
+    }
+  }
+
+  private async sleepUntilNextDue(): Promise<void> {
+    let next: number | null = null;
+    try {
+      next = await this.options.store.nextWakeAt(this.types);
+    } catch (error) {
+      this.markStoreDown(error);
+      next = Date.now() + STORE_RETRY_MS;
+    }
+    this.sleepUntil(Math.min(next ?? Infinity, Date.now() + MAX_IDLE_MS));
+  }
+
+  private sleepUntil(at: number): void {
+    if (this.state !== 'running') return;
+    this.clearWakeTimer();
+    this.wakeTimer = setTimeout(() => this.wake(), Math.max(0, at - Date.now()));
+    this.wakeTimer.unref();
+  }
+
+  private clearWakeTimer(): void {
+    if (this.wakeTimer) clearTimeout(this.wakeTimer);
+    this.wakeTimer = null;
+  }
+
+  private startJob(job: JobRecord): void {
+    const running: RunningJob = {
+      job,
+      lease: { jobId: job.id, leaseId: job.lease!.id },
+      controller: new AbortController(),
+      pendingProgress: null,
+      progressTimer: null,
+      lastProgressWrite: 0,
+      progressWrite: Promise.resolve(),
+    };
+    this.running.set(job.id, running);
+    this.counters.started++;
+    const done = this.runJob(running).finally(() => {
+      this.running.delete(job.id);
+      this.settled.delete(done);
+      if (this.state === 'running') this.wake();
+    });
+    this.settled.add(done);
+  }
+
+  private async runJob(running: RunningJob): Promise<void> {
+    const { job, controller } = running;
+    const handler = this.options.handlers.get(job.type)!;
+    const log = this.log.child({ jobId: job.id, jobType: job.type, attempt: job.attempt });
+    const timeoutS = job.timeoutS ?? handler.timeout_s ?? null;
+    const timeout = timeoutS === null ? null : setTimeout(() => controller.abort('timeout' satisfies JobAbortReason), timeoutS * 1000);
+    const ctx: JobContext = {
+      jobId: job.id,
+      attempt: job.attempt,
+      signal: controller.signal,
+      log,
+      progress: (percent, details) => this.queueProgress(running, percent, details),
+    };
+    let outcome: AttemptOutcome | null;
+    try {
+      const input = handler.input.parse(job.input);
+      const result = await untilAborted(handler.run(input, ctx), controller.signal);
+      outcome = { kind: 'succeeded', result };
+    } catch (thrown) {
+      outcome = this.outcomeOfFailure(job, controller.signal, thrown, log);
+    } finally {
+      if (timeout) clearTimeout(timeout);
+      if (running.progressTimer) clearTimeout(running.progressTimer);
+    }
+    if (outcome) await this.recordOutcome(running, outcome, log);
+  }
+
+  /** Null when nothing should be written: the lease was lost to another worker. */
+  private outcomeOfFailure(job: JobRecord, signal: AbortSignal, thrown: unknown, log: Logger): AttemptOutcome | null {
+    if (signal.aborted) {
+      const reason = signal.reason as JobAbortReason;
+      if (reason === 'canceled') return { kind: 'canceled' };
+      if (reason === 'shutdown') return { kind: 'released' };
+      if (reason === 'lease-lost') return null;
+      return this.failOrRetry(job, { code: 'timeout', message: `the attempt ran longer than its timeout`, retryable: true });
+    }
+    const error = toJobError(thrown);
+    log.warn({ err: thrown, code: error.code, retryable: error.retryable }, 'attempt failed');
+    return this.failOrRetry(job, error);
+  }
+
+  private failOrRetry(job: JobRecord, error: JobError): AttemptOutcome {
+    if (!error.retryable || job.attempt >= job.maxAttempts) return { kind: 'failed', error };
+    return { kind: 'retry', error, runAt: Date.now() + backoffMs(job.attempt, this.options.backoff) };
+  }
+
+  /** Writes the outcome; while the store is down, keeps trying until the lease would have lapsed. */
+  private async recordOutcome(running: RunningJob, outcome: AttemptOutcome, log: Logger): Promise<void> {
+    await running.progressWrite;
+    const giveUpAt = Date.now() + this.options.leaseMs;
+    for (;;) {
+      try {
+        const result = await this.options.store.finish(running.lease, outcome, Date.now());
+        if (result === 'lost') {
+          this.counters.leasesLost++;
+          log.warn({ outcome: outcome.kind }, 'lease lost before the outcome was written; another attempt owns the job now');
+        } else {
+          this.count(result.status, outcome);
+          log.debug({ status: result.status, outcome: outcome.kind }, 'attempt finished');
+        }
+        return;
+      } catch (error) {
+        if (!(error instanceof StoreUnavailableError) || Date.now() >= giveUpAt) {
+          log.error({ err: error, outcome: outcome.kind }, 'could not record the outcome; the lease will lapse and the job run again');
+          return;
+        }
+        await new Promise((resolve) => setTimeout(resolve, 250));
+      }
+    }
+  }
+
+  private count(status: JobRecord['status'], outcome: AttemptOutcome): void {
+    if (status === 'succeeded') this.counters.succeeded++;
+    else if (status === 'failed') this.counters.failed++;
+    else if (status === 'canceled') this.counters.canceled++;
+    else if (outcome.kind === 'retry') this.counters.retried++;
+  }
+
+  private queueProgress(running: RunningJob, percent: number | null, details: { step?: string; message?: string } = {}): void {
+    if (running.controller.signal.aborted) return;
+    const previous = running.pendingProgress;
+    running.pendingProgress = {
+      percent: percent === null || !Number.isFinite(percent) ? (previous?.percent ?? null) : percent,
+      step: details.step || previous?.step || null,
+      message: details.message || previous?.message || null,
+    };
+    if (running.progressTimer) return;
+    const interval = this.options.progressIntervalMs ?? 250;
+    const wait = Math.max(0, running.lastProgressWrite + interval - Date.now());
+    running.progressTimer = setTimeout(() => {
+      running.progressTimer = null;
+      const update = running.pendingProgress;
+      running.pendingProgress = null;
+      if (!update || running.controller.signal.aborted) return;
+      running.lastProgressWrite = Date.now();
+      running.progressWrite = running.progressWrite.then(() =>
+        this.options.store.reportProgress(running.lease, update, Date.now()).then(
+          (held) => {
+            if (!held) running.controller.abort('lease-lost' satisfies JobAbortReason);
+          },
+          () => undefined, // progress is best effort; the next write or the outcome carries on
+        ),
+      );
+    }, wait);
+  }
+
+  private async renewLeases(): Promise<void> {
+    if (this.running.size === 0) return;
+    const leases = [...this.running.values()].map((running) => running.lease);
+    try {
+      const lost = await this.options.store.renewLeases(leases, this.options.leaseMs, Date.now());
+      this.markStoreUp();
+      for (const jobId of lost) {
+        const running = this.running.get(jobId);
+        if (!running || running.controller.signal.aborted) continue;
+        this.counters.leasesLost++;
+        this.log.warn({ jobId }, 'lease lost (the job was reclaimed, canceled or deleted); aborting the handler');
+        running.controller.abort('lease-lost' satisfies JobAbortReason);
+      }
+    } catch (error) {
+      this.markStoreDown(error);
+    }
+  }
+
+  private markStoreDown(error: unknown): void {
+    if (!this.storeDown) this.log.error({ err: error }, 'job store unreachable: claiming paused until it answers again');
+    this.storeDown = true;
+  }
+
+  private markStoreUp(): void {
+    if (this.storeDown) this.log.info('job store reachable again: claiming resumed');
+    this.storeDown = false;
+  }
+}
+
+/** Exponential backoff from `baseMs` doubling per attempt, capped at `maxMs`, with equal jitter. */
+export function backoffMs(attempt: number, { baseMs, maxMs }: { baseMs: number; maxMs: number }): number {
+  const ceiling = Math.min(maxMs, baseMs * 2 ** Math.max(0, attempt - 1));
+  return Math.round(ceiling / 2 + Math.random() * (ceiling / 2));
+}
+
+/** Turns whatever a handler threw into a JobError, once, here. */
+export function toJobError(thrown: unknown): JobError {
+  if (thrown instanceof JobFailure) return { code: thrown.code, message: thrown.message, retryable: thrown.retryable };
+  if (thrown instanceof ZodError) {
+    return { code: 'invalid-input', message: `the job's input does not fit its type: ${thrown.issues.map((i) => i.message).join('; ')}`, retryable: false };
+  }
+  if (thrown instanceof Error) return { code: 'handler-error', message: thrown.message || thrown.name, retryable: true };
+  return { code: 'handler-error', message: `handler threw a non-Error value: ${safeString(thrown)}`, retryable: true };
+}
+
+function safeString(value: unknown): string {
+  try {
+    return JSON.stringify(value)?.slice(0, 200) ?? String(value);
+  } catch {
+    return String(value);
+  }
+}
+
+/** Settles with the handler, or rejects as soon as the signal fires: a handler ignoring its signal cannot hold the outcome. */
+function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(new Error('aborted'));
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(new Error(`aborted: ${String(signal.reason)}`));
+    signal.addEventListener('abort', onAbort, { once: true });
+    work.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(value);
+      },
+      (error: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(error instanceof Error ? error : new Error(String(error)));
+      },
+    );
+  });
+}
