@@ -3,7 +3,6 @@ import fastifySwagger from '@fastify/swagger';
 import fastifySwaggerUi from '@fastify/swagger-ui';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { jsonSchemaTransform, jsonSchemaTransformObject, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
-import type { Logger } from 'pino';
 import { z } from 'zod';
 import { jobErrorAbout, problemCatalog, type ProblemCode } from './errors.js';
 import { frameworkErrors, registerErrorHandling } from './http/error-handler.js';
@@ -21,7 +20,7 @@ export interface AppDeps {
   handlers: HandlerRegistry;
   /** Null when this instance runs no workers. */
   pool: WorkerPool | null;
-  logger?: Logger;
+  logger?: FastifyBaseLogger;
   adminToken?: string;
   bodyLimitBytes?: number;
   isShuttingDown?: () => boolean;
@@ -32,7 +31,7 @@ const requestIdPattern = /^[\w.:-]{1,128}$/;
 /** Builds the HTTP app, ready for `inject` or `listen`; never listens itself. */
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const app = Fastify({
-    ...(deps.logger ? { loggerInstance: deps.logger as FastifyBaseLogger } : { logger: false }),
+    ...(deps.logger ? { loggerInstance: deps.logger } : { logger: false }),
     bodyLimit: deps.bodyLimitBytes ?? 1_048_576,
     // A client's X-Request-Id is kept (when sane) so its logs and ours line up; otherwise one is made.
     genReqId: (request) => {

@@ -38,7 +38,7 @@ export function defineHandler<Schema extends z.ZodType, Result>(definition: Hand
   if (!jobTypePattern.test(definition.type)) {
     throw new Error(`handler type "${definition.type}" must match ${jobTypePattern}`);
   }
-  return definition as unknown as Handler;
+  return definition;
 }
 
 /**

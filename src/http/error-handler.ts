@@ -50,7 +50,7 @@ export function registerErrorHandling(app: FastifyInstance): void {
       done(new HttpProblem('malformed-json', 'The request body is not valid UTF-8.'), undefined);
       return;
     }
-    defaultJsonParser(request, buffer.toString('utf8'), done);
+    void defaultJsonParser(request, buffer.toString('utf8'), done);
   });
 
   app.setErrorHandler((error: FastifyError | HttpProblem | StoreUnavailableError, request: FastifyRequest, reply: FastifyReply) => {

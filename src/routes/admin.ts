@@ -8,7 +8,7 @@ import { renderJob } from '../jobs/job-view.js';
 import type { JobStore } from '../store/job-store.js';
 import type { WorkerPool } from '../worker/worker-pool.js';
 import { renderPage, toListQuery } from './jobs.js';
-import { adminListJobsQuery, jobIdParams, jobListSchema, jobSchema, problemSchema, purgeQuery, statsSchema } from './schemas.js';
+import { adminListJobsQuery, jobIdParams, jobListSchema, jobSchema, problemResponses, purgeQuery, statsSchema } from './schemas.js';
 
 export interface AdminRoutesOptions {
   store: JobStore;
@@ -16,7 +16,6 @@ export interface AdminRoutesOptions {
   adminToken: string | undefined;
 }
 
-const problems = (...statuses: number[]) => Object.fromEntries(statuses.map((status) => [status, problemSchema]));
 const security = [{ adminToken: [] }];
 
 export const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (fastify, { store, pool, adminToken }) => {
@@ -30,7 +29,7 @@ export const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (fastif
       tags: ['admin'],
       security,
       querystring: adminListJobsQuery,
-      response: { 200: jobListSchema, ...problems(400, 401, 403, 503) },
+      response: { 200: jobListSchema, ...problemResponses(400, 401, 403, 503) },
     },
     handler: async (request) => {
       const { stuck, ...filters } = request.query;
@@ -45,7 +44,7 @@ export const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (fastif
       summary: 'Queue statistics',
       tags: ['admin'],
       security,
-      response: { 200: statsSchema, ...problems(401, 403, 503) },
+      response: { 200: statsSchema, ...problemResponses(401, 403, 503) },
     },
     handler: async () => {
       const stats = await store.stats(Date.now());
@@ -76,7 +75,7 @@ export const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (fastif
       tags: ['admin'],
       security,
       params: jobIdParams,
-      response: { 200: jobSchema, ...problems(401, 403, 404, 409, 503) },
+      response: { 200: jobSchema, ...problemResponses(401, 403, 404, 409, 503) },
     },
     handler: async (request) => {
       const outcome = isJobId(request.params.id) ? await store.retry(request.params.id, Date.now()) : undefined;
@@ -94,7 +93,7 @@ export const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (fastif
       tags: ['admin'],
       security,
       querystring: purgeQuery,
-      response: { 200: z.object({ deleted: z.number().int() }), ...problems(400, 401, 403, 503) },
+      response: { 200: z.object({ deleted: z.number().int() }), ...problemResponses(400, 401, 403, 503) },
     },
     handler: async (request) => {
       const statuses = request.query.status ?? ['succeeded', 'failed', 'canceled'];

@@ -24,7 +24,7 @@ export const healthRoutes: FastifyPluginAsync<HealthRoutesOptions> = async (fast
       summary: 'Liveness',
       description: 'Always 200 while the process runs; never depends on Redis (restarting the process would not fix Redis).',
       tags: ['health'],
-      response: { 200: z.object({ status: z.literal('pass') }) },
+      response: { 200: { description: 'Alive', content: { 'application/health+json': { schema: z.object({ status: z.literal('pass') }) } } } },
     },
     handler: async (_request, reply) => reply.type(HEALTH_CONTENT_TYPE).send({ status: 'pass' }),
   });
@@ -34,7 +34,10 @@ export const healthRoutes: FastifyPluginAsync<HealthRoutesOptions> = async (fast
       summary: 'Readiness',
       description: '`pass`; `warn` (200) when Redis was configured but the service fell back to memory; `fail` (503) when the store cannot be reached or the instance is shutting down.',
       tags: ['health'],
-      response: { 200: healthSchema, 503: healthSchema },
+      response: {
+        200: { description: 'Ready (pass or warn)', content: { 'application/health+json': { schema: healthSchema } } },
+        503: { description: 'Not ready (fail)', content: { 'application/health+json': { schema: healthSchema } } },
+      },
     },
     handler: async (_request, reply) => {
       let latencyMs: number | null = null;

@@ -8,7 +8,7 @@ import { isJobId, newJobId } from '../jobs/job-id.js';
 import { jobPath, renderJob, renderJobError, retryAfterSeconds } from '../jobs/job-view.js';
 import type { HandlerRegistry } from '../handlers/registry.js';
 import type { JobStore, ListQuery } from '../store/job-store.js';
-import { createJobBody, jobIdParams, jobListSchema, jobSchema, jobTypesSchema, listJobsQuery, problemSchema } from './schemas.js';
+import { createJobBody, jobIdParams, jobListSchema, jobSchema, jobTypesSchema, listJobsQuery, problemResponses } from './schemas.js';
 
 export interface JobRoutesOptions {
   store: JobStore;
@@ -17,8 +17,6 @@ export interface JobRoutesOptions {
 
 const DEFAULT_MAX_ATTEMPTS = 3;
 
-const problems = (...statuses: number[]) =>
-  Object.fromEntries(statuses.map((status) => [status, problemSchema.describe('Problem details (application/problem+json)')]));
 
 /** The job record, or a 404 problem. Ids that are not ULIDs cannot exist, so they are 404 too. */
 export async function findJob(store: JobStore, id: string): Promise<JobRecord> {
@@ -75,7 +73,7 @@ export const jobRoutes: FastifyPluginAsync<JobRoutesOptions> = async (fastify, {
       description: 'Answers 202 at once with the queued Job; poll `Location` (or `links.self`) until `done`.',
       tags: ['jobs'],
       body: createJobBody,
-      response: { 202: jobSchema, ...problems(400, 413, 415, 422, 503) },
+      response: { 202: jobSchema, ...problemResponses(400, 413, 415, 422, 503) },
     },
     handler: async (request, reply) => {
       const body = request.body;
@@ -123,7 +121,7 @@ export const jobRoutes: FastifyPluginAsync<JobRoutesOptions> = async (fastify, {
       description: 'Newest first by default; page with `next_cursor`. Filters combine with AND; `status` takes several values.',
       tags: ['jobs'],
       querystring: listJobsQuery,
-      response: { 200: jobListSchema, ...problems(400, 503) },
+      response: { 200: jobListSchema, ...problemResponses(400, 503) },
     },
     handler: async (request) => renderPage(await store.list(toListQuery(request.query)), request.query.order),
   });
@@ -134,7 +132,7 @@ export const jobRoutes: FastifyPluginAsync<JobRoutesOptions> = async (fastify, {
       description: 'Send `If-None-Match: "v<version>"` to get 304 while nothing changed. `Retry-After` says when to poll again.',
       tags: ['jobs'],
       params: jobIdParams,
-      response: { 200: jobSchema, 304: z.undefined().describe('Not modified'), ...problems(404, 503) },
+      response: { 200: jobSchema, 304: z.undefined().describe('Not modified'), ...problemResponses(404, 503) },
     },
     handler: async (request, reply) => {
       const job = await findJob(store, request.params.id);
@@ -155,7 +153,7 @@ export const jobRoutes: FastifyPluginAsync<JobRoutesOptions> = async (fastify, {
         "200 with the handler's result once succeeded; 202 with the Job while not done; 409 problem (`job-failed` / `job-canceled`, with the Job in `job`) when it will never have one.",
       tags: ['jobs'],
       params: jobIdParams,
-      response: { 200: z.unknown().describe("The handler's result, as it returned it"), 202: jobSchema, ...problems(404, 409, 503) },
+      response: { 200: z.unknown().describe("The handler's result, as it returned it"), 202: jobSchema, ...problemResponses(404, 409, 503) },
     },
     handler: async (request, reply) => {
       const job = await findJob(store, request.params.id);
@@ -179,7 +177,7 @@ export const jobRoutes: FastifyPluginAsync<JobRoutesOptions> = async (fastify, {
         'Queued: canceled at once (200). Running: its handler is signalled and the job ends `canceled` (202, with the Job as it stands). Finished: returned unchanged (200).',
       tags: ['jobs'],
       params: jobIdParams,
-      response: { 200: jobSchema, 202: jobSchema, ...problems(404, 503) },
+      response: { 200: jobSchema, 202: jobSchema, ...problemResponses(404, 503) },
     },
     handler: async (request, reply) => {
       const outcome = isJobId(request.params.id) ? await store.cancel(request.params.id, Date.now()) : undefined;
@@ -195,7 +193,7 @@ export const jobRoutes: FastifyPluginAsync<JobRoutesOptions> = async (fastify, {
       description: 'Cancels it if active, then removes the job and its result. 204 also for an unknown id, so repeating is safe.',
       tags: ['jobs'],
       params: jobIdParams,
-      response: { 204: z.undefined().describe('Deleted (or never existed)'), ...problems(503) },
+      response: { 204: z.undefined().describe('Deleted (or never existed)'), ...problemResponses(503) },
     },
     handler: async (request, reply) => {
       if (isJobId(request.params.id) && (await store.delete(request.params.id))) {
@@ -215,7 +213,7 @@ export const jobRoutes: FastifyPluginAsync<JobRoutesOptions> = async (fastify, {
     handler: async () => ({
       data: handlers.all.map((handler) => ({
         type: handler.type,
-        input_schema: z.toJSONSchema(handler.input, { io: 'input', unrepresentable: 'any' }) as Record<string, unknown>,
+        input_schema: z.toJSONSchema(handler.input, { io: 'input', unrepresentable: 'any' }),
         timeout_s: handler.timeout_s ?? null,
         max_attempts: handler.max_attempts ?? DEFAULT_MAX_ATTEMPTS,
       })),

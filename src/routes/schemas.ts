@@ -20,6 +20,27 @@ export const problemSchema = z
   .catchall(z.unknown())
   .meta({ id: 'Problem', description: 'RFC 9457 problem details, served as application/problem+json' });
 
+const statusText: Record<number, string> = {
+  400: 'Bad request: a parameter or the JSON is invalid',
+  401: 'Missing or wrong credentials',
+  403: 'Not allowed',
+  404: 'No such job',
+  409: 'Conflict with the job\'s state',
+  413: 'Body too large',
+  415: 'Body is not JSON',
+  422: 'Body fields invalid (errors[].pointer names each)',
+  503: 'Job store unavailable (see Retry-After)',
+};
+
+/** Response entries for error statuses, documented as application/problem+json. */
+export const problemResponses = (...statuses: number[]) =>
+  Object.fromEntries(
+    statuses.map((status) => [
+      status,
+      { description: statusText[status] ?? 'Problem', content: { 'application/problem+json': { schema: problemSchema } } },
+    ]),
+  );
+
 export const jobErrorSchema = z
   .object({
     type: z.string(),

@@ -172,7 +172,7 @@ export class WorkerPool {
   }
 
   private async sleepUntilNextDue(): Promise<void> {
-    let next: number | null = null;
+    let next: number | null;
     try {
       next = await this.options.store.nextWakeAt(this.types);
     } catch (error) {
