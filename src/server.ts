@@ -84,7 +84,7 @@ async function main(): Promise<void> {
   });
 
   await app.listen({ port: config.PORT, host: config.HOST });
-  pool?.start();
+  await pool?.start();
   logger.info(
     {
       store: store.kind,

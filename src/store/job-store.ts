@@ -62,8 +62,11 @@ export interface JobStore {
    */
   nextWakeAt(types: string[]): Promise<number | null>;
 
-  /** Signals from any instance sharing the store: new work, cancel of a running job. */
-  subscribe(listener: (event: StoreEvent) => void): () => void;
+  /**
+   * Signals from any instance sharing the store: new work, cancel of a running job. Resolves once the
+   * subscription is in place (signals sent after that reach the listener) to a function that ends it.
+   */
+  subscribe(listener: (event: StoreEvent) => void): Promise<() => void>;
   /** Idempotent. */
   close(): Promise<void>;
 }

@@ -293,7 +293,7 @@ export class MemoryJobStore implements JobStore {
     return next === Infinity ? null : next;
   }
 
-  subscribe(listener: (event: StoreEvent) => void): () => void {
+  async subscribe(listener: (event: StoreEvent) => void): Promise<() => void> {
     this.listeners.add(listener);
     return () => {
       this.listeners.delete(listener);

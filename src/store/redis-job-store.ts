@@ -65,6 +65,7 @@ export class RedisJobStore implements JobStore {
   readonly keys: RedisKeys;
   private readonly scripts: Record<ScriptName, ScriptCaller>;
   private subscriber: Redis | undefined;
+  private subscribed: Promise<void> | undefined;
   private readonly listeners = new Set<(event: StoreEvent) => void>();
   private sweepTimer: NodeJS.Timeout | undefined;
   private closed = false;
@@ -304,27 +305,30 @@ export class RedisJobStore implements JobStore {
     return times.length > 0 ? Math.min(...times) : null;
   }
 
-  subscribe(listener: (event: StoreEvent) => void): () => void {
+  async subscribe(listener: (event: StoreEvent) => void): Promise<() => void> {
     this.listeners.add(listener);
-    if (!this.subscriber) {
-      // Pub/sub needs its own connection; ioredis re-subscribes after a reconnect.
-      const subscriber = this.redis.duplicate({ enableOfflineQueue: true, commandTimeout: undefined, lazyConnect: false });
-      subscriber.on('error', () => undefined);
-      subscriber.on('message', (_channel: string, message: string) => {
-        let event: StoreEvent;
-        try {
-          event = JSON.parse(message) as StoreEvent;
-        } catch {
-          return;
-        }
-        for (const each of this.listeners) each(event);
-      });
-      subscriber.subscribe(this.keys.events).catch(() => undefined);
-      this.subscriber = subscriber;
-    }
+    this.subscribed ??= this.openSubscriber();
+    await this.subscribed;
     return () => {
       this.listeners.delete(listener);
     };
+  }
+
+  private async openSubscriber(): Promise<void> {
+    // Pub/sub needs its own connection; ioredis re-subscribes after a reconnect.
+    const subscriber = this.redis.duplicate({ enableOfflineQueue: true, commandTimeout: undefined, lazyConnect: false });
+    subscriber.on('error', () => undefined);
+    subscriber.on('message', (_channel: string, message: string) => {
+      let event: StoreEvent;
+      try {
+        event = JSON.parse(message) as StoreEvent;
+      } catch {
+        return;
+      }
+      for (const each of this.listeners) each(event);
+    });
+    this.subscriber = subscriber;
+    await this.guard(() => subscriber.subscribe(this.keys.events));
   }
 
   /** Drops expired jobs from the indexes; runs on a timer, exposed for tests. */

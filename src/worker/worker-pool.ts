@@ -73,10 +73,11 @@ export class WorkerPool {
     return [...this.running.keys()];
   }
 
-  start(): void {
+  /** Subscribes to the store's signals, then starts claiming. */
+  async start(): Promise<void> {
     if (this.state !== 'idle' || this.options.concurrency === 0) return;
     this.state = 'running';
-    this.unsubscribe = this.options.store.subscribe((event) => this.onStoreEvent(event));
+    this.unsubscribe = await this.options.store.subscribe((event) => this.onStoreEvent(event));
     const heartbeatMs = Math.max(100, Math.floor(this.options.leaseMs / 3));
     this.heartbeatTimer = setInterval(() => void this.renewLeases(), heartbeatMs);
     this.heartbeatTimer.unref();

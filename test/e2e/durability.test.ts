@@ -1,0 +1,130 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { spawnRedis, type SpawnedRedis } from '../helpers/redis-server.js';
+import { Api, randomPrefix, startService, useServiceCleanup, waitFor, type JobView } from './helpers.js';
+
+/*
+ * Jobs in Redis outlive the process: a SIGKILLed instance loses nothing stored, a running job whose
+ * worker died runs again once its lease lapses, and SIGTERM drains (or re-queues) what is running.
+ */
+
+useServiceCleanup();
+
+let redis: SpawnedRedis;
+beforeAll(async () => {
+  redis = await spawnRedis();
+});
+afterAll(async () => {
+  await redis?.stop();
+});
+
+const onRedis = (prefix: string, extra: Record<string, string> = {}): Record<string, string> => ({
+  REDIS_URL: redis.url,
+  REDIS_REQUIRED: 'true',
+  REDIS_KEY_PREFIX: prefix,
+  ...extra,
+});
+
+describe('durability across process crashes and restarts', () => {
+  it('keeps finished and queued jobs across a SIGKILL and a restart', { timeout: 40_000 }, async () => {
+    const prefix = randomPrefix();
+    const first = await startService(onRedis(prefix, { WORKER_CONCURRENCY: '1' }));
+    const api1 = Api.of(first);
+
+    const echo = await api1.submit({ type: 'echo', input: { value: { hello: 'world', n: 42 } } });
+    await api1.waitForJob(echo.id, 'succeeded', (job) => job.status === 'succeeded', 10_000);
+    const delayed = await api1.submit({ type: 'sleep', input: { ms: 10 }, delay_s: 30 });
+    expect(delayed.status).toBe('queued');
+
+    const exit = await first.kill('SIGKILL');
+    expect(exit.signal).toBe('SIGKILL');
+
+    const second = await startService(onRedis(prefix, { WORKER_CONCURRENCY: '1' }));
+    const api2 = Api.of(second);
+
+    const finished = await api2.job(echo.id);
+    expect(finished).toMatchObject({ status: 'succeeded', done: true, attempt: 1, result: { value: { hello: 'world', n: 42 } } });
+    const result = await api2.request('GET', `/v1/jobs/${echo.id}/result`);
+    expect(result.status).toBe(200);
+    expect(result.body).toEqual({ value: { hello: 'world', n: 42 } });
+
+    const queued = await api2.job(delayed.id);
+    expect(queued).toMatchObject({ status: 'queued', done: false, attempt: 0 });
+
+    const list = await api2.request<{ data: JobView[]; next_cursor: string | null }>('GET', '/v1/jobs?limit=100');
+    expect(list.status).toBe(200);
+    expect(list.body.data.map((job) => [job.id, job.status]).sort()).toEqual(
+      [
+        [echo.id, 'succeeded'],
+        [delayed.id, 'queued'],
+      ].sort(),
+    );
+  });
+
+  it('runs a job again, as attempt 2, after its worker was SIGKILLed and the lease lapsed', { timeout: 40_000 }, async () => {
+    const prefix = randomPrefix();
+    const env = onRedis(prefix, { LEASE_S: '2', WORKER_CONCURRENCY: '2' });
+    const first = await startService(env);
+    const api1 = Api.of(first);
+
+    const job = await api1.submit({ type: 'sleep', input: { ms: 3000, steps: 3 } });
+    const running = await api1.waitForJob(job.id, 'running', (j) => j.status === 'running', 10_000);
+    expect(running.attempt).toBe(1);
+    await first.kill('SIGKILL');
+
+    const second = await startService(env);
+    const api2 = Api.of(second);
+    const killedAt = Date.now();
+    // Right after the crash the lease is still held by the dead worker: the job shows running, attempt 1.
+    expect(await api2.job(job.id)).toMatchObject({ status: 'running', attempt: 1 });
+
+    const done = await api2.waitForJob(job.id, 'succeeded', (j) => j.done, 15_000, 100);
+    expect(done).toMatchObject({ status: 'succeeded', attempt: 2, result: { slept_ms: 3000, attempt: 2 }, error: null });
+    // Lease (≤ 2 s) + a full 3 s run: it cannot have been done sooner.
+    expect(Date.now() - killedAt).toBeGreaterThan(3000);
+  });
+});
+
+describe('graceful shutdown (SIGTERM)', () => {
+  it('re-queues a long running job, without counting the attempt, when the grace period is over', { timeout: 40_000 }, async () => {
+    const prefix = randomPrefix();
+    const service = await startService(onRedis(prefix, { SHUTDOWN_GRACE_S: '1', WORKER_CONCURRENCY: '1' }));
+    const api = Api.of(service);
+    const job = await api.submit({ type: 'sleep', input: { ms: 10_000, steps: 10 } });
+    await api.waitForJob(job.id, 'running', (j) => j.status === 'running', 10_000);
+
+    const signalledAt = performance.now();
+    const exit = await service.kill('SIGTERM', 10_000);
+    const tookMs = performance.now() - signalledAt;
+    expect(exit).toEqual({ code: 0, signal: null });
+    expect(tookMs).toBeLessThan(5000);
+    expect(tookMs).toBeGreaterThanOrEqual(900); // it did wait for the grace period
+    const messages = service.logs().map((line) => line.msg);
+    expect(messages).toContain('grace period over: aborting running jobs and re-queueing them');
+    expect(messages).toContain('shut down cleanly');
+
+    // A reader instance that runs no workers, so the job stays as the first instance left it.
+    const reader = await startService(onRedis(prefix, { WORKER_CONCURRENCY: '0' }));
+    const after = await Api.of(reader).job(job.id);
+    expect(after).toMatchObject({ status: 'queued', done: false, attempt: 0, error: null });
+    expect(after.progress.percent).toBeNull();
+  });
+
+  it('lets a short running job finish before the process exits', { timeout: 40_000 }, async () => {
+    const prefix = randomPrefix();
+    const service = await startService(onRedis(prefix, { SHUTDOWN_GRACE_S: '5', WORKER_CONCURRENCY: '1' }));
+    const api = Api.of(service);
+    const job = await api.submit({ type: 'sleep', input: { ms: 300, steps: 1 } });
+    await api.waitForJob(job.id, 'running', (j) => j.status === 'running', 10_000, 20);
+
+    const exit = await service.kill('SIGTERM', 10_000);
+    expect(exit).toEqual({ code: 0, signal: null });
+    // The drain saw the job running, so the SIGTERM did arrive mid-run.
+    const draining = service.logs().find((line) => line.msg === 'draining: waiting for running jobs');
+    expect(draining).toMatchObject({ running: 1 });
+    expect(service.logs().map((line) => line.msg)).not.toContain('grace period over: aborting running jobs and re-queueing them');
+
+    const reader = await startService(onRedis(prefix, { WORKER_CONCURRENCY: '0' }));
+    const after = await waitFor('the reader to answer', () => Api.of(reader).job(job.id));
+    expect(after).toMatchObject({ status: 'succeeded', attempt: 1, result: { slept_ms: 300, attempt: 1 } });
+  });
+});

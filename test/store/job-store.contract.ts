@@ -1,0 +1,453 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { newJobId } from '../../src/jobs/job-id.js';
+import type { JobRecord, NewJob } from '../../src/jobs/job.js';
+import type { ClaimRequest, JobStore, StoreEvent } from '../../src/store/job-store.js';
+
+export interface StoreFactory {
+  (options: { jobTtlMs: number }): Promise<JobStore>;
+}
+
+let seq = 0;
+let lastCreatedAt = 0;
+/** Strictly increasing creation times, so jobs made one after another also sort (and are claimed) in that order. */
+const nextCreatedAt = (): number => (lastCreatedAt = Math.max(Date.now() - 1000, lastCreatedAt + 1));
+
+/** The JobStore contract: every implementation must pass all of it. */
+export function describeJobStoreContract(name: string, makeStore: StoreFactory): void {
+  describe(`JobStore contract: ${name}`, () => {
+    let store: JobStore;
+    const TTL = 60_000;
+
+    beforeEach(async () => {
+      store = await makeStore({ jobTtlMs: TTL });
+    });
+    afterEach(async () => {
+      await store.close();
+    });
+
+    function newJob(overrides: Partial<NewJob> = {}): NewJob {
+      const now = overrides.createdAt ?? nextCreatedAt();
+      return {
+        id: newJobId(now),
+        type: 'echo',
+        tenant: '-',
+        input: { n: seq++ },
+        metadata: {},
+        priority: 0,
+        maxAttempts: 3,
+        timeoutS: null,
+        createdAt: now,
+        runAt: now,
+        ...overrides,
+      };
+    }
+
+    const claimRequest = (overrides: Partial<ClaimRequest> = {}): ClaimRequest => ({
+      types: ['echo'],
+      max: 10,
+      workerId: 'worker-a',
+      leaseId: `lease-${seq++}`,
+      leaseMs: 30_000,
+      now: Date.now(),
+      ...overrides,
+    });
+
+    const lease = (job: JobRecord) => ({ jobId: job.id, leaseId: job.lease!.id });
+
+    async function claimOne(overrides: Partial<ClaimRequest> = {}): Promise<JobRecord> {
+      const [job] = await store.claim(claimRequest({ max: 1, ...overrides }));
+      expect(job).toBeDefined();
+      return job!;
+    }
+
+    describe('create and get', () => {
+      it('stores a queued job at version 1 and reads it back unchanged', async () => {
+        const input = { text: 'héllo ✓', big: 12345678901234567890, nested: [1, { a: null }], empty: {}, list: [] };
+        const created = await store.create(newJob({ input, metadata: { team: 'search' }, priority: 7, timeoutS: 12 }));
+        expect(created).toMatchObject({ status: 'queued', version: 1, attempt: 0, result: null, error: null, expiresAt: null });
+        const read = await store.get(created.id);
+        expect(read).toEqual(created);
+        expect(read!.input).toEqual(input);
+        expect(read!.metadata).toEqual({ team: 'search' });
+        expect(read!.progress).toEqual({ percent: null, step: null, message: null, updatedAt: null });
+      });
+
+      it('answers undefined for an unknown id', async () => {
+        expect(await store.get(newJobId(Date.now()))).toBeUndefined();
+      });
+    });
+
+    describe('claim', () => {
+      it('leases ready jobs by priority, then run time, then id, with a fresh lease and attempt 1', async () => {
+        const now = Date.now();
+        const low = await store.create(newJob({ priority: -5, createdAt: now - 3, runAt: now - 3 }));
+        const highLater = await store.create(newJob({ priority: 5, createdAt: now - 2, runAt: now - 1 }));
+        const highEarlier = await store.create(newJob({ priority: 5, createdAt: now - 1, runAt: now - 2 }));
+        const claimed = await store.claim(claimRequest({ max: 3, leaseId: 'L1', now }));
+        expect(claimed.map((job) => job.id)).toEqual([highEarlier.id, highLater.id, low.id]);
+        for (const job of claimed) {
+          expect(job).toMatchObject({ status: 'running', attempt: 1, version: 2, startedAt: now });
+          expect(job.lease).toEqual({ id: 'L1', workerId: 'worker-a', until: now + 30_000 });
+        }
+      });
+
+      it('hands each job to exactly one of several concurrent claims', async () => {
+        for (let i = 0; i < 12; i++) await store.create(newJob());
+        const results = await Promise.all([1, 2, 3, 4].map(() => store.claim(claimRequest({ max: 5 }))));
+        const ids = results.flat().map((job) => job.id);
+        expect(ids).toHaveLength(12);
+        expect(new Set(ids).size).toBe(12);
+      });
+
+      it('claims only the requested types and respects max', async () => {
+        await store.create(newJob({ type: 'sleep' }));
+        await store.create(newJob());
+        await store.create(newJob());
+        const claimed = await store.claim(claimRequest({ types: ['echo'], max: 1 }));
+        expect(claimed).toHaveLength(1);
+        expect(claimed[0]!.type).toBe('echo');
+        expect((await store.claim(claimRequest({ types: ['other'] })))).toEqual([]);
+      });
+
+      it('does not claim a delayed job before its run time, and does after', async () => {
+        const now = Date.now();
+        const delayed = await store.create(newJob({ runAt: now + 5000 }));
+        expect(await store.claim(claimRequest({ now }))).toEqual([]);
+        const wake = await store.nextWakeAt(['echo']);
+        expect(wake).toBe(now + 5000);
+        const [job] = await store.claim(claimRequest({ now: now + 5001 }));
+        expect(job?.id).toBe(delayed.id);
+      });
+    });
+
+    describe('progress', () => {
+      it('never decreases within an attempt, shows 100 as 99 until success, and keeps step and message', async () => {
+        await store.create(newJob());
+        const job = await claimOne();
+        expect(await store.reportProgress(lease(job), { percent: 40, step: 'fetch', message: 'page 1' }, Date.now())).toBe(true);
+        await store.reportProgress(lease(job), { percent: 20, step: null, message: null }, Date.now());
+        let read = await store.get(job.id);
+        expect(read!.progress).toMatchObject({ percent: 40, step: 'fetch', message: 'page 1' });
+        expect(read!.version).toBe(job.version + 2);
+        await store.reportProgress(lease(job), { percent: 100, step: 'write', message: 'almost' }, Date.now());
+        read = await store.get(job.id);
+        expect(read!.progress).toMatchObject({ percent: 99, step: 'write', message: 'almost' });
+        expect(read!.progress.updatedAt).not.toBeNull();
+        await store.finish(lease(job), { kind: 'succeeded', result: 1 }, Date.now());
+        expect((await store.get(job.id))!.progress.percent).toBe(100);
+      });
+
+      it('is refused for a lease that is not held', async () => {
+        await store.create(newJob());
+        const job = await claimOne();
+        expect(await store.reportProgress({ jobId: job.id, leaseId: 'someone-else' }, { percent: 10, step: null, message: null }, Date.now())).toBe(false);
+        expect((await store.get(job.id))!.progress.percent).toBeNull();
+      });
+    });
+
+    describe('finish', () => {
+      it('records success with result, completion time and expiry, once', async () => {
+        await store.create(newJob());
+        const job = await claimOne();
+        const now = Date.now();
+        const result = await store.finish(lease(job), { kind: 'succeeded', result: { ok: true, list: [1, 2] } }, now);
+        expect(result).toEqual({ status: 'succeeded', version: job.version + 1 });
+        const read = await store.get(job.id);
+        expect(read).toMatchObject({ status: 'succeeded', result: { ok: true, list: [1, 2] }, error: null, completedAt: now, expiresAt: now + TTL, lease: null });
+        expect(await store.finish(lease(job), { kind: 'failed', error: { code: 'x', message: 'x', retryable: false } }, now)).toBe('lost');
+      });
+
+      it('records a failure with its error', async () => {
+        await store.create(newJob());
+        const job = await claimOne();
+        await store.finish(lease(job), { kind: 'failed', error: { code: 'boom', message: 'it broke', retryable: false } }, Date.now());
+        expect(await store.get(job.id)).toMatchObject({ status: 'failed', error: { code: 'boom', message: 'it broke', retryable: false }, result: null });
+      });
+
+      it('queues a retry for its run time, keeping the error, and the next attempt starts from null progress', async () => {
+        await store.create(newJob());
+        const job = await claimOne();
+        await store.reportProgress(lease(job), { percent: 50, step: 's', message: 'm' }, Date.now());
+        const now = Date.now();
+        expect(await store.finish(lease(job), { kind: 'retry', error: { code: 'flaky', message: 'try again', retryable: true }, runAt: now + 1000 }, now)).toMatchObject({ status: 'queued' });
+        const queued = await store.get(job.id);
+        expect(queued).toMatchObject({ status: 'queued', runAt: now + 1000, attempt: 1, error: { code: 'flaky' }, lease: null });
+        expect(queued!.progress.percent).toBeNull();
+        expect(await store.claim(claimRequest({ now }))).toEqual([]);
+        const [second] = await store.claim(claimRequest({ now: now + 1001 }));
+        expect(second).toMatchObject({ id: job.id, attempt: 2, status: 'running' });
+        await store.finish(lease(second!), { kind: 'succeeded', result: 'fine' }, now + 1002);
+        expect(await store.get(job.id)).toMatchObject({ status: 'succeeded', error: null, attempt: 2 });
+      });
+
+      it('puts a released job back without counting the attempt', async () => {
+        await store.create(newJob());
+        const job = await claimOne();
+        await store.finish(lease(job), { kind: 'released' }, Date.now());
+        expect(await store.get(job.id)).toMatchObject({ status: 'queued', attempt: 0 });
+        expect(await claimOne()).toMatchObject({ id: job.id, attempt: 1 });
+      });
+    });
+
+    describe('leases', () => {
+      it('renews held leases and reports lost ones', async () => {
+        await store.create(newJob());
+        await store.create(newJob());
+        const [a, b] = await store.claim(claimRequest({ max: 2, leaseMs: 1000 }));
+        await store.finish(lease(b!), { kind: 'succeeded', result: null }, Date.now());
+        const lost = await store.renewLeases([lease(a!), lease(b!), { jobId: newJobId(Date.now()), leaseId: 'x' }], 60_000, Date.now());
+        expect(lost).toHaveLength(2);
+        expect(lost).toContain(b!.id);
+        expect(lost).not.toContain(a!.id);
+        // Renewed: a claim 30 s later (past the old 1 s lease) does not reclaim it.
+        expect(await store.claim(claimRequest({ now: Date.now() + 30_000 }))).toEqual([]);
+        expect((await store.get(a!.id))!.lease!.until).toBeGreaterThan(Date.now() + 50_000);
+      });
+
+      it('re-queues a job whose lease lapsed; the next attempt fences out the old worker', async () => {
+        await store.create(newJob());
+        const first = await claimOne({ leaseMs: 100 });
+        const later = Date.now() + 1000;
+        const second = await claimOne({ now: later, leaseId: 'second' });
+        expect(second).toMatchObject({ id: first.id, attempt: 2, lease: { id: 'second' } });
+        expect(second.error).toMatchObject({ code: 'lease-expired', retryable: true });
+        expect(await store.reportProgress(lease(first), { percent: 5, step: null, message: null }, later)).toBe(false);
+        expect(await store.finish(lease(first), { kind: 'succeeded', result: 'stale' }, later)).toBe('lost');
+        expect(await store.finish(lease(second), { kind: 'succeeded', result: 'fresh' }, later)).toMatchObject({ status: 'succeeded' });
+        expect((await store.get(first.id))!.result).toBe('fresh');
+      });
+
+      it('fails a job whose lease lapsed on its last attempt', async () => {
+        await store.create(newJob({ maxAttempts: 1 }));
+        const job = await claimOne({ leaseMs: 100 });
+        expect(await store.claim(claimRequest({ now: Date.now() + 1000 }))).toEqual([]);
+        expect(await store.get(job.id)).toMatchObject({ status: 'failed', error: { code: 'lease-expired' } });
+      });
+
+      it('lists running jobs whose lease lapsed as stuck, and the next wake-up covers the lapse', async () => {
+        await store.create(newJob());
+        await store.create(newJob());
+        const [stuck, fine] = await store.claim(claimRequest({ max: 2, leaseMs: 50 }));
+        await store.renewLeases([lease(fine!)], 60_000, Date.now());
+        expect(await store.nextWakeAt(['echo'])).toBeLessThanOrEqual(stuck!.lease!.until);
+        const page = await store.list({ limit: 10, order: 'desc', stuckAt: Date.now() + 100 });
+        expect(page.jobs.map((job) => job.id)).toEqual([stuck!.id]);
+      });
+    });
+
+    describe('cancel', () => {
+      it('cancels a queued job at once', async () => {
+        const job = await store.create(newJob({ runAt: Date.now() + 60_000 }));
+        const outcome = await store.cancel(job.id, Date.now());
+        expect(outcome?.outcome).toBe('canceled');
+        expect(outcome?.job).toMatchObject({ status: 'canceled', version: 2 });
+        expect(outcome?.job.expiresAt).not.toBeNull();
+        expect(await store.claim(claimRequest({ now: Date.now() + 120_000 }))).toEqual([]);
+      });
+
+      it('asks a running job to stop, signals it, and the job ends canceled whatever the handler returns', async () => {
+        const events: StoreEvent[] = [];
+        const unsubscribe = await store.subscribe((event) => events.push(event));
+        await store.create(newJob());
+        const job = await claimOne();
+        const outcome = await store.cancel(job.id, Date.now());
+        expect(outcome?.outcome).toBe('cancel-requested');
+        expect(outcome?.job).toMatchObject({ status: 'running', cancelRequested: true });
+        await expect.poll(() => events.some((event) => event.kind === 'cancel' && event.jobId === job.id), { timeout: 2000 }).toBe(true);
+        expect(await store.finish(lease(job), { kind: 'succeeded', result: 'too late' }, Date.now())).toMatchObject({ status: 'canceled' });
+        expect(await store.get(job.id)).toMatchObject({ status: 'canceled', result: null });
+        unsubscribe();
+      });
+
+      it('cancels a running job whose worker died when its lease lapses', async () => {
+        await store.create(newJob());
+        const job = await claimOne({ leaseMs: 100 });
+        await store.cancel(job.id, Date.now());
+        await store.claim(claimRequest({ now: Date.now() + 1000 }));
+        expect((await store.get(job.id))!.status).toBe('canceled');
+      });
+
+      it('leaves a finished job unchanged and answers undefined for an unknown one', async () => {
+        await store.create(newJob());
+        const job = await claimOne();
+        await store.finish(lease(job), { kind: 'succeeded', result: 1 }, Date.now());
+        const outcome = await store.cancel(job.id, Date.now());
+        expect(outcome).toMatchObject({ outcome: 'unchanged', job: { status: 'succeeded', version: job.version + 1 } });
+        expect(await store.cancel(newJobId(Date.now()), Date.now())).toBeUndefined();
+      });
+    });
+
+    describe('delete', () => {
+      it('removes a job and its result; a repeat removes nothing', async () => {
+        await store.create(newJob());
+        const job = await claimOne();
+        await store.finish(lease(job), { kind: 'succeeded', result: 'x' }, Date.now());
+        expect(await store.delete(job.id)).toBe(true);
+        expect(await store.get(job.id)).toBeUndefined();
+        expect(await store.delete(job.id)).toBe(false);
+        expect((await store.list({ limit: 10, order: 'desc' })).jobs).toEqual([]);
+      });
+
+      it('signals the worker of a running job and fences it out', async () => {
+        const events: StoreEvent[] = [];
+        await store.subscribe((event) => events.push(event));
+        await store.create(newJob());
+        const job = await claimOne();
+        expect(await store.delete(job.id)).toBe(true);
+        await expect.poll(() => events.some((event) => event.kind === 'cancel' && event.jobId === job.id), { timeout: 2000 }).toBe(true);
+        expect(await store.finish(lease(job), { kind: 'succeeded', result: 1 }, Date.now())).toBe('lost');
+        expect(await store.renewLeases([lease(job)], 1000, Date.now())).toEqual([job.id]);
+        expect(await store.get(job.id)).toBeUndefined();
+      });
+
+      it('takes a queued job out of the queue', async () => {
+        const job = await store.create(newJob());
+        await store.delete(job.id);
+        expect(await store.claim(claimRequest())).toEqual([]);
+      });
+    });
+
+    describe('admin retry', () => {
+      it('re-queues a failed job now with another budget of attempts; the attempt count goes on', async () => {
+        await store.create(newJob({ maxAttempts: 2 }));
+        let job = await claimOne();
+        await store.finish(lease(job), { kind: 'retry', error: { code: 'e', message: 'e', retryable: true }, runAt: Date.now() }, Date.now());
+        job = await claimOne();
+        await store.finish(lease(job), { kind: 'failed', error: { code: 'e', message: 'e', retryable: true }, }, Date.now());
+        const retried = await store.retry(job.id, Date.now());
+        expect(retried).toMatchObject({ status: 'queued', attempt: 2, maxAttempts: 4, completedAt: null, expiresAt: null });
+        expect(await claimOne()).toMatchObject({ id: job.id, attempt: 3 });
+      });
+
+      it('retries a canceled job, refuses an active one, and answers undefined for an unknown one', async () => {
+        const queued = await store.create(newJob());
+        expect(await store.retry(queued.id, Date.now())).toBe('not-retryable');
+        await store.cancel(queued.id, Date.now());
+        expect(await store.retry(queued.id, Date.now())).toMatchObject({ status: 'queued', cancelRequested: false });
+        expect(await store.retry(newJobId(Date.now()), Date.now())).toBeUndefined();
+      });
+    });
+
+    describe('list', () => {
+      async function seed(count: number, start = Date.now() - 10_000): Promise<JobRecord[]> {
+        const jobs: JobRecord[] = [];
+        for (let i = 0; i < count; i++) jobs.push(await store.create(newJob({ createdAt: start + i, runAt: start + i, type: i % 3 === 0 ? 'sleep' : 'echo' })));
+        return jobs;
+      }
+
+      it('lists newest first by default and oldest first on request', async () => {
+        const jobs = await seed(5);
+        const desc = await store.list({ limit: 10, order: 'desc' });
+        expect(desc.jobs.map((job) => job.id)).toEqual(jobs.map((job) => job.id).reverse());
+        expect(desc.nextAfter).toBeNull();
+        const asc = await store.list({ limit: 10, order: 'asc' });
+        expect(asc.jobs.map((job) => job.id)).toEqual(jobs.map((job) => job.id));
+      });
+
+      it('pages with a cursor, each job exactly once, in both orders', async () => {
+        const jobs = await seed(23);
+        for (const order of ['desc', 'asc'] as const) {
+          const seen: string[] = [];
+          let after: string | undefined;
+          let pages = 0;
+          do {
+            const page = await store.list({ limit: 5, order, after });
+            seen.push(...page.jobs.map((job) => job.id));
+            after = page.nextAfter ?? undefined;
+            pages++;
+          } while (after && pages < 10);
+          const expected = jobs.map((job) => job.id);
+          expect(seen).toEqual(order === 'asc' ? expected : expected.reverse());
+        }
+      });
+
+      it('filters by several statuses, type and creation time', async () => {
+        const start = Date.now() - 10_000;
+        const jobs = await seed(9, start);
+        await store.cancel(jobs[1]!.id, Date.now());
+        const claimed = await store.claim(claimRequest({ types: ['sleep'], max: 1 }));
+        expect(claimed.map((job) => job.id)).toEqual([jobs[0]!.id]);
+        const byStatus = await store.list({ limit: 20, order: 'asc', statuses: ['running', 'canceled'] });
+        expect(byStatus.jobs.map((job) => job.id)).toEqual([jobs[0]!.id, jobs[1]!.id]);
+        const byType = await store.list({ limit: 20, order: 'asc', type: 'sleep' });
+        expect(byType.jobs.map((job) => job.id)).toEqual([jobs[0]!.id, jobs[3]!.id, jobs[6]!.id]);
+        const combined = await store.list({ limit: 20, order: 'asc', type: 'sleep', statuses: ['queued'] });
+        expect(combined.jobs.map((job) => job.id)).toEqual([jobs[3]!.id, jobs[6]!.id]);
+        const window = await store.list({ limit: 20, order: 'asc', createdAfter: start + 2, createdBefore: start + 6 });
+        expect(window.jobs.map((job) => job.id)).toEqual([jobs[3]!.id, jobs[4]!.id, jobs[5]!.id]);
+      });
+
+      it('says there is more when the page is full, and pages with filters too', async () => {
+        await seed(12);
+        const first = await store.list({ limit: 2, order: 'desc', type: 'sleep' });
+        expect(first.jobs).toHaveLength(2);
+        expect(first.nextAfter).toBe(first.jobs[1]!.id);
+        const second = await store.list({ limit: 2, order: 'desc', type: 'sleep', after: first.nextAfter! });
+        expect(second.jobs).toHaveLength(2);
+        expect(second.nextAfter).toBeNull();
+      });
+    });
+
+    describe('expiry and purge', () => {
+      it('makes a finished job disappear after the TTL', async () => {
+        await store.close();
+        store = await makeStore({ jobTtlMs: 150 });
+        await store.create(newJob());
+        const job = await claimOne();
+        await store.finish(lease(job), { kind: 'succeeded', result: 1 }, Date.now());
+        expect(await store.get(job.id)).toBeDefined();
+        await expect.poll(() => store.get(job.id), { timeout: 3000, interval: 50 }).toBeUndefined();
+        expect((await store.list({ limit: 10, order: 'desc' })).jobs).toEqual([]);
+        expect(await store.cancel(job.id, Date.now())).toBeUndefined();
+      });
+
+      it('purges finished jobs of the given statuses that finished before the cutoff, and only those', async () => {
+        const now = Date.now();
+        const done = await store.create(newJob({ createdAt: now - 3, runAt: now - 3 }));
+        const failed = await store.create(newJob({ createdAt: now - 2, runAt: now - 2 }));
+        const active = await store.create(newJob({ createdAt: now - 1, runAt: now - 1 }));
+        const [a, b] = await store.claim(claimRequest({ max: 2 }));
+        expect([a!.id, b!.id]).toEqual([done.id, failed.id]);
+        const finishedAt = Date.now();
+        await store.finish(lease(a!), { kind: 'succeeded', result: 1 }, finishedAt);
+        await store.finish(lease(b!), { kind: 'failed', error: { code: 'e', message: 'e', retryable: false } }, finishedAt);
+        expect(await store.purge(['succeeded', 'failed', 'canceled'], finishedAt - 1000)).toBe(0);
+        expect(await store.purge(['succeeded'], finishedAt + 1)).toBe(1);
+        expect(await store.get(done.id)).toBeUndefined();
+        expect(await store.get(failed.id)).toBeDefined();
+        expect(await store.purge(['succeeded', 'failed', 'canceled', 'queued'], finishedAt + 1)).toBe(1);
+        expect(await store.get(active.id)).toMatchObject({ status: 'queued' });
+      });
+    });
+
+    describe('stats and signals', () => {
+      it('counts jobs per status and type, ready and delayed, and finishes in the last minute', async () => {
+        const now = Date.now();
+        await store.create(newJob({ createdAt: now - 5000, runAt: now - 5000 }));
+        await store.create(newJob({ type: 'sleep' }));
+        await store.create(newJob({ runAt: now + 60_000 }));
+        const [job] = await store.claim(claimRequest({ types: ['sleep'] }));
+        await store.finish(lease(job!), { kind: 'succeeded', result: 1 }, Date.now());
+        const stats = await store.stats(Date.now());
+        expect(stats.counts).toEqual({ queued: 2, running: 0, succeeded: 1, failed: 0, canceled: 0 });
+        expect(stats.byType.echo).toEqual({ queued: 2, running: 0, succeeded: 0, failed: 0, canceled: 0 });
+        expect(stats.byType.sleep).toMatchObject({ succeeded: 1 });
+        expect(stats.ready).toBe(1);
+        expect(stats.delayed).toBe(1);
+        expect(stats.oldestReadyAgeS).toBeGreaterThanOrEqual(4.9);
+        expect(stats.finishedLastMinute).toBe(1);
+      });
+
+      it('signals idle workers when work arrives', async () => {
+        const events: StoreEvent[] = [];
+        await store.subscribe((event) => events.push(event));
+        await store.create(newJob({ type: 'sleep' }));
+        await expect.poll(() => events.some((event) => event.kind === 'work' && event.type === 'sleep'), { timeout: 2000 }).toBe(true);
+      });
+
+      it('answers a ping', async () => {
+        expect(await store.ping()).toBeGreaterThanOrEqual(0);
+      });
+    });
+  });
+}

@@ -1,0 +1,92 @@
+import { randomUUID } from 'node:crypto';
+import { Redis } from 'ioredis';
+import { afterEach, describe, expect, inject, it } from 'vitest';
+import { StoreUnavailableError } from '../../src/errors.js';
+import { newJobId } from '../../src/jobs/job-id.js';
+import { RedisJobStore } from '../../src/store/redis-job-store.js';
+import { spawnRedis, type SpawnedRedis } from '../helpers/redis-server.js';
+import { describeJobStoreContract } from './job-store.contract.js';
+
+const connect = (url: string, jobTtlMs: number, keyPrefix = `t${randomUUID().slice(0, 8)}`) =>
+  RedisJobStore.connect({ url, keyPrefix, jobTtlMs, connectTimeoutMs: 2000, commandTimeoutMs: 1000, sweepIntervalMs: 50 });
+
+describeJobStoreContract('redis', ({ jobTtlMs }) => connect(inject('redisUrl'), jobTtlMs));
+
+describe('Redis store specifics', () => {
+  const cleanups: (() => Promise<unknown>)[] = [];
+  afterEach(async () => {
+    while (cleanups.length > 0) await cleanups.pop()!();
+  });
+
+  const job = (type = 'echo') => {
+    const now = Date.now();
+    return { id: newJobId(now), type, tenant: '-', input: { x: 'y'.repeat(120) }, metadata: {}, priority: 0, maxAttempts: 3, timeoutS: null, createdAt: now, runAt: now };
+  };
+
+  it('keeps every key under one hash tag, and gives finished jobs a Redis TTL', async () => {
+    const prefix = `t${randomUUID().slice(0, 8)}`;
+    const store = await connect(inject('redisUrl'), 60_000, prefix);
+    cleanups.push(() => store.close());
+    const created = await store.create(job());
+    const [claimed] = await store.claim({ types: ['echo'], max: 1, workerId: 'w', leaseId: 'l', leaseMs: 1000, now: Date.now() });
+    await store.finish({ jobId: claimed!.id, leaseId: 'l' }, { kind: 'succeeded', result: { ok: 1 } }, Date.now());
+    const redis = new Redis(inject('redisUrl'));
+    cleanups.push(() => redis.quit());
+    const keys = await redis.keys(`*${prefix}*`);
+    expect(keys.length).toBeGreaterThan(3);
+    for (const key of keys) expect(key.startsWith(`{${prefix}}:`)).toBe(true);
+    const ttl = await redis.pttl(store.keys.job(created.id));
+    expect(ttl).toBeGreaterThan(50_000);
+    expect(ttl).toBeLessThanOrEqual(60_000);
+  });
+
+  it('drops expired jobs from the listing indexes when Redis already expired their hash', async () => {
+    const prefix = `t${randomUUID().slice(0, 8)}`;
+    const store = await connect(inject('redisUrl'), 100, prefix);
+    cleanups.push(() => store.close());
+    await store.create(job());
+    const [claimed] = await store.claim({ types: ['echo'], max: 1, workerId: 'w', leaseId: 'l', leaseMs: 1000, now: Date.now() });
+    await store.finish({ jobId: claimed!.id, leaseId: 'l' }, { kind: 'succeeded', result: 1 }, Date.now());
+    const redis = new Redis(inject('redisUrl'));
+    cleanups.push(() => redis.quit());
+    await expect.poll(() => redis.exists(store.keys.job(claimed!.id)), { timeout: 3000 }).toBe(0);
+    await expect.poll(() => redis.zcard(store.keys.index('succeeded', 'echo')), { timeout: 3000 }).toBe(0);
+    expect(await redis.zcard(store.keys.expiry)).toBe(0);
+  });
+
+  describe('when Redis stops answering', () => {
+    let server: SpawnedRedis;
+    afterEach(async () => {
+      await server?.stop();
+    });
+
+    it('fails fast with StoreUnavailableError while paused, and recovers when it answers again', async () => {
+      server = await spawnRedis();
+      const store = await connect(server.url, 60_000);
+      cleanups.push(() => store.close());
+      const created = await store.create(job());
+      server.signal('SIGSTOP');
+      const started = Date.now();
+      await expect(store.get(created.id)).rejects.toBeInstanceOf(StoreUnavailableError);
+      expect(Date.now() - started).toBeLessThan(2000);
+      await expect(store.ping()).rejects.toBeInstanceOf(StoreUnavailableError);
+      server.signal('SIGCONT');
+      await expect.poll(() => store.get(created.id).catch(() => 'down'), { timeout: 10_000, interval: 100 }).toMatchObject({ id: created.id });
+    });
+
+    it('fails fast while Redis is down, and reconnects after a restart', async () => {
+      server = await spawnRedis({ appendonly: true });
+      const store = await connect(server.url, 60_000);
+      cleanups.push(() => store.close());
+      const created = await store.create(job());
+      server.signal('SIGKILL');
+      await expect.poll(() => store.get(created.id).then(() => 'up', (error: unknown) => (error instanceof StoreUnavailableError ? 'unavailable' : 'other')), { timeout: 3000 }).toBe('unavailable');
+      await server.restart();
+      await expect.poll(() => store.get(created.id).catch(() => undefined), { timeout: 10_000, interval: 100 }).toMatchObject({ id: created.id, status: 'queued' });
+    });
+  });
+
+  it('refuses to connect to a closed port with StoreUnavailableError', async () => {
+    await expect(connect('redis://127.0.0.1:1', 1000)).rejects.toBeInstanceOf(StoreUnavailableError);
+  });
+});
