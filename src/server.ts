@@ -83,7 +83,7 @@ async function main(): Promise<void> {
     logger.info('shut down cleanly');
   });
 
-  await app.listen({ port: config.PORT, host: config.HOST });
+  const address = await app.listen({ port: config.PORT, host: config.HOST });
   await pool?.start();
   logger.info(
     {
@@ -93,7 +93,7 @@ async function main(): Promise<void> {
       jobTypes: handlers.types,
       admin: config.ADMIN_TOKEN ? 'token' : 'loopback only',
     },
-    `async-job service ready on http://${config.HOST}:${config.PORT} (docs at /docs)`,
+    `async-job service ready on ${address} (docs at ${address}/docs)`,
   );
 }
 

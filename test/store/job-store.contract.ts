@@ -62,7 +62,7 @@ export function describeJobStoreContract(name: string, makeStore: StoreFactory):
 
     describe('create and get', () => {
       it('stores a queued job at version 1 and reads it back unchanged', async () => {
-        const input = { text: 'héllo ✓', big: 12345678901234567890, nested: [1, { a: null }], empty: {}, list: [] };
+        const input = { text: 'héllo ✓', big: 9007199254740991, fraction: 0.30000000000000004, nested: [1, { a: null }], empty: {}, list: [] };
         const created = await store.create(newJob({ input, metadata: { team: 'search' }, priority: 7, timeoutS: 12 }));
         expect(created).toMatchObject({ status: 'queued', version: 1, attempt: 0, result: null, error: null, expiresAt: null });
         const read = await store.get(created.id);
