@@ -90,8 +90,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     },
     handler: async (request, reply) => {
       if (request.params.code === 'job-error') return { code: 'job-error', status: 200, title: 'Job attempt failed', description: jobErrorAbout };
-      const entry = problemCatalog[request.params.code as ProblemCode] as (typeof problemCatalog)[ProblemCode] | undefined;
-      if (!entry) return reply.callNotFound();
+      if (!Object.hasOwn(problemCatalog, request.params.code)) return reply.callNotFound();
+      const entry = problemCatalog[request.params.code as ProblemCode];
       return { code: request.params.code, status: entry.status, title: entry.title, description: entry.about };
     },
   });

@@ -46,6 +46,11 @@ export function registerErrorHandling(app: FastifyInstance): void {
   app.removeAllContentTypeParsers(); // only JSON bodies: anything else is a 415
   app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, body, done) => {
     const buffer = body as Buffer;
+    // An empty body with a JSON content type (fetch with headers but no body) counts as no body.
+    if (buffer.length === 0) {
+      done(null, undefined);
+      return;
+    }
     if (!isUtf8(buffer)) {
       done(new HttpProblem('malformed-json', 'The request body is not valid UTF-8.'), undefined);
       return;
@@ -79,7 +84,7 @@ export function registerErrorHandling(app: FastifyInstance): void {
     if (error.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE' || status === 415) {
       return sendProblem(reply, problem('unsupported-media-type', `Content-Type ${request.headers['content-type'] ?? '(none)'} is not supported; send application/json.`));
     }
-    if (error.code === 'FST_ERR_CTP_EMPTY_JSON_BODY' || error instanceof SyntaxError || error.code === 'FST_ERR_CTP_INVALID_JSON_BODY') {
+    if (error.code === 'FST_ERR_CTP_INVALID_JSON_BODY' || (error instanceof SyntaxError && error.statusCode === 400)) {
       return sendProblem(reply, problem('malformed-json', `The request body is not valid JSON: ${error.message}`));
     }
     if (status === 503 && error.code === 'FST_ERR_SERVER_CLOSING') {

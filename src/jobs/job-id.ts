@@ -7,7 +7,10 @@ import { decodeTime, encodeTime, isValid, ulid } from 'ulid';
  */
 export const newJobId = (now: number): string => ulid(now);
 
-export const isJobId = (value: string): boolean => value.length === 26 && isValid(value);
+const canonicalUlid = /^[0-7][0-9A-HJKMNP-TV-Z]{25}$/;
+
+/** Only the canonical (upper-case) spelling: ids are compared as stored. */
+export const isJobId = (value: string): boolean => canonicalUlid.test(value) && isValid(value);
 
 export const jobIdTime = (id: string): number => decodeTime(id);
 

@@ -97,7 +97,8 @@ export const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (fastif
     },
     handler: async (request) => {
       const statuses = request.query.status ?? ['succeeded', 'failed', 'canceled'];
-      const deleted = await store.purge(statuses, Date.now() - request.query.older_than_s * 1000);
+      // +1: the store purges jobs completed strictly before the cutoff; "at least older_than_s ago" includes it.
+      const deleted = await store.purge(statuses, Date.now() - request.query.older_than_s * 1000 + 1);
       request.log.info({ statuses, olderThanS: request.query.older_than_s, deleted }, 'admin purge');
       return { deleted };
     },

@@ -77,7 +77,12 @@ export class WorkerPool {
   async start(): Promise<void> {
     if (this.state !== 'idle' || this.options.concurrency === 0) return;
     this.state = 'running';
-    this.unsubscribe = await this.options.store.subscribe((event) => this.onStoreEvent(event));
+    const unsubscribe = await this.options.store.subscribe((event) => this.onStoreEvent(event));
+    if (this.state !== 'running') {
+      unsubscribe(); // drained while subscribing
+      return;
+    }
+    this.unsubscribe = unsubscribe;
     const heartbeatMs = Math.max(100, Math.floor(this.options.leaseMs / 3));
     this.heartbeatTimer = setInterval(() => void this.renewLeases(), heartbeatMs);
     this.heartbeatTimer.unref();
