@@ -23,7 +23,7 @@ export interface HandlerDefinition<Schema extends z.ZodType = z.ZodType, Result 
   type: string;
   /** Validates (and may default or transform) the job's input when it is submitted and again before it runs. */
   input: Schema;
-  /** Seconds an attempt may run before it is aborted and fails with code `timeout`. Jobs may ask for less. */
+  /** Seconds an attempt may run before it is aborted and fails with code `timeout`; a job's own `timeout_s` overrides it. */
   timeout_s?: number;
   /** Default attempts for jobs of this type (a job may override it). */
   max_attempts?: number;

@@ -333,6 +333,7 @@ export class MemoryJobStore implements JobStore {
     const entry: QueueEntry = { id: job.id, seq: job.queueSeq, priority: job.priority, runAt: job.runAt };
     if (job.runAt > now) {
       this.delayed.push(entry);
+      this.emit({ kind: 'work', type: job.type }); // an idle worker must learn the new due time (as the Redis store does)
       return;
     }
     this.readyHeap(job.type).push(entry);

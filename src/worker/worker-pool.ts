@@ -46,6 +46,8 @@ export class WorkerPool {
   private readonly types: string[];
   private state: 'idle' | 'running' | 'draining' | 'stopped' = 'idle';
   private claiming = false;
+  /** The running claim loop, which drain waits for: a claim in flight when draining starts must not start jobs. */
+  private claimLoopDone: Promise<void> = Promise.resolve();
   /** Bumped by every work signal; a claim that saw none during its call may sleep. */
   private wakeGeneration = 0;
   private wakeTimer: NodeJS.Timeout | null = null;
@@ -101,6 +103,7 @@ export class WorkerPool {
     }
     this.state = 'draining';
     this.clearWakeTimer();
+    await this.claimLoopDone;
     if (this.running.size > 0) this.log.info({ running: this.running.size, graceMs }, 'draining: waiting for running jobs');
     const allDone = await this.waitForRunning(graceMs);
     if (!allDone) {
@@ -145,7 +148,7 @@ export class WorkerPool {
     if (this.state !== 'running' || this.claiming) return;
     this.clearWakeTimer();
     this.claiming = true;
-    void this.claimLoop().finally(() => (this.claiming = false));
+    this.claimLoopDone = this.claimLoop().finally(() => (this.claiming = false));
   }
 
   private async claimLoop(): Promise<void> {
@@ -169,10 +172,17 @@ export class WorkerPool {
         this.sleepUntil(Date.now() + STORE_RETRY_MS);
         return;
       }
+      if (this.state !== 'running') {
+        // Draining began while the claim was in flight: hand the jobs back without counting the attempt.
+        const release = (job: JobRecord) =>
+          this.options.store.finish({ jobId: job.id, leaseId: job.lease!.id }, { kind: 'released' }, Date.now()).catch(() => undefined);
+        await Promise.all(jobs.map(release));
+        return;
+      }
       for (const job of jobs) this.startJob(job);
       if (jobs.length === 0 && generation === this.wakeGeneration) {
         await this.sleepUntilNextDue();
-        return;
+        if (generation === this.wakeGeneration) return; // else a signal came while we looked up the next due time
       }
     }
   }
@@ -243,6 +253,15 @@ export class WorkerPool {
     } finally {
       if (timeout) clearTimeout(timeout);
       if (running.progressTimer) clearTimeout(running.progressTimer);
+      running.progressTimer = null;
+    }
+    // "The last one is always written": flush progress reported since the last write, before the outcome.
+    if (outcome && running.pendingProgress && !controller.signal.aborted) {
+      const update = running.pendingProgress;
+      running.pendingProgress = null;
+      running.progressWrite = running.progressWrite.then(() =>
+        this.options.store.reportProgress(running.lease, update, Date.now()).then(() => undefined, () => undefined),
+      );
     }
     if (outcome) await this.recordOutcome(running, outcome, log);
   }

@@ -91,8 +91,11 @@ export async function waitForJob(
   return last!;
 }
 
-/** The next store event matching `match`, as seen by a listener subscribed now. */
-export async function nextEvent(store: JobStore, match: (event: StoreEvent) => boolean): Promise<Promise<StoreEvent>> {
+/**
+ * Subscribes now; `event` settles with the next store event matching `match`. (Wrapped in an object:
+ * an async function returning a bare promise would wait for the event itself.)
+ */
+export async function nextEvent(store: JobStore, match: (event: StoreEvent) => boolean): Promise<{ event: Promise<StoreEvent> }> {
   const seen = deferred<StoreEvent>();
   const unsubscribe = await store.subscribe((event) => {
     if (!seen.settled && match(event)) {
@@ -100,7 +103,7 @@ export async function nextEvent(store: JobStore, match: (event: StoreEvent) => b
       unsubscribe();
     }
   });
-  return seen.promise;
+  return { event: seen.promise };
 }
 
 export interface NewJobOptions {
@@ -231,6 +234,12 @@ export function testHandlers(controls: Controls): Handler[] {
           await honouring(controls.gate(input.gate).promise, ctx.signal);
           return { reported: input.times };
         }),
+    }),
+    /** Returns at once. */
+    defineHandler({
+      type: 'instant',
+      input: z.object({ n: z.number() }),
+      run: (input, ctx) => controls.track(ctx, async () => ({ n: input.n })),
     }),
     /** Reports progress once and returns straight away. */
     defineHandler({
