@@ -72,7 +72,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   return parsed.data;
 }
 
-/** A Redis URL safe to log: the password (and a username) is replaced by ***. */
+/** A Redis URL safe to log: the password is replaced by *** (a username is not a secret and stays). */
 export function maskRedisUrl(url: string): string {
   try {
     const parsed = new URL(url);

@@ -31,7 +31,9 @@ async function main(): Promise<void> {
   try {
     handlers = HandlerRegistry.enabled(config.JOB_TYPES);
   } catch (error) {
-    logger.fatal(`JOB_TYPES: ${(error as Error).message}`);
+    const message = `JOB_TYPES: ${(error as Error).message}`;
+    logger.fatal(message);
+    process.stderr.write(`${message}\n`);
     process.exit(78);
   }
 

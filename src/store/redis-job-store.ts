@@ -346,7 +346,9 @@ export class RedisJobStore implements JobStore {
     this.closed = true;
     clearInterval(this.sweepTimer);
     this.listeners.clear();
-    await Promise.all([quit(this.redis), this.subscriber ? quit(this.subscriber) : undefined]);
+    // The subscriber holds no state worth a graceful QUIT; a paused Redis would never answer it.
+    this.subscriber?.disconnect();
+    await quit(this.redis, this.options.commandTimeoutMs);
   }
 
   private async listStuck(query: ListQuery, at: number): Promise<ListPage> {
@@ -403,12 +405,13 @@ function redisClientOptions(options: RedisJobStoreOptions): RedisOptions {
   };
 }
 
-async function quit(client: Redis): Promise<void> {
-  try {
-    await client.quit();
-  } catch {
-    client.disconnect();
-  }
+/** QUIT, but never wait on a Redis that does not answer: disconnect after `timeoutMs`. */
+async function quit(client: Redis, timeoutMs: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs)));
+  await Promise.race([client.quit().catch(() => undefined), timeout]);
+  clearTimeout(timer);
+  client.disconnect();
 }
 
 function sum(values: number[]): number {

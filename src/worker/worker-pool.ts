@@ -55,6 +55,8 @@ export class WorkerPool {
   private unsubscribe: (() => void) | null = null;
   private leaseCounter = 0;
   private storeDown = false;
+  /** While draining, outcome writes to an unreachable store stop being retried after this time. */
+  private giveUpWritesAt = Infinity;
   private readonly settled = new Set<Promise<void>>();
   readonly counters = { started: 0, succeeded: 0, failed: 0, retried: 0, canceled: 0, leasesLost: 0 };
 
@@ -102,6 +104,7 @@ export class WorkerPool {
       return;
     }
     this.state = 'draining';
+    this.giveUpWritesAt = Date.now() + graceMs + 1000;
     this.clearWakeTimer();
     await this.claimLoopDone;
     if (this.running.size > 0) this.log.info({ running: this.running.size, graceMs }, 'draining: waiting for running jobs');
@@ -288,7 +291,7 @@ export class WorkerPool {
   /** Writes the outcome; while the store is down, keeps trying until the lease would have lapsed. */
   private async recordOutcome(running: RunningJob, outcome: AttemptOutcome, log: Logger): Promise<void> {
     await running.progressWrite;
-    const giveUpAt = Date.now() + this.options.leaseMs;
+    const leaseEnd = Date.now() + this.options.leaseMs;
     for (;;) {
       try {
         const result = await this.options.store.finish(running.lease, outcome, Date.now());
@@ -301,7 +304,7 @@ export class WorkerPool {
         }
         return;
       } catch (error) {
-        if (!(error instanceof StoreUnavailableError) || Date.now() >= giveUpAt) {
+        if (!(error instanceof StoreUnavailableError) || Date.now() >= Math.min(leaseEnd, this.giveUpWritesAt)) {
           log.error({ err: error, outcome: outcome.kind }, 'could not record the outcome; the lease will lapse and the job run again');
           return;
         }

@@ -125,4 +125,62 @@ describe('graceful shutdown (SIGTERM)', () => {
     const after = await waitFor('the reader to answer', () => Api.of(reader).job(job.id));
     expect(after).toMatchObject({ status: 'succeeded', attempt: 1, result: { slept_ms: 300, attempt: 1 } });
   });
+
+  it('exits within its grace period even when Redis does not answer', { timeout: 40_000 }, async () => {
+    // Redis of this test's own: it is paused.
+    const paused = await spawnRedis();
+    try {
+      const prefix = randomPrefix();
+      const service = await startService({ ...onRedis(prefix, { SHUTDOWN_GRACE_S: '1' }), REDIS_URL: paused.url });
+      expect((await Api.of(service).health()).status).toBe(200);
+      paused.signal('SIGSTOP');
+
+      const signalledAt = performance.now();
+      service.child.kill('SIGTERM');
+      const exit = await service.waitForExit(20_000);
+      const tookMs = performance.now() - signalledAt;
+      // SHUTDOWN_GRACE_S=1 and REDIS_COMMAND_TIMEOUT_MS=1000: nothing should keep it much beyond that.
+      expect(tookMs, `shutdown took ${Math.round(tookMs)} ms; last log line: ${service.logs().at(-1)?.msg}`).toBeLessThan(5000);
+      expect(exit).toEqual({ code: 0, signal: null });
+    } finally {
+      await paused.stop();
+    }
+  });
+
+  it('does not leave a job claimed during the shutdown "running" under a dead lease', { timeout: 40_000 }, async () => {
+    // The claim for a delayed job is held in flight by pausing Redis around the job's run_at; SIGTERM
+    // arrives while it is pending, and Redis answers it (with the job leased) after the drain began.
+    const slow = await spawnRedis();
+    try {
+      const prefix = randomPrefix();
+      const env = { ...onRedis(prefix, { SHUTDOWN_GRACE_S: '5', WORKER_CONCURRENCY: '1' }), REDIS_URL: slow.url };
+      const service = await startService(env);
+      const api = Api.of(service);
+      const job = await api.submit({ type: 'sleep', input: { ms: 2000, steps: 2 }, delay_s: 1.5 });
+      const runAt = Date.parse(job.run_at);
+
+      // Timed steps, not polls: the point is to act while a claim is in flight, which nothing outside shows.
+      await delayUntil(runAt - 300);
+      slow.signal('SIGSTOP');
+      await delayUntil(runAt + 300); // the pool woke at run_at and its claim is waiting on Redis
+      service.child.kill('SIGTERM');
+      await delayUntil(runAt + 500); // well before the claim's 1 s command timeout
+      slow.signal('SIGCONT');
+      const exit = await service.waitForExit(15_000);
+      expect(exit.code).toBe(0);
+
+      const reader = await startService({ ...env, WORKER_CONCURRENCY: '0' });
+      const after = await Api.of(reader).job(job.id);
+      // Released (queued, attempt 0) or finished within the grace period: both fine. Left `running` with
+      // attempt 1 means the job was claimed after the drain and abandoned when the process exited.
+      expect({ status: after.status, attempt: after.attempt }).toSatisfy(
+        (state: { status: string; attempt: number }) =>
+          (state.status === 'queued' && state.attempt === 0) || (state.status === 'succeeded' && state.attempt === 1),
+      );
+    } finally {
+      await slow.stop();
+    }
+  });
 });
+
+const delayUntil = (at: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, Math.max(0, at - Date.now())));

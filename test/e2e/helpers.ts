@@ -91,8 +91,8 @@ export async function spawnService(env: Record<string, string>, options: SpawnOp
   });
   let stdout = '';
   let stderr = '';
-  child.stdout!.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
   let done = false;
   const exited = new Promise<Exit>((resolve) => {
     child.once('close', (code, signal) => {
@@ -276,6 +276,7 @@ export interface JobView {
   error: { code: string; detail: string; retryable: boolean } | null;
   progress: { percent: number | null; step: string | null; message: string | null; updated_at: string | null };
   version: number;
+  run_at: string;
 }
 
 export interface HealthView {
