@@ -20,6 +20,8 @@ export interface AppDeps {
   handlers: HandlerRegistry;
   /** Null when this instance runs no workers. */
   pool: WorkerPool | null;
+  /** `worker` serves only the operational routes (health); `api` and `all` serve everything. */
+  role?: 'all' | 'api' | 'worker';
   logger?: FastifyBaseLogger;
   adminToken?: string;
   bodyLimitBytes?: number;
@@ -50,6 +52,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
   registerErrorHandling(app);
 
+  const operationalOnly = deps.role === 'worker';
   await app.register(fastifySwagger, {
     openapi: {
       openapi: '3.1.0',
@@ -69,10 +72,12 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     transform: jsonSchemaTransform,
     transformObject: jsonSchemaTransformObject,
   });
-  await app.register(fastifySwaggerUi, { routePrefix: '/docs' });
+  if (!operationalOnly) await app.register(fastifySwaggerUi, { routePrefix: '/docs' });
 
-  await app.register(jobRoutes, { store: deps.store, handlers: deps.handlers });
-  await app.register(adminRoutes, { store: deps.store, pool: deps.pool, adminToken: deps.adminToken });
+  if (!operationalOnly) {
+    await app.register(jobRoutes, { store: deps.store, handlers: deps.handlers });
+    await app.register(adminRoutes, { store: deps.store, pool: deps.pool, adminToken: deps.adminToken });
+  }
   await app.register(healthRoutes, {
     store: deps.store,
     storeFallback: deps.storeFallback ?? false,
@@ -80,7 +85,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     isShuttingDown: deps.isShuttingDown ?? (() => false),
   });
 
-  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  if (!operationalOnly) app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   app.withTypeProvider<ZodTypeProvider>().get('/problems/:code', {
     schema: {
       summary: 'What a problem type means',

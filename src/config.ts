@@ -10,9 +10,42 @@ const booleanFlag = z
 
 const positiveInt = z.coerce.number().int().positive();
 
+export interface TypeLimit {
+  /** At most this many jobs of the type running at once across every instance. */
+  maxConcurrency?: number;
+  /** At most `max` starts per `perS` seconds across every instance. */
+  rate?: { max: number; perS: number };
+}
+
+/** `type:max_concurrency=5:rate=20/1;other:rate=100/60` → per-type limits. */
+const typeLimitsSchema = z.string().transform((value, ctx) => {
+  const limits: Record<string, TypeLimit> = {};
+  for (const entry of value.split(';').map((part) => part.trim()).filter(Boolean)) {
+    const [type, ...settings] = entry.split(':');
+    if (!type || !/^[a-z0-9][a-z0-9_.-]{0,63}$/.test(type) || settings.length === 0) {
+      ctx.addIssue({ code: 'custom', message: `"${entry}" is not type:key=value[:key=value]` });
+      return z.NEVER;
+    }
+    const limit: TypeLimit = {};
+    for (const setting of settings) {
+      const concurrency = /^max_concurrency=(\d+)$/.exec(setting);
+      const rate = /^rate=(\d+)\/(\d+(?:\.\d+)?)$/.exec(setting);
+      if (concurrency && Number(concurrency[1]) > 0) limit.maxConcurrency = Number(concurrency[1]);
+      else if (rate && Number(rate[1]) > 0 && Number(rate[2]) > 0) limit.rate = { max: Number(rate[1]), perS: Number(rate[2]) };
+      else {
+        ctx.addIssue({ code: 'custom', message: `"${setting}" in "${entry}": use max_concurrency=N or rate=MAX/PER_SECONDS (positive numbers)` });
+        return z.NEVER;
+      }
+    }
+    limits[type] = limit;
+  }
+  return limits;
+});
+
 export const configSchema = z.object({
   PORT: z.coerce.number().int().min(0).max(65535).default(3000),
   HOST: z.string().min(1).default('127.0.0.1'),
+  ROLE: z.enum(['all', 'api', 'worker']).default('all'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   REDIS_URL: z
     .string()
@@ -23,6 +56,13 @@ export const configSchema = z.object({
     .string()
     .regex(/^[A-Za-z0-9_.:-]{1,64}$/, 'letters, digits and _ . : - only (1-64 characters)')
     .default('ajs'),
+  REDIS_CLUSTER: booleanFlag.default(false),
+  REDIS_SENTINELS: z
+    .string()
+    .regex(/^[^,:\s]+:\d+(,[^,:\s]+:\d+)*$/, 'comma-separated host:port list')
+    .optional(),
+  REDIS_SENTINEL_MASTER: z.string().min(1).default('mymaster'),
+  COMPRESS_THRESHOLD_BYTES: positiveInt.default(16_384),
   REDIS_CONNECT_TIMEOUT_MS: positiveInt.default(3000),
   REDIS_COMMAND_TIMEOUT_MS: positiveInt.default(1000),
   JOB_TTL_S: positiveInt.default(86_400),
@@ -42,6 +82,7 @@ export const configSchema = z.object({
         .filter((type) => type.length > 0),
     ),
   BODY_LIMIT_BYTES: positiveInt.default(1_048_576),
+  TYPE_LIMITS: typeLimitsSchema.default({}),
 });
 
 export type Config = z.infer<typeof configSchema>;

@@ -50,11 +50,14 @@ async function main(): Promise<void> {
   }
   const { store, fallback } = selection;
 
+  const unknownLimited = Object.keys(config.TYPE_LIMITS).filter((type) => !handlers.get(type));
+  if (unknownLimited.length > 0) logger.warn({ types: unknownLimited }, 'TYPE_LIMITS names job types that are not enabled here');
   const pool =
-    config.WORKER_CONCURRENCY > 0
+    config.ROLE !== 'api' && config.WORKER_CONCURRENCY > 0
       ? new WorkerPool({
           store,
           handlers,
+          limits: handlers.limits(config.TYPE_LIMITS),
           log: logger,
           concurrency: config.WORKER_CONCURRENCY,
           leaseMs: config.LEASE_S * 1000,
@@ -68,6 +71,7 @@ async function main(): Promise<void> {
     storeFallback: fallback,
     handlers,
     pool,
+    role: config.ROLE,
     logger,
     adminToken: config.ADMIN_TOKEN,
     bodyLimitBytes: config.BODY_LIMIT_BYTES,
@@ -89,6 +93,7 @@ async function main(): Promise<void> {
   await pool?.start();
   logger.info(
     {
+      role: config.ROLE,
       store: store.kind,
       storeFallback: fallback,
       workers: config.WORKER_CONCURRENCY,

@@ -27,6 +27,10 @@ export interface HandlerDefinition<Schema extends z.ZodType = z.ZodType, Result 
   timeout_s?: number;
   /** Default attempts for jobs of this type (a job may override it). */
   max_attempts?: number;
+  /** At most this many jobs of this type run at once across all instances (TYPE_LIMITS overrides it). */
+  max_concurrency?: number;
+  /** At most `max` starts per `per_s` seconds across all instances, e.g. for a rate-limited upstream API. */
+  rate?: { max: number; per_s: number };
   run(input: z.output<Schema>, ctx: JobContext): Promise<Result>;
 }
 

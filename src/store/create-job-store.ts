@@ -27,6 +27,13 @@ export async function createJobStore(config: Config, log: Logger): Promise<Store
   try {
     const store = await RedisJobStore.connect({
       url: config.REDIS_URL,
+      cluster: config.REDIS_CLUSTER,
+      sentinels: config.REDIS_SENTINELS?.split(',').map((entry) => {
+        const [host, port] = entry.split(':');
+        return { host: host!, port: Number(port) };
+      }),
+      sentinelMaster: config.REDIS_SENTINEL_MASTER,
+      compressThresholdBytes: config.COMPRESS_THRESHOLD_BYTES,
       keyPrefix: config.REDIS_KEY_PREFIX,
       jobTtlMs,
       connectTimeoutMs: config.REDIS_CONNECT_TIMEOUT_MS,

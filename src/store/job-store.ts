@@ -13,6 +13,9 @@ import type { JobError, JobProgress, JobRecord, JobStatus, NewJob } from '../job
  *   Every worker-side write (progress, finish, renew) takes that lease id and is refused (returns
  *   'lost' / false) once the lease lapsed and the job was reclaimed, canceled or deleted.
  * - Claim order: highest priority first, then earliest `runAt`, then id; a job is not claimed before `runAt`.
+ * - Claim limits hold across every instance sharing the store: with `maxConcurrency` N no more than N jobs
+ *   of the type are running; with `rate` no more than `max` of its claims fall in any `perMs` window.
+ *   Finishing a job of a concurrency-limited type signals 'work' when jobs of that type wait.
  * - `list` order is by id (= creation time), descending by default, and pages by cursor without skipping
  *   or repeating jobs that do not change status between pages.
  * - Progress: `percent` never decreases within an attempt and is capped at 99 until the job succeeds
@@ -54,13 +57,17 @@ export interface JobStore {
   /** Extends the leases held; returns the ids whose lease was lost (reclaimed, finished or gone). */
   renewLeases(leases: HeldLease[], leaseMs: number, now: number): Promise<string[]>;
   reportProgress(lease: HeldLease, progress: ProgressUpdate, now: number): Promise<boolean>;
-  /** Ends the attempt. A cancel requested meanwhile wins over any other outcome. */
-  finish(lease: HeldLease, outcome: AttemptOutcome, now: number): Promise<FinishResult>;
   /**
-   * The earliest time a claim could find work nobody signals: a delayed job's `runAt` or a lease's expiry.
+   * Ends the attempt. A cancel requested meanwhile wins over any other outcome. `concurrencyLimited`: the
+   * type has a fleet-wide concurrency limit, so the freed slot is signalled ('work') when jobs of it wait.
+   */
+  finish(lease: HeldLease, outcome: AttemptOutcome, now: number, options?: { concurrencyLimited?: boolean }): Promise<FinishResult>;
+  /**
+   * The earliest time a claim could find work nobody signals: a delayed job's `runAt`, a lease's expiry,
+   * or the end of a rate window that holds back ready jobs.
    * Idle workers sleep until then (or until a 'work' event). May be early, never late.
    */
-  nextWakeAt(types: string[]): Promise<number | null>;
+  nextWakeAt(types: string[], limits?: Record<string, ClaimLimit>): Promise<number | null>;
 
   /**
    * Signals from any instance sharing the store: new work, cancel of a running job. Resolves once the
@@ -90,8 +97,16 @@ export interface ListPage {
   nextAfter: string | null;
 }
 
+/** Fleet-wide limits of one job type, enforced inside the atomic claim. */
+export interface ClaimLimit {
+  maxConcurrency?: number;
+  rate?: { max: number; perMs: number };
+}
+
 export interface ClaimRequest {
   types: string[];
+  /** Per-type limits; a type without an entry is unlimited. */
+  limits?: Record<string, ClaimLimit>;
   max: number;
   workerId: string;
   leaseId: string;

@@ -4,6 +4,7 @@ import { MinHeap } from './min-heap.js';
 import {
   progressRules,
   type AttemptOutcome,
+  type ClaimLimit,
   type ClaimRequest,
   type FinishResult,
   type HeldLease,
@@ -43,6 +44,8 @@ export class MemoryJobStore implements JobStore {
   private readonly delayed = new MinHeap<QueueEntry>((a, b) => a.runAt < b.runAt || (a.runAt === b.runAt && a.id < b.id));
   private readonly running = new Set<string>();
   private readonly finishedPerSecond = new Map<number, number>();
+  /** Claim times of rate-limited types within their window. */
+  private readonly rateLogs = new Map<string, number[]>();
   private readonly listeners = new Set<(event: StoreEvent) => void>();
   private nextSeq = 1;
   private sweepTimer: NodeJS.Timeout | undefined;
@@ -201,10 +204,12 @@ export class MemoryJobStore implements JobStore {
     const { now } = request;
     this.reapLapsedLeases(now);
     this.promoteDue(now);
+    const budget = this.claimBudgets(request);
     const claimed: JobRecord[] = [];
     while (claimed.length < request.max) {
       let best: { heap: MinHeap<QueueEntry>; entry: QueueEntry } | undefined;
       for (const type of request.types) {
+        if ((budget.get(type) ?? 0) <= 0) continue;
         const heap = this.ready.get(type);
         if (!heap) continue;
         let entry = heap.peek();
@@ -217,6 +222,8 @@ export class MemoryJobStore implements JobStore {
       if (!best) break;
       best.heap.pop();
       const job = this.jobs.get(best.entry.id)!;
+      budget.set(job.type, budget.get(job.type)! - 1);
+      if (request.limits?.[job.type]?.rate) this.rateLog(job.type).push(now);
       job.queueSeq = 0;
       job.attempt++;
       job.startedAt = now;
@@ -227,6 +234,34 @@ export class MemoryJobStore implements JobStore {
       claimed.push(structuredClone(stripInternal(job)));
     }
     return claimed;
+  }
+
+  /** How many jobs of each type this claim may start under the fleet-wide limits (this process is the fleet). */
+  private claimBudgets(request: ClaimRequest): Map<string, number> {
+    const budget = new Map<string, number>();
+    for (const type of request.types) {
+      const limit = request.limits?.[type];
+      let allowed = request.max;
+      if (limit?.maxConcurrency !== undefined) {
+        let running = 0;
+        for (const id of this.running) if (this.jobs.get(id)?.type === type) running++;
+        allowed = Math.min(allowed, limit.maxConcurrency - running);
+      }
+      if (limit?.rate) {
+        const log = this.rateLog(type);
+        // The window is closed, [now - perMs, now], as in the Redis store.
+        while (log.length > 0 && log[0]! < request.now - limit.rate.perMs) log.shift();
+        allowed = Math.min(allowed, limit.rate.max - log.length);
+      }
+      budget.set(type, allowed);
+    }
+    return budget;
+  }
+
+  private rateLog(type: string): number[] {
+    let log = this.rateLogs.get(type);
+    if (!log) this.rateLogs.set(type, (log = []));
+    return log;
   }
 
   async renewLeases(leases: HeldLease[], leaseMs: number, now: number): Promise<string[]> {
@@ -252,9 +287,10 @@ export class MemoryJobStore implements JobStore {
     return true;
   }
 
-  async finish(lease: HeldLease, outcome: AttemptOutcome, now: number): Promise<FinishResult> {
+  async finish(lease: HeldLease, outcome: AttemptOutcome, now: number, options: { concurrencyLimited?: boolean } = {}): Promise<FinishResult> {
     const job = this.heldJob(lease);
     if (!job) return 'lost';
+    if (options.concurrencyLimited && (this.ready.get(job.type)?.size ?? 0) > 0) this.emit({ kind: 'work', type: job.type });
     job.lease = null;
     this.running.delete(job.id);
     if (job.cancelRequested) {
@@ -282,7 +318,7 @@ export class MemoryJobStore implements JobStore {
   }
 
   /** May answer the time of another type's delayed job: an early wake-up costs one empty claim. */
-  async nextWakeAt(_types: string[]): Promise<number | null> {
+  async nextWakeAt(_types: string[], limits: Record<string, ClaimLimit> = {}): Promise<number | null> {
     let entry = this.delayed.peek();
     while (entry && !this.isCurrent(entry)) {
       this.delayed.pop();
@@ -290,6 +326,10 @@ export class MemoryJobStore implements JobStore {
     }
     let next = entry?.runAt ?? Infinity;
     for (const id of this.running) next = Math.min(next, this.jobs.get(id)?.lease?.until ?? Infinity);
+    for (const [type, limit] of Object.entries(limits)) {
+      const oldest = limit.rate ? this.rateLogs.get(type)?.[0] : undefined;
+      if (oldest !== undefined) next = Math.min(next, oldest + limit.rate!.perMs + 1);
+    }
     return next === Infinity ? null : next;
   }
 

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
-import { Redis, ReplyError, type RedisOptions } from 'ioredis';
+import { deflateRawSync, inflateRawSync } from 'node:zlib';
+import { Cluster, Redis, ReplyError, type RedisOptions } from 'ioredis';
 import { StoreUnavailableError } from '../errors.js';
 import {
   JobStatus,
@@ -13,6 +14,7 @@ import {
 import { highestIdAt, jobIdTime, lowestIdAt } from '../jobs/job-id.js';
 import type {
   AttemptOutcome,
+  ClaimLimit,
   ClaimRequest,
   FinishResult,
   HeldLease,
@@ -45,13 +47,22 @@ const luaBodies = Object.fromEntries(scriptNames.map((name) => [name, readFileSy
 const transientReply = /^(LOADING|BUSY|MASTERDOWN|READONLY|CLUSTERDOWN|TRYAGAIN|NOREPLICAS|MISCONF)/;
 
 const LIST_REFILL_ROUNDS = 5;
+/** Marks a deflated JSON field: stored JSON never starts with `~`. */
+const COMPRESSED_MARK = '~z:';
 const SWEEP_BATCH = 500;
 const PURGE_BATCH = 500;
 
 export interface RedisJobStoreOptions {
   url: string;
+  /** Treat `url` as one node of a Redis Cluster. */
+  cluster?: boolean;
+  /** Sentinel addresses; `url` then only carries the password (and TLS, with rediss://). */
+  sentinels?: { host: string; port: number }[];
+  sentinelMaster?: string;
   keyPrefix: string;
   jobTtlMs: number;
+  /** JSON inputs and results at least this long are stored deflated (default 16 KiB). */
+  compressThresholdBytes?: number;
   connectTimeoutMs: number;
   commandTimeoutMs: number;
   sweepIntervalMs?: number;
@@ -64,14 +75,14 @@ export class RedisJobStore implements JobStore {
   readonly kind = 'redis' as const;
   readonly keys: RedisKeys;
   private readonly scripts: Record<ScriptName, ScriptCaller>;
-  private subscriber: Redis | undefined;
+  private subscriber: RedisClient | undefined;
   private subscribed: Promise<void> | undefined;
   private readonly listeners = new Set<(event: StoreEvent) => void>();
   private sweepTimer: NodeJS.Timeout | undefined;
   private closed = false;
 
   private constructor(
-    readonly redis: Redis,
+    readonly redis: RedisClient,
     private readonly options: RedisJobStoreOptions,
   ) {
     this.keys = new RedisKeys(options.keyPrefix);
@@ -91,11 +102,16 @@ export class RedisJobStore implements JobStore {
 
   /** Connects and checks the server answers; throws StoreUnavailableError otherwise (and closes the client). */
   static async connect(options: RedisJobStoreOptions): Promise<RedisJobStore> {
-    const redis = new Redis(options.url, redisClientOptions(options));
+    const redis = createClient(options);
     redis.on('error', () => undefined); // connection errors surface per command as StoreUnavailableError
     try {
-      await redis.connect();
-      await redis.ping();
+      await withDeadline(
+        (async () => {
+          await redis.connect();
+          await redis.ping();
+        })(),
+        options.connectTimeoutMs + 1000,
+      );
     } catch (error) {
       redis.disconnect();
       throw new StoreUnavailableError(`cannot connect to Redis: ${(error as Error).message}`, { cause: error });
@@ -106,7 +122,7 @@ export class RedisJobStore implements JobStore {
   async create(job: NewJob): Promise<JobRecord> {
     const fields: (string | number)[] = [
       'id', job.id, 'type', job.type, 'tenant', job.tenant, 'status', 'queued',
-      'input', JSON.stringify(job.input ?? null), 'prio', job.priority,
+      'input', this.pack(job.input), 'prio', job.priority,
       'attempt', 0, 'max_att', job.maxAttempts, 'budget', job.maxAttempts, 'ver', 1,
       'created', job.createdAt, 'run_at', job.runAt, 'updated', job.createdAt,
     ];
@@ -257,12 +273,16 @@ export class RedisJobStore implements JobStore {
   }
 
   async claim(request: ClaimRequest): Promise<JobRecord[]> {
+    const perType = request.types.flatMap((type) => {
+      const limit = request.limits?.[type];
+      return [type, limit?.maxConcurrency ?? 0, limit?.rate?.max ?? 0, limit?.rate?.perMs ?? 0];
+    });
     const reply = (await this.call(
       'claim',
       [this.keys.leases],
       [
         request.now, request.leaseMs, request.leaseId, request.workerId, request.max,
-        this.options.jobTtlMs, JSON.stringify(leaseExpiredError), ...request.types,
+        this.options.jobTtlMs, JSON.stringify(leaseExpiredError), ...perType,
       ],
     )) as string[][];
     return reply.map((pairs) => parseJob(pairsToHash(pairs)));
@@ -281,27 +301,35 @@ export class RedisJobStore implements JobStore {
     return reply !== 0;
   }
 
-  async finish(lease: HeldLease, outcome: AttemptOutcome, now: number): Promise<FinishResult> {
+  async finish(lease: HeldLease, outcome: AttemptOutcome, now: number, options: { concurrencyLimited?: boolean } = {}): Promise<FinishResult> {
     let payload = '';
     let runAt = 0;
-    if (outcome.kind === 'succeeded') payload = JSON.stringify(outcome.result ?? null);
+    if (outcome.kind === 'succeeded') payload = this.pack(outcome.result);
     else if (outcome.kind === 'failed' || outcome.kind === 'retry') payload = JSON.stringify(outcome.error);
     if (outcome.kind === 'retry') runAt = outcome.runAt;
     const reply = await this.call('finish', [this.keys.job(lease.jobId)], [
-      lease.jobId, lease.leaseId, outcome.kind, now, this.options.jobTtlMs, payload, runAt,
+      lease.jobId, lease.leaseId, outcome.kind, now, this.options.jobTtlMs, payload, runAt, options.concurrencyLimited ? '1' : '0',
     ]);
     if (!Array.isArray(reply)) return 'lost';
     return { status: JobStatus.parse(reply[0]), version: Number(reply[1]) };
   }
 
-  async nextWakeAt(types: string[]): Promise<number | null> {
-    const heads = await this.guard(() =>
+  async nextWakeAt(types: string[], limits: Record<string, ClaimLimit> = {}): Promise<number | null> {
+    const rateLimited = types.filter((type) => limits[type]?.rate);
+    const [heads, rateHeads] = await this.guard(() =>
       Promise.all([
-        ...types.map((type) => this.redis.zrange(this.keys.delayed(type), 0, 0, 'WITHSCORES')),
-        this.redis.zrange(this.keys.leases, 0, 0, 'WITHSCORES'),
+        Promise.all([
+          ...types.map((type) => this.redis.zrange(this.keys.delayed(type), 0, 0, 'WITHSCORES')),
+          this.redis.zrange(this.keys.leases, 0, 0, 'WITHSCORES'),
+        ]),
+        Promise.all(rateLimited.map((type) => this.redis.zrange(this.keys.rate(type), 0, 0, 'WITHSCORES'))),
       ]),
     );
     const times = heads.filter((head) => head.length === 2).map((head) => Number(head[1]));
+    rateLimited.forEach((type, i) => {
+      const oldest = rateHeads[i]!;
+      if (oldest.length === 2) times.push(Number(oldest[1]) + limits[type]!.rate!.perMs + 1);
+    });
     return times.length > 0 ? Math.min(...times) : null;
   }
 
@@ -316,7 +344,10 @@ export class RedisJobStore implements JobStore {
 
   private async openSubscriber(): Promise<void> {
     // Pub/sub needs its own connection; ioredis re-subscribes after a reconnect.
-    const subscriber = this.redis.duplicate({ enableOfflineQueue: true, commandTimeout: undefined, lazyConnect: false });
+    const subscriber =
+      this.redis instanceof Cluster
+        ? this.redis.duplicate([], { enableOfflineQueue: true })
+        : this.redis.duplicate({ enableOfflineQueue: true, commandTimeout: undefined, lazyConnect: false });
     subscriber.on('error', () => undefined);
     subscriber.on('message', (_channel: string, message: string) => {
       let event: StoreEvent;
@@ -377,6 +408,13 @@ export class RedisJobStore implements JobStore {
     return due.length > 0 ? Math.min(...due) : null;
   }
 
+  /** JSON, deflated (and base64'd, to stay a text field) above the compression threshold. */
+  private pack(value: unknown): string {
+    const json = JSON.stringify(value ?? null);
+    if (json.length < (this.options.compressThresholdBytes ?? 16_384)) return json;
+    return COMPRESSED_MARK + deflateRawSync(json).toString('base64');
+  }
+
   private call(name: ScriptName, keys: string[], args: (string | number)[]): Promise<unknown> {
     return this.guard(() => this.scripts[name](keys, args));
   }
@@ -392,21 +430,55 @@ export class RedisJobStore implements JobStore {
   }
 }
 
-function redisClientOptions(options: RedisJobStoreOptions): RedisOptions {
-  return {
+type RedisClient = Redis | Cluster;
+
+/** A standalone, Sentinel-managed or Cluster client, all failing fast instead of queueing while disconnected. */
+function createClient(options: RedisJobStoreOptions): RedisClient {
+  const url = new URL(options.url);
+  const auth = {
+    ...(url.username ? { username: decodeURIComponent(url.username) } : {}),
+    ...(url.password ? { password: decodeURIComponent(url.password) } : {}),
+    ...(url.protocol === 'rediss:' ? { tls: {} } : {}),
+  };
+  const common: RedisOptions = {
     lazyConnect: true,
     // Fail fast instead of queueing while disconnected: callers get a 503 within seconds, not a hang.
     enableOfflineQueue: false,
     maxRetriesPerRequest: 1,
     connectTimeout: options.connectTimeoutMs,
     commandTimeout: options.commandTimeoutMs,
-    enableAutoPipelining: true,
     retryStrategy: (attempt) => Math.min(attempt * 200, 2000),
   };
+  if (options.cluster) {
+    return new Cluster([{ host: url.hostname, port: Number(url.port || 6379) }], {
+      lazyConnect: true,
+      enableOfflineQueue: false,
+      enableAutoPipelining: true,
+      redisOptions: { ...common, ...auth },
+      clusterRetryStrategy: (attempt) => Math.min(attempt * 200, 2000),
+    });
+  }
+  if (options.sentinels && options.sentinels.length > 0) {
+    return new Redis({
+      ...common,
+      ...auth,
+      enableAutoPipelining: true,
+      sentinels: options.sentinels,
+      name: options.sentinelMaster ?? 'mymaster',
+      ...(auth.password ? { sentinelPassword: auth.password } : {}),
+    });
+  }
+  return new Redis(options.url, { ...common, enableAutoPipelining: true });
+}
+
+function withDeadline<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms)));
+  return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
 }
 
 /** QUIT, but never wait on a Redis that does not answer: disconnect after `timeoutMs`. */
-async function quit(client: Redis, timeoutMs: number): Promise<void> {
+async function quit(client: RedisClient, timeoutMs: number): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs)));
   await Promise.race([client.quit().catch(() => undefined), timeout]);
@@ -430,6 +502,11 @@ function liveRecord(hash: Record<string, string>, now: number): JobRecord | unde
   return parseJob(hash);
 }
 
+function unpack(value: string): unknown {
+  if (value.startsWith(COMPRESSED_MARK)) return JSON.parse(inflateRawSync(Buffer.from(value.slice(COMPRESSED_MARK.length), 'base64')).toString('utf8'));
+  return JSON.parse(value);
+}
+
 const num = (value: string | undefined): number | null => (value === undefined || value === '' ? null : Number(value));
 
 function parseJob(hash: Record<string, string>): JobRecord {
@@ -439,7 +516,7 @@ function parseJob(hash: Record<string, string>): JobRecord {
     type: hash.type!,
     tenant: hash.tenant!,
     status: hash.status as JobStatus,
-    input: JSON.parse(hash.input ?? 'null'),
+    input: unpack(hash.input ?? 'null'),
     metadata: hash.meta ? (JSON.parse(hash.meta) as Record<string, string>) : {},
     priority: Number(hash.prio),
     progress: {
@@ -448,7 +525,7 @@ function parseJob(hash: Record<string, string>): JobRecord {
       message: hash.msg ?? null,
       updatedAt: num(hash.p_at),
     },
-    result: hash.result !== undefined ? JSON.parse(hash.result) : null,
+    result: hash.result !== undefined ? unpack(hash.result) : null,
     error: hash.error !== undefined ? (JSON.parse(hash.error) as JobError) : null,
     attempt: Number(hash.attempt),
     maxAttempts: Number(hash.max_att),

@@ -10,6 +10,7 @@ import type { JobStatus } from '../jobs/job.js';
  *   {p}:ready:<type>        zset   queued jobs whose run_at has come; score (100 - priority)·2^42 + run_at ms
  *   {p}:delayed:<type>      zset   queued jobs waiting for run_at (delay, retry backoff); score run_at ms
  *   {p}:leases              zset   running jobs; score = lease expiry ms
+ *   {p}:rate:<type>         zset   claims of a rate-limited type in its current window; score = claim time ms
  *   {p}:idx:<status>:<type> zset   listing index; all scores 0, members ids, so lexical order = creation order
  *   {p}:expiry              zset   finished jobs; score = expires_at ms (the sweeper drops them from the indexes)
  *   {p}:types               set    every job type ever submitted
@@ -27,6 +28,7 @@ export class RedisKeys {
   ready = (type: string): string => `${this.base}ready:${type}`;
   delayed = (type: string): string => `${this.base}delayed:${type}`;
   index = (status: JobStatus, type: string): string => `${this.base}idx:${status}:${type}`;
+  rate = (type: string): string => `${this.base}rate:${type}`;
   get leases(): string {
     return `${this.base}leases`;
   }
@@ -52,6 +54,7 @@ export class RedisKeys {
       `local function ready_key(t) return KEY_BASE .. 'ready:' .. t end`,
       `local function delayed_key(t) return KEY_BASE .. 'delayed:' .. t end`,
       `local function index_key(s, t) return KEY_BASE .. 'idx:' .. s .. ':' .. t end`,
+      `local function rate_key(t) return KEY_BASE .. 'rate:' .. t end`,
       `local LEASES_KEY = KEY_BASE .. 'leases'`,
       `local EXPIRY_KEY = KEY_BASE .. 'expiry'`,
       `local TYPES_KEY = KEY_BASE .. 'types'`,

@@ -6,7 +6,7 @@ import { StoreUnavailableError } from '../errors.js';
 import type { JobError, JobRecord } from '../jobs/job.js';
 import { JobFailure, type JobAbortReason, type JobContext } from '../handlers/handler.js';
 import type { HandlerRegistry } from '../handlers/registry.js';
-import type { AttemptOutcome, HeldLease, JobStore, ProgressUpdate, StoreEvent } from '../store/job-store.js';
+import type { AttemptOutcome, ClaimLimit, HeldLease, JobStore, ProgressUpdate, StoreEvent } from '../store/job-store.js';
 
 export interface WorkerPoolOptions {
   store: JobStore;
@@ -15,6 +15,8 @@ export interface WorkerPoolOptions {
   concurrency: number;
   leaseMs: number;
   backoff: { baseMs: number; maxMs: number };
+  /** Fleet-wide per-type limits (max concurrency, rate), enforced by the store's claim. */
+  limits?: Record<string, ClaimLimit>;
   /** Most jobs leased in one claim call. */
   claimBatch?: number;
   /** Least time between two progress writes of one job. */
@@ -163,6 +165,7 @@ export class WorkerPool {
       try {
         jobs = await this.options.store.claim({
           types: this.types,
+          limits: this.options.limits,
           max: Math.min(free, this.options.claimBatch ?? 32),
           workerId: this.workerId,
           leaseId: `${this.workerId}:${++this.leaseCounter}`,
@@ -193,7 +196,7 @@ export class WorkerPool {
   private async sleepUntilNextDue(): Promise<void> {
     let next: number | null;
     try {
-      next = await this.options.store.nextWakeAt(this.types);
+      next = await this.options.store.nextWakeAt(this.types, this.options.limits);
     } catch (error) {
       this.markStoreDown(error);
       next = Date.now() + STORE_RETRY_MS;
@@ -294,7 +297,9 @@ export class WorkerPool {
     const leaseEnd = Date.now() + this.options.leaseMs;
     for (;;) {
       try {
-        const result = await this.options.store.finish(running.lease, outcome, Date.now());
+        const result = await this.options.store.finish(running.lease, outcome, Date.now(), {
+          concurrencyLimited: this.options.limits?.[running.job.type]?.maxConcurrency !== undefined,
+        });
         if (result === 'lost') {
           this.counters.leasesLost++;
           log.warn({ outcome: outcome.kind }, 'lease lost before the outcome was written; another attempt owns the job now');

@@ -120,6 +120,38 @@ export function describeJobStoreContract(name: string, makeStore: StoreFactory):
       });
     });
 
+    describe('fleet-wide limits', () => {
+      it('never has more than maxConcurrency jobs of a type running', async () => {
+        for (let i = 0; i < 5; i++) await store.create(newJob());
+        await store.create(newJob({ type: 'sleep' }));
+        const limits = { echo: { maxConcurrency: 2 } };
+        const first = await store.claim(claimRequest({ types: ['echo', 'sleep'], limits, max: 10 }));
+        expect(first.filter((job) => job.type === 'echo')).toHaveLength(2);
+        expect(first.filter((job) => job.type === 'sleep')).toHaveLength(1);
+        expect(await store.claim(claimRequest({ limits, max: 10 }))).toEqual([]);
+        const events: StoreEvent[] = [];
+        await store.subscribe((event) => events.push(event));
+        const echo = first.find((job) => job.type === 'echo')!;
+        await store.finish(lease(echo), { kind: 'succeeded', result: 1 }, Date.now(), { concurrencyLimited: true });
+        await expect.poll(() => events.some((event) => event.kind === 'work' && event.type === 'echo'), { timeout: 2000 }).toBe(true);
+        expect(await store.claim(claimRequest({ limits, max: 10 }))).toHaveLength(1);
+      });
+
+      it('never starts more than rate.max jobs of a type in any window of rate.perMs', async () => {
+        for (let i = 0; i < 8; i++) await store.create(newJob());
+        const limits = { echo: { rate: { max: 3, perMs: 1000 } } };
+        const now = Date.now();
+        expect(await store.claim(claimRequest({ limits, now }))).toHaveLength(3);
+        expect(await store.claim(claimRequest({ limits, now: now + 500 }))).toEqual([]);
+        expect(await store.claim(claimRequest({ limits, now: now + 1000 }))).toEqual([]);
+        const wake = await store.nextWakeAt(['echo'], limits);
+        expect(wake).not.toBeNull();
+        expect(wake!).toBeLessThanOrEqual(now + 1001);
+        expect(await store.claim(claimRequest({ limits, now: now + 1001 }))).toHaveLength(3);
+        expect(await store.claim(claimRequest({ now: now + 1002 }))).toHaveLength(2);
+      });
+    });
+
     describe('progress', () => {
       it('never decreases within an attempt, shows 100 as 99 until success, and keeps step and message', async () => {
         await store.create(newJob());

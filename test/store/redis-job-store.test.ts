@@ -86,6 +86,28 @@ describe('Redis store specifics', () => {
     });
   });
 
+  it('stores large inputs and results deflated, transparently', async () => {
+    const store = await RedisJobStore.connect({
+      url: inject('redisUrl'), keyPrefix: `t${randomUUID().slice(0, 8)}`, jobTtlMs: 60_000,
+      connectTimeoutMs: 2000, commandTimeoutMs: 1000, compressThresholdBytes: 1024,
+    });
+    cleanups.push(() => store.close());
+    const big = { rows: Array.from({ length: 500 }, (_, i) => ({ i, text: `row ${i} ✓ ${'x'.repeat(20)}` })) };
+    const created = await store.create({ ...job(), input: big });
+    const redis = new Redis(inject('redisUrl'));
+    cleanups.push(() => redis.quit());
+    const storedInput = await redis.hget(store.keys.job(created.id), 'input');
+    expect(storedInput!.startsWith('~z:')).toBe(true);
+    expect(storedInput!.length).toBeLessThan(JSON.stringify(big).length / 3);
+    const [claimed] = await store.claim({ types: ['echo'], max: 1, workerId: 'w', leaseId: 'l', leaseMs: 1000, now: Date.now() });
+    expect(claimed!.input).toEqual(big);
+    await store.finish({ jobId: created.id, leaseId: 'l' }, { kind: 'succeeded', result: big }, Date.now());
+    expect((await redis.hget(store.keys.job(created.id), 'result'))!.startsWith('~z:')).toBe(true);
+    expect((await store.get(created.id))!.result).toEqual(big);
+    const small = await store.create(job());
+    expect((await redis.hget(store.keys.job(small.id), 'input'))!.startsWith('{')).toBe(true);
+  });
+
   it('refuses to connect to a closed port with StoreUnavailableError', async () => {
     await expect(connect('redis://127.0.0.1:1', 1000)).rejects.toBeInstanceOf(StoreUnavailableError);
   });

@@ -1,7 +1,8 @@
 -- claim: recovers lapsed leases, promotes due delayed jobs, then leases up to `max` ready jobs.
 -- KEYS[1] leases key (routes the call to the right node in a cluster)
 -- ARGV[1] now ms, ARGV[2] lease ms, ARGV[3] lease id, ARGV[4] worker id, ARGV[5] max jobs,
--- ARGV[6] ttl ms for jobs a lapsed lease fails, ARGV[7] lease-expired error JSON, ARGV[8..] job types
+-- ARGV[6] ttl ms for jobs a lapsed lease fails, ARGV[7] lease-expired error JSON,
+-- ARGV[8..] per job type four values: type, max concurrency (0 = none), rate max (0 = none), rate window ms
 -- Returns an array of claimed jobs, each the flat HGETALL of its hash.
 local now, lease_ms, lease_id, worker_id = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], ARGV[4]
 local max, ttl_ms, lapsed_error = tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7]
@@ -25,10 +26,11 @@ for _, id in ipairs(redis.call('ZRANGEBYSCORE', LEASES_KEY, '-inf', now, 'LIMIT'
   end
 end
 
--- 2. Delayed jobs whose time has come become ready.
-local types = {}
-for i = 8, #ARGV do
+-- 2. Delayed jobs whose time has come become ready; each type's budget under its fleet-wide limits.
+local types, budget, rate_window = {}, {}, {}
+for i = 8, #ARGV, 4 do
   local job_type = ARGV[i]
+  local max_running, rate_max, window = tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3])
   types[#types + 1] = job_type
   local delayed = delayed_key(job_type)
   local due = redis.call('ZRANGEBYSCORE', delayed, '-inf', now, 'WITHSCORES', 'LIMIT', 0, 1000)
@@ -40,11 +42,24 @@ for i = 8, #ARGV do
     end
     redis.call('ZREM', delayed, id)
   end
+  local allowed = max
+  if max_running > 0 then
+    allowed = math.min(allowed, max_running - redis.call('ZCARD', index_key('running', job_type)))
+  end
+  if rate_max > 0 then
+    local rate = rate_key(job_type)
+    -- The window is closed, [now - window, now]: a claim exactly one window earlier still counts.
+    redis.call('ZREMRANGEBYSCORE', rate, '-inf', '(' .. (now - window))
+    allowed = math.min(allowed, rate_max - redis.call('ZCARD', rate))
+    rate_window[job_type] = window
+  end
+  budget[job_type] = allowed
 end
 
 -- 3. Lease the best ready jobs across the types: lowest score, then lowest id.
 local heads = {}
 local function refresh_head(job_type)
+  if budget[job_type] <= 0 then heads[job_type] = nil return end
   local head = redis.call('ZRANGE', ready_key(job_type), 0, 0, 'WITHSCORES')
   if head[1] then heads[job_type] = { id = head[1], score = tonumber(head[2]) } else heads[job_type] = nil end
 end
@@ -63,8 +78,16 @@ while #claimed < max do
   if not best then break end
   local id, key = best.id, job_key(best.id)
   redis.call('ZREM', ready_key(best_type), id)
+  local claimable = redis.call('HGET', key, 'status') == 'queued'
+  if claimable then
+    budget[best_type] = budget[best_type] - 1
+    if rate_window[best_type] then
+      redis.call('ZADD', rate_key(best_type), now, id .. ':' .. now)
+      redis.call('PEXPIRE', rate_key(best_type), rate_window[best_type] * 2)
+    end
+  end
   refresh_head(best_type)
-  if redis.call('HGET', key, 'status') == 'queued' then
+  if claimable then
     redis.call('HINCRBY', key, 'attempt', 1)
     redis.call('HDEL', key, 'pct', 'step', 'msg', 'p_at')
     redis.call('HSET', key, 'started', now, 'lease', lease_id, 'lease_until', lease_until, 'worker', worker_id)

@@ -2,7 +2,8 @@
 -- KEYS[1] job key
 -- ARGV[1] job id, ARGV[2] lease id, ARGV[3] outcome (succeeded|failed|retry|canceled|released),
 -- ARGV[4] now ms, ARGV[5] ttl ms, ARGV[6] result JSON (succeeded) or error JSON (failed, retry),
--- ARGV[7] run_at ms (retry)
+-- ARGV[7] run_at ms (retry), ARGV[8] '1' when the type has a fleet-wide concurrency limit: then a
+-- finish signals 'work' while jobs of the type wait, since the freed slot may be another instance's to use
 -- Returns { status, version }, or 0 when the lease is not held.
 local key, id, lease_id, outcome = KEYS[1], ARGV[1], ARGV[2], ARGV[3]
 local now, ttl_ms = tonumber(ARGV[4]), tonumber(ARGV[5])
@@ -32,5 +33,8 @@ elseif outcome == 'released' then
   version = requeue(key, id, job_type, now, now)
 else
   return redis.error_reply('finish: unknown outcome ' .. outcome)
+end
+if ARGV[8] == '1' and redis.call('ZCARD', ready_key(job_type)) > 0 then
+  publish('{"kind":"work","type":"' .. job_type .. '"}')
 end
 return { status, version }
