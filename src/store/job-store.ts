@@ -54,8 +54,11 @@ export interface JobStore {
 
   /** Leases up to `max` ready jobs of `types`; first re-queues (or fails) jobs whose lease lapsed. */
   claim(request: ClaimRequest): Promise<JobRecord[]>;
-  /** Extends the leases held; returns the ids whose lease was lost (reclaimed, finished or gone). */
-  renewLeases(leases: HeldLease[], leaseMs: number, now: number): Promise<string[]>;
+  /**
+   * Extends the leases held. Answers the ids whose lease was lost (reclaimed, finished or gone) and those
+   * still held but asked to cancel: a backstop should the cancel signal not have arrived.
+   */
+  renewLeases(leases: HeldLease[], leaseMs: number, now: number): Promise<RenewResult>;
   reportProgress(lease: HeldLease, progress: ProgressUpdate, now: number): Promise<boolean>;
   /**
    * Ends the attempt. A cancel requested meanwhile wins over any other outcome. `concurrencyLimited`: the
@@ -112,6 +115,11 @@ export interface ClaimRequest {
   leaseId: string;
   leaseMs: number;
   now: number;
+}
+
+export interface RenewResult {
+  lost: string[];
+  cancelRequested: string[];
 }
 
 export interface HeldLease {

@@ -12,6 +12,7 @@ import {
   type ListPage,
   type ListQuery,
   type ProgressUpdate,
+  type RenewResult,
   type StoreEvent,
   type StoreStats,
 } from './job-store.js';
@@ -264,14 +265,18 @@ export class MemoryJobStore implements JobStore {
     return log;
   }
 
-  async renewLeases(leases: HeldLease[], leaseMs: number, now: number): Promise<string[]> {
-    const lost: string[] = [];
+  async renewLeases(leases: HeldLease[], leaseMs: number, now: number): Promise<RenewResult> {
+    const result: RenewResult = { lost: [], cancelRequested: [] };
     for (const lease of leases) {
       const job = this.heldJob(lease);
-      if (job) job.lease!.until = now + leaseMs;
-      else lost.push(lease.jobId);
+      if (!job) {
+        result.lost.push(lease.jobId);
+        continue;
+      }
+      job.lease!.until = now + leaseMs;
+      if (job.cancelRequested) result.cancelRequested.push(job.id);
     }
-    return lost;
+    return result;
   }
 
   async reportProgress(lease: HeldLease, update: ProgressUpdate, now: number): Promise<boolean> {

@@ -22,6 +22,7 @@ import type {
   ListPage,
   ListQuery,
   ProgressUpdate,
+  RenewResult,
   StoreEvent,
   StoreStats,
 } from './job-store.js';
@@ -288,10 +289,11 @@ export class RedisJobStore implements JobStore {
     return reply.map((pairs) => parseJob(pairsToHash(pairs)));
   }
 
-  async renewLeases(leases: HeldLease[], leaseMs: number, now: number): Promise<string[]> {
-    if (leases.length === 0) return [];
+  async renewLeases(leases: HeldLease[], leaseMs: number, now: number): Promise<RenewResult> {
+    if (leases.length === 0) return { lost: [], cancelRequested: [] };
     const args = leases.flatMap((lease) => [lease.jobId, lease.leaseId]);
-    return (await this.call('renew', [this.keys.leases], [now, leaseMs, ...args])) as string[];
+    const [lost, cancelRequested] = (await this.call('renew', [this.keys.leases], [now, leaseMs, ...args])) as [string[], string[]];
+    return { lost, cancelRequested };
   }
 
   async reportProgress(lease: HeldLease, update: ProgressUpdate, now: number): Promise<boolean> {

@@ -357,8 +357,9 @@ export class WorkerPool {
     if (this.running.size === 0) return;
     const leases = [...this.running.values()].map((running) => running.lease);
     try {
-      const lost = await this.options.store.renewLeases(leases, this.options.leaseMs, Date.now());
+      const { lost, cancelRequested } = await this.options.store.renewLeases(leases, this.options.leaseMs, Date.now());
       this.markStoreUp();
+      for (const jobId of cancelRequested) this.running.get(jobId)?.controller.abort('canceled' satisfies JobAbortReason);
       for (const jobId of lost) {
         const running = this.running.get(jobId);
         if (!running || running.controller.signal.aborted) continue;

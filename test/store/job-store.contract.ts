@@ -227,7 +227,7 @@ export function describeJobStoreContract(name: string, makeStore: StoreFactory):
         await store.create(newJob());
         const [a, b] = await store.claim(claimRequest({ max: 2, leaseMs: 1000 }));
         await store.finish(lease(b!), { kind: 'succeeded', result: null }, Date.now());
-        const lost = await store.renewLeases([lease(a!), lease(b!), { jobId: newJobId(Date.now()), leaseId: 'x' }], 60_000, Date.now());
+        const { lost } = await store.renewLeases([lease(a!), lease(b!), { jobId: newJobId(Date.now()), leaseId: 'x' }], 60_000, Date.now());
         expect(lost).toHaveLength(2);
         expect(lost).toContain(b!.id);
         expect(lost).not.toContain(a!.id);
@@ -286,6 +286,7 @@ export function describeJobStoreContract(name: string, makeStore: StoreFactory):
         expect(outcome?.outcome).toBe('cancel-requested');
         expect(outcome?.job).toMatchObject({ status: 'running', cancelRequested: true });
         await expect.poll(() => events.some((event) => event.kind === 'cancel' && event.jobId === job.id), { timeout: 2000 }).toBe(true);
+        expect(await store.renewLeases([lease(job)], 30_000, Date.now())).toEqual({ lost: [], cancelRequested: [job.id] });
         expect(await store.finish(lease(job), { kind: 'succeeded', result: 'too late' }, Date.now())).toMatchObject({ status: 'canceled' });
         expect(await store.get(job.id)).toMatchObject({ status: 'canceled', result: null });
         unsubscribe();
@@ -328,7 +329,7 @@ export function describeJobStoreContract(name: string, makeStore: StoreFactory):
         expect(await store.delete(job.id)).toBe(true);
         await expect.poll(() => events.some((event) => event.kind === 'cancel' && event.jobId === job.id), { timeout: 2000 }).toBe(true);
         expect(await store.finish(lease(job), { kind: 'succeeded', result: 1 }, Date.now())).toBe('lost');
-        expect(await store.renewLeases([lease(job)], 1000, Date.now())).toEqual([job.id]);
+        expect(await store.renewLeases([lease(job)], 1000, Date.now())).toEqual({ lost: [job.id], cancelRequested: [] });
         expect(await store.get(job.id)).toBeUndefined();
       });
 
