@@ -6,6 +6,8 @@ import {
   type AttemptOutcome,
   type ClaimLimit,
   type ClaimRequest,
+  type FinishAndClaimResult,
+  type FinishRequest,
   type FinishResult,
   type HeldLease,
   type JobStore,
@@ -202,6 +204,10 @@ export class MemoryJobStore implements JobStore {
   }
 
   async claim(request: ClaimRequest): Promise<JobRecord[]> {
+    return this.claimReady(request);
+  }
+
+  private claimReady(request: ClaimRequest): JobRecord[] {
     const { now } = request;
     this.reapLapsedLeases(now);
     this.promoteDue(now);
@@ -293,6 +299,10 @@ export class MemoryJobStore implements JobStore {
   }
 
   async finish(lease: HeldLease, outcome: AttemptOutcome, now: number, options: { concurrencyLimited?: boolean } = {}): Promise<FinishResult> {
+    return this.finishHeld(lease, outcome, now, options);
+  }
+
+  private finishHeld(lease: HeldLease, outcome: AttemptOutcome, now: number, options: { concurrencyLimited?: boolean }): FinishResult {
     const job = this.heldJob(lease);
     if (!job) return 'lost';
     if (options.concurrencyLimited && (this.ready.get(job.type)?.size ?? 0) > 0) this.emit({ kind: 'work', type: job.type });
@@ -323,6 +333,12 @@ export class MemoryJobStore implements JobStore {
   }
 
   /** May answer the time of another type's delayed job: an early wake-up costs one empty claim. */
+  async finishAndClaim(finishes: FinishRequest[], claim: ClaimRequest | null, now: number): Promise<FinishAndClaimResult> {
+    const results: FinishResult[] = [];
+    for (const finish of finishes) results.push(this.finishHeld(finish.lease, finish.outcome, now, { concurrencyLimited: finish.concurrencyLimited }));
+    return { results, claimed: claim ? this.claimReady(claim) : [] };
+  }
+
   async nextWakeAt(_types: string[], limits: Record<string, ClaimLimit> = {}): Promise<number | null> {
     let entry = this.delayed.peek();
     while (entry && !this.isCurrent(entry)) {

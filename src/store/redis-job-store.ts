@@ -16,6 +16,8 @@ import type {
   AttemptOutcome,
   ClaimLimit,
   ClaimRequest,
+  FinishAndClaimResult,
+  FinishRequest,
   FinishResult,
   HeldLease,
   JobStore,
@@ -34,11 +36,12 @@ import { RedisKeys } from './redis-keys.js';
  *   created run_at started updated completed expires (epoch ms)
  *   pct step msg p_at (progress)   result(JSON) error(JSON)   lease lease_until worker   cancel('1')
  */
-const scriptNames = ['create', 'claim', 'renew', 'progress', 'finish', 'cancel', 'delete', 'retry', 'purge', 'sweep'] as const;
+const scriptNames = ['create', 'claim', 'renew', 'progress', 'finish', 'finish_claim', 'cancel', 'delete', 'retry', 'purge', 'sweep'] as const;
 type ScriptName = (typeof scriptNames)[number];
 
 const luaDir = new URL('./lua/', import.meta.url);
-const luaCommon = readFileSync(new URL('common.lua', luaDir), 'utf8');
+/** Helper functions every script gets: shared state-change steps, then the claim and finish logic. */
+const luaLibrary = ['common.lua', 'claim-lib.lua', 'finish-lib.lua'].map((file) => readFileSync(new URL(file, luaDir), 'utf8')).join('\n');
 const luaBodies = Object.fromEntries(scriptNames.map((name) => [name, readFileSync(new URL(`${name}.lua`, luaDir), 'utf8')])) as Record<
   ScriptName,
   string
@@ -87,7 +90,7 @@ export class RedisJobStore implements JobStore {
     private readonly options: RedisJobStoreOptions,
   ) {
     this.keys = new RedisKeys(options.keyPrefix);
-    const header = `${this.keys.luaKeyHelpers()}\n${luaCommon}\n`;
+    const header = `${this.keys.luaKeyHelpers()}\n${luaLibrary}\n`;
     this.scripts = {} as Record<ScriptName, ScriptCaller>;
     for (const name of scriptNames) {
       const command = `ajs_${name}`;
@@ -274,19 +277,23 @@ export class RedisJobStore implements JobStore {
   }
 
   async claim(request: ClaimRequest): Promise<JobRecord[]> {
-    const perType = request.types.flatMap((type) => {
-      const limit = request.limits?.[type];
-      return [type, limit?.maxConcurrency ?? 0, limit?.rate?.max ?? 0, limit?.rate?.perMs ?? 0];
-    });
-    const reply = (await this.call(
-      'claim',
-      [this.keys.leases],
-      [
-        request.now, request.leaseMs, request.leaseId, request.workerId, request.max,
-        this.options.jobTtlMs, JSON.stringify(leaseExpiredError), ...perType,
-      ],
-    )) as string[][];
+    const reply = (await this.call('claim', [this.keys.leases], [
+      request.now, request.leaseMs, request.leaseId, request.workerId, request.max,
+      this.options.jobTtlMs, LEASE_EXPIRED_JSON, ...claimTypeArgs(request),
+    ])) as string[][];
     return reply.map((pairs) => parseJob(pairsToHash(pairs)));
+  }
+
+  async finishAndClaim(finishes: FinishRequest[], claim: ClaimRequest | null, now: number): Promise<FinishAndClaimResult> {
+    const claimArgs = claim
+      ? [claim.max, claim.leaseMs, claim.leaseId, claim.workerId, LEASE_EXPIRED_JSON, ...claimTypeArgs(claim)]
+      : [0];
+    const [results, claimed] = (await this.call('finish_claim', [this.keys.leases], [
+      now, this.options.jobTtlMs, finishes.length,
+      ...finishes.flatMap((finish) => this.finishArgs(finish.lease, finish.outcome, finish.concurrencyLimited)),
+      ...claimArgs,
+    ])) as [unknown[], string[][]];
+    return { results: results.map(parseFinishReply), claimed: claimed.map((pairs) => parseJob(pairsToHash(pairs))) };
   }
 
   async renewLeases(leases: HeldLease[], leaseMs: number, now: number): Promise<RenewResult> {
@@ -304,16 +311,17 @@ export class RedisJobStore implements JobStore {
   }
 
   async finish(lease: HeldLease, outcome: AttemptOutcome, now: number, options: { concurrencyLimited?: boolean } = {}): Promise<FinishResult> {
+    const [id, leaseId, kind, payload, runAt, capped] = this.finishArgs(lease, outcome, options.concurrencyLimited);
+    const reply = await this.call('finish', [this.keys.job(lease.jobId)], [id, leaseId, kind, now, this.options.jobTtlMs, payload, runAt, capped]);
+    return parseFinishReply(reply);
+  }
+
+  /** The six values finish.lua and finish_claim.lua take per attempt. */
+  private finishArgs(lease: HeldLease, outcome: AttemptOutcome, concurrencyLimited = false): [string, string, string, string, number, string] {
     let payload = '';
-    let runAt = 0;
     if (outcome.kind === 'succeeded') payload = this.pack(outcome.result);
     else if (outcome.kind === 'failed' || outcome.kind === 'retry') payload = JSON.stringify(outcome.error);
-    if (outcome.kind === 'retry') runAt = outcome.runAt;
-    const reply = await this.call('finish', [this.keys.job(lease.jobId)], [
-      lease.jobId, lease.leaseId, outcome.kind, now, this.options.jobTtlMs, payload, runAt, options.concurrencyLimited ? '1' : '0',
-    ]);
-    if (!Array.isArray(reply)) return 'lost';
-    return { status: JobStatus.parse(reply[0]), version: Number(reply[1]) };
+    return [lease.jobId, lease.leaseId, outcome.kind, payload, outcome.kind === 'retry' ? outcome.runAt : 0, concurrencyLimited ? '1' : '0'];
   }
 
   async nextWakeAt(types: string[], limits: Record<string, ClaimLimit> = {}): Promise<number | null> {
@@ -486,6 +494,21 @@ async function quit(client: RedisClient, timeoutMs: number): Promise<void> {
   await Promise.race([client.quit().catch(() => undefined), timeout]);
   clearTimeout(timer);
   client.disconnect();
+}
+
+const LEASE_EXPIRED_JSON = JSON.stringify(leaseExpiredError);
+
+/** Per job type: name, max concurrency, rate max, rate window ms (0 = no limit). */
+function claimTypeArgs(request: ClaimRequest): (string | number)[] {
+  return request.types.flatMap((type) => {
+    const limit = request.limits?.[type];
+    return [type, limit?.maxConcurrency ?? 0, limit?.rate?.max ?? 0, limit?.rate?.perMs ?? 0];
+  });
+}
+
+function parseFinishReply(reply: unknown): FinishResult {
+  if (!Array.isArray(reply)) return 'lost';
+  return { status: JobStatus.parse(reply[0]), version: Number(reply[1]) };
 }
 
 function sum(values: number[]): number {

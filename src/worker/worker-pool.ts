@@ -6,7 +6,17 @@ import { StoreUnavailableError } from '../errors.js';
 import type { JobError, JobRecord } from '../jobs/job.js';
 import { JobFailure, type JobAbortReason, type JobContext } from '../handlers/handler.js';
 import type { HandlerRegistry } from '../handlers/registry.js';
-import type { AttemptOutcome, ClaimLimit, HeldLease, JobStore, ProgressUpdate, StoreEvent } from '../store/job-store.js';
+import type {
+  AttemptOutcome,
+  ClaimLimit,
+  ClaimRequest,
+  FinishAndClaimResult,
+  FinishResult,
+  HeldLease,
+  JobStore,
+  ProgressUpdate,
+  StoreEvent,
+} from '../store/job-store.js';
 
 export interface WorkerPoolOptions {
   store: JobStore;
@@ -36,6 +46,19 @@ interface RunningJob {
 /** The longest an idle worker sleeps without a signal: a safety net should a pub/sub message be lost. */
 const MAX_IDLE_MS = 30_000;
 const STORE_RETRY_MS = 1000;
+const OUTCOME_RETRY_MS = 250;
+/** Most outcomes written in one store call. */
+const FINISH_BATCH = 256;
+
+interface PendingFinish {
+  job: JobRecord;
+  lease: HeldLease;
+  outcome: AttemptOutcome;
+  log: Logger;
+  /** Writing is pointless after this: the lease has lapsed and the job is someone else's. */
+  leaseEnd: number;
+  settle: () => void;
+}
 
 /**
  * Runs jobs in this process: claims ready jobs from the store into `concurrency` slots, runs their
@@ -47,9 +70,16 @@ export class WorkerPool {
   private readonly log: Logger;
   private readonly types: string[];
   private state: 'idle' | 'running' | 'draining' | 'stopped' = 'idle';
-  private claiming = false;
-  /** The running claim loop, which drain waits for: a claim in flight when draining starts must not start jobs. */
-  private claimLoopDone: Promise<void> = Promise.resolve();
+  /** Handlers running now: the slots in use. A job whose outcome is still being written holds no slot. */
+  private handlersActive = 0;
+  /** Outcomes waiting to be written: each store call sends all of them, with the next claim. */
+  private pendingFinishes: PendingFinish[] = [];
+  /** True while the one store call of the sync loop is in flight or about to be. */
+  private syncing = false;
+  private syncDone: Promise<void> = Promise.resolve();
+  private retryTimer: NodeJS.Timeout | null = null;
+  /** False after a claim found less than it asked for and no signal came since: then only a signal claims. */
+  private claimWanted = false;
   /** Bumped by every work signal; a claim that saw none during its call may sleep. */
   private wakeGeneration = 0;
   private wakeTimer: NodeJS.Timeout | null = null;
@@ -71,8 +101,9 @@ export class WorkerPool {
     return this.options.concurrency;
   }
 
+  /** Slots in use: handlers running now. */
   get busy(): number {
-    return this.running.size;
+    return this.handlersActive;
   }
 
   get runningJobIds(): string[] {
@@ -108,7 +139,7 @@ export class WorkerPool {
     this.state = 'draining';
     this.giveUpWritesAt = Date.now() + graceMs + 1000;
     this.clearWakeTimer();
-    await this.claimLoopDone;
+    await this.syncDone; // a claim in flight must not start jobs after this point
     if (this.running.size > 0) this.log.info({ running: this.running.size, graceMs }, 'draining: waiting for running jobs');
     const allDone = await this.waitForRunning(graceMs);
     if (!allDone) {
@@ -122,6 +153,7 @@ export class WorkerPool {
   private stop(): void {
     this.state = 'stopped';
     this.clearWakeTimer();
+    if (this.retryTimer) clearTimeout(this.retryTimer);
     if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
     this.unsubscribe?.();
   }
@@ -147,53 +179,100 @@ export class WorkerPool {
     }
   }
 
-  /** Claims as long as slots are free and work is found; then sleeps until signalled or the next due time. */
+  /** There may be work: claim as long as slots are free and work is found. */
   private wake(): void {
     this.wakeGeneration++;
-    if (this.state !== 'running' || this.claiming) return;
+    if (this.state !== 'running') return;
     this.clearWakeTimer();
-    this.claiming = true;
-    this.claimLoopDone = this.claimLoop().finally(() => (this.claiming = false));
+    this.claimWanted = true;
+    this.kick();
   }
 
-  private async claimLoop(): Promise<void> {
-    while (this.state === 'running') {
-      const free = this.options.concurrency - this.running.size;
-      if (free <= 0) return; // a finishing job wakes us
+  /** Starts the sync loop unless it runs already (it then picks up whatever is new on its next turn). */
+  private kick(): void {
+    if (this.syncing) return;
+    this.syncing = true;
+    this.syncDone = this.syncLoop();
+  }
+
+  /**
+   * The only place this pool talks to the store about outcomes and claims: one call at a time, each
+   * writing every outcome that arrived meanwhile and claiming for every free slot (group commit), so a
+   * busy pool spends one round trip per batch of jobs rather than two per job.
+   */
+  private async syncLoop(): Promise<void> {
+    for (;;) {
+      const finishes = this.pendingFinishes.splice(0, FINISH_BATCH);
+      const free = this.state === 'running' && this.claimWanted ? this.options.concurrency - this.handlersActive : 0;
+      if (finishes.length === 0 && free <= 0) {
+        this.syncing = false; // set synchronously with the check above: a kick() after this starts a new loop
+        return;
+      }
       const generation = this.wakeGeneration;
-      let jobs: JobRecord[];
+      const claim = free > 0 ? this.claimRequest(Math.min(free, this.options.claimBatch ?? 64)) : null;
+      let reply: FinishAndClaimResult;
       try {
-        jobs = await this.options.store.claim({
-          types: this.types,
-          limits: this.options.limits,
-          max: Math.min(free, this.options.claimBatch ?? 32),
-          workerId: this.workerId,
-          leaseId: `${this.workerId}:${++this.leaseCounter}`,
-          leaseMs: this.options.leaseMs,
-          now: Date.now(),
-        });
+        reply = await this.options.store.finishAndClaim(
+          finishes.map((finish) => ({ lease: finish.lease, outcome: finish.outcome, concurrencyLimited: this.isConcurrencyLimited(finish.job.type) })),
+          claim,
+          Date.now(),
+        );
         this.markStoreUp();
       } catch (error) {
-        this.markStoreDown(error);
-        this.sleepUntil(Date.now() + STORE_RETRY_MS);
+        this.syncing = false;
+        this.onSyncFailure(finishes, error);
         return;
       }
+      finishes.forEach((finish, i) => this.settleFinish(finish, reply.results[i]!));
+      if (!claim) continue;
       if (this.state !== 'running') {
-        // Draining began while the claim was in flight: hand the jobs back without counting the attempt.
-        const release = (job: JobRecord) =>
-          this.options.store.finish({ jobId: job.id, leaseId: job.lease!.id }, { kind: 'released' }, Date.now()).catch(() => undefined);
-        await Promise.all(jobs.map(release));
-        return;
+        // Draining began while the claim was in flight: hand those jobs back without counting the attempt.
+        for (const job of reply.claimed) void this.queueFinish(job, { jobId: job.id, leaseId: job.lease!.id }, { kind: 'released' }, this.log);
+        continue;
       }
-      for (const job of jobs) this.startJob(job);
-      if (jobs.length === 0 && generation === this.wakeGeneration) {
-        await this.sleepUntilNextDue();
-        if (generation === this.wakeGeneration) return; // else a signal came while we looked up the next due time
+      for (const job of reply.claimed) this.startJob(job);
+      if (reply.claimed.length < claim.max && generation === this.wakeGeneration) {
+        this.claimWanted = false;
+        void this.sleepUntilNextDue(generation);
       }
     }
   }
 
-  private async sleepUntilNextDue(): Promise<void> {
+  private claimRequest(max: number): ClaimRequest {
+    return {
+      types: this.types,
+      limits: this.options.limits,
+      max,
+      workerId: this.workerId,
+      leaseId: `${this.workerId}:${++this.leaseCounter}`,
+      leaseMs: this.options.leaseMs,
+      now: Date.now(),
+    };
+  }
+
+  /** The store did not take the call: outcomes are retried until their lease would lapse; claiming resumes later. */
+  private onSyncFailure(finishes: PendingFinish[], error: unknown): void {
+    const unavailable = error instanceof StoreUnavailableError;
+    if (unavailable) this.markStoreDown(error);
+    else this.log.error({ err: error }, 'store call failed');
+    const now = Date.now();
+    const keep = finishes.filter((finish) => unavailable && now < Math.min(finish.leaseEnd, this.giveUpWritesAt));
+    for (const finish of finishes) {
+      if (keep.includes(finish)) continue;
+      finish.log.error({ err: error, outcome: finish.outcome.kind }, 'could not record the outcome; the lease will lapse and the job run again');
+      this.forget(finish);
+    }
+    this.pendingFinishes.unshift(...keep);
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = null;
+      if (this.state === 'running') this.claimWanted = true;
+      this.kick();
+    }, this.pendingFinishes.length > 0 ? OUTCOME_RETRY_MS : STORE_RETRY_MS);
+    this.retryTimer.unref();
+  }
+
+  private async sleepUntilNextDue(generation: number): Promise<void> {
     let next: number | null;
     try {
       next = await this.options.store.nextWakeAt(this.types, this.options.limits);
@@ -201,6 +280,7 @@ export class WorkerPool {
       this.markStoreDown(error);
       next = Date.now() + STORE_RETRY_MS;
     }
+    if (generation !== this.wakeGeneration) return; // a signal came meanwhile and was acted on
     this.sleepUntil(Math.min(next ?? Infinity, Date.now() + MAX_IDLE_MS));
   }
 
@@ -227,13 +307,41 @@ export class WorkerPool {
       progressWrite: Promise.resolve(),
     };
     this.running.set(job.id, running);
+    this.handlersActive++;
     this.counters.started++;
-    const done = this.runJob(running).finally(() => {
-      this.running.delete(job.id);
-      this.settled.delete(done);
-      if (this.state === 'running') this.wake();
-    });
+    const done = this.runJob(running).finally(() => this.settled.delete(done));
     this.settled.add(done);
+  }
+
+  /** Queues an outcome for the sync loop; the promise resolves once it is written (or given up). */
+  private queueFinish(job: JobRecord, lease: HeldLease, outcome: AttemptOutcome, log: Logger): Promise<void> {
+    let settle!: () => void;
+    const done = new Promise<void>((resolve) => (settle = resolve));
+    this.settled.add(done);
+    void done.then(() => this.settled.delete(done));
+    this.pendingFinishes.push({ job, lease, outcome, log, leaseEnd: Date.now() + this.options.leaseMs, settle });
+    this.kick();
+    return done;
+  }
+
+  private settleFinish(finish: PendingFinish, result: FinishResult): void {
+    if (result === 'lost') {
+      this.counters.leasesLost++;
+      finish.log.warn({ outcome: finish.outcome.kind }, 'lease lost before the outcome was written; another attempt owns the job now');
+    } else {
+      this.count(result.status, finish.outcome);
+      finish.log.debug({ status: result.status, outcome: finish.outcome.kind }, 'attempt finished');
+    }
+    this.forget(finish);
+  }
+
+  private forget(finish: PendingFinish): void {
+    if (this.running.get(finish.job.id)?.lease.leaseId === finish.lease.leaseId) this.running.delete(finish.job.id);
+    finish.settle();
+  }
+
+  private isConcurrencyLimited(type: string): boolean {
+    return this.options.limits?.[type]?.maxConcurrency !== undefined;
   }
 
   private async runJob(running: RunningJob): Promise<void> {
@@ -269,7 +377,13 @@ export class WorkerPool {
         this.options.store.reportProgress(running.lease, update, Date.now()).then(() => undefined, () => undefined),
       );
     }
-    if (outcome) await this.recordOutcome(running, outcome, log);
+    await running.progressWrite;
+    this.handlersActive--;
+    if (outcome) await this.queueFinish(job, running.lease, outcome, log);
+    else {
+      this.running.delete(job.id); // lease lost: nothing to write
+      this.kick();
+    }
   }
 
   /** Null when nothing should be written: the lease was lost to another worker. */
@@ -289,33 +403,6 @@ export class WorkerPool {
   private failOrRetry(job: JobRecord, error: JobError): AttemptOutcome {
     if (!error.retryable || job.attempt >= job.maxAttempts) return { kind: 'failed', error };
     return { kind: 'retry', error, runAt: Date.now() + backoffMs(job.attempt, this.options.backoff) };
-  }
-
-  /** Writes the outcome; while the store is down, keeps trying until the lease would have lapsed. */
-  private async recordOutcome(running: RunningJob, outcome: AttemptOutcome, log: Logger): Promise<void> {
-    await running.progressWrite;
-    const leaseEnd = Date.now() + this.options.leaseMs;
-    for (;;) {
-      try {
-        const result = await this.options.store.finish(running.lease, outcome, Date.now(), {
-          concurrencyLimited: this.options.limits?.[running.job.type]?.maxConcurrency !== undefined,
-        });
-        if (result === 'lost') {
-          this.counters.leasesLost++;
-          log.warn({ outcome: outcome.kind }, 'lease lost before the outcome was written; another attempt owns the job now');
-        } else {
-          this.count(result.status, outcome);
-          log.debug({ status: result.status, outcome: outcome.kind }, 'attempt finished');
-        }
-        return;
-      } catch (error) {
-        if (!(error instanceof StoreUnavailableError) || Date.now() >= Math.min(leaseEnd, this.giveUpWritesAt)) {
-          log.error({ err: error, outcome: outcome.kind }, 'could not record the outcome; the lease will lapse and the job run again');
-          return;
-        }
-        await new Promise((resolve) => setTimeout(resolve, 250));
-      }
-    }
   }
 
   private count(status: JobRecord['status'], outcome: AttemptOutcome): void {

@@ -221,6 +221,29 @@ export function describeJobStoreContract(name: string, makeStore: StoreFactory):
       });
     });
 
+    describe('finish and claim in one step', () => {
+      it('finishes each attempt in order, fenced, then claims the next jobs', async () => {
+        for (let i = 0; i < 4; i++) await store.create(newJob());
+        const [a, b] = await store.claim(claimRequest({ max: 2 }));
+        const now = Date.now();
+        const { results, claimed } = await store.finishAndClaim(
+          [
+            { lease: lease(a!), outcome: { kind: 'succeeded', result: { n: 1 } } },
+            { lease: { jobId: b!.id, leaseId: 'not-mine' }, outcome: { kind: 'succeeded', result: 'x' } },
+            { lease: lease(b!), outcome: { kind: 'failed', error: { code: 'e', message: 'm', retryable: false } } },
+          ],
+          claimRequest({ max: 5, leaseId: 'next', now }),
+          now,
+        );
+        expect(results).toEqual([{ status: 'succeeded', version: a!.version + 1 }, 'lost', { status: 'failed', version: b!.version + 1 }]);
+        expect(claimed).toHaveLength(2);
+        expect(claimed.every((job) => job.lease?.id === 'next' && job.status === 'running')).toBe(true);
+        expect(await store.get(a!.id)).toMatchObject({ status: 'succeeded', result: { n: 1 } });
+        const onlyFinish = await store.finishAndClaim([{ lease: lease(claimed[0]!), outcome: { kind: 'released' } }], null, Date.now());
+        expect(onlyFinish).toEqual({ results: [{ status: 'queued', version: claimed[0]!.version + 1 }], claimed: [] });
+      });
+    });
+
     describe('leases', () => {
       it('renews held leases and reports lost ones', async () => {
         await store.create(newJob());

@@ -19,29 +19,48 @@ interface FinishCall {
   after: JobRecord | undefined;
 }
 
-/** Records every `finish` (the pool's and the test's) with the job as stored right after it. */
-function recordFinishes(store: JobStore): FinishCall[] {
-  const calls: FinishCall[] = [];
-  const original = store.finish.bind(store);
-  vi.spyOn(store, 'finish').mockImplementation(async (lease, outcome, now) => {
-    const result = await original(lease, outcome, now);
-    calls.push({ lease, outcome, now, result, after: await store.get(lease.jobId) });
+interface Recording {
+  finishes: FinishCall[];
+  claims: JobRecord[];
+}
+const recordings = new WeakMap<JobStore, Recording>();
+
+/**
+ * Spies once per store on `finish`, `claim` and `finishAndClaim` (through which the pool sends its
+ * outcomes and claims in batches), recording every finished attempt with the job as stored right after
+ * it, and every job handed out by a claim.
+ */
+function record(store: JobStore): Recording {
+  const existing = recordings.get(store);
+  if (existing) return existing;
+  const recording: Recording = { finishes: [], claims: [] };
+  recordings.set(store, recording);
+  const finish = store.finish.bind(store);
+  vi.spyOn(store, 'finish').mockImplementation(async (lease, outcome, now, options) => {
+    const result = await finish(lease, outcome, now, options);
+    recording.finishes.push({ lease, outcome, now, result, after: await store.get(lease.jobId) });
     return result;
   });
-  return calls;
-}
-
-/** Records every job handed out by `claim`. */
-function recordClaims(store: JobStore): JobRecord[] {
-  const claimed: JobRecord[] = [];
-  const original = store.claim.bind(store);
+  const claim = store.claim.bind(store);
   vi.spyOn(store, 'claim').mockImplementation(async (request) => {
-    const jobs = await original(request);
-    claimed.push(...jobs);
+    const jobs = await claim(request);
+    recording.claims.push(...jobs);
     return jobs;
   });
-  return claimed;
+  const finishAndClaim = store.finishAndClaim.bind(store);
+  vi.spyOn(store, 'finishAndClaim').mockImplementation(async (finishes, claimRequest, now) => {
+    const reply = await finishAndClaim(finishes, claimRequest, now);
+    for (const [i, each] of finishes.entries()) {
+      recording.finishes.push({ lease: each.lease, outcome: each.outcome, now, result: reply.results[i]!, after: await store.get(each.lease.jobId) });
+    }
+    recording.claims.push(...reply.claimed);
+    return reply;
+  });
+  return recording;
 }
+
+const recordFinishes = (store: JobStore): FinishCall[] => record(store).finishes;
+const recordClaims = (store: JobStore): JobRecord[] => record(store).claims;
 
 describe.each(storeCases)('WorkerPool on the $name store', (storeCase) => {
   let store: JobStore;
@@ -334,15 +353,15 @@ describe.each(storeCases)('WorkerPool on the $name store', (storeCase) => {
 
     it('leaves no job running when drained while a claim is in flight', async () => {
       const job = await createJob(store, 'gate', { input: { gate: 'never' } });
-      const original = store.claim.bind(store);
+      const original = store.finishAndClaim.bind(store);
       const claimEntered = deferred();
       const claimRelease = deferred();
-      vi.spyOn(store, 'claim').mockImplementation(async (request) => {
-        if (!claimEntered.settled) {
+      vi.spyOn(store, 'finishAndClaim').mockImplementation(async (finishes, claim, now) => {
+        if (claim && !claimEntered.settled) {
           claimEntered.resolve();
           await claimRelease.promise; // a slow round trip to the store
         }
-        return original(request);
+        return original(finishes, claim, now);
       });
       const pool = await startPool();
       await claimEntered.promise;
