@@ -4,18 +4,15 @@ local function claim_jobs(now, lease_ms, lease_id, worker_id, max, ttl_ms, lapse
   -- 1. Lapsed leases, whatever their type: the worker holding them is gone or stuck.
   for _, id in ipairs(redis.call('ZRANGEBYSCORE', LEASES_KEY, '-inf', now, 'LIMIT', 0, 100)) do
     local key = job_key(id)
-    local job = redis.call('HMGET', key, 'status', 'type', 'attempt', 'max_att', 'cancel')
+    local job = redis.call('HMGET', key, 'status', 'type', 'attempt', 'max_att', 'cancel', 'ver', 'prio')
     redis.call('ZREM', LEASES_KEY, id)
     if job[1] == 'running' then
       if job[5] == '1' then
-        finalize(key, id, job[2], 'running', 'canceled', now, ttl_ms)
+        finalize(key, id, job[2], 'running', 'canceled', now, ttl_ms, job[6], {})
+      elseif tonumber(job[3]) >= tonumber(job[4]) then
+        finalize(key, id, job[2], 'running', 'failed', now, ttl_ms, job[6], { 'error', lapsed_error })
       else
-        redis.call('HSET', key, 'error', lapsed_error)
-        if tonumber(job[3]) >= tonumber(job[4]) then
-          finalize(key, id, job[2], 'running', 'failed', now, ttl_ms)
-        else
-          requeue(key, id, job[2], now, now)
-        end
+        requeue(key, id, job[2], job[7], now, now, job[6], { 'error', lapsed_error })
       end
     end
   end
@@ -50,45 +47,46 @@ local function claim_jobs(now, lease_ms, lease_id, worker_id, max, ttl_ms, lapse
     budget[job_type] = allowed
   end
 
-  -- 3. Lease the best ready jobs across the types: lowest score, then lowest id.
-  local heads = {}
-  local function refresh_head(job_type)
-    if budget[job_type] <= 0 then heads[job_type] = nil return end
-    local head = redis.call('ZRANGE', ready_key(job_type), 0, 0, 'WITHSCORES')
-    if head[1] then heads[job_type] = { id = head[1], score = tonumber(head[2]) } else heads[job_type] = nil end
+  -- 3. The best ready jobs across the types (lowest score, then lowest id): each type's first `budget`
+  -- candidates are read in one call and merged here.
+  local candidates = {}
+  for _, job_type in ipairs(types) do
+    if budget[job_type] > 0 then
+      local head = redis.call('ZRANGE', ready_key(job_type), 0, budget[job_type] - 1, 'WITHSCORES')
+      for j = 1, #head, 2 do
+        candidates[#candidates + 1] = { id = head[j], score = tonumber(head[j + 1]), type = job_type }
+      end
+    end
   end
-  for _, job_type in ipairs(types) do refresh_head(job_type) end
+  if #types > 1 then
+    table.sort(candidates, function(a, b)
+      if a.score ~= b.score then return a.score < b.score end
+      return a.id < b.id
+    end)
+  end
 
   local claimed = {}
   local lease_until = now + lease_ms
-  while #claimed < max do
-    local best_type, best = nil, nil
-    for _, job_type in ipairs(types) do
-      local head = heads[job_type]
-      if head and (not best or head.score < best.score or (head.score == best.score and head.id < best.id)) then
-        best_type, best = job_type, head
+  for _, candidate in ipairs(candidates) do
+    if #claimed >= max then break end
+    local id, job_type = candidate.id, candidate.type
+    if budget[job_type] > 0 then
+      local key = job_key(id)
+      redis.call('ZREM', ready_key(job_type), id)
+      local job = redis.call('HMGET', key, 'status', 'attempt', 'ver')
+      if job[1] == 'queued' then
+        budget[job_type] = budget[job_type] - 1
+        if rate_window[job_type] then
+          redis.call('ZADD', rate_key(job_type), now, id .. ':' .. now)
+          redis.call('PEXPIRE', rate_key(job_type), rate_window[job_type] * 2)
+        end
+        redis.call('HDEL', key, 'pct', 'step', 'msg', 'p_at')
+        change(key, id, job_type, 'queued', 'running', now, job[3], {
+          'attempt', tonumber(job[2]) + 1, 'started', now, 'lease', lease_id, 'lease_until', lease_until, 'worker', worker_id,
+        })
+        redis.call('ZADD', LEASES_KEY, lease_until, id)
+        claimed[#claimed + 1] = redis.call('HGETALL', key)
       end
-    end
-    if not best then break end
-    local id, key = best.id, job_key(best.id)
-    redis.call('ZREM', ready_key(best_type), id)
-    local claimable = redis.call('HGET', key, 'status') == 'queued'
-    if claimable then
-      budget[best_type] = budget[best_type] - 1
-      if rate_window[best_type] then
-        redis.call('ZADD', rate_key(best_type), now, id .. ':' .. now)
-        redis.call('PEXPIRE', rate_key(best_type), rate_window[best_type] * 2)
-      end
-    end
-    refresh_head(best_type)
-    if claimable then
-      redis.call('HINCRBY', key, 'attempt', 1)
-      redis.call('HDEL', key, 'pct', 'step', 'msg', 'p_at')
-      redis.call('HSET', key, 'started', now, 'lease', lease_id, 'lease_until', lease_until, 'worker', worker_id)
-      set_status(key, id, best_type, 'queued', 'running')
-      touch(key, now)
-      redis.call('ZADD', LEASES_KEY, lease_until, id)
-      claimed[#claimed + 1] = redis.call('HGETALL', key)
     end
   end
   return claimed

@@ -1,5 +1,7 @@
 -- Helpers shared by every script (prepended after the key helpers from redis-keys.ts).
 -- Job hash fields are documented in redis-job-store.ts; an absent field means null.
+-- Each state change reads what it needs with one HMGET and writes with one HSET: per-job work is the
+-- cost that bounds throughput.
 
 local PRIORITY_BAND = 4398046511104 -- 2^42: ready score = (100 - priority) * 2^42 + run_at ms
 
@@ -11,21 +13,26 @@ local function publish(event_json)
   redis.call('PUBLISH', EVENTS_CHANNEL, event_json)
 end
 
-local function is_expired(key, now)
-  local expires = redis.call('HGET', key, 'expires')
+local function is_expired(expires, now)
   return expires and tonumber(expires) <= now
 end
 
--- Moves the job's listing-index entry and sets its status field.
-local function set_status(key, id, job_type, from, to)
-  redis.call('ZREM', index_key(from, job_type), id)
-  redis.call('ZADD', index_key(to, job_type), 0, id)
-  redis.call('HSET', key, 'status', to)
-end
-
-local function touch(key, now)
-  redis.call('HSET', key, 'updated', now)
-  return redis.call('HINCRBY', key, 'ver', 1)
+-- Sets status `to` (moving the listing-index entry from `from`), `fields` (a flat field/value list),
+-- `updated` and the next version, in one HSET. Returns the new version.
+local function change(key, id, job_type, from, to, now, version, fields)
+  if from ~= to then
+    redis.call('ZREM', index_key(from, job_type), id)
+    redis.call('ZADD', index_key(to, job_type), 0, id)
+  end
+  local next_version = tonumber(version) + 1
+  fields[#fields + 1] = 'status'
+  fields[#fields + 1] = to
+  fields[#fields + 1] = 'updated'
+  fields[#fields + 1] = now
+  fields[#fields + 1] = 'ver'
+  fields[#fields + 1] = next_version
+  redis.call('HSET', key, unpack(fields))
+  return next_version
 end
 
 -- Queues a job (ready now, or delayed until run_at) and tells idle workers when that may wake them:
@@ -44,25 +51,30 @@ local function enqueue(id, job_type, priority, run_at, now)
 end
 
 -- running -> queued (retry, release, lapsed lease): progress starts again from null.
-local function requeue(key, id, job_type, run_at, now)
+local function requeue(key, id, job_type, priority, run_at, now, version, fields)
   redis.call('HDEL', key, 'lease', 'lease_until', 'pct', 'step', 'msg', 'p_at')
-  redis.call('HSET', key, 'run_at', run_at)
+  fields[#fields + 1] = 'run_at'
+  fields[#fields + 1] = run_at
+  local next_version = change(key, id, job_type, 'running', 'queued', now, version, fields)
   redis.call('ZREM', LEASES_KEY, id)
-  set_status(key, id, job_type, 'running', 'queued')
-  local priority = tonumber(redis.call('HGET', key, 'prio'))
-  enqueue(id, job_type, priority, run_at, now)
-  return touch(key, now)
+  enqueue(id, job_type, tonumber(priority), run_at, now)
+  return next_version
 end
 
 -- Any active status -> a terminal one; the job then expires ttl_ms later.
-local function finalize(key, id, job_type, from, to, now, ttl_ms)
+local function finalize(key, id, job_type, from, to, now, ttl_ms, version, fields)
   local expires = now + ttl_ms
-  redis.call('HDEL', key, 'lease', 'lease_until')
-  redis.call('HSET', key, 'completed', now, 'expires', expires)
+  if from == 'running' then
+    redis.call('HDEL', key, 'lease', 'lease_until')
+    redis.call('ZREM', LEASES_KEY, id)
+  end
+  fields[#fields + 1] = 'completed'
+  fields[#fields + 1] = now
+  fields[#fields + 1] = 'expires'
+  fields[#fields + 1] = expires
+  local next_version = change(key, id, job_type, from, to, now, version, fields)
   redis.call('PEXPIREAT', key, expires)
-  redis.call('ZREM', LEASES_KEY, id)
   redis.call('ZADD', EXPIRY_KEY, expires, id)
-  set_status(key, id, job_type, from, to)
   redis.call('HINCRBY', FINISHED_KEY, math.floor(now / 1000), 1)
-  return touch(key, now)
+  return next_version
 end

@@ -2,30 +2,26 @@
 -- Returns { status, version }, or 0 when the lease is not held.
 local function finish_job(id, lease_id, outcome, now, ttl_ms, payload, run_at, capped)
   local key = job_key(id)
-  local job = redis.call('HMGET', key, 'status', 'lease', 'type', 'cancel')
+  local job = redis.call('HMGET', key, 'status', 'lease', 'type', 'cancel', 'ver', 'prio', 'attempt')
   if job[1] ~= 'running' or job[2] ~= lease_id then return 0 end
-  local job_type = job[3]
-  local status, version
+  local job_type, version = job[3], job[5]
+  local status
   if job[4] == '1' or outcome == 'canceled' then
     status = 'canceled'
-    version = finalize(key, id, job_type, 'running', status, now, ttl_ms)
+    version = finalize(key, id, job_type, 'running', status, now, ttl_ms, version, {})
   elseif outcome == 'succeeded' then
     status = 'succeeded'
-    redis.call('HSET', key, 'result', payload, 'pct', 100, 'p_at', now)
     redis.call('HDEL', key, 'error')
-    version = finalize(key, id, job_type, 'running', status, now, ttl_ms)
+    version = finalize(key, id, job_type, 'running', status, now, ttl_ms, version, { 'result', payload, 'pct', 100, 'p_at', now })
   elseif outcome == 'failed' then
     status = 'failed'
-    redis.call('HSET', key, 'error', payload)
-    version = finalize(key, id, job_type, 'running', status, now, ttl_ms)
+    version = finalize(key, id, job_type, 'running', status, now, ttl_ms, version, { 'error', payload })
   elseif outcome == 'retry' then
     status = 'queued'
-    redis.call('HSET', key, 'error', payload)
-    version = requeue(key, id, job_type, tonumber(run_at), now)
+    version = requeue(key, id, job_type, job[6], tonumber(run_at), now, version, { 'error', payload })
   elseif outcome == 'released' then
     status = 'queued'
-    redis.call('HINCRBY', key, 'attempt', -1)
-    version = requeue(key, id, job_type, now, now)
+    version = requeue(key, id, job_type, job[6], now, now, version, { 'attempt', tonumber(job[7]) - 1 })
   else
     return redis.error_reply('finish: unknown outcome ' .. outcome)
   end

@@ -5,14 +5,21 @@
 -- Percent never decreases within an attempt and stays at most 99 until the job succeeds.
 -- Returns the new version, or 0 when the lease is not held.
 local key, lease_id, now = KEYS[1], ARGV[1], ARGV[2]
-local job = redis.call('HMGET', key, 'status', 'lease', 'pct')
+local job = redis.call('HMGET', key, 'status', 'lease', 'pct', 'type', 'ver')
 if job[1] ~= 'running' or job[2] ~= lease_id then return 0 end
+local fields = { 'p_at', now }
 if ARGV[3] ~= '' then
   local pct = math.min(99, math.max(0, math.floor(tonumber(ARGV[3]))))
   if job[3] then pct = math.max(pct, tonumber(job[3])) end
-  redis.call('HSET', key, 'pct', pct)
+  fields[#fields + 1] = 'pct'
+  fields[#fields + 1] = pct
 end
-if ARGV[4] ~= '' then redis.call('HSET', key, 'step', ARGV[4]) end
-if ARGV[5] ~= '' then redis.call('HSET', key, 'msg', ARGV[5]) end
-redis.call('HSET', key, 'p_at', now)
-return touch(key, now)
+if ARGV[4] ~= '' then
+  fields[#fields + 1] = 'step'
+  fields[#fields + 1] = ARGV[4]
+end
+if ARGV[5] ~= '' then
+  fields[#fields + 1] = 'msg'
+  fields[#fields + 1] = ARGV[5]
+end
+return change(key, '', job[4], 'running', 'running', now, job[5], fields) -- same status: no index move, so no id needed
