@@ -8,6 +8,19 @@ import { describeJobStoreContract } from './job-store.contract.js';
 let cluster: SpawnedCluster;
 beforeAll(async () => {
   cluster = await spawnRedisCluster();
+  // A fresh cluster may take a moment before every node serves its slots to a new client.
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    try {
+      const store = await RedisJobStore.connect({ url: cluster.url, cluster: true, keyPrefix: 'warmup', jobTtlMs: 1000, connectTimeoutMs: 3000, commandTimeoutMs: 2000 });
+      await store.stats(Date.now());
+      await store.close();
+      return;
+    } catch (error) {
+      if (Date.now() > deadline) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+  }
 }, 60_000);
 afterAll(async () => {
   await cluster?.stop();
