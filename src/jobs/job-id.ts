@@ -1,21 +1,59 @@
-import { decodeTime, encodeTime, isValid, ulid } from 'ulid';
+import { randomFillSync } from 'node:crypto';
 
 /**
- * Job ids are ULIDs: 48 bits of milliseconds then 80 fully random bits (never the monotonic variant,
+ * Job ids are ULIDs: 48 bits of milliseconds, then 80 fully random bits (never the monotonic variant,
  * whose next id in the same millisecond is guessable). Their lexicographic order is creation order,
  * which the stores use for listing: an id is its own time index and its own paging cursor.
+ *
+ * Written here rather than taken from the `ulid` package, which draws one crypto call per character:
+ * that cost ~50 µs per id and was the largest single cost of submitting a job. This draws random bytes
+ * from the same CSPRNG in 4 KiB blocks.
  */
-export const newJobId = (now: number): string => ulid(now);
+const ALPHABET = '0123456789ABCDEFGHJKMNPQRSTVWXYZ'; // Crockford base32
+const TIME_CHARS = 10;
+const RANDOM_CHARS = 16;
+const MAX_TIME = 2 ** 48 - 1;
+
+const pool = Buffer.alloc(4096);
+let poolOffset = pool.length;
+
+function randomChars(): string {
+  if (poolOffset + RANDOM_CHARS > pool.length) {
+    randomFillSync(pool);
+    poolOffset = 0;
+  }
+  let out = '';
+  // One byte per character, keeping its low 5 bits: 16 × 5 = 80 uniformly random bits.
+  for (let i = 0; i < RANDOM_CHARS; i++) out += ALPHABET[pool[poolOffset + i]! & 31];
+  poolOffset += RANDOM_CHARS;
+  return out;
+}
+
+function encodeTime(ms: number): string {
+  let time = Math.min(MAX_TIME, Math.max(0, Math.floor(ms)));
+  let out = '';
+  for (let i = 0; i < TIME_CHARS; i++) {
+    out = ALPHABET[time % 32]! + out;
+    time = Math.floor(time / 32);
+  }
+  return out;
+}
+
+export const newJobId = (now: number): string => encodeTime(now) + randomChars();
 
 const canonicalUlid = /^[0-7][0-9A-HJKMNP-TV-Z]{25}$/;
 
 /** Only the canonical (upper-case) spelling: ids are compared as stored. */
-export const isJobId = (value: string): boolean => canonicalUlid.test(value) && isValid(value);
+export const isJobId = (value: string): boolean => canonicalUlid.test(value);
 
-export const jobIdTime = (id: string): number => decodeTime(id);
+export function jobIdTime(id: string): number {
+  let time = 0;
+  for (let i = 0; i < TIME_CHARS; i++) time = time * 32 + ALPHABET.indexOf(id[i]!);
+  return time;
+}
 
 /** The smallest id any job created at `ms` can have. */
-export const lowestIdAt = (ms: number): string => encodeTime(Math.max(0, ms), 10) + '0'.repeat(16);
+export const lowestIdAt = (ms: number): string => encodeTime(ms) + '0'.repeat(RANDOM_CHARS);
 
 /** The largest id any job created at `ms` can have. */
-export const highestIdAt = (ms: number): string => encodeTime(Math.max(0, ms), 10) + 'Z'.repeat(16);
+export const highestIdAt = (ms: number): string => encodeTime(ms) + 'Z'.repeat(RANDOM_CHARS);
