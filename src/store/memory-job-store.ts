@@ -51,6 +51,7 @@ export class MemoryJobStore implements JobStore {
   private readonly rateLogs = new Map<string, number[]>();
   private readonly listeners = new Set<(event: StoreEvent) => void>();
   private nextSeq = 1;
+  private clock = 0;
   private sweepTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly options: { jobTtlMs: number; sweepIntervalMs?: number }) {
@@ -208,10 +209,10 @@ export class MemoryJobStore implements JobStore {
   }
 
   private claimReady(request: ClaimRequest): JobRecord[] {
-    const { now } = request;
+    const now = this.monotonic(request.now);
     this.reapLapsedLeases(now);
     this.promoteDue(now);
-    const budget = this.claimBudgets(request);
+    const budget = this.claimBudgets(request, now);
     const claimed: JobRecord[] = [];
     while (claimed.length < request.max) {
       let best: { heap: MinHeap<QueueEntry>; entry: QueueEntry } | undefined;
@@ -244,7 +245,13 @@ export class MemoryJobStore implements JobStore {
   }
 
   /** How many jobs of each type this claim may start under the fleet-wide limits (this process is the fleet). */
-  private claimBudgets(request: ClaimRequest): Map<string, number> {
+  /** Claims and finishes never use a time earlier than the last one used (as in the Redis store). */
+  private monotonic(now: number): number {
+    this.clock = Math.max(this.clock, now);
+    return this.clock;
+  }
+
+  private claimBudgets(request: ClaimRequest, now: number): Map<string, number> {
     const budget = new Map<string, number>();
     for (const type of request.types) {
       const limit = request.limits?.[type];
@@ -257,7 +264,7 @@ export class MemoryJobStore implements JobStore {
       if (limit?.rate) {
         const log = this.rateLog(type);
         // The window is closed, [now - perMs, now], as in the Redis store.
-        while (log.length > 0 && log[0]! < request.now - limit.rate.perMs) log.shift();
+        while (log.length > 0 && log[0]! < now - limit.rate.perMs) log.shift();
         allowed = Math.min(allowed, limit.rate.max - log.length);
       }
       budget.set(type, allowed);
@@ -302,7 +309,8 @@ export class MemoryJobStore implements JobStore {
     return this.finishHeld(lease, outcome, now, options);
   }
 
-  private finishHeld(lease: HeldLease, outcome: AttemptOutcome, now: number, options: { concurrencyLimited?: boolean }): FinishResult {
+  private finishHeld(lease: HeldLease, outcome: AttemptOutcome, at: number, options: { concurrencyLimited?: boolean }): FinishResult {
+    const now = this.monotonic(at);
     const job = this.heldJob(lease);
     if (!job) return 'lost';
     if (options.concurrencyLimited && (this.ready.get(job.type)?.size ?? 0) > 0) this.emit({ kind: 'work', type: job.type });

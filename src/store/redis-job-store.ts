@@ -432,7 +432,9 @@ export class RedisJobStore implements JobStore {
   /** Turns connection trouble into StoreUnavailableError; a genuine reply error (our bug) passes through. */
   private async guard<T>(operation: () => Promise<T>): Promise<T> {
     try {
-      return await operation();
+      // ioredis's own commandTimeout starts only when a command is sent, and with auto-pipelining a command
+      // may first wait behind the batch in flight: the deadline covers the whole wait.
+      return await withDeadline(operation(), this.options.commandTimeoutMs);
     } catch (error) {
       if (error instanceof ReplyError && !transientReply.test((error as Error).message)) throw error;
       throw new StoreUnavailableError(`Redis is unavailable: ${(error as Error).message}`, { cause: error });
@@ -483,6 +485,7 @@ function createClient(options: RedisJobStoreOptions): RedisClient {
 
 function withDeadline<T>(promise: Promise<T>, ms: number): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
+  promise.catch(() => undefined); // a late rejection after the deadline is not unhandled
   const deadline = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms)));
   return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
 }

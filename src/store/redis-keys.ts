@@ -15,6 +15,7 @@ import type { JobStatus } from '../jobs/job.js';
  *   {p}:expiry              zset   finished jobs; score = expires_at ms (the sweeper drops them from the indexes)
  *   {p}:types               set    every job type ever submitted
  *   {p}:finished            hash   epoch second -> jobs finished in that second (kept 2 minutes)
+ *   {p}:clock               string the latest time a claim or finish used: times never go backwards
  *   {p}:events              channel  JSON StoreEvent messages (new work, cancel of a running job)
  */
 export class RedisKeys {
@@ -41,6 +42,9 @@ export class RedisKeys {
   get finished(): string {
     return `${this.base}finished`;
   }
+  get clock(): string {
+    return `${this.base}clock`;
+  }
   get events(): string {
     return `${this.base}events`;
   }
@@ -59,6 +63,7 @@ export class RedisKeys {
       `local EXPIRY_KEY = KEY_BASE .. 'expiry'`,
       `local TYPES_KEY = KEY_BASE .. 'types'`,
       `local FINISHED_KEY = KEY_BASE .. 'finished'`,
+      `local CLOCK_KEY = KEY_BASE .. 'clock'`,
       `local EVENTS_CHANNEL = KEY_BASE .. 'events'`,
       '',
     ].join('\n');

@@ -4,4 +4,4 @@
 -- ARGV[6] ttl ms for jobs a lapsed lease fails, ARGV[7] lease-expired error JSON,
 -- ARGV[8..] per job type four values: type, max concurrency (0 = none), rate max (0 = none), rate window ms
 -- Returns an array of claimed jobs, each the flat HGETALL of its hash.
-return claim_jobs(tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7], ARGV, 8)
+return claim_jobs(monotonic_now(tonumber(ARGV[1])), tonumber(ARGV[2]), ARGV[3], ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7], ARGV, 8)

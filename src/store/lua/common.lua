@@ -9,6 +9,16 @@ local function ready_score(priority, run_at)
   return (100 - priority) * PRIORITY_BAND + run_at
 end
 
+-- Instances stamp times with their own clocks, and a script may run a little after its stamp: a claim
+-- could then carry a time earlier than the finish that freed its slot, or trim a rate window another
+-- claim already counted in. Claims and finishes therefore never use a time earlier than the last one used.
+local function monotonic_now(now)
+  local last = tonumber(redis.call('GET', CLOCK_KEY) or '0')
+  if last > now then return last end
+  redis.call('SET', CLOCK_KEY, now)
+  return now
+end
+
 local function publish(event_json)
   redis.call('PUBLISH', EVENTS_CHANNEL, event_json)
 end

@@ -5,7 +5,7 @@
 -- payload, run_at, capped (as for finish.lua); then the claim: max jobs (0 = claim nothing), lease ms,
 -- lease id, worker id, lease-expired error JSON, per-type quadruples (as for claim.lua)
 -- Returns { finish results in order (each { status, version } or 0 when the lease is not held), claimed jobs }
-local now, ttl_ms, n = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local now, ttl_ms, n = monotonic_now(tonumber(ARGV[1])), tonumber(ARGV[2]), tonumber(ARGV[3])
 local results = {}
 local i = 4
 for _ = 1, n do
