@@ -1,0 +1,173 @@
+import { spawn } from 'node:child_process';
+import { Agent, request } from 'node:http';
+import { fileURLToPath } from 'node:url';
+import autocannon from 'autocannon';
+import { percentile, PAYLOAD, sleep } from './util.js';
+
+const repoRoot = fileURLToPath(new URL('..', import.meta.url));
+const serverScript = fileURLToPath(new URL('./http-server.ts', import.meta.url));
+
+export interface ServerHandle {
+  port: number;
+  base: string;
+  stop(): Promise<void>;
+}
+
+/** Starts bench/http-server.ts in its own Node process and waits for its port. */
+export async function startServer(env: Record<string, string>): Promise<ServerHandle> {
+  const child = spawn(process.execPath, ['--import', 'tsx', serverScript], {
+    cwd: repoRoot,
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const killOnExit = () => child.kill('SIGKILL');
+  process.once('exit', killOnExit);
+  const port = await new Promise<number>((resolve, reject) => {
+    let output = '';
+    const timer = setTimeout(() => reject(new Error(`bench server (${JSON.stringify(env)}) did not start within 30 s`)), 30_000);
+    child.stdout.on('data', (chunk: Buffer) => {
+      output += chunk.toString();
+      const match = /LISTENING (\d+)/.exec(output);
+      if (match) {
+        clearTimeout(timer);
+        resolve(Number(match[1]));
+      }
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`bench server exited with code ${code} before listening`));
+    });
+  });
+  child.stdout.resume();
+  return {
+    port,
+    base: `http://127.0.0.1:${port}`,
+    stop: async () => {
+      if (child.exitCode === null && child.signalCode === null) {
+        const exited = new Promise((resolve) => child.once('exit', resolve));
+        child.kill('SIGTERM');
+        await Promise.race([exited, sleep(5000)]);
+        if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      }
+      process.removeListener('exit', killOnExit);
+    },
+  };
+}
+
+export interface CannonResult {
+  rps: number;
+  p99: number;
+  total: number;
+  non2xx: number;
+  errors: number;
+}
+
+/** One autocannon run (programmatic API) against 127.0.0.1; bounded by its duration. */
+export async function cannon(options: { url: string; method: 'GET' | 'POST'; body?: string; connections: number; seconds: number }): Promise<CannonResult> {
+  const result = await autocannon({
+    url: options.url,
+    method: options.method,
+    connections: options.connections,
+    duration: options.seconds,
+    headers: options.body !== undefined ? { 'content-type': 'application/json' } : {},
+    ...(options.body !== undefined ? { body: options.body } : {}),
+  });
+  return {
+    rps: result.requests.total / result.duration,
+    p99: result.latency.p99,
+    total: result.requests.total,
+    non2xx: result.non2xx,
+    errors: result.errors,
+  };
+}
+
+/** The body both POST targets get: an echo job with the 120-byte input. */
+export const CREATE_BODY = JSON.stringify({ type: 'echo', input: PAYLOAD });
+
+export interface HttpRun {
+  create: CannonResult;
+  status: CannonResult;
+  barePost: CannonResult;
+  bareGet: CannonResult;
+}
+
+export async function httpBench(options: { redisUrl: string; keyPrefix: string; connections: number; seconds: number; warmupS: number; log: (m: string) => void }): Promise<HttpRun> {
+  const app = await startServer({ BENCH_SERVER_MODE: 'app', BENCH_SERVER_REDIS_URL: options.redisUrl, BENCH_SERVER_KEY_PREFIX: options.keyPrefix });
+  const bare = await startServer({ BENCH_SERVER_MODE: 'bare' });
+  try {
+    const created = await fetch(`${app.base}/v1/jobs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: CREATE_BODY });
+    if (created.status !== 202) throw new Error(`POST /v1/jobs answered ${created.status}: ${await created.text()}`);
+    const { id } = (await created.json()) as { id: string };
+    const run = async (label: string, url: string, method: 'GET' | 'POST', body?: string) => {
+      const shape = { url, method, connections: options.connections, ...(body !== undefined ? { body } : {}) };
+      await cannon({ ...shape, seconds: options.warmupS });
+      const result = await cannon({ ...shape, seconds: options.seconds });
+      options.log(`  ${label}: ${Math.round(result.rps)} req/s, p99 ${result.p99} ms, non-2xx ${result.non2xx}, errors ${result.errors}`);
+      return result;
+    };
+    const barePost = await run('bare POST /echo', `${bare.base}/echo`, 'POST', CREATE_BODY);
+    const create = await run('POST /v1/jobs', `${app.base}/v1/jobs`, 'POST', CREATE_BODY);
+    const bareGet = await run('bare GET /hello', `${bare.base}/hello`, 'GET');
+    const status = await run('GET /v1/jobs/{id}', `${app.base}/v1/jobs/${id}`, 'GET');
+    return { create, status, barePost, bareGet };
+  } finally {
+    await app.stop();
+    await bare.stop();
+  }
+}
+
+export interface LatencySample {
+  requests: number;
+  errors: number;
+  p50: number;
+  p99: number;
+  /** Jobs on the first page answered (checks the listing really returned a page). */
+  pageSize: number;
+  latencies: number[];
+}
+
+/**
+ * A closed loop of `connections` keep-alive clients, each sending the next GET when the last answered,
+ * timing every request with performance.now() (autocannon's histogram has 1 ms resolution). Bounded by
+ * `seconds` and `maxRequests`.
+ */
+export async function timedGets(url: string, options: { connections: number; seconds: number; maxRequests: number }): Promise<LatencySample> {
+  const agent = new Agent({ keepAlive: true, maxSockets: options.connections });
+  const latencies: number[] = [];
+  let errors = 0;
+  let pageSize = -1;
+  const deadline = performance.now() + options.seconds * 1000;
+  let issued = 0;
+  const getOnce = () =>
+    new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const req = request(url, { agent, method: 'GET' }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (chunk: Buffer) => chunks.push(chunk));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() }));
+        res.on('error', reject);
+      });
+      req.on('error', reject);
+      req.end();
+    });
+  const client = async () => {
+    while (performance.now() < deadline && issued < options.maxRequests) {
+      issued++;
+      const started = performance.now();
+      try {
+        const { status, body } = await getOnce();
+        const took = performance.now() - started;
+        if (status !== 200) {
+          errors++;
+          continue;
+        }
+        latencies.push(took);
+        if (pageSize < 0) pageSize = ((JSON.parse(body) as { data: unknown[] }).data ?? []).length;
+      } catch {
+        errors++;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: options.connections }, client));
+  agent.destroy();
+  return { requests: latencies.length, errors, p50: percentile(latencies, 0.5), p99: percentile(latencies, 0.99), pageSize, latencies };
+}

@@ -1,0 +1,91 @@
+import { randomBytes } from 'node:crypto';
+import { pino, type Logger } from 'pino';
+import { z } from 'zod';
+import { defineHandler } from '../src/handlers/handler.js';
+import { ANONYMOUS_TENANT, type NewJob } from '../src/jobs/job.js';
+import { newJobId } from '../src/jobs/job-id.js';
+
+/** The job input of every queue benchmark: `{"value":"xxx…"}`, exactly 120 bytes of JSON. */
+export const PAYLOAD: { value: string } = { value: 'x'.repeat(120 - '{"value":""}'.length) };
+if (JSON.stringify(PAYLOAD).length !== 120) throw new Error('payload is not 120 bytes');
+
+/** Finished jobs are kept a day, the service's default JOB_TTL_S. */
+export const JOB_TTL_MS = 86_400_000;
+
+/** The small result both engines store for a finished no-op job. */
+export const RESULT = { ok: true };
+
+/** A no-op job type: validates its input like a real handler would, returns a small result. */
+export const noopHandler = defineHandler({
+  type: 'noop',
+  input: z.object({ value: z.string() }).strict(),
+  async run() {
+    return RESULT;
+  },
+});
+
+export const silentLog: Logger = pino({ level: 'silent' });
+
+export function newJob(type: string, input: unknown, now = Date.now()): NewJob {
+  return {
+    id: newJobId(now),
+    type,
+    tenant: ANONYMOUS_TENANT,
+    input,
+    metadata: {},
+    priority: 0,
+    maxAttempts: 3,
+    timeoutS: null,
+    createdAt: now,
+    runAt: now,
+  };
+}
+
+export const uniqueSuffix = (): string => randomBytes(3).toString('hex');
+
+/** Reads a positive number from the environment, else the default. */
+export function envNumber(name: string, fallback: number): number {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isFinite(value) || value <= 0) throw new Error(`${name} must be a positive number, got "${raw}"`);
+  return value;
+}
+
+export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Polls `done` every `everyMs` until it is true or `timeoutMs` passed; true when done. */
+export async function waitUntil(done: () => boolean, timeoutMs: number, everyMs = 10): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (!done()) {
+    if (Date.now() >= deadline) return false;
+    await sleep(everyMs);
+  }
+  return true;
+}
+
+/** Nearest-rank percentile (q in 0..1) of numbers; NaN for none. */
+export function percentile(values: number[], q: number): number {
+  if (values.length === 0) return Number.NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))]!;
+}
+
+export function log(message: string): void {
+  const at = new Date().toISOString().slice(11, 19);
+  process.stdout.write(`[bench ${at}] ${message}\n`);
+}
+
+export const fmtInt = (n: number): string => (Number.isFinite(n) ? Math.round(n).toLocaleString('en-US') : 'n/a');
+export const fmtMs = (n: number): string => (Number.isFinite(n) ? `${n < 10 ? n.toFixed(2) : n.toFixed(1)} ms` : 'n/a');
+export const fmtRatio = (n: number): string => (Number.isFinite(n) ? `${n.toFixed(2)}×` : 'n/a');
+
+/** Runs `work` for `count` items with at most `parallel` in flight. */
+export async function inBatches(count: number, batch: number, work: (index: number) => Promise<unknown>): Promise<void> {
+  for (let start = 0; start < count; start += batch) {
+    const end = Math.min(count, start + batch);
+    const pending: Promise<unknown>[] = [];
+    for (let i = start; i < end; i++) pending.push(work(i));
+    await Promise.all(pending);
+  }
+}
