@@ -49,6 +49,8 @@ const STORE_RETRY_MS = 1000;
 const OUTCOME_RETRY_MS = 250;
 /** Most outcomes written in one store call. */
 const FINISH_BATCH = 256;
+/** Store calls one pool keeps in flight at once. */
+const MAX_CALLS_IN_FLIGHT = 3;
 
 interface PendingFinish {
   job: JobRecord;
@@ -74,9 +76,11 @@ export class WorkerPool {
   private handlersActive = 0;
   /** Outcomes waiting to be written: each store call sends all of them, with the next claim. */
   private pendingFinishes: PendingFinish[] = [];
-  /** True while the one store call of the sync loop is in flight or about to be. */
-  private syncing = false;
-  private syncDone: Promise<void> = Promise.resolve();
+  /** Store calls in flight (at most MAX_CALLS_IN_FLIGHT), and the slots their claims may fill. */
+  private readonly callsInFlight = new Set<Promise<void>>();
+  private reservedSlots = 0;
+  /** After a failed store call, no new call before this time. */
+  private pausedUntil = 0;
   private retryTimer: NodeJS.Timeout | null = null;
   /** False after a claim found less than it asked for and no signal came since: then only a signal claims. */
   private claimWanted = false;
@@ -139,7 +143,7 @@ export class WorkerPool {
     this.state = 'draining';
     this.giveUpWritesAt = Date.now() + graceMs + 1000;
     this.clearWakeTimer();
-    await this.syncDone; // a claim in flight must not start jobs after this point
+    await Promise.all(this.callsInFlight); // a claim in flight must not start jobs after this point
     if (this.running.size > 0) this.log.info({ running: this.running.size, graceMs }, 'draining: waiting for running jobs');
     const allDone = await this.waitForRunning(graceMs);
     if (!allDone) {
@@ -188,53 +192,56 @@ export class WorkerPool {
     this.kick();
   }
 
-  /** Starts the sync loop unless it runs already (it then picks up whatever is new on its next turn). */
+  /**
+   * The only place this pool talks to the store about outcomes and claims. Each call writes every outcome
+   * waiting and claims for the free slots; up to MAX_CALLS_IN_FLIGHT calls overlap, so Node and Redis
+   * work at the same time, and outcomes that arrive while they are busy go out together in the next one
+   * (group commit): a busy pool spends a fraction of a round trip per job.
+   */
   private kick(): void {
-    if (this.syncing) return;
-    this.syncing = true;
-    this.syncDone = this.syncLoop();
+    if (Date.now() < this.pausedUntil) return; // the store just failed; the retry timer kicks again
+    while (this.callsInFlight.size < MAX_CALLS_IN_FLIGHT) {
+      const finishes = this.pendingFinishes.splice(0, FINISH_BATCH);
+      const free =
+        this.state === 'running' && this.claimWanted ? this.options.concurrency - this.handlersActive - this.reservedSlots : 0;
+      if (finishes.length === 0 && free <= 0) return;
+      const claim = free > 0 ? this.claimRequest(Math.min(free, this.options.claimBatch ?? 64)) : null;
+      const call = this.syncCall(finishes, claim).finally(() => {
+        this.callsInFlight.delete(call);
+        this.kick();
+      });
+      this.callsInFlight.add(call);
+    }
   }
 
-  /**
-   * The only place this pool talks to the store about outcomes and claims: one call at a time, each
-   * writing every outcome that arrived meanwhile and claiming for every free slot (group commit), so a
-   * busy pool spends one round trip per batch of jobs rather than two per job.
-   */
-  private async syncLoop(): Promise<void> {
-    for (;;) {
-      const finishes = this.pendingFinishes.splice(0, FINISH_BATCH);
-      const free = this.state === 'running' && this.claimWanted ? this.options.concurrency - this.handlersActive : 0;
-      if (finishes.length === 0 && free <= 0) {
-        this.syncing = false; // set synchronously with the check above: a kick() after this starts a new loop
-        return;
-      }
-      const generation = this.wakeGeneration;
-      const claim = free > 0 ? this.claimRequest(Math.min(free, this.options.claimBatch ?? 64)) : null;
-      let reply: FinishAndClaimResult;
-      try {
-        reply = await this.options.store.finishAndClaim(
-          finishes.map((finish) => ({ lease: finish.lease, outcome: finish.outcome, concurrencyLimited: this.isConcurrencyLimited(finish.job.type) })),
-          claim,
-          Date.now(),
-        );
-        this.markStoreUp();
-      } catch (error) {
-        this.syncing = false;
-        this.onSyncFailure(finishes, error);
-        return;
-      }
-      finishes.forEach((finish, i) => this.settleFinish(finish, reply.results[i]!));
-      if (!claim) continue;
-      if (this.state !== 'running') {
-        // Draining began while the claim was in flight: hand those jobs back without counting the attempt.
-        for (const job of reply.claimed) void this.queueFinish(job, { jobId: job.id, leaseId: job.lease!.id }, { kind: 'released' }, this.log);
-        continue;
-      }
-      for (const job of reply.claimed) this.startJob(job);
-      if (reply.claimed.length < claim.max && generation === this.wakeGeneration) {
-        this.claimWanted = false;
-        void this.sleepUntilNextDue(generation);
-      }
+  private async syncCall(finishes: PendingFinish[], claim: ClaimRequest | null): Promise<void> {
+    const generation = this.wakeGeneration;
+    this.reservedSlots += claim?.max ?? 0;
+    let reply: FinishAndClaimResult;
+    try {
+      reply = await this.options.store.finishAndClaim(
+        finishes.map((finish) => ({ lease: finish.lease, outcome: finish.outcome, concurrencyLimited: this.isConcurrencyLimited(finish.job.type) })),
+        claim,
+        Date.now(),
+      );
+      this.markStoreUp();
+    } catch (error) {
+      this.onSyncFailure(finishes, error);
+      return;
+    } finally {
+      this.reservedSlots -= claim?.max ?? 0;
+    }
+    finishes.forEach((finish, i) => this.settleFinish(finish, reply.results[i]!));
+    if (!claim) return;
+    if (this.state !== 'running') {
+      // Draining began while the claim was in flight: hand those jobs back without counting the attempt.
+      for (const job of reply.claimed) void this.queueFinish(job, { jobId: job.id, leaseId: job.lease!.id }, { kind: 'released' }, this.log);
+      return;
+    }
+    for (const job of reply.claimed) this.startJob(job);
+    if (reply.claimed.length < claim.max && generation === this.wakeGeneration) {
+      this.claimWanted = false;
+      void this.sleepUntilNextDue(generation);
     }
   }
 
@@ -263,12 +270,14 @@ export class WorkerPool {
       this.forget(finish);
     }
     this.pendingFinishes.unshift(...keep);
+    const pause = this.pendingFinishes.length > 0 ? OUTCOME_RETRY_MS : STORE_RETRY_MS;
+    this.pausedUntil = Date.now() + pause;
     if (this.retryTimer) clearTimeout(this.retryTimer);
     this.retryTimer = setTimeout(() => {
       this.retryTimer = null;
       if (this.state === 'running') this.claimWanted = true;
       this.kick();
-    }, this.pendingFinishes.length > 0 ? OUTCOME_RETRY_MS : STORE_RETRY_MS);
+    }, pause);
     this.retryTimer.unref();
   }
 
