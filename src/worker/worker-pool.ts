@@ -110,10 +110,6 @@ export class WorkerPool {
     return this.handlersActive;
   }
 
-  get runningJobIds(): string[] {
-    return [...this.running.keys()];
-  }
-
   /** Subscribes to the store's signals, then starts claiming. */
   async start(): Promise<void> {
     if (this.state !== 'idle' || this.options.concurrency === 0) return;
