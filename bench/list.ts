@@ -20,8 +20,8 @@ export interface FilledIndex {
  *
  * One job goes through the real store (create → claim → finish succeeded, i.e. create.lua, claim.lua,
  * finish.lua); its hash is the template. Every other job is written with a pipeline that produces exactly
- * what those scripts leave behind for a finished job: the job hash (the template's fields, with its own
- * id and every time field shifted to its own creation time), PEXPIREAT at `expires`, its id in
+ * what those scripts leave behind for a finished job: the packed job value (the template's fields, with
+ * its own id and every time field shifted to its own creation time) expiring at `expires`, its id in
  * `idx:succeeded:echo` (score 0) and in `expiry` (score `expires`). Left out: the `finished` per-second
  * counter hash (kept two minutes, not per job) — nothing the listing reads.
  * Ids are ULIDs (newJobId, which draws random bytes in blocks) one per millisecond going back from now, so creation order = id order, as in real life.
@@ -37,7 +37,8 @@ export async function fillFinishedJobs(redis: BenchRedis, count: number): Promis
   if (!claimed?.lease) throw new Error('fill: the template job was not claimed');
   const finished = await store.finish({ jobId: claimed.id, leaseId: claimed.lease.id }, { kind: 'succeeded', result: { value: PAYLOAD.value } }, Date.now());
   if (finished === 'lost' || finished.status !== 'succeeded') throw new Error('fill: the template job did not succeed');
-  const template = await store.redis.hgetall(store.keys.job(templateJob.id));
+  // A finished job is one packed JSON value (see common.lua `finalize`).
+  const template = JSON.parse((await store.redis.get(store.keys.job(templateJob.id)))!) as Record<string, string>;
   const templateCreated = Number(template.created);
   const indexKey = store.keys.index('succeeded', 'echo');
   const expiryKey = store.keys.expiry;
@@ -63,8 +64,7 @@ export async function fillFinishedJobs(redis: BenchRedis, count: number): Promis
         for (const field of TIME_FIELDS) if (fields[field] !== undefined) fields[field] = String(Number(fields[field]) + shift);
         const key = keys.job(id);
         const expires = Number(fields.expires);
-        pipeline.hset(key, fields);
-        pipeline.pexpireat(key, expires);
+        pipeline.set(key, JSON.stringify(fields), 'PXAT', expires);
         indexArgs.push(0, id);
         expiryArgs.push(expires, id);
       }

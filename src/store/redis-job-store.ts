@@ -152,7 +152,7 @@ export class RedisJobStore implements JobStore {
   }
 
   async get(id: string): Promise<JobRecord | undefined> {
-    const hash = await this.guard(() => this.redis.hgetall(this.keys.job(id)));
+    const hash = await this.guard(() => this.readFields(id));
     return liveRecord(hash, Date.now());
   }
 
@@ -183,7 +183,7 @@ export class RedisJobStore implements JobStore {
       if (descending) ids.reverse();
       const candidates = ids.slice(0, want);
       if (candidates.length === 0) return { jobs, nextAfter: null };
-      const hashes = await this.guard(() => Promise.all(candidates.map((id) => this.redis.hgetall(this.keys.job(id)))));
+      const hashes = await this.guard(() => Promise.all(candidates.map((id) => this.readFields(id))));
       for (let i = 0; i < candidates.length; i++) {
         const record = liveRecord(hashes[i]!, now);
         if (!record) continue; // expired or deleted between index read and fetch; the sweeper drops the entry
@@ -394,7 +394,7 @@ export class RedisJobStore implements JobStore {
 
   private async listStuck(query: ListQuery, at: number): Promise<ListPage> {
     const ids = await this.guard(() => this.redis.zrangebyscore(this.keys.leases, '-inf', at));
-    const hashes = await this.guard(() => Promise.all(ids.map((id) => this.redis.hgetall(this.keys.job(id)))));
+    const hashes = await this.guard(() => Promise.all(ids.map((id) => this.readFields(id))));
     const matching = hashes
       .map((hash) => liveRecord(hash, Date.now()))
       .filter((job): job is JobRecord => job !== undefined && job.status === 'running')
@@ -416,6 +416,20 @@ export class RedisJobStore implements JobStore {
     const runAts = await Promise.all(ids.map((id) => this.redis.hget(this.keys.job(id), 'run_at')));
     const due = runAts.map(Number).filter((at) => at > 0 && at <= now);
     return due.length > 0 ? Math.min(...due) : null;
+  }
+
+  /**
+   * A job's fields, whichever form it has: a hash while active, one packed JSON string once finished.
+   * Both reads go out together (auto-pipelined: one round trip); the one of the wrong type answers WRONGTYPE.
+   */
+  private async readFields(id: string): Promise<Record<string, string>> {
+    const key = this.keys.job(id);
+    const [hash, packed] = await Promise.allSettled([this.redis.hgetall(key), this.redis.get(key)]);
+    if (hash.status === 'fulfilled' && Object.keys(hash.value).length > 0) return hash.value;
+    if (packed.status === 'fulfilled') return packed.value === null ? {} : (JSON.parse(packed.value) as Record<string, string>);
+    if (hash.status === 'fulfilled') throw packed.reason; // the GET failed for another reason than the type
+    if (!isWrongType(hash.reason)) throw hash.reason;
+    throw packed.reason;
   }
 
   /** JSON, deflated (and base64'd, to stay a text field) above the compression threshold. */
@@ -508,6 +522,8 @@ function claimTypeArgs(request: ClaimRequest): (string | number)[] {
     return [type, limit?.maxConcurrency ?? 0, limit?.rate?.max ?? 0, limit?.rate?.perMs ?? 0];
   });
 }
+
+const isWrongType = (error: unknown): boolean => error instanceof ReplyError && (error as Error).message.startsWith('WRONGTYPE');
 
 function parseFinishReply(reply: unknown): FinishResult {
   if (!Array.isArray(reply)) return 'lost';

@@ -23,7 +23,7 @@ describe('Redis store specifics', () => {
     return { id: newJobId(now), type, tenant: '-', input: { x: 'y'.repeat(120) }, metadata: {}, priority: 0, maxAttempts: 3, timeoutS: null, createdAt: now, runAt: now };
   };
 
-  it('keeps every key under one hash tag, and gives finished jobs a Redis TTL', async () => {
+  it('keeps every key under one hash tag, and gives finished jobs a Redis TTL, packed in one value', async () => {
     const prefix = `t${randomUUID().slice(0, 8)}`;
     const store = await connect(inject('redisUrl'), 60_000, prefix);
     cleanups.push(() => store.close());
@@ -35,6 +35,7 @@ describe('Redis store specifics', () => {
     const keys = await redis.keys(`*${prefix}*`);
     expect(keys.length).toBeGreaterThan(3);
     for (const key of keys) expect(key.startsWith(`{${prefix}}:`)).toBe(true);
+    expect(await redis.type(store.keys.job(created.id))).toBe('string');
     const ttl = await redis.pttl(store.keys.job(created.id));
     expect(ttl).toBeGreaterThan(50_000);
     expect(ttl).toBeLessThanOrEqual(60_000);
@@ -102,7 +103,9 @@ describe('Redis store specifics', () => {
     const [claimed] = await store.claim({ types: ['echo'], max: 1, workerId: 'w', leaseId: 'l', leaseMs: 1000, now: Date.now() });
     expect(claimed!.input).toEqual(big);
     await store.finish({ jobId: created.id, leaseId: 'l' }, { kind: 'succeeded', result: big }, Date.now());
-    expect((await redis.hget(store.keys.job(created.id), 'result'))!.startsWith('~z:')).toBe(true);
+    // A finished job is one packed JSON value; its result field is still stored deflated.
+    const packed = JSON.parse((await redis.get(store.keys.job(created.id)))!) as Record<string, string>;
+    expect(packed.result!.startsWith('~z:')).toBe(true);
     expect((await store.get(created.id))!.result).toEqual(big);
     const small = await store.create(job());
     expect((await redis.hget(store.keys.job(small.id), 'input'))!.startsWith('{')).toBe(true);

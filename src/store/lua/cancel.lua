@@ -3,7 +3,7 @@
 -- ARGV[1] job id, ARGV[2] now ms, ARGV[3] ttl ms
 -- Returns { outcome, flat HGETALL }, or 0 when there is no such (unexpired) job.
 local key, id, now, ttl_ms = KEYS[1], ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
-local job = redis.call('HMGET', key, 'status', 'type', 'cancel', 'expires', 'ver')
+local job = job_fields(key, 'status', 'type', 'cancel', 'expires', 'ver')
 if not job[1] or is_expired(job[4], now) then return 0 end
 local outcome = 'unchanged'
 if job[1] == 'queued' then
@@ -18,4 +18,4 @@ elseif job[1] == 'running' then
   end
   outcome = 'cancel-requested'
 end
-return { outcome, redis.call('HGETALL', key) }
+return { outcome, job_flat(key) }

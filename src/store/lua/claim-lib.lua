@@ -4,7 +4,7 @@ local function claim_jobs(now, lease_ms, lease_id, worker_id, max, ttl_ms, lapse
   -- 1. Lapsed leases, whatever their type: the worker holding them is gone or stuck.
   for _, id in ipairs(redis.call('ZRANGEBYSCORE', LEASES_KEY, '-inf', now, 'LIMIT', 0, 100)) do
     local key = job_key(id)
-    local job = redis.call('HMGET', key, 'status', 'type', 'attempt', 'max_att', 'cancel', 'ver', 'prio')
+    local job = job_fields(key, 'status', 'type', 'attempt', 'max_att', 'cancel', 'ver', 'prio')
     redis.call('ZREM', LEASES_KEY, id)
     if job[1] == 'running' then
       if job[5] == '1' then
@@ -27,7 +27,7 @@ local function claim_jobs(now, lease_ms, lease_id, worker_id, max, ttl_ms, lapse
     local due = redis.call('ZRANGEBYSCORE', delayed, '-inf', now, 'WITHSCORES', 'LIMIT', 0, 1000)
     for j = 1, #due, 2 do
       local id = due[j]
-      local priority = redis.call('HGET', job_key(id), 'prio')
+      local priority = job_fields(job_key(id), 'prio')[1]
       if priority then
         redis.call('ZADD', ready_key(job_type), ready_score(tonumber(priority), tonumber(due[j + 1])), id)
       end
@@ -73,7 +73,7 @@ local function claim_jobs(now, lease_ms, lease_id, worker_id, max, ttl_ms, lapse
     if budget[job_type] > 0 then
       local key = job_key(id)
       redis.call('ZREM', ready_key(job_type), id)
-      local job = redis.call('HMGET', key, 'status', 'attempt', 'ver')
+      local job = job_fields(key, 'status', 'attempt', 'ver')
       if job[1] == 'queued' then
         budget[job_type] = budget[job_type] - 1
         if rate_window[job_type] then

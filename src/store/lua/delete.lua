@@ -3,7 +3,7 @@
 -- ARGV[1] job id, ARGV[2] now ms
 -- Returns 1 when a live job was removed, else 0.
 local key, id, now = KEYS[1], ARGV[1], tonumber(ARGV[2])
-local job = redis.call('HMGET', key, 'status', 'type', 'expires')
+local job = job_fields(key, 'status', 'type', 'expires')
 if not job[1] then return 0 end
 local live = not is_expired(job[3], now)
 redis.call('ZREM', index_key(job[1], job[2]), id)

@@ -2,7 +2,7 @@
 -- Returns { status, version }, or 0 when the lease is not held.
 local function finish_job(id, lease_id, outcome, now, ttl_ms, payload, run_at, capped)
   local key = job_key(id)
-  local job = redis.call('HMGET', key, 'status', 'lease', 'type', 'cancel', 'ver', 'prio', 'attempt')
+  local job = job_fields(key, 'status', 'lease', 'type', 'cancel', 'ver', 'prio', 'attempt')
   if job[1] ~= 'running' or job[2] ~= lease_id then return 0 end
   local job_type, version = job[3], job[5]
   local status

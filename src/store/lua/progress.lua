@@ -5,7 +5,7 @@
 -- Percent never decreases within an attempt and stays at most 99 until the job succeeds.
 -- Returns the new version, or 0 when the lease is not held.
 local key, lease_id, now = KEYS[1], ARGV[1], ARGV[2]
-local job = redis.call('HMGET', key, 'status', 'lease', 'pct', 'type', 'ver')
+local job = job_fields(key, 'status', 'lease', 'pct', 'type', 'ver')
 if job[1] ~= 'running' or job[2] ~= lease_id then return 0 end
 local fields = { 'p_at', now }
 if ARGV[3] ~= '' then

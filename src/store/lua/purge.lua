@@ -9,7 +9,7 @@ local deleted = 0
 for i = 3, #ARGV do
   local id = ARGV[i]
   local key = job_key(id)
-  local job = redis.call('HMGET', key, 'status', 'type', 'completed')
+  local job = job_fields(key, 'status', 'type', 'completed')
   if job[1] and allowed[job[1]] and job[3] and tonumber(job[3]) < before then
     redis.call('ZREM', index_key(job[1], job[2]), id)
     redis.call('ZREM', EXPIRY_KEY, id)

@@ -7,7 +7,7 @@ local lost, cancel = {}, {}
 for i = 3, #ARGV, 2 do
   local id, lease_id = ARGV[i], ARGV[i + 1]
   local key = job_key(id)
-  local job = redis.call('HMGET', key, 'status', 'lease', 'cancel')
+  local job = job_fields(key, 'status', 'lease', 'cancel')
   if job[1] == 'running' and job[2] == lease_id then
     redis.call('HSET', key, 'lease_until', lease_until)
     redis.call('ZADD', LEASES_KEY, lease_until, id)

@@ -10,7 +10,7 @@ local ids = redis.call('ZRANGEBYSCORE', EXPIRY_KEY, '-inf', now, 'LIMIT', 0, bat
 local types = nil
 for _, id in ipairs(ids) do
   local key = job_key(id)
-  local job = redis.call('HMGET', key, 'status', 'type')
+  local job = job_fields(key, 'status', 'type')
   if job[1] then
     redis.call('ZREM', index_key(job[1], job[2]), id)
     redis.call('DEL', key)
