@@ -1,13 +1,13 @@
 import { newJobId } from '../src/jobs/job-id.js';
 import { Redis } from 'ioredis';
 import { isJobId } from '../src/jobs/job-id.js';
-import { RedisJobStore } from '../src/store/redis-job-store.js';
+import { JOB_FIELDS, RedisJobStore } from '../src/store/redis-job-store.js';
 import { startServer, timedGets, type LatencySample } from './http.js';
 import type { BenchRedis } from './redis.js';
 import { JOB_TTL_MS, newJob, PAYLOAD, percentile, uniqueSuffix } from './util.js';
 
 /** Time fields of the job hash, shifted together when a filled job is made from the template. */
-const TIME_FIELDS = ['created', 'run_at', 'started', 'updated', 'completed', 'p_at', 'expires'];
+const TIME_FIELDS = ['created', 'run_at', 'started', 'updated', 'completed', 'p_at', 'expires'] as const;
 const FILL_CHUNK = 5000;
 export interface FilledIndex {
   keyPrefix: string;
@@ -37,9 +37,10 @@ export async function fillFinishedJobs(redis: BenchRedis, count: number): Promis
   if (!claimed?.lease) throw new Error('fill: the template job was not claimed');
   const finished = await store.finish({ jobId: claimed.id, leaseId: claimed.lease.id }, { kind: 'succeeded', result: { value: PAYLOAD.value } }, Date.now());
   if (finished === 'lost' || finished.status !== 'succeeded') throw new Error('fill: the template job did not succeed');
-  // A finished job is one packed JSON value (see common.lua `finalize`).
-  const template = JSON.parse((await store.redis.get(store.keys.job(templateJob.id)))!) as Record<string, string>;
-  const templateCreated = Number(template.created);
+  // A finished job is one packed JSON array of its field values (see common.lua `finalize`).
+  const packedTemplate = JSON.parse((await store.redis.get(store.keys.job(templateJob.id)))!) as (string | false)[];
+  const at = (field: (typeof JOB_FIELDS)[number]): number => JOB_FIELDS.indexOf(field);
+  const templateCreated = Number(packedTemplate[at('created')]);
   const indexKey = store.keys.index('succeeded', 'echo');
   const expiryKey = store.keys.expiry;
   if ((await store.redis.zscore(indexKey, templateJob.id)) === null) throw new Error(`fill: the template is not in ${indexKey}`);
@@ -60,11 +61,15 @@ export async function fillFinishedJobs(redis: BenchRedis, count: number): Promis
         const created = first + i;
         const id = ids[i - start]!;
         const shift = created - templateCreated;
-        const fields: Record<string, string> = { ...template, id };
-        for (const field of TIME_FIELDS) if (fields[field] !== undefined) fields[field] = String(Number(fields[field]) + shift);
+        const values = [...packedTemplate];
+        values[at('id')] = id;
+        for (const field of TIME_FIELDS) {
+          const value = values[at(field)];
+          if (value !== false && value !== undefined) values[at(field)] = String(Number(value) + shift);
+        }
         const key = keys.job(id);
-        const expires = Number(fields.expires);
-        pipeline.set(key, JSON.stringify(fields), 'PXAT', expires);
+        const expires = Number(values[at('expires')]);
+        pipeline.set(key, JSON.stringify(values), 'PXAT', expires);
         indexArgs.push(0, id);
         expiryArgs.push(expires, id);
       }

@@ -5,7 +5,7 @@ import { sleep } from './util.js';
 export interface MemoryRun {
   jobs: number;
   bytesPerJob: number;
-  /** MEMORY USAGE and OBJECT ENCODING of one finished job's hash. */
+  /** MEMORY USAGE and OBJECT ENCODING of one finished job's key (ours: a packed string; BullMQ: a hash). */
   oneJobBytes: number | null;
   oneJobEncoding: string | null;
   /** Kind of key (the key name with ids and the prefix taken out) → MEMORY USAGE summed, over N; biggest first. */
@@ -36,7 +36,8 @@ async function oneKey(redis: BenchRedis, pattern: string): Promise<{ bytes: numb
     const [next, keys] = await redis.admin.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
     cursor = next;
     for (const key of keys) {
-      if ((await redis.admin.type(key)) !== 'hash') continue;
+      const type = await redis.admin.type(key);
+      if (type !== 'hash' && type !== 'string') continue; // ours: a finished job is one packed string
       const bytes = (await redis.admin.call('MEMORY', 'USAGE', key, 'SAMPLES', '0')) as number | null;
       const encoding = (await redis.admin.call('OBJECT', 'ENCODING', key)) as string | null;
       return { bytes, encoding };
@@ -57,7 +58,7 @@ export async function oursMemory(redis: BenchRedis, jobs: number, timeoutMs: num
   await sleep(200);
   const after = await usedMemory(redis.admin);
   const one = await oneKey(redis, `${prefix}job:*`);
-  const kinds = await keyBreakdown(redis, `${prefix}*`, (key) => (key.startsWith(`${prefix}job:`) ? 'job hashes' : key.slice(prefix.length)), run.completed);
+  const kinds = await keyBreakdown(redis, `${prefix}*`, (key) => (key.startsWith(`${prefix}job:`) ? 'job keys' : key.slice(prefix.length)), run.completed);
   return { jobs: run.completed, bytesPerJob: (after - before) / run.completed, oneJobBytes: one.bytes, oneJobEncoding: one.encoding, keyBreakdown: kinds };
 }
 

@@ -30,12 +30,21 @@ import type {
 } from './job-store.js';
 import { RedisKeys } from './redis-keys.js';
 
-/*
- * Job hash fields (absent = null). Short names: they are stored once per job.
- *   id type tenant status input(JSON) meta(JSON) prio attempt max_att budget timeout(s) ver
- *   created run_at started updated completed expires (epoch ms)
- *   pct step msg p_at (progress)   result(JSON) error(JSON)   lease lease_until worker   cancel('1')
+/**
+ * A job's fields (absent = null). An active job is a hash of them; a finished one is packed into one JSON
+ * array of their values in this order (`false` where absent), which spares Redis the field names.
+ *   input, meta, result, error: JSON   created … expires, p_at, lease_until: epoch ms   timeout: s   cancel: '1'
  */
+export const JOB_FIELDS = [
+  'id', 'type', 'tenant', 'status', 'input', 'meta', 'prio', 'attempt', 'max_att', 'budget', 'timeout', 'ver',
+  'created', 'run_at', 'started', 'updated', 'completed', 'expires', 'pct', 'step', 'msg', 'p_at',
+  'result', 'error', 'lease', 'lease_until', 'worker', 'cancel',
+] as const;
+
+const packedFieldsLua = `local PACKED_FIELDS = { ${JOB_FIELDS.map((field) => `'${field}'`).join(', ')} }
+local PACKED_INDEX = {}
+for i, field in ipairs(PACKED_FIELDS) do PACKED_INDEX[field] = i end
+`;
 const scriptNames = ['create', 'claim', 'renew', 'progress', 'finish', 'finish_claim', 'cancel', 'delete', 'retry', 'purge', 'sweep'] as const;
 type ScriptName = (typeof scriptNames)[number];
 
@@ -90,7 +99,7 @@ export class RedisJobStore implements JobStore {
     private readonly options: RedisJobStoreOptions,
   ) {
     this.keys = new RedisKeys(options.keyPrefix);
-    const header = `${this.keys.luaKeyHelpers()}\n${luaLibrary}\n`;
+    const header = `${this.keys.luaKeyHelpers()}\n${packedFieldsLua}\n${luaLibrary}\n`;
     this.scripts = {} as Record<ScriptName, ScriptCaller>;
     for (const name of scriptNames) {
       const command = `ajs_${name}`;
@@ -426,7 +435,7 @@ export class RedisJobStore implements JobStore {
     const key = this.keys.job(id);
     const [hash, packed] = await Promise.allSettled([this.redis.hgetall(key), this.redis.get(key)]);
     if (hash.status === 'fulfilled' && Object.keys(hash.value).length > 0) return hash.value;
-    if (packed.status === 'fulfilled') return packed.value === null ? {} : (JSON.parse(packed.value) as Record<string, string>);
+    if (packed.status === 'fulfilled') return packed.value === null ? {} : unpackFields(packed.value);
     if (hash.status === 'fulfilled') throw packed.reason; // the GET failed for another reason than the type
     if (!isWrongType(hash.reason)) throw hash.reason;
     throw packed.reason;
@@ -521,6 +530,17 @@ function claimTypeArgs(request: ClaimRequest): (string | number)[] {
     const limit = request.limits?.[type];
     return [type, limit?.maxConcurrency ?? 0, limit?.rate?.max ?? 0, limit?.rate?.perMs ?? 0];
   });
+}
+
+/** The fields of a packed (finished) job. */
+function unpackFields(packed: string): Record<string, string> {
+  const values = JSON.parse(packed) as (string | false)[];
+  const fields: Record<string, string> = {};
+  JOB_FIELDS.forEach((field, i) => {
+    const value = values[i];
+    if (value !== false && value !== undefined) fields[field] = value;
+  });
+  return fields;
 }
 
 const isWrongType = (error: unknown): boolean => error instanceof ReplyError && (error as Error).message.startsWith('WRONGTYPE');

@@ -26,12 +26,13 @@ end
 -- A finished job is kept packed: its fields as one JSON string (a string key holds a finished job in about
 -- a third of the memory of a hash whose input is over 64 bytes). Active jobs are hashes, as they change.
 -- These read either form; `false` stands for an absent field, as HMGET answers.
+-- A packed job is a JSON array of the values of PACKED_FIELDS (defined in redis-job-store.ts), in order.
 local function job_fields(key, ...)
   local reply = redis.pcall('HMGET', key, ...)
   if not reply.err then return reply end
   local packed = cjson.decode(redis.call('GET', key))
   local values = {}
-  for i, field in ipairs({ ... }) do values[i] = packed[field] or false end
+  for i, field in ipairs({ ... }) do values[i] = packed[PACKED_INDEX[field]] or false end
   return values
 end
 
@@ -40,9 +41,11 @@ local function job_flat(key)
   local reply = redis.pcall('HGETALL', key)
   if not reply.err then return reply end
   local flat = {}
-  for field, value in pairs(cjson.decode(redis.call('GET', key))) do
-    flat[#flat + 1] = field
-    flat[#flat + 1] = value
+  for i, value in ipairs(cjson.decode(redis.call('GET', key))) do
+    if value then
+      flat[#flat + 1] = PACKED_FIELDS[i]
+      flat[#flat + 1] = value
+    end
   end
   return flat
 end
@@ -107,10 +110,8 @@ local function finalize(key, id, job_type, from, to, now, ttl_ms, version, field
   fields[#fields + 1] = 'expires'
   fields[#fields + 1] = expires
   local next_version = change(key, id, job_type, from, to, now, version, fields)
-  local packed = {}
-  local flat = redis.call('HGETALL', key)
-  for i = 1, #flat, 2 do packed[flat[i]] = flat[i + 1] end
-  redis.call('SET', key, cjson.encode(packed), 'PXAT', expires)
+  local values = redis.call('HMGET', key, unpack(PACKED_FIELDS))
+  redis.call('SET', key, cjson.encode(values), 'PXAT', expires)
   redis.call('ZADD', EXPIRY_KEY, expires, id)
   redis.call('HINCRBY', FINISHED_KEY, math.floor(now / 1000), 1)
   return next_version
