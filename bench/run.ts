@@ -111,9 +111,9 @@ async function latencySection(redis: BenchRedis, results: Results): Promise<void
 async function memorySection(redis: BenchRedis, results: Results): Promise<void> {
   log(`4. Redis memory per finished job (${sizes.memoryJobs} jobs, 120-byte input, small result)`);
   const ours = await oursMemory(redis, sizes.memoryJobs, sizes.runTimeoutMs);
-  log(`  ours:   ${fmtInt(ours.bytesPerJob)} B/job (one job hash: ${ours.oneJobBytes} B, ${ours.oneJobEncoding})`);
+  log(`  ours:   ${fmtInt(ours.bytesPerJob)} B/job (one job key: ${ours.oneJobBytes} B, ${ours.oneJobEncoding})`);
   const bull = await bullMemory(redis, sizes.memoryJobs, sizes.runTimeoutMs);
-  log(`  BullMQ: ${fmtInt(bull.bytesPerJob)} B/job (one job hash: ${bull.oneJobBytes} B, ${bull.oneJobEncoding})`);
+  log(`  BullMQ: ${fmtInt(bull.bytesPerJob)} B/job (one job key: ${bull.oneJobBytes} B, ${bull.oneJobEncoding})`);
   await resetRedis(redis);
   results.memory = { ours, bull };
 }
