@@ -80,7 +80,7 @@ local function claim_jobs(now, lease_ms, lease_id, worker_id, max, ttl_ms, lapse
           redis.call('ZADD', rate_key(job_type), now, id .. ':' .. now)
           redis.call('PEXPIRE', rate_key(job_type), rate_window[job_type] * 2)
         end
-        redis.call('HDEL', key, 'pct', 'step', 'msg', 'p_at')
+        -- No progress to clear: a queued job has none (requeue and retry remove it).
         change(key, id, job_type, 'queued', 'running', now, job[3], {
           'attempt', tonumber(job[2]) + 1, 'started', now, 'lease', lease_id, 'lease_until', lease_until, 'worker', worker_id,
         })

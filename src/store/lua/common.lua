@@ -98,19 +98,24 @@ local function requeue(key, id, job_type, priority, run_at, now, version, fields
   return next_version
 end
 
--- Any active status -> a terminal one; the job then expires ttl_ms later.
+-- Any active status -> a terminal one: the job is packed into one value that expires ttl_ms later.
+-- `fields` (a flat field/value list; `false` drops a field) go into the packed value, with the status,
+-- completion and expiry times and the next version: one HMGET and one SET, whatever was in the hash.
 local function finalize(key, id, job_type, from, to, now, ttl_ms, version, fields)
   local expires = now + ttl_ms
-  if from == 'running' then
-    redis.call('HDEL', key, 'lease', 'lease_until')
-    redis.call('ZREM', LEASES_KEY, id)
-  end
-  fields[#fields + 1] = 'completed'
-  fields[#fields + 1] = now
-  fields[#fields + 1] = 'expires'
-  fields[#fields + 1] = expires
-  local next_version = change(key, id, job_type, from, to, now, version, fields)
+  if from == 'running' then redis.call('ZREM', LEASES_KEY, id) end
+  redis.call('ZREM', index_key(from, job_type), id)
+  redis.call('ZADD', index_key(to, job_type), 0, id)
   local values = redis.call('HMGET', key, unpack(PACKED_FIELDS))
+  local next_version = tonumber(version) + 1
+  for i = 1, #fields, 2 do values[PACKED_INDEX[fields[i]]] = fields[i + 1] end
+  values[PACKED_INDEX['status']] = to
+  values[PACKED_INDEX['updated']] = tostring(now)
+  values[PACKED_INDEX['ver']] = tostring(next_version)
+  values[PACKED_INDEX['completed']] = tostring(now)
+  values[PACKED_INDEX['expires']] = tostring(expires)
+  values[PACKED_INDEX['lease']] = false
+  values[PACKED_INDEX['lease_until']] = false
   redis.call('SET', key, cjson.encode(values), 'PXAT', expires)
   redis.call('ZADD', EXPIRY_KEY, expires, id)
   redis.call('HINCRBY', FINISHED_KEY, math.floor(now / 1000), 1)

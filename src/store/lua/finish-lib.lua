@@ -11,8 +11,9 @@ local function finish_job(id, lease_id, outcome, now, ttl_ms, payload, run_at, c
     version = finalize(key, id, job_type, 'running', status, now, ttl_ms, version, {})
   elseif outcome == 'succeeded' then
     status = 'succeeded'
-    redis.call('HDEL', key, 'error')
-    version = finalize(key, id, job_type, 'running', status, now, ttl_ms, version, { 'result', payload, 'pct', 100, 'p_at', now })
+    version = finalize(key, id, job_type, 'running', status, now, ttl_ms, version, {
+      'result', payload, 'pct', '100', 'p_at', tostring(now), 'error', false,
+    })
   elseif outcome == 'failed' then
     status = 'failed'
     version = finalize(key, id, job_type, 'running', status, now, ttl_ms, version, { 'error', payload })
