@@ -42,15 +42,20 @@ export const JOB_FIELDS = [
 ] as const;
 
 const packedFieldsLua = `local PACKED_FIELDS = { ${JOB_FIELDS.map((field) => `'${field}'`).join(', ')} }
-local PACKED_INDEX = {}
-for i, field in ipairs(PACKED_FIELDS) do PACKED_INDEX[field] = i end
+local PACKED_INDEX = { ${JOB_FIELDS.map((field, i) => `${field} = ${i + 1}`).join(', ')} }
 `;
 const scriptNames = ['create', 'claim', 'renew', 'progress', 'finish', 'finish_claim', 'cancel', 'delete', 'retry', 'purge', 'sweep'] as const;
 type ScriptName = (typeof scriptNames)[number];
 
 const luaDir = new URL('./lua/', import.meta.url);
 /** Helper functions every script gets: shared state-change steps, then the claim and finish logic. */
-const luaLibrary = ['common.lua', 'claim-lib.lua', 'finish-lib.lua'].map((file) => readFileSync(new URL(file, luaDir), 'utf8')).join('\n');
+const luaFile = (file: string): string => readFileSync(new URL(file, luaDir), 'utf8');
+const luaCommon = luaFile('common.lua');
+const luaClaimLib = luaFile('claim-lib.lua');
+const luaFinishLib = luaFile('finish-lib.lua');
+/** Defining functions costs every call: each script gets only the library parts it uses. */
+const luaLibraryFor = (name: ScriptName): string =>
+  [luaCommon, ...(name === 'claim' || name === 'finish_claim' ? [luaClaimLib] : []), ...(name === 'finish' || name === 'finish_claim' ? [luaFinishLib] : [])].join('\n');
 const luaBodies = Object.fromEntries(scriptNames.map((name) => [name, readFileSync(new URL(`${name}.lua`, luaDir), 'utf8')])) as Record<
   ScriptName,
   string
@@ -99,11 +104,11 @@ export class RedisJobStore implements JobStore {
     private readonly options: RedisJobStoreOptions,
   ) {
     this.keys = new RedisKeys(options.keyPrefix);
-    const header = `${this.keys.luaKeyHelpers()}\n${packedFieldsLua}\n${luaLibrary}\n`;
+    const header = `${this.keys.luaKeyHelpers()}\n${packedFieldsLua}\n`;
     this.scripts = {} as Record<ScriptName, ScriptCaller>;
     for (const name of scriptNames) {
       const command = `ajs_${name}`;
-      redis.defineCommand(command, { numberOfKeys: 1, lua: header + luaBodies[name] });
+      redis.defineCommand(command, { numberOfKeys: 1, lua: `${header}${luaLibraryFor(name)}\n${luaBodies[name]}` });
       const call = (redis as unknown as Record<string, (...args: (string | number)[]) => Promise<unknown>>)[command]!.bind(redis);
       this.scripts[name] = (keys, args) => call(...keys, ...args);
     }
