@@ -9,6 +9,7 @@ export const problemCatalog = {
   forbidden: { status: 403, title: 'Forbidden', about: 'The credentials are valid but do not allow this request (admin routes answer only loopback clients when ADMIN_TOKEN is unset).' },
   'not-found': { status: 404, title: 'Not found', about: 'No such route.' },
   'job-not-found': { status: 404, title: 'Job not found', about: 'No job has this id: it never existed, was deleted, or expired after JOB_TTL_S.' },
+  'job-gone': { status: 410, title: 'Job gone', about: 'The job was deleted, purged or expired (at `gone_at`); it will not come back, so stop polling it. Ids that never existed answer 404.' },
   'method-not-allowed': { status: 405, title: 'Method not allowed', about: 'The route exists but not with this method.' },
   'job-failed': { status: 409, title: 'Job failed', about: 'The job ended in `failed`; `job.error` says why. There is no result.' },
   'job-canceled': { status: 409, title: 'Job canceled', about: 'The job was canceled; there is no result.' },

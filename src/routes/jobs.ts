@@ -18,11 +18,24 @@ export interface JobRoutesOptions {
 const DEFAULT_MAX_ATTEMPTS = 3;
 
 
-/** The job record, or a 404 problem. Ids that are not ULIDs cannot exist, so they are 404 too. */
+/**
+ * The job record; else a 410 problem for a job that went (deleted, purged, expired), so pollers stop, or a
+ * 404 one for an id that never existed. Ids that are not ULIDs cannot exist, so they are 404 too.
+ */
 export async function findJob(store: JobStore, id: string): Promise<JobRecord> {
   const job = isJobId(id) ? await store.get(id) : undefined;
-  if (!job) throw new HttpProblem('job-not-found', `No job with id ${id}.`);
-  return job;
+  if (job) return job;
+  return notFound(store, id);
+}
+
+async function notFound(store: JobStore, id: string): Promise<never> {
+  const goneAt = isJobId(id) ? await store.goneAt(id) : null;
+  if (goneAt !== null) {
+    throw new HttpProblem('job-gone', `Job ${id} was deleted or expired at ${new Date(goneAt).toISOString()}.`, {
+      extensions: { gone_at: new Date(goneAt).toISOString() },
+    });
+  }
+  throw new HttpProblem('job-not-found', `No job with id ${id}.`);
 }
 
 export function encodeCursor(order: 'asc' | 'desc', afterId: string): string {
@@ -132,7 +145,7 @@ export const jobRoutes: FastifyPluginAsync<JobRoutesOptions> = async (fastify, {
       description: 'Send `If-None-Match: "v<version>"` to get 304 while nothing changed. `Retry-After` says when to poll again.',
       tags: ['jobs'],
       params: jobIdParams,
-      response: { 200: jobSchema, 304: z.undefined().describe('Not modified'), ...problemResponses(404, 503) },
+      response: { 200: jobSchema, 304: z.undefined().describe('Not modified'), ...problemResponses(404, 410, 503) },
     },
     handler: async (request, reply) => {
       const job = await findJob(store, request.params.id);
@@ -153,7 +166,7 @@ export const jobRoutes: FastifyPluginAsync<JobRoutesOptions> = async (fastify, {
         "200 with the handler's result once succeeded; 202 with the Job while not done; 409 problem (`job-failed` / `job-canceled`, with the Job in `job`) when it will never have one.",
       tags: ['jobs'],
       params: jobIdParams,
-      response: { 200: z.unknown().describe("The handler's result, as it returned it"), 202: jobSchema, ...problemResponses(404, 409, 503) },
+      response: { 200: z.unknown().describe("The handler's result, as it returned it"), 202: jobSchema, ...problemResponses(404, 409, 410, 503) },
     },
     handler: async (request, reply) => {
       const job = await findJob(store, request.params.id);
@@ -177,11 +190,11 @@ export const jobRoutes: FastifyPluginAsync<JobRoutesOptions> = async (fastify, {
         'Queued: canceled at once (200). Running: its handler is signalled and the job ends `canceled` (202, with the Job as it stands). Finished: returned unchanged (200).',
       tags: ['jobs'],
       params: jobIdParams,
-      response: { 200: jobSchema, 202: jobSchema, ...problemResponses(404, 503) },
+      response: { 200: jobSchema, 202: jobSchema, ...problemResponses(404, 410, 503) },
     },
     handler: async (request, reply) => {
       const outcome = isJobId(request.params.id) ? await store.cancel(request.params.id, Date.now()) : undefined;
-      if (!outcome) throw new HttpProblem('job-not-found', `No job with id ${request.params.id}.`);
+      if (!outcome) return notFound(store, request.params.id);
       request.log.info({ jobId: outcome.job.id, outcome: outcome.outcome }, 'job cancel');
       return reply.code(outcome.outcome === 'cancel-requested' ? 202 : 200).send(renderJob(outcome.job));
     },

@@ -27,6 +27,7 @@ const statusText: Record<number, string> = {
   404: 'No such job',
   409: 'Conflict with the job\'s state',
   413: 'Body too large',
+  410: 'The job was deleted or expired (gone_at says when); stop polling',
   415: 'Body is not JSON',
   422: 'Body fields invalid (errors[].pointer names each)',
   503: 'Job store unavailable (see Retry-After)',

@@ -35,6 +35,11 @@ export interface JobStore {
   create(job: NewJob): Promise<JobRecord>;
   /** The job, or undefined when it does not exist, was deleted or expired. */
   get(id: string): Promise<JobRecord | undefined>;
+  /**
+   * When a job that is no longer there went (deleted, purged or expired), for at least `jobTtlMs` after
+   * it went; null for an id that never existed (or went longer ago).
+   */
+  goneAt(id: string): Promise<number | null>;
   list(query: ListQuery): Promise<ListPage>;
 
   /**

@@ -46,6 +46,8 @@ export class MemoryJobStore implements JobStore {
   private readonly ready = new Map<string, MinHeap<QueueEntry>>();
   private readonly delayed = new MinHeap<QueueEntry>((a, b) => a.runAt < b.runAt || (a.runAt === b.runAt && a.id < b.id));
   private readonly running = new Set<string>();
+  /** Id → when a deleted or expired job went. */
+  private readonly gone = new Map<string, number>();
   private readonly finishedPerSecond = new Map<number, number>();
   /** Claim times of rate-limited types within their window. */
   private readonly rateLogs = new Map<string, number[]>();
@@ -81,6 +83,14 @@ export class MemoryJobStore implements JobStore {
     this.insertId(job.id);
     this.enqueue(job, newJob.createdAt);
     return structuredClone(stripInternal(job));
+  }
+
+  async goneAt(id: string): Promise<number | null> {
+    const now = Date.now();
+    const job = this.jobs.get(id);
+    if (job?.expiresAt != null && job.expiresAt <= now) return job.expiresAt; // expired, not yet swept
+    const gone = this.gone.get(id);
+    return gone !== undefined && gone + this.options.jobTtlMs > now ? gone : null;
   }
 
   async get(id: string): Promise<JobRecord | undefined> {
@@ -137,8 +147,10 @@ export class MemoryJobStore implements JobStore {
     const job = this.jobs.get(id);
     if (!job) return false;
     if (job.status === 'running') this.emit({ kind: 'cancel', jobId: id });
-    this.remove(job);
-    return job.expiresAt === null || job.expiresAt > Date.now();
+    const now = Date.now();
+    const live = job.expiresAt === null || job.expiresAt > now;
+    this.remove(job, live ? now : job.expiresAt!);
+    return live;
   }
 
   async retry(id: string, now: number): ReturnType<JobStore['retry']> {
@@ -161,7 +173,7 @@ export class MemoryJobStore implements JobStore {
     let deleted = 0;
     for (const job of [...this.jobs.values()]) {
       if (statuses.includes(job.status) && isTerminal(job.status) && (job.completedAt ?? Infinity) < completedBefore) {
-        this.remove(job);
+        this.remove(job, Date.now());
         deleted++;
       }
     }
@@ -472,7 +484,8 @@ export class MemoryJobStore implements JobStore {
     job.updatedAt = now;
   }
 
-  private remove(job: StoredJob): void {
+  private remove(job: StoredJob, goneAt: number): void {
+    this.gone.set(job.id, goneAt);
     this.jobs.delete(job.id);
     this.running.delete(job.id);
     const index = this.lowerIndex(job.id);
@@ -480,7 +493,8 @@ export class MemoryJobStore implements JobStore {
   }
 
   private sweep(now: number): void {
-    for (const job of [...this.jobs.values()]) if (job.expiresAt !== null && job.expiresAt <= now) this.remove(job);
+    for (const job of [...this.jobs.values()]) if (job.expiresAt !== null && job.expiresAt <= now) this.remove(job, job.expiresAt);
+    for (const [id, goneAt] of this.gone) if (goneAt + this.options.jobTtlMs <= now) this.gone.delete(id);
     for (const second of this.finishedPerSecond.keys()) if (second < Math.floor(now / 1000) - 120) this.finishedPerSecond.delete(second);
   }
 

@@ -170,6 +170,15 @@ export class RedisJobStore implements JobStore {
     return liveRecord(hash, Date.now());
   }
 
+  async goneAt(id: string): Promise<number | null> {
+    const [tombstone, expires] = await this.guard(() =>
+      Promise.all([this.redis.get(this.keys.gone(id)), this.redis.zscore(this.keys.expiry, id)]),
+    );
+    if (tombstone !== null) return Number(tombstone);
+    // Expired, but the sweeper has not been by yet.
+    return expires !== null && Number(expires) <= Date.now() ? Number(expires) : null;
+  }
+
   async list(query: ListQuery): Promise<ListPage> {
     if (query.stuckAt !== undefined) return this.listStuck(query, query.stuckAt);
     const statuses = query.statuses && query.statuses.length > 0 ? query.statuses : jobStatuses;
@@ -219,7 +228,7 @@ export class RedisJobStore implements JobStore {
   }
 
   async delete(id: string): Promise<boolean> {
-    return (await this.call('delete', [this.keys.job(id)], [id, Date.now()])) === 1;
+    return (await this.call('delete', [this.keys.job(id)], [id, Date.now(), this.options.jobTtlMs])) === 1;
   }
 
   async retry(id: string, now: number): ReturnType<JobStore['retry']> {
@@ -241,7 +250,7 @@ export class RedisJobStore implements JobStore {
         for (;;) {
           const ids = await this.guard(() => this.redis.zrangebylex(this.keys.index(status, type), start, highest, 'LIMIT', 0, PURGE_BATCH));
           if (ids.length === 0) break;
-          deleted += Number(await this.call('purge', [this.keys.expiry], [completedBefore, terminal.join(','), ...ids]));
+          deleted += Number(await this.call('purge', [this.keys.expiry], [completedBefore, terminal.join(','), Date.now(), this.options.jobTtlMs, ...ids]));
           if (ids.length < PURGE_BATCH) break;
           start = `(${ids[ids.length - 1]}`;
         }
@@ -390,7 +399,7 @@ export class RedisJobStore implements JobStore {
   async sweep(now: number): Promise<number> {
     let dropped = 0;
     for (;;) {
-      const count = Number(await this.call('sweep', [this.keys.expiry], [now, SWEEP_BATCH, terminalStatusList.join(',')]));
+      const count = Number(await this.call('sweep', [this.keys.expiry], [now, SWEEP_BATCH, terminalStatusList.join(','), this.options.jobTtlMs]));
       dropped += count;
       if (count < SWEEP_BATCH) return dropped;
     }

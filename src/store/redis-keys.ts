@@ -13,6 +13,7 @@ import type { JobStatus } from '../jobs/job.js';
  *   {p}:rate:<type>         zset   claims of a rate-limited type in its current window; score = claim time ms
  *   {p}:idx:<status>:<type> zset   listing index; all scores 0, members ids, so lexical order = creation order
  *   {p}:expiry              zset   finished jobs; score = expires_at ms (the sweeper drops them from the indexes)
+ *   {p}:gone:<id>           string when a deleted or expired job went (ms); kept JOB_TTL_S so pollers get 410
  *   {p}:types               set    every job type ever submitted
  *   {p}:finished            hash   epoch second -> jobs finished in that second (kept 2 minutes)
  *   {p}:clock               string the latest time a claim or finish used: times never go backwards
@@ -30,6 +31,7 @@ export class RedisKeys {
   delayed = (type: string): string => `${this.base}delayed:${type}`;
   index = (status: JobStatus, type: string): string => `${this.base}idx:${status}:${type}`;
   rate = (type: string): string => `${this.base}rate:${type}`;
+  gone = (id: string): string => `${this.base}gone:${id}`;
   get leases(): string {
     return `${this.base}leases`;
   }
@@ -59,6 +61,7 @@ export class RedisKeys {
       `local function delayed_key(t) return KEY_BASE .. 'delayed:' .. t end`,
       `local function index_key(s, t) return KEY_BASE .. 'idx:' .. s .. ':' .. t end`,
       `local function rate_key(t) return KEY_BASE .. 'rate:' .. t end`,
+      `local function gone_key(id) return KEY_BASE .. 'gone:' .. id end`,
       `local LEASES_KEY = KEY_BASE .. 'leases'`,
       `local EXPIRY_KEY = KEY_BASE .. 'expiry'`,
       `local TYPES_KEY = KEY_BASE .. 'types'`,

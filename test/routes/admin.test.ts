@@ -240,12 +240,12 @@ describe('DELETE /admin/jobs', () => {
     expect(purged.statusCode).toBe(200);
     expect(purged.headers['content-type']).toMatch(/^application\/json/);
     expect(purged.json()).toEqual({ deleted: 2 });
-    for (const job of succeeded) expectProblem(await app.inject({ method: 'GET', url: `/v1/jobs/${job.id}` }), 404, 'job-not-found');
+    for (const job of succeeded) expectProblem(await app.inject({ method: 'GET', url: `/v1/jobs/${job.id}` }), 410, 'job-gone');
     expect((await app.inject({ method: 'GET', url: `/v1/jobs/${failed.id}` })).statusCode).toBe(200);
 
     const rest = await admin(app, 'DELETE', '/admin/jobs');
     expect(rest.json()).toEqual({ deleted: 1 });
-    expectProblem(await app.inject({ method: 'GET', url: `/v1/jobs/${failed.id}` }), 404, 'job-not-found');
+    expectProblem(await app.inject({ method: 'GET', url: `/v1/jobs/${failed.id}` }), 410, 'job-gone');
     const stillThere = await app.inject({ method: 'GET', url: `/v1/jobs/${delayed.id}` });
     expect(stillThere.statusCode).toBe(200);
     expect(parseJob(stillThere).status).toBe('queued');

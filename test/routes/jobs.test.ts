@@ -341,7 +341,12 @@ describe('DELETE /v1/jobs/{id}', () => {
     expect(first.body).toBe('');
     const second = await app.inject({ method: 'DELETE', url: `/v1/jobs/${job.id}` });
     expect(second.statusCode).toBe(204);
-    expectProblem(await app.inject({ method: 'GET', url: `/v1/jobs/${job.id}` }), 404, 'job-not-found');
+    // Gone, not unknown: 410 with the time it went, so pollers stop; the result and cancel routes say so too.
+    const gone = expectProblem(await app.inject({ method: 'GET', url: `/v1/jobs/${job.id}` }), 410, 'job-gone');
+    expect(Date.parse(gone.gone_at as string)).toBeGreaterThan(Date.now() - 60_000);
+    expectProblem(await app.inject({ method: 'GET', url: `/v1/jobs/${job.id}/result` }), 410, 'job-gone');
+    expectProblem(await app.inject({ method: 'POST', url: `/v1/jobs/${job.id}/cancel` }), 410, 'job-gone');
+    expectProblem(await app.inject({ method: 'GET', url: `/v1/jobs/${newJobId(Date.now())}` }), 404, 'job-not-found');
     const list = await app.inject({ method: 'GET', url: '/v1/jobs' });
     expect(list.json()).toEqual({ data: [], next_cursor: null });
   });
@@ -361,7 +366,7 @@ describe('DELETE /v1/jobs/{id}', () => {
     const reason = await waitFor(() => block.aborted.get(job.id), { what: 'the handler to be aborted' });
     expect(reason).toBe('canceled');
     await waitFor(() => pool!.busy === 0, { what: 'the pool to free the slot' });
-    expectProblem(await app.inject({ method: 'GET', url: `/v1/jobs/${job.id}` }), 404, 'job-not-found');
+    expectProblem(await app.inject({ method: 'GET', url: `/v1/jobs/${job.id}` }), 410, 'job-gone');
   });
 });
 

@@ -344,6 +344,17 @@ export function describeJobStoreContract(name: string, makeStore: StoreFactory):
         expect((await store.list({ limit: 10, order: 'desc' })).jobs).toEqual([]);
       });
 
+      it('remembers when a deleted job went; an id that never existed has no such time', async () => {
+        const job = await store.create(newJob());
+        const before = Date.now();
+        await store.delete(job.id);
+        const gone = await store.goneAt(job.id);
+        expect(gone).toBeGreaterThanOrEqual(before);
+        expect(gone).toBeLessThanOrEqual(Date.now());
+        expect(await store.goneAt(newJobId(Date.now()))).toBeNull();
+        expect(await store.goneAt(newJob().id)).toBeNull();
+      });
+
       it('signals the worker of a running job and fences it out', async () => {
         const events: StoreEvent[] = [];
         await store.subscribe((event) => events.push(event));
@@ -453,8 +464,13 @@ export function describeJobStoreContract(name: string, makeStore: StoreFactory):
         await store.finish(lease(job), { kind: 'succeeded', result: 1 }, Date.now());
         expect(await store.get(job.id)).toBeDefined();
         await expect.poll(() => store.get(job.id), { timeout: 3000, interval: 50 }).toBeUndefined();
+        const expiresAt = (await store.goneAt(job.id))!;
+        expect(expiresAt).not.toBeNull();
         expect((await store.list({ limit: 10, order: 'desc' })).jobs).toEqual([]);
         expect(await store.cancel(job.id, Date.now())).toBeUndefined();
+        // Still remembered after the sweeper dropped the job (for the TTL again).
+        await new Promise((resolve) => setTimeout(resolve, 120));
+        expect(await store.goneAt(job.id)).toBe(expiresAt);
       });
 
       it('purges finished jobs of the given statuses that finished before the cutoff, and only those', async () => {
@@ -470,6 +486,7 @@ export function describeJobStoreContract(name: string, makeStore: StoreFactory):
         expect(await store.purge(['succeeded', 'failed', 'canceled'], finishedAt - 1000)).toBe(0);
         expect(await store.purge(['succeeded'], finishedAt + 1)).toBe(1);
         expect(await store.get(done.id)).toBeUndefined();
+        expect(await store.goneAt(done.id)).not.toBeNull();
         expect(await store.get(failed.id)).toBeDefined();
         expect(await store.purge(['succeeded', 'failed', 'canceled', 'queued'], finishedAt + 1)).toBe(1);
         expect(await store.get(active.id)).toMatchObject({ status: 'queued' });

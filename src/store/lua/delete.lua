@@ -1,6 +1,6 @@
 -- delete: removes a job, its result and its index entries; a running job's worker is signalled.
 -- KEYS[1] job key
--- ARGV[1] job id, ARGV[2] now ms
+-- ARGV[1] job id, ARGV[2] now ms, ARGV[3] how long to remember that it went (ms)
 -- Returns 1 when a live job was removed, else 0.
 local key, id, now = KEYS[1], ARGV[1], tonumber(ARGV[2])
 local job = job_fields(key, 'status', 'type', 'expires')
@@ -13,5 +13,8 @@ redis.call('ZREM', LEASES_KEY, id)
 redis.call('ZREM', EXPIRY_KEY, id)
 if job[1] == 'running' then publish('{"kind":"cancel","jobId":"' .. id .. '"}') end
 redis.call('DEL', key)
-if live then return 1 end
+if live then
+  redis.call('SET', gone_key(id), now, 'PX', ARGV[3])
+  return 1
+end
 return 0

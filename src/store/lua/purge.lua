@@ -1,12 +1,13 @@
 -- purge: deletes the given jobs that are finished with a status in the list and completed before a time.
 -- KEYS[1] expiry key
--- ARGV[1] completed-before ms, ARGV[2] comma-separated statuses, ARGV[3..] job ids
+-- ARGV[1] completed-before ms, ARGV[2] comma-separated statuses, ARGV[3] now ms,
+-- ARGV[4] how long to remember that a job went (ms), ARGV[5..] job ids
 -- Returns how many were deleted.
 local before = tonumber(ARGV[1])
 local allowed = {}
 for status in string.gmatch(ARGV[2], '[^,]+') do allowed[status] = true end
 local deleted = 0
-for i = 3, #ARGV do
+for i = 5, #ARGV do
   local id = ARGV[i]
   local key = job_key(id)
   local job = job_fields(key, 'status', 'type', 'completed')
@@ -14,6 +15,7 @@ for i = 3, #ARGV do
     redis.call('ZREM', index_key(job[1], job[2]), id)
     redis.call('ZREM', EXPIRY_KEY, id)
     redis.call('DEL', key)
+    redis.call('SET', gone_key(id), ARGV[3], 'PX', ARGV[4])
     deleted = deleted + 1
   end
 end

@@ -1,14 +1,17 @@
 -- sweep: drops expired jobs from the listing indexes (Redis has usually expired their hash already)
 -- and forgets per-second finish counts older than two minutes.
 -- KEYS[1] expiry key
--- ARGV[1] now ms, ARGV[2] batch size, ARGV[3] comma-separated terminal statuses
+-- ARGV[1] now ms, ARGV[2] batch size, ARGV[3] comma-separated terminal statuses,
+-- ARGV[4] how long to remember that an expired job went (ms)
 -- Returns how many expired jobs were dropped.
 local now, batch = tonumber(ARGV[1]), tonumber(ARGV[2])
 local terminal = {}
 for status in string.gmatch(ARGV[3], '[^,]+') do terminal[#terminal + 1] = status end
-local ids = redis.call('ZRANGEBYSCORE', EXPIRY_KEY, '-inf', now, 'LIMIT', 0, batch)
+local expired = redis.call('ZRANGEBYSCORE', EXPIRY_KEY, '-inf', now, 'WITHSCORES', 'LIMIT', 0, batch)
 local types = nil
-for _, id in ipairs(ids) do
+for n = 1, #expired, 2 do
+  local id = expired[n]
+  redis.call('SET', gone_key(id), expired[n + 1], 'PX', ARGV[4])
   local key = job_key(id)
   local job = job_fields(key, 'status', 'type')
   if job[1] then
@@ -26,4 +29,4 @@ local oldest = math.floor(now / 1000) - 120
 for _, second in ipairs(redis.call('HKEYS', FINISHED_KEY)) do
   if tonumber(second) < oldest then redis.call('HDEL', FINISHED_KEY, second) end
 end
-return #ids
+return #expired / 2
