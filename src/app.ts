@@ -25,6 +25,8 @@ export interface AppDeps {
   logger?: FastifyBaseLogger;
   adminToken?: string;
   bodyLimitBytes?: number;
+  /** How long an Idempotency-Key is kept. */
+  idempotencyTtlMs?: number;
   isShuttingDown?: () => boolean;
 }
 
@@ -75,7 +77,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   if (!operationalOnly) await app.register(fastifySwaggerUi, { routePrefix: '/docs' });
 
   if (!operationalOnly) {
-    await app.register(jobRoutes, { store: deps.store, handlers: deps.handlers });
+    await app.register(jobRoutes, { store: deps.store, handlers: deps.handlers, idempotencyTtlMs: deps.idempotencyTtlMs });
     await app.register(adminRoutes, { store: deps.store, pool: deps.pool, adminToken: deps.adminToken });
   }
   await app.register(healthRoutes, {

@@ -66,6 +66,7 @@ export const configSchema = z.object({
   REDIS_CONNECT_TIMEOUT_MS: positiveInt.default(3000),
   REDIS_COMMAND_TIMEOUT_MS: positiveInt.default(1000),
   JOB_TTL_S: positiveInt.default(86_400),
+  IDEMPOTENCY_TTL_S: positiveInt.default(86_400),
   LEASE_S: positiveInt.default(30),
   WORKER_CONCURRENCY: z.coerce.number().int().min(0).max(10_000).default(10),
   SHUTDOWN_GRACE_S: z.coerce.number().min(0).default(25),

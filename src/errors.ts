@@ -17,6 +17,7 @@ export const problemCatalog = {
   'payload-too-large': { status: 413, title: 'Payload too large', about: 'The request body is larger than BODY_LIMIT_BYTES.' },
   'unsupported-media-type': { status: 415, title: 'Unsupported media type', about: 'Send the body as `Content-Type: application/json`.' },
   'validation-failed': { status: 422, title: 'Validation failed', about: 'The JSON body is well formed but some fields are invalid; `errors[].pointer` is a JSON Pointer to each.' },
+  'idempotency-key-reused': { status: 422, title: 'Idempotency key reused', about: 'The Idempotency-Key was already used with a different request body; use a new key for a new job.' },
   'unknown-job-type': { status: 422, title: 'Unknown job type', about: 'The `type` is not enabled on this service; the detail lists the known types (also at GET /v1/job-types).' },
   'internal-error': { status: 500, title: 'Internal server error', about: 'A fault of the service. The log has the details under the request id.' },
   'store-unavailable': { status: 503, title: 'Job store unavailable', about: 'Redis cannot be reached right now. Retry after `Retry-After` seconds; nothing was changed by this request unless it was a create, which may have been stored.' },

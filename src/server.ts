@@ -75,6 +75,7 @@ async function main(): Promise<void> {
     logger,
     adminToken: config.ADMIN_TOKEN,
     bodyLimitBytes: config.BODY_LIMIT_BYTES,
+    idempotencyTtlMs: config.IDEMPOTENCY_TTL_S * 1000,
     isShuttingDown: () => shuttingDown,
   });
 

@@ -7,7 +7,7 @@ import { isJobId } from '../jobs/job-id.js';
 import { renderJob } from '../jobs/job-view.js';
 import type { JobStore } from '../store/job-store.js';
 import type { WorkerPool } from '../worker/worker-pool.js';
-import { renderPage, toListQuery } from './jobs.js';
+import { findByIdempotencyKey, renderPage, toListQuery } from './jobs.js';
 import { adminListJobsQuery, jobIdParams, jobListSchema, jobSchema, problemResponses, purgeQuery, statsSchema } from './schemas.js';
 
 export interface AdminRoutesOptions {
@@ -32,7 +32,8 @@ export const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (fastif
       response: { 200: jobListSchema, ...problemResponses(400, 401, 403, 503) },
     },
     handler: async (request) => {
-      const { stuck, ...filters } = request.query;
+      const { stuck, idempotency_key: idempotencyKey, ...filters } = request.query;
+      if (idempotencyKey !== undefined) return renderPage(await findByIdempotencyKey(store, idempotencyKey, filters), filters.order);
       const query = toListQuery(filters);
       if (stuck === 'true') query.stuckAt = Date.now();
       return renderPage(await store.list(query), request.query.order);

@@ -1,19 +1,25 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
+import { createHash } from 'node:crypto';
 import { HttpProblem, problem } from '../errors.js';
+import { canonicalJson } from '../jobs/canonical-json.js';
 import { jsonPointer, sendProblem } from '../http/error-handler.js';
 import { ANONYMOUS_TENANT, type JobRecord } from '../jobs/job.js';
 import { isJobId, newJobId } from '../jobs/job-id.js';
 import { jobPath, renderJob, renderJobError, retryAfterSeconds } from '../jobs/job-view.js';
 import type { HandlerRegistry } from '../handlers/registry.js';
-import type { JobStore, ListQuery } from '../store/job-store.js';
+import type { JobStore, ListPage, ListQuery } from '../store/job-store.js';
 import { createJobBody, jobIdParams, jobListSchema, jobSchema, jobTypesSchema, listJobsQuery, problemResponses } from './schemas.js';
 
 export interface JobRoutesOptions {
   store: JobStore;
   handlers: HandlerRegistry;
+  /** How long an Idempotency-Key is kept (default 24 h). */
+  idempotencyTtlMs?: number;
 }
+
+const idempotencyKeyPattern = /^[\x21-\x7e]{1,255}$/;
 
 const DEFAULT_MAX_ATTEMPTS = 3;
 
@@ -64,6 +70,13 @@ export function toListQuery(query: z.infer<typeof listJobsQuery>): ListQuery {
   };
 }
 
+/** The job whose create answer was lost, found by the Idempotency-Key the create carried (if it fits the filters). */
+export async function findByIdempotencyKey(store: JobStore, key: string, filters: { status?: string[]; type?: string }): Promise<ListPage> {
+  const job = await store.findByIdempotencyKey(ANONYMOUS_TENANT, key);
+  const matches = job !== undefined && (filters.status === undefined || filters.status.includes(job.status)) && (filters.type === undefined || filters.type === job.type);
+  return { jobs: matches ? [job] : [], nextAfter: null };
+}
+
 export function renderPage(page: { jobs: JobRecord[]; nextAfter: string | null }, order: 'asc' | 'desc'): z.infer<typeof jobListSchema> {
   return { data: page.jobs.map(renderJob), next_cursor: page.nextAfter === null ? null : encodeCursor(order, page.nextAfter) };
 }
@@ -77,7 +90,7 @@ function notModified(ifNoneMatch: string | undefined, etag: string): boolean {
   });
 }
 
-export const jobRoutes: FastifyPluginAsync<JobRoutesOptions> = async (fastify, { store, handlers }) => {
+export const jobRoutes: FastifyPluginAsync<JobRoutesOptions> = async (fastify, { store, handlers, idempotencyTtlMs = 86_400_000 }) => {
   const app = fastify.withTypeProvider<ZodTypeProvider>();
 
   app.post('/v1/jobs', {
@@ -86,6 +99,11 @@ export const jobRoutes: FastifyPluginAsync<JobRoutesOptions> = async (fastify, {
       description: 'Answers 202 at once with the queued Job; poll `Location` (or `links.self`) until `done`.',
       tags: ['jobs'],
       body: createJobBody,
+      headers: z
+        .object({
+          'idempotency-key': z.string().optional().describe('Makes retries safe: a repeat with the same key and body returns the same job (Idempotent-Replayed: true)'),
+        })
+        .loose(),
       response: { 202: jobSchema, ...problemResponses(400, 413, 415, 422, 503) },
     },
     handler: async (request, reply) => {
@@ -108,7 +126,13 @@ export const jobRoutes: FastifyPluginAsync<JobRoutesOptions> = async (fastify, {
       }
       const now = Date.now();
       const runAt = body.run_at !== undefined ? Date.parse(body.run_at) : now + Math.round((body.delay_s ?? 0) * 1000);
-      const job = await store.create({
+      const idempotencyKey = request.headers['idempotency-key'];
+      if (idempotencyKey !== undefined && (typeof idempotencyKey !== 'string' || !idempotencyKeyPattern.test(idempotencyKey))) {
+        throw new HttpProblem('bad-request', 'Invalid header: Idempotency-Key (1 to 255 visible ASCII characters).', {
+          errors: [{ pointer: 'Idempotency-Key', detail: '1 to 255 visible ASCII characters' }],
+        });
+      }
+      const newJob = {
         id: newJobId(now),
         type: body.type,
         tenant: ANONYMOUS_TENANT,
@@ -119,11 +143,25 @@ export const jobRoutes: FastifyPluginAsync<JobRoutesOptions> = async (fastify, {
         timeoutS: body.timeout_s ?? handler.timeout_s ?? null,
         createdAt: now,
         runAt: Math.max(runAt, now),
-      });
-      request.log.info({ jobId: job.id, jobType: job.type }, 'job created');
+      };
+      let job: JobRecord;
+      if (idempotencyKey === undefined) {
+        job = await store.create(newJob);
+        request.log.info({ jobId: job.id, jobType: job.type }, 'job created');
+      } else {
+        const outcome = await store.createOnce(newJob, { key: idempotencyKey, fingerprint: createHash('sha256').update(canonicalJson(body)).digest('hex'), ttlMs: idempotencyTtlMs });
+        if (outcome === 'key-reused') {
+          throw new HttpProblem('idempotency-key-reused', 'This Idempotency-Key was used for a different request; use a new key for a new job.', {
+            errors: [{ pointer: 'Idempotency-Key', detail: 'already used with another request body' }],
+          });
+        }
+        job = outcome.job;
+        if (outcome.replayed) reply.header('idempotent-replayed', 'true');
+        request.log.info({ jobId: job.id, jobType: job.type, replayed: outcome.replayed }, outcome.replayed ? 'job create replayed' : 'job created');
+      }
       return reply
         .code(202)
-        .headers({ location: jobPath(job.id), 'content-location': jobPath(job.id), 'retry-after': String(retryAfterSeconds(job, now)) })
+        .headers({ location: jobPath(job.id), 'content-location': jobPath(job.id), 'retry-after': String(retryAfterSeconds(job, Date.now())) })
         .send(renderJob(job));
     },
   });
@@ -136,7 +174,11 @@ export const jobRoutes: FastifyPluginAsync<JobRoutesOptions> = async (fastify, {
       querystring: listJobsQuery,
       response: { 200: jobListSchema, ...problemResponses(400, 503) },
     },
-    handler: async (request) => renderPage(await store.list(toListQuery(request.query)), request.query.order),
+    handler: async (request) => {
+      const { idempotency_key: idempotencyKey, ...filters } = request.query;
+      if (idempotencyKey === undefined) return renderPage(await store.list(toListQuery(filters)), filters.order);
+      return renderPage(await findByIdempotencyKey(store, idempotencyKey, filters), filters.order);
+    },
   });
 
   app.get('/v1/jobs/:id', {

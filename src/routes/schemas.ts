@@ -121,6 +121,7 @@ export const listJobsQuery = z
     limit: z.coerce.number().int().min(1).max(100).default(20),
     cursor: z.string().min(1).optional().describe('`next_cursor` of the previous page'),
     order: z.enum(['desc', 'asc']).default('desc').describe('By creation time; newest first by default'),
+    idempotency_key: z.string().min(1).max(255).optional().describe('The job a create with this Idempotency-Key made (when its answer was lost)'),
   })
   .strict();
 

@@ -33,6 +33,14 @@ export interface JobStore {
 
   /** Stores a new queued job (delayed when `runAt` is in the future) and signals idle workers. */
   create(job: NewJob): Promise<JobRecord>;
+  /**
+   * `create`, unless the tenant's idempotency key already names a job: then that job (`replayed`), or
+   * 'key-reused' when it was made from a request with another fingerprint. Atomic, so two concurrent
+   * requests with one key make one job. A key naming a job that is gone names the new one.
+   */
+  createOnce(job: NewJob, idempotency: Idempotency): Promise<{ job: JobRecord; replayed: boolean } | 'key-reused'>;
+  /** The job a tenant's idempotency key names, while the key is kept and the job exists. */
+  findByIdempotencyKey(tenant: string, key: string): Promise<JobRecord | undefined>;
   /** The job, or undefined when it does not exist, was deleted or expired. */
   get(id: string): Promise<JobRecord | undefined>;
   /**
@@ -89,6 +97,15 @@ export interface JobStore {
   subscribe(listener: (event: StoreEvent) => void): Promise<() => void>;
   /** Idempotent. */
   close(): Promise<void>;
+}
+
+export interface Idempotency {
+  /** The client's Idempotency-Key. */
+  key: string;
+  /** Canonical digest of the request: a repeat must carry the same. */
+  fingerprint: string;
+  /** How long the key is kept. */
+  ttlMs: number;
 }
 
 export interface ListQuery {

@@ -10,6 +10,7 @@ import {
   type FinishRequest,
   type FinishResult,
   type HeldLease,
+  type Idempotency,
   type JobStore,
   type ListPage,
   type ListQuery,
@@ -46,6 +47,8 @@ export class MemoryJobStore implements JobStore {
   private readonly ready = new Map<string, MinHeap<QueueEntry>>();
   private readonly delayed = new MinHeap<QueueEntry>((a, b) => a.runAt < b.runAt || (a.runAt === b.runAt && a.id < b.id));
   private readonly running = new Set<string>();
+  /** `tenant:key` → the job an idempotency key names. */
+  private readonly idempotencyKeys = new Map<string, { jobId: string; fingerprint: string; expiresAt: number }>();
   /** Id → when a deleted or expired job went. */
   private readonly gone = new Map<string, number>();
   private readonly finishedPerSecond = new Map<number, number>();
@@ -59,6 +62,24 @@ export class MemoryJobStore implements JobStore {
   constructor(private readonly options: { jobTtlMs: number; sweepIntervalMs?: number }) {
     this.sweepTimer = setInterval(() => this.sweep(Date.now()), options.sweepIntervalMs ?? 10_000);
     this.sweepTimer.unref();
+  }
+
+  async createOnce(newJob: NewJob, idempotency: Idempotency): Promise<{ job: JobRecord; replayed: boolean } | 'key-reused'> {
+    const now = Date.now();
+    const name = `${newJob.tenant}:${idempotency.key}`;
+    const existing = this.idempotencyKeys.get(name);
+    if (existing && existing.expiresAt > now) {
+      if (existing.fingerprint !== idempotency.fingerprint) return 'key-reused';
+      const job = this.live(existing.jobId, now);
+      if (job) return { job: structuredClone(stripInternal(job)), replayed: true };
+    }
+    this.idempotencyKeys.set(name, { jobId: newJob.id, fingerprint: idempotency.fingerprint, expiresAt: now + idempotency.ttlMs });
+    return { job: await this.create(newJob), replayed: false };
+  }
+
+  async findByIdempotencyKey(tenant: string, key: string): Promise<JobRecord | undefined> {
+    const entry = this.idempotencyKeys.get(`${tenant}:${key}`);
+    return entry && entry.expiresAt > Date.now() ? this.get(entry.jobId) : undefined;
   }
 
   async create(newJob: NewJob): Promise<JobRecord> {
@@ -495,6 +516,7 @@ export class MemoryJobStore implements JobStore {
   private sweep(now: number): void {
     for (const job of [...this.jobs.values()]) if (job.expiresAt !== null && job.expiresAt <= now) this.remove(job, job.expiresAt);
     for (const [id, goneAt] of this.gone) if (goneAt + this.options.jobTtlMs <= now) this.gone.delete(id);
+    for (const [name, entry] of this.idempotencyKeys) if (entry.expiresAt <= now) this.idempotencyKeys.delete(name);
     for (const second of this.finishedPerSecond.keys()) if (second < Math.floor(now / 1000) - 120) this.finishedPerSecond.delete(second);
   }
 

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { deflateRawSync, inflateRawSync } from 'node:zlib';
 import { Cluster, Redis, ReplyError, type RedisOptions } from 'ioredis';
@@ -20,6 +21,7 @@ import type {
   FinishRequest,
   FinishResult,
   HeldLease,
+  Idempotency,
   JobStore,
   ListPage,
   ListQuery,
@@ -138,6 +140,23 @@ export class RedisJobStore implements JobStore {
   }
 
   async create(job: NewJob): Promise<JobRecord> {
+    await this.call('create', [this.keys.job(job.id)], this.createArgs(job, null));
+    return newRecord(job);
+  }
+
+  async createOnce(job: NewJob, idempotency: Idempotency): Promise<{ job: JobRecord; replayed: boolean } | 'key-reused'> {
+    const [outcome, fields] = (await this.call('create', [this.keys.job(job.id)], this.createArgs(job, idempotency))) as [string, string[]?];
+    if (outcome === 'key-reused') return 'key-reused';
+    if (outcome === 'replayed') return { job: parseJob(pairsToHash(fields!)), replayed: true };
+    return { job: newRecord(job), replayed: false };
+  }
+
+  async findByIdempotencyKey(tenant: string, key: string): Promise<JobRecord | undefined> {
+    const entry = await this.guard(() => this.redis.get(this.keys.idempotency(tenant, sha256(key))));
+    return entry === null ? undefined : this.get(entry.slice(0, entry.indexOf(' ')));
+  }
+
+  private createArgs(job: NewJob, idempotency: Idempotency | null): (string | number)[] {
     const fields: (string | number)[] = [
       'id', job.id, 'type', job.type, 'tenant', job.tenant, 'status', 'queued',
       'input', this.pack(job.input), 'prio', job.priority,
@@ -146,23 +165,10 @@ export class RedisJobStore implements JobStore {
     ];
     if (Object.keys(job.metadata).length > 0) fields.push('meta', JSON.stringify(job.metadata));
     if (job.timeoutS !== null) fields.push('timeout', job.timeoutS);
-    await this.call('create', [this.keys.job(job.id)], [job.id, job.type, job.priority, job.runAt, job.createdAt, ...fields]);
-    return {
-      ...job,
-      status: 'queued',
-      progress: { percent: null, step: null, message: null, updatedAt: null },
-      result: null,
-      error: null,
-      attempt: 0,
-      attemptBudget: job.maxAttempts,
-      version: 1,
-      startedAt: null,
-      updatedAt: job.createdAt,
-      completedAt: null,
-      expiresAt: null,
-      lease: null,
-      cancelRequested: false,
-    };
+    const idempotencyArgs = idempotency
+      ? [this.keys.idempotency(job.tenant, sha256(idempotency.key)), idempotency.fingerprint, idempotency.ttlMs]
+      : ['', '', 0];
+    return [job.id, job.type, job.priority, job.runAt, job.createdAt, ...idempotencyArgs, ...fields];
   }
 
   async get(id: string): Promise<JobRecord | undefined> {
@@ -567,6 +573,28 @@ function parseFinishReply(reply: unknown): FinishResult {
 function sum(values: number[]): number {
   return values.reduce((total, value) => total + value, 0);
 }
+
+/** The record `create` stores for a new job. */
+function newRecord(job: NewJob): JobRecord {
+  return {
+    ...job,
+    status: 'queued',
+    progress: { percent: null, step: null, message: null, updatedAt: null },
+    result: null,
+    error: null,
+    attempt: 0,
+    attemptBudget: job.maxAttempts,
+    version: 1,
+    startedAt: null,
+    updatedAt: job.createdAt,
+    completedAt: null,
+    expiresAt: null,
+    lease: null,
+    cancelRequested: false,
+  };
+}
+
+const sha256 = (text: string): string => createHash('sha256').update(text).digest('hex');
 
 function pairsToHash(pairs: string[]): Record<string, string> {
   const hash: Record<string, string> = {};

@@ -14,6 +14,7 @@ import type { JobStatus } from '../jobs/job.js';
  *   {p}:idx:<status>:<type> zset   listing index; all scores 0, members ids, so lexical order = creation order
  *   {p}:expiry              zset   finished jobs; score = expires_at ms (the sweeper drops them from the indexes)
  *   {p}:gone:<id>           string when a deleted or expired job went (ms); kept JOB_TTL_S so pollers get 410
+ *   {p}:idem:<tenant>:<sha256 of the key>  string  "<job id> <request fingerprint>", kept IDEMPOTENCY_TTL_S
  *   {p}:types               set    every job type ever submitted
  *   {p}:finished            hash   epoch second -> jobs finished in that second (kept 2 minutes)
  *   {p}:clock               string the latest time a claim or finish used: times never go backwards
@@ -32,6 +33,7 @@ export class RedisKeys {
   index = (status: JobStatus, type: string): string => `${this.base}idx:${status}:${type}`;
   rate = (type: string): string => `${this.base}rate:${type}`;
   gone = (id: string): string => `${this.base}gone:${id}`;
+  idempotency = (tenant: string, keyHash: string): string => `${this.base}idem:${tenant}:${keyHash}`;
   get leases(): string {
     return `${this.base}leases`;
   }

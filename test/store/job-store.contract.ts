@@ -77,6 +77,38 @@ export function describeJobStoreContract(name: string, makeStore: StoreFactory):
       });
     });
 
+    describe('idempotent create', () => {
+      const once = (key: string, fingerprint = 'fp-1') => ({ key, fingerprint, ttlMs: 60_000 });
+
+      it('makes the job once; a repeat gets the same job back, a different request with the key is refused', async () => {
+        const first = await store.createOnce(newJob(), once('key-1'));
+        expect(first).toMatchObject({ replayed: false, job: { status: 'queued', version: 1 } });
+        const created = first as { job: JobRecord };
+        const again = await store.createOnce(newJob(), once('key-1'));
+        expect(again).toMatchObject({ replayed: true, job: { id: created.job.id } });
+        expect(await store.createOnce(newJob(), once('key-1', 'fp-2'))).toBe('key-reused');
+        expect((await store.list({ limit: 10, order: 'desc' })).jobs).toHaveLength(1);
+        expect((await store.findByIdempotencyKey('-', 'key-1'))?.id).toBe(created.job.id);
+        expect(await store.findByIdempotencyKey('-', 'key-2')).toBeUndefined();
+        expect(await store.findByIdempotencyKey('other-tenant', 'key-1')).toBeUndefined();
+      });
+
+      it('keeps keys per tenant, makes one job for concurrent repeats, and a key whose job went names a new one', async () => {
+        const mine = (await store.createOnce(newJob(), once('shared'))) as { job: JobRecord };
+        const theirs = (await store.createOnce(newJob({ tenant: 'other' }), once('shared'))) as { job: JobRecord; replayed: boolean };
+        expect(theirs.replayed).toBe(false);
+        expect(theirs.job.id).not.toBe(mine.job.id);
+        const results = await Promise.all([1, 2, 3].map(() => store.createOnce(newJob(), once('burst'))));
+        const ids = new Set(results.map((result) => (result as { job: JobRecord }).job.id));
+        expect(ids.size).toBe(1);
+        expect(results.filter((result) => (result as { replayed: boolean }).replayed)).toHaveLength(2);
+        await store.delete(mine.job.id);
+        const renewed = (await store.createOnce(newJob(), once('shared'))) as { job: JobRecord; replayed: boolean };
+        expect(renewed.replayed).toBe(false);
+        expect(renewed.job.id).not.toBe(mine.job.id);
+      });
+    });
+
     describe('claim', () => {
       it('leases ready jobs by priority, then run time, then id, with a fresh lease and attempt 1', async () => {
         const now = Date.now();

@@ -1,12 +1,26 @@
--- create: stores a new queued job.
+-- create: stores a new queued job; with an idempotency key, only if the key names no job yet.
 -- KEYS[1] job key
 -- ARGV[1] id, ARGV[2] type, ARGV[3] priority, ARGV[4] run_at ms, ARGV[5] now ms,
--- ARGV[6..] field, value pairs for the job hash
--- Returns 1.
+-- ARGV[6] idempotency key name ('' = none), ARGV[7] request fingerprint, ARGV[8] how long the key is kept (ms),
+-- ARGV[9..] field, value pairs for the job hash
+-- Returns { 'created' }, { 'replayed', flat fields of the job the key names }, or { 'key-reused' } when
+-- the key names a job made from another request.
 local key, id, job_type = KEYS[1], ARGV[1], ARGV[2]
 local priority, run_at, now = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
-redis.call('HSET', key, unpack(ARGV, 6))
+local idempotency_key, fingerprint = ARGV[6], ARGV[7]
+if idempotency_key ~= '' then
+  local existing = redis.call('GET', idempotency_key)
+  if existing then
+    local space = string.find(existing, ' ', 1, true)
+    if string.sub(existing, space + 1) ~= fingerprint then return { 'key-reused' } end
+    local existing_key = job_key(string.sub(existing, 1, space - 1))
+    if redis.call('EXISTS', existing_key) == 1 then return { 'replayed', job_flat(existing_key) } end
+    -- The job it named was deleted or expired: the key now names the new one.
+  end
+  redis.call('SET', idempotency_key, id .. ' ' .. fingerprint, 'PX', ARGV[8])
+end
+redis.call('HSET', key, unpack(ARGV, 9))
 redis.call('ZADD', index_key('queued', job_type), 0, id)
 redis.call('SADD', TYPES_KEY, job_type)
 enqueue(id, job_type, priority, run_at, now)
-return 1
+return { 'created' }
