@@ -1,11 +1,13 @@
-import type { FastifyPluginAsync } from 'fastify';
+import type { FastifyPluginAsync, FastifyReply } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { createHash } from 'node:crypto';
 import { HttpProblem, problem } from '../errors.js';
 import { canonicalJson } from '../jobs/canonical-json.js';
 import { jsonPointer, sendProblem } from '../http/error-handler.js';
-import { ANONYMOUS_TENANT, type JobRecord } from '../jobs/job.js';
+import { awaitJob } from '../jobs/await-job.js';
+import { preferredWaitS } from '../http/prefer.js';
+import { ANONYMOUS_TENANT, isTerminal, type JobRecord } from '../jobs/job.js';
 import { isJobId, newJobId } from '../jobs/job-id.js';
 import { jobPath, renderJob, renderJobError, retryAfterSeconds } from '../jobs/job-view.js';
 import type { HandlerRegistry } from '../handlers/registry.js';
@@ -81,6 +83,16 @@ export function renderPage(page: { jobs: JobRecord[]; nextAfter: string | null }
   return { data: page.jobs.map(renderJob), next_cursor: page.nextAfter === null ? null : encodeCursor(order, page.nextAfter) };
 }
 
+/**
+ * Aborts when the client goes away, so a held request stops waiting for nobody. (The response's `close`,
+ * not the request's: a request emits `close` as soon as its body has been read.)
+ */
+function abortOnClose(reply: FastifyReply): AbortSignal {
+  const controller = new AbortController();
+  reply.raw.once('close', () => controller.abort());
+  return controller.signal;
+}
+
 /** True when the request's If-None-Match names the current ETag (or `*`). */
 function notModified(ifNoneMatch: string | undefined, etag: string): boolean {
   if (!ifNoneMatch) return false;
@@ -104,7 +116,11 @@ export const jobRoutes: FastifyPluginAsync<JobRoutesOptions> = async (fastify, {
           'idempotency-key': z.string().optional().describe('Makes retries safe: a repeat with the same key and body returns the same job (Idempotent-Replayed: true)'),
         })
         .loose(),
-      response: { 202: jobSchema, ...problemResponses(400, 413, 415, 422, 503) },
+      response: {
+        200: jobSchema.describe('With `Prefer: wait=N`: the job finished within N seconds'),
+        202: jobSchema,
+        ...problemResponses(400, 413, 415, 422, 503),
+      },
     },
     handler: async (request, reply) => {
       const body = request.body;
@@ -159,6 +175,16 @@ export const jobRoutes: FastifyPluginAsync<JobRoutesOptions> = async (fastify, {
         if (outcome.replayed) reply.header('idempotent-replayed', 'true');
         request.log.info({ jobId: job.id, jobType: job.type, replayed: outcome.replayed }, outcome.replayed ? 'job create replayed' : 'job created');
       }
+      const waitS = preferredWaitS(request.headers.prefer as string | undefined);
+      if (waitS !== undefined) {
+        // Prefer: wait=N: hold the answer until the job is done or N seconds pass; the body is the Job either way.
+        reply.header('preference-applied', `wait=${waitS}`);
+        const latest = await awaitJob(store, job.id, (current) => isTerminal(current.status), waitS * 1000, abortOnClose(reply));
+        if (latest) job = latest;
+        if (isTerminal(job.status)) {
+          return reply.code(200).headers({ location: jobPath(job.id), 'content-location': jobPath(job.id) }).send(renderJob(job));
+        }
+      }
       return reply
         .code(202)
         .headers({ location: jobPath(job.id), 'content-location': jobPath(job.id), 'retry-after': String(retryAfterSeconds(job, Date.now())) })
@@ -190,7 +216,15 @@ export const jobRoutes: FastifyPluginAsync<JobRoutesOptions> = async (fastify, {
       response: { 200: jobSchema, 304: z.undefined().describe('Not modified'), ...problemResponses(404, 410, 503) },
     },
     handler: async (request, reply) => {
-      const job = await findJob(store, request.params.id);
+      let job = await findJob(store, request.params.id);
+      const waitS = preferredWaitS(request.headers.prefer);
+      if (waitS !== undefined && notModified(request.headers['if-none-match'], `"v${job.version}"`)) {
+        // Long-poll: held until the job changes (progress too, on any instance) or N seconds pass.
+        reply.header('preference-applied', `wait=${waitS}`);
+        const seen = job.version;
+        const latest = await awaitJob(store, job.id, (current) => current.version !== seen, waitS * 1000, abortOnClose(reply));
+        job = latest ?? (await findJob(store, request.params.id));
+      }
       const etag = `"v${job.version}"`;
       reply.header('etag', etag).header('cache-control', 'no-cache');
       if (job.status !== 'succeeded' && job.status !== 'failed' && job.status !== 'canceled') {

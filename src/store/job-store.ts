@@ -95,6 +95,12 @@ export interface JobStore {
    * subscription is in place (signals sent after that reach the listener) to a function that ends it.
    */
   subscribe(listener: (event: StoreEvent) => void): Promise<() => void>;
+  /**
+   * Calls `listener` on every change of the job, from any instance, with its new version (null once
+   * deleted). Resolves once the watch is in place, to a function that ends it. Changes may be coalesced
+   * or (on a reconnect) missed: a watcher re-reads the job rather than trusting the version it hears.
+   */
+  watch(id: string, listener: (version: number | null) => void): Promise<() => void>;
   /** Idempotent. */
   close(): Promise<void>;
 }

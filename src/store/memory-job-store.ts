@@ -49,6 +49,7 @@ export class MemoryJobStore implements JobStore {
   private readonly running = new Set<string>();
   /** `tenant:key` → the job an idempotency key names. */
   private readonly idempotencyKeys = new Map<string, { jobId: string; fingerprint: string; expiresAt: number }>();
+  private readonly watchers = new Map<string, Set<(version: number | null) => void>>();
   /** Id → when a deleted or expired job went. */
   private readonly gone = new Map<string, number>();
   private readonly finishedPerSecond = new Map<number, number>();
@@ -503,9 +504,29 @@ export class MemoryJobStore implements JobStore {
   private touch(job: StoredJob, now: number): void {
     job.version++;
     job.updatedAt = now;
+    this.notifyWatchers(job.id, job.version);
+  }
+
+  private notifyWatchers(id: string, version: number | null): void {
+    const watchers = this.watchers.get(id);
+    if (!watchers) return;
+    queueMicrotask(() => {
+      for (const watcher of watchers) watcher(version);
+    });
+  }
+
+  async watch(id: string, listener: (version: number | null) => void): Promise<() => void> {
+    let watchers = this.watchers.get(id);
+    if (!watchers) this.watchers.set(id, (watchers = new Set()));
+    watchers.add(listener);
+    return () => {
+      watchers.delete(listener);
+      if (watchers.size === 0 && this.watchers.get(id) === watchers) this.watchers.delete(id);
+    };
   }
 
   private remove(job: StoredJob, goneAt: number): void {
+    this.notifyWatchers(job.id, null);
     this.gone.set(job.id, goneAt);
     this.jobs.delete(job.id);
     this.running.delete(job.id);

@@ -97,6 +97,8 @@ export class RedisJobStore implements JobStore {
   private readonly scripts: Record<ScriptName, ScriptCaller>;
   private subscriber: RedisClient | undefined;
   private subscribed: Promise<void> | undefined;
+  /** Channel of a watched job → its watchers (one Redis subscription per job, whatever their number). */
+  private readonly watchers = new Map<string, Set<(version: number | null) => void>>();
   private readonly listeners = new Set<(event: StoreEvent) => void>();
   private sweepTimer: NodeJS.Timeout | undefined;
   private closed = false;
@@ -334,7 +336,7 @@ export class RedisJobStore implements JobStore {
 
   async reportProgress(lease: HeldLease, update: ProgressUpdate, now: number): Promise<boolean> {
     const reply = await this.call('progress', [this.keys.job(lease.jobId)], [
-      lease.leaseId, now, update.percent ?? '', update.step ?? '', update.message ?? '',
+      lease.leaseId, now, update.percent ?? '', update.step ?? '', update.message ?? '', lease.jobId,
     ]);
     return reply !== 0;
   }
@@ -388,7 +390,13 @@ export class RedisJobStore implements JobStore {
         ? this.redis.duplicate([], { enableOfflineQueue: true })
         : this.redis.duplicate({ enableOfflineQueue: true, commandTimeout: undefined, lazyConnect: false });
     subscriber.on('error', () => undefined);
-    subscriber.on('message', (_channel: string, message: string) => {
+    subscriber.on('message', (channel: string, message: string) => {
+      const watchers = this.watchers.get(channel);
+      if (watchers) {
+        const version = message === 'gone' ? null : Number(message);
+        for (const watcher of watchers) watcher(version);
+        return;
+      }
       let event: StoreEvent;
       try {
         event = JSON.parse(message) as StoreEvent;
@@ -399,6 +407,29 @@ export class RedisJobStore implements JobStore {
     });
     this.subscriber = subscriber;
     await this.guard(() => subscriber.subscribe(this.keys.events));
+  }
+
+  async watch(id: string, listener: (version: number | null) => void): Promise<() => void> {
+    const channel = this.keys.changed(id);
+    let watchers = this.watchers.get(channel);
+    const first = watchers === undefined;
+    if (!watchers) this.watchers.set(channel, (watchers = new Set()));
+    watchers.add(listener);
+    const stop = () => {
+      watchers.delete(listener);
+      if (watchers.size > 0 || this.watchers.get(channel) !== watchers) return;
+      this.watchers.delete(channel);
+      this.subscriber?.unsubscribe(channel).catch(() => undefined);
+    };
+    try {
+      this.subscribed ??= this.openSubscriber();
+      await this.subscribed;
+      if (first) await this.guard(() => this.subscriber!.subscribe(channel));
+    } catch (error) {
+      stop();
+      throw error;
+    }
+    return stop;
   }
 
   /** Drops expired jobs from the indexes; runs on a timer, exposed for tests. */

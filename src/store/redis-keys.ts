@@ -19,6 +19,7 @@ import type { JobStatus } from '../jobs/job.js';
  *   {p}:finished            hash   epoch second -> jobs finished in that second (kept 2 minutes)
  *   {p}:clock               string the latest time a claim or finish used: times never go backwards
  *   {p}:events              channel  JSON StoreEvent messages (new work, cancel of a running job)
+ *   {p}:changed:<id>        channel  the job's new version, on every change (for long-polls and event streams)
  */
 export class RedisKeys {
   readonly base: string;
@@ -49,6 +50,7 @@ export class RedisKeys {
   get clock(): string {
     return `${this.base}clock`;
   }
+  changed = (id: string): string => `${this.base}changed:${id}`;
   get events(): string {
     return `${this.base}events`;
   }
@@ -70,6 +72,7 @@ export class RedisKeys {
       `local FINISHED_KEY = KEY_BASE .. 'finished'`,
       `local CLOCK_KEY = KEY_BASE .. 'clock'`,
       `local EVENTS_CHANNEL = KEY_BASE .. 'events'`,
+      `local function changed_channel(id) return KEY_BASE .. 'changed:' .. id end`,
       '',
     ].join('\n');
   }

@@ -525,6 +525,27 @@ export function describeJobStoreContract(name: string, makeStore: StoreFactory):
       });
     });
 
+    describe('watch', () => {
+      it('tells a watcher of every change of the job, with its version, and of its deletion', async () => {
+        const job = await store.create(newJob());
+        const heard: (number | null)[] = [];
+        const stop = await store.watch(job.id, (version) => heard.push(version));
+        const other = await store.create(newJob());
+        const claimed = await claimOne();
+        expect(claimed.id).toBe(job.id);
+        await store.reportProgress(lease(claimed), { percent: 10, step: 'a', message: null }, Date.now());
+        await store.finish(lease(claimed), { kind: 'succeeded', result: 1 }, Date.now());
+        await expect.poll(() => heard, { timeout: 2000 }).toEqual([2, 3, 4]);
+        await store.cancel(other.id, Date.now()); // another job: not heard
+        await store.delete(job.id);
+        await expect.poll(() => heard, { timeout: 2000 }).toEqual([2, 3, 4, null]);
+        stop();
+        const after = await store.create(newJob());
+        await store.delete(after.id);
+        expect(heard).toHaveLength(4);
+      });
+    });
+
     describe('stats and signals', () => {
       it('counts jobs per status and type, ready and delayed, and finishes in the last minute', async () => {
         const now = Date.now();

@@ -69,6 +69,8 @@ local function change(key, id, job_type, from, to, now, version, fields)
   fields[#fields + 1] = 'ver'
   fields[#fields + 1] = next_version
   redis.call('HSET', key, unpack(fields))
+  -- Whoever waits on this job (a long-poll, an event stream, on any instance) learns of the change.
+  redis.call('PUBLISH', changed_channel(id), next_version)
   return next_version
 end
 
@@ -117,6 +119,7 @@ local function finalize(key, id, job_type, from, to, now, ttl_ms, version, field
   values[PACKED_INDEX['lease']] = false
   values[PACKED_INDEX['lease_until']] = false
   redis.call('SET', key, cjson.encode(values), 'PXAT', expires)
+  redis.call('PUBLISH', changed_channel(id), next_version)
   redis.call('ZADD', EXPIRY_KEY, expires, id)
   redis.call('HINCRBY', FINISHED_KEY, math.floor(now / 1000), 1)
   return next_version

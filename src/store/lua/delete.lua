@@ -13,6 +13,7 @@ redis.call('ZREM', LEASES_KEY, id)
 redis.call('ZREM', EXPIRY_KEY, id)
 if job[1] == 'running' then publish('{"kind":"cancel","jobId":"' .. id .. '"}') end
 redis.call('DEL', key)
+redis.call('PUBLISH', changed_channel(id), 'gone')
 if live then
   redis.call('SET', gone_key(id), now, 'PX', ARGV[3])
   return 1

@@ -1,7 +1,7 @@
 -- progress: records a running attempt's progress, fenced by its lease.
 -- KEYS[1] job key
 -- ARGV[1] lease id, ARGV[2] now ms, ARGV[3] percent or '' (unchanged), ARGV[4] step or '' (unchanged),
--- ARGV[5] message or '' (unchanged)
+-- ARGV[5] message or '' (unchanged), ARGV[6] job id
 -- Percent never decreases within an attempt and stays at most 99 until the job succeeds.
 -- Returns the new version, or 0 when the lease is not held.
 local key, lease_id, now = KEYS[1], ARGV[1], ARGV[2]
@@ -22,4 +22,4 @@ if ARGV[5] ~= '' then
   fields[#fields + 1] = 'msg'
   fields[#fields + 1] = ARGV[5]
 end
-return change(key, '', job[4], 'running', 'running', now, job[5], fields) -- same status: no index move, so no id needed
+return change(key, ARGV[6], job[4], 'running', 'running', now, job[5], fields)
