@@ -8,6 +8,7 @@ import { jobErrorAbout, problemCatalog, type ProblemCode } from './errors.js';
 import { frameworkErrors, registerErrorHandling } from './http/error-handler.js';
 import type { HandlerRegistry } from './handlers/registry.js';
 import { adminRoutes } from './routes/admin.js';
+import { eventRoutes } from './routes/events.js';
 import { healthRoutes } from './routes/health.js';
 import { jobRoutes } from './routes/jobs.js';
 import type { JobStore } from './store/job-store.js';
@@ -78,6 +79,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
 
   if (!operationalOnly) {
     await app.register(jobRoutes, { store: deps.store, handlers: deps.handlers, idempotencyTtlMs: deps.idempotencyTtlMs });
+    await app.register(eventRoutes, { store: deps.store });
     await app.register(adminRoutes, { store: deps.store, pool: deps.pool, adminToken: deps.adminToken });
   }
   await app.register(healthRoutes, {

@@ -41,7 +41,7 @@ export function renderJob(job: JobRecord): JobResource {
     updated_at: iso(job.updatedAt),
     completed_at: isoOrNull(job.completedAt),
     expires_at: isoOrNull(job.expiresAt),
-    links: { self, result: `${self}/result`, cancel: `${self}/cancel` },
+    links: { self, result: `${self}/result`, cancel: `${self}/cancel`, events: `${self}/events` },
   };
 }
 

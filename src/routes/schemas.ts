@@ -78,7 +78,7 @@ export const jobSchema = z
     updated_at: timestamp,
     completed_at: nullableTimestamp,
     expires_at: nullableTimestamp.describe('When a finished job is removed (JOB_TTL_S after it finished)'),
-    links: z.object({ self: z.string(), result: z.string(), cancel: z.string() }),
+    links: z.object({ self: z.string(), result: z.string(), cancel: z.string(), events: z.string().describe('Server-Sent Events of this job') }),
   })
   .meta({ id: 'Job' });
 

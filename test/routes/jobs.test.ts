@@ -44,7 +44,7 @@ describe('POST /v1/jobs', () => {
       completed_at: null,
       expires_at: null,
       progress: { percent: null, step: null, message: null, updated_at: null },
-      links: { self: `/v1/jobs/${job.id}`, result: `/v1/jobs/${job.id}/result`, cancel: `/v1/jobs/${job.id}/cancel` },
+      links: { self: `/v1/jobs/${job.id}`, result: `/v1/jobs/${job.id}/result`, cancel: `/v1/jobs/${job.id}/cancel`, events: `/v1/jobs/${job.id}/events` },
     });
     expect(job.run_at).toBe(job.created_at);
     expect(Date.parse(job.created_at)).toBeGreaterThanOrEqual(before);

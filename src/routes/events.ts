@@ -1,0 +1,187 @@
+import type { FastifyPluginAsync, FastifyReply } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import { HttpProblem } from '../errors.js';
+import { isTerminal, type JobRecord } from '../jobs/job.js';
+import { isJobId } from '../jobs/job-id.js';
+import { renderJob } from '../jobs/job-view.js';
+import type { JobStore } from '../store/job-store.js';
+import { findJob } from './jobs.js';
+import { jobIdParams, problemResponses } from './schemas.js';
+
+export interface EventRoutesOptions {
+  store: JobStore;
+  /** Comment lines that keep proxies from closing an idle stream (default 15 s). */
+  pingIntervalMs?: number;
+  /** Least time between two events of one job: progress is coalesced to a few events per second. */
+  minEventIntervalMs?: number;
+}
+
+const MAX_JOBS_PER_STREAM = 50;
+
+/**
+ * Server-Sent Events for one job or several: `snapshot` (the full Job) first, then `progress` and
+ * `status` as the job changes, and `done` (the finished Job), after which the stream ends. Each event's
+ * id is `<job id>:<version>` (`<version>` on a one-job stream), so a reconnect with Last-Event-ID resumes.
+ */
+export const eventRoutes: FastifyPluginAsync<EventRoutesOptions> = async (fastify, options) => {
+  const app = fastify.withTypeProvider<ZodTypeProvider>();
+  const { store } = options;
+  const pingIntervalMs = options.pingIntervalMs ?? 15_000;
+  const minEventIntervalMs = options.minEventIntervalMs ?? 250;
+  // Open streams never end by themselves: on shutdown they are ended first, or closing the server would wait
+  // for them (clients reconnect with Last-Event-ID, to another instance or to this one restarted).
+  const openStreams = new Set<() => void>();
+  fastify.addHook('preClose', async () => {
+    for (const end of openStreams) end();
+  });
+
+  app.get('/v1/jobs/:id/events', {
+    schema: {
+      summary: "Stream a job's changes (Server-Sent Events)",
+      description:
+        'Events: `snapshot` (the Job), then `progress` ({version, progress}) and `status` (the Job), and finally `done` (the finished Job), after which the server closes the stream. Event ids are the job version; a reconnect with `Last-Event-ID` resumes, and one after `done` gets 204, which stops a browser from reconnecting. `: ping` every 15 s.',
+      tags: ['jobs'],
+      params: jobIdParams,
+      response: {
+        200: { description: 'The event stream', content: { 'text/event-stream': { schema: z.string() } } },
+        204: z.undefined().describe('The job is done and the client had its last event'),
+        ...problemResponses(404, 410, 503),
+      },
+    },
+    handler: async (request, reply) => {
+      const job = await findJob(store, request.params.id);
+      const lastEventId = request.headers['last-event-id'];
+      if (isTerminal(job.status) && lastEventId !== undefined) return reply.code(204).send();
+      await stream(reply, [job], { single: true });
+    },
+  });
+
+  app.get('/v1/events', {
+    schema: {
+      summary: 'Stream the changes of several jobs (Server-Sent Events)',
+      description: `One stream for up to ${MAX_JOBS_PER_STREAM} jobs (\`job_id\` repeated), so a page showing many jobs stays under a browser's six connections per host. The events of /v1/jobs/{id}/events, each carrying its job's id; event ids are \`<job id>:<version>\`. The stream ends once every job is done.`,
+      tags: ['jobs'],
+      querystring: z.object({ job_id: z.union([z.string(), z.array(z.string())]) }).strict(),
+      response: {
+        200: { description: 'The event stream', content: { 'text/event-stream': { schema: z.string() } } },
+        ...problemResponses(400, 404, 410, 503),
+      },
+    },
+    handler: async (request, reply) => {
+      const ids = [...new Set(Array.isArray(request.query.job_id) ? request.query.job_id : [request.query.job_id])];
+      if (ids.length > MAX_JOBS_PER_STREAM || ids.some((id) => !isJobId(id))) {
+        throw new HttpProblem('bad-request', `Invalid query parameter: job_id (1 to ${MAX_JOBS_PER_STREAM} job ids).`, {
+          errors: [{ pointer: 'job_id', detail: `1 to ${MAX_JOBS_PER_STREAM} job ids` }],
+        });
+      }
+      const jobs = await Promise.all(ids.map((id) => findJob(store, id)));
+      await stream(reply, jobs, { single: false });
+    },
+  });
+
+  async function stream(reply: FastifyReply, jobs: JobRecord[], { single }: { single: boolean }): Promise<void> {
+    reply.hijack();
+    const raw = reply.raw;
+    raw.writeHead(200, {
+      'content-type': 'text/event-stream; charset=utf-8',
+      'cache-control': 'no-cache, no-transform',
+      connection: 'keep-alive',
+      'x-accel-buffering': 'no',
+      'x-request-id': String(reply.request.id),
+    });
+    let open = true;
+    const send = (event: string, job: JobRecord, data: unknown) => {
+      if (!open) return;
+      const id = single ? String(job.version) : `${job.id}:${job.version}`;
+      raw.write(`event: ${event}\nid: ${id}\ndata: ${JSON.stringify(single ? data : { job_id: job.id, ...(data as object) })}\n\n`);
+    };
+    const ping = setInterval(() => open && raw.write(': ping\n\n'), pingIntervalMs);
+    const stops: (() => void)[] = [];
+    const finished = new Promise<void>((resolve) => {
+      raw.once('close', () => {
+        open = false;
+        resolve();
+      });
+    });
+    let remaining = jobs.length;
+    const end = () => {
+      openStreams.delete(end);
+      if (!open) return;
+      open = false;
+      raw.end();
+    };
+    openStreams.add(end);
+    try {
+      for (const job of jobs) {
+        send('snapshot', job, renderJob(job));
+        if (isTerminal(job.status)) {
+          send('done', job, renderJob(job));
+          remaining--;
+        }
+      }
+      if (remaining === 0) return end();
+      for (const job of jobs.filter((each) => !isTerminal(each.status))) {
+        stops.push(await followJob(job, send, () => (--remaining === 0 ? end() : undefined)));
+      }
+      await finished;
+    } catch (error) {
+      // The store failed mid-stream: end it; the client reconnects (with Last-Event-ID) and resumes.
+      reply.request.log.warn({ err: error }, 'event stream ended by a store error');
+      end();
+    } finally {
+      openStreams.delete(end);
+      clearInterval(ping);
+      for (const stop of stops) stop();
+    }
+  }
+
+  /** Sends a job's changes (read again on every signal, at most one read per interval) until it is done. */
+  async function followJob(initial: JobRecord, send: (event: string, job: JobRecord, data: unknown) => void, onDone: () => void): Promise<() => void> {
+    let last = initial;
+    let reading = false;
+    let again = false;
+    let stopped = false;
+    const readAndSend = async () => {
+      if (reading) {
+        again = true;
+        return;
+      }
+      reading = true;
+      try {
+        do {
+          again = false;
+          const job = await store.get(initial.id);
+          if (stopped) return;
+          if (!job) {
+            stopped = true;
+            onDone(); // deleted: nothing more will come
+            return;
+          }
+          if (job.version > last.version) {
+            if (isTerminal(job.status)) {
+              send('done', job, renderJob(job));
+              stopped = true;
+              onDone();
+              return;
+            }
+            if (job.status !== last.status || job.attempt !== last.attempt) send('status', job, renderJob(job));
+            else send('progress', job, { version: job.version, progress: renderJob(job).progress });
+            last = job;
+          }
+          await new Promise((resolve) => setTimeout(resolve, minEventIntervalMs));
+        } while (again && !stopped);
+      } catch {
+        // A failed read is retried on the next signal.
+      } finally {
+        reading = false;
+      }
+    };
+    const stop = await store.watch(initial.id, () => void readAndSend());
+    void readAndSend(); // a change between the first read and the watch is not lost
+    return () => {
+      stopped = true;
+      stop();
+    };
+  }
+};
