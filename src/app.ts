@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import fastifyCors from '@fastify/cors';
 import fastifySwagger from '@fastify/swagger';
 import fastifySwaggerUi from '@fastify/swagger-ui';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
@@ -28,10 +29,29 @@ export interface AppDeps {
   bodyLimitBytes?: number;
   /** How long an Idempotency-Key is kept. */
   idempotencyTtlMs?: number;
+  /** Browser origins allowed to call the /v1 API ('*' for any); none when unset. */
+  corsOrigins?: string[] | '*';
   isShuttingDown?: () => boolean;
 }
 
 const requestIdPattern = /^[\w.:-]{1,128}$/;
+
+/** What a browser may read and send on the /v1 API; operator routes (/admin, /health) send no CORS headers. */
+async function registerCors(app: FastifyInstance, origins: string[] | '*'): Promise<void> {
+  const apiOptions = {
+    origin: origins === '*' ? '*' : origins,
+    methods: ['GET', 'POST', 'DELETE'],
+    allowedHeaders: ['Authorization', 'Content-Type', 'Idempotency-Key', 'Prefer', 'If-None-Match', 'Last-Event-ID'],
+    exposedHeaders: ['Location', 'Content-Location', 'Retry-After', 'ETag', 'Preference-Applied', 'Idempotent-Replayed', 'RateLimit', 'RateLimit-Policy', 'X-Request-Id'],
+    maxAge: 600,
+  };
+  await app.register(fastifyCors, {
+    delegator: (request, callback) => {
+      const path = request.url.split('?')[0] ?? '';
+      callback(null, path.startsWith('/v1/') ? apiOptions : { origin: false });
+    },
+  });
+}
 
 /** Builds the HTTP app, ready for `inject` or `listen`; never listens itself. */
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
@@ -54,6 +74,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     reply.header('x-request-id', request.id);
   });
   registerErrorHandling(app);
+  if (deps.corsOrigins) await registerCors(app, deps.corsOrigins);
 
   const operationalOnly = deps.role === 'worker';
   await app.register(fastifySwagger, {

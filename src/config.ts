@@ -84,6 +84,19 @@ export const configSchema = z.object({
     ),
   BODY_LIMIT_BYTES: positiveInt.default(1_048_576),
   TYPE_LIMITS: typeLimitsSchema.default({}),
+  CORS_ORIGINS: z
+    .string()
+    .transform((value, ctx) => {
+      if (value.trim() === '*') return '*' as const;
+      const origins = value.split(',').map((origin) => origin.trim()).filter(Boolean);
+      const bad = origins.find((origin) => !/^https?:\/\/[^/\s]+$/.test(origin));
+      if (bad) {
+        ctx.addIssue({ code: 'custom', message: `"${bad}" is not an origin like https://app.example.com (scheme and host, no path)` });
+        return z.NEVER;
+      }
+      return origins;
+    })
+    .optional(),
 });
 
 export type Config = z.infer<typeof configSchema>;

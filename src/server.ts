@@ -76,6 +76,7 @@ async function main(): Promise<void> {
     adminToken: config.ADMIN_TOKEN,
     bodyLimitBytes: config.BODY_LIMIT_BYTES,
     idempotencyTtlMs: config.IDEMPOTENCY_TTL_S * 1000,
+    corsOrigins: config.CORS_ORIGINS,
     isShuttingDown: () => shuttingDown,
   });
 
