@@ -83,6 +83,10 @@ export const configSchema = z.object({
         .filter((type) => type.length > 0),
     ),
   BODY_LIMIT_BYTES: positiveInt.default(1_048_576),
+  HANDLER_MODULES: z
+    .string()
+    .transform((value) => value.split(',').map((path) => path.trim()).filter(Boolean))
+    .default([]),
   TYPE_LIMITS: typeLimitsSchema.default({}),
   CORS_ORIGINS: z
     .string()

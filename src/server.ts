@@ -2,7 +2,8 @@ import closeWithGrace from 'close-with-grace';
 import { pino } from 'pino';
 import { buildApp } from './app.js';
 import { ConfigError, loadConfig } from './config.js';
-import { HandlerRegistry } from './handlers/registry.js';
+import { loadHandlerModules } from './handlers/load-modules.js';
+import { builtInHandlers, HandlerRegistry } from './handlers/registry.js';
 import { createJobStore, RedisRequiredError } from './store/create-job-store.js';
 import { WorkerPool } from './worker/worker-pool.js';
 
@@ -29,9 +30,12 @@ async function main(): Promise<void> {
 
   let handlers: HandlerRegistry;
   try {
-    handlers = HandlerRegistry.enabled(config.JOB_TYPES);
+    const loaded = await loadHandlerModules(config.HANDLER_MODULES).catch((error: unknown) => {
+      throw new Error(`HANDLER_MODULES: ${(error as Error).message}`);
+    });
+    handlers = HandlerRegistry.enabled(config.JOB_TYPES, builtInHandlers, loaded);
   } catch (error) {
-    const message = `JOB_TYPES: ${(error as Error).message}`;
+    const message = (error as Error).message.startsWith('HANDLER_MODULES') ? (error as Error).message : `JOB_TYPES: ${(error as Error).message}`;
     logger.fatal(message);
     process.stderr.write(`${message}\n`);
     process.exit(78);

@@ -17,14 +17,20 @@ export class HandlerRegistry {
     }
   }
 
-  /** The handlers named in JOB_TYPES; an unknown name stops the start-up. */
-  static enabled(names: string[], available: Handler[] = builtInHandlers): HandlerRegistry {
-    const known = new Map(available.map((handler) => [handler.type, handler]));
+  /**
+   * The built-in handlers named in JOB_TYPES, plus every handler loaded from HANDLER_MODULES (enabled by
+   * being loaded; JOB_TYPES may name them too). An unknown name, or two handlers of one type, stops the start-up.
+   */
+  static enabled(names: string[], available: Handler[] = builtInHandlers, loaded: Handler[] = []): HandlerRegistry {
+    const known = new Map([...available, ...loaded].map((handler) => [handler.type, handler]));
     const unknown = names.filter((name) => !known.has(name));
     if (unknown.length > 0) {
       throw new Error(`JOB_TYPES names unknown job types: ${unknown.join(', ')} (known: ${[...known.keys()].join(', ')})`);
     }
-    return new HandlerRegistry(names.map((name) => known.get(name)!));
+    const loadedTypes = new Set(loaded.map((handler) => handler.type));
+    const clash = available.find((handler) => loadedTypes.has(handler.type));
+    if (clash) throw new Error(`a handler module defines the built-in job type "${clash.type}"`);
+    return new HandlerRegistry([...names.filter((name) => !loadedTypes.has(name)).map((name) => known.get(name)!), ...loaded]);
   }
 
   get(type: string): Handler | undefined {
