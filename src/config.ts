@@ -83,6 +83,10 @@ export const configSchema = z.object({
         .filter((type) => type.length > 0),
     ),
   BODY_LIMIT_BYTES: positiveInt.default(1_048_576),
+  OUTBOUND_ALLOW: z
+    .string()
+    .transform((value) => value.split(',').map((entry) => entry.trim()).filter(Boolean))
+    .default([]),
   HANDLER_MODULES: z
     .string()
     .transform((value) => value.split(',').map((path) => path.trim()).filter(Boolean))

@@ -2,7 +2,9 @@ import closeWithGrace from 'close-with-grace';
 import { pino } from 'pino';
 import { buildApp } from './app.js';
 import { ConfigError, loadConfig } from './config.js';
+import { createHttpHandler } from './handlers/http.js';
 import { loadHandlerModules } from './handlers/load-modules.js';
+import { OutboundPolicy } from './outbound/outbound-policy.js';
 import { builtInHandlers, HandlerRegistry } from './handlers/registry.js';
 import { createJobStore, RedisRequiredError } from './store/create-job-store.js';
 import { WorkerPool } from './worker/worker-pool.js';
@@ -33,7 +35,8 @@ async function main(): Promise<void> {
     const loaded = await loadHandlerModules(config.HANDLER_MODULES).catch((error: unknown) => {
       throw new Error(`HANDLER_MODULES: ${(error as Error).message}`);
     });
-    handlers = HandlerRegistry.enabled(config.JOB_TYPES, builtInHandlers, loaded);
+    const available = [...builtInHandlers, createHttpHandler(new OutboundPolicy(config.OUTBOUND_ALLOW))];
+    handlers = HandlerRegistry.enabled(config.JOB_TYPES, available, loaded);
   } catch (error) {
     const message = (error as Error).message.startsWith('HANDLER_MODULES') ? (error as Error).message : `JOB_TYPES: ${(error as Error).message}`;
     logger.fatal(message);
