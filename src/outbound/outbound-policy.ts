@@ -43,7 +43,7 @@ export class OutboundPolicy {
     return (hostname, options, callback) => {
       dnsLookup(hostname, { ...options, all: true }, (error, addresses) => {
         if (error) return callback(error, []);
-        const list = addresses as LookupAddress[];
+        const list = addresses;
         for (const { address } of list) {
           const reason = this.refusal(host, address);
           if (reason) return callback(new OutboundRefusedError(reason), []);
