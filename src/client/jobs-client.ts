@@ -154,7 +154,7 @@ export class JobsClient {
       for await (const event of readEvents(response.body)) {
         lastEventId = event.id ?? lastEventId;
         const data = JSON.parse(event.data) as Job | { version: number; progress: Job['progress'] };
-        if (event.event === 'progress' && latest) latest = { ...latest, ...(data as Partial<Job>) } as Job;
+        if (event.event === 'progress' && latest) latest = { ...latest, ...(data as Partial<Job>) };
         else if (event.event !== 'progress') latest = data as Job;
         if (latest) onUpdate?.(latest);
         if (event.event === 'done') return latest!;

@@ -56,7 +56,8 @@ describe('JobsClient', () => {
     // A fetch whose event-stream answers have no readable body, as behind some proxies and old runtimes.
     const noStreams: typeof fetch = async (input, init) => {
       const response = await fetch(input, init);
-      if (String(input).endsWith('/events')) {
+      const url = typeof input === "string" ? input : input instanceof URL ? input.href : input.url;
+      if (url.endsWith("/events")) {
         await response.body?.cancel();
         return new Response(null, { status: 200, headers: { 'content-type': 'text/event-stream' } });
       }
