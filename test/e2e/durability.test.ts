@@ -1,5 +1,6 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawnRedis, type SpawnedRedis } from '../helpers/redis-server.js';
+import { describe, expect, it } from 'vitest';
+import { useSpawnedRedis } from '../helpers/use-redis.js';
+import { spawnRedis } from '../helpers/redis-server.js';
 import { Api, randomPrefix, startService, useServiceCleanup, waitFor, type JobView } from './helpers.js';
 
 /*
@@ -9,13 +10,7 @@ import { Api, randomPrefix, startService, useServiceCleanup, waitFor, type JobVi
 
 useServiceCleanup();
 
-let redis: SpawnedRedis;
-beforeAll(async () => {
-  redis = await spawnRedis();
-});
-afterAll(async () => {
-  await redis?.stop();
-});
+const redis = useSpawnedRedis();
 
 const onRedis = (prefix: string, extra: Record<string, string> = {}): Record<string, string> => ({
   REDIS_URL: redis.url,

@@ -1,5 +1,5 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawnRedis, type SpawnedRedis } from '../helpers/redis-server.js';
+import { describe, expect, it } from 'vitest';
+import { useSpawnedRedis } from '../helpers/use-redis.js';
 import { Api, randomPrefix, startService, useServiceCleanup, type LogLine } from './helpers.js';
 
 /*
@@ -9,13 +9,7 @@ import { Api, randomPrefix, startService, useServiceCleanup, type LogLine } from
 
 useServiceCleanup();
 
-let redis: SpawnedRedis;
-beforeAll(async () => {
-  redis = await spawnRedis();
-});
-afterAll(async () => {
-  await redis?.stop();
-});
+const redis = useSpawnedRedis();
 
 const ADMIN_TOKEN = 'e2e-admin-token-9f3c1a7b5d2e4068';
 const WRONG_TOKEN = 'e2e-wrong-token-71c0d9e8a6b54f32';

@@ -1,6 +1,6 @@
 import { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawnRedis, type SpawnedRedis } from '../helpers/redis-server.js';
+import { describe, expect, it } from 'vitest';
+import { useSpawnedRedis } from '../helpers/use-redis.js';
 import { delay, startService, useServiceCleanup } from '../e2e/helpers.js';
 
 /*
@@ -11,13 +11,7 @@ import { delay, startService, useServiceCleanup } from '../e2e/helpers.js';
 
 useServiceCleanup();
 
-let redis: SpawnedRedis;
-beforeAll(async () => {
-  redis = await spawnRedis();
-});
-afterAll(async () => {
-  await redis?.stop();
-});
+const redis = useSpawnedRedis();
 
 async function commandsProcessed(client: Redis): Promise<number> {
   const info = await client.info('stats');

@@ -1,18 +1,12 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawnRedis, type SpawnedRedis } from '../helpers/redis-server.js';
+import { describe, expect, it } from 'vitest';
+import { useSpawnedRedis } from '../helpers/use-redis.js';
 import { startService, useServiceCleanup } from '../e2e/helpers.js';
 
 /* A long-poll held on one instance wakes on a change made on another: the signal travels through Redis. */
 
 useServiceCleanup();
 
-let redis: SpawnedRedis;
-beforeAll(async () => {
-  redis = await spawnRedis();
-});
-afterAll(async () => {
-  await redis?.stop();
-});
+const redis = useSpawnedRedis();
 
 describe('long-poll across instances', () => {
   it('a GET held on the api instance answers when the worker instance reports progress', { timeout: 30_000 }, async () => {

@@ -1,5 +1,5 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawnRedis, type SpawnedRedis } from '../helpers/redis-server.js';
+import { describe, expect, it } from 'vitest';
+import { useSpawnedRedis } from '../helpers/use-redis.js';
 import { Api, delay, useServiceCleanup } from '../e2e/helpers.js';
 import { expectAllSucceeded, listAll, sleepJobs, startFleet, stats, submitAll, waitUntilSettled, type ScaleJob } from './fleet.js';
 
@@ -10,13 +10,7 @@ import { expectAllSucceeded, listAll, sleepJobs, startFleet, stats, submitAll, w
 
 useServiceCleanup();
 
-let redis: SpawnedRedis;
-beforeAll(async () => {
-  redis = await spawnRedis();
-});
-afterAll(async () => {
-  await redis?.stop();
-});
+const redis = useSpawnedRedis();
 
 describe('ROLE=api and ROLE=worker', () => {
   it('the api instance takes the jobs, the worker instance runs them, and a cancel crosses over within a second', { timeout: 60_000 }, async () => {

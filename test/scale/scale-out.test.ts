@@ -1,5 +1,5 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawnRedis, type SpawnedRedis } from '../helpers/redis-server.js';
+import { describe, expect, it } from 'vitest';
+import { useSpawnedRedis } from '../helpers/use-redis.js';
 import { delay, useServiceCleanup } from '../e2e/helpers.js';
 import { expectAllSucceeded, listAll, secondsSince, sleepJobs, startFleet, stats, stuckJobs, submitAll, waitUntilSettled } from './fleet.js';
 
@@ -10,13 +10,7 @@ import { expectAllSucceeded, listAll, secondsSince, sleepJobs, startFleet, stats
 
 useServiceCleanup();
 
-let redis: SpawnedRedis;
-beforeAll(async () => {
-  redis = await spawnRedis();
-});
-afterAll(async () => {
-  await redis?.stop();
-});
+const redis = useSpawnedRedis();
 
 const JOBS = 2000;
 

@@ -1,5 +1,5 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawnRedis, type SpawnedRedis } from '../helpers/redis-server.js';
+import { describe, expect, it } from 'vitest';
+import { useSpawnedRedis } from '../helpers/use-redis.js';
 import { useServiceCleanup } from '../e2e/helpers.js';
 import { expectAllSucceeded, listAll, maxInWindow, ms, overlap, sampleRunning, secondsSince, sleepJobs, startFleet, submitAll, waitUntilSettled } from './fleet.js';
 
@@ -11,13 +11,7 @@ import { expectAllSucceeded, listAll, maxInWindow, ms, overlap, sampleRunning, s
 
 useServiceCleanup();
 
-let redis: SpawnedRedis;
-beforeAll(async () => {
-  redis = await spawnRedis();
-});
-afterAll(async () => {
-  await redis?.stop();
-});
+const redis = useSpawnedRedis();
 
 describe('TYPE_LIMITS across three instances', () => {
   it('max_concurrency=5: never more than 5 sleep jobs running at once in the whole fleet', { timeout: 60_000 }, async () => {
