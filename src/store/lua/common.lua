@@ -118,7 +118,9 @@ local function finalize(key, id, job_type, from, to, now, ttl_ms, version, field
   values[PACKED_INDEX['expires']] = tostring(expires)
   values[PACKED_INDEX['lease']] = false
   values[PACKED_INDEX['lease_until']] = false
-  redis.call('SET', key, cjson.encode(values), 'PXAT', expires)
+  -- Redis drops the key a minute after `expires` (reads treat it as gone from `expires` on): the sweeper,
+  -- which runs every few seconds, then still finds the job and removes its index entry directly.
+  redis.call('SET', key, cjson.encode(values), 'PXAT', expires + 60000)
   redis.call('PUBLISH', changed_channel(id), next_version)
   redis.call('ZADD', EXPIRY_KEY, expires, id)
   redis.call('HINCRBY', FINISHED_KEY, math.floor(now / 1000), 1)
