@@ -6,6 +6,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { jsonSchemaTransform, jsonSchemaTransformObject, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { jobErrorAbout, problemCatalog, type ProblemCode } from './errors.js';
+import { registerApiKeyAuth } from './http/api-auth.js';
 import { frameworkErrors, registerErrorHandling } from './http/error-handler.js';
 import type { HandlerRegistry } from './handlers/registry.js';
 import { adminRoutes } from './routes/admin.js';
@@ -29,6 +30,8 @@ export interface AppDeps {
   bodyLimitBytes?: number;
   /** How long an Idempotency-Key is kept. */
   idempotencyTtlMs?: number;
+  /** SHA-256 of each API key → its tenant; the /v1 API runs open (one anonymous tenant) without. */
+  apiKeys?: Map<string, string>;
   /** Browser origins allowed to call the /v1 API ('*' for any); none when unset. */
   corsOrigins?: string[] | '*';
   isShuttingDown?: () => boolean;
@@ -99,8 +102,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   if (!operationalOnly) await app.register(fastifySwaggerUi, { routePrefix: '/docs' });
 
   if (!operationalOnly) {
-    await app.register(jobRoutes, { store: deps.store, handlers: deps.handlers, idempotencyTtlMs: deps.idempotencyTtlMs });
-    await app.register(eventRoutes, { store: deps.store });
+    await app.register(async (v1) => {
+      registerApiKeyAuth(v1, deps.apiKeys);
+      await v1.register(jobRoutes, { store: deps.store, handlers: deps.handlers, idempotencyTtlMs: deps.idempotencyTtlMs });
+      await v1.register(eventRoutes, { store: deps.store });
+    });
     await app.register(adminRoutes, { store: deps.store, pool: deps.pool, adminToken: deps.adminToken });
   }
   await app.register(healthRoutes, {
@@ -108,6 +114,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     storeFallback: deps.storeFallback ?? false,
     pool: deps.pool,
     isShuttingDown: deps.isShuttingDown ?? (() => false),
+    authMode: deps.apiKeys ? 'keys' : 'open',
   });
 
   if (!operationalOnly) app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());

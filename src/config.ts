@@ -73,6 +73,30 @@ export const configSchema = z.object({
   RETRY_BACKOFF_BASE_MS: positiveInt.default(1000),
   RETRY_BACKOFF_MAX_MS: positiveInt.default(300_000),
   ADMIN_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
+  API_KEYS: z
+    .string()
+    .transform((value, ctx) => {
+      const entries: { key?: string; sha256?: string; tenant: string }[] = [];
+      for (const entry of value.split(',').map((part) => part.trim()).filter(Boolean)) {
+        const colon = entry.lastIndexOf(':');
+        const secret = entry.slice(0, colon);
+        const tenant = entry.slice(colon + 1);
+        // No key or tenant is echoed back: the message must not print a secret.
+        if (colon < 0 || !/^[A-Za-z0-9_.]{1,64}$/.test(tenant)) {
+          ctx.addIssue({ code: 'custom', message: `entry ${entries.length + 1}: use key:tenant (tenant: letters, digits, _ and ., at most 64)` });
+          return z.NEVER;
+        }
+        const hashed = /^sha256:([0-9a-f]{64})$/i.exec(secret);
+        if (hashed) entries.push({ sha256: hashed[1]!.toLowerCase(), tenant });
+        else if (secret.length >= 16) entries.push({ key: secret, tenant });
+        else {
+          ctx.addIssue({ code: 'custom', message: `entry ${entries.length + 1}: a key needs at least 16 characters (or sha256:<64 hex digits>)` });
+          return z.NEVER;
+        }
+      }
+      return entries;
+    })
+    .optional(),
   JOB_TYPES: z
     .string()
     .default('echo,sleep')
@@ -128,7 +152,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError(
       parsed.error.issues.map((issue) => {
         const name = String(issue.path[0] ?? 'environment');
-        return `${name}: ${issue.message}${name in relevant && !/TOKEN|URL/.test(name) ? ` (got "${relevant[name]}")` : ''}`;
+        return `${name}: ${issue.message}${name in relevant && !/TOKEN|URL|KEYS/.test(name) ? ` (got "${relevant[name]}")` : ''}`;
       }),
     );
   }

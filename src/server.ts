@@ -4,6 +4,7 @@ import { buildApp } from './app.js';
 import { ConfigError, loadConfig } from './config.js';
 import { createHttpHandler } from './handlers/http.js';
 import { loadHandlerModules } from './handlers/load-modules.js';
+import { parseApiKeys } from './http/api-auth.js';
 import { OutboundPolicy } from './outbound/outbound-policy.js';
 import { builtInHandlers, HandlerRegistry } from './handlers/registry.js';
 import { createJobStore, RedisRequiredError } from './store/create-job-store.js';
@@ -84,6 +85,7 @@ async function main(): Promise<void> {
     bodyLimitBytes: config.BODY_LIMIT_BYTES,
     idempotencyTtlMs: config.IDEMPOTENCY_TTL_S * 1000,
     corsOrigins: config.CORS_ORIGINS,
+    apiKeys: config.API_KEYS ? parseApiKeys(config.API_KEYS) : undefined,
     isShuttingDown: () => shuttingDown,
   });
 
@@ -98,6 +100,7 @@ async function main(): Promise<void> {
     logger.info('shut down cleanly');
   });
 
+  if (!config.API_KEYS) logger.warn('API_KEYS is not set: the /v1 API is open to anyone who can reach it (one anonymous tenant)');
   const address = await app.listen({ port: config.PORT, host: config.HOST });
   await pool?.start();
   logger.info(
@@ -108,6 +111,7 @@ async function main(): Promise<void> {
       workers: config.WORKER_CONCURRENCY,
       jobTypes: handlers.types,
       admin: config.ADMIN_TOKEN ? 'token' : 'loopback only',
+      api: config.API_KEYS ? `API keys (${new Set(config.API_KEYS.map((entry) => entry.tenant)).size} tenants)` : 'OPEN: no API keys',
     },
     `async-job service ready on ${address} (docs at ${address}/docs)`,
   );

@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { HttpProblem } from '../errors.js';
 import { adminGuard } from '../http/admin-auth.js';
 import { isJobId } from '../jobs/job-id.js';
+import { ANONYMOUS_TENANT } from '../jobs/job.js';
 import { renderJob } from '../jobs/job-view.js';
 import type { JobStore } from '../store/job-store.js';
 import type { WorkerPool } from '../worker/worker-pool.js';
@@ -33,7 +34,7 @@ export const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (fastif
     },
     handler: async (request) => {
       const { stuck, idempotency_key: idempotencyKey, ...filters } = request.query;
-      if (idempotencyKey !== undefined) return renderPage(await findByIdempotencyKey(store, idempotencyKey, filters), filters.order);
+      if (idempotencyKey !== undefined) return renderPage(await findByIdempotencyKey(store, ANONYMOUS_TENANT, idempotencyKey, filters), filters.order);
       const query = toListQuery(filters);
       if (stuck === 'true') query.stuckAt = Date.now();
       return renderPage(await store.list(query), request.query.order);

@@ -51,7 +51,7 @@ export const eventRoutes: FastifyPluginAsync<EventRoutesOptions> = async (fastif
       },
     },
     handler: async (request, reply) => {
-      const job = await findJob(store, request.params.id);
+      const job = await findJob(store, request.params.id, request.tenant);
       const lastEventId = request.headers['last-event-id'];
       if (isTerminal(job.status) && lastEventId !== undefined) return reply.code(204).send();
       await stream(reply, [job], { single: true });
@@ -76,7 +76,7 @@ export const eventRoutes: FastifyPluginAsync<EventRoutesOptions> = async (fastif
           errors: [{ pointer: 'job_id', detail: `1 to ${MAX_JOBS_PER_STREAM} job ids` }],
         });
       }
-      const jobs = await Promise.all(ids.map((id) => findJob(store, id)));
+      const jobs = await Promise.all(ids.map((id) => findJob(store, id, request.tenant)));
       await stream(reply, jobs, { single: false });
     },
   });

@@ -10,13 +10,15 @@ export interface HealthRoutesOptions {
   storeFallback: boolean;
   pool: WorkerPool | null;
   isShuttingDown: () => boolean;
+  /** `open`: the /v1 API needs no key (one anonymous tenant); `keys`: API keys with tenants. */
+  authMode: 'open' | 'keys';
 }
 
 const HEALTH_CONTENT_TYPE = 'application/health+json';
 /** Readiness must answer quickly even when Redis hangs. */
 const PING_TIMEOUT_MS = 1500;
 
-export const healthRoutes: FastifyPluginAsync<HealthRoutesOptions> = async (fastify, { store, storeFallback, pool, isShuttingDown }) => {
+export const healthRoutes: FastifyPluginAsync<HealthRoutesOptions> = async (fastify, { store, storeFallback, pool, isShuttingDown, authMode }) => {
   const app = fastify.withTypeProvider<ZodTypeProvider>();
 
   app.get('/health/live', {
@@ -60,6 +62,7 @@ export const healthRoutes: FastifyPluginAsync<HealthRoutesOptions> = async (fast
         checks: {
           store: { kind: store.kind, fallback: storeFallback, status: storeStatus, latency_ms: latencyMs, ...(output ? { output } : {}) },
           workers: { concurrency: pool?.concurrency ?? 0, busy: pool?.busy ?? 0 },
+          auth: { mode: authMode },
         },
       } as const;
       return reply

@@ -7,7 +7,7 @@ import { canonicalJson } from '../jobs/canonical-json.js';
 import { jsonPointer, sendProblem } from '../http/error-handler.js';
 import { awaitJob } from '../jobs/await-job.js';
 import { preferredWaitS } from '../http/prefer.js';
-import { ANONYMOUS_TENANT, isTerminal, type JobRecord } from '../jobs/job.js';
+import { isTerminal, type JobRecord } from '../jobs/job.js';
 import { isJobId, newJobId } from '../jobs/job-id.js';
 import { jobPath, renderJob, renderJobError, retryAfterSeconds } from '../jobs/job-view.js';
 import type { HandlerRegistry } from '../handlers/registry.js';
@@ -30,14 +30,15 @@ const DEFAULT_MAX_ATTEMPTS = 3;
  * The job record; else a 410 problem for a job that went (deleted, purged, expired), so pollers stop, or a
  * 404 one for an id that never existed. Ids that are not ULIDs cannot exist, so they are 404 too.
  */
-export async function findJob(store: JobStore, id: string): Promise<JobRecord> {
+export async function findJob(store: JobStore, id: string, tenant: string): Promise<JobRecord> {
   const job = isJobId(id) ? await store.get(id) : undefined;
-  if (job) return job;
-  return notFound(store, id);
+  if (job && job.tenant === tenant) return job;
+  if (job) throw new HttpProblem('job-not-found', `No job with id ${id}.`); // another tenant's: as if unknown
+  return notFound(store, id, tenant);
 }
 
-async function notFound(store: JobStore, id: string): Promise<never> {
-  const goneAt = isJobId(id) ? await store.goneAt(id) : null;
+async function notFound(store: JobStore, id: string, tenant: string): Promise<never> {
+  const goneAt = isJobId(id) ? await store.goneAt(id, tenant) : null;
   if (goneAt !== null) {
     throw new HttpProblem('job-gone', `Job ${id} was deleted or expired at ${new Date(goneAt).toISOString()}.`, {
       extensions: { gone_at: new Date(goneAt).toISOString() },
@@ -73,8 +74,8 @@ export function toListQuery(query: z.infer<typeof listJobsQuery>): ListQuery {
 }
 
 /** The job whose create answer was lost, found by the Idempotency-Key the create carried (if it fits the filters). */
-export async function findByIdempotencyKey(store: JobStore, key: string, filters: { status?: string[]; type?: string }): Promise<ListPage> {
-  const job = await store.findByIdempotencyKey(ANONYMOUS_TENANT, key);
+export async function findByIdempotencyKey(store: JobStore, tenant: string, key: string, filters: { status?: string[]; type?: string }): Promise<ListPage> {
+  const job = await store.findByIdempotencyKey(tenant, key);
   const matches = job !== undefined && (filters.status === undefined || filters.status.includes(job.status)) && (filters.type === undefined || filters.type === job.type);
   return { jobs: matches ? [job] : [], nextAfter: null };
 }
@@ -151,7 +152,7 @@ export const jobRoutes: FastifyPluginAsync<JobRoutesOptions> = async (fastify, {
       const newJob = {
         id: newJobId(now),
         type: body.type,
-        tenant: ANONYMOUS_TENANT,
+        tenant: request.tenant,
         input: body.input,
         metadata: body.metadata ?? {},
         priority: body.priority,
@@ -202,8 +203,8 @@ export const jobRoutes: FastifyPluginAsync<JobRoutesOptions> = async (fastify, {
     },
     handler: async (request) => {
       const { idempotency_key: idempotencyKey, ...filters } = request.query;
-      if (idempotencyKey === undefined) return renderPage(await store.list(toListQuery(filters)), filters.order);
-      return renderPage(await findByIdempotencyKey(store, idempotencyKey, filters), filters.order);
+      if (idempotencyKey === undefined) return renderPage(await store.list({ ...toListQuery(filters), tenant: request.tenant }), filters.order);
+      return renderPage(await findByIdempotencyKey(store, request.tenant, idempotencyKey, filters), filters.order);
     },
   });
 
@@ -216,14 +217,14 @@ export const jobRoutes: FastifyPluginAsync<JobRoutesOptions> = async (fastify, {
       response: { 200: jobSchema, 304: z.undefined().describe('Not modified'), ...problemResponses(404, 410, 503) },
     },
     handler: async (request, reply) => {
-      let job = await findJob(store, request.params.id);
+      let job = await findJob(store, request.params.id, request.tenant);
       const waitS = preferredWaitS(request.headers.prefer);
       if (waitS !== undefined && notModified(request.headers['if-none-match'], `"v${job.version}"`)) {
         // Long-poll: held until the job changes (progress too, on any instance) or N seconds pass.
         reply.header('preference-applied', `wait=${waitS}`);
         const seen = job.version;
         const latest = await awaitJob(store, job.id, (current) => current.version !== seen, waitS * 1000, abortOnClose(reply));
-        job = latest ?? (await findJob(store, request.params.id));
+        job = latest ?? (await findJob(store, request.params.id, request.tenant));
       }
       const etag = `"v${job.version}"`;
       reply.header('etag', etag).header('cache-control', 'no-cache');
@@ -245,7 +246,7 @@ export const jobRoutes: FastifyPluginAsync<JobRoutesOptions> = async (fastify, {
       response: { 200: z.unknown().describe("The handler's result, as it returned it"), 202: jobSchema, ...problemResponses(404, 409, 410, 503) },
     },
     handler: async (request, reply) => {
-      const job = await findJob(store, request.params.id);
+      const job = await findJob(store, request.params.id, request.tenant);
       if (job.status === 'succeeded') return reply.code(200).type('application/json; charset=utf-8').send(JSON.stringify(job.result ?? null));
       if (job.status === 'failed' || job.status === 'canceled') {
         const code = job.status === 'failed' ? 'job-failed' : 'job-canceled';
@@ -269,8 +270,9 @@ export const jobRoutes: FastifyPluginAsync<JobRoutesOptions> = async (fastify, {
       response: { 200: jobSchema, 202: jobSchema, ...problemResponses(404, 410, 503) },
     },
     handler: async (request, reply) => {
-      const outcome = isJobId(request.params.id) ? await store.cancel(request.params.id, Date.now()) : undefined;
-      if (!outcome) return notFound(store, request.params.id);
+      await findJob(store, request.params.id, request.tenant); // 404 / 410 unless it is the caller's
+      const outcome = await store.cancel(request.params.id, Date.now());
+      if (!outcome) return notFound(store, request.params.id, request.tenant);
       request.log.info({ jobId: outcome.job.id, outcome: outcome.outcome }, 'job cancel');
       return reply.code(outcome.outcome === 'cancel-requested' ? 202 : 200).send(renderJob(outcome.job));
     },
@@ -285,7 +287,9 @@ export const jobRoutes: FastifyPluginAsync<JobRoutesOptions> = async (fastify, {
       response: { 204: z.undefined().describe('Deleted (or never existed)'), ...problemResponses(503) },
     },
     handler: async (request, reply) => {
-      if (isJobId(request.params.id) && (await store.delete(request.params.id))) {
+      const job = isJobId(request.params.id) ? await store.get(request.params.id) : undefined;
+      // Another tenant's job is left alone, and answered as an unknown id is: 204.
+      if (job && job.tenant === request.tenant && (await store.delete(request.params.id))) {
         request.log.info({ jobId: request.params.id }, 'job deleted');
       }
       return reply.code(204).send();

@@ -182,6 +182,7 @@ export const healthSchema = z
         output: z.string().optional(),
       }),
       workers: z.object({ concurrency: z.number().int(), busy: z.number().int() }),
+      auth: z.object({ mode: z.enum(['open', 'keys']).describe('open: the /v1 API needs no key (API_KEYS unset)') }),
     }),
   })
   .meta({ id: 'Health' });

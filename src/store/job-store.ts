@@ -45,9 +45,9 @@ export interface JobStore {
   get(id: string): Promise<JobRecord | undefined>;
   /**
    * When a job that is no longer there went (deleted, purged or expired), for at least `jobTtlMs` after
-   * it went; null for an id that never existed (or went longer ago).
+   * it went; null for an id that never existed (or went longer ago), or, given `tenant`, was another's.
    */
-  goneAt(id: string): Promise<number | null>;
+  goneAt(id: string, tenant?: string): Promise<number | null>;
   list(query: ListQuery): Promise<ListPage>;
 
   /**
@@ -115,6 +115,8 @@ export interface Idempotency {
 }
 
 export interface ListQuery {
+  /** Only this tenant's jobs (fast: a tenant has its own indexes); all tenants' when absent. */
+  tenant?: string;
   statuses?: JobStatus[];
   type?: string;
   createdAfter?: number;

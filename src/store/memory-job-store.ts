@@ -51,7 +51,7 @@ export class MemoryJobStore implements JobStore {
   private readonly idempotencyKeys = new Map<string, { jobId: string; fingerprint: string; expiresAt: number }>();
   private readonly watchers = new Map<string, Set<(version: number | null) => void>>();
   /** Id → when a deleted or expired job went. */
-  private readonly gone = new Map<string, number>();
+  private readonly gone = new Map<string, { at: number; tenant: string }>();
   private readonly finishedPerSecond = new Map<number, number>();
   /** Claim times of rate-limited types within their window. */
   private readonly rateLogs = new Map<string, number[]>();
@@ -107,12 +107,13 @@ export class MemoryJobStore implements JobStore {
     return structuredClone(stripInternal(job));
   }
 
-  async goneAt(id: string): Promise<number | null> {
+  async goneAt(id: string, tenant?: string): Promise<number | null> {
     const now = Date.now();
     const job = this.jobs.get(id);
-    if (job?.expiresAt != null && job.expiresAt <= now) return job.expiresAt; // expired, not yet swept
+    if (job?.expiresAt != null && job.expiresAt <= now) return tenant === undefined || job.tenant === tenant ? job.expiresAt : null; // not yet swept
     const gone = this.gone.get(id);
-    return gone !== undefined && gone + this.options.jobTtlMs > now ? gone : null;
+    if (!gone || gone.at + this.options.jobTtlMs <= now) return null;
+    return tenant === undefined || gone.tenant === tenant ? gone.at : null;
   }
 
   async get(id: string): Promise<JobRecord | undefined> {
@@ -140,6 +141,7 @@ export class MemoryJobStore implements JobStore {
       if (!job) continue;
       if (statuses && !statuses.has(job.status)) continue;
       if (query.type !== undefined && job.type !== query.type) continue;
+      if (query.tenant !== undefined && job.tenant !== query.tenant) continue;
       if (query.stuckAt !== undefined && !(job.status === 'running' && job.lease && job.lease.until <= query.stuckAt)) continue;
       if (found.length === query.limit) return { jobs: found, nextAfter: found[found.length - 1]!.id };
       found.push(structuredClone(stripInternal(job)));
@@ -527,7 +529,7 @@ export class MemoryJobStore implements JobStore {
 
   private remove(job: StoredJob, goneAt: number): void {
     this.notifyWatchers(job.id, null);
-    this.gone.set(job.id, goneAt);
+    this.gone.set(job.id, { at: goneAt, tenant: job.tenant });
     this.jobs.delete(job.id);
     this.running.delete(job.id);
     const index = this.lowerIndex(job.id);
@@ -536,7 +538,7 @@ export class MemoryJobStore implements JobStore {
 
   private sweep(now: number): void {
     for (const job of [...this.jobs.values()]) if (job.expiresAt !== null && job.expiresAt <= now) this.remove(job, job.expiresAt);
-    for (const [id, goneAt] of this.gone) if (goneAt + this.options.jobTtlMs <= now) this.gone.delete(id);
+    for (const [id, gone] of this.gone) if (gone.at + this.options.jobTtlMs <= now) this.gone.delete(id);
     for (const [name, entry] of this.idempotencyKeys) if (entry.expiresAt <= now) this.idempotencyKeys.delete(name);
     for (const second of this.finishedPerSecond.keys()) if (second < Math.floor(now / 1000) - 120) this.finishedPerSecond.delete(second);
   }

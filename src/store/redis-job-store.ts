@@ -4,6 +4,7 @@ import { deflateRawSync, inflateRawSync } from 'node:zlib';
 import { Cluster, Redis, ReplyError, type RedisOptions } from 'ioredis';
 import { StoreUnavailableError } from '../errors.js';
 import {
+  ANONYMOUS_TENANT,
   JobStatus,
   jobStatuses,
   leaseExpiredError,
@@ -178,20 +179,30 @@ export class RedisJobStore implements JobStore {
     return liveRecord(hash, Date.now());
   }
 
-  async goneAt(id: string): Promise<number | null> {
-    const [tombstone, expires] = await this.guard(() =>
-      Promise.all([this.redis.get(this.keys.gone(id)), this.redis.zscore(this.keys.expiry, id)]),
-    );
-    if (tombstone !== null) return Number(tombstone);
-    // Expired, but the sweeper has not been by yet.
-    return expires !== null && Number(expires) <= Date.now() ? Number(expires) : null;
+  async goneAt(id: string, tenant?: string): Promise<number | null> {
+    const [tombstone, fields] = await this.guard(() => Promise.all([this.redis.get(this.keys.gone(id)), this.readFields(id)]));
+    let at: number | null = null;
+    let owner: string | undefined;
+    if (tombstone !== null) {
+      const colon = tombstone.indexOf(':');
+      at = Number(colon < 0 ? tombstone : tombstone.slice(0, colon));
+      owner = colon < 0 ? undefined : tombstone.slice(colon + 1);
+    } else if (fields.expires !== undefined && Number(fields.expires) <= Date.now()) {
+      at = Number(fields.expires); // expired, but the sweeper has not been by yet
+      owner = fields.tenant;
+    }
+    return at !== null && (tenant === undefined || owner === undefined || owner === tenant) ? at : null;
   }
 
   async list(query: ListQuery): Promise<ListPage> {
     if (query.stuckAt !== undefined) return this.listStuck(query, query.stuckAt);
     const statuses = query.statuses && query.statuses.length > 0 ? query.statuses : jobStatuses;
     const types = query.type !== undefined ? [query.type] : await this.guard(() => this.redis.smembers(this.keys.types));
-    const indexKeys = statuses.flatMap((status) => types.map((type) => this.keys.index(status, type)));
+    const tenant = query.tenant !== undefined && query.tenant !== ANONYMOUS_TENANT ? query.tenant : undefined;
+    // The open tenant has no indexes of its own: in open mode every job is its job.
+    const indexKeys = statuses.flatMap((status) =>
+      types.map((type) => (tenant !== undefined ? this.keys.tenantIndex(tenant, status, type) : this.keys.index(status, type))),
+    );
     const descending = query.order === 'desc';
     const low = query.createdAfter !== undefined ? `[${lowestIdAt(query.createdAfter + 1)}` : '-';
     const high = query.createdBefore !== undefined ? `[${highestIdAt(query.createdBefore - 1)}` : '+';
@@ -219,6 +230,7 @@ export class RedisJobStore implements JobStore {
         const record = liveRecord(hashes[i]!, now);
         if (!record) continue; // expired or deleted between index read and fetch; the sweeper drops the entry
         if (!statuses.includes(record.status)) continue; // moved to another status meanwhile
+        if (query.tenant !== undefined && record.tenant !== query.tenant) continue;
         if (jobs.length === query.limit) return { jobs, nextAfter: jobs[jobs.length - 1]!.id };
         jobs.push(record);
       }
@@ -458,6 +470,7 @@ export class RedisJobStore implements JobStore {
     const matching = hashes
       .map((hash) => liveRecord(hash, Date.now()))
       .filter((job): job is JobRecord => job !== undefined && job.status === 'running')
+      .filter((job) => query.tenant === undefined || job.tenant === query.tenant)
       .filter((job) => query.type === undefined || job.type === query.type)
       .filter((job) => query.createdAfter === undefined || job.createdAt > query.createdAfter)
       .filter((job) => query.createdBefore === undefined || job.createdAt < query.createdBefore)

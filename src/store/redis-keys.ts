@@ -12,6 +12,8 @@ import type { JobStatus } from '../jobs/job.js';
  *   {p}:leases              zset   running jobs; score = lease expiry ms
  *   {p}:rate:<type>         zset   claims of a rate-limited type in its current window; score = claim time ms
  *   {p}:idx:<status>:<type> zset   listing index; all scores 0, members ids, so lexical order = creation order
+ *   {p}:tidx:<tenant>:<status>:<type>  zset  the same for one tenant (API keys); none for the open tenant '-'
+ *   {p}:tenants             set    every tenant (other than '-') that ever submitted
  *   {p}:expiry              zset   finished jobs; score = expires_at ms (the sweeper drops them from the indexes)
  *   {p}:gone:<id>           string when a deleted or expired job went (ms); kept JOB_TTL_S so pollers get 410
  *   {p}:idem:<tenant>:<sha256 of the key>  string  "<job id> <request fingerprint>", kept IDEMPOTENCY_TTL_S
@@ -32,6 +34,7 @@ export class RedisKeys {
   ready = (type: string): string => `${this.base}ready:${type}`;
   delayed = (type: string): string => `${this.base}delayed:${type}`;
   index = (status: JobStatus, type: string): string => `${this.base}idx:${status}:${type}`;
+  tenantIndex = (tenant: string, status: JobStatus, type: string): string => `${this.base}tidx:${tenant}:${status}:${type}`;
   rate = (type: string): string => `${this.base}rate:${type}`;
   gone = (id: string): string => `${this.base}gone:${id}`;
   idempotency = (tenant: string, keyHash: string): string => `${this.base}idem:${tenant}:${keyHash}`;
@@ -40,6 +43,9 @@ export class RedisKeys {
   }
   get expiry(): string {
     return `${this.base}expiry`;
+  }
+  get tenants(): string {
+    return `${this.base}tenants`;
   }
   get types(): string {
     return `${this.base}types`;
@@ -65,6 +71,8 @@ export class RedisKeys {
       `local function delayed_key(t) return KEY_BASE .. 'delayed:' .. t end`,
       `local function index_key(s, t) return KEY_BASE .. 'idx:' .. s .. ':' .. t end`,
       `local function rate_key(t) return KEY_BASE .. 'rate:' .. t end`,
+      `local function tenant_index_key(tenant, s, t) return KEY_BASE .. 'tidx:' .. tenant .. ':' .. s .. ':' .. t end`,
+      `local TENANTS_KEY = KEY_BASE .. 'tenants'`,
       `local function gone_key(id) return KEY_BASE .. 'gone:' .. id end`,
       `local LEASES_KEY = KEY_BASE .. 'leases'`,
       `local EXPIRY_KEY = KEY_BASE .. 'expiry'`,

@@ -46,6 +46,7 @@ describe('GET /health', () => {
       checks: {
         store: { kind: 'memory', fallback: false, status: 'pass', latency_ms: expect.any(Number) as number },
         workers: { concurrency: 0, busy: 0 },
+        auth: { mode: 'open' },
       },
     });
   });

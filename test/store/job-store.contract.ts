@@ -487,6 +487,42 @@ export function describeJobStoreContract(name: string, makeStore: StoreFactory):
       });
     });
 
+    describe('tenants', () => {
+      it("lists a tenant's jobs only, pages through them, and keeps the open tenant's listing whole", async () => {
+        const start = Date.now() - 10_000;
+        const mine: JobRecord[] = [];
+        for (let i = 0; i < 7; i++) {
+          const tenant = i % 2 === 0 ? 'acme' : 'globex';
+          const job = await store.create(newJob({ tenant, createdAt: start + i, runAt: start + i }));
+          if (tenant === 'acme') mine.push(job);
+        }
+        await store.create(newJob({ createdAt: start + 10, runAt: start + 10 })); // the open tenant '-'
+        const seen: string[] = [];
+        let after: string | undefined;
+        do {
+          const page = await store.list({ tenant: 'acme', limit: 2, order: 'asc', after });
+          seen.push(...page.jobs.map((job) => job.id));
+          expect(page.jobs.every((job) => job.tenant === 'acme')).toBe(true);
+          after = page.nextAfter ?? undefined;
+        } while (after);
+        expect(seen).toEqual(mine.map((job) => job.id));
+        // A tenant's index follows its jobs through their states.
+        await store.cancel(mine[0]!.id, Date.now());
+        const canceled = await store.list({ tenant: 'acme', statuses: ['canceled'], limit: 10, order: 'asc' });
+        expect(canceled.jobs.map((job) => job.id)).toEqual([mine[0]!.id]);
+        expect((await store.list({ tenant: 'acme', statuses: ['queued'], limit: 10, order: 'asc' })).jobs).toHaveLength(3);
+        expect((await store.list({ limit: 20, order: 'asc' })).jobs).toHaveLength(8);
+      });
+
+      it('tells when a job went only to its own tenant', async () => {
+        const job = await store.create(newJob({ tenant: 'acme' }));
+        await store.delete(job.id);
+        expect(await store.goneAt(job.id, 'acme')).not.toBeNull();
+        expect(await store.goneAt(job.id, 'globex')).toBeNull();
+        expect(await store.goneAt(job.id)).not.toBeNull();
+      });
+    });
+
     describe('expiry and purge', () => {
       it('makes a finished job disappear after the TTL', async () => {
         await store.close();

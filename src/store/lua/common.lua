@@ -50,6 +50,29 @@ local function job_flat(key)
   return flat
 end
 
+local OPEN_TENANT = '-'
+
+-- Moves a job's listing-index entries (the global one, and its tenant's unless it is the open tenant).
+local function move_index(id, tenant, job_type, from, to)
+  redis.call('ZREM', index_key(from, job_type), id)
+  redis.call('ZADD', index_key(to, job_type), 0, id)
+  if tenant and tenant ~= OPEN_TENANT then
+    redis.call('ZREM', tenant_index_key(tenant, from, job_type), id)
+    redis.call('ZADD', tenant_index_key(tenant, to, job_type), 0, id)
+  end
+end
+
+-- Removes a job's listing-index entries for `status`.
+local function drop_index(id, tenant, job_type, status)
+  redis.call('ZREM', index_key(status, job_type), id)
+  if tenant and tenant ~= OPEN_TENANT then redis.call('ZREM', tenant_index_key(tenant, status, job_type), id) end
+end
+
+-- Remembers for ttl_ms that a job went, and whose it was (a tenant must not learn of another's jobs).
+local function tombstone(id, at, tenant, ttl_ms)
+  redis.call('SET', gone_key(id), at .. ':' .. (tenant or OPEN_TENANT), 'PX', ttl_ms)
+end
+
 local function is_expired(expires, now)
   return expires and tonumber(expires) <= now
 end
@@ -57,10 +80,7 @@ end
 -- Sets status `to` (moving the listing-index entry from `from`), `fields` (a flat field/value list),
 -- `updated` and the next version, in one HSET. Returns the new version.
 local function change(key, id, job_type, from, to, now, version, fields)
-  if from ~= to then
-    redis.call('ZREM', index_key(from, job_type), id)
-    redis.call('ZADD', index_key(to, job_type), 0, id)
-  end
+  if from ~= to then move_index(id, redis.call('HGET', key, 'tenant'), job_type, from, to) end
   local next_version = tonumber(version) + 1
   fields[#fields + 1] = 'status'
   fields[#fields + 1] = to
@@ -106,9 +126,8 @@ end
 local function finalize(key, id, job_type, from, to, now, ttl_ms, version, fields)
   local expires = now + ttl_ms
   if from == 'running' then redis.call('ZREM', LEASES_KEY, id) end
-  redis.call('ZREM', index_key(from, job_type), id)
-  redis.call('ZADD', index_key(to, job_type), 0, id)
   local values = redis.call('HMGET', key, unpack(PACKED_FIELDS))
+  move_index(id, values[PACKED_INDEX['tenant']], job_type, from, to)
   local next_version = tonumber(version) + 1
   for i = 1, #fields, 2 do values[PACKED_INDEX[fields[i]]] = fields[i + 1] end
   values[PACKED_INDEX['status']] = to

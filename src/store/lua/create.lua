@@ -21,6 +21,11 @@ if idempotency_key ~= '' then
 end
 redis.call('HSET', key, unpack(ARGV, 9))
 redis.call('ZADD', index_key('queued', job_type), 0, id)
+local tenant = redis.call('HGET', key, 'tenant')
+if tenant ~= OPEN_TENANT then
+  redis.call('ZADD', tenant_index_key(tenant, 'queued', job_type), 0, id)
+  redis.call('SADD', TENANTS_KEY, tenant)
+end
 redis.call('SADD', TYPES_KEY, job_type)
 enqueue(id, job_type, priority, run_at, now)
 return { 'created' }

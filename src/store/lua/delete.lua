@@ -3,10 +3,10 @@
 -- ARGV[1] job id, ARGV[2] now ms, ARGV[3] how long to remember that it went (ms)
 -- Returns 1 when a live job was removed, else 0.
 local key, id, now = KEYS[1], ARGV[1], tonumber(ARGV[2])
-local job = job_fields(key, 'status', 'type', 'expires')
+local job = job_fields(key, 'status', 'type', 'expires', 'tenant')
 if not job[1] then return 0 end
 local live = not is_expired(job[3], now)
-redis.call('ZREM', index_key(job[1], job[2]), id)
+drop_index(id, job[4], job[2], job[1])
 redis.call('ZREM', ready_key(job[2]), id)
 redis.call('ZREM', delayed_key(job[2]), id)
 redis.call('ZREM', LEASES_KEY, id)
@@ -15,7 +15,7 @@ if job[1] == 'running' then publish('{"kind":"cancel","jobId":"' .. id .. '"}') 
 redis.call('DEL', key)
 redis.call('PUBLISH', changed_channel(id), 'gone')
 if live then
-  redis.call('SET', gone_key(id), now, 'PX', ARGV[3])
+  tombstone(id, now, job[4], ARGV[3])
   return 1
 end
 return 0

@@ -10,12 +10,12 @@ local deleted = 0
 for i = 5, #ARGV do
   local id = ARGV[i]
   local key = job_key(id)
-  local job = job_fields(key, 'status', 'type', 'completed')
+  local job = job_fields(key, 'status', 'type', 'completed', 'tenant')
   if job[1] and allowed[job[1]] and job[3] and tonumber(job[3]) < before then
-    redis.call('ZREM', index_key(job[1], job[2]), id)
+    drop_index(id, job[4], job[2], job[1])
     redis.call('ZREM', EXPIRY_KEY, id)
     redis.call('DEL', key)
-    redis.call('SET', gone_key(id), ARGV[3], 'PX', ARGV[4])
+    tombstone(id, ARGV[3], job[4], ARGV[4])
     deleted = deleted + 1
   end
 end

@@ -11,16 +11,21 @@ local expired = redis.call('ZRANGEBYSCORE', EXPIRY_KEY, '-inf', now, 'WITHSCORES
 local types = nil
 for n = 1, #expired, 2 do
   local id = expired[n]
-  redis.call('SET', gone_key(id), expired[n + 1], 'PX', ARGV[4])
   local key = job_key(id)
-  local job = job_fields(key, 'status', 'type')
+  local job = job_fields(key, 'status', 'type', 'tenant')
+  tombstone(id, expired[n + 1], job[3] or nil, ARGV[4])
   if job[1] then
-    redis.call('ZREM', index_key(job[1], job[2]), id)
+    drop_index(id, job[3], job[2], job[1])
     redis.call('DEL', key)
   else
+    -- Redis dropped the key first (its grace minute passed with no sweep): every index it could be in.
     types = types or redis.call('SMEMBERS', TYPES_KEY)
+    local tenants = redis.call('SMEMBERS', TENANTS_KEY)
     for _, job_type in ipairs(types) do
-      for _, status in ipairs(terminal) do redis.call('ZREM', index_key(status, job_type), id) end
+      for _, status in ipairs(terminal) do
+        redis.call('ZREM', index_key(status, job_type), id)
+        for _, tenant in ipairs(tenants) do redis.call('ZREM', tenant_index_key(tenant, status, job_type), id) end
+      end
     end
   end
   redis.call('ZREM', EXPIRY_KEY, id)

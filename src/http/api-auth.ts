@@ -1,0 +1,39 @@
+import { createHash } from 'node:crypto';
+import type { FastifyInstance } from 'fastify';
+import { HttpProblem } from '../errors.js';
+import { ANONYMOUS_TENANT } from '../jobs/job.js';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** Whose jobs this request may see and touch: the API key's tenant, or '-' when the API runs open. */
+    tenant: string;
+  }
+}
+
+const sha256 = (text: string): string => createHash('sha256').update(text).digest('hex');
+
+/**
+ * API keys for the /v1 routes registered in `scope`: with `keys` (SHA-256 of each key → its tenant),
+ * every request needs `Authorization: Bearer <key>` (401 otherwise) and acts as that key's tenant;
+ * without, the API is open and every request is the one anonymous tenant.
+ */
+export function registerApiKeyAuth(scope: FastifyInstance, keys: Map<string, string> | undefined): void {
+  scope.decorateRequest('tenant', ANONYMOUS_TENANT);
+  if (!keys) return;
+  scope.addHook('onRequest', async (request) => {
+    const match = /^Bearer\s+(\S+)\s*$/i.exec(request.headers.authorization ?? '');
+    // Keys are looked up by their digest: nothing compares a secret byte by byte.
+    const tenant = match ? keys.get(sha256(match[1]!)) : undefined;
+    if (tenant === undefined) {
+      throw new HttpProblem('unauthorized', match ? 'The API key is not valid.' : 'This API needs `Authorization: Bearer <API key>`.', {
+        headers: { 'www-authenticate': match ? 'Bearer realm="jobs", error="invalid_token"' : 'Bearer realm="jobs"' },
+      });
+    }
+    request.tenant = tenant;
+  });
+}
+
+/** API_KEYS entries: `key:tenant` or `sha256:<hex of the key's SHA-256>:tenant` → digest → tenant. */
+export function parseApiKeys(entries: { key?: string; sha256?: string; tenant: string }[]): Map<string, string> {
+  return new Map(entries.map((entry) => [entry.sha256 ?? sha256(entry.key!), entry.tenant]));
+}
