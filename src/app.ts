@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import fastifyCors from '@fastify/cors';
 import fastifySwagger from '@fastify/swagger';
 import fastifySwaggerUi from '@fastify/swagger-ui';
@@ -7,6 +7,7 @@ import { jsonSchemaTransform, jsonSchemaTransformObject, validatorCompiler, type
 import { z } from 'zod';
 import { jobErrorAbout, problemCatalog, type ProblemCode } from './errors.js';
 import { registerApiKeyAuth } from './http/api-auth.js';
+import { EventLinkSigner } from './http/event-links.js';
 import { frameworkErrors, registerErrorHandling } from './http/error-handler.js';
 import type { HandlerRegistry } from './handlers/registry.js';
 import { adminRoutes } from './routes/admin.js';
@@ -32,6 +33,8 @@ export interface AppDeps {
   idempotencyTtlMs?: number;
   /** SHA-256 of each API key → its tenant; the /v1 API runs open (one anonymous tenant) without. */
   apiKeys?: Map<string, string>;
+  /** Signs events links; every instance must share it (else a random one: links open on this instance only). */
+  linkSigningSecret?: string;
   /** Browser origins allowed to call the /v1 API ('*' for any); none when unset. */
   corsOrigins?: string[] | '*';
   isShuttingDown?: () => boolean;
@@ -102,9 +105,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   if (!operationalOnly) await app.register(fastifySwaggerUi, { routePrefix: '/docs' });
 
   if (!operationalOnly) {
+    // With API keys, each Job's links.events is signed, so an EventSource (no headers) can open it.
+    const eventLinks = deps.apiKeys ? new EventLinkSigner(deps.linkSigningSecret ? Buffer.from(deps.linkSigningSecret) : randomBytes(32)) : undefined;
     await app.register(async (v1) => {
-      registerApiKeyAuth(v1, deps.apiKeys);
-      await v1.register(jobRoutes, { store: deps.store, handlers: deps.handlers, idempotencyTtlMs: deps.idempotencyTtlMs });
+      registerApiKeyAuth(v1, deps.apiKeys, eventLinks);
+      await v1.register(jobRoutes, { store: deps.store, handlers: deps.handlers, idempotencyTtlMs: deps.idempotencyTtlMs, eventLinks });
       await v1.register(eventRoutes, { store: deps.store });
     });
     await app.register(adminRoutes, { store: deps.store, pool: deps.pool, adminToken: deps.adminToken });

@@ -73,6 +73,7 @@ export const configSchema = z.object({
   RETRY_BACKOFF_BASE_MS: positiveInt.default(1000),
   RETRY_BACKOFF_MAX_MS: positiveInt.default(300_000),
   ADMIN_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
+  LINK_SIGNING_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
   API_KEYS: z
     .string()
     .transform((value, ctx) => {
@@ -152,7 +153,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError(
       parsed.error.issues.map((issue) => {
         const name = String(issue.path[0] ?? 'environment');
-        return `${name}: ${issue.message}${name in relevant && !/TOKEN|URL|KEYS/.test(name) ? ` (got "${relevant[name]}")` : ''}`;
+        return `${name}: ${issue.message}${name in relevant && !/TOKEN|URL|KEYS|SECRET/.test(name) ? ` (got "${relevant[name]}")` : ''}`;
       }),
     );
   }

@@ -86,6 +86,7 @@ async function main(): Promise<void> {
     idempotencyTtlMs: config.IDEMPOTENCY_TTL_S * 1000,
     corsOrigins: config.CORS_ORIGINS,
     apiKeys: config.API_KEYS ? parseApiKeys(config.API_KEYS) : undefined,
+    linkSigningSecret: config.LINK_SIGNING_SECRET,
     isShuttingDown: () => shuttingDown,
   });
 
@@ -100,6 +101,9 @@ async function main(): Promise<void> {
     logger.info('shut down cleanly');
   });
 
+  if (config.API_KEYS && !config.LINK_SIGNING_SECRET) {
+    logger.warn('LINK_SIGNING_SECRET is not set: signed events links (links.events) open only on the instance that made them');
+  }
   if (!config.API_KEYS) logger.warn('API_KEYS is not set: the /v1 API is open to anyone who can reach it (one anonymous tenant)');
   const address = await app.listen({ port: config.PORT, host: config.HOST });
   await pool?.start();

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import { HttpProblem } from '../errors.js';
 import { ANONYMOUS_TENANT } from '../jobs/job.js';
+import type { EventLinkSigner } from './event-links.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -17,10 +18,19 @@ const sha256 = (text: string): string => createHash('sha256').update(text).diges
  * every request needs `Authorization: Bearer <key>` (401 otherwise) and acts as that key's tenant;
  * without, the API is open and every request is the one anonymous tenant.
  */
-export function registerApiKeyAuth(scope: FastifyInstance, keys: Map<string, string> | undefined): void {
+export function registerApiKeyAuth(scope: FastifyInstance, keys: Map<string, string> | undefined, eventLinks?: EventLinkSigner): void {
   scope.decorateRequest('tenant', ANONYMOUS_TENANT);
   if (!keys) return;
   scope.addHook('onRequest', async (request) => {
+    // A signed events link (links.events) opens that one job's stream without a key.
+    const signed = /^\/v1\/jobs\/([^/?]+)\/events\?(?:.*&)?access=([^&]+)/.exec(request.url);
+    if (signed && eventLinks && request.method === 'GET') {
+      const tenant = eventLinks.verify(decodeURIComponent(signed[1]!), decodeURIComponent(signed[2]!));
+      if (tenant !== undefined) {
+        request.tenant = tenant;
+        return;
+      }
+    }
     const match = /^Bearer\s+(\S+)\s*$/i.exec(request.headers.authorization ?? '');
     // Keys are looked up by their digest: nothing compares a secret byte by byte.
     const tenant = match ? keys.get(sha256(match[1]!)) : undefined;

@@ -13,8 +13,11 @@ export function renderJobError(error: JobError): z.infer<typeof jobErrorSchema> 
   return { type: '/problems/job-error', title: 'Job attempt failed', detail: error.message, code: error.code, retryable: error.retryable };
 }
 
-/** The Job resource: one shape for create, get and list. */
-export function renderJob(job: JobRecord): JobResource {
+/**
+ * The Job resource: one shape for create, get and list. `eventsLink` replaces the plain events path
+ * (with API keys: a signed link an EventSource can open without an Authorization header).
+ */
+export function renderJob(job: JobRecord, eventsLink?: string): JobResource {
   const self = jobPath(job.id);
   return {
     id: job.id,
@@ -41,7 +44,7 @@ export function renderJob(job: JobRecord): JobResource {
     updated_at: iso(job.updatedAt),
     completed_at: isoOrNull(job.completedAt),
     expires_at: isoOrNull(job.expiresAt),
-    links: { self, result: `${self}/result`, cancel: `${self}/cancel`, events: `${self}/events` },
+    links: { self, result: `${self}/result`, cancel: `${self}/cancel`, events: eventsLink ?? `${self}/events` },
   };
 }
 

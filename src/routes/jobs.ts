@@ -9,7 +9,8 @@ import { awaitJob } from '../jobs/await-job.js';
 import { preferredWaitS } from '../http/prefer.js';
 import { isTerminal, type JobRecord } from '../jobs/job.js';
 import { isJobId, newJobId } from '../jobs/job-id.js';
-import { jobPath, renderJob, renderJobError, retryAfterSeconds } from '../jobs/job-view.js';
+import { jobPath, renderJob, renderJobError, retryAfterSeconds, type JobResource } from '../jobs/job-view.js';
+import type { EventLinkSigner } from '../http/event-links.js';
 import type { HandlerRegistry } from '../handlers/registry.js';
 import type { JobStore, ListPage, ListQuery } from '../store/job-store.js';
 import { createJobBody, jobIdParams, jobListSchema, jobSchema, jobTypesSchema, listJobsQuery, problemResponses } from './schemas.js';
@@ -19,6 +20,8 @@ export interface JobRoutesOptions {
   handlers: HandlerRegistry;
   /** How long an Idempotency-Key is kept (default 24 h). */
   idempotencyTtlMs?: number;
+  /** With API keys: signs each Job's `links.events` so an EventSource can open it. */
+  eventLinks?: EventLinkSigner;
 }
 
 const idempotencyKeyPattern = /^[\x21-\x7e]{1,255}$/;
@@ -80,8 +83,12 @@ export async function findByIdempotencyKey(store: JobStore, tenant: string, key:
   return { jobs: matches ? [job] : [], nextAfter: null };
 }
 
-export function renderPage(page: { jobs: JobRecord[]; nextAfter: string | null }, order: 'asc' | 'desc'): z.infer<typeof jobListSchema> {
-  return { data: page.jobs.map(renderJob), next_cursor: page.nextAfter === null ? null : encodeCursor(order, page.nextAfter) };
+export function renderPage(
+  page: { jobs: JobRecord[]; nextAfter: string | null },
+  order: 'asc' | 'desc',
+  render: (job: JobRecord) => JobResource = (job) => renderJob(job),
+): z.infer<typeof jobListSchema> {
+  return { data: page.jobs.map(render), next_cursor: page.nextAfter === null ? null : encodeCursor(order, page.nextAfter) };
 }
 
 /**
@@ -103,8 +110,9 @@ function notModified(ifNoneMatch: string | undefined, etag: string): boolean {
   });
 }
 
-export const jobRoutes: FastifyPluginAsync<JobRoutesOptions> = async (fastify, { store, handlers, idempotencyTtlMs = 86_400_000 }) => {
+export const jobRoutes: FastifyPluginAsync<JobRoutesOptions> = async (fastify, { store, handlers, idempotencyTtlMs = 86_400_000, eventLinks }) => {
   const app = fastify.withTypeProvider<ZodTypeProvider>();
+  const render = (job: JobRecord): JobResource => renderJob(job, eventLinks?.link(job.id, job.tenant));
 
   app.post('/v1/jobs', {
     schema: {
@@ -183,13 +191,13 @@ export const jobRoutes: FastifyPluginAsync<JobRoutesOptions> = async (fastify, {
         const latest = await awaitJob(store, job.id, (current) => isTerminal(current.status), waitS * 1000, abortOnClose(reply));
         if (latest) job = latest;
         if (isTerminal(job.status)) {
-          return reply.code(200).headers({ location: jobPath(job.id), 'content-location': jobPath(job.id) }).send(renderJob(job));
+          return reply.code(200).headers({ location: jobPath(job.id), 'content-location': jobPath(job.id) }).send(render(job));
         }
       }
       return reply
         .code(202)
         .headers({ location: jobPath(job.id), 'content-location': jobPath(job.id), 'retry-after': String(retryAfterSeconds(job, Date.now())) })
-        .send(renderJob(job));
+        .send(render(job));
     },
   });
 
@@ -203,8 +211,8 @@ export const jobRoutes: FastifyPluginAsync<JobRoutesOptions> = async (fastify, {
     },
     handler: async (request) => {
       const { idempotency_key: idempotencyKey, ...filters } = request.query;
-      if (idempotencyKey === undefined) return renderPage(await store.list({ ...toListQuery(filters), tenant: request.tenant }), filters.order);
-      return renderPage(await findByIdempotencyKey(store, request.tenant, idempotencyKey, filters), filters.order);
+      if (idempotencyKey === undefined) return renderPage(await store.list({ ...toListQuery(filters), tenant: request.tenant }), filters.order, render);
+      return renderPage(await findByIdempotencyKey(store, request.tenant, idempotencyKey, filters), filters.order, render);
     },
   });
 
@@ -232,7 +240,7 @@ export const jobRoutes: FastifyPluginAsync<JobRoutesOptions> = async (fastify, {
         reply.header('retry-after', String(retryAfterSeconds(job, Date.now())));
       }
       if (notModified(request.headers['if-none-match'], etag)) return reply.code(304).send();
-      return renderJob(job);
+      return render(job);
     },
   });
 
@@ -251,12 +259,12 @@ export const jobRoutes: FastifyPluginAsync<JobRoutesOptions> = async (fastify, {
       if (job.status === 'failed' || job.status === 'canceled') {
         const code = job.status === 'failed' ? 'job-failed' : 'job-canceled';
         const detail = job.status === 'failed' ? `The job failed: ${job.error?.message ?? 'unknown error'}` : 'The job was canceled.';
-        return sendProblem(reply, problem(code, detail, undefined, { job: renderJob(job), error: job.error ? renderJobError(job.error) : null }));
+        return sendProblem(reply, problem(code, detail, undefined, { job: render(job), error: job.error ? renderJobError(job.error) : null }));
       }
       return reply
         .code(202)
         .headers({ location: jobPath(job.id), 'retry-after': String(retryAfterSeconds(job, Date.now())) })
-        .send(renderJob(job));
+        .send(render(job));
     },
   });
 
@@ -274,7 +282,7 @@ export const jobRoutes: FastifyPluginAsync<JobRoutesOptions> = async (fastify, {
       const outcome = await store.cancel(request.params.id, Date.now());
       if (!outcome) return notFound(store, request.params.id, request.tenant);
       request.log.info({ jobId: outcome.job.id, outcome: outcome.outcome }, 'job cancel');
-      return reply.code(outcome.outcome === 'cancel-requested' ? 202 : 200).send(renderJob(outcome.job));
+      return reply.code(outcome.outcome === 'cancel-requested' ? 202 : 200).send(render(outcome.job));
     },
   });
 

@@ -65,3 +65,23 @@ describe('API keys and tenants', () => {
     expect(parseJob(await post(ACME_KEY)).id).toBe(acme.id);
   });
 });
+
+describe('signed events links', () => {
+  it("let an EventSource (no Authorization header) open that job's stream, and nothing else", async () => {
+    const harness = await scope.open({ apiKeys, workers: true, linkSigningSecret: 'a-secret-of-at-least-32-characters!!' });
+    const base = await harness.app.listen({ port: 0, host: '127.0.0.1' });
+    const job = parseJob(await harness.app.inject({ method: 'POST', url: '/v1/jobs', headers: as(ACME_KEY), payload: { type: 'echo', input: { value: 1 } } }));
+    expect(job.links.events).toMatch(new RegExp(`^/v1/jobs/${job.id}/events\\?access=`));
+    const stream = await fetch(`${base}${job.links.events}`);
+    expect(stream.status).toBe(200);
+    const text = await stream.text();
+    expect(text).toContain('event: snapshot');
+    expect(text).toContain('event: done');
+    // The token opens only that stream: not the job itself, not another job's stream, not once tampered with.
+    const token = new URL(`${base}${job.links.events}`).searchParams.get('access')!;
+    expect((await fetch(`${base}/v1/jobs/${job.id}?access=${token}`)).status).toBe(401);
+    const other = parseJob(await harness.app.inject({ method: 'POST', url: '/v1/jobs', headers: as(ACME_KEY), payload: { type: 'echo' } }));
+    expect((await fetch(`${base}/v1/jobs/${other.id}/events?access=${token}`)).status).toBe(401);
+    expect((await fetch(`${base}/v1/jobs/${job.id}/events?access=${token.slice(0, -2)}xx`)).status).toBe(401);
+  });
+});
