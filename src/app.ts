@@ -8,6 +8,7 @@ import { z } from 'zod';
 import { jobErrorAbout, problemCatalog, type ProblemCode } from './errors.js';
 import { registerApiKeyAuth } from './http/api-auth.js';
 import { EventLinkSigner } from './http/event-links.js';
+import { registerRateLimit } from './http/rate-limit.js';
 import { frameworkErrors, registerErrorHandling } from './http/error-handler.js';
 import type { HandlerRegistry } from './handlers/registry.js';
 import { adminRoutes } from './routes/admin.js';
@@ -35,6 +36,8 @@ export interface AppDeps {
   apiKeys?: Map<string, string>;
   /** Signs events links; every instance must share it (else a random one: links open on this instance only). */
   linkSigningSecret?: string;
+  /** Requests per minute per API key (per address when open) on /v1; unlimited when unset. */
+  rateLimitPerMin?: number;
   /** Browser origins allowed to call the /v1 API ('*' for any); none when unset. */
   corsOrigins?: string[] | '*';
   isShuttingDown?: () => boolean;
@@ -109,6 +112,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     const eventLinks = deps.apiKeys ? new EventLinkSigner(deps.linkSigningSecret ? Buffer.from(deps.linkSigningSecret) : randomBytes(32)) : undefined;
     await app.register(async (v1) => {
       registerApiKeyAuth(v1, deps.apiKeys, eventLinks);
+      if (deps.rateLimitPerMin) await registerRateLimit(v1, deps.rateLimitPerMin, deps.store);
       await v1.register(jobRoutes, { store: deps.store, handlers: deps.handlers, idempotencyTtlMs: deps.idempotencyTtlMs, eventLinks });
       await v1.register(eventRoutes, { store: deps.store });
     });

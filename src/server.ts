@@ -87,6 +87,7 @@ async function main(): Promise<void> {
     corsOrigins: config.CORS_ORIGINS,
     apiKeys: config.API_KEYS ? parseApiKeys(config.API_KEYS) : undefined,
     linkSigningSecret: config.LINK_SIGNING_SECRET,
+    rateLimitPerMin: config.RATE_LIMIT_PER_MIN,
     isShuttingDown: () => shuttingDown,
   });
 
