@@ -36,6 +36,8 @@ export interface AppDeps {
   apiKeys?: Map<string, string>;
   /** Signs events links; every instance must share it (else a random one: links open on this instance only). */
   linkSigningSecret?: string;
+  /** Most queued or running jobs one tenant may have; unlimited when unset. */
+  maxActiveJobsPerTenant?: number;
   /** Requests per minute per API key (per address when open) on /v1; unlimited when unset. */
   rateLimitPerMin?: number;
   /** Browser origins allowed to call the /v1 API ('*' for any); none when unset. */
@@ -113,7 +115,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     await app.register(async (v1) => {
       registerApiKeyAuth(v1, deps.apiKeys, eventLinks);
       if (deps.rateLimitPerMin) await registerRateLimit(v1, deps.rateLimitPerMin, deps.store);
-      await v1.register(jobRoutes, { store: deps.store, handlers: deps.handlers, idempotencyTtlMs: deps.idempotencyTtlMs, eventLinks });
+      await v1.register(jobRoutes, { store: deps.store, handlers: deps.handlers, idempotencyTtlMs: deps.idempotencyTtlMs, eventLinks, maxActiveJobsPerTenant: deps.maxActiveJobsPerTenant });
       await v1.register(eventRoutes, { store: deps.store });
     });
     await app.register(adminRoutes, { store: deps.store, pool: deps.pool, adminToken: deps.adminToken });

@@ -74,6 +74,7 @@ export const configSchema = z.object({
   RETRY_BACKOFF_MAX_MS: positiveInt.default(300_000),
   ADMIN_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
   RATE_LIMIT_PER_MIN: positiveInt.optional(),
+  MAX_ACTIVE_JOBS_PER_TENANT: positiveInt.optional(),
   LINK_SIGNING_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
   API_KEYS: z
     .string()

@@ -19,6 +19,7 @@ export const problemCatalog = {
   'validation-failed': { status: 422, title: 'Validation failed', about: 'The JSON body is well formed but some fields are invalid; `errors[].pointer` is a JSON Pointer to each.' },
   'idempotency-key-reused': { status: 422, title: 'Idempotency key reused', about: 'The Idempotency-Key was already used with a different request body; use a new key for a new job.' },
   'unknown-job-type': { status: 422, title: 'Unknown job type', about: 'The `type` is not enabled on this service; the detail lists the known types (also at GET /v1/job-types).' },
+  'too-many-active-jobs': { status: 429, title: 'Too many active jobs', about: 'The tenant already has MAX_ACTIVE_JOBS_PER_TENANT jobs queued or running; retry once some have finished.' },
   'rate-limited': { status: 429, title: 'Too many requests', about: 'This API key (or address, when the API is open) sent more than RATE_LIMIT_PER_MIN requests in a minute; retry after `Retry-After` seconds. Conditional polls (If-None-Match) have a budget of their own, ten times larger.' },
   'internal-error': { status: 500, title: 'Internal server error', about: 'A fault of the service. The log has the details under the request id.' },
   'store-unavailable': { status: 503, title: 'Job store unavailable', about: 'Redis cannot be reached right now. Retry after `Retry-After` seconds; nothing was changed by this request unless it was a create, which may have been stored.' },

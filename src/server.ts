@@ -88,6 +88,7 @@ async function main(): Promise<void> {
     apiKeys: config.API_KEYS ? parseApiKeys(config.API_KEYS) : undefined,
     linkSigningSecret: config.LINK_SIGNING_SECRET,
     rateLimitPerMin: config.RATE_LIMIT_PER_MIN,
+    maxActiveJobsPerTenant: config.MAX_ACTIVE_JOBS_PER_TENANT,
     isShuttingDown: () => shuttingDown,
   });
 

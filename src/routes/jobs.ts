@@ -12,7 +12,7 @@ import { isJobId, newJobId } from '../jobs/job-id.js';
 import { jobPath, renderJob, renderJobError, retryAfterSeconds, type JobResource } from '../jobs/job-view.js';
 import type { EventLinkSigner } from '../http/event-links.js';
 import type { HandlerRegistry } from '../handlers/registry.js';
-import type { JobStore, ListPage, ListQuery } from '../store/job-store.js';
+import { TooManyActiveJobsError, type JobStore, type ListPage, type ListQuery } from '../store/job-store.js';
 import { createJobBody, jobIdParams, jobListSchema, jobSchema, jobTypesSchema, listJobsQuery, problemResponses } from './schemas.js';
 
 export interface JobRoutesOptions {
@@ -22,6 +22,8 @@ export interface JobRoutesOptions {
   idempotencyTtlMs?: number;
   /** With API keys: signs each Job's `links.events` so an EventSource can open it. */
   eventLinks?: EventLinkSigner;
+  /** Most queued or running jobs one tenant may have; unlimited when unset. */
+  maxActiveJobsPerTenant?: number;
 }
 
 const idempotencyKeyPattern = /^[\x21-\x7e]{1,255}$/;
@@ -91,6 +93,15 @@ export function renderPage(
   return { data: page.jobs.map(render), next_cursor: page.nextAfter === null ? null : encodeCursor(order, page.nextAfter) };
 }
 
+function tooManyActive(error: unknown): never {
+  if (error instanceof TooManyActiveJobsError) {
+    throw new HttpProblem('too-many-active-jobs', `You have ${error.limit} or more jobs queued or running; submit more once some have finished.`, {
+      headers: { 'retry-after': '5' },
+    });
+  }
+  throw error;
+}
+
 /**
  * Aborts when the client goes away, so a held request stops waiting for nobody. (The response's `close`,
  * not the request's: a request emits `close` as soon as its body has been read.)
@@ -110,7 +121,7 @@ function notModified(ifNoneMatch: string | undefined, etag: string): boolean {
   });
 }
 
-export const jobRoutes: FastifyPluginAsync<JobRoutesOptions> = async (fastify, { store, handlers, idempotencyTtlMs = 86_400_000, eventLinks }) => {
+export const jobRoutes: FastifyPluginAsync<JobRoutesOptions> = async (fastify, { store, handlers, idempotencyTtlMs = 86_400_000, eventLinks, maxActiveJobsPerTenant }) => {
   const app = fastify.withTypeProvider<ZodTypeProvider>();
   const render = (job: JobRecord): JobResource => renderJob(job, eventLinks?.link(job.id, job.tenant));
 
@@ -128,7 +139,7 @@ export const jobRoutes: FastifyPluginAsync<JobRoutesOptions> = async (fastify, {
       response: {
         200: jobSchema.describe('With `Prefer: wait=N`: the job finished within N seconds'),
         202: jobSchema,
-        ...problemResponses(400, 413, 415, 422, 503),
+        ...problemResponses(400, 413, 415, 422, 429, 503),
       },
     },
     handler: async (request, reply) => {
@@ -169,12 +180,14 @@ export const jobRoutes: FastifyPluginAsync<JobRoutesOptions> = async (fastify, {
         createdAt: now,
         runAt: Math.max(runAt, now),
       };
+      const createOptions = { maxActive: maxActiveJobsPerTenant };
       let job: JobRecord;
       if (idempotencyKey === undefined) {
-        job = await store.create(newJob);
+        job = await store.create(newJob, createOptions).catch(tooManyActive);
         request.log.info({ jobId: job.id, jobType: job.type }, 'job created');
       } else {
-        const outcome = await store.createOnce(newJob, { key: idempotencyKey, fingerprint: createHash('sha256').update(canonicalJson(body)).digest('hex'), ttlMs: idempotencyTtlMs });
+        const fingerprint = createHash('sha256').update(canonicalJson(body)).digest('hex');
+        const outcome = await store.createOnce(newJob, { key: idempotencyKey, fingerprint, ttlMs: idempotencyTtlMs }, createOptions).catch(tooManyActive);
         if (outcome === 'key-reused') {
           throw new HttpProblem('idempotency-key-reused', 'This Idempotency-Key was used for a different request; use a new key for a new job.', {
             errors: [{ pointer: 'Idempotency-Key', detail: 'already used with another request body' }],

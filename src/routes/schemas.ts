@@ -30,6 +30,7 @@ const statusText: Record<number, string> = {
   410: 'The job was deleted or expired (gone_at says when); stop polling',
   415: 'Body is not JSON',
   422: 'Body fields invalid (errors[].pointer names each)',
+  429: 'Too many requests, or too many active jobs (see Retry-After)',
   503: 'Job store unavailable (see Retry-After)',
 };
 

@@ -32,13 +32,13 @@ export interface JobStore {
   readonly kind: 'memory' | 'redis';
 
   /** Stores a new queued job (delayed when `runAt` is in the future) and signals idle workers. */
-  create(job: NewJob): Promise<JobRecord>;
+  create(job: NewJob, options?: CreateOptions): Promise<JobRecord>;
   /**
    * `create`, unless the tenant's idempotency key already names a job: then that job (`replayed`), or
    * 'key-reused' when it was made from a request with another fingerprint. Atomic, so two concurrent
    * requests with one key make one job. A key naming a job that is gone names the new one.
    */
-  createOnce(job: NewJob, idempotency: Idempotency): Promise<{ job: JobRecord; replayed: boolean } | 'key-reused'>;
+  createOnce(job: NewJob, idempotency: Idempotency, options?: CreateOptions): Promise<{ job: JobRecord; replayed: boolean } | 'key-reused'>;
   /** The job a tenant's idempotency key names, while the key is kept and the job exists. */
   findByIdempotencyKey(tenant: string, key: string): Promise<JobRecord | undefined>;
   /** The job, or undefined when it does not exist, was deleted or expired. */
@@ -103,6 +103,19 @@ export interface JobStore {
   watch(id: string, listener: (version: number | null) => void): Promise<() => void>;
   /** Idempotent. */
   close(): Promise<void>;
+}
+
+/** A tenant already has `limit` active (queued or running) jobs: the new one was not stored. */
+export class TooManyActiveJobsError extends Error {
+  constructor(readonly limit: number) {
+    super(`the tenant already has ${limit} or more active jobs`);
+    this.name = 'TooManyActiveJobsError';
+  }
+}
+
+export interface CreateOptions {
+  /** Refuse (TooManyActiveJobsError) when the tenant has this many queued or running jobs already. */
+  maxActive?: number;
 }
 
 export interface Idempotency {

@@ -3,9 +3,11 @@ import { highestIdAt, lowestIdAt } from '../jobs/job-id.js';
 import { MinHeap } from './min-heap.js';
 import {
   progressRules,
+  TooManyActiveJobsError,
   type AttemptOutcome,
   type ClaimLimit,
   type ClaimRequest,
+  type CreateOptions,
   type FinishAndClaimResult,
   type FinishRequest,
   type FinishResult,
@@ -65,7 +67,7 @@ export class MemoryJobStore implements JobStore {
     this.sweepTimer.unref();
   }
 
-  async createOnce(newJob: NewJob, idempotency: Idempotency): Promise<{ job: JobRecord; replayed: boolean } | 'key-reused'> {
+  async createOnce(newJob: NewJob, idempotency: Idempotency, options: CreateOptions = {}): Promise<{ job: JobRecord; replayed: boolean } | 'key-reused'> {
     const now = Date.now();
     const name = `${newJob.tenant}:${idempotency.key}`;
     const existing = this.idempotencyKeys.get(name);
@@ -74,6 +76,7 @@ export class MemoryJobStore implements JobStore {
       const job = this.live(existing.jobId, now);
       if (job) return { job: structuredClone(stripInternal(job)), replayed: true };
     }
+    this.refuseOverActiveLimit(newJob.tenant, options);
     this.idempotencyKeys.set(name, { jobId: newJob.id, fingerprint: idempotency.fingerprint, expiresAt: now + idempotency.ttlMs });
     return { job: await this.create(newJob), replayed: false };
   }
@@ -83,7 +86,16 @@ export class MemoryJobStore implements JobStore {
     return entry && entry.expiresAt > Date.now() ? this.get(entry.jobId) : undefined;
   }
 
-  async create(newJob: NewJob): Promise<JobRecord> {
+  /** Counts by scanning: the memory store is for one process and tests, not for a million jobs. */
+  private refuseOverActiveLimit(tenant: string, { maxActive }: CreateOptions): void {
+    if (maxActive === undefined) return;
+    let active = 0;
+    for (const job of this.jobs.values()) if (job.tenant === tenant && (job.status === 'queued' || job.status === 'running')) active++;
+    if (active >= maxActive) throw new TooManyActiveJobsError(maxActive);
+  }
+
+  async create(newJob: NewJob, options: CreateOptions = {}): Promise<JobRecord> {
+    this.refuseOverActiveLimit(newJob.tenant, options);
     const job: StoredJob = {
       ...newJob,
       status: 'queued',

@@ -18,6 +18,7 @@ import type {
   AttemptOutcome,
   ClaimLimit,
   ClaimRequest,
+  CreateOptions,
   FinishAndClaimResult,
   FinishRequest,
   FinishResult,
@@ -32,6 +33,7 @@ import type {
   StoreStats,
 } from './job-store.js';
 import { RedisKeys } from './redis-keys.js';
+import { TooManyActiveJobsError } from './job-store.js';
 
 /**
  * A job's fields (absent = null). An active job is a hash of them; a finished one is packed into one JSON
@@ -142,14 +144,16 @@ export class RedisJobStore implements JobStore {
     return new RedisJobStore(redis, options);
   }
 
-  async create(job: NewJob): Promise<JobRecord> {
-    await this.call('create', [this.keys.job(job.id)], this.createArgs(job, null));
+  async create(job: NewJob, options: CreateOptions = {}): Promise<JobRecord> {
+    const [outcome] = (await this.call('create', [this.keys.job(job.id)], this.createArgs(job, null, options))) as [string];
+    if (outcome === 'too-many-active') throw new TooManyActiveJobsError(options.maxActive!);
     return newRecord(job);
   }
 
-  async createOnce(job: NewJob, idempotency: Idempotency): Promise<{ job: JobRecord; replayed: boolean } | 'key-reused'> {
-    const [outcome, fields] = (await this.call('create', [this.keys.job(job.id)], this.createArgs(job, idempotency))) as [string, string[]?];
+  async createOnce(job: NewJob, idempotency: Idempotency, options: CreateOptions = {}): Promise<{ job: JobRecord; replayed: boolean } | 'key-reused'> {
+    const [outcome, fields] = (await this.call('create', [this.keys.job(job.id)], this.createArgs(job, idempotency, options))) as [string, string[]?];
     if (outcome === 'key-reused') return 'key-reused';
+    if (outcome === 'too-many-active') throw new TooManyActiveJobsError(options.maxActive!);
     if (outcome === 'replayed') return { job: parseJob(pairsToHash(fields!)), replayed: true };
     return { job: newRecord(job), replayed: false };
   }
@@ -159,7 +163,7 @@ export class RedisJobStore implements JobStore {
     return entry === null ? undefined : this.get(entry.slice(0, entry.indexOf(' ')));
   }
 
-  private createArgs(job: NewJob, idempotency: Idempotency | null): (string | number)[] {
+  private createArgs(job: NewJob, idempotency: Idempotency | null, options: CreateOptions): (string | number)[] {
     const fields: (string | number)[] = [
       'id', job.id, 'type', job.type, 'tenant', job.tenant, 'status', 'queued',
       'input', this.pack(job.input), 'prio', job.priority,
@@ -171,7 +175,7 @@ export class RedisJobStore implements JobStore {
     const idempotencyArgs = idempotency
       ? [this.keys.idempotency(job.tenant, sha256(idempotency.key)), idempotency.fingerprint, idempotency.ttlMs]
       : ['', '', 0];
-    return [job.id, job.type, job.priority, job.runAt, job.createdAt, ...idempotencyArgs, ...fields];
+    return [job.id, job.type, job.priority, job.runAt, job.createdAt, ...idempotencyArgs, options.maxActive ?? 0, job.tenant, ...fields];
   }
 
   async get(id: string): Promise<JobRecord | undefined> {

@@ -30,3 +30,17 @@ describe('rate limits (RATE_LIMIT_PER_MIN)', () => {
     expectProblem(await app.inject({ method: 'GET', url: `/v1/jobs/${job.id}` }), 429, 'rate-limited');
   });
 });
+
+describe('active jobs per tenant (MAX_ACTIVE_JOBS_PER_TENANT)', () => {
+  it('answers 429 too-many-active-jobs with Retry-After over the limit, storing nothing, and accepts again once jobs finish', async () => {
+    const { app } = await scope.open({ maxActiveJobsPerTenant: 2 });
+    const first = parseJob(await app.inject({ method: 'POST', url: '/v1/jobs', payload: { type: 'echo' } }));
+    await app.inject({ method: 'POST', url: '/v1/jobs', payload: { type: 'echo' } });
+    const refused = await app.inject({ method: 'POST', url: '/v1/jobs', payload: { type: 'echo' } });
+    expectProblem(refused, 429, 'too-many-active-jobs');
+    expect(refused.headers['retry-after']).toBe('5');
+    expect((await app.inject({ method: 'GET', url: '/v1/jobs' })).json<{ data: unknown[] }>().data).toHaveLength(2);
+    await app.inject({ method: 'POST', url: `/v1/jobs/${first.id}/cancel` });
+    expect((await app.inject({ method: 'POST', url: '/v1/jobs', payload: { type: 'echo' } })).statusCode).toBe(202);
+  });
+});

@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { newJobId } from '../../src/jobs/job-id.js';
 import type { JobRecord, NewJob } from '../../src/jobs/job.js';
-import type { ClaimRequest, JobStore, StoreEvent } from '../../src/store/job-store.js';
+import { TooManyActiveJobsError, type ClaimRequest, type JobStore, type StoreEvent } from '../../src/store/job-store.js';
 
 export interface StoreFactory {
   (options: { jobTtlMs: number }): Promise<JobStore>;
@@ -106,6 +106,22 @@ export function describeJobStoreContract(name: string, makeStore: StoreFactory):
         const renewed = (await store.createOnce(newJob(), once('shared'))) as { job: JobRecord; replayed: boolean };
         expect(renewed.replayed).toBe(false);
         expect(renewed.job.id).not.toBe(mine.job.id);
+      });
+    });
+
+    describe('active jobs per tenant', () => {
+      it("refuses a tenant's job over its active limit, without storing it; replays and other tenants go on", async () => {
+        const limit = { maxActive: 2 };
+        const first = await store.create(newJob({ tenant: 'acme' }), limit);
+        await store.createOnce(newJob({ tenant: 'acme' }), { key: 'k', fingerprint: 'f', ttlMs: 60_000 }, limit);
+        await expect(store.create(newJob({ tenant: 'acme' }), limit)).rejects.toBeInstanceOf(TooManyActiveJobsError);
+        await expect(store.createOnce(newJob({ tenant: 'acme' }), { key: 'k2', fingerprint: 'f', ttlMs: 60_000 }, limit)).rejects.toBeInstanceOf(TooManyActiveJobsError);
+        expect(await store.findByIdempotencyKey('acme', 'k2')).toBeUndefined();
+        expect(await store.createOnce(newJob({ tenant: 'acme' }), { key: 'k', fingerprint: 'f', ttlMs: 60_000 }, limit)).toMatchObject({ replayed: true });
+        await store.create(newJob({ tenant: 'globex' }), limit);
+        expect((await store.list({ tenant: 'acme', limit: 10, order: 'asc' })).jobs).toHaveLength(2);
+        await store.cancel(first.id, Date.now());
+        await store.create(newJob({ tenant: 'acme' }), limit);
       });
     });
 

@@ -2,9 +2,10 @@
 -- KEYS[1] job key
 -- ARGV[1] id, ARGV[2] type, ARGV[3] priority, ARGV[4] run_at ms, ARGV[5] now ms,
 -- ARGV[6] idempotency key name ('' = none), ARGV[7] request fingerprint, ARGV[8] how long the key is kept (ms),
--- ARGV[9..] field, value pairs for the job hash
--- Returns { 'created' }, { 'replayed', flat fields of the job the key names }, or { 'key-reused' } when
--- the key names a job made from another request.
+-- ARGV[9] most active (queued or running) jobs the tenant may have (0 = no limit), ARGV[10] tenant,
+-- ARGV[11..] field, value pairs for the job hash
+-- Returns { 'created' }, { 'replayed', flat fields of the job the key names }, { 'key-reused' } when
+-- the key names a job made from another request, or { 'too-many-active', count } (nothing stored).
 local key, id, job_type = KEYS[1], ARGV[1], ARGV[2]
 local priority, run_at, now = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local idempotency_key, fingerprint = ARGV[6], ARGV[7]
@@ -17,11 +18,21 @@ if idempotency_key ~= '' then
     if redis.call('EXISTS', existing_key) == 1 then return { 'replayed', job_flat(existing_key) } end
     -- The job it named was deleted or expired: the key now names the new one.
   end
-  redis.call('SET', idempotency_key, id .. ' ' .. fingerprint, 'PX', ARGV[8])
 end
-redis.call('HSET', key, unpack(ARGV, 9))
+local max_active, tenant = tonumber(ARGV[9]), ARGV[10]
+if max_active > 0 then
+  local active = 0
+  for _, each_type in ipairs(redis.call('SMEMBERS', TYPES_KEY)) do
+    for _, status in ipairs({ 'queued', 'running' }) do
+      local index = tenant == OPEN_TENANT and index_key(status, each_type) or tenant_index_key(tenant, status, each_type)
+      active = active + redis.call('ZCARD', index)
+    end
+  end
+  if active >= max_active then return { 'too-many-active', active } end
+end
+if idempotency_key ~= '' then redis.call('SET', idempotency_key, id .. ' ' .. fingerprint, 'PX', ARGV[8]) end
+redis.call('HSET', key, unpack(ARGV, 11))
 redis.call('ZADD', index_key('queued', job_type), 0, id)
-local tenant = redis.call('HGET', key, 'tenant')
 if tenant ~= OPEN_TENANT then
   redis.call('ZADD', tenant_index_key(tenant, 'queued', job_type), 0, id)
   redis.call('SADD', TENANTS_KEY, tenant)
