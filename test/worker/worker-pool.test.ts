@@ -218,7 +218,8 @@ describe.each(storeCases)('WorkerPool on the $name store', (storeCase) => {
         const ceiling = Math.min(BACKOFF.maxMs, BACKOFF.baseMs * 2 ** i);
         const outcome = call.outcome as Extract<AttemptOutcome, { kind: 'retry' }>;
         expect(outcome.error).toMatchObject({ code: 'planned-failure', retryable: true });
-        expect(outcome.runAt - call.now).toBeGreaterThanOrEqual(ceiling / 2 - 1);
+        // runAt is set when the attempt fails; the outcome may wait a few ms for the pool's next store call.
+        expect(outcome.runAt - call.now).toBeGreaterThanOrEqual(ceiling / 2 - 15);
         expect(outcome.runAt - call.now).toBeLessThanOrEqual(ceiling + 1);
         // What a client sees between attempts: queued again, waiting for a future runAt.
         expect(call.after).toMatchObject({ status: 'queued', attempt: i + 1, lease: null, runAt: outcome.runAt });
