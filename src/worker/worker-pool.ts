@@ -271,6 +271,9 @@ export class WorkerPool {
     if (this.retryTimer) clearTimeout(this.retryTimer);
     this.retryTimer = setTimeout(() => {
       this.retryTimer = null;
+      // A timer may fire a millisecond before Date.now() reaches pausedUntil: lift the pause here, or
+      // kick() would return and nothing would send the waiting outcomes (their leases renewed forever).
+      this.pausedUntil = 0;
       if (this.state === 'running') this.claimWanted = true;
       this.kick();
     }, pause);
@@ -446,6 +449,7 @@ export class WorkerPool {
   }
 
   private async renewLeases(): Promise<void> {
+    if (this.pendingFinishes.length > 0) this.kick(); // a backstop: waiting outcomes must not wait for a signal
     if (this.running.size === 0) return;
     const leases = [...this.running.values()].map((running) => running.lease);
     try {
