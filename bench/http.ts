@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { Agent, request } from 'node:http';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
-import { percentile, PAYLOAD, sleep } from './util.js';
+import { percentile, PAYLOAD, stopChild } from './util.js';
 
 const repoRoot = fileURLToPath(new URL('..', import.meta.url));
 const serverScript = fileURLToPath(new URL('./http-server.ts', import.meta.url));
@@ -43,12 +43,7 @@ export async function startServer(env: Record<string, string>): Promise<ServerHa
     port,
     base: `http://127.0.0.1:${port}`,
     stop: async () => {
-      if (child.exitCode === null && child.signalCode === null) {
-        const exited = new Promise((resolve) => child.once('exit', resolve));
-        child.kill('SIGTERM');
-        await Promise.race([exited, sleep(5000)]);
-        if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-      }
+      await stopChild(child);
       process.removeListener('exit', killOnExit);
     },
   };

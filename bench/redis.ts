@@ -1,10 +1,10 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
-import { sleep } from './util.js';
+import { freePort } from '../test/helpers/redis-server.js';
+import { sleep, stopChild } from './util.js';
 
 /** Every key the bench writes starts with one of these, so an overridden (shared) Redis can be cleaned. */
 export const BENCH_KEY_PATTERNS = ['{bench-*', 'benchbull:*'];
@@ -19,16 +19,6 @@ export interface BenchRedis {
   stop(): Promise<void>;
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
-    });
-  });
-}
 
 /** BENCH_REDIS_URL when set, else a redis-server of our own on a free port, persistence off. */
 export async function openBenchRedis(): Promise<BenchRedis> {
@@ -90,12 +80,7 @@ export async function openBenchRedis(): Promise<BenchRedis> {
     admin,
     stop: async () => {
       admin.disconnect();
-      if (child.exitCode === null && child.signalCode === null) {
-        const exited = new Promise((resolve) => child.once('exit', resolve));
-        child.kill('SIGTERM');
-        await Promise.race([exited, sleep(5000)]);
-        if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-      }
+      await stopChild(child);
       process.removeListener('exit', killOnExit);
       rmSync(dir, { recursive: true, force: true });
     },

@@ -1,3 +1,4 @@
+import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { pino, type Logger } from 'pino';
 import { z } from 'zod';
@@ -53,6 +54,15 @@ export function envNumber(name: string, fallback: number): number {
 }
 
 export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Stops a process the bench started: SIGTERM, then SIGKILL if it is still there after 5 s. */
+export async function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  child.kill('SIGTERM');
+  await Promise.race([exited, sleep(5000)]);
+  if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+}
 
 /** Polls `done` every `everyMs` until it is true or `timeoutMs` passed; true when done. */
 export async function waitUntil(done: () => boolean, timeoutMs: number, everyMs = 10): Promise<boolean> {
