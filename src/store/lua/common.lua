@@ -78,9 +78,10 @@ local function is_expired(expires, now)
 end
 
 -- Sets status `to` (moving the listing-index entry from `from`), `fields` (a flat field/value list),
--- `updated` and the next version, in one HSET. Returns the new version.
-local function change(key, id, job_type, from, to, now, version, fields)
-  if from ~= to then move_index(id, redis.call('HGET', key, 'tenant'), job_type, from, to) end
+-- `updated` and the next version, in one HSET. Returns the new version. `tenant`, when the caller has
+-- read it already, spares a read (it is needed only to move the index entry).
+local function change(key, id, job_type, from, to, now, version, fields, tenant)
+  if from ~= to then move_index(id, tenant or redis.call('HGET', key, 'tenant'), job_type, from, to) end
   local next_version = tonumber(version) + 1
   fields[#fields + 1] = 'status'
   fields[#fields + 1] = to
@@ -110,11 +111,11 @@ local function enqueue(id, job_type, priority, run_at, now)
 end
 
 -- running -> queued (retry, release, lapsed lease): progress starts again from null.
-local function requeue(key, id, job_type, priority, run_at, now, version, fields)
+local function requeue(key, id, job_type, priority, run_at, now, version, fields, tenant)
   redis.call('HDEL', key, 'lease', 'lease_until', 'pct', 'step', 'msg', 'p_at')
   fields[#fields + 1] = 'run_at'
   fields[#fields + 1] = run_at
-  local next_version = change(key, id, job_type, 'running', 'queued', now, version, fields)
+  local next_version = change(key, id, job_type, 'running', 'queued', now, version, fields, tenant)
   redis.call('ZREM', LEASES_KEY, id)
   enqueue(id, job_type, tonumber(priority), run_at, now)
   return next_version

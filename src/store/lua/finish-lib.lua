@@ -2,7 +2,7 @@
 -- Returns { status, version }, or 0 when the lease is not held.
 local function finish_job(id, lease_id, outcome, now, ttl_ms, payload, run_at, capped)
   local key = job_key(id)
-  local job = job_fields(key, 'status', 'lease', 'type', 'cancel', 'ver', 'prio', 'attempt')
+  local job = job_fields(key, 'status', 'lease', 'type', 'cancel', 'ver', 'prio', 'attempt', 'tenant')
   if job[1] ~= 'running' or job[2] ~= lease_id then return 0 end
   local job_type, version = job[3], job[5]
   local status
@@ -19,10 +19,10 @@ local function finish_job(id, lease_id, outcome, now, ttl_ms, payload, run_at, c
     version = finalize(key, id, job_type, 'running', status, now, ttl_ms, version, { 'error', payload })
   elseif outcome == 'retry' then
     status = 'queued'
-    version = requeue(key, id, job_type, job[6], tonumber(run_at), now, version, { 'error', payload })
+    version = requeue(key, id, job_type, job[6], tonumber(run_at), now, version, { 'error', payload }, job[8])
   elseif outcome == 'released' then
     status = 'queued'
-    version = requeue(key, id, job_type, job[6], now, now, version, { 'attempt', tonumber(job[7]) - 1 })
+    version = requeue(key, id, job_type, job[6], now, now, version, { 'attempt', tonumber(job[7]) - 1 }, job[8])
   else
     return redis.error_reply('finish: unknown outcome ' .. outcome)
   end
