@@ -6,6 +6,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { jsonSchemaTransform, jsonSchemaTransformObject, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { jobErrorAbout, problemCatalog, type ProblemCode } from './errors.js';
+import { adminKeyring, type AdminRole } from './http/admin-auth.js';
 import { registerApiKeyAuth } from './http/api-auth.js';
 import { EventLinkSigner } from './http/event-links.js';
 import { registerRateLimit } from './http/rate-limit.js';
@@ -15,6 +16,9 @@ import { adminRoutes } from './routes/admin.js';
 import { eventRoutes } from './routes/events.js';
 import { healthRoutes } from './routes/health.js';
 import { jobRoutes } from './routes/jobs.js';
+import type { OutboundPolicy } from './outbound/outbound-policy.js';
+import { metricsRoutes } from './routes/metrics.js';
+import { ServiceMetrics } from './metrics/service-metrics.js';
 import type { JobStore } from './store/job-store.js';
 import type { WorkerPool } from './worker/worker-pool.js';
 
@@ -28,7 +32,10 @@ export interface AppDeps {
   /** `worker` serves only the operational routes (health); `api` and `all` serve everything. */
   role?: 'all' | 'api' | 'worker';
   logger?: FastifyBaseLogger;
+  /** Bearer token for /admin; counts as an `admin` key (kept beside adminKeys). */
   adminToken?: string;
+  /** ADMIN_KEYS: each key (or its SHA-256) with its role. With neither this nor adminToken, /admin answers loopback clients only. */
+  adminKeys?: { key?: string; sha256?: string; role: AdminRole }[];
   bodyLimitBytes?: number;
   /** How long an Idempotency-Key is kept. */
   idempotencyTtlMs?: number;
@@ -38,11 +45,17 @@ export interface AppDeps {
   linkSigningSecret?: string;
   /** Most queued or running jobs one tenant may have; unlimited when unset. */
   maxActiveJobsPerTenant?: number;
+  /** Set when webhooks are configured (WEBHOOK_SECRET): jobs may then carry a webhook, whose URL must pass these rules. */
+  webhookPolicy?: OutboundPolicy;
   /** Requests per minute per API key (per address when open) on /v1; unlimited when unset. */
   rateLimitPerMin?: number;
   /** Browser origins allowed to call the /v1 API ('*' for any); none when unset. */
   corsOrigins?: string[] | '*';
   isShuttingDown?: () => boolean;
+  /** This instance's metrics, shared with its worker pool (the pool's `observer`); without one, the app makes its own (no process metrics). */
+  metrics?: ServiceMetrics;
+  /** METRICS_TOKEN: Bearer token for GET /metrics; open when unset. */
+  metricsToken?: string;
 }
 
 const requestIdPattern = /^[\w.:-]{1,128}$/;
@@ -84,6 +97,14 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', request.id);
   });
+  const metrics = deps.metrics ?? new ServiceMetrics({ jobTypes: deps.handlers.types, processMetrics: false });
+  app.decorate('metrics', metrics);
+  // By route template, never the URL (ids would make a series each); a scrape does not count itself.
+  app.addHook('onResponse', (request, reply, done) => {
+    const route = request.routeOptions.url;
+    if (route !== '/metrics') metrics.httpRequest(request.method, route ?? 'unmatched', reply.statusCode, reply.elapsedTime / 1000);
+    done();
+  });
   registerErrorHandling(app);
   if (deps.corsOrigins) await registerCors(app, deps.corsOrigins);
 
@@ -99,10 +120,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       },
       tags: [
         { name: 'jobs', description: 'The client API' },
-        { name: 'admin', description: 'Operators: Bearer ADMIN_TOKEN, or loopback only when it is unset' },
+        { name: 'admin', description: 'Operators: Bearer <admin key> (ADMIN_KEYS or ADMIN_TOKEN), or loopback only when neither is set. Roles: viewer reads (GET), operator also retries, admin also purges; ADMIN_TOKEN is an admin key' },
         { name: 'health', description: 'Liveness and readiness' },
+        { name: 'operations', description: 'Prometheus metrics: Bearer METRICS_TOKEN, open when it is unset' },
       ],
-      components: { securitySchemes: { adminToken: { type: 'http', scheme: 'bearer' } } },
+      components: { securitySchemes: { adminToken: { type: 'http', scheme: 'bearer' }, metricsToken: { type: 'http', scheme: 'bearer' } } },
     },
     transform: jsonSchemaTransform,
     transformObject: jsonSchemaTransformObject,
@@ -115,10 +137,12 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     await app.register(async (v1) => {
       registerApiKeyAuth(v1, deps.apiKeys, eventLinks);
       if (deps.rateLimitPerMin) await registerRateLimit(v1, deps.rateLimitPerMin, deps.store);
-      await v1.register(jobRoutes, { store: deps.store, handlers: deps.handlers, idempotencyTtlMs: deps.idempotencyTtlMs, eventLinks, maxActiveJobsPerTenant: deps.maxActiveJobsPerTenant });
+      await v1.register(jobRoutes, { store: deps.store, handlers: deps.handlers, idempotencyTtlMs: deps.idempotencyTtlMs, eventLinks, maxActiveJobsPerTenant: deps.maxActiveJobsPerTenant,
+        webhookPolicy: deps.webhookPolicy,
+      });
       await v1.register(eventRoutes, { store: deps.store });
     });
-    await app.register(adminRoutes, { store: deps.store, pool: deps.pool, adminToken: deps.adminToken });
+    await app.register(adminRoutes, { store: deps.store, pool: deps.pool, adminKeys: adminKeyring(deps.adminKeys, deps.adminToken) });
   }
   await app.register(healthRoutes, {
     store: deps.store,
@@ -127,6 +151,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     isShuttingDown: deps.isShuttingDown ?? (() => false),
     authMode: deps.apiKeys ? 'keys' : 'open',
   });
+  await app.register(metricsRoutes, { metrics, store: deps.store, pool: deps.pool, token: deps.metricsToken });
 
   if (!operationalOnly) app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   app.withTypeProvider<ZodTypeProvider>().get('/problems/:code', {

@@ -1,4 +1,6 @@
+import { createHash } from 'node:crypto';
 import { z } from 'zod';
+import { webhookSecretProblem } from './webhooks/webhook-signer.js';
 
 /**
  * The environment, validated once at start-up. This schema is the only home of defaults;
@@ -42,6 +44,47 @@ const typeLimitsSchema = z.string().transform((value, ctx) => {
   return limits;
 });
 
+/** A configured key: the key itself (16+ characters) or, written `sha256:<64 hex digits>`, only its SHA-256. */
+export interface ConfiguredKey {
+  key?: string;
+  sha256?: string;
+}
+
+/** The hex SHA-256 a presented key is matched by: keys are only ever compared by their digest. */
+export const keyDigest = (entry: ConfiguredKey): string => entry.sha256 ?? createHash('sha256').update(entry.key!).digest('hex');
+
+/** Admin roles, least to most: viewer reads; operator also acts on jobs (retry…); admin also purges. */
+export const ADMIN_ROLES = ['viewer', 'operator', 'admin'] as const;
+export type AdminRole = (typeof ADMIN_ROLES)[number];
+
+/**
+ * `key:label` pairs, comma-separated (API_KEYS, ADMIN_KEYS); a key written `sha256:<64 hex digits>` is
+ * matched by its SHA-256, so the plain key need not sit in the environment. The label follows the last
+ * colon. Messages name the entry by its position: they never echo a key.
+ */
+function keyPairs<L extends string>(usage: string, isLabel: (label: string) => label is L) {
+  return z.string().transform((value, ctx) => {
+    const entries: (ConfiguredKey & { label: L })[] = [];
+    for (const entry of value.split(',').map((part) => part.trim()).filter(Boolean)) {
+      const colon = entry.lastIndexOf(':');
+      const secret = entry.slice(0, colon);
+      const label = entry.slice(colon + 1);
+      if (colon < 0 || !isLabel(label)) {
+        ctx.addIssue({ code: 'custom', message: `entry ${entries.length + 1}: use ${usage}` });
+        return z.NEVER;
+      }
+      const hashed = /^sha256:([0-9a-f]{64})$/i.exec(secret);
+      if (hashed) entries.push({ sha256: hashed[1]!.toLowerCase(), label });
+      else if (secret.length >= 16) entries.push({ key: secret, label });
+      else {
+        ctx.addIssue({ code: 'custom', message: `entry ${entries.length + 1}: a key needs at least 16 characters (or sha256:<64 hex digits>)` });
+        return z.NEVER;
+      }
+    }
+    return entries;
+  });
+}
+
 export const configSchema = z.object({
   PORT: z.coerce.number().int().min(0).max(65535).default(3000),
   HOST: z.string().min(1).default('127.0.0.1'),
@@ -73,32 +116,15 @@ export const configSchema = z.object({
   RETRY_BACKOFF_BASE_MS: positiveInt.default(1000),
   RETRY_BACKOFF_MAX_MS: positiveInt.default(300_000),
   ADMIN_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
+  METRICS_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
+  ADMIN_KEYS: keyPairs('key:role (role: viewer, operator or admin)', (label): label is AdminRole => (ADMIN_ROLES as readonly string[]).includes(label))
+    .transform((entries) => entries.map(({ label, ...key }) => ({ ...key, role: label })))
+    .optional(),
   RATE_LIMIT_PER_MIN: positiveInt.optional(),
   MAX_ACTIVE_JOBS_PER_TENANT: positiveInt.optional(),
   LINK_SIGNING_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
-  API_KEYS: z
-    .string()
-    .transform((value, ctx) => {
-      const entries: { key?: string; sha256?: string; tenant: string }[] = [];
-      for (const entry of value.split(',').map((part) => part.trim()).filter(Boolean)) {
-        const colon = entry.lastIndexOf(':');
-        const secret = entry.slice(0, colon);
-        const tenant = entry.slice(colon + 1);
-        // No key or tenant is echoed back: the message must not print a secret.
-        if (colon < 0 || !/^[A-Za-z0-9_.]{1,64}$/.test(tenant)) {
-          ctx.addIssue({ code: 'custom', message: `entry ${entries.length + 1}: use key:tenant (tenant: letters, digits, _ and ., at most 64)` });
-          return z.NEVER;
-        }
-        const hashed = /^sha256:([0-9a-f]{64})$/i.exec(secret);
-        if (hashed) entries.push({ sha256: hashed[1]!.toLowerCase(), tenant });
-        else if (secret.length >= 16) entries.push({ key: secret, tenant });
-        else {
-          ctx.addIssue({ code: 'custom', message: `entry ${entries.length + 1}: a key needs at least 16 characters (or sha256:<64 hex digits>)` });
-          return z.NEVER;
-        }
-      }
-      return entries;
-    })
+  API_KEYS: keyPairs('key:tenant (tenant: letters, digits, _ and ., at most 64)', (label): label is string => /^[A-Za-z0-9_.]{1,64}$/.test(label))
+    .transform((entries) => entries.map(({ label, ...key }) => ({ ...key, tenant: label })))
     .optional(),
   JOB_TYPES: z
     .string()
@@ -114,6 +140,18 @@ export const configSchema = z.object({
     .string()
     .transform((value) => value.split(',').map((entry) => entry.trim()).filter(Boolean))
     .default([]),
+  WEBHOOK_SECRET: z
+    .string()
+    .transform((value) => value.split(',').map((entry) => entry.trim()).filter(Boolean))
+    .superRefine((secrets, ctx) => {
+      if (secrets.length === 0 || secrets.length > 2) ctx.addIssue({ code: 'custom', message: 'one secret, or two (comma-separated) during a rotation' });
+      for (const secret of secrets) {
+        const problem = webhookSecretProblem(secret);
+        if (problem) ctx.addIssue({ code: 'custom', message: problem });
+      }
+    })
+    .optional(),
+  WEBHOOK_RETRY_BASE_S: z.coerce.number().positive().max(86_400).default(5),
   HANDLER_MODULES: z
     .string()
     .transform((value) => value.split(',').map((path) => path.trim()).filter(Boolean))

@@ -8,7 +8,10 @@ import { parseApiKeys } from './http/api-auth.js';
 import { OutboundPolicy } from './outbound/outbound-policy.js';
 import { builtInHandlers, HandlerRegistry } from './handlers/registry.js';
 import { createJobStore, RedisRequiredError } from './store/create-job-store.js';
+import { WebhookDispatcher } from './webhooks/webhook-dispatcher.js';
+import { WebhookSigner } from './webhooks/webhook-signer.js';
 import { WorkerPool } from './worker/worker-pool.js';
+import { ServiceMetrics } from './metrics/service-metrics.js';
 
 /**
  * The process: reads the environment, picks the store, starts the worker pool and the HTTP server,
@@ -31,12 +34,13 @@ async function main(): Promise<void> {
     redact: { paths: ['req.headers.authorization', 'req.headers.cookie', 'headers.authorization'], censor: '[redacted]' },
   });
 
+  const outboundPolicy = new OutboundPolicy(config.OUTBOUND_ALLOW);
   let handlers: HandlerRegistry;
   try {
     const loaded = await loadHandlerModules(config.HANDLER_MODULES).catch((error: unknown) => {
       throw new Error(`HANDLER_MODULES: ${(error as Error).message}`);
     });
-    const available = [...builtInHandlers, createHttpHandler(new OutboundPolicy(config.OUTBOUND_ALLOW))];
+    const available = [...builtInHandlers, createHttpHandler(outboundPolicy)];
     handlers = HandlerRegistry.enabled(config.JOB_TYPES, available, loaded);
   } catch (error) {
     const message = (error as Error).message.startsWith('HANDLER_MODULES') ? (error as Error).message : `JOB_TYPES: ${(error as Error).message}`;
@@ -60,6 +64,7 @@ async function main(): Promise<void> {
 
   const unknownLimited = Object.keys(config.TYPE_LIMITS).filter((type) => !handlers.get(type));
   if (unknownLimited.length > 0) logger.warn({ types: unknownLimited }, 'TYPE_LIMITS names job types that are not enabled here');
+  const metrics = new ServiceMetrics({ jobTypes: handlers.types });
   const pool =
     config.ROLE !== 'api' && config.WORKER_CONCURRENCY > 0
       ? new WorkerPool({
@@ -70,6 +75,19 @@ async function main(): Promise<void> {
           concurrency: config.WORKER_CONCURRENCY,
           leaseMs: config.LEASE_S * 1000,
           backoff: { baseMs: config.RETRY_BACKOFF_BASE_MS, maxMs: config.RETRY_BACKOFF_MAX_MS },
+          observer: metrics,
+        })
+      : null;
+
+  // Webhooks are sent by the instances that run jobs; any instance accepts jobs that carry one.
+  const webhooks =
+    config.WEBHOOK_SECRET && config.ROLE !== 'api'
+      ? new WebhookDispatcher({
+          store,
+          signer: new WebhookSigner(config.WEBHOOK_SECRET),
+          policy: outboundPolicy,
+          log: logger,
+          retryBaseMs: config.WEBHOOK_RETRY_BASE_S * 1000,
         })
       : null;
 
@@ -82,6 +100,7 @@ async function main(): Promise<void> {
     role: config.ROLE,
     logger,
     adminToken: config.ADMIN_TOKEN,
+    adminKeys: config.ADMIN_KEYS,
     bodyLimitBytes: config.BODY_LIMIT_BYTES,
     idempotencyTtlMs: config.IDEMPOTENCY_TTL_S * 1000,
     corsOrigins: config.CORS_ORIGINS,
@@ -89,7 +108,10 @@ async function main(): Promise<void> {
     linkSigningSecret: config.LINK_SIGNING_SECRET,
     rateLimitPerMin: config.RATE_LIMIT_PER_MIN,
     maxActiveJobsPerTenant: config.MAX_ACTIVE_JOBS_PER_TENANT,
+    webhookPolicy: config.WEBHOOK_SECRET ? outboundPolicy : undefined,
     isShuttingDown: () => shuttingDown,
+    metrics,
+    metricsToken: config.METRICS_TOKEN,
   });
 
   // The grace covers the pool's drain plus closing HTTP and the store.
@@ -98,7 +120,7 @@ async function main(): Promise<void> {
     if (err) logger.error({ err }, 'shutting down after an error');
     else logger.info({ signal }, 'shutting down');
     await app.close();
-    await pool?.drain(config.SHUTDOWN_GRACE_S * 1000);
+    await Promise.all([pool?.drain(config.SHUTDOWN_GRACE_S * 1000), webhooks?.stop(Math.min(10, config.SHUTDOWN_GRACE_S) * 1000)]);
     await store.close();
     logger.info('shut down cleanly');
   });
@@ -109,6 +131,7 @@ async function main(): Promise<void> {
   if (!config.API_KEYS) logger.warn('API_KEYS is not set: the /v1 API is open to anyone who can reach it (one anonymous tenant)');
   const address = await app.listen({ port: config.PORT, host: config.HOST });
   await pool?.start();
+  await webhooks?.start();
   logger.info(
     {
       role: config.ROLE,
@@ -116,11 +139,21 @@ async function main(): Promise<void> {
       storeFallback: fallback,
       workers: config.WORKER_CONCURRENCY,
       jobTypes: handlers.types,
-      admin: config.ADMIN_TOKEN ? 'token' : 'loopback only',
+      admin: adminAccess(config.ADMIN_KEYS, config.ADMIN_TOKEN),
+      metrics: config.METRICS_TOKEN ? 'token' : 'open',
+      webhooks: webhooks ? 'sent from here' : config.WEBHOOK_SECRET ? 'accepted (sent by worker instances)' : 'off (no WEBHOOK_SECRET)',
       api: config.API_KEYS ? `API keys (${new Set(config.API_KEYS.map((entry) => entry.tenant)).size} tenants)` : 'OPEN: no API keys',
     },
     `async-job service ready on ${address} (docs at ${address}/docs)`,
   );
+}
+
+/** How /admin is reached, for the start-up line: key counts per role, never a key. */
+function adminAccess(keys: { role: string }[] | undefined, token: string | undefined): string {
+  if (!keys && token === undefined) return 'loopback only';
+  const counts = new Map<string, number>();
+  for (const { role } of [...(keys ?? []), ...(token === undefined ? [] : [{ role: 'admin' }])]) counts.set(role, (counts.get(role) ?? 0) + 1);
+  return `keys (${[...counts].map(([role, count]) => `${count} ${role}`).join(', ')})`;
 }
 
 await main();

@@ -42,6 +42,51 @@ describe('configuration', () => {
     expect(() => loadConfig({ CORS_ORIGINS: 'https://a.example/path' })).toThrow(/CORS_ORIGINS/);
   });
 
+  it('parses ADMIN_KEYS as key:role pairs, and rejects a bad role or pair naming ADMIN_KEYS without echoing a key', () => {
+    const hex = 'AB'.repeat(32);
+    expect(loadConfig({ ADMIN_KEYS: `viewer-key-0123456789:viewer, sha256:${hex}:operator,with:colon-key-0123456:admin` }).ADMIN_KEYS).toEqual([
+      { key: 'viewer-key-0123456789', role: 'viewer' },
+      { sha256: hex.toLowerCase(), role: 'operator' },
+      { key: 'with:colon-key-0123456', role: 'admin' },
+    ]);
+    for (const bad of ['secret-key-0123456789:root', 'secret-key-0123456789', 'secret-key-0123456789:Admin', 'short:admin', 'sha256:abc:viewer,', ':viewer']) {
+      let error: unknown;
+      try {
+        loadConfig({ ADMIN_KEYS: bad });
+      } catch (caught) {
+        error = caught;
+      }
+      expect(error, bad).toBeInstanceOf(ConfigError);
+      const message = (error as Error).message;
+      expect(message).toMatch(/ADMIN_KEYS: entry 1: /);
+      expect(message).not.toContain('secret-key');
+    }
+    expect(() => loadConfig({ ADMIN_KEYS: 'good-key-0123456789:viewer,good-key-0123456789:superuser' })).toThrow(/ADMIN_KEYS: entry 2: use key:role \(role: viewer, operator or admin\)/);
+    // API_KEYS shares the parser and keeps its shape.
+    expect(loadConfig({ API_KEYS: `k3y-for-acme-0123456:acme,sha256:${hex}:globex` }).API_KEYS).toEqual([
+      { key: 'k3y-for-acme-0123456', tenant: 'acme' },
+      { sha256: hex.toLowerCase(), tenant: 'globex' },
+    ]);
+    expect(() => loadConfig({ API_KEYS: 'k3y-for-acme-0123456:ac me' })).toThrow(/API_KEYS: entry 1: use key:tenant/);
+  });
+
+  it('takes one or two whsec_ webhook secrets, and names WEBHOOK_SECRET without echoing it when one is bad', () => {
+    const good = `whsec_${Buffer.alloc(24, 7).toString('base64')}`;
+    const other = `whsec_${Buffer.alloc(32, 9).toString('base64')}`;
+    expect(loadConfig({ WEBHOOK_SECRET: good }).WEBHOOK_SECRET).toEqual([good]);
+    expect(loadConfig({ WEBHOOK_SECRET: `${good}, ${other}` }).WEBHOOK_SECRET).toEqual([good, other]);
+    expect(loadConfig({ WEBHOOK_RETRY_BASE_S: '0.5' }).WEBHOOK_RETRY_BASE_S).toBe(0.5);
+    for (const bad of ['plain-secret-without-prefix', 'whsec_c2hvcnQ=', `${good},${good},${other}`, 'whsec_not base64!']) {
+      expect(() => loadConfig({ WEBHOOK_SECRET: bad })).toThrow(/WEBHOOK_SECRET/);
+      try {
+        loadConfig({ WEBHOOK_SECRET: bad });
+      } catch (error) {
+        expect((error as Error).message).not.toContain(bad);
+      }
+    }
+    expect(() => loadConfig({ WEBHOOK_RETRY_BASE_S: '0' })).toThrow(/WEBHOOK_RETRY_BASE_S/);
+  });
+
   it('masks the password of a Redis URL for the logs', () => {
     expect(maskRedisUrl('redis://default:s3cret@redis.internal:6379/0')).toBe('redis://default:***@redis.internal:6379/0');
     expect(maskRedisUrl('rediss://:s3cret@host:6380')).not.toContain('s3cret');

@@ -31,6 +31,13 @@ export interface HandlerDefinition<Schema extends z.ZodType = z.ZodType, Result 
   max_concurrency?: number;
   /** At most `max` starts per `per_s` seconds across all instances, e.g. for a rate-limited upstream API. */
   rate?: { max: number; per_s: number };
+  /**
+   * Result reuse: a submit of this type whose input (as canonical JSON) matches a job of the same tenant that
+   * succeeded within `ttl_s` is answered at once with a new, already succeeded job carrying that result; one
+   * matching a job still queued or running finishes with it. Only for handlers whose result depends on the
+   * input alone. A submit with `Cache-Control: no-cache` runs anyway (and its result is then the one reused).
+   */
+  cache?: { ttl_s: number };
   run(input: z.output<Schema>, ctx: JobContext): Promise<Result>;
 }
 
@@ -41,6 +48,9 @@ export const jobTypePattern = /^[a-z0-9][a-z0-9_.-]{0,63}$/;
 export function defineHandler<Schema extends z.ZodType, Result>(definition: HandlerDefinition<Schema, Result>): Handler {
   if (!jobTypePattern.test(definition.type)) {
     throw new Error(`handler type "${definition.type}" must match ${jobTypePattern}`);
+  }
+  if (definition.cache !== undefined && !(definition.cache.ttl_s > 0)) {
+    throw new Error(`handler type "${definition.type}": cache.ttl_s must be a positive number of seconds`);
   }
   return definition;
 }

@@ -44,6 +44,21 @@ export function renderJob(job: JobRecord, eventsLink?: string): JobResource {
     updated_at: iso(job.updatedAt),
     completed_at: isoOrNull(job.completedAt),
     expires_at: isoOrNull(job.expiresAt),
+    cached_from: job.cachedFrom,
+    webhook: job.webhook && {
+      url: job.webhook.url,
+      events: job.webhook.events,
+      last_delivery: job.webhookDelivery && {
+        id: job.webhookDelivery.id,
+        event: job.webhookDelivery.event,
+        status: job.webhookDelivery.status,
+        attempts: job.webhookDelivery.attempts,
+        at: iso(job.webhookDelivery.at),
+        response_status: job.webhookDelivery.responseStatus,
+        error: job.webhookDelivery.error,
+        next_attempt_at: isoOrNull(job.webhookDelivery.nextAttemptAt),
+      },
+    },
     links: { self, result: `${self}/result`, cancel: `${self}/cancel`, events: eventsLink ?? `${self}/events` },
   };
 }

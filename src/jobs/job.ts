@@ -76,6 +76,35 @@ export interface JobRecord {
   lease: { id: string; workerId: string; until: number } | null;
   /** A cancel or delete asked a running job to stop; its worker aborts the handler. */
   cancelRequested: boolean;
+  /** Where the job's events are POSTed (signed), or null. */
+  webhook: JobWebhook | null;
+  /** How the latest webhook delivery attempt went, or null before the first. */
+  webhookDelivery: WebhookDeliveryState | null;
+  /** Result reuse: the job whose result this one carries (or will carry: it finishes when that one does). */
+  cachedFrom: string | null;
+}
+
+/** The events a job's webhook can receive; each is one delivery, retried until the receiver answers 2xx. */
+export const WebhookEvent = z.enum(['job.started', 'job.progress', 'job.succeeded', 'job.failed', 'job.canceled']);
+export type WebhookEvent = z.infer<typeof WebhookEvent>;
+export const defaultWebhookEvents: WebhookEvent[] = ['job.succeeded', 'job.failed', 'job.canceled'];
+
+export interface JobWebhook {
+  url: string;
+  events: WebhookEvent[];
+}
+
+export interface WebhookDeliveryState {
+  /** `<job id>:<version>`: the `webhook-id` header, stable across retries of one delivery. */
+  id: string;
+  event: WebhookEvent;
+  /** `delivered` (2xx), `retrying` (a retry is scheduled at `nextAttemptAt`) or `failed` (given up). */
+  status: 'delivered' | 'retrying' | 'failed';
+  attempts: number;
+  at: number;
+  responseStatus: number | null;
+  error: string | null;
+  nextAttemptAt: number | null;
 }
 
 export interface NewJob {
@@ -89,6 +118,17 @@ export interface NewJob {
   timeoutS: number | null;
   createdAt: number;
   runAt: number;
+  webhook?: JobWebhook | null;
+  /** Result reuse for this submit (the type opted in): see HandlerDefinition.cache. */
+  cache?: CacheRequest;
+}
+
+export interface CacheRequest {
+  /** Digest of tenant, type and canonical input: submits with the same one share results. */
+  digest: string;
+  ttlMs: number;
+  /** `reuse`: answer from a match; `refresh` (Cache-Control: no-cache): run anyway, and be the one reused next. */
+  mode: 'reuse' | 'refresh';
 }
 
 export const ANONYMOUS_TENANT = '-';

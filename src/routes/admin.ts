@@ -2,7 +2,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { HttpProblem } from '../errors.js';
-import { adminGuard } from '../http/admin-auth.js';
+import { adminGuard, type AdminKey } from '../http/admin-auth.js';
 import { isJobId } from '../jobs/job-id.js';
 import { ANONYMOUS_TENANT } from '../jobs/job.js';
 import { renderJob } from '../jobs/job-view.js';
@@ -14,16 +14,20 @@ import { adminListJobsQuery, jobIdParams, jobListSchema, jobSchema, problemRespo
 export interface AdminRoutesOptions {
   store: JobStore;
   pool: WorkerPool | null;
-  adminToken: string | undefined;
+  /** From ADMIN_KEYS and ADMIN_TOKEN (see adminKeyring); undefined = loopback clients only, with every right. */
+  adminKeys: AdminKey[] | undefined;
 }
 
 const security = [{ adminToken: [] }];
 
-export const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (fastify, { store, pool, adminToken }) => {
+export const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (fastify, { store, pool, adminKeys }) => {
   const app = fastify.withTypeProvider<ZodTypeProvider>();
-  app.addHook('onRequest', adminGuard(adminToken));
+  // Each route names the least role it needs (config.adminRole): viewer reads, operator acts on jobs, admin purges.
+  app.decorateRequest('admin', null);
+  app.addHook('onRequest', adminGuard(adminKeys));
 
   app.get('/admin/jobs', {
+    config: { adminRole: 'viewer' },
     schema: {
       summary: 'Search all jobs',
       description: 'The filters and paging of GET /v1/jobs, plus `stuck=true`: running jobs whose lease lapsed.',
@@ -42,6 +46,7 @@ export const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (fastif
   });
 
   app.get('/admin/stats', {
+    config: { adminRole: 'viewer' },
     schema: {
       summary: 'Queue statistics',
       tags: ['admin'],
@@ -71,6 +76,7 @@ export const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (fastif
   });
 
   app.post('/admin/jobs/:id/retry', {
+    config: { adminRole: 'operator' },
     schema: {
       summary: 'Retry a failed or canceled job',
       description: 'Re-queues it at once; `attempt` keeps counting and the job may run up to its original max_attempts more times.',
@@ -89,6 +95,7 @@ export const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (fastif
   });
 
   app.delete('/admin/jobs', {
+    config: { adminRole: 'admin' },
     schema: {
       summary: 'Purge finished jobs',
       description: 'Deletes finished jobs (all three finished statuses unless `status` says) that finished at least `older_than_s` seconds ago.',

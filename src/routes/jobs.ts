@@ -2,6 +2,7 @@ import type { FastifyPluginAsync, FastifyReply } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { createHash } from 'node:crypto';
+import { isIP } from 'node:net';
 import { HttpProblem, problem } from '../errors.js';
 import { canonicalJson } from '../jobs/canonical-json.js';
 import { jsonPointer, sendProblem } from '../http/error-handler.js';
@@ -12,6 +13,9 @@ import { isJobId, newJobId } from '../jobs/job-id.js';
 import { jobPath, renderJob, renderJobError, retryAfterSeconds, type JobResource } from '../jobs/job-view.js';
 import type { EventLinkSigner } from '../http/event-links.js';
 import type { HandlerRegistry } from '../handlers/registry.js';
+import { defaultWebhookEvents, WebhookEvent, type CacheRequest, type JobWebhook } from '../jobs/job.js';
+import type { Handler } from '../handlers/handler.js';
+import type { OutboundPolicy } from '../outbound/outbound-policy.js';
 import { TooManyActiveJobsError, type JobStore, type ListPage, type ListQuery } from '../store/job-store.js';
 import { createJobBody, jobIdParams, jobListSchema, jobSchema, jobTypesSchema, listJobsQuery, problemResponses } from './schemas.js';
 
@@ -24,6 +28,8 @@ export interface JobRoutesOptions {
   eventLinks?: EventLinkSigner;
   /** Most queued or running jobs one tenant may have; unlimited when unset. */
   maxActiveJobsPerTenant?: number;
+  /** Set when webhooks are configured (WEBHOOK_SECRET): the outbound rules their URLs must pass. */
+  webhookPolicy?: OutboundPolicy;
 }
 
 const idempotencyKeyPattern = /^[\x21-\x7e]{1,255}$/;
@@ -121,7 +127,38 @@ function notModified(ifNoneMatch: string | undefined, etag: string): boolean {
   });
 }
 
-export const jobRoutes: FastifyPluginAsync<JobRoutesOptions> = async (fastify, { store, handlers, idempotencyTtlMs = 86_400_000, eventLinks, maxActiveJobsPerTenant }) => {
+/** The job's webhook, checked: webhooks must be configured, and a literal address must pass the outbound rules. */
+function toWebhook(webhook: { url: string; events?: WebhookEvent[] } | undefined, policy: OutboundPolicy | undefined): JobWebhook | null {
+  if (webhook === undefined) return null;
+  if (!policy) {
+    throw problemError('This service sends no webhooks: WEBHOOK_SECRET is not set.', '/webhook', 'webhooks are not configured on this service');
+  }
+  const url = new URL(webhook.url);
+  const literal = url.hostname.replace(/^\[|\]$/g, '');
+  const refusal = isIP(literal) !== 0 ? policy.refusal(url.hostname, literal) : undefined;
+  if (refusal) throw problemError(`The webhook URL is refused: ${refusal}.`, '/webhook/url', refusal);
+  const events = webhook.events ?? defaultWebhookEvents;
+  return { url: webhook.url, events: WebhookEvent.options.filter((event) => events.includes(event)) };
+}
+
+/**
+ * Result reuse for this submit, when its type opted in (`cache` in the handler) and it is not delayed. The
+ * digest covers tenant, type and canonical input: one tenant never gets another's results.
+ */
+function cacheRequest(handler: Handler, tenant: string, type: string, input: unknown, runsNow: boolean, cacheControl: string | undefined): CacheRequest | undefined {
+  if (!handler.cache || !runsNow) return undefined;
+  const digest = createHash('sha256').update(`${tenant}\n${type}\n${canonicalJson(input)}`).digest('hex');
+  const refresh = cacheControl !== undefined && /(^|,)\s*no-cache\s*(,|$)/i.test(cacheControl);
+  return { digest, ttlMs: handler.cache.ttl_s * 1000, mode: refresh ? 'refresh' : 'reuse' };
+}
+
+const problemError = (detail: string, pointer: string, fieldDetail: string): HttpProblem =>
+  new HttpProblem('validation-failed', detail, { errors: [{ pointer, detail: fieldDetail }] });
+
+export const jobRoutes: FastifyPluginAsync<JobRoutesOptions> = async (
+  fastify,
+  { store, handlers, idempotencyTtlMs = 86_400_000, eventLinks, maxActiveJobsPerTenant, webhookPolicy },
+) => {
   const app = fastify.withTypeProvider<ZodTypeProvider>();
   const render = (job: JobRecord): JobResource => renderJob(job, eventLinks?.link(job.id, job.tenant));
 
@@ -134,10 +171,11 @@ export const jobRoutes: FastifyPluginAsync<JobRoutesOptions> = async (fastify, {
       headers: z
         .object({
           'idempotency-key': z.string().optional().describe('Makes retries safe: a repeat with the same key and body returns the same job (Idempotent-Replayed: true)'),
+          'cache-control': z.string().optional().describe('`no-cache`: run the job even if its type reuses results (its result is then the one reused)'),
         })
         .loose(),
       response: {
-        200: jobSchema.describe('With `Prefer: wait=N`: the job finished within N seconds'),
+        200: jobSchema.describe('The job is done already: it finished within `Prefer: wait=N`, reused a result, or is the finished job an Idempotency-Key replay names'),
         202: jobSchema,
         ...problemResponses(400, 413, 415, 422, 429, 503),
       },
@@ -179,11 +217,14 @@ export const jobRoutes: FastifyPluginAsync<JobRoutesOptions> = async (fastify, {
         timeoutS: body.timeout_s ?? handler.timeout_s ?? null,
         createdAt: now,
         runAt: Math.max(runAt, now),
+        webhook: toWebhook(body.webhook, webhookPolicy),
+        cache: cacheRequest(handler, request.tenant, body.type, body.input, runAt <= now, request.headers['cache-control']),
       };
       const createOptions = { maxActive: maxActiveJobsPerTenant };
       let job: JobRecord;
       if (idempotencyKey === undefined) {
         job = await store.create(newJob, createOptions).catch(tooManyActive);
+        request.server.metrics.jobCreated(job.type);
         request.log.info({ jobId: job.id, jobType: job.type }, 'job created');
       } else {
         const fingerprint = createHash('sha256').update(canonicalJson(body)).digest('hex');
@@ -195,6 +236,7 @@ export const jobRoutes: FastifyPluginAsync<JobRoutesOptions> = async (fastify, {
         }
         job = outcome.job;
         if (outcome.replayed) reply.header('idempotent-replayed', 'true');
+        else request.server.metrics.jobCreated(job.type);
         request.log.info({ jobId: job.id, jobType: job.type, replayed: outcome.replayed }, outcome.replayed ? 'job create replayed' : 'job created');
       }
       const waitS = preferredWaitS(request.headers.prefer as string | undefined);
@@ -203,9 +245,10 @@ export const jobRoutes: FastifyPluginAsync<JobRoutesOptions> = async (fastify, {
         reply.header('preference-applied', `wait=${waitS}`);
         const latest = await awaitJob(store, job.id, (current) => isTerminal(current.status), waitS * 1000, abortOnClose(reply));
         if (latest) job = latest;
-        if (isTerminal(job.status)) {
-          return reply.code(200).headers({ location: jobPath(job.id), 'content-location': jobPath(job.id) }).send(render(job));
-        }
+      }
+      // Done already (a reused result, the replay of a finished job, or within Prefer: wait): 200, same body.
+      if (isTerminal(job.status)) {
+        return reply.code(200).headers({ location: jobPath(job.id), 'content-location': jobPath(job.id) }).send(render(job));
       }
       return reply
         .code(202)

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { JobStatus, PRIORITY_MAX, PRIORITY_MIN } from '../jobs/job.js';
+import { JobStatus, PRIORITY_MAX, PRIORITY_MIN, WebhookEvent } from '../jobs/job.js';
 
 /** The HTTP contract's shapes: they validate requests and generate openapi.yaml. */
 
@@ -79,6 +79,30 @@ export const jobSchema = z
     updated_at: timestamp,
     completed_at: nullableTimestamp,
     expires_at: nullableTimestamp.describe('When a finished job is removed (JOB_TTL_S after it finished)'),
+    cached_from: z
+      .string()
+      .nullable()
+      .describe('Result reuse: the job whose result this one carries, or will carry (it finishes when that one does)'),
+    webhook: z
+      .object({
+        url: z.string(),
+        events: z.array(WebhookEvent),
+        last_delivery: z
+          .object({
+            id: z.string().describe('The webhook-id header: `<job id>:<version>`, the same on every retry'),
+            event: WebhookEvent,
+            status: z.enum(['delivered', 'retrying', 'failed']).describe('`failed`: given up (24 h of retries, a 410 answer, or a refused address)'),
+            attempts: z.number().int(),
+            at: timestamp.describe('When the latest attempt ended'),
+            response_status: z.number().int().nullable(),
+            error: z.string().nullable(),
+            next_attempt_at: nullableTimestamp,
+          })
+          .nullable()
+          .describe('The latest delivery attempt, or null before the first'),
+      })
+      .nullable()
+      .describe('Where this job\'s events are POSTed, and how the latest delivery went'),
     links: z.object({ self: z.string(), result: z.string(), cancel: z.string(), events: z.string().describe('Server-Sent Events of this job') }),
   })
   .meta({ id: 'Job' });
@@ -98,6 +122,18 @@ export const createJobBody = z
     delay_s: z.number().min(0).max(31_536_000).optional().describe('Do not start before this many seconds from now (not with run_at)'),
     max_attempts: z.number().int().min(1).max(100).optional().describe("Default: the type's setting, else 3"),
     timeout_s: z.number().positive().max(604_800).optional().describe("Seconds an attempt may run; default: the type's setting"),
+    webhook: z
+      .object({
+        url: z.url({ protocol: /^https?$/, error: 'must be an http or https URL' }).max(2048),
+        events: z
+          .array(WebhookEvent)
+          .min(1)
+          .optional()
+          .describe('Default: job.succeeded, job.failed, job.canceled. job.progress is sent at most once per 5 s.'),
+      })
+      .strict()
+      .optional()
+      .describe('POST signed events (Standard Webhooks) to this URL; needs WEBHOOK_SECRET on the service'),
   })
   .strict()
   .superRefine((body, ctx) => {

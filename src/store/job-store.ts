@@ -1,4 +1,4 @@
-import type { JobError, JobProgress, JobRecord, JobStatus, NewJob } from '../jobs/job.js';
+import type { JobError, JobProgress, JobRecord, JobStatus, NewJob, WebhookDeliveryState, WebhookEvent } from '../jobs/job.js';
 
 /**
  * The JobStore contract: the seam between the HTTP API / worker pool and where jobs live.
@@ -21,6 +21,10 @@ import type { JobError, JobProgress, JobRecord, JobStatus, NewJob } from '../job
  * - Progress: `percent` never decreases within an attempt and is capped at 99 until the job succeeds
  *   (then 100); a new attempt starts from null.
  * - Failures of the backend surface as StoreUnavailableError, quickly (seconds), never as a hang.
+ * - Webhooks: a job with a webhook gets a delivery queued, in the same atomic step as the change, for each
+ *   event its webhook asks for: `job.started` (each claim), `job.progress` (at most one per 5 s) and the
+ *   terminal `job.<status>`. A delivery carries the job as it was at that change and its id is
+ *   `<job id>:<version>`. Deliveries outlive the job (they are kept until settled, at most ~25 h).
  *
  * - Finished jobs expire `jobTtlMs` (a store option) after they finished; active jobs never expire.
  *
@@ -101,9 +105,38 @@ export interface JobStore {
    * or (on a reconnect) missed: a watcher re-reads the job rather than trusting the version it hears.
    */
   watch(id: string, listener: (version: number | null) => void): Promise<() => void>;
+  /**
+   * Up to `max` webhook deliveries due at `now`, each leased for `leaseMs`: until it is settled or the lease
+   * lapses, no other caller gets it. `nextDueAt`: when the earliest delivery not handed out falls due.
+   */
+  claimWebhookDeliveries(now: number, max: number, leaseMs: number): Promise<{ deliveries: WebhookDelivery[]; nextDueAt: number | null }>;
+  /**
+   * Ends an attempt of a delivery: drops it (delivered or given up) or schedules its retry at
+   * `state.nextAttemptAt`; the job (when still there) shows `state` as its last delivery, as a change.
+   */
+  settleWebhookDelivery(delivery: WebhookDelivery, state: WebhookDeliveryState, now: number): Promise<void>;
   /** Idempotent. */
   close(): Promise<void>;
 }
+
+/** One event to POST to a job's webhook. */
+export interface WebhookDelivery {
+  /** `<job id>:<version>`. */
+  id: string;
+  jobId: string;
+  event: WebhookEvent;
+  url: string;
+  createdAt: number;
+  /** Attempts made before this one. */
+  attempts: number;
+  /** The job as it was when the event happened. */
+  job: JobRecord;
+}
+
+/** A job with a webhook asking for job.progress gets at most one such delivery per this many ms. */
+export const WEBHOOK_PROGRESS_INTERVAL_MS = 5000;
+/** Deliveries are retried for this long after the event. */
+export const WEBHOOK_RETRY_WINDOW_MS = 86_400_000;
 
 /** A tenant already has `limit` active (queued or running) jobs: the new one was not stored. */
 export class TooManyActiveJobsError extends Error {
@@ -204,7 +237,7 @@ export interface FinishAndClaimResult {
   claimed: JobRecord[];
 }
 
-export type StoreEvent = { kind: 'work'; type: string } | { kind: 'cancel'; jobId: string };
+export type StoreEvent = { kind: 'work'; type: string } | { kind: 'cancel'; jobId: string } | { kind: 'webhook' };
 
 export interface StoreStats {
   counts: Record<JobStatus, number>;

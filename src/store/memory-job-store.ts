@@ -1,4 +1,15 @@
-import { emptyProgress, isTerminal, jobStatuses, leaseExpiredError, type JobRecord, type JobStatus, type NewJob } from '../jobs/job.js';
+import {
+  emptyProgress,
+  isTerminal,
+  jobStatuses,
+  leaseExpiredError,
+  type CacheRequest,
+  type JobRecord,
+  type JobStatus,
+  type NewJob,
+  type WebhookDeliveryState,
+  type WebhookEvent,
+} from '../jobs/job.js';
 import { highestIdAt, lowestIdAt } from '../jobs/job-id.js';
 import { MinHeap } from './min-heap.js';
 import {
@@ -20,6 +31,9 @@ import {
   type RenewResult,
   type StoreEvent,
   type StoreStats,
+  type WebhookDelivery,
+  WEBHOOK_PROGRESS_INTERVAL_MS,
+  WEBHOOK_RETRY_WINDOW_MS,
 } from './job-store.js';
 
 interface QueueEntry {
@@ -32,6 +46,10 @@ interface QueueEntry {
 
 interface StoredJob extends JobRecord {
   queueSeq: number;
+  /** When the last job.progress webhook delivery was queued. */
+  webhookProgressAt: number;
+  /** Set on a job whose result later submits may reuse. */
+  cacheLead: CacheRequest | null;
 }
 
 const claimOrder = (a: QueueEntry, b: QueueEntry): boolean =>
@@ -58,6 +76,12 @@ export class MemoryJobStore implements JobStore {
   /** Claim times of rate-limited types within their window. */
   private readonly rateLogs = new Map<string, number[]>();
   private readonly listeners = new Set<(event: StoreEvent) => void>();
+  /** Webhook deliveries not yet settled, with when each is due (or its lease lapses). */
+  private readonly deliveries = new Map<string, { delivery: WebhookDelivery; dueAt: number }>();
+  /** Result reuse: cache digest → the job whose result is reused (`expiresAt` null while it is active). */
+  private readonly cacheEntries = new Map<string, { jobId: string; expiresAt: number | null }>();
+  /** Leader id → the jobs that finish when it does. */
+  private readonly followers = new Map<string, Set<string>>();
   private nextSeq = 1;
   private clock = 0;
   private sweepTimer: NodeJS.Timeout | undefined;
@@ -76,9 +100,9 @@ export class MemoryJobStore implements JobStore {
       const job = this.live(existing.jobId, now);
       if (job) return { job: structuredClone(stripInternal(job)), replayed: true };
     }
-    this.refuseOverActiveLimit(newJob.tenant, options);
+    const job = this.createNow(newJob, options); // synchronous: a concurrent repeat sees the key set below
     this.idempotencyKeys.set(name, { jobId: newJob.id, fingerprint: idempotency.fingerprint, expiresAt: now + idempotency.ttlMs });
-    return { job: await this.create(newJob), replayed: false };
+    return { job, replayed: false };
   }
 
   async findByIdempotencyKey(tenant: string, key: string): Promise<JobRecord | undefined> {
@@ -95,9 +119,16 @@ export class MemoryJobStore implements JobStore {
   }
 
   async create(newJob: NewJob, options: CreateOptions = {}): Promise<JobRecord> {
-    this.refuseOverActiveLimit(newJob.tenant, options);
+    return this.createNow(newJob, options);
+  }
+
+  private createNow(newJob: NewJob, options: CreateOptions): JobRecord {
+    const { cache, ...fields } = newJob;
+    const now = newJob.createdAt;
+    const leader = cache?.mode === 'reuse' ? this.reusable(cache, now) : undefined;
+    if (leader?.status !== 'succeeded') this.refuseOverActiveLimit(newJob.tenant, options);
     const job: StoredJob = {
-      ...newJob,
+      ...fields,
       status: 'queued',
       progress: emptyProgress(),
       result: null,
@@ -111,12 +142,69 @@ export class MemoryJobStore implements JobStore {
       expiresAt: null,
       lease: null,
       cancelRequested: false,
+      webhook: newJob.webhook ?? null,
+      webhookDelivery: null,
+      cachedFrom: leader?.id ?? null,
       queueSeq: 0,
+      webhookProgressAt: 0,
+      cacheLead: null,
     };
     this.jobs.set(job.id, job);
     this.insertId(job.id);
-    this.enqueue(job, newJob.createdAt);
+    if (leader?.status === 'succeeded') {
+      this.finishAsLeaderDid(job, leader, now);
+    } else if (leader) {
+      let following = this.followers.get(leader.id);
+      if (!following) this.followers.set(leader.id, (following = new Set()));
+      following.add(job.id); // not queued for a worker: the leader's finish ends it
+    } else {
+      if (cache) {
+        job.cacheLead = cache;
+        this.cacheEntries.set(cache.digest, { jobId: job.id, expiresAt: null });
+      }
+      this.enqueue(job, now);
+    }
     return structuredClone(stripInternal(job));
+  }
+
+  /** The job a submit may reuse: one that succeeded within the TTL, or one still queued or running. */
+  private reusable(cache: CacheRequest, now: number): StoredJob | undefined {
+    const entry = this.cacheEntries.get(cache.digest);
+    const job = entry && this.live(entry.jobId, now);
+    if (!job) return undefined;
+    if (job.status === 'succeeded' && job.completedAt! >= now - cache.ttlMs) return job;
+    return job.status === 'queued' || job.status === 'running' ? job : undefined;
+  }
+
+  private finishAsLeaderDid(job: StoredJob, leader: StoredJob, now: number): void {
+    if (leader.status === 'succeeded') {
+      job.result = structuredClone(leader.result);
+      job.error = null;
+      job.progress = { ...job.progress, percent: 100, updatedAt: now };
+    } else job.error = leader.error;
+    this.finalize(job, leader.status, now);
+  }
+
+  /** A leader finished (or was deleted): its followers finish as it did, or run on their own when it was canceled. */
+  private settleFollowers(leader: StoredJob, status: JobStatus, now: number): void {
+    const { digest, ttlMs } = leader.cacheLead!;
+    const entry = this.cacheEntries.get(digest);
+    if (entry?.jobId === leader.id) {
+      if (status === 'succeeded') entry.expiresAt = now + ttlMs;
+      else this.cacheEntries.delete(digest);
+    }
+    for (const id of this.followers.get(leader.id) ?? []) {
+      const follower = this.jobs.get(id);
+      if (!follower || follower.status !== 'queued' || follower.cachedFrom !== leader.id) continue;
+      if (status === 'succeeded' || status === 'failed') this.finishAsLeaderDid(follower, leader, now);
+      else {
+        follower.cachedFrom = null;
+        follower.runAt = now;
+        this.touch(follower, now);
+        this.enqueue(follower, now);
+      }
+    }
+    this.followers.delete(leader.id);
   }
 
   async goneAt(id: string, tenant?: string): Promise<number | null> {
@@ -184,6 +272,7 @@ export class MemoryJobStore implements JobStore {
     if (!job) return false;
     if (job.status === 'running') this.emit({ kind: 'cancel', jobId: id });
     const now = Date.now();
+    if (job.cacheLead && (job.status === 'queued' || job.status === 'running')) this.settleFollowers(job, 'canceled', now);
     const live = job.expiresAt === null || job.expiresAt > now;
     this.remove(job, live ? now : job.expiresAt!);
     return live;
@@ -197,6 +286,7 @@ export class MemoryJobStore implements JobStore {
     job.completedAt = null;
     job.expiresAt = null;
     job.cancelRequested = false;
+    job.cachedFrom = null;
     job.progress = emptyProgress();
     job.runAt = now;
     this.setStatus(job, 'queued');
@@ -287,6 +377,7 @@ export class MemoryJobStore implements JobStore {
       job.lease = { id: request.leaseId, workerId: request.workerId, until: now + request.leaseMs };
       this.setStatus(job, 'running');
       this.touch(job, now);
+      this.queueWebhook(job, 'job.started', now);
       claimed.push(structuredClone(stripInternal(job)));
     }
     return claimed;
@@ -350,6 +441,7 @@ export class MemoryJobStore implements JobStore {
       updatedAt: now,
     };
     this.touch(job, now);
+    if (now - job.webhookProgressAt >= WEBHOOK_PROGRESS_INTERVAL_MS && this.queueWebhook(job, 'job.progress', now)) job.webhookProgressAt = now;
     return true;
   }
 
@@ -415,6 +507,37 @@ export class MemoryJobStore implements JobStore {
     return () => {
       this.listeners.delete(listener);
     };
+  }
+
+  async claimWebhookDeliveries(now: number, max: number, leaseMs: number): ReturnType<JobStore['claimWebhookDeliveries']> {
+    const due = [...this.deliveries.values()].filter((entry) => entry.dueAt <= now).sort((a, b) => a.dueAt - b.dueAt).slice(0, max);
+    for (const entry of due) entry.dueAt = now + leaseMs;
+    let nextDueAt: number | null = null;
+    for (const entry of this.deliveries.values()) if (!due.includes(entry)) nextDueAt = Math.min(nextDueAt ?? Infinity, entry.dueAt);
+    return { deliveries: due.map((entry) => structuredClone(entry.delivery)), nextDueAt };
+  }
+
+  async settleWebhookDelivery(delivery: WebhookDelivery, state: WebhookDeliveryState, now: number): Promise<void> {
+    const entry = this.deliveries.get(delivery.id);
+    if (entry && state.status === 'retrying' && state.nextAttemptAt !== null) {
+      entry.delivery.attempts = state.attempts;
+      entry.dueAt = state.nextAttemptAt;
+      this.emit({ kind: 'webhook' });
+    } else this.deliveries.delete(delivery.id);
+    const job = this.live(delivery.jobId, now);
+    if (!job) return;
+    job.webhookDelivery = { ...state };
+    this.touch(job, now);
+  }
+
+  /** Queues a delivery of `event` when the job's webhook asks for it; true when it did. */
+  private queueWebhook(job: StoredJob, event: WebhookEvent, now: number): boolean {
+    if (!job.webhook?.events.includes(event)) return false;
+    const id = `${job.id}:${job.version}`;
+    const delivery: WebhookDelivery = { id, jobId: job.id, event, url: job.webhook.url, createdAt: now, attempts: 0, job: structuredClone(stripInternal(job)) };
+    this.deliveries.set(id, { delivery, dueAt: now });
+    this.emit({ kind: 'webhook' });
+    return true;
   }
 
   async close(): Promise<void> {
@@ -505,8 +628,10 @@ export class MemoryJobStore implements JobStore {
     job.expiresAt = now + this.options.jobTtlMs;
     this.setStatus(job, status);
     this.touch(job, now);
+    this.queueWebhook(job, `job.${status}` as WebhookEvent, now);
     const second = Math.floor(now / 1000);
     this.finishedPerSecond.set(second, (this.finishedPerSecond.get(second) ?? 0) + 1);
+    if (job.cacheLead) this.settleFollowers(job, status, now);
   }
 
   private setStatus(job: StoredJob, status: JobStatus): void {
@@ -553,6 +678,9 @@ export class MemoryJobStore implements JobStore {
     for (const [id, gone] of this.gone) if (gone.at + this.options.jobTtlMs <= now) this.gone.delete(id);
     for (const [name, entry] of this.idempotencyKeys) if (entry.expiresAt <= now) this.idempotencyKeys.delete(name);
     for (const second of this.finishedPerSecond.keys()) if (second < Math.floor(now / 1000) - 120) this.finishedPerSecond.delete(second);
+    // A delivery nobody settled (no instance dispatching webhooks) is dropped once it could no longer be retried.
+    for (const [digest, entry] of this.cacheEntries) if (entry.expiresAt !== null && entry.expiresAt <= now) this.cacheEntries.delete(digest);
+    for (const [id, { delivery }] of this.deliveries) if (delivery.createdAt + WEBHOOK_RETRY_WINDOW_MS + 3_600_000 <= now) this.deliveries.delete(id);
   }
 
   private insertId(id: string): void {
@@ -587,6 +715,6 @@ export class MemoryJobStore implements JobStore {
 }
 
 function stripInternal(job: StoredJob): JobRecord {
-  const { queueSeq: _queueSeq, ...record } = job;
+  const { queueSeq: _queueSeq, webhookProgressAt: _webhookProgressAt, cacheLead: _cacheLead, ...record } = job;
   return record;
 }

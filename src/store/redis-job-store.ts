@@ -11,7 +11,10 @@ import {
   terminalStatusList,
   type JobError,
   type JobRecord,
+  type JobWebhook,
   type NewJob,
+  type WebhookDeliveryState,
+  type WebhookEvent,
 } from '../jobs/job.js';
 import { highestIdAt, jobIdTime, lowestIdAt } from '../jobs/job-id.js';
 import type {
@@ -31,25 +34,31 @@ import type {
   RenewResult,
   StoreEvent,
   StoreStats,
+  WebhookDelivery,
 } from './job-store.js';
 import { RedisKeys } from './redis-keys.js';
-import { TooManyActiveJobsError } from './job-store.js';
+import { TooManyActiveJobsError, WEBHOOK_PROGRESS_INTERVAL_MS } from './job-store.js';
 
 /**
  * A job's fields (absent = null). An active job is a hash of them; a finished one is packed into one JSON
  * array of their values in this order (`false` where absent), which spares Redis the field names.
  *   input, meta, result, error: JSON   created … expires, p_at, lease_until: epoch ms   timeout: s   cancel: '1'
+ *   wh: the webhook {url, events} (JSON)   wh_st: the last delivery's state (JSON)
+ *   cached_from: the job whose result it reuses   cache: '<cache key> <ttl ms>' on a job whose result others may reuse
+ * An active job with a webhook also has `wh_p`, when its last job.progress delivery was queued (not packed).
  */
 export const JOB_FIELDS = [
   'id', 'type', 'tenant', 'status', 'input', 'meta', 'prio', 'attempt', 'max_att', 'budget', 'timeout', 'ver',
   'created', 'run_at', 'started', 'updated', 'completed', 'expires', 'pct', 'step', 'msg', 'p_at',
-  'result', 'error', 'lease', 'lease_until', 'worker', 'cancel',
+  'result', 'error', 'lease', 'lease_until', 'worker', 'cancel', 'wh', 'wh_st', 'cached_from', 'cache',
 ] as const;
 
 const packedFieldsLua = `local PACKED_FIELDS = { ${JOB_FIELDS.map((field) => `'${field}'`).join(', ')} }
 local PACKED_INDEX = { ${JOB_FIELDS.map((field, i) => `${field} = ${i + 1}`).join(', ')} }
 `;
-const scriptNames = ['create', 'claim', 'renew', 'progress', 'finish', 'finish_claim', 'cancel', 'delete', 'retry', 'purge', 'sweep'] as const;
+const scriptNames = [
+  'create', 'claim', 'renew', 'progress', 'finish', 'finish_claim', 'cancel', 'delete', 'retry', 'purge', 'sweep', 'webhook_claim', 'webhook_settle',
+] as const;
 type ScriptName = (typeof scriptNames)[number];
 
 const luaDir = new URL('./lua/', import.meta.url);
@@ -145,8 +154,9 @@ export class RedisJobStore implements JobStore {
   }
 
   async create(job: NewJob, options: CreateOptions = {}): Promise<JobRecord> {
-    const [outcome] = (await this.call('create', [this.keys.job(job.id)], this.createArgs(job, null, options))) as [string];
+    const [outcome, fields] = (await this.call('create', [this.keys.job(job.id)], this.createArgs(job, null, options))) as [string, string[]?];
     if (outcome === 'too-many-active') throw new TooManyActiveJobsError(options.maxActive!);
+    if (outcome === 'reused') return parseJob(pairsToHash(fields!));
     return newRecord(job);
   }
 
@@ -155,6 +165,7 @@ export class RedisJobStore implements JobStore {
     if (outcome === 'key-reused') return 'key-reused';
     if (outcome === 'too-many-active') throw new TooManyActiveJobsError(options.maxActive!);
     if (outcome === 'replayed') return { job: parseJob(pairsToHash(fields!)), replayed: true };
+    if (outcome === 'reused') return { job: parseJob(pairsToHash(fields!)), replayed: false };
     return { job: newRecord(job), replayed: false };
   }
 
@@ -172,10 +183,15 @@ export class RedisJobStore implements JobStore {
     ];
     if (Object.keys(job.metadata).length > 0) fields.push('meta', JSON.stringify(job.metadata));
     if (job.timeoutS !== null) fields.push('timeout', job.timeoutS);
+    if (job.webhook) fields.push('wh', JSON.stringify(job.webhook));
     const idempotencyArgs = idempotency
       ? [this.keys.idempotency(job.tenant, sha256(idempotency.key)), idempotency.fingerprint, idempotency.ttlMs]
       : ['', '', 0];
-    return [job.id, job.type, job.priority, job.runAt, job.createdAt, ...idempotencyArgs, options.maxActive ?? 0, job.tenant, ...fields];
+    const cacheArgs = job.cache ? [this.keys.cache(job.cache.digest), job.cache.mode, job.cache.ttlMs] : ['', '', 0];
+    return [
+      job.id, job.type, job.priority, job.runAt, job.createdAt, ...idempotencyArgs, options.maxActive ?? 0, job.tenant,
+      ...cacheArgs, this.options.jobTtlMs, ...fields,
+    ];
   }
 
   async get(id: string): Promise<JobRecord | undefined> {
@@ -352,7 +368,7 @@ export class RedisJobStore implements JobStore {
 
   async reportProgress(lease: HeldLease, update: ProgressUpdate, now: number): Promise<boolean> {
     const reply = await this.call('progress', [this.keys.job(lease.jobId)], [
-      lease.leaseId, now, update.percent ?? '', update.step ?? '', update.message ?? '', lease.jobId,
+      lease.leaseId, now, update.percent ?? '', update.step ?? '', update.message ?? '', lease.jobId, WEBHOOK_PROGRESS_INTERVAL_MS,
     ]);
     return reply !== 0;
   }
@@ -388,6 +404,30 @@ export class RedisJobStore implements JobStore {
       if (oldest.length === 2) times.push(Number(oldest[1]) + limits[type]!.rate!.perMs + 1);
     });
     return times.length > 0 ? Math.min(...times) : null;
+  }
+
+  async claimWebhookDeliveries(now: number, max: number, leaseMs: number): ReturnType<JobStore['claimWebhookDeliveries']> {
+    const [handed, nextDue] = (await this.call('webhook_claim', [this.keys.webhooksDue], [now, max, leaseMs])) as [[string, string[]][], string | null];
+    const deliveries = handed.map(([id, pairs]): WebhookDelivery => {
+      const fields = pairsToHash(pairs);
+      return {
+        id,
+        jobId: id.slice(0, id.indexOf(':')),
+        event: fields.event as WebhookEvent,
+        url: fields.url!,
+        createdAt: Number(fields.created),
+        attempts: Number(fields.attempts),
+        job: parseJob(unpackFields(fields.job!)),
+      };
+    });
+    return { deliveries, nextDueAt: nextDue === null ? null : Number(nextDue) };
+  }
+
+  async settleWebhookDelivery(delivery: WebhookDelivery, state: WebhookDeliveryState, now: number): Promise<void> {
+    const retry = state.status === 'retrying' && state.nextAttemptAt !== null;
+    await this.call('webhook_settle', [this.keys.job(delivery.jobId)], [
+      delivery.id, delivery.jobId, retry ? 'retry' : 'done', state.nextAttemptAt ?? 0, JSON.stringify(state), now, state.attempts,
+    ]);
   }
 
   async subscribe(listener: (event: StoreEvent) => void): Promise<() => void> {
@@ -639,6 +679,9 @@ function newRecord(job: NewJob): JobRecord {
     expiresAt: null,
     lease: null,
     cancelRequested: false,
+    webhook: job.webhook ?? null,
+    webhookDelivery: null,
+    cachedFrom: null,
   };
 }
 
@@ -694,5 +737,8 @@ function parseJob(hash: Record<string, string>): JobRecord {
     expiresAt: num(hash.expires),
     lease: hash.lease !== undefined && leaseUntil !== null ? { id: hash.lease, workerId: hash.worker ?? '', until: leaseUntil } : null,
     cancelRequested: hash.cancel === '1',
+    webhook: hash.wh ? (JSON.parse(hash.wh) as JobWebhook) : null,
+    webhookDelivery: hash.wh_st ? (JSON.parse(hash.wh_st) as WebhookDeliveryState) : null,
+    cachedFrom: hash.cached_from ?? null,
   };
 }

@@ -20,7 +20,12 @@ import type { JobStatus } from '../jobs/job.js';
  *   {p}:types               set    every job type ever submitted
  *   {p}:finished            hash   epoch second -> jobs finished in that second (kept 2 minutes)
  *   {p}:clock               string the latest time a claim or finish used: times never go backwards
- *   {p}:events              channel  JSON StoreEvent messages (new work, cancel of a running job)
+ *   {p}:wh:<job id>:<version>  hash  a webhook delivery not yet settled (event, url, job: the packed job, created, attempts)
+ *   {p}:wh-due              zset   webhook deliveries; score = when due (or when the lease of an attempt in flight lapses)
+ *   {p}:cache:<sha256>      string the job whose result a submit with the same tenant, type and input reuses (result reuse);
+ *                                  no expiry while it runs, the type's cache TTL once it succeeded
+ *   {p}:followers:<id>      set    jobs that finish when job <id> finishes (submitted while it was queued or running)
+ *   {p}:events              channel  JSON StoreEvent messages (new work, cancel of a running job, webhook due)
  *   {p}:changed:<id>        channel  the job's new version, on every change (for long-polls and event streams)
  */
 export class RedisKeys {
@@ -57,6 +62,11 @@ export class RedisKeys {
     return `${this.base}clock`;
   }
   changed = (id: string): string => `${this.base}changed:${id}`;
+  webhook = (deliveryId: string): string => `${this.base}wh:${deliveryId}`;
+  cache = (digest: string): string => `${this.base}cache:${digest}`;
+  get webhooksDue(): string {
+    return `${this.base}wh-due`;
+  }
   get events(): string {
     return `${this.base}events`;
   }
@@ -81,6 +91,9 @@ export class RedisKeys {
       `local CLOCK_KEY = KEY_BASE .. 'clock'`,
       `local EVENTS_CHANNEL = KEY_BASE .. 'events'`,
       `local function changed_channel(id) return KEY_BASE .. 'changed:' .. id end`,
+      `local function webhook_key(delivery) return KEY_BASE .. 'wh:' .. delivery end`,
+      `local WEBHOOKS_DUE_KEY = KEY_BASE .. 'wh-due'`,
+      `local function followers_key(id) return KEY_BASE .. 'followers:' .. id end`,
       '',
     ].join('\n');
   }

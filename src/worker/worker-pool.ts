@@ -6,6 +6,7 @@ import { StoreUnavailableError } from '../errors.js';
 import type { JobError, JobRecord } from '../jobs/job.js';
 import { JobFailure, type JobAbortReason, type JobContext } from '../handlers/handler.js';
 import type { HandlerRegistry } from '../handlers/registry.js';
+import type { WorkerPoolObserver } from '../metrics/service-metrics.js';
 import type {
   AttemptOutcome,
   ClaimLimit,
@@ -31,6 +32,8 @@ export interface WorkerPoolOptions {
   claimBatch?: number;
   /** Least time between two progress writes of one job. */
   progressIntervalMs?: number;
+  /** Told of attempts, outcomes, lost leases and store call times (the service's metrics). */
+  observer?: WorkerPoolObserver;
 }
 
 interface RunningJob {
@@ -41,6 +44,8 @@ interface RunningJob {
   progressTimer: NodeJS.Timeout | null;
   lastProgressWrite: number;
   progressWrite: Promise<void>;
+  /** performance.now() when the handler started. */
+  startedAt: number;
 }
 
 /** The longest an idle worker sleeps without a signal: a safety net should a pub/sub message be lost. */
@@ -60,6 +65,8 @@ interface PendingFinish {
   /** Writing is pointless after this: the lease has lapsed and the job is someone else's. */
   leaseEnd: number;
   settle: () => void;
+  /** How long the handler ran; null for a claimed job handed back unrun. */
+  runMs: number | null;
 }
 
 /**
@@ -174,7 +181,7 @@ export class WorkerPool {
   private onStoreEvent(event: StoreEvent): void {
     if (event.kind === 'cancel') {
       this.running.get(event.jobId)?.controller.abort('canceled' satisfies JobAbortReason);
-    } else if (this.types.includes(event.type)) {
+    } else if (event.kind === 'work' && this.types.includes(event.type)) {
       this.wake();
     }
   }
@@ -214,6 +221,7 @@ export class WorkerPool {
     const generation = this.wakeGeneration;
     this.reservedSlots += claim?.max ?? 0;
     let reply: FinishAndClaimResult;
+    const callStarted = this.options.observer ? performance.now() : 0;
     try {
       reply = await this.options.store.finishAndClaim(
         finishes.map((finish) => ({ lease: finish.lease, outcome: finish.outcome, concurrencyLimited: this.isConcurrencyLimited(finish.job.type) })),
@@ -226,6 +234,7 @@ export class WorkerPool {
       return;
     } finally {
       this.reservedSlots -= claim?.max ?? 0;
+      this.options.observer?.storeCall('finishAndClaim', (performance.now() - callStarted) / 1000);
     }
     finishes.forEach((finish, i) => this.settleFinish(finish, reply.results[i]!));
     if (!claim) return;
@@ -313,21 +322,23 @@ export class WorkerPool {
       progressTimer: null,
       lastProgressWrite: 0,
       progressWrite: Promise.resolve(),
+      startedAt: performance.now(),
     };
     this.running.set(job.id, running);
     this.handlersActive++;
     this.counters.started++;
+    this.options.observer?.attemptStarted(job.type, (job.startedAt ?? Date.now()) - Math.max(job.runAt, job.createdAt));
     const done = this.runJob(running).finally(() => this.settled.delete(done));
     this.settled.add(done);
   }
 
   /** Queues an outcome for the sync loop; the promise resolves once it is written (or given up). */
-  private queueFinish(job: JobRecord, lease: HeldLease, outcome: AttemptOutcome, log: Logger): Promise<void> {
+  private queueFinish(job: JobRecord, lease: HeldLease, outcome: AttemptOutcome, log: Logger, runMs: number | null = null): Promise<void> {
     let settle!: () => void;
     const done = new Promise<void>((resolve) => (settle = resolve));
     this.settled.add(done);
     void done.then(() => this.settled.delete(done));
-    this.pendingFinishes.push({ job, lease, outcome, log, leaseEnd: Date.now() + this.options.leaseMs, settle });
+    this.pendingFinishes.push({ job, lease, outcome, log, leaseEnd: Date.now() + this.options.leaseMs, settle, runMs });
     this.kick();
     return done;
   }
@@ -335,9 +346,11 @@ export class WorkerPool {
   private settleFinish(finish: PendingFinish, result: FinishResult): void {
     if (result === 'lost') {
       this.counters.leasesLost++;
+      this.options.observer?.leaseLost();
       finish.log.warn({ outcome: finish.outcome.kind }, 'lease lost before the outcome was written; another attempt owns the job now');
     } else {
       this.count(result.status, finish.outcome);
+      if (finish.runMs !== null) this.options.observer?.attemptFinished(finish.job.type, result.status, finish.runMs);
       finish.log.debug({ status: result.status, outcome: finish.outcome.kind }, 'attempt finished');
     }
     this.forget(finish);
@@ -377,6 +390,7 @@ export class WorkerPool {
       if (running.progressTimer) clearTimeout(running.progressTimer);
       running.progressTimer = null;
     }
+    const runMs = performance.now() - running.startedAt;
     // "The last one is always written": flush progress reported since the last write, before the outcome.
     if (outcome && running.pendingProgress && !controller.signal.aborted) {
       const update = running.pendingProgress;
@@ -387,7 +401,7 @@ export class WorkerPool {
     }
     await running.progressWrite;
     this.handlersActive--;
-    if (outcome) await this.queueFinish(job, running.lease, outcome, log);
+    if (outcome) await this.queueFinish(job, running.lease, outcome, log, runMs);
     else {
       this.running.delete(job.id); // lease lost: nothing to write
       this.kick();
@@ -452,18 +466,22 @@ export class WorkerPool {
     if (this.pendingFinishes.length > 0) this.kick(); // a backstop: waiting outcomes must not wait for a signal
     if (this.running.size === 0) return;
     const leases = [...this.running.values()].map((running) => running.lease);
+    const callStarted = this.options.observer ? performance.now() : 0;
     try {
       const { lost, cancelRequested } = await this.options.store.renewLeases(leases, this.options.leaseMs, Date.now());
+      this.options.observer?.storeCall('renewLeases', (performance.now() - callStarted) / 1000);
       this.markStoreUp();
       for (const jobId of cancelRequested) this.running.get(jobId)?.controller.abort('canceled' satisfies JobAbortReason);
       for (const jobId of lost) {
         const running = this.running.get(jobId);
         if (!running || running.controller.signal.aborted) continue;
         this.counters.leasesLost++;
+        this.options.observer?.leaseLost();
         this.log.warn({ jobId }, 'lease lost (the job was reclaimed, canceled or deleted); aborting the handler');
         running.controller.abort('lease-lost' satisfies JobAbortReason);
       }
     } catch (error) {
+      this.options.observer?.storeCall('renewLeases', (performance.now() - callStarted) / 1000);
       this.markStoreDown(error);
     }
   }

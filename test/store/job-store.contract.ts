@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { newJobId } from '../../src/jobs/job-id.js';
-import type { JobRecord, NewJob } from '../../src/jobs/job.js';
-import { TooManyActiveJobsError, type ClaimRequest, type JobStore, type StoreEvent } from '../../src/store/job-store.js';
+import type { JobRecord, NewJob, WebhookDeliveryState, WebhookEvent } from '../../src/jobs/job.js';
+import { TooManyActiveJobsError, type ClaimRequest, type JobStore, type StoreEvent, type WebhookDelivery } from '../../src/store/job-store.js';
 
 export interface StoreFactory {
   (options: { jobTtlMs: number }): Promise<JobStore>;
@@ -625,6 +625,184 @@ export function describeJobStoreContract(name: string, makeStore: StoreFactory):
 
       it('answers a ping', async () => {
         expect(await store.ping()).toBeGreaterThanOrEqual(0);
+      });
+    });
+
+    describe('result reuse', () => {
+      const reuse = (digest: string, ttlMs = 60_000, mode: 'reuse' | 'refresh' = 'reuse') => ({ digest, ttlMs, mode });
+      const digest = () => `d${seq++}-${Date.now()}`;
+
+      it('answers a match with a job that succeeded within the TTL by a new job already succeeded', async () => {
+        const key = digest();
+        const leader = await store.create(newJob({ cache: reuse(key) }));
+        expect(leader.cachedFrom).toBeNull();
+        const running = await claimOne();
+        await store.finish(lease(running), { kind: 'succeeded', result: { answer: 42 } }, Date.now());
+        const hit = await store.create(newJob({ cache: reuse(key) }));
+        expect(hit).toMatchObject({ status: 'succeeded', cachedFrom: leader.id, result: { answer: 42 }, attempt: 0, version: 2 });
+        expect(hit.completedAt).not.toBeNull();
+        expect(hit.progress.percent).toBe(100);
+        expect(await store.get(hit.id)).toMatchObject({ status: 'succeeded', cachedFrom: leader.id, result: { answer: 42 } });
+        expect(await store.claim(claimRequest())).toEqual([]);
+        const page = await store.list({ statuses: ['succeeded'], limit: 10, order: 'asc' });
+        expect(page.jobs.map((job) => job.id)).toEqual([leader.id, hit.id]);
+      });
+
+      it('does not reuse a result older than the TTL, nor when asked to refresh, nor for another digest', async () => {
+        const key = digest();
+        await store.create(newJob({ cache: reuse(key, 1000) }));
+        const running = await claimOne();
+        await store.finish(lease(running), { kind: 'succeeded', result: 1 }, Date.now());
+        const completedAt = (await store.get(running.id))!.completedAt!;
+        const late = await store.create(newJob({ cache: reuse(key, 1000), createdAt: completedAt + 1001, runAt: completedAt + 1001 }));
+        expect(late).toMatchObject({ status: 'queued', cachedFrom: null });
+        const refreshed = await store.create(newJob({ cache: reuse(digest(), 60_000, 'refresh') }));
+        expect(refreshed).toMatchObject({ status: 'queued', cachedFrom: null });
+        const other = await store.create(newJob({ cache: reuse(digest()) }));
+        expect(other.cachedFrom).toBeNull();
+      });
+
+      it('makes a match with a queued or running job follow it, and finish with its result without running', async () => {
+        const key = digest();
+        const leader = await store.create(newJob({ cache: reuse(key) }));
+        const follower = await store.create(newJob({ cache: reuse(key) }));
+        expect(follower).toMatchObject({ status: 'queued', cachedFrom: leader.id });
+        const claimed = await store.claim(claimRequest());
+        expect(claimed.map((job) => job.id)).toEqual([leader.id]);
+        const late = await store.create(newJob({ cache: reuse(key) }));
+        expect(late.cachedFrom).toBe(leader.id); // a running leader is followed too
+        await store.finish(lease(claimed[0]!), { kind: 'succeeded', result: 'done' }, Date.now());
+        for (const id of [follower.id, late.id]) {
+          expect(await store.get(id)).toMatchObject({ status: 'succeeded', result: 'done', cachedFrom: leader.id, attempt: 0 });
+        }
+        expect(await store.claim(claimRequest())).toEqual([]);
+      });
+
+      it('fails followers with the error of a leader that failed, and lets the next submit run', async () => {
+        const key = digest();
+        await store.create(newJob({ cache: reuse(key), maxAttempts: 1 }));
+        const follower = await store.create(newJob({ cache: reuse(key) }));
+        const leader = await claimOne();
+        const error = { code: 'boom', message: 'upstream said no', retryable: false };
+        await store.finish(lease(leader), { kind: 'failed', error }, Date.now());
+        expect(await store.get(follower.id)).toMatchObject({ status: 'failed', error, cachedFrom: leader.id });
+        const next = await store.create(newJob({ cache: reuse(key) }));
+        expect(next).toMatchObject({ status: 'queued', cachedFrom: null });
+        expect((await claimOne()).id).toBe(next.id);
+      });
+
+      it('runs the followers of a leader that was canceled or deleted on their own', async () => {
+        for (const end of ['cancel', 'delete'] as const) {
+          const key = digest();
+          const leader = await store.create(newJob({ cache: reuse(key) }));
+          const follower = await store.create(newJob({ cache: reuse(key) }));
+          if (end === 'cancel') await store.cancel(leader.id, Date.now());
+          else await store.delete(leader.id);
+          const freed = await store.get(follower.id);
+          expect(freed).toMatchObject({ status: 'queued', cachedFrom: null });
+          expect(freed!.version).toBeGreaterThan(follower.version);
+          expect((await claimOne()).id).toBe(follower.id);
+        }
+      });
+    });
+
+    describe('webhook deliveries', () => {
+      const hook = (events: WebhookEvent[]): NewJob['webhook'] => ({ url: 'https://hooks.example.com/in', events });
+      const state = (delivery: WebhookDelivery, overrides: Partial<WebhookDeliveryState> = {}): WebhookDeliveryState => ({
+        id: delivery.id, event: delivery.event, status: 'delivered', attempts: delivery.attempts + 1, at: Date.now(),
+        responseStatus: 204, error: null, nextAttemptAt: null, ...overrides,
+      });
+
+      it('queues one delivery per event the webhook asks for, carrying the job as it was then', async () => {
+        const created = await store.create(newJob({ webhook: hook(['job.started', 'job.succeeded']) }));
+        expect(created.webhook).toEqual(hook(['job.started', 'job.succeeded']));
+        expect((await store.get(created.id))!.webhook).toEqual(hook(['job.started', 'job.succeeded']));
+        await store.create(newJob()); // no webhook: no deliveries
+        expect((await store.claimWebhookDeliveries(Date.now(), 10, 30_000)).deliveries).toEqual([]);
+        const running = await claimOne({ max: 2 });
+        const [started] = (await store.claimWebhookDeliveries(Date.now(), 10, 30_000)).deliveries;
+        expect(started).toMatchObject({ id: `${running.id}:${running.version}`, jobId: running.id, event: 'job.started', url: 'https://hooks.example.com/in', attempts: 0 });
+        expect(started!.job).toMatchObject({ id: running.id, status: 'running', attempt: 1, version: running.version });
+        await store.settleWebhookDelivery(started!, state(started!), Date.now());
+        const finished = await store.finish(lease(running), { kind: 'succeeded', result: { ok: 1 } }, Date.now());
+        const { deliveries } = await store.claimWebhookDeliveries(Date.now(), 10, 30_000);
+        expect(deliveries.map((d) => d.event)).toEqual(['job.succeeded']);
+        expect(deliveries[0]!.job).toMatchObject({ status: 'succeeded', result: { ok: 1 } });
+        expect(deliveries[0]!.id).toBe(`${running.id}:${(finished as { version: number }).version}`);
+      });
+
+      it('queues the terminal event of a job canceled while queued, and not the ones not asked for', async () => {
+        const job = await store.create(newJob({ webhook: hook(['job.canceled']) }));
+        await store.cancel(job.id, Date.now());
+        const { deliveries } = await store.claimWebhookDeliveries(Date.now(), 10, 30_000);
+        expect(deliveries.map((d) => [d.jobId, d.event])).toEqual([[job.id, 'job.canceled']]);
+        const other = await store.create(newJob({ webhook: hook(['job.succeeded']) }));
+        await store.cancel(other.id, Date.now());
+        expect((await store.claimWebhookDeliveries(Date.now(), 10, 30_000)).deliveries).toEqual([]);
+      });
+
+      it('sends job.progress at most once per 5 s', async () => {
+        await store.create(newJob({ webhook: hook(['job.progress']) }));
+        const job = await claimOne();
+        const now = Date.now();
+        await store.reportProgress(lease(job), { percent: 10, step: null, message: null }, now);
+        await store.reportProgress(lease(job), { percent: 20, step: null, message: null }, now + 1000);
+        await store.reportProgress(lease(job), { percent: 30, step: null, message: null }, now + 5000);
+        const { deliveries } = await store.claimWebhookDeliveries(now + 6000, 10, 30_000);
+        expect(deliveries.map((d) => d.job.progress.percent)).toEqual([10, 30]);
+      });
+
+      it('leases a handed-out delivery, and hands it out again once the lease lapsed', async () => {
+        const job = await store.create(newJob({ webhook: hook(['job.canceled']) }));
+        await store.cancel(job.id, Date.now());
+        const now = Date.now();
+        const first = await store.claimWebhookDeliveries(now, 10, 5000);
+        expect(first.deliveries).toHaveLength(1);
+        const second = await store.claimWebhookDeliveries(now + 10, 10, 5000);
+        expect(second.deliveries).toEqual([]);
+        expect(second.nextDueAt).toBe(now + 5000);
+        const third = await store.claimWebhookDeliveries(now + 5001, 10, 5000);
+        expect(third.deliveries.map((d) => d.id)).toEqual([first.deliveries[0]!.id]);
+      });
+
+      it('schedules a retry, and shows each attempt on the job as a change', async () => {
+        const job = await store.create(newJob({ webhook: hook(['job.canceled']) }));
+        await store.cancel(job.id, Date.now());
+        const now = Date.now();
+        const [delivery] = (await store.claimWebhookDeliveries(now, 10, 30_000)).deliveries;
+        const before = (await store.get(job.id))!;
+        const retrying = state(delivery!, { status: 'retrying', responseStatus: 500, error: 'the receiver answered 500', nextAttemptAt: now + 2000 });
+        await store.settleWebhookDelivery(delivery!, retrying, now);
+        const after = (await store.get(job.id))!;
+        expect(after.webhookDelivery).toEqual(retrying);
+        expect(after.version).toBe(before.version + 1);
+        expect(after.status).toBe('canceled');
+        expect(after.expiresAt).toBe(before.expiresAt);
+        expect((await store.claimWebhookDeliveries(now + 1000, 10, 30_000)).deliveries).toEqual([]);
+        const [again] = (await store.claimWebhookDeliveries(now + 2000, 10, 30_000)).deliveries;
+        expect(again).toMatchObject({ id: delivery!.id, attempts: 1 });
+        await store.settleWebhookDelivery(again!, state(again!), now + 2100);
+        expect((await store.get(job.id))!.webhookDelivery).toMatchObject({ status: 'delivered', attempts: 2 });
+        const rest = await store.claimWebhookDeliveries(now + 100_000, 10, 30_000);
+        expect(rest).toEqual({ deliveries: [], nextDueAt: null });
+      });
+
+      it('keeps a delivery of a job deleted since', async () => {
+        const job = await store.create(newJob({ webhook: hook(['job.canceled']) }));
+        await store.cancel(job.id, Date.now());
+        await store.delete(job.id);
+        const [delivery] = (await store.claimWebhookDeliveries(Date.now(), 10, 30_000)).deliveries;
+        expect(delivery).toMatchObject({ jobId: job.id, event: 'job.canceled' });
+        await store.settleWebhookDelivery(delivery!, state(delivery!), Date.now());
+        expect(await store.get(job.id)).toBeUndefined();
+      });
+
+      it('signals when a delivery is queued', async () => {
+        const events: StoreEvent[] = [];
+        await store.subscribe((event) => events.push(event));
+        const job = await store.create(newJob({ webhook: hook(['job.canceled']) }));
+        await store.cancel(job.id, Date.now());
+        await expect.poll(() => events.some((event) => event.kind === 'webhook'), { timeout: 2000 }).toBe(true);
       });
     });
   });

@@ -73,7 +73,7 @@ local function claim_jobs(now, lease_ms, lease_id, worker_id, max, ttl_ms, lapse
     if budget[job_type] > 0 then
       local key = job_key(id)
       redis.call('ZREM', ready_key(job_type), id)
-      local job = job_fields(key, 'status', 'attempt', 'ver', 'tenant')
+      local job = job_fields(key, 'status', 'attempt', 'ver', 'tenant', 'wh')
       if job[1] == 'queued' then
         budget[job_type] = budget[job_type] - 1
         if rate_window[job_type] then
@@ -81,10 +81,11 @@ local function claim_jobs(now, lease_ms, lease_id, worker_id, max, ttl_ms, lapse
           redis.call('PEXPIRE', rate_key(job_type), rate_window[job_type] * 2)
         end
         -- No progress to clear: a queued job has none (requeue and retry remove it).
-        change(key, id, job_type, 'queued', 'running', now, job[3], {
+        local version = change(key, id, job_type, 'queued', 'running', now, job[3], {
           'attempt', tonumber(job[2]) + 1, 'started', now, 'lease', lease_id, 'lease_until', lease_until, 'worker', worker_id,
         }, job[4])
         redis.call('ZADD', LEASES_KEY, lease_until, id)
+        if job[5] then queue_webhook(id, job[5], 'job.started', version, now, function() return packed_snapshot(key) end) end
         claimed[#claimed + 1] = redis.call('HGETALL', key)
       end
     end

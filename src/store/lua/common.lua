@@ -73,6 +73,32 @@ local function tombstone(id, at, tenant, ttl_ms)
   redis.call('SET', gone_key(id), at .. ':' .. (tenant or OPEN_TENANT), 'PX', ttl_ms)
 end
 
+-- A job's webhook delivery of `event`, queued when its webhook (`wh`, the job's JSON field, or false) asks
+-- for that event. `snapshot()` gives the job as packed JSON; the delivery is named `<id>:<version>`.
+-- Kept 25 h: deliveries are retried for 24 h. Returns true when queued.
+local WEBHOOK_KEEP_MS = 90000000
+local function queue_webhook(id, wh, event, version, now, snapshot)
+  if not wh then return false end
+  local spec = cjson.decode(wh)
+  for _, wanted in ipairs(spec.events) do
+    if wanted == event then
+      local delivery = id .. ':' .. version
+      local key = webhook_key(delivery)
+      redis.call('HSET', key, 'event', event, 'url', spec.url, 'job', snapshot(), 'created', now, 'attempts', 0)
+      redis.call('PEXPIRE', key, WEBHOOK_KEEP_MS)
+      redis.call('ZADD', WEBHOOKS_DUE_KEY, now, delivery)
+      publish('{"kind":"webhook"}')
+      return true
+    end
+  end
+  return false
+end
+
+-- An active job's fields as a packed JSON array (what a delivery carries).
+local function packed_snapshot(key)
+  return cjson.encode(redis.call('HMGET', key, unpack(PACKED_FIELDS)))
+end
+
 local function is_expired(expires, now)
   return expires and tonumber(expires) <= now
 end
@@ -121,6 +147,9 @@ local function requeue(key, id, job_type, priority, run_at, now, version, fields
   return next_version
 end
 
+-- Result reuse: ends or frees the jobs following a leader that just finished (defined after finalize).
+local settle_followers
+
 -- Any active status -> a terminal one: the job is packed into one value that expires ttl_ms later.
 -- `fields` (a flat field/value list; `false` drops a field) go into the packed value, with the status,
 -- completion and expiry times and the next version: one HMGET and one SET, whatever was in the hash.
@@ -140,9 +169,46 @@ local function finalize(key, id, job_type, from, to, now, ttl_ms, version, field
   values[PACKED_INDEX['lease_until']] = false
   -- Redis drops the key a minute after `expires` (reads treat it as gone from `expires` on): the sweeper,
   -- which runs every few seconds, then still finds the job and removes its index entry directly.
-  redis.call('SET', key, cjson.encode(values), 'PXAT', expires + 60000)
+  local packed = cjson.encode(values)
+  redis.call('SET', key, packed, 'PXAT', expires + 60000)
   redis.call('PUBLISH', changed_channel(id), next_version)
+  queue_webhook(id, values[PACKED_INDEX['wh']], 'job.' .. to, next_version, now, function() return packed end)
   redis.call('ZADD', EXPIRY_KEY, expires, id)
   redis.call('HINCRBY', FINISHED_KEY, math.floor(now / 1000), 1)
+  if values[PACKED_INDEX['cache']] then settle_followers(id, to, values, now, ttl_ms) end
   return next_version
+end
+
+-- A leader's cache entry (`cache` = '<key> <ttl ms>') is kept for the TTL once it succeeded, dropped otherwise.
+-- Its followers finish as it did when it succeeded or failed; when it was canceled they run on their own.
+settle_followers = function(id, to, values, now, ttl_ms)
+  local cache = values[PACKED_INDEX['cache']]
+  local space = string.find(cache, ' ', 1, true)
+  local cache_key = string.sub(cache, 1, space - 1)
+  if redis.call('GET', cache_key) == id then
+    if to == 'succeeded' then
+      redis.call('PEXPIRE', cache_key, tonumber(string.sub(cache, space + 1)))
+    else
+      redis.call('DEL', cache_key)
+    end
+  end
+  local set = followers_key(id)
+  for _, follower in ipairs(redis.call('SMEMBERS', set)) do
+    local key = job_key(follower)
+    local job = job_fields(key, 'status', 'type', 'ver', 'cached_from', 'prio')
+    if job[1] == 'queued' and job[4] == id then
+      if to == 'succeeded' then
+        finalize(key, follower, job[2], 'queued', 'succeeded', now, ttl_ms, job[3], {
+          'result', values[PACKED_INDEX['result']], 'pct', '100', 'p_at', tostring(now), 'error', false,
+        })
+      elseif to == 'failed' then
+        finalize(key, follower, job[2], 'queued', 'failed', now, ttl_ms, job[3], { 'error', values[PACKED_INDEX['error']] })
+      else
+        redis.call('HDEL', key, 'cached_from')
+        change(key, follower, job[2], 'queued', 'queued', now, job[3], {})
+        enqueue(follower, job[2], tonumber(job[5]), now, now)
+      end
+    end
+  end
+  redis.call('DEL', set)
 end

@@ -3,8 +3,14 @@
 -- ARGV[1] job id, ARGV[2] now ms, ARGV[3] how long to remember that it went (ms)
 -- Returns 1 when a live job was removed, else 0.
 local key, id, now = KEYS[1], ARGV[1], tonumber(ARGV[2])
-local job = job_fields(key, 'status', 'type', 'expires', 'tenant')
+local job = job_fields(key, 'status', 'type', 'expires', 'tenant', 'cache')
 if not job[1] then return 0 end
+if job[5] and (job[1] == 'queued' or job[1] == 'running') then
+  -- A leader that will never finish: its followers run on their own.
+  local values = {}
+  values[PACKED_INDEX['cache']] = job[5]
+  settle_followers(id, 'canceled', values, now, 0)
+end
 local live = not is_expired(job[3], now)
 drop_index(id, job[4], job[2], job[1])
 redis.call('ZREM', ready_key(job[2]), id)
