@@ -52,6 +52,10 @@ export interface SubmitOptions {
   idempotencyKey?: string;
   /** Hold the answer up to this many seconds (≤ 60) for the job to finish. */
   waitS?: number;
+  /** POST signed events to this URL (the service needs WEBHOOK_SECRET); default events: the terminal ones. */
+  webhook?: { url: string; events?: NonNullable<Job['webhook']>['events'] };
+  /** Run even if the type reuses results (Cache-Control: no-cache). */
+  noCache?: boolean;
 }
 
 export interface WaitOptions {
@@ -92,10 +96,12 @@ export class JobsClient {
       ...(options.runAt !== undefined ? { run_at: options.runAt } : {}),
       ...(options.maxAttempts !== undefined ? { max_attempts: options.maxAttempts } : {}),
       ...(options.timeoutS !== undefined ? { timeout_s: options.timeoutS } : {}),
+      ...(options.webhook ? { webhook: options.webhook } : {}),
     };
     const headers: Record<string, string> = { 'content-type': 'application/json' };
     if (options.idempotencyKey) headers['idempotency-key'] = options.idempotencyKey;
     if (options.waitS !== undefined) headers.prefer = `wait=${options.waitS}`;
+    if (options.noCache) headers['cache-control'] = 'no-cache';
     return this.json<Job>('POST', '/v1/jobs', { body: JSON.stringify(body), headers });
   }
 

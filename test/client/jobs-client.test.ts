@@ -1,5 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { ApiError, JobsClient, type Job } from '../../src/client/jobs-client.js';
+import { z } from 'zod';
+import { defineHandler, type Handler } from '../../src/handlers/handler.js';
 import { harnessScope } from '../routes/helpers.js';
 
 /* The typed client against the real app listening on 127.0.0.1, with a worker pool. */
@@ -7,8 +9,8 @@ import { harnessScope } from '../routes/helpers.js';
 const scope = harnessScope();
 afterEach(() => scope.closeAll());
 
-async function client(options: { workers?: boolean; fetch?: typeof fetch } = {}): Promise<JobsClient> {
-  const harness = await scope.open({ workers: options.workers ?? true });
+async function client(options: { workers?: boolean; fetch?: typeof fetch; extraHandlers?: Handler[] } = {}): Promise<JobsClient> {
+  const harness = await scope.open({ workers: options.workers ?? true, extraHandlers: options.extraHandlers });
   const baseUrl = await harness.app.listen({ port: 0, host: '127.0.0.1' });
   return new JobsClient({ baseUrl, fetch: options.fetch });
 }
@@ -50,6 +52,24 @@ describe('JobsClient', () => {
     expect((await jobs.list({ idempotencyKey: 'k-1' })).data.map((job) => job.id)).toEqual([first.id]);
     await jobs.delete(first.id);
     await expect(jobs.get(first.id)).rejects.toMatchObject({ status: 410 });
+  });
+
+  it('sends a webhook with the submit', async () => {
+    const jobs = await client({ workers: false });
+    // This service has no WEBHOOK_SECRET: the 422 names the webhook field, so the client sent it.
+    await expect(jobs.submit('echo', {}, { webhook: { url: 'https://example.com/hook', events: ['job.succeeded'] } })).rejects.toMatchObject({
+      status: 422,
+      problem: { errors: [{ pointer: '/webhook' }] },
+    });
+  });
+
+  it('skips result reuse with noCache', async () => {
+    const cached = defineHandler({ type: 'square', input: z.object({ n: z.number() }), cache: { ttl_s: 60 }, run: async ({ n }) => n * n });
+    const jobs = await client({ extraHandlers: [cached] });
+    const first = await jobs.wait((await jobs.submit('square', { n: 4 })).id, { timeoutMs: 10_000 });
+    expect((await jobs.submit('square', { n: 4 })).cached_from).toBe(first.id);
+    const fresh = await jobs.submit('square', { n: 4 }, { noCache: true });
+    expect(fresh.cached_from).toBeNull();
   });
 
   it('falls back to long-polling where event streams cannot be read', async () => {
