@@ -111,6 +111,7 @@ export const configSchema = z.object({
   JOB_TTL_S: positiveInt.default(86_400),
   IDEMPOTENCY_TTL_S: positiveInt.default(86_400),
   LEASE_S: positiveInt.default(30),
+  POISON_AFTER: z.coerce.number().int().min(0).default(3),
   WORKER_CONCURRENCY: z.coerce.number().int().min(0).max(10_000).default(10),
   SHUTDOWN_GRACE_S: z.coerce.number().min(0).default(25),
   RETRY_BACKOFF_BASE_MS: positiveInt.default(1000),

@@ -1,6 +1,7 @@
 import type { z } from 'zod';
 import { isTerminal, type JobError, type JobRecord } from './job.js';
-import type { jobErrorSchema, jobSchema } from '../routes/schemas.js';
+import type { adminJobDetailSchema, adminJobSchema, jobErrorSchema, jobSchema } from '../routes/schemas.js';
+import type { JobLogLine } from './job.js';
 
 export type JobResource = z.infer<typeof jobSchema>;
 
@@ -60,6 +61,26 @@ export function renderJob(job: JobRecord, eventsLink?: string): JobResource {
       },
     },
     links: { self, result: `${self}/result`, cancel: `${self}/cancel`, events: eventsLink ?? `${self}/events` },
+  };
+}
+
+export function renderAdminJob(job: JobRecord): z.infer<typeof adminJobSchema> {
+  return { ...renderJob(job), tenant: job.tenant, worker_id: job.workerId };
+}
+
+/** An operator's view of one job: its attempt timeline and log lines too. */
+export function renderAdminJobDetail(job: JobRecord, logs: JobLogLine[]): z.infer<typeof adminJobDetailSchema> {
+  return {
+    ...renderAdminJob(job),
+    attempts: job.attempts.map((attempt) => ({
+      attempt: attempt.attempt,
+      worker_id: attempt.workerId,
+      started_at: isoOrNull(attempt.startedAt),
+      ended_at: iso(attempt.endedAt),
+      outcome: attempt.outcome,
+      error: attempt.error && { code: attempt.error.code, message: attempt.error.message, retryable: attempt.error.retryable, stack: attempt.error.stack ?? null },
+    })),
+    logs: logs.map((line) => ({ at: iso(line.at), attempt: line.attempt, level: line.level, message: line.message })),
   };
 }
 

@@ -28,7 +28,11 @@ export interface JobError {
   code: string;
   message: string;
   retryable: boolean;
+  /** Where a handler threw it (capped to STACK_MAX characters); shown to operators only, in the attempt timeline. */
+  stack?: string;
 }
+
+export const STACK_MAX = 2000;
 
 /** The error a job carries when its worker stopped renewing the lease of an attempt. */
 export const leaseExpiredError: JobError = {
@@ -82,6 +86,29 @@ export interface JobRecord {
   webhookDelivery: WebhookDeliveryState | null;
   /** Result reuse: the job whose result this one carries (or will carry: it finishes when that one does). */
   cachedFrom: string | null;
+  /** The worker that ran (or runs) the latest attempt. */
+  workerId: string | null;
+  /** Every ended attempt, oldest first (the running one shows in startedAt/workerId until it ends). */
+  attempts: AttemptRecord[];
+}
+
+/** How one attempt ended: the timeline an operator reads to see why a job failed. */
+export interface AttemptRecord {
+  attempt: number;
+  workerId: string | null;
+  startedAt: number | null;
+  endedAt: number;
+  /** `retry`: it failed and another attempt was scheduled; `lease-expired`: its worker died or hung; `released`: shutdown. */
+  outcome: 'succeeded' | 'failed' | 'retry' | 'canceled' | 'released' | 'lease-expired' | 'poison';
+  error: JobError | null;
+}
+
+/** A line a handler logged with `ctx.log`, kept with the job (capped, secrets redacted). */
+export interface JobLogLine {
+  at: number;
+  attempt: number;
+  level: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal';
+  message: string;
 }
 
 /** The events a job's webhook can receive; each is one delivery, retried until the receiver answers 2xx. */

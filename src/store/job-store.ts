@@ -1,4 +1,4 @@
-import type { JobError, JobProgress, JobRecord, JobStatus, NewJob, WebhookDeliveryState, WebhookEvent } from '../jobs/job.js';
+import type { JobError, JobLogLine, JobProgress, JobRecord, JobStatus, NewJob, WebhookDeliveryState, WebhookEvent } from '../jobs/job.js';
 
 /**
  * The JobStore contract: the seam between the HTTP API / worker pool and where jobs live.
@@ -27,6 +27,9 @@ import type { JobError, JobProgress, JobRecord, JobStatus, NewJob, WebhookDelive
  *   `<job id>:<version>`. Deliveries outlive the job (they are kept until settled, at most ~25 h).
  *
  * - Finished jobs expire `jobTtlMs` (a store option) after they finished; active jobs never expire.
+ * - Every ended attempt is appended to the job's `attempts` (worker, start, end, outcome, error). A job whose
+ *   lease lapsed `poisonAfter` times (a store option, default 3; 0 = never) fails with code `poison` instead of
+ *   being handed to another worker to crash again.
  *
  * Deliberately not in the contract: connection handling, key layout, how TTL is enforced (only that
  * expired jobs are invisible), and the exact moment an expired lease is reclaimed (at the latest on the
@@ -68,6 +71,11 @@ export interface JobStore {
   stats(now: number): Promise<StoreStats>;
   /** Round trip to the backend in milliseconds; throws StoreUnavailableError when unreachable. */
   ping(): Promise<number>;
+  /**
+   * Whether the backend keeps jobs across its own restart: Redis with AOF and/or RDB snapshots (`rdb` null when
+   * its `save` setting cannot be read, as on some managed Redis). Null for the memory store (it never does).
+   */
+  persistence(): Promise<{ aof: boolean; rdb: boolean | null } | null>;
 
   /** Leases up to `max` ready jobs of `types`; first re-queues (or fails) jobs whose lease lapsed. */
   claim(request: ClaimRequest): Promise<JobRecord[]>;
@@ -115,9 +123,32 @@ export interface JobStore {
    * `state.nextAttemptAt`; the job (when still there) shows `state` as its last delivery, as a change.
    */
   settleWebhookDelivery(delivery: WebhookDelivery, state: WebhookDeliveryState, now: number): Promise<void>;
+  /**
+   * Adds log lines a handler wrote (not fenced: the lines of an attempt whose lease lapsed are still its
+   * lines). A job keeps its last LOG_LINES_MAX lines; they go when the job goes.
+   */
+  appendLogs(entries: { jobId: string; lines: JobLogLine[] }[]): Promise<void>;
+  logs(id: string): Promise<JobLogLine[]>;
+  /** A queued job waiting for a later `runAt` becomes ready now; 'not-delayed' for any other job. */
+  runNow(id: string, now: number): Promise<JobRecord | 'not-delayed' | undefined>;
+  /**
+   * Writes a job exported from a store (export/import), keeping its id, state, attempts and result. A running
+   * job comes in queued (its lease meant nothing here). 'exists' when the id is taken; 'expired' for a finished
+   * job past its expiry.
+   */
+  importJob(job: JobRecord, logs: JobLogLine[], now: number): Promise<'imported' | 'exists' | 'expired'>;
   /** Idempotent. */
   close(): Promise<void>;
 }
+
+/** Log lines a job keeps (the last ones). */
+export const LOG_LINES_MAX = 200;
+/** The error of a job failed as poison. */
+export const poisonError = (lapses: number): JobError => ({
+  code: 'poison',
+  message: `The worker running this job died or hung ${lapses} times; it is not run again (POISON_AFTER). Retry it from the admin API once fixed.`,
+  retryable: false,
+});
 
 /** One event to POST to a job's webhook. */
 export interface WebhookDelivery {
@@ -173,6 +204,13 @@ export interface ListQuery {
   order: 'asc' | 'desc';
   /** Only running jobs whose lease lapsed at `now` (admin view). */
   stuckAt?: number;
+  /** A further test each listed job must pass (admin search on fields no index holds). */
+  match?: (job: JobRecord) => boolean;
+  /**
+   * With `match`: look at no more than this many jobs, so a page of a rare match over millions of jobs still
+   * answers quickly; the page may then hold fewer than `limit` jobs, with `nextAfter` to go on from.
+   */
+  scanLimit?: number;
 }
 
 export interface ListPage {

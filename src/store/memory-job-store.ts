@@ -3,7 +3,10 @@ import {
   isTerminal,
   jobStatuses,
   leaseExpiredError,
+  type AttemptRecord,
   type CacheRequest,
+  type JobError,
+  type JobLogLine,
   type JobRecord,
   type JobStatus,
   type NewJob,
@@ -32,6 +35,8 @@ import {
   type StoreEvent,
   type StoreStats,
   type WebhookDelivery,
+  LOG_LINES_MAX,
+  poisonError,
   WEBHOOK_PROGRESS_INTERVAL_MS,
   WEBHOOK_RETRY_WINDOW_MS,
 } from './job-store.js';
@@ -50,6 +55,8 @@ interface StoredJob extends JobRecord {
   webhookProgressAt: number;
   /** Set on a job whose result later submits may reuse. */
   cacheLead: CacheRequest | null;
+  /** How many of its leases lapsed (POISON_AFTER). */
+  lapses: number;
 }
 
 const claimOrder = (a: QueueEntry, b: QueueEntry): boolean =>
@@ -82,11 +89,12 @@ export class MemoryJobStore implements JobStore {
   private readonly cacheEntries = new Map<string, { jobId: string; expiresAt: number | null }>();
   /** Leader id → the jobs that finish when it does. */
   private readonly followers = new Map<string, Set<string>>();
+  private readonly logLines = new Map<string, JobLogLine[]>();
   private nextSeq = 1;
   private clock = 0;
   private sweepTimer: NodeJS.Timeout | undefined;
 
-  constructor(private readonly options: { jobTtlMs: number; sweepIntervalMs?: number }) {
+  constructor(private readonly options: { jobTtlMs: number; sweepIntervalMs?: number; poisonAfter?: number }) {
     this.sweepTimer = setInterval(() => this.sweep(Date.now()), options.sweepIntervalMs ?? 10_000);
     this.sweepTimer.unref();
   }
@@ -145,9 +153,12 @@ export class MemoryJobStore implements JobStore {
       webhook: newJob.webhook ?? null,
       webhookDelivery: null,
       cachedFrom: leader?.id ?? null,
+      workerId: null,
+      attempts: [],
       queueSeq: 0,
       webhookProgressAt: 0,
       cacheLead: null,
+      lapses: 0,
     };
     this.jobs.set(job.id, job);
     this.insertId(job.id);
@@ -228,6 +239,7 @@ export class MemoryJobStore implements JobStore {
     const high = query.createdBefore !== undefined ? highestIdAt(query.createdBefore - 1) : '\uffff';
     const descending = query.order === 'desc';
     const found: JobRecord[] = [];
+    let scanned = 0;
     let index = descending
       ? (query.after !== undefined ? this.lowerIndex(query.after) : this.ids.length) - 1
       : query.after !== undefined ? this.upperIndex(query.after) : 0;
@@ -237,12 +249,15 @@ export class MemoryJobStore implements JobStore {
         if (descending ? id < low : id > high) break;
         continue;
       }
+      if (query.match && scanned >= (query.scanLimit ?? 5000)) return { jobs: found, nextAfter: this.ids[index + (descending ? 1 : -1)]! };
       const job = this.live(id, now);
       if (!job) continue;
+      scanned++;
       if (statuses && !statuses.has(job.status)) continue;
       if (query.type !== undefined && job.type !== query.type) continue;
       if (query.tenant !== undefined && job.tenant !== query.tenant) continue;
       if (query.stuckAt !== undefined && !(job.status === 'running' && job.lease && job.lease.until <= query.stuckAt)) continue;
+      if (query.match && !query.match(job)) continue;
       if (found.length === query.limit) return { jobs: found, nextAfter: found[found.length - 1]!.id };
       found.push(structuredClone(stripInternal(job)));
     }
@@ -342,6 +357,10 @@ export class MemoryJobStore implements JobStore {
     return 0;
   }
 
+  async persistence(): Promise<null> {
+    return null;
+  }
+
   async claim(request: ClaimRequest): Promise<JobRecord[]> {
     return this.claimReady(request);
   }
@@ -375,6 +394,7 @@ export class MemoryJobStore implements JobStore {
       job.startedAt = now;
       job.progress = emptyProgress();
       job.lease = { id: request.leaseId, workerId: request.workerId, until: now + request.leaseMs };
+      job.workerId = request.workerId;
       this.setStatus(job, 'running');
       this.touch(job, now);
       this.queueWebhook(job, 'job.started', now);
@@ -456,6 +476,9 @@ export class MemoryJobStore implements JobStore {
     if (options.concurrencyLimited && (this.ready.get(job.type)?.size ?? 0) > 0) this.emit({ kind: 'work', type: job.type });
     job.lease = null;
     this.running.delete(job.id);
+    const ended: AttemptRecord['outcome'] = job.cancelRequested ? 'canceled' : outcome.kind;
+    const error = !job.cancelRequested && (outcome.kind === 'failed' || outcome.kind === 'retry') ? outcome.error : null;
+    this.endAttempt(job, ended, error, now);
     if (job.cancelRequested) {
       this.finalize(job, 'canceled', now);
     } else if (outcome.kind === 'succeeded') {
@@ -530,6 +553,47 @@ export class MemoryJobStore implements JobStore {
     this.touch(job, now);
   }
 
+  private endAttempt(job: StoredJob, outcome: AttemptRecord['outcome'], error: JobError | null, now: number): void {
+    job.attempts.push({ attempt: job.attempt, workerId: job.workerId, startedAt: job.startedAt, endedAt: now, outcome, error: error && { ...error } });
+  }
+
+  async appendLogs(entries: { jobId: string; lines: JobLogLine[] }[]): Promise<void> {
+    for (const { jobId, lines } of entries) {
+      if (!this.jobs.has(jobId) || lines.length === 0) continue;
+      const kept = [...(this.logLines.get(jobId) ?? []), ...structuredClone(lines)];
+      this.logLines.set(jobId, kept.slice(-LOG_LINES_MAX));
+    }
+  }
+
+  async logs(id: string): Promise<JobLogLine[]> {
+    return this.live(id, Date.now()) ? structuredClone(this.logLines.get(id) ?? []) : [];
+  }
+
+  async runNow(id: string, now: number): ReturnType<JobStore['runNow']> {
+    const job = this.live(id, now);
+    if (!job) return undefined;
+    if (job.status !== 'queued' || job.runAt <= now || job.queueSeq === 0) return 'not-delayed';
+    job.runAt = now;
+    this.touch(job, now);
+    this.enqueue(job, now); // the delayed entry is now stale (its seq no longer matches)
+    return structuredClone(stripInternal(job));
+  }
+
+  async importJob(record: JobRecord, logs: JobLogLine[], now: number): ReturnType<JobStore['importJob']> {
+    if (this.jobs.has(record.id)) return 'exists';
+    const finished = isTerminal(record.status);
+    if (finished && record.expiresAt !== null && record.expiresAt <= now) return 'expired';
+    const job: StoredJob = { ...structuredClone(record), queueSeq: 0, webhookProgressAt: 0, cacheLead: null, lapses: 0 };
+    if (!finished) {
+      Object.assign(job, { status: 'queued', lease: null, cancelRequested: false, cachedFrom: null, progress: emptyProgress() });
+    }
+    this.jobs.set(job.id, job);
+    this.insertId(job.id);
+    if (!finished) this.enqueue(job, now);
+    if (logs.length > 0) this.logLines.set(job.id, structuredClone(logs).slice(-LOG_LINES_MAX));
+    return 'imported';
+  }
+
   /** Queues a delivery of `event` when the job's webhook asks for it; true when it did. */
   private queueWebhook(job: StoredJob, event: WebhookEvent, now: number): boolean {
     if (!job.webhook?.events.includes(event)) return false;
@@ -600,8 +664,14 @@ export class MemoryJobStore implements JobStore {
       if (!job.lease || job.lease.until > now) continue;
       this.running.delete(id);
       job.lease = null;
+      job.lapses++;
+      const poison = (this.options.poisonAfter ?? 3) > 0 && job.lapses >= (this.options.poisonAfter ?? 3);
+      this.endAttempt(job, job.cancelRequested ? 'canceled' : poison ? 'poison' : 'lease-expired', leaseExpiredError, now);
       if (job.cancelRequested) {
         this.finalize(job, 'canceled', now);
+      } else if (poison) {
+        job.error = poisonError(this.options.poisonAfter ?? 3);
+        this.finalize(job, 'failed', now);
       } else {
         job.error = leaseExpiredError;
         if (job.attempt >= job.maxAttempts) this.finalize(job, 'failed', now);
@@ -666,6 +736,7 @@ export class MemoryJobStore implements JobStore {
 
   private remove(job: StoredJob, goneAt: number): void {
     this.notifyWatchers(job.id, null);
+    this.logLines.delete(job.id);
     this.gone.set(job.id, { at: goneAt, tenant: job.tenant });
     this.jobs.delete(job.id);
     this.running.delete(job.id);
@@ -715,6 +786,6 @@ export class MemoryJobStore implements JobStore {
 }
 
 function stripInternal(job: StoredJob): JobRecord {
-  const { queueSeq: _queueSeq, webhookProgressAt: _webhookProgressAt, cacheLead: _cacheLead, ...record } = job;
+  const { queueSeq: _queueSeq, webhookProgressAt: _webhookProgressAt, cacheLead: _cacheLead, lapses: _lapses, ...record } = job;
   return record;
 }

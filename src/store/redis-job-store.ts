@@ -9,7 +9,10 @@ import {
   jobStatuses,
   leaseExpiredError,
   terminalStatusList,
+  isTerminal,
+  type AttemptRecord,
   type JobError,
+  type JobLogLine,
   type JobRecord,
   type JobWebhook,
   type NewJob,
@@ -37,7 +40,7 @@ import type {
   WebhookDelivery,
 } from './job-store.js';
 import { RedisKeys } from './redis-keys.js';
-import { TooManyActiveJobsError, WEBHOOK_PROGRESS_INTERVAL_MS } from './job-store.js';
+import { LOG_LINES_MAX, poisonError, TooManyActiveJobsError, WEBHOOK_PROGRESS_INTERVAL_MS } from './job-store.js';
 
 /**
  * A job's fields (absent = null). An active job is a hash of them; a finished one is packed into one JSON
@@ -45,12 +48,13 @@ import { TooManyActiveJobsError, WEBHOOK_PROGRESS_INTERVAL_MS } from './job-stor
  *   input, meta, result, error: JSON   created … expires, p_at, lease_until: epoch ms   timeout: s   cancel: '1'
  *   wh: the webhook {url, events} (JSON)   wh_st: the last delivery's state (JSON)
  *   cached_from: the job whose result it reuses   cache: '<cache key> <ttl ms>' on a job whose result others may reuse
- * An active job with a webhook also has `wh_p`, when its last job.progress delivery was queued (not packed).
+ *   atts: the ended attempts (JSON array of AttemptRecord)
+ * Active jobs also have `lapses` (how many of its leases lapsed: POISON_AFTER) and `wh_p` (not packed).
  */
 export const JOB_FIELDS = [
   'id', 'type', 'tenant', 'status', 'input', 'meta', 'prio', 'attempt', 'max_att', 'budget', 'timeout', 'ver',
   'created', 'run_at', 'started', 'updated', 'completed', 'expires', 'pct', 'step', 'msg', 'p_at',
-  'result', 'error', 'lease', 'lease_until', 'worker', 'cancel', 'wh', 'wh_st', 'cached_from', 'cache',
+  'result', 'error', 'lease', 'lease_until', 'worker', 'cancel', 'wh', 'wh_st', 'cached_from', 'cache', 'atts',
 ] as const;
 
 const packedFieldsLua = `local PACKED_FIELDS = { ${JOB_FIELDS.map((field) => `'${field}'`).join(', ')} }
@@ -58,6 +62,7 @@ local PACKED_INDEX = { ${JOB_FIELDS.map((field, i) => `${field} = ${i + 1}`).joi
 `;
 const scriptNames = [
   'create', 'claim', 'renew', 'progress', 'finish', 'finish_claim', 'cancel', 'delete', 'retry', 'purge', 'sweep', 'webhook_claim', 'webhook_settle',
+  'append_logs', 'run_now', 'import',
 ] as const;
 type ScriptName = (typeof scriptNames)[number];
 
@@ -98,6 +103,8 @@ export interface RedisJobStoreOptions {
   connectTimeoutMs: number;
   commandTimeoutMs: number;
   sweepIntervalMs?: number;
+  /** A job whose lease lapsed this many times fails as poison (default 3; 0 = never). */
+  poisonAfter?: number;
 }
 
 type ScriptCaller = (keys: string[], args: (string | number)[]) => Promise<unknown>;
@@ -229,7 +236,9 @@ export class RedisJobStore implements JobStore {
     const now = Date.now();
     const jobs: JobRecord[] = [];
     let after = query.after;
-    for (let round = 0; round < LIST_REFILL_ROUNDS; round++) {
+    let scanned = 0;
+    const rounds = query.match ? Number.POSITIVE_INFINITY : LIST_REFILL_ROUNDS;
+    for (let round = 0; round < rounds; round++) {
       const want = query.limit - jobs.length + 1;
       const start = after !== undefined ? `(${after}` : descending ? high : low;
       const pages = await this.guard(() =>
@@ -251,11 +260,14 @@ export class RedisJobStore implements JobStore {
         if (!record) continue; // expired or deleted between index read and fetch; the sweeper drops the entry
         if (!statuses.includes(record.status)) continue; // moved to another status meanwhile
         if (query.tenant !== undefined && record.tenant !== query.tenant) continue;
+        if (query.match && !query.match(record)) continue;
         if (jobs.length === query.limit) return { jobs, nextAfter: jobs[jobs.length - 1]!.id };
         jobs.push(record);
       }
       if (candidates.length < want) return { jobs, nextAfter: null };
       after = candidates[candidates.length - 1];
+      scanned += candidates.length;
+      if (query.match && scanned >= (query.scanLimit ?? 5000)) return { jobs, nextAfter: after ?? null };
     }
     return { jobs, nextAfter: jobs.length > 0 ? jobs[jobs.length - 1]!.id : (after ?? null) };
   }
@@ -339,17 +351,32 @@ export class RedisJobStore implements JobStore {
     return performance.now() - started;
   }
 
+  async persistence(): Promise<{ aof: boolean; rdb: boolean | null }> {
+    // In a Cluster, one master stands for all: they are configured alike in any deployment worth the name.
+    const node = this.redis instanceof Cluster ? (this.redis.nodes('master')[0] ?? this.redis.nodes()[0]!) : this.redis;
+    const info = await this.guard(() => node.info('persistence'));
+    const aof = /^aof_enabled:1\s*$/m.test(info);
+    let rdb: boolean | null;
+    try {
+      const reply = (await this.guard(() => node.config('GET', 'save'))) as string[];
+      rdb = (reply[1] ?? '').trim() !== '';
+    } catch {
+      rdb = null; // CONFIG is often refused on managed Redis
+    }
+    return { aof, rdb };
+  }
+
   async claim(request: ClaimRequest): Promise<JobRecord[]> {
     const reply = (await this.call('claim', [this.keys.leases], [
       request.now, request.leaseMs, request.leaseId, request.workerId, request.max,
-      this.options.jobTtlMs, LEASE_EXPIRED_JSON, ...claimTypeArgs(request),
+      this.options.jobTtlMs, LEASE_EXPIRED_JSON, ...this.poisonArgs(), ...claimTypeArgs(request),
     ])) as string[][];
     return reply.map((pairs) => parseJob(pairsToHash(pairs)));
   }
 
   async finishAndClaim(finishes: FinishRequest[], claim: ClaimRequest | null, now: number): Promise<FinishAndClaimResult> {
     const claimArgs = claim
-      ? [claim.max, claim.leaseMs, claim.leaseId, claim.workerId, LEASE_EXPIRED_JSON, ...claimTypeArgs(claim)]
+      ? [claim.max, claim.leaseMs, claim.leaseId, claim.workerId, LEASE_EXPIRED_JSON, ...this.poisonArgs(), ...claimTypeArgs(claim)]
       : [0];
     const [results, claimed] = (await this.call('finish_claim', [this.keys.leases], [
       now, this.options.jobTtlMs, finishes.length,
@@ -357,6 +384,51 @@ export class RedisJobStore implements JobStore {
       ...claimArgs,
     ])) as [unknown[], string[][]];
     return { results: results.map(parseFinishReply), claimed: claimed.map((pairs) => parseJob(pairsToHash(pairs))) };
+  }
+
+  private poisonArgs(): [number, string] {
+    const after = this.options.poisonAfter ?? 3;
+    return [after, JSON.stringify(poisonError(after))];
+  }
+
+  async appendLogs(entries: { jobId: string; lines: JobLogLine[] }[]): Promise<void> {
+    await Promise.all(
+      entries
+        .filter((entry) => entry.lines.length > 0)
+        .map((entry) =>
+          this.call('append_logs', [this.keys.logs(entry.jobId)], [entry.jobId, LOG_LINES_MAX, ...entry.lines.map((line) => JSON.stringify(line))]),
+        ),
+    );
+  }
+
+  async logs(id: string): Promise<JobLogLine[]> {
+    const lines = await this.guard(() => this.redis.lrange(this.keys.logs(id), 0, -1));
+    return lines.map((line) => JSON.parse(line) as JobLogLine);
+  }
+
+  async runNow(id: string, now: number): ReturnType<JobStore['runNow']> {
+    const reply = await this.call('run_now', [this.keys.job(id)], [id, now]);
+    if (reply === 'not-delayed') return 'not-delayed';
+    return Array.isArray(reply) ? parseJob(pairsToHash(reply as string[])) : undefined;
+  }
+
+  async importJob(job: JobRecord, logs: JobLogLine[], now: number): ReturnType<JobStore['importJob']> {
+    const finished = isTerminal(job.status);
+    const status = finished ? job.status : 'queued';
+    const fields = recordFields({ ...job, status }, (value) => this.pack(value));
+    let packed = '';
+    let pairs: string[] = [];
+    if (finished) packed = JSON.stringify(JOB_FIELDS.map((field) => fields[field] ?? false));
+    else {
+      // It comes in queued: no lease, no result reuse link (its leader is not here), attempts go on from where they were.
+      for (const field of ['lease', 'lease_until', 'cancel', 'cached_from', 'cache', 'pct', 'step', 'msg', 'p_at'] as const) delete fields[field];
+      pairs = Object.entries(fields).flat();
+    }
+    const outcome = (await this.call('import', [this.keys.job(job.id)], [
+      job.id, job.type, job.tenant, status, job.priority, job.runAt, now, job.expiresAt ?? 0, packed, ...pairs,
+    ])) as 'imported' | 'exists' | 'expired';
+    if (outcome === 'imported' && logs.length > 0) await this.appendLogs([{ jobId: job.id, lines: logs }]);
+    return outcome;
   }
 
   async renewLeases(leases: HeldLease[], leaseMs: number, now: number): Promise<RenewResult> {
@@ -682,6 +754,8 @@ function newRecord(job: NewJob): JobRecord {
     webhook: job.webhook ?? null,
     webhookDelivery: null,
     cachedFrom: null,
+    workerId: null,
+    attempts: [],
   };
 }
 
@@ -740,5 +814,36 @@ function parseJob(hash: Record<string, string>): JobRecord {
     webhook: hash.wh ? (JSON.parse(hash.wh) as JobWebhook) : null,
     webhookDelivery: hash.wh_st ? (JSON.parse(hash.wh_st) as WebhookDeliveryState) : null,
     cachedFrom: hash.cached_from ?? null,
+    workerId: hash.worker ?? null,
+    attempts: hash.atts ? (JSON.parse(hash.atts) as AttemptRecord[]) : [],
   };
+}
+
+/** A record's fields as stored (the inverse of parseJob); absent = null. */
+function recordFields(job: JobRecord, pack: (value: unknown) => string): Partial<Record<(typeof JOB_FIELDS)[number], string>> {
+  const fields: Partial<Record<(typeof JOB_FIELDS)[number], string>> = {
+    id: job.id, type: job.type, tenant: job.tenant, status: job.status, input: pack(job.input), prio: String(job.priority),
+    attempt: String(job.attempt), max_att: String(job.maxAttempts), budget: String(job.attemptBudget), ver: String(job.version),
+    created: String(job.createdAt), run_at: String(job.runAt), updated: String(job.updatedAt),
+  };
+  const optional: [(typeof JOB_FIELDS)[number], string | null][] = [
+    ['meta', Object.keys(job.metadata).length > 0 ? JSON.stringify(job.metadata) : null],
+    ['timeout', job.timeoutS === null ? null : String(job.timeoutS)],
+    ['started', job.startedAt === null ? null : String(job.startedAt)],
+    ['completed', job.completedAt === null ? null : String(job.completedAt)],
+    ['expires', job.expiresAt === null ? null : String(job.expiresAt)],
+    ['pct', job.progress.percent === null ? null : String(job.progress.percent)],
+    ['step', job.progress.step],
+    ['msg', job.progress.message],
+    ['p_at', job.progress.updatedAt === null ? null : String(job.progress.updatedAt)],
+    ['result', job.status === 'succeeded' ? pack(job.result) : null],
+    ['error', job.error ? JSON.stringify(job.error) : null],
+    ['worker', job.workerId],
+    ['wh', job.webhook ? JSON.stringify(job.webhook) : null],
+    ['wh_st', job.webhookDelivery ? JSON.stringify(job.webhookDelivery) : null],
+    ['cached_from', job.cachedFrom],
+    ['atts', job.attempts.length > 0 ? JSON.stringify(job.attempts) : null],
+  ];
+  for (const [field, value] of optional) if (value !== null) fields[field] = value;
+  return fields;
 }

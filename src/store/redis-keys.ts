@@ -25,6 +25,7 @@ import type { JobStatus } from '../jobs/job.js';
  *   {p}:cache:<sha256>      string the job whose result a submit with the same tenant, type and input reuses (result reuse);
  *                                  no expiry while it runs, the type's cache TTL once it succeeded
  *   {p}:followers:<id>      set    jobs that finish when job <id> finishes (submitted while it was queued or running)
+ *   {p}:logs:<id>           list   the job's ctx.log lines (JSON), the last LOG_LINES_MAX; expire with the job
  *   {p}:events              channel  JSON StoreEvent messages (new work, cancel of a running job, webhook due)
  *   {p}:changed:<id>        channel  the job's new version, on every change (for long-polls and event streams)
  */
@@ -64,6 +65,7 @@ export class RedisKeys {
   changed = (id: string): string => `${this.base}changed:${id}`;
   webhook = (deliveryId: string): string => `${this.base}wh:${deliveryId}`;
   cache = (digest: string): string => `${this.base}cache:${digest}`;
+  logs = (id: string): string => `${this.base}logs:${id}`;
   get webhooksDue(): string {
     return `${this.base}wh-due`;
   }
@@ -94,6 +96,7 @@ export class RedisKeys {
       `local function webhook_key(delivery) return KEY_BASE .. 'wh:' .. delivery end`,
       `local WEBHOOKS_DUE_KEY = KEY_BASE .. 'wh-due'`,
       `local function followers_key(id) return KEY_BASE .. 'followers:' .. id end`,
+      `local function logs_key(id) return KEY_BASE .. 'logs:' .. id end`,
       '',
     ].join('\n');
   }

@@ -3,7 +3,8 @@ import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import { ZodError } from 'zod';
 import { StoreUnavailableError } from '../errors.js';
-import type { JobError, JobRecord } from '../jobs/job.js';
+import { STACK_MAX, type JobError, type JobLogLine, type JobRecord } from '../jobs/job.js';
+import { jobLogger, redact } from './job-log.js';
 import { JobFailure, type JobAbortReason, type JobContext } from '../handlers/handler.js';
 import type { HandlerRegistry } from '../handlers/registry.js';
 import type { WorkerPoolObserver } from '../metrics/service-metrics.js';
@@ -18,6 +19,7 @@ import type {
   ProgressUpdate,
   StoreEvent,
 } from '../store/job-store.js';
+import { LOG_LINES_MAX } from '../store/job-store.js';
 
 export interface WorkerPoolOptions {
   store: JobStore;
@@ -83,6 +85,9 @@ export class WorkerPool {
   private handlersActive = 0;
   /** Outcomes waiting to be written: each store call sends all of them, with the next claim. */
   private pendingFinishes: PendingFinish[] = [];
+  /** Log lines handlers wrote, per job, not yet in the store (written within a second, and when an attempt ends). */
+  private readonly pendingLogs = new Map<string, JobLogLine[]>();
+  private logFlushTimer: NodeJS.Timeout | null = null;
   /** Store calls in flight (at most MAX_CALLS_IN_FLIGHT), and the slots their claims may fill. */
   private readonly callsInFlight = new Set<Promise<void>>();
   private reservedSlots = 0;
@@ -102,6 +107,9 @@ export class WorkerPool {
   private giveUpWritesAt = Infinity;
   private readonly settled = new Set<Promise<void>>();
   readonly counters = { started: 0, succeeded: 0, failed: 0, retried: 0, canceled: 0, leasesLost: 0 };
+  /** Types an operator paused (not claimed), and whether an operator drained this worker (claims nothing). */
+  private pausedTypes: ReadonlySet<string> = new Set();
+  private operatorDrained = false;
 
   constructor(private readonly options: WorkerPoolOptions) {
     this.log = options.log.child({ component: 'worker-pool', workerId: this.workerId });
@@ -115,6 +123,39 @@ export class WorkerPool {
   /** Slots in use: handlers running now. */
   get busy(): number {
     return this.handlersActive;
+  }
+
+  /** The job types this pool runs. */
+  get jobTypes(): readonly string[] {
+    return this.types;
+  }
+
+  /** The jobs running now. */
+  get runningJobIds(): string[] {
+    return [...this.running.keys()];
+  }
+
+  /** True from the start of a shutdown drain, or while an operator has drained this worker. */
+  get draining(): boolean {
+    return this.state === 'draining' || this.state === 'stopped' || this.operatorDrained;
+  }
+
+  /**
+   * An operator's queue control (src/worker/worker-control.ts): paused types are not claimed (running jobs
+   * finish), and a drained worker claims nothing. Lifting either claims again at once.
+   */
+  setControl(control: { pausedTypes?: Iterable<string>; drained?: boolean }): void {
+    const before = this.claimTypes().join(',');
+    const wasDrained = this.operatorDrained;
+    if (control.pausedTypes) this.pausedTypes = new Set(control.pausedTypes);
+    if (control.drained !== undefined) this.operatorDrained = control.drained;
+    if (this.operatorDrained !== wasDrained) this.log.info({ drained: this.operatorDrained }, this.operatorDrained ? 'drained by an operator: claiming nothing' : 'resumed by an operator');
+    if (before !== this.claimTypes().join(',') || wasDrained !== this.operatorDrained) this.wake();
+  }
+
+  private claimTypes(): string[] {
+    if (this.operatorDrained) return [];
+    return this.pausedTypes.size === 0 ? this.types : this.types.filter((type) => !this.pausedTypes.has(type));
   }
 
   /** Subscribes to the store's signals, then starts claiming. */
@@ -181,7 +222,7 @@ export class WorkerPool {
   private onStoreEvent(event: StoreEvent): void {
     if (event.kind === 'cancel') {
       this.running.get(event.jobId)?.controller.abort('canceled' satisfies JobAbortReason);
-    } else if (event.kind === 'work' && this.types.includes(event.type)) {
+    } else if (event.kind === 'work' && this.claimTypes().includes(event.type)) {
       this.wake();
     }
   }
@@ -206,7 +247,9 @@ export class WorkerPool {
     while (this.callsInFlight.size < MAX_CALLS_IN_FLIGHT) {
       const finishes = this.pendingFinishes.splice(0, FINISH_BATCH);
       const free =
-        this.state === 'running' && this.claimWanted ? this.options.concurrency - this.handlersActive - this.reservedSlots : 0;
+        this.state === 'running' && this.claimWanted && this.claimTypes().length > 0
+          ? this.options.concurrency - this.handlersActive - this.reservedSlots
+          : 0;
       if (finishes.length === 0 && free <= 0) return;
       const claim = free > 0 ? this.claimRequest(Math.min(free, this.options.claimBatch ?? 64)) : null;
       const call = this.syncCall(finishes, claim).finally(() => {
@@ -252,7 +295,7 @@ export class WorkerPool {
 
   private claimRequest(max: number): ClaimRequest {
     return {
-      types: this.types,
+      types: this.claimTypes(),
       limits: this.options.limits,
       max,
       workerId: this.workerId,
@@ -292,7 +335,7 @@ export class WorkerPool {
   private async sleepUntilNextDue(generation: number): Promise<void> {
     let next: number | null;
     try {
-      next = await this.options.store.nextWakeAt(this.types, this.options.limits);
+      next = await this.options.store.nextWakeAt(this.claimTypes(), this.options.limits);
     } catch (error) {
       this.markStoreDown(error);
       next = Date.now() + STORE_RETRY_MS;
@@ -369,13 +412,14 @@ export class WorkerPool {
     const { job, controller } = running;
     const handler = this.options.handlers.get(job.type)!;
     const log = this.log.child({ jobId: job.id, jobType: job.type, attempt: job.attempt });
+    const handlerLog = jobLogger(log, job.attempt, (line) => this.keepLogLine(job.id, line));
     const timeoutS = job.timeoutS ?? handler.timeout_s ?? null;
     const timeout = timeoutS === null ? null : setTimeout(() => controller.abort('timeout' satisfies JobAbortReason), timeoutS * 1000);
     const ctx: JobContext = {
       jobId: job.id,
       attempt: job.attempt,
       signal: controller.signal,
-      log,
+      log: handlerLog,
       progress: (percent, details) => this.queueProgress(running, percent, details),
     };
     let outcome: AttemptOutcome | null;
@@ -400,12 +444,32 @@ export class WorkerPool {
       );
     }
     await running.progressWrite;
+    this.flushLogs();
     this.handlersActive--;
     if (outcome) await this.queueFinish(job, running.lease, outcome, log, runMs);
     else {
       this.running.delete(job.id); // lease lost: nothing to write
       this.kick();
     }
+  }
+
+  private keepLogLine(jobId: string, line: JobLogLine): void {
+    let lines = this.pendingLogs.get(jobId);
+    if (!lines) this.pendingLogs.set(jobId, (lines = []));
+    if (lines.length < LOG_LINES_MAX) lines.push(line); // a flood between two writes keeps its first lines
+    if (!this.logFlushTimer) {
+      this.logFlushTimer = setTimeout(() => this.flushLogs(), 1000);
+      this.logFlushTimer.unref();
+    }
+  }
+
+  private flushLogs(): void {
+    if (this.logFlushTimer) clearTimeout(this.logFlushTimer);
+    this.logFlushTimer = null;
+    if (this.pendingLogs.size === 0) return;
+    const entries = [...this.pendingLogs].map(([jobId, lines]) => ({ jobId, lines }));
+    this.pendingLogs.clear();
+    this.options.store.appendLogs(entries).catch((error: unknown) => this.log.warn({ err: error, jobs: entries.length }, 'could not store job log lines'));
   }
 
   /** Null when nothing should be written: the lease was lost to another worker. */
@@ -503,13 +567,15 @@ export function backoffMs(attempt: number, { baseMs, maxMs }: { baseMs: number; 
   return Math.round(ceiling / 2 + Math.random() * (ceiling / 2));
 }
 
+const stackOf = (thrown: Error): { stack?: string } => (thrown.stack ? { stack: redact(thrown.stack).slice(0, STACK_MAX) } : {});
+
 /** Turns whatever a handler threw into a JobError, once, here. */
 export function toJobError(thrown: unknown): JobError {
-  if (thrown instanceof JobFailure) return { code: thrown.code, message: thrown.message, retryable: thrown.retryable };
+  if (thrown instanceof JobFailure) return { code: thrown.code, message: thrown.message, retryable: thrown.retryable, ...stackOf(thrown) };
   if (thrown instanceof ZodError) {
     return { code: 'invalid-input', message: `the job's input does not fit its type: ${thrown.issues.map((i) => i.message).join('; ')}`, retryable: false };
   }
-  if (thrown instanceof Error) return { code: 'handler-error', message: thrown.message || thrown.name, retryable: true };
+  if (thrown instanceof Error) return { code: 'handler-error', message: thrown.message || thrown.name, retryable: true, ...stackOf(thrown) };
   return { code: 'handler-error', message: `handler threw a non-Error value: ${safeString(thrown)}`, retryable: true };
 }
 

@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { newJobId } from '../../src/jobs/job-id.js';
 import type { JobRecord, NewJob, WebhookDeliveryState, WebhookEvent } from '../../src/jobs/job.js';
-import { TooManyActiveJobsError, type ClaimRequest, type JobStore, type StoreEvent, type WebhookDelivery } from '../../src/store/job-store.js';
+import { LOG_LINES_MAX, TooManyActiveJobsError, type ClaimRequest, type JobStore, type StoreEvent, type WebhookDelivery } from '../../src/store/job-store.js';
 
 export interface StoreFactory {
   (options: { jobTtlMs: number }): Promise<JobStore>;
@@ -625,6 +625,99 @@ export function describeJobStoreContract(name: string, makeStore: StoreFactory):
 
       it('answers a ping', async () => {
         expect(await store.ping()).toBeGreaterThanOrEqual(0);
+      });
+    });
+
+    describe('attempt timeline, poison, logs', () => {
+      it('records each ended attempt with its worker, times, outcome and error', async () => {
+        await store.create(newJob());
+        const first = await claimOne({ workerId: 'worker-a' });
+        const error = { code: 'boom', message: 'upstream 502', retryable: true, stack: 'Error: upstream 502\n    at run (handler.js:1:1)' };
+        await store.finish(lease(first), { kind: 'retry', error, runAt: Date.now() }, Date.now());
+        const second = await claimOne({ workerId: 'worker-b' });
+        expect(second.workerId).toBe('worker-b');
+        await store.finish(lease(second), { kind: 'succeeded', result: 1 }, Date.now());
+        const done = (await store.get(first.id))!;
+        expect(done.workerId).toBe('worker-b');
+        expect(done.attempts).toEqual([
+          { attempt: 1, workerId: 'worker-a', startedAt: first.startedAt, endedAt: expect.any(Number) as number, outcome: 'retry', error },
+          { attempt: 2, workerId: 'worker-b', startedAt: second.startedAt, endedAt: expect.any(Number) as number, outcome: 'succeeded', error: null },
+        ]);
+        expect(done.attempts[1]!.endedAt).toBeGreaterThanOrEqual(done.attempts[1]!.startedAt!);
+      });
+
+      it('fails a job as poison once its worker died while running it three times', async () => {
+        const job = await store.create(newJob({ maxAttempts: 10 }));
+        let now = Date.now();
+        for (let lapse = 1; lapse <= 3; lapse++) {
+          const [claimed] = await store.claim(claimRequest({ leaseMs: 1000, now, workerId: `w${lapse}` }));
+          expect(claimed?.id, `claim ${lapse}`).toBe(job.id);
+          now += 2000; // the lease lapses; the next claim recovers it
+        }
+        expect(await store.claim(claimRequest({ now }))).toEqual([]);
+        const failed = (await store.get(job.id))!;
+        expect(failed.status).toBe('failed');
+        expect(failed.error).toMatchObject({ code: 'poison', retryable: false });
+        expect(failed.attempts.map((attempt) => [attempt.workerId, attempt.outcome])).toEqual([
+          ['w1', 'lease-expired'],
+          ['w2', 'lease-expired'],
+          ['w3', 'poison'],
+        ]);
+      });
+
+      it('keeps the last log lines of a job, and drops them with it', async () => {
+        const job = await store.create(newJob());
+        const line = (n: number) => ({ at: 1000 + n, attempt: 1, level: 'info' as const, message: `line ${n}` });
+        await store.appendLogs([{ jobId: job.id, lines: [line(1), line(2)] }]);
+        await store.appendLogs([{ jobId: job.id, lines: Array.from({ length: LOG_LINES_MAX }, (_, i) => line(3 + i)) }]);
+        const logs = await store.logs(job.id);
+        expect(logs).toHaveLength(LOG_LINES_MAX);
+        expect(logs[0]).toEqual(line(3));
+        expect(logs.at(-1)).toEqual(line(2 + LOG_LINES_MAX));
+        await store.delete(job.id);
+        expect(await store.logs(job.id)).toEqual([]);
+      });
+
+      it('runs a delayed job now on request, and refuses for one that is not delayed', async () => {
+        const delayed = await store.create(newJob({ runAt: Date.now() + 3_600_000 }));
+        const ready = await store.create(newJob());
+        expect(await store.runNow(ready.id, Date.now())).toBe('not-delayed');
+        const now = Date.now();
+        const moved = await store.runNow(delayed.id, now);
+        expect(moved).toMatchObject({ status: 'queued', runAt: now, version: delayed.version + 1 });
+        const claimed = await store.claim(claimRequest());
+        expect(claimed.map((job) => job.id).sort()).toEqual([delayed.id, ready.id].sort());
+        expect(await store.runNow(newJobId(Date.now()), Date.now())).toBeUndefined();
+      });
+
+      it('imports exported jobs keeping ids, states, attempts and results; running ones come in queued', async () => {
+        const source = store;
+        await source.create(newJob({ input: { n: 'done' } }));
+        const running = await claimOne();
+        await source.finish(lease(running), { kind: 'succeeded', result: { ok: true } }, Date.now());
+        await source.create(newJob({ input: { n: 'active' } }));
+        const active = await claimOne();
+        const exported = await Promise.all([running.id, active.id].map(async (id) => (await source.get(id))!));
+        await source.appendLogs([{ jobId: running.id, lines: [{ at: 1, attempt: 1, level: 'warn', message: 'kept' }] }]);
+        const logs = await source.logs(running.id);
+        const target = await makeStore({ jobTtlMs: TTL });
+        try {
+          expect(await target.importJob(exported[0]!, logs, Date.now())).toBe('imported');
+          expect(await target.importJob(exported[1]!, [], Date.now())).toBe('imported');
+          expect(await target.importJob(exported[1]!, [], Date.now())).toBe('exists');
+          expect(await target.get(running.id)).toEqual(exported[0]);
+          expect(await target.logs(running.id)).toEqual(logs);
+          const requeued = (await target.get(active.id))!;
+          expect(requeued).toMatchObject({ status: 'queued', attempt: 1, lease: null, input: { n: 'active' } });
+          const [reclaimed] = await target.claim(claimRequest());
+          expect(reclaimed).toMatchObject({ id: active.id, attempt: 2 });
+          const page = await target.list({ statuses: ['succeeded'], limit: 10, order: 'asc' });
+          expect(page.jobs.map((job) => job.id)).toContain(running.id);
+          const expired = { ...exported[0]!, id: newJobId(Date.now()), expiresAt: Date.now() - 1 };
+          expect(await target.importJob(expired, [], Date.now())).toBe('expired');
+        } finally {
+          await target.close();
+        }
       });
     });
 

@@ -254,7 +254,7 @@ describe.each(storeCases)('WorkerPool on the $name store', (storeCase) => {
 
       const done = await waitForJob(store, job.id, (j) => j.status === 'failed');
       expect(done.attempt).toBe(1);
-      expect(done.error).toEqual({ code: 'bad-thing', message: 'nope', retryable: false });
+      expect(done.error).toEqual({ code: 'bad-thing', message: 'nope', retryable: false, stack: expect.stringMatching(/^JobFailure: nope\n\s+at /) as string });
       expect(done.result).toBeNull();
       expect(controls.runs).toHaveLength(1);
       await waitFor(() => pool.counters.failed === 1, 1000, 'the failure to be counted');

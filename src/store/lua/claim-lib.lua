@@ -1,18 +1,30 @@
 -- Claim logic shared by claim.lua and finish_claim.lua (see claim.lua for the arguments).
 -- `argv` holds the per-type quadruples from index `first`.
-local function claim_jobs(now, lease_ms, lease_id, worker_id, max, ttl_ms, lapsed_error, argv, first)
+-- `poison_after` (0 = never): a job whose worker died while running it that many times fails with `poison_error`.
+local function claim_jobs(now, lease_ms, lease_id, worker_id, max, ttl_ms, lapsed_error, poison_after, poison_error, argv, first)
   -- 1. Lapsed leases, whatever their type: the worker holding them is gone or stuck.
   for _, id in ipairs(redis.call('ZRANGEBYSCORE', LEASES_KEY, '-inf', now, 'LIMIT', 0, 100)) do
     local key = job_key(id)
-    local job = job_fields(key, 'status', 'type', 'attempt', 'max_att', 'cancel', 'ver', 'prio')
+    local job = job_fields(key, 'status', 'type', 'attempt', 'max_att', 'cancel', 'ver', 'prio', 'worker', 'started', 'atts', 'lapses')
     redis.call('ZREM', LEASES_KEY, id)
     if job[1] == 'running' then
+      local lapses = tonumber(job[11] or '0') + 1
       if job[5] == '1' then
-        finalize(key, id, job[2], 'running', 'canceled', now, ttl_ms, job[6], {})
+        finalize(key, id, job[2], 'running', 'canceled', now, ttl_ms, job[6], {
+          'atts', with_attempt(job[10], job[3], job[8], job[9], now, 'canceled', lapsed_error),
+        })
+      elseif poison_after > 0 and lapses >= poison_after then
+        finalize(key, id, job[2], 'running', 'failed', now, ttl_ms, job[6], {
+          'error', poison_error, 'atts', with_attempt(job[10], job[3], job[8], job[9], now, 'poison', lapsed_error),
+        })
       elseif tonumber(job[3]) >= tonumber(job[4]) then
-        finalize(key, id, job[2], 'running', 'failed', now, ttl_ms, job[6], { 'error', lapsed_error })
+        finalize(key, id, job[2], 'running', 'failed', now, ttl_ms, job[6], {
+          'error', lapsed_error, 'atts', with_attempt(job[10], job[3], job[8], job[9], now, 'lease-expired', lapsed_error),
+        })
       else
-        requeue(key, id, job[2], job[7], now, now, job[6], { 'error', lapsed_error })
+        requeue(key, id, job[2], job[7], now, now, job[6], {
+          'error', lapsed_error, 'lapses', lapses, 'atts', with_attempt(job[10], job[3], job[8], job[9], now, 'lease-expired', lapsed_error),
+        })
       end
     end
   end

@@ -99,6 +99,24 @@ local function packed_snapshot(key)
   return cjson.encode(redis.call('HMGET', key, unpack(PACKED_FIELDS)))
 end
 
+-- The attempt timeline: `atts` is a JSON array (text) of ended attempts, appended to as each one ends and
+-- kept under ATTEMPTS_MAX_BYTES by dropping the oldest. `error_json` is '' or an error's JSON.
+local ATTEMPTS_MAX_BYTES = 32768
+local function with_attempt(atts, attempt, worker, started, ended, outcome, error_json)
+  local entry = '{"attempt":' .. (attempt or '0') .. ',"workerId":' .. (worker and cjson.encode(worker) or 'null') ..
+    ',"startedAt":' .. (started or 'null') .. ',"endedAt":' .. ended .. ',"outcome":"' .. outcome ..
+    '","error":' .. ((error_json and error_json ~= '') and error_json or 'null') .. '}'
+  if not atts then return '[' .. entry .. ']' end
+  local joined = string.sub(atts, 1, -2) .. ',' .. entry .. ']'
+  while #joined > ATTEMPTS_MAX_BYTES do
+    local list = cjson.decode(joined)
+    if #list <= 1 then break end
+    table.remove(list, 1)
+    joined = cjson.encode(list)
+  end
+  return joined
+end
+
 local function is_expired(expires, now)
   return expires and tonumber(expires) <= now
 end
@@ -174,6 +192,7 @@ local function finalize(key, id, job_type, from, to, now, ttl_ms, version, field
   redis.call('PUBLISH', changed_channel(id), next_version)
   queue_webhook(id, values[PACKED_INDEX['wh']], 'job.' .. to, next_version, now, function() return packed end)
   redis.call('ZADD', EXPIRY_KEY, expires, id)
+  redis.call('PEXPIREAT', logs_key(id), expires + 60000) -- its log lines go with it
   redis.call('HINCRBY', FINISHED_KEY, math.floor(now / 1000), 1)
   if values[PACKED_INDEX['cache']] then settle_followers(id, to, values, now, ttl_ms) end
   return next_version

@@ -18,7 +18,7 @@ redis.call('ZREM', delayed_key(job[2]), id)
 redis.call('ZREM', LEASES_KEY, id)
 redis.call('ZREM', EXPIRY_KEY, id)
 if job[1] == 'running' then publish('{"kind":"cancel","jobId":"' .. id .. '"}') end
-redis.call('DEL', key)
+redis.call('DEL', key, logs_key(id))
 redis.call('PUBLISH', changed_channel(id), 'gone')
 if live then
   tombstone(id, now, job[4], ARGV[3])

@@ -14,7 +14,7 @@ for i = 5, #ARGV do
   if job[1] and allowed[job[1]] and job[3] and tonumber(job[3]) < before then
     drop_index(id, job[4], job[2], job[1])
     redis.call('ZREM', EXPIRY_KEY, id)
-    redis.call('DEL', key)
+    redis.call('DEL', key, logs_key(id))
     tombstone(id, ARGV[3], job[4], ARGV[4])
     deleted = deleted + 1
   end
