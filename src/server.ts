@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import closeWithGrace from 'close-with-grace';
 import { pino } from 'pino';
 import { buildApp } from './app.js';
@@ -8,10 +9,14 @@ import { parseApiKeys } from './http/api-auth.js';
 import { OutboundPolicy } from './outbound/outbound-policy.js';
 import { builtInHandlers, HandlerRegistry } from './handlers/registry.js';
 import { createJobStore, RedisRequiredError } from './store/create-job-store.js';
+import { RedisJobStore } from './store/redis-job-store.js';
+import { MemoryOpsStore } from './ops/memory-ops-store.js';
+import { RedisOpsStore } from './ops/redis-ops-store.js';
 import { WebhookDispatcher } from './webhooks/webhook-dispatcher.js';
 import { WebhookSigner } from './webhooks/webhook-signer.js';
 import { WorkerPool } from './worker/worker-pool.js';
-import { ServiceMetrics } from './metrics/service-metrics.js';
+import { ServiceMetrics, type WorkerPoolObserver } from './metrics/service-metrics.js';
+import { fanOut, WorkerControl } from './worker/worker-control.js';
 
 /**
  * The process: reads the environment, picks the store, starts the worker pool and the HTTP server,
@@ -61,10 +66,16 @@ async function main(): Promise<void> {
     throw error;
   }
   const { store, fallback } = selection;
+  // Operator state (pauses, worker registry, audit, history, bulk snapshots) lives beside the jobs: in the same Redis, under the same prefix.
+  const ops =
+    store instanceof RedisJobStore
+      ? new RedisOpsStore(store.redis, store.keys.base, { commandTimeoutMs: config.REDIS_COMMAND_TIMEOUT_MS })
+      : new MemoryOpsStore();
 
   const unknownLimited = Object.keys(config.TYPE_LIMITS).filter((type) => !handlers.get(type));
   if (unknownLimited.length > 0) logger.warn({ types: unknownLimited }, 'TYPE_LIMITS names job types that are not enabled here');
   const metrics = new ServiceMetrics({ jobTypes: handlers.types });
+  const poolObservers: WorkerPoolObserver[] = [metrics];
   const pool =
     config.ROLE !== 'api' && config.WORKER_CONCURRENCY > 0
       ? new WorkerPool({
@@ -75,9 +86,14 @@ async function main(): Promise<void> {
           concurrency: config.WORKER_CONCURRENCY,
           leaseMs: config.LEASE_S * 1000,
           backoff: { baseMs: config.RETRY_BACKOFF_BASE_MS, maxMs: config.RETRY_BACKOFF_MAX_MS },
-          observer: metrics,
+          observer: fanOut(poolObservers),
         })
       : null;
+  // Pauses, drains, the worker registry and the stats history reach the pool through its control.
+  const control = pool
+    ? new WorkerControl({ ops, store, pool, log: logger, version: serviceVersion, role: config.ROLE })
+    : null;
+  if (control) poolObservers.push(control);
 
   // Webhooks are sent by the instances that run jobs; any instance accepts jobs that carry one.
   const webhooks =
@@ -94,6 +110,7 @@ async function main(): Promise<void> {
   let shuttingDown = false;
   const app = await buildApp({
     store,
+    ops,
     storeFallback: fallback,
     handlers,
     pool,
@@ -121,6 +138,8 @@ async function main(): Promise<void> {
     else logger.info({ signal }, 'shutting down');
     await app.close();
     await Promise.all([pool?.drain(config.SHUTDOWN_GRACE_S * 1000), webhooks?.stop(Math.min(10, config.SHUTDOWN_GRACE_S) * 1000)]);
+    await control?.stop();
+    await ops.close();
     await store.close();
     logger.info('shut down cleanly');
   });
@@ -131,6 +150,7 @@ async function main(): Promise<void> {
   if (!config.API_KEYS) logger.warn('API_KEYS is not set: the /v1 API is open to anyone who can reach it (one anonymous tenant)');
   const address = await app.listen({ port: config.PORT, host: config.HOST });
   await pool?.start();
+  await control?.start();
   await webhooks?.start();
   logger.info(
     {
@@ -147,6 +167,8 @@ async function main(): Promise<void> {
     `async-job service ready on ${address} (docs at ${address}/docs)`,
   );
 }
+
+const serviceVersion = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
 /** How /admin is reached, for the start-up line: key counts per role, never a key. */
 function adminAccess(keys: { role: string }[] | undefined, token: string | undefined): string {

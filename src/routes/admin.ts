@@ -1,47 +1,151 @@
-import type { FastifyPluginAsync } from 'fastify';
+import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
+import { recordAudit } from '../ops/audit.js';
+import type { OpsStore } from '../ops/ops-store.js';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { HttpProblem } from '../errors.js';
-import { adminGuard, type AdminKey } from '../http/admin-auth.js';
-import { isJobId } from '../jobs/job-id.js';
-import { ANONYMOUS_TENANT } from '../jobs/job.js';
-import { renderJob } from '../jobs/job-view.js';
+import { isJobId, newJobId } from '../jobs/job-id.js';
 import type { JobStore } from '../store/job-store.js';
 import type { WorkerPool } from '../worker/worker-pool.js';
-import { findByIdempotencyKey, renderPage, toListQuery } from './jobs.js';
-import { adminListJobsQuery, jobIdParams, jobListSchema, jobSchema, problemResponses, purgeQuery, statsSchema } from './schemas.js';
+import { renderAdminJob, renderAdminJobDetail } from '../jobs/job-view.js';
+import type { JobRecord } from '../jobs/job.js';
+import { adminSearchFilter, filterFromQuery, searchJobs } from './admin-search.js';
+import { encodeCursor } from './jobs.js';
+import { adminJobDetailSchema, adminJobListSchema, adminJobSchema, adminJobsQuery, jobIdParams, problemResponses, purgeQuery, statsSchema } from './schemas.js';
 
 export interface AdminRoutesOptions {
   store: JobStore;
+  /** Where admin writes are recorded (the audit log). */
+  ops: OpsStore;
   pool: WorkerPool | null;
-  /** From ADMIN_KEYS and ADMIN_TOKEN (see adminKeyring); undefined = loopback clients only, with every right. */
-  adminKeys: AdminKey[] | undefined;
 }
 
 const security = [{ adminToken: [] }];
 
-export const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (fastify, { store, pool, adminKeys }) => {
+export const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (fastify, { store, pool, ops }) => {
   const app = fastify.withTypeProvider<ZodTypeProvider>();
-  // Each route names the least role it needs (config.adminRole): viewer reads, operator acts on jobs, admin purges.
-  app.decorateRequest('admin', null);
-  app.addHook('onRequest', adminGuard(adminKeys));
+  const audit = (request: FastifyRequest, action: string, target: string, count: number, detail?: Record<string, unknown>) =>
+    recordAudit(ops, request, { action, target, count, ...(detail ? { detail } : {}) });
+  // Registered inside buildApp's admin scope, whose guard checks each route's least role (config.adminRole): viewer reads, operator acts on jobs, admin purges.
 
   app.get('/admin/jobs', {
     config: { adminRole: 'viewer' },
     schema: {
       summary: 'Search all jobs',
-      description: 'The filters and paging of GET /v1/jobs, plus `stuck=true`: running jobs whose lease lapsed.',
+      description:
+        'Across tenants. Filters combine with AND; `metadata.<key>=<value>` (repeatable) matches metadata. `status`, `type`, `tenant` and the creation range use indexes; the other filters are checked job by job over at most 5,000 jobs per call, so a page may come back short (even empty) with a `next_cursor`: follow it to look further.',
       tags: ['admin'],
       security,
-      querystring: adminListJobsQuery,
-      response: { 200: jobListSchema, ...problemResponses(400, 401, 403, 503) },
+      querystring: adminJobsQuery,
+      response: { 200: adminJobListSchema, ...problemResponses(400, 401, 403, 503) },
     },
     handler: async (request) => {
-      const { stuck, idempotency_key: idempotencyKey, ...filters } = request.query;
-      if (idempotencyKey !== undefined) return renderPage(await findByIdempotencyKey(store, ANONYMOUS_TENANT, idempotencyKey, filters), filters.order);
-      const query = toListQuery(filters);
-      if (stuck === 'true') query.stuckAt = Date.now();
-      return renderPage(await store.list(query), request.query.order);
+      const { limit, cursor, order, ...rest } = request.query;
+      const parsed = adminSearchFilter.safeParse(filterFromQuery(rest, Object.keys(adminSearchFilter.shape)));
+      if (!parsed.success) throw validationProblem(parsed.error);
+      const page = await searchJobs(store, parsed.data, { limit, cursor, order });
+      return { data: page.jobs.map(renderAdminJob), next_cursor: page.nextAfter === null ? null : encodeCursor(order, page.nextAfter) };
+    },
+  });
+
+  app.get('/admin/jobs/:id', {
+    config: { adminRole: 'viewer' },
+    schema: {
+      summary: 'One job, with its attempt timeline and logs',
+      tags: ['admin'],
+      security,
+      params: jobIdParams,
+      response: { 200: adminJobDetailSchema, ...problemResponses(401, 403, 404, 410, 503) },
+    },
+    handler: async (request) => {
+      const job = await adminFindJob(store, request.params.id);
+      return renderAdminJobDetail(job, await store.logs(job.id));
+    },
+  });
+
+  app.post('/admin/jobs/:id/cancel', {
+    config: { adminRole: 'operator' },
+    schema: {
+      summary: 'Cancel a job',
+      description: 'Queued: canceled at once (200). Running: its handler is aborted and it ends canceled (202). Finished: unchanged (200).',
+      tags: ['admin'],
+      security,
+      params: jobIdParams,
+      response: { 200: adminJobSchema, 202: adminJobSchema, ...problemResponses(401, 403, 404, 410, 503) },
+    },
+    handler: async (request, reply) => {
+      const outcome = isJobId(request.params.id) ? await store.cancel(request.params.id, Date.now()) : undefined;
+      if (!outcome) await adminFindJob(store, request.params.id);
+      await audit(request, 'job.cancel', request.params.id, outcome!.outcome === 'unchanged' ? 0 : 1);
+      return reply.code(outcome!.outcome === 'cancel-requested' ? 202 : 200).send(renderAdminJob(outcome!.job));
+    },
+  });
+
+  app.delete('/admin/jobs/:id', {
+    config: { adminRole: 'operator' },
+    schema: {
+      summary: 'Delete a job',
+      description: 'Removes it and its result (a running one is aborted); GET then answers 410 for JOB_TTL_S.',
+      tags: ['admin'],
+      security,
+      params: jobIdParams,
+      response: { 204: z.undefined().describe('Deleted'), ...problemResponses(401, 403, 404, 410, 503) },
+    },
+    handler: async (request, reply) => {
+      const deleted = isJobId(request.params.id) && (await store.delete(request.params.id));
+      if (!deleted) await adminFindJob(store, request.params.id);
+      await audit(request, 'job.delete', request.params.id, 1);
+      return reply.code(204).send();
+    },
+  });
+
+  app.post('/admin/jobs/:id/run-now', {
+    config: { adminRole: 'operator' },
+    schema: {
+      summary: 'Run a delayed job now',
+      description: 'A queued job waiting for its run_at (a delay or a retry backoff) becomes ready at once; 409 for any other job.',
+      tags: ['admin'],
+      security,
+      params: jobIdParams,
+      response: { 200: adminJobSchema, ...problemResponses(401, 403, 404, 409, 410, 503) },
+    },
+    handler: async (request) => {
+      const outcome = isJobId(request.params.id) ? await store.runNow(request.params.id, Date.now()) : undefined;
+      if (outcome === undefined) await adminFindJob(store, request.params.id);
+      if (outcome === 'not-delayed') throw new HttpProblem('job-not-delayed', 'Only a queued job waiting for a later run_at can be run now.');
+      await audit(request, 'job.run-now', request.params.id, 1);
+      return renderAdminJob(outcome!);
+    },
+  });
+
+  app.post('/admin/jobs/:id/clone', {
+    config: { adminRole: 'operator' },
+    schema: {
+      summary: 'Queue a copy of a job',
+      description: 'A new job with the same type, input, metadata, priority, attempts, timeout, webhook and tenant, ready now (201, Location).',
+      tags: ['admin'],
+      security,
+      params: jobIdParams,
+      response: { 201: adminJobSchema, ...problemResponses(401, 403, 404, 410, 503) },
+    },
+    handler: async (request, reply) => {
+      const source = await adminFindJob(store, request.params.id);
+      const now = Date.now();
+      const copy = await store.create({
+        id: newJobId(now),
+        type: source.type,
+        tenant: source.tenant,
+        input: source.input,
+        metadata: { ...source.metadata, cloned_from: source.id },
+        priority: source.priority,
+        maxAttempts: source.attemptBudget,
+        timeoutS: source.timeoutS,
+        createdAt: now,
+        runAt: now,
+        webhook: source.webhook,
+      });
+      await audit(request, 'job.clone', source.id, 1, { copy: copy.id });
+      return reply.code(201).header('location', `/admin/jobs/${copy.id}`).send(renderAdminJob(copy));
     },
   });
 
@@ -83,14 +187,15 @@ export const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (fastif
       tags: ['admin'],
       security,
       params: jobIdParams,
-      response: { 200: jobSchema, ...problemResponses(401, 403, 404, 409, 503) },
+      response: { 200: adminJobSchema, ...problemResponses(401, 403, 404, 409, 410, 503) },
     },
     handler: async (request) => {
       const outcome = isJobId(request.params.id) ? await store.retry(request.params.id, Date.now()) : undefined;
-      if (outcome === undefined) throw new HttpProblem('job-not-found', `No job with id ${request.params.id}.`);
+      if (outcome === undefined) await adminFindJob(store, request.params.id);
       if (outcome === 'not-retryable') throw new HttpProblem('job-not-retryable', 'Only failed or canceled jobs can be retried.');
-      request.log.info({ jobId: outcome.id, attempt: outcome.attempt, maxAttempts: outcome.maxAttempts }, 'admin retry');
-      return renderJob(outcome);
+      request.log.info({ jobId: outcome!.id, attempt: outcome!.attempt, maxAttempts: outcome!.maxAttempts }, 'admin retry');
+      await audit(request, 'job.retry', outcome!.id, 1);
+      return renderAdminJob(outcome!);
     },
   });
 
@@ -109,7 +214,26 @@ export const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (fastif
       // +1: the store purges jobs completed strictly before the cutoff; "at least older_than_s ago" includes it.
       const deleted = await store.purge(statuses, Date.now() - request.query.older_than_s * 1000 + 1);
       request.log.info({ statuses, olderThanS: request.query.older_than_s, deleted }, 'admin purge');
+      await audit(request, 'jobs.purge', statuses.join(','), deleted, { older_than_s: request.query.older_than_s });
       return { deleted };
     },
   });
 };
+
+/** The job, or the 410 (it went) or 404 problem an operator gets; any tenant's. */
+async function adminFindJob(store: JobStore, id: string): Promise<JobRecord> {
+  const job = isJobId(id) ? await store.get(id) : undefined;
+  if (job) return job;
+  const goneAt = isJobId(id) ? await store.goneAt(id) : null;
+  if (goneAt !== null) {
+    throw new HttpProblem('job-gone', `Job ${id} was deleted or expired at ${new Date(goneAt).toISOString()}.`, {
+      extensions: { gone_at: new Date(goneAt).toISOString() },
+    });
+  }
+  throw new HttpProblem('job-not-found', `No job with id ${id}.`);
+}
+
+function validationProblem(error: z.ZodError): HttpProblem {
+  const errors = error.issues.map((issue) => ({ pointer: issue.path.map(String).join('.') || '(query)', detail: issue.message }));
+  return new HttpProblem('bad-request', `Invalid query parameter: ${errors.map((entry) => entry.pointer).join(', ')}.`, { errors });
+}

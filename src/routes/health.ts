@@ -1,6 +1,7 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
+import type { OpsStore } from '../ops/ops-store.js';
 import type { JobStore } from '../store/job-store.js';
 import type { WorkerPool } from '../worker/worker-pool.js';
 import { healthSchema } from './schemas.js';
@@ -12,14 +13,29 @@ export interface HealthRoutesOptions {
   isShuttingDown: () => boolean;
   /** `open`: the /v1 API needs no key (one anonymous tenant); `keys`: API keys with tenants. */
   authMode: 'open' | 'keys';
+  /** The worker registry: live workers, and whether a backlog has none. */
+  ops: OpsStore;
 }
+
+type Status = 'pass' | 'warn' | 'fail';
+const worst = (...statuses: Status[]): Status => (statuses.includes('fail') ? 'fail' : statuses.includes('warn') ? 'warn' : 'pass');
+/** Persistence settings change rarely: read at most this often. */
+const PERSISTENCE_CACHE_MS = 30_000;
 
 const HEALTH_CONTENT_TYPE = 'application/health+json';
 /** Readiness must answer quickly even when Redis hangs. */
 const PING_TIMEOUT_MS = 1500;
 
-export const healthRoutes: FastifyPluginAsync<HealthRoutesOptions> = async (fastify, { store, storeFallback, pool, isShuttingDown, authMode }) => {
+export const healthRoutes: FastifyPluginAsync<HealthRoutesOptions> = async (fastify, { store, storeFallback, pool, isShuttingDown, authMode, ops }) => {
   const app = fastify.withTypeProvider<ZodTypeProvider>();
+  let persistenceRead: { at: number; value: Promise<Awaited<ReturnType<JobStore['persistence']>>> } | undefined;
+  const persistence = () => {
+    if (!persistenceRead || Date.now() - persistenceRead.at > PERSISTENCE_CACHE_MS) {
+      persistenceRead = { at: Date.now(), value: withTimeout(store.persistence(), PING_TIMEOUT_MS) };
+      persistenceRead.value.catch(() => (persistenceRead = undefined)); // an outage is not cached
+    }
+    return persistenceRead.value;
+  };
 
   app.get('/health/live', {
     schema: {
@@ -31,10 +47,50 @@ export const healthRoutes: FastifyPluginAsync<HealthRoutesOptions> = async (fast
     handler: async (_request, reply) => reply.type(HEALTH_CONTENT_TYPE).send({ status: 'pass' }),
   });
 
+  /** Redis that keeps nothing on disk loses every job when it restarts. */
+  async function checkPersistence(): Promise<{ status: Status; aof: boolean | null; rdb: boolean | null; output?: string } | null> {
+    try {
+      const kept = await persistence();
+      if (!kept) return null;
+      const none = !kept.aof && kept.rdb === false;
+      return {
+        status: none ? 'warn' : 'pass',
+        ...kept,
+        ...(none ? { output: 'Redis has neither AOF nor RDB snapshots: a Redis restart loses every job (set appendonly yes)' } : {}),
+        ...(kept.rdb === null && !kept.aof ? { output: 'AOF is off and the RDB save setting cannot be read (CONFIG refused)' } : {}),
+      };
+    } catch (error) {
+      return { status: 'warn', aof: null, rdb: null, output: `could not read the persistence settings: ${(error as Error).message}` };
+    }
+  }
+
+  /** Live workers in the fleet, and the types with jobs waiting that none of them runs. */
+  async function checkWorkers(): Promise<{ status: Status; live: number; unserved_types: string[]; output?: string }> {
+    try {
+      const now = Date.now();
+      const [workers, stats] = await withTimeout(Promise.all([ops.workers(now), store.stats(now)]), PING_TIMEOUT_MS);
+      const live = workers.filter((worker) => worker.state === 'live' && !worker.draining);
+      const served = new Set(live.flatMap((worker) => worker.types));
+      const unserved = Object.entries(stats.byType)
+        .filter(([type, counts]) => counts.queued > 0 && !served.has(type))
+        .map(([type]) => type)
+        .sort();
+      return {
+        status: unserved.length > 0 ? 'warn' : 'pass',
+        live: live.length,
+        unserved_types: unserved,
+        ...(unserved.length > 0 ? { output: `jobs wait of types no live worker runs: ${unserved.join(', ')}` } : {}),
+      };
+    } catch (error) {
+      return { status: 'warn', live: 0, unserved_types: [], output: `could not read the worker registry: ${(error as Error).message}` };
+    }
+  }
+
   app.get('/health', {
     schema: {
       summary: 'Readiness',
-      description: '`pass`; `warn` (200) when Redis was configured but the service fell back to memory; `fail` (503) when the store cannot be reached or the instance is shutting down.',
+      description:
+        '`pass`; `warn` (200) when Redis was configured but the service fell back to memory, when Redis keeps nothing on disk (neither AOF nor RDB: a Redis restart would lose every job), or when jobs wait of a type no live worker runs; `fail` (503) when the store cannot be reached or the instance is shutting down.',
       tags: ['health'],
       response: {
         200: { description: 'Ready (pass or warn)', content: { 'application/health+json': { schema: healthSchema } } },
@@ -49,9 +105,10 @@ export const healthRoutes: FastifyPluginAsync<HealthRoutesOptions> = async (fast
       } catch (error) {
         output = (error as Error).message;
       }
-      const storeStatus = latencyMs === null ? 'fail' : storeFallback ? 'warn' : 'pass';
+      const storeStatus: Status = latencyMs === null ? 'fail' : storeFallback ? 'warn' : 'pass';
+      const [persistenceCheck, workersCheck] = latencyMs === null ? [null, null] : await Promise.all([checkPersistence(), checkWorkers()]);
       const shuttingDown = isShuttingDown();
-      const status = shuttingDown ? 'fail' : storeStatus;
+      const status = shuttingDown ? 'fail' : worst(storeStatus, persistenceCheck?.status ?? 'pass', workersCheck?.status ?? 'pass');
       const body = {
         status,
         ...(shuttingDown
@@ -61,7 +118,8 @@ export const healthRoutes: FastifyPluginAsync<HealthRoutesOptions> = async (fast
             : {}),
         checks: {
           store: { kind: store.kind, fallback: storeFallback, status: storeStatus, latency_ms: latencyMs, ...(output ? { output } : {}) },
-          workers: { concurrency: pool?.concurrency ?? 0, busy: pool?.busy ?? 0 },
+          ...(persistenceCheck ? { persistence: persistenceCheck } : {}),
+          workers: { concurrency: pool?.concurrency ?? 0, busy: pool?.busy ?? 0, ...(workersCheck ?? { status: 'pass' as const }) },
           auth: { mode: authMode },
         },
       } as const;

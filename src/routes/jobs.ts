@@ -62,7 +62,7 @@ export function encodeCursor(order: 'asc' | 'desc', afterId: string): string {
   return Buffer.from(`v1:${order}:${afterId}`).toString('base64url');
 }
 
-function decodeCursor(cursor: string, order: 'asc' | 'desc'): string {
+export function decodeCursor(cursor: string, order: 'asc' | 'desc'): string {
   const [version, cursorOrder, id] = Buffer.from(cursor, 'base64url').toString('utf8').split(':');
   if (version !== 'v1' || cursorOrder !== order || id === undefined || !isJobId(id)) {
     throw new HttpProblem('bad-request', 'Invalid query parameter: cursor (use next_cursor of a page listed with the same order).', {

@@ -107,6 +107,52 @@ export const jobSchema = z
   })
   .meta({ id: 'Job' });
 
+/** A Job as operators see it: with its tenant and the worker of its latest attempt. */
+export const adminJobSchema = jobSchema
+  .extend({
+    tenant: z.string().describe('`-` is the anonymous tenant of an open API'),
+    worker_id: z.string().nullable().describe('The worker that ran (or runs) the latest attempt'),
+  })
+  .meta({ id: 'AdminJob' });
+
+export const attemptSchema = z
+  .object({
+    attempt: z.number().int(),
+    worker_id: z.string().nullable(),
+    started_at: nullableTimestamp,
+    ended_at: timestamp,
+    outcome: z
+      .enum(['succeeded', 'failed', 'retry', 'canceled', 'released', 'lease-expired', 'poison'])
+      .describe('`retry`: failed, another attempt scheduled; `lease-expired`: its worker died or hung; `released`: shut down before it ended; `poison`: its worker died POISON_AFTER times'),
+    error: z
+      .object({ code: z.string(), message: z.string(), retryable: z.boolean(), stack: z.string().nullable().describe('Where the handler threw it (capped)') })
+      .nullable(),
+  })
+  .meta({ id: 'Attempt' });
+
+export const jobLogLineSchema = z
+  .object({
+    at: timestamp,
+    attempt: z.number().int(),
+    level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']),
+    message: z.string().describe("The handler's message, with its fields as JSON after it; secrets redacted"),
+  })
+  .meta({ id: 'JobLogLine' });
+
+export const adminJobDetailSchema = adminJobSchema
+  .extend({
+    attempts: z.array(attemptSchema).describe('Every ended attempt, oldest first; a running attempt shows in started_at and worker_id'),
+    logs: z.array(jobLogLineSchema).describe("The handler's ctx.log lines (the last 200), oldest first"),
+  })
+  .meta({ id: 'AdminJobDetail' });
+
+export const adminJobListSchema = z
+  .object({
+    data: z.array(adminJobSchema),
+    next_cursor: z.string().nullable().describe('Pass as `cursor` for the next page; null when every job was looked at'),
+  })
+  .meta({ id: 'AdminJobList' });
+
 const metadataSchema = z
   .record(z.string().min(1).max(64), z.string().max(512))
   .refine((value) => Object.keys(value).length <= 32, 'at most 32 keys')
@@ -143,7 +189,7 @@ export const createJobBody = z
   })
   .meta({ id: 'CreateJob' });
 
-const commaList = <T extends z.ZodType<unknown, string>>(item: T) =>
+export const commaList = <T extends z.ZodType<unknown, string>>(item: T) =>
   z
     .string()
     .transform((value) => value.split(',').map((part) => part.trim()).filter((part) => part.length > 0))
@@ -162,11 +208,27 @@ export const listJobsQuery = z
   })
   .strict();
 
-export const adminListJobsQuery = listJobsQuery
-  .extend({
-    stuck: z.enum(['true', 'false']).optional().describe('true: only running jobs whose lease has lapsed'),
+/** GET /admin/jobs: paging, and the search filters (src/routes/admin-search.ts) as plain strings. */
+export const adminJobsQuery = z
+  .object({
+    limit: z.coerce.number().int().min(1).max(100).default(20),
+    cursor: z.string().min(1).optional().describe('`next_cursor` of the previous page'),
+    order: z.enum(['desc', 'asc']).default('desc').describe('By creation time; newest first by default'),
+    id: z.string().optional().describe('Exactly this job'),
+    status: z.string().optional().describe('Comma-separated statuses'),
+    type: z.string().optional(),
+    tenant: z.string().optional().describe('`-` is the anonymous tenant of an open API'),
+    created_after: z.string().optional().describe('RFC 3339'),
+    created_before: z.string().optional().describe('RFC 3339'),
+    finished_after: z.string().optional().describe('RFC 3339'),
+    finished_before: z.string().optional().describe('RFC 3339'),
+    error: z.string().optional().describe("An error code, or a substring of the error's message (case-insensitive)"),
+    min_attempts: z.string().optional().describe('Jobs that started at least this many attempts'),
+    worker: z.string().optional().describe('Jobs whose latest attempt ran on this worker id'),
+    idempotency_key: z.string().optional().describe('The job a create with this key made (of `tenant`, else the anonymous tenant)'),
+    stuck: z.string().optional().describe('`true`: only running jobs whose lease has lapsed'),
   })
-  .strict();
+  .catchall(z.string().describe('`metadata.<key>=<value>`: jobs whose metadata has that pair'));
 
 export const jobListSchema = z
   .object({
@@ -218,7 +280,23 @@ export const healthSchema = z
         latency_ms: z.number().nullable(),
         output: z.string().optional(),
       }),
-      workers: z.object({ concurrency: z.number().int(), busy: z.number().int() }),
+      persistence: z
+        .object({
+          status: z.enum(['pass', 'warn', 'fail']),
+          aof: z.boolean().nullable(),
+          rdb: z.boolean().nullable().describe('null: the save setting could not be read'),
+          output: z.string().optional(),
+        })
+        .optional()
+        .describe('Redis only: warn when it keeps nothing on disk'),
+      workers: z.object({
+        concurrency: z.number().int().describe("This instance's slots"),
+        busy: z.number().int(),
+        status: z.enum(['pass', 'warn', 'fail']),
+        live: z.number().int().optional().describe('Live workers (not draining) in the fleet'),
+        unserved_types: z.array(z.string()).optional().describe('Types with queued jobs and no live worker: warn'),
+        output: z.string().optional(),
+      }),
       auth: z.object({ mode: z.enum(['open', 'keys']).describe('open: the /v1 API needs no key (API_KEYS unset)') }),
     }),
   })

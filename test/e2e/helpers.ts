@@ -284,7 +284,8 @@ export interface HealthView {
   description?: string;
   checks: {
     store: { kind: 'memory' | 'redis'; fallback: boolean; status: string; latency_ms: number | null; output?: string };
-    workers: { concurrency: number; busy: number };
+    persistence?: { status: string; aof: boolean | null; rdb: boolean | null; output?: string };
+    workers: { concurrency: number; busy: number; status: string; live?: number; unserved_types?: string[] };
   };
 }
 

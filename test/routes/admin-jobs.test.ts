@@ -101,7 +101,7 @@ describe('admin job detail and actions', () => {
     await waitForStatus(app, job.id, 'succeeded');
     const detail = await waitFor(async () => {
       const response = await app.inject({ method: 'GET', url: `/admin/jobs/${job.id}` });
-      const parsed = adminJobDetailSchema.parse(response.json()) as AdminDetail;
+      const parsed: AdminDetail = adminJobDetailSchema.parse(response.json());
       return parsed.logs.length === 3 ? parsed : undefined;
     }, { what: 'three log lines' });
     expect(detail.attempts).toHaveLength(2);

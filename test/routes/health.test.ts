@@ -2,6 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { StoreUnavailableError } from '../../src/errors.js';
 import { healthSchema } from '../../src/routes/schemas.js';
+import { MemoryOpsStore } from '../../src/ops/memory-ops-store.js';
 import { MemoryJobStore } from '../../src/store/memory-job-store.js';
 import { harnessScope } from './helpers.js';
 
@@ -45,7 +46,7 @@ describe('GET /health', () => {
       status: 'pass',
       checks: {
         store: { kind: 'memory', fallback: false, status: 'pass', latency_ms: expect.any(Number) as number },
-        workers: { concurrency: 0, busy: 0 },
+        workers: { concurrency: 0, busy: 0, status: 'pass', live: 0, unserved_types: [] },
         auth: { mode: 'open' },
       },
     });
@@ -55,7 +56,26 @@ describe('GET /health', () => {
     const { app } = await scope.open({ workers: true, concurrency: 2 });
     const health = healthSchema.parse((await app.inject({ method: 'GET', url: '/health' })).json());
     expect(health.status).toBe('pass');
-    expect(health.checks.workers).toEqual({ concurrency: 2, busy: 0 });
+    expect(health.checks.workers).toMatchObject({ concurrency: 2, busy: 0 });
+  });
+
+  it('200 warn when jobs wait of a type no live worker runs, naming it', async () => {
+    const ops = new MemoryOpsStore();
+    const { app } = await scope.open({ ops });
+    await app.inject({ method: 'POST', url: '/v1/jobs', payload: { type: 'echo', input: {} } });
+    let health = healthSchema.parse((await app.inject({ method: 'GET', url: '/health' })).json());
+    expect(health.status).toBe('warn');
+    expect(health.checks.workers).toMatchObject({ status: 'warn', live: 0, unserved_types: ['echo'] });
+    expect(health.checks.workers.output).toMatch(/echo/);
+    // A live worker for echo (another instance, say) clears it.
+    const now = Date.now();
+    await ops.beat({
+      id: 'other:1', host: 'other', pid: 1, version: '1', role: 'worker', started_at: now, beat_at: now, types: ['echo'],
+      slots_total: 4, slots_busy: 0, job_ids: [], leases_lost: 0, draining: false,
+    });
+    health = healthSchema.parse((await app.inject({ method: 'GET', url: '/health' })).json());
+    expect(health.status).toBe('pass');
+    expect(health.checks.workers).toMatchObject({ status: 'pass', live: 1, unserved_types: [] });
   });
 
   it('200 warn when the store is the memory fallback', async () => {

@@ -8,6 +8,8 @@ import { builtInHandlers, HandlerRegistry } from '../../src/handlers/registry.js
 import { jobSchema, problemSchema } from '../../src/routes/schemas.js';
 import type { JobStore } from '../../src/store/job-store.js';
 import { MemoryJobStore } from '../../src/store/memory-job-store.js';
+import { MemoryOpsStore } from '../../src/ops/memory-ops-store.js';
+import type { OpsStore } from '../../src/ops/ops-store.js';
 import { WorkerPool } from '../../src/worker/worker-pool.js';
 
 export type Job = z.infer<typeof jobSchema>;
@@ -52,21 +54,24 @@ export function blockingHandler(): { handler: Handler; started: Set<string>; abo
 export interface Harness {
   app: FastifyInstance;
   store: JobStore;
+  ops: OpsStore;
   pool: WorkerPool | null;
   close(): Promise<void>;
 }
 
-export interface HarnessOptions extends Partial<Omit<AppDeps, 'handlers' | 'store' | 'pool'>> {
+export interface HarnessOptions extends Partial<Omit<AppDeps, 'handlers' | 'store' | 'pool' | 'ops'>> {
   /** Start a real worker pool (default false: jobs stay queued). */
   workers?: boolean;
   concurrency?: number;
   extraHandlers?: Handler[];
   store?: JobStore;
+  /** Operator state (default: a new MemoryOpsStore), closed with the harness. */
+  ops?: OpsStore;
 }
 
 /** buildApp over a MemoryJobStore (or the given store), the built-in handlers plus extras, and optionally a running pool. */
 export async function startHarness(options: HarnessOptions = {}): Promise<Harness> {
-  const { workers = false, concurrency = 4, extraHandlers = [], store = new MemoryJobStore({ jobTtlMs: 60_000 }), ...deps } = options;
+  const { workers = false, concurrency = 4, extraHandlers = [], store = new MemoryJobStore({ jobTtlMs: 60_000 }), ops = new MemoryOpsStore(), ...deps } = options;
   const handlers = new HandlerRegistry([...builtInHandlers, ...extraHandlers]);
   const pool = workers
     ? new WorkerPool({
@@ -79,19 +84,21 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
         progressIntervalMs: 10,
       })
     : null;
-  const app = await buildApp({ ...deps, store, handlers, pool });
+  const app = await buildApp({ ...deps, store, ops, handlers, pool });
   await app.ready();
   await pool?.start();
   let closed = false;
   return {
     app,
     store,
+    ops,
     pool,
     async close() {
       if (closed) return;
       closed = true;
       await pool?.drain(1000);
       await app.close();
+      await ops.close();
       await store.close();
     },
   };

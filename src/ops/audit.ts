@@ -1,0 +1,28 @@
+import type { FastifyRequest } from 'fastify';
+import type { OpsStore } from './ops-store.js';
+
+export interface AuditAction {
+  /** What was done: `type.pause`, `worker.drain`, `bulk.retry`, `job.cancel`, … */
+  action: string;
+  /** What it was done to: a job id, a type, a worker id, `filter`, `ids` … */
+  target: string;
+  /** How many jobs (or things) it changed. */
+  count: number;
+  detail?: Record<string, unknown>;
+}
+
+/**
+ * Records an admin write in the audit log, as the caller the admin guard identified (`request.admin`), and
+ * logs it. Call it after the write took effect. A failure to record (the store is down) is logged, never
+ * thrown: the write itself already happened and must not answer as if it had not.
+ */
+export async function recordAudit(ops: OpsStore, request: FastifyRequest, what: AuditAction): Promise<void> {
+  const actor = { key_id: request.admin?.keyId ?? 'unknown', role: request.admin?.role ?? 'admin' };
+  const entry = { at: Date.now(), actor, ...what };
+  request.log.info({ audit: entry }, 'admin write');
+  try {
+    await ops.audit(entry);
+  } catch (error) {
+    request.log.error({ err: error, audit: entry }, 'could not record an admin write in the audit log');
+  }
+}

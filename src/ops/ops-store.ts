@@ -1,0 +1,230 @@
+import type { AdminRole } from '../config.js';
+
+/**
+ * The OpsStore contract: the operator state that is not jobs, behind its own seam. Both implementations
+ * (memory-ops-store.ts, redis-ops-store.ts) pass the same behaviour suite (test/ops/ops-store.contract.ts).
+ * In Redis it lives under the job store's key prefix (`{prefix}:`, one hash tag, so Redis Cluster works) and
+ * is shared by every instance; in memory it lives and dies with the process.
+ *
+ * - Bulk snapshots: the ids a bulk action's dry run matched, kept for a while under a random, unguessable
+ *   token. `takeSnapshot` is one-shot (taking it deletes it), so a snapshot acts at most once.
+ * - Type pauses: which job types workers must not claim, with who paused them, why and when. Every change
+ *   (and every drain / resume of a worker) is published as a ControlMessage to `subscribeControl`
+ *   listeners on every instance, so worker pools hear it at once instead of at their next poll.
+ * - Worker registry: each worker pool `beat`s its WorkerRecord every `beatIntervalMs` (a store option,
+ *   default 10 s). `workers(now)` rates each: `live` (beat within 3 × beatIntervalMs), `stale` (within
+ *   5 minutes), `dead` (older; dead records are dropped once their beat is more than an hour old).
+ *   An operator's drain (`setDraining`) is kept apart from the beat record, so a beat never undoes it.
+ * - Audit: every admin write (who, what, on what, how many jobs), newest first, the last 10,000 kept.
+ * - Stats history: finished jobs (with wait and run times) and queue depth, in fixed time buckets, kept
+ *   bounded (see HISTORY_WINDOWS) and, in Redis, across restarts.
+ *
+ * Failures of the backend surface as StoreUnavailableError (answered 503), quickly, never as a hang.
+ */
+export interface OpsStore {
+  readonly kind: 'memory' | 'redis';
+
+  /** Keeps `snapshot` for `ttlMs`; answers its token (random, unguessable). */
+  saveSnapshot(snapshot: BulkSnapshot, ttlMs: number): Promise<string>;
+  /** The snapshot, deleting it (one-shot); undefined when unknown, expired or already taken. */
+  takeSnapshot(token: string): Promise<BulkSnapshot | undefined>;
+
+  /** Workers stop claiming jobs of `type` (running ones finish); replaces an earlier pause of it. Publishes `pause`. */
+  pauseType(type: string, pause: TypePause): Promise<void>;
+  /** Lifts the pause; true when the type was paused. Publishes `resume` (also when it was not paused). */
+  resumeType(type: string): Promise<boolean>;
+  /** Every paused type with who paused it, why and when. */
+  pausedTypes(): Promise<Record<string, TypePause>>;
+  /**
+   * Calls `listener` on every pause, resume and drain change, made on any instance sharing the store (this
+   * one included). Resolves once the subscription is in place, to a function that ends it. Messages may be
+   * missed during a reconnect: a worker pool also re-reads `pausedTypes` / `isDraining` now and then.
+   */
+  subscribeControl(listener: (message: ControlMessage) => void): Promise<() => void>;
+
+  /** Stores (replaces) the worker's record. `record.draining` is the pool's own view; see `setDraining`. */
+  beat(record: WorkerRecord): Promise<void>;
+  /**
+   * Every known worker with its state at `now`, ordered by id; `draining` is true when an operator drained
+   * it or the pool itself reports draining (shutting down). Drops dead records older than an hour.
+   */
+  workers(now: number): Promise<WorkerView[]>;
+  /**
+   * An operator drains (true) or resumes (false) a worker: kept apart from its beat record, so its beats do not
+   * undo it. False (and nothing stored) when no worker with this id is known. Publishes `drain`.
+   */
+  setDraining(id: string, draining: boolean): Promise<boolean>;
+  /** Whether an operator drained this worker (what a worker pool checks besides the control messages). */
+  isDraining(id: string): Promise<boolean>;
+
+  /** Appends an entry to the audit log (the oldest beyond AUDIT_LOG_CAP are dropped). */
+  audit(entry: AuditEntry): Promise<void>;
+  /** Newest first: up to `limit` entries older than the cursor `before` (the `next_cursor` of the previous page). */
+  auditLog(query: { limit: number; before?: string }): Promise<AuditPage>;
+
+  /** Counts finished jobs and their wait and run times (worker pools send them in batches). */
+  recordFinished(samples: FinishedSample[]): Promise<void>;
+  /** The queue depth (ready jobs) of each type at `at`; a bucket shows the latest depth recorded in it. */
+  recordDepth(at: number, depthByType: Record<string, number>): Promise<void>;
+  /** The window ending at `now`, oldest bucket first, every bucket present (empty ones with no types). */
+  history(window: HistoryWindow, now: number): Promise<History>;
+
+  /** Ends the control subscription (never closes a Redis client it was given). Idempotent. */
+  close(): Promise<void>;
+}
+
+export type BulkAction = 'retry' | 'cancel' | 'delete';
+
+/** What a bulk action's dry run matched: the action, the job ids, the filter that found them, who asked. */
+export interface BulkSnapshot {
+  action: BulkAction;
+  ids: string[];
+  filter?: unknown;
+  /** The admin key id that made the dry run. */
+  by: string;
+}
+
+export interface TypePause {
+  /** The admin key id that paused it. */
+  by: string;
+  reason: string;
+  /** Epoch ms. */
+  at: number;
+}
+
+export type ControlMessage =
+  | { kind: 'pause'; type: string; pause: TypePause }
+  | { kind: 'resume'; type: string }
+  | { kind: 'drain'; workerId: string; draining: boolean };
+
+/** What a worker pool reports on each beat. Times are epoch ms. */
+export interface WorkerRecord {
+  /** The pool's worker id (unique per process). */
+  id: string;
+  host: string;
+  pid: number;
+  /** The service version it runs. */
+  version: string;
+  /** ROLE of its instance: `all` or `worker`. */
+  role: string;
+  started_at: number;
+  beat_at: number;
+  /** The job types it claims. */
+  types: string[];
+  slots_total: number;
+  slots_busy: number;
+  /** The jobs it is running. */
+  job_ids: string[];
+  /** Leases it lost since it started (its jobs were reclaimed, e.g. after it stalled). */
+  leases_lost: number;
+  /** The pool's own view: it is draining (shutting down, or it heard an operator's drain). */
+  draining: boolean;
+}
+
+export type WorkerState = 'live' | 'stale' | 'dead';
+
+export type WorkerView = WorkerRecord & { state: WorkerState };
+
+/** A worker is `live` while its last beat is younger than this many beat intervals. */
+export const LIVE_BEATS = 3;
+/** … `stale` while younger than this, `dead` after. */
+export const STALE_AFTER_MS = 5 * 60_000;
+/** Dead workers' records are dropped once their beat is this old. */
+export const PRUNE_DEAD_AFTER_MS = 60 * 60_000;
+export const DEFAULT_BEAT_INTERVAL_MS = 10_000;
+
+/** A worker's state at `now`: live within LIVE_BEATS beats, stale within 5 minutes, dead after. */
+export function workerState(beatAt: number, now: number, beatIntervalMs: number): WorkerState {
+  const age = now - beatAt;
+  if (age < LIVE_BEATS * beatIntervalMs) return 'live';
+  if (age < STALE_AFTER_MS) return 'stale';
+  return 'dead';
+}
+
+export interface AuditEntry {
+  /** Epoch ms. */
+  at: number;
+  actor: { key_id: string; role: AdminRole };
+  /** What was done: `type.pause`, `worker.drain`, `bulk.retry`, `job.cancel`, … */
+  action: string;
+  /** What it was done to: a job id, a type, a worker id, `filter`, `ids` … */
+  target: string;
+  /** How many jobs (or things) it changed. */
+  count: number;
+  detail?: Record<string, unknown>;
+}
+
+/** An entry as listed, with its id (increasing: later entries have larger ids). */
+export type AuditRecord = AuditEntry & { id: string };
+
+export interface AuditPage {
+  entries: AuditRecord[];
+  /** Pass as `before` for the next (older) page; null on the last page. */
+  next_cursor: string | null;
+}
+
+/** The audit log keeps the newest this many entries. */
+export const AUDIT_LOG_CAP = 10_000;
+
+/** One finished job, as a worker pool reports it. */
+export interface FinishedSample {
+  type: string;
+  status: 'succeeded' | 'failed' | 'canceled';
+  /** From becoming runnable (run_at) to the start of its last attempt; null when it never started. */
+  waitMs: number | null;
+  /** Of its last attempt; null when it never ran. */
+  runMs: number | null;
+  /** When it finished, epoch ms. */
+  at: number;
+}
+
+export type HistoryWindow = '1h' | '24h' | '7d';
+
+/**
+ * The bucket width of each window, and how long buckets of that width are kept (a little more than the
+ * window, so the oldest bucket of a window is whole): one minute for 1 h, ten minutes for 24 h, one hour
+ * for 7 d. A finished sample is counted in all three at once: that is the downsampling.
+ */
+export const HISTORY_WINDOWS: Record<HistoryWindow, { windowMs: number; bucketMs: number; keepMs: number }> = {
+  '1h': { windowMs: 3_600_000, bucketMs: 60_000, keepMs: 2 * 3_600_000 },
+  '24h': { windowMs: 86_400_000, bucketMs: 600_000, keepMs: 25 * 3_600_000 },
+  '7d': { windowMs: 7 * 86_400_000, bucketMs: 3_600_000, keepMs: 8 * 86_400_000 },
+};
+
+export interface Percentiles {
+  /** How many samples the percentiles come from. */
+  count: number;
+  p50: number;
+  p95: number;
+  p99: number;
+}
+
+/** One type in one bucket. */
+export interface TypeHistory {
+  succeeded: number;
+  failed: number;
+  canceled: number;
+  /** succeeded + failed + canceled. */
+  finished: number;
+  /** The latest queue depth recorded in the bucket; null when none was. */
+  depth: number | null;
+  /** Milliseconds, from log-scale histograms: each value within ~9 % of the exact percentile. */
+  wait_ms: Percentiles | null;
+  run_ms: Percentiles | null;
+}
+
+export interface HistoryBucket {
+  /** Start of the bucket, epoch ms. */
+  at: number;
+  /** Only the types with something recorded in the bucket. */
+  types: Record<string, TypeHistory>;
+}
+
+export interface History {
+  window: HistoryWindow;
+  bucket_ms: number;
+  /** Start of the first bucket and end of the last (epoch ms). */
+  from: number;
+  to: number;
+  buckets: HistoryBucket[];
+}
