@@ -15,5 +15,5 @@ function newestMtime(dir) {
 const built = 'dist/server.js';
 if (!existsSync(built) || statSync(built).mtimeMs < newestMtime('src')) {
   console.error('[build] dist/ is missing or stale; building first (npm run build)…');
-  execSync('npm run build', { stdio: 'inherit' });
+  execSync('npm run build', { stdio: ['inherit', 2, 2] }); // stdout stays clean for commands that write data to it (npm run jobs -- export --out -)
 }

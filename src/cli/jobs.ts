@@ -1,0 +1,157 @@
+import { createReadStream, createWriteStream } from 'node:fs';
+import { once } from 'node:events';
+import { createInterface } from 'node:readline';
+import type { Writable } from 'node:stream';
+import { parseArgs } from 'node:util';
+import { z } from 'zod';
+import { ConfigError, loadConfig, maskRedisUrl } from '../config.js';
+import { isJobId } from '../jobs/job-id.js';
+import { JobStatus, type JobLogLine, type JobRecord } from '../jobs/job.js';
+import { adminSearchFilter, searchJobs } from '../routes/admin-search.js';
+import { encodeCursor } from '../routes/jobs.js';
+import type { JobStore } from '../store/job-store.js';
+import { redisStoreOptions } from '../store/create-job-store.js';
+import { RedisJobStore } from '../store/redis-job-store.js';
+
+/**
+ * `npm run jobs -- export --out FILE [filters]` and `npm run jobs -- import FILE`: moves jobs between stores
+ * (one Redis to another, or to a Cluster) as NDJSON, one `{"format":"ajs-job/1","job":…,"logs":[…]}` per line,
+ * keeping ids, states, attempts, results and log lines. Both stream: memory stays flat whatever the count.
+ */
+
+const USAGE = `Usage:
+  npm run jobs -- export --out FILE|- [--status failed,canceled] [--type T] [--tenant T] [--created-after ISO]
+                         [--created-before ISO] [--finished-after ISO] [--finished-before ISO] [--error TEXT]
+                         [--min-attempts N] [--worker ID] [--metadata.KEY VALUE]...
+  npm run jobs -- import FILE|-
+The store is the one the service would use: REDIS_URL, REDIS_KEY_PREFIX, REDIS_CLUSTER, … (see README).`;
+
+const FORMAT = 'ajs-job/1';
+const lineSchema = z.object({
+  format: z.literal(FORMAT),
+  job: z.object({ id: z.string().refine(isJobId, 'not a job id'), type: z.string(), tenant: z.string(), status: JobStatus }).loose(),
+  logs: z.array(z.object({ at: z.number(), attempt: z.number(), level: z.string(), message: z.string() })).default([]),
+});
+
+class UsageError extends Error {}
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  if (command !== 'export' && command !== 'import') throw new UsageError(command ? `unknown command: ${command}` : 'no command');
+  const store = await openStore();
+  try {
+    return command === 'export' ? await exportJobs(store, rest) : await importJobs(store, rest);
+  } finally {
+    await store.close();
+  }
+}
+
+async function openStore(): Promise<JobStore> {
+  let config;
+  try {
+    config = loadConfig();
+  } catch (error) {
+    if (error instanceof ConfigError) throw new UsageError(error.message);
+    throw error;
+  }
+  if (!config.REDIS_URL) throw new UsageError('REDIS_URL is not set: export and import work on a Redis (an in-memory store lives only inside its service process).');
+  process.stderr.write(`store: ${maskRedisUrl(config.REDIS_URL)} prefix ${config.REDIS_KEY_PREFIX}\n`);
+  // Whole pages of jobs per call: a longer command timeout than the service's, which answers requests.
+  const options = redisStoreOptions(config, config.REDIS_URL);
+  return RedisJobStore.connect({ ...options, commandTimeoutMs: Math.max(options.commandTimeoutMs, 5000) });
+}
+
+async function exportJobs(store: JobStore, args: string[]): Promise<number> {
+  const { out, filter } = exportOptions(args);
+  const sink: Writable = out === '-' ? process.stdout : createWriteStream(out);
+  let count = 0;
+  let cursor: string | undefined;
+  for (;;) {
+    const page = await searchJobs(store, filter, { limit: 100, cursor, order: 'asc', scanLimit: 20_000 });
+    const logs = await Promise.all(page.jobs.map((job) => store.logs(job.id)));
+    for (let i = 0; i < page.jobs.length; i++) {
+      const line = `${JSON.stringify({ format: FORMAT, job: page.jobs[i], logs: logs[i] })}\n`;
+      if (!sink.write(line)) await once(sink, 'drain'); // stream: never more than a page in memory
+      count++;
+    }
+    if (page.nextAfter === null) break;
+    cursor = encodeCursor('asc', page.nextAfter);
+  }
+  if (sink !== process.stdout) {
+    sink.end();
+    await once(sink, 'finish');
+  }
+  process.stderr.write(`exported ${count} jobs${out === '-' ? '' : ` to ${out}`}\n`);
+  return 0;
+}
+
+/** `--out FILE` and the search filters, as `--created-after` or `--created_after`, `--metadata.KEY VALUE`. */
+function exportOptions(args: string[]): { out: string; filter: z.infer<typeof adminSearchFilter> } {
+  const names = Object.keys(adminSearchFilter.shape).filter((name) => name !== 'metadata' && name !== 'stuck');
+  const options: Record<string, { type: 'string' }> = { out: { type: 'string' } };
+  for (const name of names) {
+    options[name] = { type: 'string' };
+    options[name.replaceAll('_', '-')] = { type: 'string' };
+  }
+  const metadata: Record<string, string> = {};
+  const plain: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const match = /^--metadata\.(.+)$/.exec(args[i]!);
+    if (!match) plain.push(args[i]!);
+    else if (args[i + 1] === undefined) throw new UsageError(`${args[i]} needs a value`);
+    else metadata[match[1]!] = args[++i]!;
+  }
+  let values: Record<string, string | undefined>;
+  try {
+    values = parseArgs({ args: plain, options, strict: true, allowPositionals: false }).values;
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
+  if (!values.out) throw new UsageError('export needs --out FILE (or --out - for stdout)');
+  const raw: Record<string, unknown> = {};
+  for (const name of names) {
+    const value = values[name] ?? values[name.replaceAll('_', '-')];
+    if (value !== undefined) raw[name] = value;
+  }
+  if (Object.keys(metadata).length > 0) raw.metadata = metadata;
+  const parsed = adminSearchFilter.safeParse(raw);
+  if (!parsed.success) throw new UsageError(parsed.error.issues.map((issue) => `--${issue.path.join('.')}: ${issue.message}`).join('; '));
+  return { out: values.out, filter: parsed.data };
+}
+
+async function importJobs(store: JobStore, args: string[]): Promise<number> {
+  const [file, ...extra] = args;
+  if (!file || extra.length > 0) throw new UsageError('import needs exactly one FILE (or - for stdin)');
+  const lines = createInterface({ input: file === '-' ? process.stdin : createReadStream(file), crlfDelay: Infinity });
+  const counts = { imported: 0, exists: 0, expired: 0, invalid: 0 };
+  let number = 0;
+  for await (const text of lines) {
+    number++;
+    if (text.trim() === '') continue;
+    let parsed;
+    try {
+      parsed = lineSchema.safeParse(JSON.parse(text));
+    } catch {
+      parsed = undefined;
+    }
+    if (!parsed?.success) {
+      counts.invalid++;
+      process.stderr.write(`line ${number}: not an exported job${parsed ? ` (${parsed.error.issues[0]?.message})` : ' (not JSON)'}; skipped\n`);
+      continue;
+    }
+    counts[await store.importJob(parsed.data.job as unknown as JobRecord, parsed.data.logs as JobLogLine[], Date.now())]++;
+  }
+  process.stderr.write(
+    `imported ${counts.imported} jobs; ${counts.exists} already there (kept as they were), ${counts.expired} past their expiry, ${counts.invalid} invalid lines\n`,
+  );
+  return counts.invalid > 0 ? 1 : 0;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    if (error instanceof UsageError) process.stderr.write(`${error.message}\n\n${USAGE}\n`);
+    else process.stderr.write(`jobs: ${(error as Error).message}\n`);
+    process.exit(error instanceof UsageError ? 2 : 1);
+  },
+);
