@@ -6,13 +6,16 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { jsonSchemaTransform, jsonSchemaTransformObject, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { jobErrorAbout, problemCatalog, type ProblemCode } from './errors.js';
-import { adminKeyring, type AdminRole } from './http/admin-auth.js';
+import { adminGuard, adminKeyring, AdminSessions, type AdminRole } from './http/admin-auth.js';
 import { registerApiKeyAuth } from './http/api-auth.js';
 import { EventLinkSigner } from './http/event-links.js';
 import { registerRateLimit } from './http/rate-limit.js';
 import { frameworkErrors, registerErrorHandling } from './http/error-handler.js';
 import type { HandlerRegistry } from './handlers/registry.js';
 import { adminRoutes } from './routes/admin.js';
+import { adminOpsRoutes } from './routes/admin-ops.js';
+import { adminSessionRoutes } from './routes/admin-session.js';
+import { adminUiRoutes } from './routes/admin-ui.js';
 import { eventRoutes } from './routes/events.js';
 import { healthRoutes } from './routes/health.js';
 import { jobRoutes } from './routes/jobs.js';
@@ -20,12 +23,16 @@ import type { OutboundPolicy } from './outbound/outbound-policy.js';
 import { metricsRoutes } from './routes/metrics.js';
 import { ServiceMetrics } from './metrics/service-metrics.js';
 import type { JobStore } from './store/job-store.js';
+import { MemoryOpsStore } from './ops/memory-ops-store.js';
+import type { OpsStore } from './ops/ops-store.js';
 import type { WorkerPool } from './worker/worker-pool.js';
 
 export interface AppDeps {
   store: JobStore;
   /** Redis was configured but unreachable at start-up, so `store` is the memory fallback. */
   storeFallback?: boolean;
+  /** Operator state that is not jobs (pauses, worker registry, audit, history, bulk snapshots); a MemoryOpsStore when not given (closed with the app). */
+  ops?: OpsStore;
   handlers: HandlerRegistry;
   /** Null when this instance runs no workers. */
   pool: WorkerPool | null;
@@ -106,9 +113,14 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     done();
   });
   registerErrorHandling(app);
+  // The admin guard takes the dashboard's session cookie through app.adminSessions (signed with LINK_SIGNING_SECRET, else a random secret).
+  const adminSessions = new AdminSessions(deps.linkSigningSecret ? Buffer.from(deps.linkSigningSecret) : randomBytes(32));
+  app.decorate('adminSessions', adminSessions);
   if (deps.corsOrigins) await registerCors(app, deps.corsOrigins);
 
   const operationalOnly = deps.role === 'worker';
+  const ops = deps.ops ?? new MemoryOpsStore();
+  if (!deps.ops) app.addHook('onClose', () => ops.close());
   await app.register(fastifySwagger, {
     openapi: {
       openapi: '3.1.0',
@@ -120,7 +132,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       },
       tags: [
         { name: 'jobs', description: 'The client API' },
-        { name: 'admin', description: 'Operators: Bearer <admin key> (ADMIN_KEYS or ADMIN_TOKEN), or loopback only when neither is set. Roles: viewer reads (GET), operator also retries, admin also purges; ADMIN_TOKEN is an admin key' },
+        { name: 'admin', description: 'Operators: Bearer <admin key> (ADMIN_KEYS or ADMIN_TOKEN), or loopback only when neither is set. Roles: viewer reads (GET), operator also acts on jobs and workers (retry, cancel, delete, bulk, drain), admin also purges and pauses job types; ADMIN_TOKEN is an admin key' },
         { name: 'health', description: 'Liveness and readiness' },
         { name: 'operations', description: 'Prometheus metrics: Bearer METRICS_TOKEN, open when it is unset' },
       ],
@@ -142,7 +154,17 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       });
       await v1.register(eventRoutes, { store: deps.store });
     });
-    await app.register(adminRoutes, { store: deps.store, pool: deps.pool, adminKeys: adminKeyring(deps.adminKeys, deps.adminToken) });
+    // One admin scope: the guard runs once, before every admin API route (jobs, and the operator routes on types, workers, history, audit, bulk).
+    const adminKeys = adminKeyring(deps.adminKeys, deps.adminToken);
+    await app.register(async (admin) => {
+      admin.decorateRequest('admin', null);
+      admin.addHook('onRequest', adminGuard(adminKeys));
+      await admin.register(adminRoutes, { store: deps.store, ops, pool: deps.pool });
+      await admin.register(adminOpsRoutes, { store: deps.store, ops, handlers: deps.handlers });
+    });
+    // The dashboard (page and sign-in) sits outside the admin guard: it must open without a key.
+    await app.register(adminSessionRoutes, { adminKeys, sessions: adminSessions });
+    await app.register(adminUiRoutes);
   }
   await app.register(healthRoutes, {
     store: deps.store,
@@ -150,6 +172,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     pool: deps.pool,
     isShuttingDown: deps.isShuttingDown ?? (() => false),
     authMode: deps.apiKeys ? 'keys' : 'open',
+    ops,
   });
   await app.register(metricsRoutes, { metrics, store: deps.store, pool: deps.pool, token: deps.metricsToken });
 
