@@ -14,6 +14,7 @@ import { frameworkErrors, registerErrorHandling } from './http/error-handler.js'
 import type { HandlerRegistry } from './handlers/registry.js';
 import { adminRoutes } from './routes/admin.js';
 import { adminOpsRoutes } from './routes/admin-ops.js';
+import { adminEventRoutes } from './routes/admin-events.js';
 import { adminSessionRoutes } from './routes/admin-session.js';
 import { adminUiRoutes } from './routes/admin-ui.js';
 import { eventRoutes } from './routes/events.js';
@@ -161,6 +162,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       admin.addHook('onRequest', adminGuard(adminKeys));
       await admin.register(adminRoutes, { store: deps.store, ops, pool: deps.pool });
       await admin.register(adminOpsRoutes, { store: deps.store, ops, handlers: deps.handlers });
+      await admin.register(adminEventRoutes, { store: deps.store, pool: deps.pool });
     });
     // The dashboard (page and sign-in) sits outside the admin guard: it must open without a key.
     await app.register(adminSessionRoutes, { adminKeys, sessions: adminSessions });

@@ -157,26 +157,7 @@ export const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (fastif
       security,
       response: { 200: statsSchema, ...problemResponses(401, 403, 503) },
     },
-    handler: async () => {
-      const stats = await store.stats(Date.now());
-      return {
-        store: store.kind,
-        counts: stats.counts,
-        by_type: stats.byType,
-        queue_depth: stats.ready,
-        delayed: stats.delayed,
-        oldest_queued_age_s: stats.oldestReadyAgeS,
-        finished_last_minute: stats.finishedLastMinute,
-        pool: {
-          worker_id: pool?.workerId ?? '',
-          concurrency: pool?.concurrency ?? 0,
-          busy: pool?.busy ?? 0,
-          started: pool?.counters.started ?? 0,
-          succeeded: pool?.counters.succeeded ?? 0,
-          failed: pool?.counters.failed ?? 0,
-        },
-      };
-    },
+    handler: () => adminStats(store, pool),
   });
 
   app.post('/admin/jobs/:id/retry', {
@@ -236,4 +217,26 @@ async function adminFindJob(store: JobStore, id: string): Promise<JobRecord> {
 function validationProblem(error: z.ZodError): HttpProblem {
   const errors = error.issues.map((issue) => ({ pointer: issue.path.map(String).join('.') || '(query)', detail: issue.message }));
   return new HttpProblem('bad-request', `Invalid query parameter: ${errors.map((entry) => entry.pointer).join(', ')}.`, { errors });
+}
+
+/** The body of GET /admin/stats (also the `stats` event of GET /admin/events). */
+export async function adminStats(store: JobStore, pool: WorkerPool | null): Promise<z.infer<typeof statsSchema>> {
+  const stats = await store.stats(Date.now());
+  return {
+    store: store.kind,
+    counts: stats.counts,
+    by_type: stats.byType,
+    queue_depth: stats.ready,
+    delayed: stats.delayed,
+    oldest_queued_age_s: stats.oldestReadyAgeS,
+    finished_last_minute: stats.finishedLastMinute,
+    pool: {
+      worker_id: pool?.workerId ?? '',
+      concurrency: pool?.concurrency ?? 0,
+      busy: pool?.busy ?? 0,
+      started: pool?.counters.started ?? 0,
+      succeeded: pool?.counters.succeeded ?? 0,
+      failed: pool?.counters.failed ?? 0,
+    },
+  };
 }

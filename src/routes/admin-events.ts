@@ -1,0 +1,143 @@
+import type { OutgoingHttpHeaders } from 'node:http';
+import type { FastifyPluginAsync } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import { HttpProblem } from '../errors.js';
+import { isJobId } from '../jobs/job-id.js';
+import { renderAdminJob } from '../jobs/job-view.js';
+import type { JobStore } from '../store/job-store.js';
+import type { WorkerPool } from '../worker/worker-pool.js';
+import { adminStats } from './admin.js';
+import { problemResponses } from './schemas.js';
+
+export interface AdminEventRoutesOptions {
+  store: JobStore;
+  pool: WorkerPool | null;
+  /** How often the queue statistics are read for a stream (sent only when they changed). Default 2 s. */
+  statsIntervalMs?: number;
+  pingIntervalMs?: number;
+}
+
+const MAX_WATCHED = 50;
+
+/**
+ * What the dashboard listens to instead of polling: `stats` (the GET /admin/stats body) whenever the
+ * counts change, and `job` (the AdminJob) whenever one of the watched jobs (`job_id`, up to 50) changes, or
+ * `gone` ({id}) once it is deleted. The stream stays open until the client leaves or the service shuts down.
+ */
+export const adminEventRoutes: FastifyPluginAsync<AdminEventRoutesOptions> = async (fastify, options) => {
+  const app = fastify.withTypeProvider<ZodTypeProvider>();
+  const { store, pool } = options;
+  const statsIntervalMs = options.statsIntervalMs ?? 2000;
+  const pingIntervalMs = options.pingIntervalMs ?? 15_000;
+  const openStreams = new Set<() => void>();
+  fastify.addHook('preClose', async () => {
+    for (const end of openStreams) end();
+  });
+
+  app.get('/admin/events', {
+    config: { adminRole: 'viewer' },
+    schema: {
+      summary: 'Live queue statistics and job changes (Server-Sent Events)',
+      description: `Events: \`stats\` (the GET /admin/stats body) at once and whenever the counts change (read every ${statsIntervalMs / 1000} s), \`job\` (an AdminJob) at once and on every change of each \`job_id\` (up to ${MAX_WATCHED}), \`gone\` ({id}) when one is deleted. \`: ping\` every 15 s. With the dashboard's session cookie, an EventSource opens it as is.`,
+      tags: ['admin'],
+      security: [{ adminToken: [] }],
+      querystring: z.object({ job_id: z.union([z.string(), z.array(z.string())]).optional() }).strict(),
+      response: {
+        200: { description: 'The event stream', content: { 'text/event-stream': { schema: z.string() } } },
+        ...problemResponses(400, 401, 403, 503),
+      },
+    },
+    handler: async (request, reply) => {
+      const ids = request.query.job_id === undefined ? [] : [...new Set([request.query.job_id].flat())];
+      if (ids.length > MAX_WATCHED || ids.some((id) => !isJobId(id))) {
+        throw new HttpProblem('bad-request', `Invalid query parameter: job_id (at most ${MAX_WATCHED} job ids).`, {
+          errors: [{ pointer: 'job_id', detail: `at most ${MAX_WATCHED} job ids` }],
+        });
+      }
+      const firstStats = await adminStats(store, pool); // a store that is down answers 503 before the stream opens
+      reply.hijack();
+      const raw = reply.raw;
+      raw.writeHead(200, {
+        ...(reply.getHeaders() as OutgoingHttpHeaders),
+        'content-type': 'text/event-stream; charset=utf-8',
+        'cache-control': 'no-cache, no-transform',
+        connection: 'keep-alive',
+        'x-accel-buffering': 'no',
+        'x-request-id': String(request.id),
+      });
+      let open = true;
+      const send = (event: string, data: unknown) => open && raw.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+      const stops: (() => void)[] = [];
+      const end = () => {
+        openStreams.delete(end);
+        if (!open) return;
+        open = false;
+        raw.end();
+      };
+      openStreams.add(end);
+      raw.once('close', () => {
+        open = false;
+        openStreams.delete(end);
+        for (const stop of stops) stop();
+      });
+
+      // Counts without the pool's own counters, which move with every job and would make every read a change.
+      const countsOf = (stats: Awaited<ReturnType<typeof adminStats>>) => JSON.stringify({ ...stats, pool: undefined });
+      let lastStats = countsOf(firstStats);
+      send('stats', firstStats);
+      let reading = false;
+      const statsTimer = setInterval(() => {
+        if (reading || !open) return;
+        reading = true;
+        adminStats(store, pool)
+          .then((stats) => {
+            if (countsOf(stats) === lastStats) return;
+            lastStats = countsOf(stats);
+            send('stats', stats);
+          })
+          .catch(() => undefined) // the store is down for now: the next read tries again
+          .finally(() => (reading = false));
+      }, statsIntervalMs);
+      const ping = setInterval(() => open && raw.write(': ping\n\n'), pingIntervalMs);
+      stops.push(() => clearInterval(statsTimer), () => clearInterval(ping));
+
+      for (const id of ids) {
+        let lastVersion = -1;
+        let busy = false;
+        let again = false;
+        const readAndSend = async (): Promise<void> => {
+          if (busy) {
+            again = true;
+            return;
+          }
+          busy = true;
+          try {
+            do {
+              again = false;
+              const job = await store.get(id);
+              if (!job) {
+                if (lastVersion !== 0) send('gone', { id });
+                lastVersion = 0;
+              } else if (job.version !== lastVersion) {
+                lastVersion = job.version;
+                send('job', renderAdminJob(job));
+              }
+            } while (again && open);
+          } catch {
+            // read again on the next change
+          } finally {
+            busy = false;
+          }
+        };
+        try {
+          stops.push(await store.watch(id, () => void readAndSend()));
+        } catch {
+          // no live changes for this one; its first state is still sent
+        }
+        await readAndSend();
+      }
+      if (!open) for (const stop of stops) stop();
+    },
+  });
+};
