@@ -14,13 +14,14 @@ WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --ignore-scripts --no-audit --no-fund
 
-# `npm run build` = tsc -p tsconfig.build.json (src/ -> dist/) + scripts/copy-lua.mjs (src/store/lua -> dist/store/lua).
+# `npm run build` = tsc -p tsconfig.build.json (src/ -> dist/) + copy-lua.mjs (src/store/lua -> dist/store/lua) + copy-admin-ui.mjs (the dashboard).
 COPY tsconfig*.json ./
 COPY scripts/ ./scripts/
 COPY src/ ./src/
 RUN npm run build \
  && test -f dist/server.js \
- && ls dist/store/lua/*.lua >/dev/null
+ && ls dist/store/lua/*.lua >/dev/null \
+ && test -f dist/admin-ui/index.html && test -f dist/cli/jobs.js
 
 # ---- Stage 2: runtime (production dependencies only) ----
 FROM node:20-bookworm-slim AS runtime
