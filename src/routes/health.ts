@@ -21,6 +21,14 @@ type Status = 'pass' | 'warn' | 'fail';
 const worst = (...statuses: Status[]): Status => (statuses.includes('fail') ? 'fail' : statuses.includes('warn') ? 'warn' : 'pass');
 /** Persistence settings change rarely: read at most this often. */
 const PERSISTENCE_CACHE_MS = 30_000;
+const WORKERS_CACHE_MS = 2000;
+
+interface WorkersCheck {
+  status: Status;
+  live: number;
+  unserved_types: string[];
+  output?: string;
+}
 
 const HEALTH_CONTENT_TYPE = 'application/health+json';
 /** Readiness must answer quickly even when Redis hangs. */
@@ -64,8 +72,17 @@ export const healthRoutes: FastifyPluginAsync<HealthRoutesOptions> = async (fast
     }
   }
 
-  /** Live workers in the fleet, and the types with jobs waiting that none of them runs. */
-  async function checkWorkers(): Promise<{ status: Status; live: number; unserved_types: string[]; output?: string }> {
+  /**
+   * Live workers in the fleet, and the types with jobs waiting that none of them runs. Read at most every
+   * WORKERS_CACHE_MS: probes come often, and the registry changes on 10 s beats anyway.
+   */
+  let workersRead: { at: number; value: Promise<WorkersCheck> } | undefined;
+  function checkWorkers(): Promise<WorkersCheck> {
+    if (!workersRead || Date.now() - workersRead.at > WORKERS_CACHE_MS) workersRead = { at: Date.now(), value: readWorkers() };
+    return workersRead.value;
+  }
+
+  async function readWorkers(): Promise<WorkersCheck> {
     try {
       const now = Date.now();
       const [workers, stats] = await withTimeout(Promise.all([ops.workers(now), store.stats(now)]), PING_TIMEOUT_MS);
