@@ -1,16 +1,29 @@
-/* global document, window, fetch, history, location, setTimeout, clearTimeout, URLSearchParams, Node, Element */
+/* global document, window, fetch, history, location, setTimeout, clearTimeout, URLSearchParams, Node, Element, EventSource */
 /*
  * The operator dashboard: plain ES module, no framework, no build step. It reads and acts through the admin
  * API only, with the HttpOnly session cookie set by POST /admin/session (same-origin fetches, so writes
- * carry Sec-Fetch-Site: same-origin). Views live under /admin/ui (overview, jobs?filters, jobs/<id>); every
- * view polls while the tab is visible. All text goes into the page as text nodes, never as HTML.
+ * carry Sec-Fetch-Site: same-origin). Views live under /admin/ui (overview, jobs?filters, jobs/<id>); each
+ * listens to GET /admin/events (Server-Sent Events) while the tab is visible, and polls instead when the
+ * stream is not available. All text goes into the page as text nodes, never as HTML.
  */
 
 const BASE = '/admin/ui';
 const POLL_MS = 2500;
+/** While the event stream is live, a view still reloads this often (times such as "3 min ago" move on). */
+const SAFETY_MS = 15_000;
+/** Errors in a row, without an event between them, after which the stream is given up for polling. */
+const STREAM_MAX_ERRORS = 3;
+/** After giving up, the stream is tried again after this long (doubling up to STREAM_RETRY_MAX_MS). */
+const STREAM_RETRY_MS = 30_000;
+const STREAM_RETRY_MAX_MS = 5 * 60_000;
+/** Most job ids one stream watches (GET /admin/events takes up to 50). */
+const MAX_WATCHED = 50;
 const PAGE_SIZE = 50;
 const STATUSES = ['queued', 'running', 'succeeded', 'failed', 'canceled'];
 const FILTERS = ['status', 'type', 'tenant', 'error', 'created_after', 'created_before', 'id'];
+/** URL parameters of the jobs list that are paging, not filters. */
+const PAGING = ['limit', 'cursor', 'order'];
+const JOB_ID = /^[0-7][0-9A-HJKMNP-TV-Z]{25}$/;
 
 const main = document.getElementById('main');
 const flashBox = document.getElementById('flash');
@@ -20,8 +33,10 @@ const state = {
   me: null,
   /** Bumped on every navigation: work started for an older view is dropped. */
   generation: 0,
-  timer: undefined,
-  refresh: undefined,
+  /** The current view's Live (its event stream or polling). */
+  live: null,
+  /** The event stream, across views: when it may be tried again after failing, and how often it failed in a row. */
+  stream: { retryAt: 0, failures: 0 },
   /** Endpoints that answered 404 (not on this service yet): not asked again until the page reloads. */
   missing: new Set(),
   lastListUrl: `${BASE}/jobs`,
@@ -184,34 +199,222 @@ document.addEventListener('click', (event) => {
 window.addEventListener('popstate', () => route());
 
 function stopLive() {
-  clearTimeout(state.timer);
-  state.timer = undefined;
-  state.refresh = undefined;
+  state.live?.stop();
+  state.live = null;
 }
 
-/** Runs `refresh` now, then every POLL_MS while this view is shown and the tab is visible. */
-function live(generation, refresh) {
-  const guarded = async () => {
-    try {
-      await refresh();
-    } catch (error) {
-      // API problems are shown by each view; this is a fault of the page itself (say, an answer it cannot read).
-      if (generation === state.generation) flash(`This view could not be updated: ${error.message}`, 'error');
+/** The indicator in the header bar: how the view keeps itself current. */
+function showMode(mode) {
+  const indicator = document.getElementById('live-mode');
+  indicator.hidden = !mode;
+  if (!mode) return;
+  indicator.setAttribute('data-mode', mode);
+  indicator.textContent = { connecting: 'connecting…', live: 'live', polling: 'polling', paused: 'paused' }[mode];
+  indicator.title = {
+    connecting: 'Opening the event stream (GET /admin/events)…',
+    live: 'Live: the event stream (GET /admin/events) says when something changes',
+    polling: `The event stream is not available: this view reloads every ${POLL_MS / 1000} s`,
+    paused: 'The tab is hidden: nothing is reloaded until it is shown again',
+  }[mode];
+}
+
+/** Keys in sorted order: the same value always gives the same text. */
+function stable(value) {
+  if (Array.isArray(value)) return `[${value.map(stable).join(',')}]`;
+  if (value && typeof value === 'object') {
+    return `{${Object.keys(value)
+      .sort()
+      .filter((key) => value[key] !== undefined)
+      .map((key) => `${JSON.stringify(key)}:${stable(value[key])}`)
+      .join(',')}}`;
+  }
+  return JSON.stringify(value) ?? 'undefined';
+}
+
+/** Whether `known` already says everything the event `fresh` says (the fields they share are equal). */
+const sameAs = (fresh, known) => Boolean(known) && Object.keys(fresh).every((key) => stable(fresh[key]) === stable(known[key]));
+
+/**
+ * How a view stays current. `refresh` runs at once. Then, when the view names `events` (handlers of `stats`,
+ * `job`, `gone`), an EventSource on GET /admin/events (watching the ids given to `watch`) tells it when to
+ * look again, with a slow reload every SAFETY_MS besides; without EventSource, or after the stream failed
+ * (closed by the server, or STREAM_MAX_ERRORS errors without an event), it polls every POLL_MS and tries the
+ * stream again later. Nothing runs while the tab is hidden; everything stops when the view is left.
+ */
+class Live {
+  constructor(generation, refresh, events) {
+    this.generation = generation;
+    this.refreshView = refresh;
+    this.events = events ?? null;
+    this.ids = [];
+    this.source = null;
+    this.mode = null;
+    this.errors = 0;
+    this.lastRefresh = 0;
+    this.running = null;
+    this.again = false;
+    this.timer = undefined;
+    this.soonTimer = undefined;
+  }
+
+  get current() {
+    return this.generation === state.generation && state.live === this;
+  }
+
+  start() {
+    void this.refresh();
+    if (document.visibilityState !== 'visible') this.setMode('paused');
+    else this.openStream();
+    this.schedule();
+  }
+
+  stop() {
+    this.closeStream();
+    clearTimeout(this.timer);
+    clearTimeout(this.soonTimer);
+    this.timer = undefined;
+    this.soonTimer = undefined;
+    if (state.live === this) showMode(null);
+  }
+
+  setMode(mode) {
+    this.mode = mode;
+    if (this.current) showMode(mode);
+  }
+
+  /** Runs the view's refresh, one at a time: a call while one runs makes it run once more afterwards. */
+  refresh() {
+    if (this.running) {
+      this.again = true;
+      return this.running;
     }
-  };
-  state.refresh = guarded;
-  const tick = async () => {
-    if (generation !== state.generation) return;
-    if (document.visibilityState === 'visible') await guarded();
-    if (generation !== state.generation) return;
-    state.timer = setTimeout(() => void tick(), POLL_MS);
-  };
-  void tick();
+    this.running = (async () => {
+      try {
+        do {
+          this.again = false;
+          this.lastRefresh = Date.now();
+          try {
+            await this.refreshView();
+          } catch (error) {
+            // API problems are shown by each view; this is a fault of the page itself (say, an answer it cannot read).
+            if (this.current) flash(`This view could not be updated: ${error.message}`, 'error');
+          }
+        } while (this.again && this.current);
+      } finally {
+        this.running = null;
+      }
+    })();
+    return this.running;
+  }
+
+  /** A refresh soon, at most one per `gapMs` (many events in a burst make one reload). */
+  refreshSoon(gapMs) {
+    if (this.soonTimer !== undefined || !this.current) return;
+    const wait = Math.max(0, this.lastRefresh + gapMs - Date.now());
+    this.soonTimer = setTimeout(() => {
+      this.soonTimer = undefined;
+      if (this.current && document.visibilityState === 'visible') void this.refresh();
+    }, wait);
+  }
+
+  /** The job ids the stream reports on: it is opened again when they change. */
+  watch(ids) {
+    const next = watchable(ids);
+    if (next.join(',') === this.ids.join(',')) return;
+    this.ids = next;
+    if (this.source) this.openStream();
+  }
+
+  schedule() {
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => {
+      if (!this.current) return;
+      if (document.visibilityState === 'visible') {
+        if (this.mode !== 'live' || Date.now() - this.lastRefresh >= SAFETY_MS) void this.refresh();
+        if (this.mode === 'polling' && this.events && Date.now() >= state.stream.retryAt) this.openStream();
+      }
+      this.schedule();
+    }, POLL_MS);
+  }
+
+  openStream() {
+    this.closeStream();
+    if (!this.current) return;
+    if (!this.events || typeof EventSource !== 'function' || Date.now() < state.stream.retryAt) {
+      this.setMode('polling');
+      return;
+    }
+    const query = new URLSearchParams();
+    for (const id of this.ids) query.append('job_id', id);
+    const source = new EventSource(`/admin/events${this.ids.length > 0 ? `?${query}` : ''}`);
+    this.source = source;
+    this.errors = 0;
+    this.setMode('connecting');
+    for (const name of ['stats', 'job', 'gone']) {
+      source.addEventListener(name, (event) => {
+        if (this.source !== source || !this.current) return;
+        this.errors = 0;
+        state.stream.failures = 0;
+        if (this.mode !== 'live') this.setMode('live');
+        let data;
+        try {
+          data = JSON.parse(event.data);
+        } catch {
+          return;
+        }
+        this.events[name]?.(data);
+      });
+    }
+    source.addEventListener('error', () => {
+      if (this.source !== source) return;
+      this.errors += 1;
+      // CLOSED: the server refused the stream (401, 403, 404, 503…) and EventSource does not try again.
+      if (source.readyState === EventSource.CLOSED || this.errors >= STREAM_MAX_ERRORS) this.fallBack();
+      else this.setMode('connecting');
+    });
+  }
+
+  closeStream() {
+    this.source?.close();
+    this.source = null;
+  }
+
+  /** Gives the stream up for polling, and tries it again later. */
+  fallBack() {
+    this.closeStream();
+    state.stream.failures += 1;
+    state.stream.retryAt = Date.now() + Math.min(STREAM_RETRY_MAX_MS, STREAM_RETRY_MS * 2 ** (state.stream.failures - 1));
+    this.setMode('polling');
+    void this.refresh();
+  }
+
+  visibility() {
+    if (!this.current) return;
+    if (document.visibilityState !== 'visible') {
+      this.closeStream();
+      this.setMode('paused');
+      return;
+    }
+    void this.refresh();
+    this.openStream();
+  }
 }
 
-document.addEventListener('visibilitychange', () => {
-  if (document.visibilityState === 'visible' && state.refresh) void state.refresh();
-});
+/** Job ids GET /admin/events takes (well-formed, at most MAX_WATCHED): a malformed one would refuse the whole stream. */
+const watchable = (ids) => [...new Set(ids)].filter((id) => JOB_ID.test(id)).slice(0, MAX_WATCHED);
+
+/** Starts keeping the view of `generation` current (see Live), its stream watching the jobs `watch`; returns its Live. */
+function live(generation, refresh, events, watch = []) {
+  const controller = new Live(generation, refresh, events);
+  controller.ids = watchable(watch);
+  if (generation !== state.generation) return controller;
+  stopLive();
+  state.live = controller;
+  controller.start();
+  return controller;
+}
+
+document.addEventListener('visibilitychange', () => state.live?.visibility());
 
 function route() {
   stopLive();
@@ -322,37 +525,134 @@ function overviewView(generation) {
   const body = h('div', { class: 'overview' }, h('p', { class: 'muted' }, 'Loading…'));
   main.replaceChildren(h('div', { class: 'view-head' }, h('h1', {}, 'Overview'), updated), problem, body);
 
+  /** The latest answers: stats from GET /admin/stats or the stream's `stats` event, the others from their GETs. */
+  let stats = null;
+  let historyAnswer = null;
+  let workers = null;
+  let types = null;
+  let countsSeen = '';
+
+  const render = () => {
+    if (!stats || !historyAnswer) return;
+    state.typeNames = Object.keys(stats.by_type ?? {}).sort();
+    const typeInfo = new Map(types?.status === 'fulfilled' && Array.isArray(types.value?.data) ? types.value.data.map((entry) => [entry.type, entry]) : []);
+    const alarms = [...typeInfo.values()].filter((entry) => entry.alarm);
+    body.replaceChildren(
+      alarms.length > 0
+        ? h('p', { class: 'form-error', role: 'alert', id: 'alarms' }, `Alarm: jobs are queued and no live worker runs ${alarms.map((entry) => entry.type).join(', ')}.`)
+        : '',
+      statusTiles(stats),
+      queueTiles(stats),
+      section('Last hour', chartOf(historyAnswer)),
+      section('Job types', typeTable(stats, typeInfo, { pause: pauseType, resume: resumeType })),
+      section('Workers', workersOf(workers, stats, { drain: drainWorker, resume: resumeWorker })),
+    );
+    updated.textContent = `updated ${fmtTime(new Date().toISOString()).slice(11)}`;
+  };
+
   const refresh = async () => {
-    const [stats, historyAnswer, workers, types] = await Promise.allSettled([
+    const [statsAnswer, historyAnswerNow, workersAnswer, typesAnswer] = await Promise.allSettled([
       api('GET', '/admin/stats'),
       optional('/admin/stats/history?window=1h', 'history'),
       optional('/admin/workers', 'workers'),
       optional('/admin/types', 'types'),
     ]);
     if (generation !== state.generation) return;
-    if (stats.status === 'rejected') {
-      problem.textContent = stats.reason.message;
+    if (statsAnswer.status === 'rejected') {
+      problem.textContent = statsAnswer.reason.message;
       problem.hidden = false;
       return;
     }
     problem.hidden = true;
-    state.typeNames = Object.keys(stats.value.by_type ?? {}).sort();
-    const typeInfo = new Map(types.status === 'fulfilled' && Array.isArray(types.value?.data) ? types.value.data.map((entry) => [entry.type, entry]) : []);
-    const alarms = [...typeInfo.values()].filter((entry) => entry.alarm);
-    body.replaceChildren(
-      alarms.length > 0
-        ? h('p', { class: 'form-error', role: 'alert', id: 'alarms' }, `Alarm: jobs are queued and no live worker runs ${alarms.map((entry) => entry.type).join(', ')}.`)
-        : '',
-      statusTiles(stats.value),
-      queueTiles(stats.value),
-      section('Last hour', chartOf(historyAnswer)),
-      section('Job types', typeTable(stats.value, typeInfo)),
-      section('Workers', workersOf(workers, stats.value)),
-    );
-    updated.textContent = `Live · updated ${fmtTime(new Date().toISOString()).slice(11)}`;
+    stats = statsAnswer.value;
+    countsSeen = stable({ ...stats, pool: undefined });
+    historyAnswer = historyAnswerNow;
+    workers = workersAnswer;
+    types = typesAnswer;
+    render();
   };
-  live(generation, refresh);
+
+  const view = live(generation, refresh, {
+    // New counts are shown at once; the panels they do not carry (types, workers, history) are read again soon.
+    stats: (fresh) => {
+      stats = fresh;
+      render();
+      const counts = stable({ ...fresh, pool: undefined });
+      if (counts === countsSeen) return;
+      countsSeen = counts;
+      view.refreshSoon(2000);
+    },
+  });
+
+  async function pauseType(type, info) {
+    const queued = num(info?.queued);
+    const reason = await confirmDialog(
+      `Pause job type ${type}? ${plural(queued, 'queued job')} of it ${queued === 1 ? 'waits' : 'wait'} until it is resumed.`,
+      `Workers claim no ${type} jobs while it is paused; ${plural(num(info?.running), 'running job')} ${num(info?.running) === 1 ? 'finishes' : 'finish'}. Needs the admin role.`,
+      'Pause',
+      { label: 'Reason (shown to other operators and kept in the audit log)', placeholder: 'e.g. the upstream API is down' },
+    );
+    if (reason === false) return;
+    try {
+      await api('POST', `/admin/types/${encodeURIComponent(type)}/pause`, { reason });
+    } catch (error) {
+      flash(`Pause failed: ${error.message}`, 'error');
+      return;
+    }
+    flash(`Paused job type ${type}.`, 'ok');
+    if (generation === state.generation) await view.refresh();
+  }
+
+  async function resumeType(type, info) {
+    const queued = num(info?.queued);
+    const pause = info?.paused;
+    const ok = await confirmDialog(
+      `Resume job type ${type}? Workers claim its ${plural(queued, 'queued job')} again.`,
+      pause ? `Paused by ${pause.by} at ${fmtTime(pause.at)}: ${pause.reason}` : '',
+      'Resume',
+    );
+    if (!ok) return;
+    try {
+      await api('POST', `/admin/types/${encodeURIComponent(type)}/resume`);
+    } catch (error) {
+      flash(`Resume failed: ${error.message}`, 'error');
+      return;
+    }
+    flash(`Resumed job type ${type}.`, 'ok');
+    if (generation === state.generation) await view.refresh();
+  }
+
+  async function drainWorker(worker) {
+    const running = Array.isArray(worker.job_ids) ? worker.job_ids.length : num(worker.slots_busy);
+    const ok = await confirmDialog(
+      `Drain worker ${worker.id}? ${running === 0 ? 'It runs no job now' : `It finishes the ${plural(running, 'job')} it runs`} and claims no new ones.`,
+      'Until it is resumed (a drain survives its restarts).',
+      'Drain',
+    );
+    if (!ok) return;
+    await workerAction(worker, 'drain', 'Drain', `Worker ${worker.id} is draining.`);
+  }
+
+  async function resumeWorker(worker) {
+    const ok = await confirmDialog(`Resume worker ${worker.id}? It claims jobs again.`, '', 'Resume');
+    if (!ok) return;
+    await workerAction(worker, 'resume', 'Resume', `Worker ${worker.id} claims jobs again.`);
+  }
+
+  async function workerAction(worker, action, verb, done) {
+    try {
+      await api('POST', `/admin/workers/${encodeURIComponent(worker.id)}/${action}`);
+    } catch (error) {
+      flash(`${verb} failed: ${error.message}`, 'error');
+      return;
+    }
+    flash(done, 'ok');
+    if (generation === state.generation) await view.refresh();
+  }
 }
+
+/** "1 job", "3 jobs". */
+const plural = (count, noun) => `${count} ${noun}${count === 1 ? '' : 's'}`;
 
 const section = (title, ...content) => h('section', { class: 'card' }, h('h2', {}, title), ...content);
 
@@ -378,11 +678,12 @@ function queueTiles(stats) {
   );
 }
 
-function typeTable(stats, typeInfo) {
-  const types = Object.entries(stats.by_type ?? {}).sort(([a], [b]) => a.localeCompare(b));
-  if (types.length === 0) return h('p', { class: 'muted' }, 'No jobs yet.');
-  const flags = (type) => {
-    const info = typeInfo.get(type);
+function typeTable(stats, typeInfo, act) {
+  // Every type with jobs, and every type the service knows (GET /admin/types): a type can be paused before its first job.
+  const names = [...new Set([...Object.keys(stats.by_type ?? {}), ...typeInfo.keys()])].sort((a, b) => a.localeCompare(b));
+  if (names.length === 0) return h('p', { class: 'muted' }, 'No jobs yet.');
+  const control = typeInfo.size > 0;
+  const flags = (info) => {
     if (!info) return null;
     return [
       info.paused ? h('span', { class: 'badge status-canceled', title: `Paused by ${info.paused.by}: ${info.paused.reason}` }, 'paused') : null,
@@ -391,21 +692,42 @@ function typeTable(stats, typeInfo) {
   };
   return h(
     'table',
-    { class: 'grid' },
-    h('thead', {}, h('tr', {}, h('th', {}, 'Type'), STATUSES.map((status) => h('th', { class: 'num' }, status)))),
+    { class: 'grid types', id: 'types' },
+    h('thead', {}, h('tr', {}, h('th', {}, 'Type'), STATUSES.map((status) => h('th', { class: 'num' }, status)), control ? h('th', {}, 'Queue') : null)),
     h(
       'tbody',
       {},
-      types.map(([type, counts]) =>
-        h(
+      names.map((type) => {
+        const info = typeInfo.get(type);
+        const counts = stats.by_type?.[type] ?? info?.counts ?? {};
+        const pause = info?.paused;
+        return h(
           'tr',
-          {},
-          h('td', { 'data-label': 'Type' }, h('span', { class: 'type-name' }, link(`${BASE}/jobs?type=${encodeURIComponent(type)}`, type), flags(type))),
+          { 'data-type': type, class: pause ? 'paused' : undefined },
+          h(
+            'td',
+            { 'data-label': 'Type' },
+            h('span', { class: 'type-name' }, link(`${BASE}/jobs?type=${encodeURIComponent(type)}`, type), flags(info)),
+            pause
+              ? h('div', { class: 'pause-note' }, `Paused by ${pause.by} `, h('time', { datetime: pause.at, title: pause.at }, ago(pause.at)), ': ', h('q', { class: 'pause-reason' }, pause.reason))
+              : null,
+          ),
           STATUSES.map((status) =>
             h('td', { class: 'num', 'data-label': status }, num(counts?.[status]) === 0 ? '0' : link(`${BASE}/jobs?type=${encodeURIComponent(type)}&status=${status}`, String(num(counts?.[status])))),
           ),
-        ),
-      ),
+          control
+            ? h(
+                'td',
+                { 'data-label': 'Queue' },
+                info
+                  ? pause
+                    ? h('button', { type: 'button', class: 'small', 'data-action': 'resume', title: 'Workers claim its jobs again (admin role)', onclick: () => void act.resume(type, info) }, 'Resume')
+                    : h('button', { type: 'button', class: 'small', 'data-action': 'pause', title: 'Workers claim none of its jobs until resumed (admin role)', onclick: () => void act.pause(type, info) }, 'Pause')
+                  : null,
+              )
+            : null,
+        );
+      }),
     ),
   );
 }
@@ -481,7 +803,7 @@ function chartOf(settled) {
   );
 }
 
-function workersOf(settled, stats) {
+function workersOf(settled, stats, act) {
   const pool = stats.pool ?? {};
   const thisInstance = h(
     'p',
@@ -496,7 +818,7 @@ function workersOf(settled, stats) {
   return h(
     'table',
     { class: 'grid' },
-    h('thead', {}, h('tr', {}, ['Worker', 'State', 'Host / pid', 'Slots', 'Last beat', 'Running', 'Leases lost'].map((title) => h('th', {}, title)))),
+    h('thead', {}, h('tr', {}, ['Worker', 'State', 'Host / pid', 'Slots', 'Last beat', 'Running', 'Leases lost', 'Claims'].map((title) => h('th', {}, title)))),
     h(
       'tbody',
       {},
@@ -507,7 +829,7 @@ function workersOf(settled, stats) {
         const beat = worker.beat_age_s;
         return h(
           'tr',
-          {},
+          { 'data-worker-id': String(worker.id ?? '') },
           h('td', { 'data-label': 'Worker' }, h('code', {}, String(worker.id ?? '?')), worker.version ? h('span', { class: 'muted' }, ` v${worker.version}`) : null),
           h('td', { 'data-label': 'State' }, h('span', { class: `badge worker-${String(worker.state ?? 'unknown')}` }, String(worker.state ?? 'unknown')), worker.draining ? h('span', { class: 'badge status-canceled' }, 'draining') : null),
           h('td', { 'data-label': 'Host / pid' }, `${worker.host ?? '—'}${worker.pid !== undefined ? ` / ${worker.pid}` : ''}`),
@@ -515,6 +837,15 @@ function workersOf(settled, stats) {
           h('td', { 'data-label': 'Last beat' }, beat === undefined ? '—' : `${fmtDuration(beat)} ago`),
           h('td', { 'data-label': 'Running' }, current.length === 0 ? '—' : [current.slice(0, 3).map((id) => [link(jobHref(String(id)), shortId(String(id))), ' ']), current.length > 3 ? `+${current.length - 3}` : null]),
           h('td', { 'data-label': 'Leases lost', class: 'num' }, String(worker.leases_lost ?? 0)),
+          h(
+            'td',
+            { 'data-label': 'Claims' },
+            worker.id === undefined
+              ? null
+              : worker.draining
+                ? h('button', { type: 'button', class: 'small', 'data-action': 'resume', title: 'It claims jobs again (operator role)', onclick: () => void act.resume(worker) }, 'Resume')
+                : h('button', { type: 'button', class: 'small', 'data-action': 'drain', title: 'It finishes what it runs and claims nothing new (operator role)', onclick: () => void act.drain(worker) }, 'Drain'),
+          ),
         );
       }),
     ),
@@ -580,12 +911,67 @@ function jobsView(generation) {
   const problem = h('p', { class: 'form-error', role: 'alert', hidden: true });
   const results = h('div', { id: 'job-list' }, h('p', { class: 'muted' }, 'Loading…'));
   const pager = h('nav', { class: 'pager', 'aria-label': 'Pages' });
-  main.replaceChildren(h('div', { class: 'view-head' }, h('h1', {}, 'Jobs'), updated), form, problem, results, pager);
+
+  // Bulk actions: on every job matching the filters (by a dry run's snapshot), or on the rows ticked.
+  const described = describeFilter(params);
+  const selected = new Set();
+  /** The jobs on this page, by id. */
+  let shown = new Map();
+  const selectedCount = h('span', { id: 'selected-count', class: 'bulk-label' });
+  const selectionBar = h(
+    'div',
+    { class: 'bulk-row', id: 'bulk-selected', hidden: true },
+    selectedCount,
+    h('button', { type: 'button', class: 'small', id: 'selected-retry', onclick: () => void bulkSelected('retry') }, 'Retry selected'),
+    h('button', { type: 'button', class: 'small', id: 'selected-cancel', onclick: () => void bulkSelected('cancel') }, 'Cancel selected'),
+    h('button', { type: 'button', class: 'small danger', id: 'selected-delete', onclick: () => void bulkSelected('delete') }, 'Delete selected'),
+    h('button', { type: 'button', class: 'link', id: 'selected-clear', onclick: () => setSelection([]) }, 'Clear selection'),
+  );
+  const bulkBar = h(
+    'section',
+    { class: 'bulk', id: 'bulk-bar', 'aria-label': 'Bulk actions' },
+    h(
+      'div',
+      { class: 'bulk-row' },
+      h('span', { class: 'bulk-label' }, described ? ['All jobs matching ', h('code', { class: 'bulk-filter' }, described), ':'] : 'All jobs (no filter):'),
+      h('button', { type: 'button', class: 'small', id: 'bulk-retry', onclick: () => void bulkAll('retry') }, 'Retry all'),
+      h('button', { type: 'button', class: 'small', id: 'bulk-cancel', onclick: () => void bulkAll('cancel') }, 'Cancel all'),
+      h('button', { type: 'button', class: 'small danger', id: 'bulk-delete', onclick: () => void bulkAll('delete') }, 'Delete all'),
+    ),
+    selectionBar,
+  );
+  main.replaceChildren(h('div', { class: 'view-head' }, h('h1', {}, 'Jobs'), updated), form, bulkBar, problem, results, pager);
+
+  const setSelection = (ids) => {
+    selected.clear();
+    for (const id of ids) selected.add(id);
+    for (const box of results.querySelectorAll('input.pick')) box.checked = selected.has(box.getAttribute('data-id'));
+    showSelection();
+  };
+  const showSelection = () => {
+    selectionBar.hidden = selected.size === 0;
+    selectedCount.textContent = `${plural(selected.size, 'job')} selected:`;
+    const all = results.querySelector('#select-page');
+    if (all) {
+      all.checked = shown.size > 0 && selected.size === shown.size;
+      all.indeterminate = selected.size > 0 && selected.size < shown.size;
+    }
+  };
+  const selection = {
+    has: (id) => selected.has(id),
+    toggle: (id, on) => {
+      if (on) selected.add(id);
+      else selected.delete(id);
+      showSelection();
+    },
+    all: (on) => setSelection(on ? [...shown.keys()] : []),
+  };
 
   // The URL's query is the API's query, so any search the admin API knows can be bookmarked.
   const query = new URLSearchParams(params);
   if (!query.has('limit')) query.set('limit', String(PAGE_SIZE));
   let last = '';
+  let countsSeen = null;
   const refresh = async () => {
     let page;
     try {
@@ -599,11 +985,17 @@ function jobsView(generation) {
     }
     if (generation !== state.generation) return;
     problem.hidden = true;
-    updated.textContent = `Live · updated ${fmtTime(new Date().toISOString()).slice(11)}`;
+    updated.textContent = `updated ${fmtTime(new Date().toISOString()).slice(11)}`;
+    const jobs = page.data ?? [];
+    shown = new Map(jobs.map((job) => [job.id, job]));
+    view.watch([...shown.keys()]);
     const signature = JSON.stringify(page);
     if (signature === last) return;
     last = signature;
-    results.replaceChildren(jobTable(page.data ?? [], Boolean(page.next_cursor)));
+    // A ticked job that left the page is not acted on unseen.
+    for (const id of [...selected]) if (!shown.has(id)) selected.delete(id);
+    results.replaceChildren(jobTable(jobs, Boolean(page.next_cursor), selection));
+    showSelection();
     const links = [];
     if (params.get('cursor')) {
       const first = new URLSearchParams(params);
@@ -617,7 +1009,126 @@ function jobsView(generation) {
     }
     pager.replaceChildren(...links);
   };
-  live(generation, refresh);
+
+  const view = live(generation, refresh, {
+    // Counts moved (a job was created, finished, deleted…): this page may have changed; read it again, at most once a second.
+    stats: (stats) => {
+      const counts = stable({ counts: stats.counts, by_type: stats.by_type });
+      if (counts === countsSeen) return;
+      countsSeen = counts;
+      view.refreshSoon(1000);
+    },
+    // One of the jobs shown changed (progress, status…) or went.
+    job: (job) => {
+      if (shown.has(job.id) && !sameAs(job, shown.get(job.id))) view.refreshSoon(1000);
+    },
+    gone: ({ id }) => {
+      if (shown.has(id)) view.refreshSoon(1000);
+    },
+  });
+
+  async function bulkAll(action) {
+    const { verb, past, note, applies } = BULK[action];
+    const statuses = (params.get('status') ?? '').split(',').map((part) => part.trim()).filter(Boolean);
+    if (applies && statuses.length > 0 && statuses.every((status) => !applies.includes(status))) {
+      flash(`Nothing to ${action}: only ${applies.join(' or ')} jobs can be, and this list shows ${statuses.join(' and ')} jobs.`, 'info');
+      return;
+    }
+    // Without a status filter that keeps to the jobs the action takes, say that the others are skipped.
+    const mixed = applies && !(statuses.length > 0 && statuses.every((status) => applies.includes(status)));
+    const howMany = mixed ? ` Only the ${applies.join(' or ')} ones among them are ${past.toLowerCase()}; the others are skipped.` : ` ${note}`;
+    let dryRun;
+    try {
+      dryRun = await bulkDryRun(action, params);
+    } catch (error) {
+      flash(`${verb} all failed: ${error.message}`, 'error');
+      return;
+    }
+    if (num(dryRun.count) === 0) {
+      flash(`No job ${described ? `matches ${described}` : 'exists'}: nothing to ${action}.`, 'info');
+      return;
+    }
+    const count = num(dryRun.count);
+    const which = described ? `${plural(count, 'job')} matching ${described}` : `all ${plural(count, 'job')} (no filter)`;
+    const text = dryRun.truncated
+      ? `${verb} the first ${plural(count, 'job')} ${described ? `matching ${described}` : '(no filter)'}? More match than one bulk action takes: run it again for the rest. Jobs that match later are not included.`
+      : `${verb} ${which}? Jobs that match later are not included.`;
+    const expires = dryRun.expires_at ? ` Confirm before ${fmtTime(dryRun.expires_at).slice(11)}.` : '';
+    if (!(await confirmDialog(text, `Only these ${plural(count, 'job')} are touched.${howMany}${expires}`, verb))) return;
+    let outcome;
+    try {
+      outcome = await api('POST', '/admin/bulk', { action, snapshot: dryRun.snapshot });
+    } catch (error) {
+      flash(`${verb} all failed: ${error.message}`, 'error');
+      return;
+    }
+    flash(`${past} ${plural(num(outcome.affected), 'job')}${num(outcome.skipped) > 0 ? `, skipped ${num(outcome.skipped)} (changed since)` : ''}.`, 'ok');
+    if (generation === state.generation) await view.refresh();
+  }
+
+  async function bulkSelected(action) {
+    const { verb, past, note, applies } = BULK[action];
+    const ids = [...selected];
+    if (ids.length === 0) return;
+    const fitting = ids.filter((id) => !applies || applies.includes(shown.get(id)?.status)).length;
+    const fit = applies && fitting < ids.length ? ` ${fitting} of them ${fitting === 1 ? 'is' : 'are'} ${applies.join(' or ')} now; the others are skipped.` : '';
+    if (!(await confirmDialog(`${verb} ${plural(ids.length, 'selected job')}?`, `Only these ${plural(ids.length, 'job')} are touched. ${note}${fit}`, verb))) return;
+    let outcome;
+    try {
+      outcome = await api('POST', '/admin/bulk', { action, ids });
+    } catch (error) {
+      flash(`${verb} selected failed: ${error.message}`, 'error');
+      return;
+    }
+    flash(`${past} ${plural(num(outcome.affected), 'job')}${num(outcome.skipped) > 0 ? `, skipped ${num(outcome.skipped)} (gone, or not ${applies ? applies.join(' or ') : 'there'})` : ''}.`, 'ok');
+    if (generation !== state.generation) return;
+    setSelection([]);
+    await view.refresh();
+  }
+}
+
+/** What each bulk action is called, and which jobs it takes (POST /admin/bulk checks each job again when acting). */
+const BULK = {
+  retry: { verb: 'Retry', past: 'Retried', applies: ['failed', 'canceled'], note: 'Each is checked again when acted on: one no longer failed or canceled is skipped.' },
+  cancel: { verb: 'Cancel', past: 'Canceled', applies: ['queued', 'running'], note: 'Each is checked again when acted on: one no longer queued or running is skipped; running ones have their handler aborted.' },
+  delete: { verb: 'Delete', past: 'Deleted', applies: null, note: 'They are removed for good (active ones are canceled first).' },
+};
+
+/** The list's filters as written in its URL ("status=failed, type=report"), or '' when there are none. */
+function describeFilter(params) {
+  return [...params]
+    .filter(([name, value]) => !PAGING.includes(name) && value !== '')
+    .map(([name, value]) => `${name}=${value}`)
+    .join(', ');
+}
+
+/**
+ * The `filter` of POST /admin/bulk from the list's URL (the same names as GET /admin/jobs): `metadata.<key>`
+ * parameters become `metadata`; `status` stays the comma-separated text the search takes, or an array.
+ */
+function bulkFilter(params, statusAsArray = false) {
+  const filter = {};
+  const metadata = {};
+  for (const [name, value] of params) {
+    if (PAGING.includes(name) || value === '') continue;
+    if (name.startsWith('metadata.') && name.length > 'metadata.'.length) metadata[name.slice('metadata.'.length)] = value;
+    else if (name === 'status' && statusAsArray) filter.status = value.split(',').map((part) => part.trim()).filter(Boolean);
+    else filter[name] = value;
+  }
+  if (Object.keys(metadata).length > 0) filter.metadata = metadata;
+  return filter;
+}
+
+/** The dry run of a bulk action on the list's filters: {count, truncated, snapshot, expires_at}. */
+async function bulkDryRun(action, params) {
+  try {
+    return await api('POST', '/admin/bulk', { action, filter: bulkFilter(params), dry_run: true });
+  } catch (error) {
+    // A service whose bulk filter takes `status` only as an array (as its OpenAPI document describes it).
+    const statusRefused = error.status === 422 && params.get('status') && (error.problem.errors ?? []).some((entry) => entry.pointer === '/filter/status');
+    if (!statusRefused) throw error;
+    return api('POST', '/admin/bulk', { action, filter: bulkFilter(params, true), dry_run: true });
+  }
 }
 
 function progressText(job) {
@@ -625,12 +1136,13 @@ function progressText(job) {
   return percent === null || percent === undefined ? (job.status === 'running' ? '…' : '') : `${percent}%`;
 }
 
-function jobTable(jobs, more) {
+function jobTable(jobs, more, selection) {
   if (jobs.length === 0) return h('p', { class: 'muted empty' }, more ? 'No match among the jobs looked at so far: follow “Older →” to look further.' : 'No jobs match these filters.');
+  const all = h('input', { type: 'checkbox', id: 'select-page', 'aria-label': 'Select every job on this page', onchange: (event) => selection.all(event.target.checked) });
   return h(
     'table',
     { class: 'grid jobs' },
-    h('thead', {}, h('tr', {}, ['Job', 'Type', 'Status', 'Attempt', 'Progress', 'Created', 'Finished', 'Error'].map((title) => h('th', {}, title)))),
+    h('thead', {}, h('tr', {}, h('th', { class: 'pick-cell' }, all), ['Job', 'Type', 'Status', 'Attempt', 'Progress', 'Created', 'Finished', 'Error'].map((title) => h('th', {}, title)))),
     h(
       'tbody',
       {},
@@ -638,6 +1150,11 @@ function jobTable(jobs, more) {
         h(
           'tr',
           { 'data-job-id': job.id },
+          h(
+            'td',
+            { 'data-label': 'Select', class: 'pick-cell' },
+            h('input', { type: 'checkbox', class: 'pick', 'data-id': job.id, 'aria-label': `Select job ${job.id}`, checked: selection.has(job.id), onchange: (event) => selection.toggle(job.id, event.target.checked) }),
+          ),
           h('td', { 'data-label': 'Job' }, link(jobHref(job.id), h('code', { title: job.id }, shortId(job.id)))),
           h('td', { 'data-label': 'Type' }, job.type),
           h('td', { 'data-label': 'Status' }, badge(job.status)),
@@ -702,12 +1219,16 @@ function jobView(generation, id) {
     }
     if (generation !== state.generation) return;
     problem.hidden = true;
-    updated.textContent = `Live · updated ${fmtTime(new Date().toISOString()).slice(11)}`;
-    const signature = JSON.stringify(job);
+    updated.textContent = `updated ${fmtTime(new Date().toISOString()).slice(11)}`;
+    show(job);
+  };
+
+  const show = (shown) => {
+    const signature = JSON.stringify(shown);
     if (signature === last) return;
     last = signature;
     for (const details of body.querySelectorAll('details[data-key]')) open.set(details.getAttribute('data-key'), details.open);
-    body.replaceChildren(...renderJob(job, open, act));
+    body.replaceChildren(...renderJob(shown, open, act));
   };
 
   async function act(action) {
@@ -732,10 +1253,23 @@ function jobView(generation, id) {
       return;
     }
     flash(`${verb === 'Retry' ? 'Retried' : 'Canceled'} job ${job.id}.`, 'ok');
-    if (generation === state.generation) await state.refresh?.();
+    if (generation === state.generation) await view.refresh();
   }
 
-  live(generation, refresh);
+  const view = live(generation, refresh, {
+    // The job changed: show what the event says at once, then read the detail (attempts and logs come only with GET /admin/jobs/{id}).
+    job: (fresh) => {
+      if (fresh.id !== id || sameAs(fresh, job)) return;
+      if (job) {
+        job = { ...job, ...fresh };
+        show(job);
+      }
+      view.refreshSoon(300);
+    },
+    gone: (gone) => {
+      if (gone.id === id) void view.refresh();
+    },
+  }, [id]);
 }
 
 function renderJob(job, open, act) {
@@ -857,12 +1391,27 @@ function logsOf(job) {
 // ---------------------------------------------------------------------------------------------------------
 // Confirmation: a modal that says what is done to how many jobs.
 
-function confirmDialog(text, note, verb) {
+/**
+ * Asks, in a modal, `text` (what is done to how many) with `note` under it; `verb` names the button. Resolves
+ * to true, or false when refused. With `input` ({label, placeholder}) it also asks for a text (a reason) and
+ * resolves to that text, trimmed and not empty, or false.
+ */
+function confirmDialog(text, note, verb, input) {
   const dialog = document.getElementById('confirm');
   const ok = document.getElementById('confirm-ok');
   const cancel = document.getElementById('confirm-cancel');
+  const field = document.getElementById('confirm-field');
+  const entry = document.getElementById('confirm-input');
+  const error = document.getElementById('confirm-error');
   document.getElementById('confirm-text').textContent = text;
   document.getElementById('confirm-note').textContent = note ?? '';
+  field.hidden = !input;
+  error.hidden = true;
+  entry.value = '';
+  if (input) {
+    document.getElementById('confirm-label').textContent = input.label;
+    entry.placeholder = input.placeholder ?? '';
+  }
   ok.textContent = verb;
   ok.className = verb === 'Delete' ? 'danger' : 'primary';
   return new Promise((resolve) => {
@@ -870,19 +1419,33 @@ function confirmDialog(text, note, verb) {
       ok.removeEventListener('click', yes);
       cancel.removeEventListener('click', no);
       dialog.removeEventListener('cancel', no);
+      entry.removeEventListener('keydown', enter);
       if (dialog.open) dialog.close();
       resolve(answer);
     };
-    const yes = () => finish(true);
+    const yes = () => {
+      if (!input) return finish(true);
+      const value = entry.value.trim();
+      if (value) return finish(value);
+      error.textContent = `${input.label.replace(/ \(.*$/, '')} is needed.`;
+      error.hidden = false;
+      entry.focus();
+    };
     const no = (event) => {
       event?.preventDefault();
       finish(false);
     };
+    const enter = (event) => {
+      if (event.key !== 'Enter') return;
+      event.preventDefault();
+      yes();
+    };
     ok.addEventListener('click', yes);
     cancel.addEventListener('click', no);
     dialog.addEventListener('cancel', no);
+    entry.addEventListener('keydown', enter);
     dialog.showModal();
-    cancel.focus();
+    (input ? entry : cancel).focus();
   });
 }
 

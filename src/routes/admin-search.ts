@@ -12,7 +12,7 @@ const timestamp = z.iso.datetime({ offset: true });
 export const adminSearchFilter = z
   .object({
     id: z.string().min(1).max(64).optional().describe('Exactly this job'),
-    status: commaList(JobStatus).optional().describe('Comma-separated statuses'),
+    status: z.union([commaList(JobStatus), z.array(JobStatus)]).optional().describe('Statuses: comma-separated text, or (in a JSON body) an array'),
     type: z.string().min(1).optional(),
     tenant: z.string().min(1).max(64).optional().describe('`-` is the anonymous tenant of an open API'),
     created_after: timestamp.optional(),

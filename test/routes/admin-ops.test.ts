@@ -276,7 +276,7 @@ describe('admin ops: bulk actions', () => {
     const late = await createJob(app, { type: 'echo', input: { value: 'late' } });
     await claimAll(store);
     await fail(store, early.id);
-    const dryRun = await call(app, 'POST', '/admin/bulk', OPERATOR, { action: 'retry', filter: { status: 'failed' }, dry_run: true });
+    const dryRun = await call(app, 'POST', '/admin/bulk', OPERATOR, { action: 'retry', filter: { status: ['failed'] }, dry_run: true });
     const { snapshot, count } = dryRun.json<{ snapshot: string; count: number }>();
     expect(count).toBe(1);
     await fail(store, late.id);

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
@@ -10,7 +11,8 @@ import { createJob, startHarness, waitForStatus, type Harness } from '../routes/
 
 /*
  * The dashboard in a real headless Chromium (Debian's `chromium` package, driven by playwright-core), against
- * the app with a real worker pool on 127.0.0.1: sign in, find a failed job, retry it and watch it succeed.
+ * the app with a real worker pool on 127.0.0.1: sign in, find a failed job, retry it and watch it succeed;
+ * follow a job over the event stream; bulk actions by filter and by selection; pause a type, drain a worker.
  */
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
@@ -19,7 +21,10 @@ const STEP_TIMEOUT_MS = 15_000;
 
 const VIEWER = 'viewer-key-0123456789abcdef';
 const OPERATOR = 'operator-key-0123456789abcdef';
-const adminKeys = loadConfig({ ADMIN_KEYS: `${VIEWER}:viewer,${OPERATOR}:operator` }).ADMIN_KEYS!;
+const ADMIN = 'admin-key-0123456789abcdef';
+const adminKeys = loadConfig({ ADMIN_KEYS: `${VIEWER}:viewer,${OPERATOR}:operator,${ADMIN}:admin` }).ADMIN_KEYS!;
+/** The key id the API shows for a key: the first 8 hex digits of its SHA-256. */
+const keyId = (key: string) => createHash('sha256').update(key).digest('hex').slice(0, 8);
 
 /** Fails its first attempt and succeeds on the next (slowly, with progress, so the page shows it running). */
 const flaky = defineHandler({
@@ -112,11 +117,40 @@ async function signIn(page: Page, key: string): Promise<void> {
 }
 
 /** A `flaky` job with one attempt: it fails, and a retry then succeeds. */
-async function failedJob(label: string): Promise<string> {
-  const job = await createJob(harness.app, { type: 'flaky', input: { label }, max_attempts: 1 });
+async function failedJob(label: string, metadata: Record<string, string> = {}): Promise<string> {
+  const job = await createJob(harness.app, { type: 'flaky', input: { label }, max_attempts: 1, metadata });
   await waitForStatus(harness.app, job.id, 'failed');
   return job.id;
 }
+
+/** Records every EventSource the page opens (in `streams`), so a test can see which are still open. */
+const RECORD_STREAMS = `(() => {
+  const Native = window.EventSource;
+  window.streams = [];
+  window.EventSource = class extends Native {
+    constructor(...args) {
+      super(...args);
+      window.streams.push(this);
+    }
+  };
+})()`;
+
+/** readyState of each EventSource the page opened, oldest first: 0 connecting, 1 open, 2 closed. */
+const streamStates = (page: Page) => page.evaluate<number[]>('window.streams.map((stream) => stream.readyState)');
+
+/** What a browser does when the tab is hidden or shown again. */
+const setVisibility = (page: Page, visibility: 'hidden' | 'visible') =>
+  page.evaluate(`(() => {
+    Object.defineProperty(document, 'visibilityState', { value: '${visibility}', configurable: true });
+    document.dispatchEvent(new Event('visibilitychange'));
+  })()`);
+
+/** The admin API as a script calls it (Bearer key), next to the browser. */
+async function adminCall(method: 'GET' | 'POST', url: string, key = ADMIN): Promise<{ statusCode: number; body: string; json<T>(): T }> {
+  return harness.app.inject({ method, url, headers: { authorization: `Bearer ${key}` } });
+}
+
+const statusOf = async (id: string) => (await harness.app.inject({ method: 'GET', url: `/v1/jobs/${id}` })).json<{ status: string }>().status;
 
 describe('the dashboard in Chromium', () => {
   it('refuses a wrong key, signs in, finds a failed job by filter, retries it and shows it succeed live', async () => {
@@ -242,5 +276,212 @@ describe('the dashboard in Chromium', () => {
     }, `${baseUrl}/admin/jobs/${id}/retry`);
     await new Promise((resolve) => setTimeout(resolve, 300));
     expect((await harness.app.inject({ method: 'GET', url: `/v1/jobs/${id}` })).json<{ status: string }>().status).toBe('failed');
+  });
+  it('follows a job over the event stream: a change made elsewhere shows at once, without polling or a reload', async () => {
+    const job = await createJob(harness.app, { type: 'echo', input: { value: 'later' }, delay_s: 600 });
+    const { page, problems } = await openPage();
+    await page.addInitScript(RECORD_STREAMS);
+    const streams: string[] = [];
+    const detailReads: number[] = [];
+    page.on('request', (request) => {
+      const url = new URL(request.url());
+      if (url.pathname === '/admin/events') streams.push(url.search);
+      if (url.pathname === `/admin/jobs/${job.id}`) detailReads.push(Date.now());
+    });
+    await page.goto(`${baseUrl}/admin/ui/jobs/${job.id}`);
+    await signIn(page, OPERATOR);
+    await page.locator('#job-status .status-queued').waitFor();
+    await page.locator('#live-mode[data-mode=live]').waitFor();
+    expect(await page.locator('#live-mode').textContent()).toBe('live');
+    expect(streams).toEqual([`?job_id=${job.id}`]);
+
+    // Live: no polling. Nothing is read again over more than two polling intervals.
+    await page.waitForTimeout(1000);
+    const readsBefore = detailReads.length;
+    await page.waitForTimeout(5500);
+    expect(detailReads.length).toBe(readsBefore);
+
+    await page.evaluate(() => Object.assign(globalThis, { notReloaded: true }));
+    const changedAt = Date.now();
+    const runNow = await adminCall('POST', `/admin/jobs/${job.id}/run-now`, OPERATOR);
+    expect(runNow.statusCode, runNow.body).toBe(200);
+    await page.locator('#job-status .status-succeeded').waitFor({ timeout: 5000 });
+    // Well within the 15 s the live page waits before reading again by itself: the stream said so.
+    expect(Date.now() - changedAt).toBeLessThan(5000);
+    await page.click('details[data-key=result] > summary');
+    expect(await page.locator('details[data-key=result] pre').textContent()).toContain('"value": "later"');
+    expect(await page.evaluate(() => (globalThis as { notReloaded?: boolean }).notReloaded)).toBe(true);
+    expect(await page.locator('#live-mode').textContent()).toBe('live');
+
+    // Leaving the job for the list closes its stream and opens one watching the jobs the list shows.
+    await page.click('.crumbs a');
+    await page.locator(`tr[data-job-id="${job.id}"]`).waitFor();
+    await expect.poll(() => streams.some((search) => new URLSearchParams(search).getAll('job_id').includes(job.id) && new URLSearchParams(search).getAll('job_id').length > 1)).toBe(true);
+    await page.locator('#live-mode[data-mode=live]').waitFor();
+    await expect.poll(async () => (await streamStates(page)).filter((readyState) => readyState !== 2).length).toBe(1);
+    expect((await streamStates(page))[0]).toBe(2);
+
+    // A hidden tab keeps no stream open; shown again, it opens one.
+    await setVisibility(page, 'hidden');
+    await page.locator('#live-mode[data-mode=paused]').waitFor();
+    expect((await streamStates(page)).every((readyState) => readyState === 2)).toBe(true);
+    const opened = (await streamStates(page)).length;
+    await setVisibility(page, 'visible');
+    await page.locator('#live-mode[data-mode=live]').waitFor();
+    expect((await streamStates(page)).length).toBe(opened + 1);
+    expect(problems).toEqual([]);
+  });
+
+  it('falls back to polling, and says so, when the event stream is refused', async () => {
+    const job = await createJob(harness.app, { type: 'echo', input: { value: 'polled' }, delay_s: 600 });
+    const { page, problems } = await openPage();
+    let refused = 0;
+    await page.route('**/admin/events**', (route) => {
+      refused += 1;
+      return route.fulfill({ status: 503, contentType: 'application/problem+json', body: JSON.stringify({ title: 'Service Unavailable', status: 503, detail: 'down for the test' }) });
+    });
+    await page.goto(`${baseUrl}/admin/ui/jobs/${job.id}`);
+    await signIn(page, OPERATOR);
+    await page.locator('#job-status .status-queued').waitFor();
+    await page.locator('#live-mode[data-mode=polling]').waitFor();
+    expect(await page.locator('#live-mode').textContent()).toBe('polling');
+    const runNow = await adminCall('POST', `/admin/jobs/${job.id}/run-now`, OPERATOR);
+    expect(runNow.statusCode, runNow.body).toBe(200);
+    await page.locator('#job-status .status-succeeded').waitFor({ timeout: 10_000 });
+    // Tried once; not again before its back-off (30 s), not even on another view.
+    await page.click('.crumbs a');
+    await page.locator(`tr[data-job-id="${job.id}"]`).waitFor();
+    expect(await page.locator('#live-mode').textContent()).toBe('polling');
+    expect(refused).toBe(1);
+    expect(problems.filter((problem) => !/status of 503/.test(problem))).toEqual([]);
+  });
+
+  it('retries every failed job of the list\'s filters by snapshot, after a confirmation that states the count', async () => {
+    const batch = `bulk-${Date.now()}`;
+    const ids = await Promise.all([1, 2, 3].map((n) => failedJob(`bulk ${n}`, { batch })));
+    const { page, problems } = await openPage();
+    await page.goto(`${baseUrl}/admin/ui/jobs?status=failed&metadata.batch=${batch}`);
+    await signIn(page, OPERATOR);
+    for (const id of ids) await page.locator(`tr[data-job-id="${id}"]`).waitFor();
+    expect(await page.locator('tr[data-job-id]').count()).toBe(3);
+    expect(await page.locator('#bulk-bar .bulk-filter').textContent()).toBe(`status=failed, metadata.batch=${batch}`);
+    // Ticking a row shows what the selection can do (the screenshot shows both bars).
+    await page.locator(`tr[data-job-id="${ids[0]}"] input.pick`).check();
+    await page.locator('#bulk-selected').waitFor();
+    expect(await page.locator('#selected-count').textContent()).toBe('1 job selected:');
+    await page.screenshot({ path: new URL('jobs-bulk.png', SCREENSHOTS).pathname, fullPage: true });
+    await page.click('#selected-clear');
+    await page.locator('#bulk-selected').waitFor({ state: 'hidden' });
+
+    await page.click('#bulk-retry');
+    await page.locator('#confirm').waitFor({ state: 'visible' });
+    const question = await page.locator('#confirm-text').textContent();
+    expect(question).toContain('3 jobs');
+    expect(question).toBe(`Retry 3 jobs matching status=failed, metadata.batch=${batch}? Jobs that match later are not included.`);
+    await page.click('#confirm-ok');
+    const flash = page.locator('#flash.flash-ok');
+    await flash.waitFor();
+    expect(await flash.textContent()).toMatch(/^Retried 3 jobs\./);
+    for (const id of ids) await waitForStatus(harness.app, id, 'succeeded');
+    // The list follows: none of them is failed any more.
+    await page.locator('#job-list .empty').waitFor();
+
+    // Nothing matches now: nothing to do, no confirmation.
+    await page.click('#bulk-retry');
+    await page.locator('#flash.flash-info').waitFor();
+    expect(await page.locator('#flash').textContent()).toMatch(new RegExp(`No job matches status=failed, metadata.batch=${batch}: nothing to retry`));
+    expect(await page.locator('#confirm').isVisible()).toBe(false);
+    expect(problems).toEqual([]);
+  });
+
+  it('cancels the ticked jobs only, after a confirmation that states how many', async () => {
+    const batch = `pick-${Date.now()}`;
+    const jobs = [];
+    for (let n = 0; n < 3; n += 1) jobs.push(await createJob(harness.app, { type: 'sleep', input: { ms: 10 }, delay_s: 600, metadata: { batch } }));
+    const { page, problems } = await openPage();
+    await page.goto(`${baseUrl}/admin/ui/jobs?metadata.batch=${batch}`);
+    await signIn(page, OPERATOR);
+    for (const job of jobs) await page.locator(`tr[data-job-id="${job.id}"]`).waitFor();
+    await page.locator(`tr[data-job-id="${jobs[0]!.id}"] input.pick`).check();
+    await page.locator(`tr[data-job-id="${jobs[2]!.id}"] input.pick`).check();
+    expect(await page.locator('#selected-count').textContent()).toBe('2 jobs selected:');
+    await page.click('#selected-cancel');
+    await page.locator('#confirm').waitFor({ state: 'visible' });
+    expect(await page.locator('#confirm-text').textContent()).toBe('Cancel 2 selected jobs?');
+    await page.click('#confirm-ok');
+    await page.locator('#flash.flash-ok').waitFor();
+    expect(await page.locator('#flash').textContent()).toMatch(/^Canceled 2 jobs\./);
+    await page.locator(`tr[data-job-id="${jobs[0]!.id}"] .status-canceled`).waitFor();
+    expect([await statusOf(jobs[0]!.id), await statusOf(jobs[1]!.id), await statusOf(jobs[2]!.id)]).toEqual(['canceled', 'queued', 'canceled']);
+    expect(await page.locator('#bulk-selected').isVisible()).toBe(false);
+    expect(problems).toEqual([]);
+  });
+
+  it('shows a viewer the API\'s 403 when it presses Retry all, and touches nothing', async () => {
+    const id = await failedJob('viewer bulk');
+    const { page, problems } = await openPage();
+    await page.goto(`${baseUrl}/admin/ui/jobs?status=failed`);
+    await signIn(page, VIEWER);
+    await page.locator(`tr[data-job-id="${id}"]`).waitFor();
+    await page.click('#bulk-retry');
+    const flash = page.locator('#flash.flash-error');
+    await flash.waitFor();
+    expect(await flash.textContent()).toMatch(/Retry all failed: POST \/admin\/bulk needs the operator role; this key has the viewer role/);
+    expect(await page.locator('#confirm').isVisible()).toBe(false);
+    expect(await statusOf(id)).toBe('failed');
+    expect(problems).toEqual([]);
+  });
+
+  it('pauses and resumes a job type (admin; an operator reads the 403), and drains and resumes a worker', async () => {
+    await seedOperatorState();
+    const { page, problems } = await openPage();
+    await page.goto(`${baseUrl}/admin/ui`);
+    await signIn(page, OPERATOR);
+    const sleepRow = page.locator('#types tr[data-type="sleep"]');
+    await sleepRow.locator('button[data-action=pause]').click();
+    await page.fill('#confirm-input', 'not mine to pause');
+    await page.click('#confirm-ok');
+    await page.locator('#flash.flash-error').waitFor();
+    expect(await page.locator('#flash').textContent()).toMatch(/Pause failed: POST \/admin\/types\/:type\/pause needs the admin role; this key has the operator role/);
+
+    await page.click('#sign-out');
+    await signIn(page, ADMIN);
+    await sleepRow.locator('button[data-action=pause]').click();
+    await page.locator('#confirm').waitFor({ state: 'visible' });
+    expect(await page.locator('#confirm-text').textContent()).toMatch(/^Pause job type sleep\? \d+ queued jobs? of it waits? until it is resumed\.$/);
+    await page.click('#confirm-ok'); // no reason yet: the dialog asks for one
+    await page.locator('#confirm-error').waitFor();
+    expect(await page.locator('#confirm').isVisible()).toBe(true);
+    await page.fill('#confirm-input', 'upstream maintenance');
+    await page.click('#confirm-ok');
+    const note = sleepRow.locator('.pause-note');
+    await note.waitFor();
+    expect(await note.textContent()).toMatch(new RegExp(`^Paused by ${keyId(ADMIN)} .+: upstream maintenance$`));
+    expect(await sleepRow.locator('.badge', { hasText: 'paused' }).count()).toBe(1);
+    const types = (await adminCall('GET', '/admin/types')).json<{ data: { type: string; paused: { by: string; reason: string } | null }[] }>().data;
+    expect(types.find((entry) => entry.type === 'sleep')!.paused).toMatchObject({ by: keyId(ADMIN), reason: 'upstream maintenance' });
+    await page.screenshot({ path: new URL('overview-paused.png', SCREENSHOTS).pathname, fullPage: true });
+
+    await sleepRow.locator('button[data-action=resume]').click();
+    await page.locator('#confirm').waitFor({ state: 'visible' });
+    expect(await page.locator('#confirm-text').textContent()).toMatch(/^Resume job type sleep\? Workers claim its \d+ queued jobs? again\.$/);
+    expect(await page.locator('#confirm-note').textContent()).toMatch(/upstream maintenance/);
+    await page.click('#confirm-ok');
+    await sleepRow.locator('button[data-action=pause]').waitFor();
+    expect(await note.count()).toBe(0);
+    const after = (await adminCall('GET', '/admin/types')).json<{ data: { type: string; paused: unknown }[] }>().data;
+    expect(after.find((entry) => entry.type === 'sleep')!.paused).toBeNull();
+
+    // A worker: drain, then resume.
+    const workerRow = page.locator(`tr[data-worker-id="${harness.pool!.workerId}"]`);
+    await workerRow.locator('button[data-action=drain]').click();
+    expect(await page.locator('#confirm-text').textContent()).toMatch(new RegExp(`^Drain worker ${harness.pool!.workerId}\\? (It runs no job now|It finishes the \\d+ jobs? it runs) and claims no new ones\\.$`));
+    await page.click('#confirm-ok');
+    await workerRow.locator('.badge', { hasText: 'draining' }).waitFor();
+    await workerRow.locator('button[data-action=resume]').click();
+    await page.click('#confirm-ok');
+    await workerRow.locator('button[data-action=drain]').waitFor();
+    expect(await workerRow.locator('.badge', { hasText: 'draining' }).count()).toBe(0);
+    expect(problems).toEqual([]);
   });
 });
