@@ -815,7 +815,7 @@ function parseJob(hash: Record<string, string>): JobRecord {
     webhookDelivery: hash.wh_st ? (JSON.parse(hash.wh_st) as WebhookDeliveryState) : null,
     cachedFrom: hash.cached_from ?? null,
     workerId: hash.worker ?? null,
-    attempts: hash.atts ? (JSON.parse(hash.atts) as AttemptRecord[]) : [],
+    attempts: attemptsOf(hash),
   };
 }
 
@@ -846,4 +846,14 @@ function recordFields(job: JobRecord, pack: (value: unknown) => string): Partial
   ];
   for (const [field, value] of optional) if (value !== null) fields[field] = value;
   return fields;
+}
+
+/** The attempt timeline; a succeeding attempt is not stored (finish-lib.lua) but read from the job's own fields. */
+function attemptsOf(hash: Record<string, string>): AttemptRecord[] {
+  const attempts = hash.atts ? (JSON.parse(hash.atts) as AttemptRecord[]) : [];
+  const attempt = Number(hash.attempt);
+  if (hash.status === 'succeeded' && attempt > 0 && hash.started !== undefined && (attempts.at(-1)?.attempt ?? 0) < attempt) {
+    attempts.push({ attempt, workerId: hash.worker ?? null, startedAt: Number(hash.started), endedAt: Number(hash.completed), outcome: 'succeeded', error: null });
+  }
+  return attempts;
 }

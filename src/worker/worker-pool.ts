@@ -408,18 +408,24 @@ export class WorkerPool {
     return this.options.limits?.[type]?.maxConcurrency !== undefined;
   }
 
+  private readonly keepLogLineBound = (jobId: string, line: JobLogLine): void => this.keepLogLine(jobId, line);
+
   private async runJob(running: RunningJob): Promise<void> {
+    const keepLogLine = this.keepLogLineBound;
     const { job, controller } = running;
     const handler = this.options.handlers.get(job.type)!;
     const log = this.log.child({ jobId: job.id, jobType: job.type, attempt: job.attempt });
-    const handlerLog = jobLogger(log, job.attempt, (line) => this.keepLogLine(job.id, line));
     const timeoutS = job.timeoutS ?? handler.timeout_s ?? null;
     const timeout = timeoutS === null ? null : setTimeout(() => controller.abort('timeout' satisfies JobAbortReason), timeoutS * 1000);
+    let handlerLog: Logger | undefined;
     const ctx: JobContext = {
       jobId: job.id,
       attempt: job.attempt,
       signal: controller.signal,
-      log: handlerLog,
+      // Made on first use: most handlers never log, and a capturing logger per job is not free.
+      get log() {
+        return (handlerLog ??= jobLogger(log, job.attempt, (line) => keepLogLine(job.id, line)));
+      },
       progress: (percent, details) => this.queueProgress(running, percent, details),
     };
     let outcome: AttemptOutcome | null;

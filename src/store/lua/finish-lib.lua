@@ -15,7 +15,9 @@ local function finish_job(id, lease_id, outcome, now, ttl_ms, payload, run_at, c
   elseif outcome == 'succeeded' then
     status = 'succeeded'
     version = finalize(key, id, job_type, 'running', status, now, ttl_ms, version, {
-      'result', payload, 'pct', '100', 'p_at', tostring(now), 'error', false, 'atts', timeline('succeeded'),
+      -- The succeeding attempt is not written to `atts`: the job's own worker, started and completed say it all
+      -- (redis-job-store.ts adds it back on read), which keeps a finished job ~150 bytes smaller.
+      'result', payload, 'pct', '100', 'p_at', tostring(now), 'error', false,
     })
   elseif outcome == 'failed' then
     status = 'failed'
