@@ -91,7 +91,12 @@ export interface ListRun {
   small: LatencySample & { jobs: number };
   big: LatencySample & { jobs: number };
   fillSeconds: number;
+  /** Operator searches over the big set: an indexed filter, and filters checked job by job (≤ 5,000 per call). */
+  admin: (LatencySample & { query: string })[];
 }
+
+/** GET /admin/jobs queries timed over the big set; `bench-fill` is the worker of every filled job. */
+const ADMIN_QUERIES = ['status=succeeded&type=echo&limit=20', 'worker=bench-fill&limit=20', 'worker=nobody&limit=20'];
 
 export async function listBench(options: {
   redis: BenchRedis;
@@ -138,7 +143,15 @@ export async function listBench(options: {
       );
       return sample;
     });
-    return { small: pooled[0]!, big: pooled[1]!, fillSeconds: small.seconds + big.seconds };
+    const admin: ListRun['admin'] = [];
+    for (const query of ADMIN_QUERIES) {
+      const url = `${servers[1]!.base}/admin/jobs?${query}`;
+      await timedGets(url, { ...load, seconds: 1 });
+      const sample = await timedGets(url, { ...load, seconds: options.seconds / 2 });
+      options.log(`  GET /admin/jobs?${query} over ${big.jobs} jobs: p50 ${sample.p50.toFixed(2)} ms, p99 ${sample.p99.toFixed(2)} ms, ${sample.requests} requests, ${sample.errors} errors, page of ${sample.pageSize}`);
+      admin.push({ ...sample, latencies: [], query });
+    }
+    return { small: pooled[0]!, big: pooled[1]!, fillSeconds: small.seconds + big.seconds, admin };
   } finally {
     await Promise.all(servers.map((server) => server.stop()));
   }

@@ -243,6 +243,17 @@ function rows(results: Results): Row[] {
       '≤ 2×',
       verdict(ratio <= 2 && big.errors === 0 && big.pageSize === 20),
     ]);
+    for (const search of results.list.admin) {
+      out.push([
+        '5 scale',
+        `\`GET /admin/jobs?${search.query}\` p99 (p50 ${fmtMs(search.p50)}; page of ${search.pageSize}${search.errors > 0 ? `; ${search.errors} errors` : ''})`,
+        `${fmtMs(search.p99)} at ${fmtInt(big.jobs)} jobs`,
+        '—',
+        '—',
+        '—',
+        'info',
+      ]);
+    }
   }
   if (results.memstore) {
     const { ours, redis } = results.memstore;

@@ -84,6 +84,8 @@ const luaBodies = Object.fromEntries(scriptNames.map((name) => [name, readFileSy
 const transientReply = /^(LOADING|BUSY|MASTERDOWN|READONLY|CLUSTERDOWN|TRYAGAIN|NOREPLICAS|MISCONF)/;
 
 const LIST_REFILL_ROUNDS = 5;
+/** Most candidates read per round when a listing filters job by job (ListQuery.match). */
+const SCAN_BATCH = 500;
 /** Marks a deflated JSON field: stored JSON never starts with `~`. */
 const COMPRESSED_MARK = '~z:';
 const SWEEP_BATCH = 500;
@@ -239,7 +241,9 @@ export class RedisJobStore implements JobStore {
     let scanned = 0;
     const rounds = query.match ? Number.POSITIVE_INFINITY : LIST_REFILL_ROUNDS;
     for (let round = 0; round < rounds; round++) {
-      const want = query.limit - jobs.length + 1;
+      // A filter checked job by job may skip most candidates: the batches grow (a page's worth, then doubling up
+      // to SCAN_BATCH), so a common match answers from the first and a rare one takes few round trips.
+      const want = query.match ? Math.min(SCAN_BATCH, (query.limit + 1) * 2 ** round) : query.limit - jobs.length + 1;
       const start = after !== undefined ? `(${after}` : descending ? high : low;
       const pages = await this.guard(() =>
         Promise.all(
