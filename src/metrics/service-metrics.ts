@@ -1,6 +1,7 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { isTerminal, type JobStatus } from '../jobs/job.js';
 import type { JobStore, StoreStats } from '../store/job-store.js';
+import { withDeadline } from '../deadline.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -167,7 +168,7 @@ export class ServiceMetrics implements WorkerPoolObserver {
     let up = true;
     let started = performance.now();
     try {
-      await withTimeout(store.ping(), SCRAPE_STORE_TIMEOUT_MS);
+      await withDeadline(store.ping(), SCRAPE_STORE_TIMEOUT_MS);
     } catch {
       up = false;
     }
@@ -176,7 +177,7 @@ export class ServiceMetrics implements WorkerPoolObserver {
     if (up) {
       started = performance.now();
       try {
-        stats = await withTimeout(store.stats(Date.now()), SCRAPE_STORE_TIMEOUT_MS);
+        stats = await withDeadline(store.stats(Date.now()), SCRAPE_STORE_TIMEOUT_MS);
       } catch {
         up = false;
       }
@@ -225,12 +226,4 @@ export class ServiceMetrics implements WorkerPoolObserver {
     this.perType.set(type, series);
     return series;
   }
-}
-
-function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { Cluster, ReplyError, type ChainableCommander, type Redis } from 'ioredis';
-import { StoreUnavailableError } from '../errors.js';
+import type { ChainableCommander } from 'ioredis';
+import { guardRedis, storeError, subscriberFor, type RedisClient } from '../store/redis-client.js';
 import { assembleHistory, bucketStart, field, incrementsFor, windowBuckets } from './history.js';
 import type { OpsStoreOptions } from './memory-ops-store.js';
 import {
@@ -23,15 +23,12 @@ import {
   type WorkerView,
 } from './ops-store.js';
 
-type RedisClient = Redis | Cluster;
-
 export interface RedisOpsStoreOptions extends OpsStoreOptions {
   /** A command (or a batch) answering later than this fails with StoreUnavailableError. Default 2000 ms. */
   commandTimeoutMs?: number;
 }
 
 /** Reply errors that mean "Redis cannot serve right now", not "our command is wrong". */
-const transientReply = /^(LOADING|BUSY|MASTERDOWN|READONLY|CLUSTERDOWN|TRYAGAIN|NOREPLICAS|MISCONF)/;
 const tokenPattern = /^[A-Za-z0-9_-]{16,64}$/;
 const windows = Object.keys(HISTORY_WINDOWS) as HistoryWindow[];
 const PRUNE_EVERY_BEATS = 100;
@@ -236,12 +233,7 @@ export class RedisOpsStore implements OpsStore {
   }
 
   private async openSubscriber(): Promise<void> {
-    // Pub/sub needs its own connection; ioredis re-subscribes after a reconnect.
-    const subscriber =
-      this.redis instanceof Cluster
-        ? this.redis.duplicate([], { enableOfflineQueue: true })
-        : this.redis.duplicate({ enableOfflineQueue: true, commandTimeout: undefined, lazyConnect: false });
-    subscriber.on('error', () => undefined);
+    const subscriber = subscriberFor(this.redis);
     subscriber.on('message', (_channel: string, raw: string) => {
       let message: ControlMessage;
       try {
@@ -269,30 +261,12 @@ export class RedisOpsStore implements OpsStore {
   private async exec(batch: ChainableCommander): Promise<unknown[]> {
     const results = await this.guard(async () => (await batch.exec()) ?? []);
     return results.map(([error, value]) => {
-      if (error) throw this.unavailable(error);
+      if (error) throw storeError(error);
       return value;
     });
   }
 
-  /** Turns connection trouble into StoreUnavailableError; a genuine reply error (our bug) passes through. */
-  private async guard<T>(operation: () => Promise<T>): Promise<T> {
-    try {
-      return await withDeadline(operation(), this.commandTimeoutMs);
-    } catch (error) {
-      throw this.unavailable(error);
-    }
+  private guard<T>(operation: () => Promise<T>): Promise<T> {
+    return guardRedis(operation, this.commandTimeoutMs);
   }
-
-  private unavailable(error: unknown): Error {
-    if (error instanceof StoreUnavailableError) return error;
-    if (error instanceof ReplyError && !transientReply.test((error as Error).message)) return error as Error;
-    return new StoreUnavailableError(`Redis is unavailable: ${(error as Error).message}`, { cause: error });
-  }
-}
-
-function withDeadline<T>(promise: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  promise.catch(() => undefined); // a late rejection after the deadline is not unhandled
-  const deadline = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms)));
-  return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
 }

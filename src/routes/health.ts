@@ -5,6 +5,7 @@ import type { OpsStore } from '../ops/ops-store.js';
 import type { JobStore } from '../store/job-store.js';
 import type { WorkerPool } from '../worker/worker-pool.js';
 import { healthSchema } from './schemas.js';
+import { withDeadline } from '../deadline.js';
 
 export interface HealthRoutesOptions {
   store: JobStore;
@@ -39,7 +40,7 @@ export const healthRoutes: FastifyPluginAsync<HealthRoutesOptions> = async (fast
   let persistenceRead: { at: number; value: Promise<Awaited<ReturnType<JobStore['persistence']>>> } | undefined;
   const persistence = () => {
     if (!persistenceRead || Date.now() - persistenceRead.at > PERSISTENCE_CACHE_MS) {
-      persistenceRead = { at: Date.now(), value: withTimeout(store.persistence(), PING_TIMEOUT_MS) };
+      persistenceRead = { at: Date.now(), value: withDeadline(store.persistence(), PING_TIMEOUT_MS) };
       persistenceRead.value.catch(() => (persistenceRead = undefined)); // an outage is not cached
     }
     return persistenceRead.value;
@@ -85,7 +86,7 @@ export const healthRoutes: FastifyPluginAsync<HealthRoutesOptions> = async (fast
   async function readWorkers(): Promise<WorkersCheck> {
     try {
       const now = Date.now();
-      const [workers, stats] = await withTimeout(Promise.all([ops.workers(now), store.stats(now)]), PING_TIMEOUT_MS);
+      const [workers, stats] = await withDeadline(Promise.all([ops.workers(now), store.stats(now)]), PING_TIMEOUT_MS);
       const live = workers.filter((worker) => worker.state === 'live' && !worker.draining);
       const served = new Set(live.flatMap((worker) => worker.types));
       const unserved = Object.entries(stats.byType)
@@ -118,7 +119,7 @@ export const healthRoutes: FastifyPluginAsync<HealthRoutesOptions> = async (fast
       let latencyMs: number | null = null;
       let output: string | undefined;
       try {
-        latencyMs = Math.round((await withTimeout(store.ping(), PING_TIMEOUT_MS)) * 100) / 100;
+        latencyMs = Math.round((await withDeadline(store.ping(), PING_TIMEOUT_MS)) * 100) / 100;
       } catch (error) {
         output = (error as Error).message;
       }
@@ -148,11 +149,3 @@ export const healthRoutes: FastifyPluginAsync<HealthRoutesOptions> = async (fast
     },
   });
 };
-
-function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}

@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { deflateRawSync, inflateRawSync } from 'node:zlib';
-import { Cluster, Redis, ReplyError, type RedisOptions } from 'ioredis';
+import { Cluster, ReplyError } from 'ioredis';
+import { withDeadline } from '../deadline.js';
 import { StoreUnavailableError } from '../errors.js';
 import {
   ANONYMOUS_TENANT,
@@ -39,6 +40,7 @@ import type {
   StoreStats,
   WebhookDelivery,
 } from './job-store.js';
+import { createClient, guardRedis, subscriberFor, type RedisClient, type RedisConnectionOptions } from './redis-client.js';
 import { RedisKeys } from './redis-keys.js';
 import { LOG_LINES_MAX, poisonError, TooManyActiveJobsError, WEBHOOK_PROGRESS_INTERVAL_MS } from './job-store.js';
 
@@ -80,8 +82,6 @@ const luaBodies = Object.fromEntries(scriptNames.map((name) => [name, readFileSy
   string
 >;
 
-/** Reply errors that mean "Redis cannot serve right now", not "our script is wrong". */
-const transientReply = /^(LOADING|BUSY|MASTERDOWN|READONLY|CLUSTERDOWN|TRYAGAIN|NOREPLICAS|MISCONF)/;
 
 const LIST_REFILL_ROUNDS = 5;
 /** Most candidates read per round when a listing filters job by job (ListQuery.match). */
@@ -91,19 +91,11 @@ const COMPRESSED_MARK = '~z:';
 const SWEEP_BATCH = 500;
 const PURGE_BATCH = 500;
 
-export interface RedisJobStoreOptions {
-  url: string;
-  /** Treat `url` as one node of a Redis Cluster. */
-  cluster?: boolean;
-  /** Sentinel addresses; `url` then only carries the password (and TLS, with rediss://). */
-  sentinels?: { host: string; port: number }[];
-  sentinelMaster?: string;
+export interface RedisJobStoreOptions extends RedisConnectionOptions {
   keyPrefix: string;
   jobTtlMs: number;
   /** JSON inputs and results at least this long are stored deflated (default 16 KiB). */
   compressThresholdBytes?: number;
-  connectTimeoutMs: number;
-  commandTimeoutMs: number;
   sweepIntervalMs?: number;
   /** A job whose lease lapsed this many times fails as poison (default 3; 0 = never). */
   poisonAfter?: number;
@@ -516,12 +508,7 @@ export class RedisJobStore implements JobStore {
   }
 
   private async openSubscriber(): Promise<void> {
-    // Pub/sub needs its own connection; ioredis re-subscribes after a reconnect.
-    const subscriber =
-      this.redis instanceof Cluster
-        ? this.redis.duplicate([], { enableOfflineQueue: true })
-        : this.redis.duplicate({ enableOfflineQueue: true, commandTimeout: undefined, lazyConnect: false });
-    subscriber.on('error', () => undefined);
+    const subscriber = subscriberFor(this.redis);
     subscriber.on('message', (channel: string, message: string) => {
       const watchers = this.watchers.get(channel);
       if (watchers) {
@@ -636,65 +623,9 @@ export class RedisJobStore implements JobStore {
     return this.guard(() => this.scripts[name](keys, args));
   }
 
-  /** Turns connection trouble into StoreUnavailableError; a genuine reply error (our bug) passes through. */
-  private async guard<T>(operation: () => Promise<T>): Promise<T> {
-    try {
-      // ioredis's own commandTimeout starts only when a command is sent, and with auto-pipelining a command
-      // may first wait behind the batch in flight: the deadline covers the whole wait.
-      return await withDeadline(operation(), this.options.commandTimeoutMs);
-    } catch (error) {
-      if (error instanceof ReplyError && !transientReply.test((error as Error).message)) throw error;
-      throw new StoreUnavailableError(`Redis is unavailable: ${(error as Error).message}`, { cause: error });
-    }
+  private guard<T>(operation: () => Promise<T>): Promise<T> {
+    return guardRedis(operation, this.options.commandTimeoutMs);
   }
-}
-
-type RedisClient = Redis | Cluster;
-
-/** A standalone, Sentinel-managed or Cluster client, all failing fast instead of queueing while disconnected. */
-function createClient(options: RedisJobStoreOptions): RedisClient {
-  const url = new URL(options.url);
-  const auth = {
-    ...(url.username ? { username: decodeURIComponent(url.username) } : {}),
-    ...(url.password ? { password: decodeURIComponent(url.password) } : {}),
-    ...(url.protocol === 'rediss:' ? { tls: {} } : {}),
-  };
-  const common: RedisOptions = {
-    lazyConnect: true,
-    // Fail fast instead of queueing while disconnected: callers get a 503 within seconds, not a hang.
-    enableOfflineQueue: false,
-    maxRetriesPerRequest: 1,
-    connectTimeout: options.connectTimeoutMs,
-    commandTimeout: options.commandTimeoutMs,
-    retryStrategy: (attempt) => Math.min(attempt * 200, 2000),
-  };
-  if (options.cluster) {
-    return new Cluster([{ host: url.hostname, port: Number(url.port || 6379) }], {
-      lazyConnect: true,
-      enableOfflineQueue: false,
-      enableAutoPipelining: true,
-      redisOptions: { ...common, ...auth },
-      clusterRetryStrategy: (attempt) => Math.min(attempt * 200, 2000),
-    });
-  }
-  if (options.sentinels && options.sentinels.length > 0) {
-    return new Redis({
-      ...common,
-      ...auth,
-      enableAutoPipelining: true,
-      sentinels: options.sentinels,
-      name: options.sentinelMaster ?? 'mymaster',
-      ...(auth.password ? { sentinelPassword: auth.password } : {}),
-    });
-  }
-  return new Redis(options.url, { ...common, enableAutoPipelining: true });
-}
-
-function withDeadline<T>(promise: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  promise.catch(() => undefined); // a late rejection after the deadline is not unhandled
-  const deadline = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms)));
-  return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
 }
 
 /** QUIT, but never wait on a Redis that does not answer: disconnect after `timeoutMs`. */

@@ -1,0 +1,94 @@
+import { Cluster, Redis, ReplyError, type RedisOptions } from 'ioredis';
+import { withDeadline } from '../deadline.js';
+import { StoreUnavailableError } from '../errors.js';
+
+/*
+ * How the Redis-backed stores (jobs, src/store/redis-job-store.ts; operator state, src/ops/redis-ops-store.ts)
+ * talk to Redis: one client kind, one deadline rule, one way to tell an outage from a bug, one way to
+ * open a pub/sub connection.
+ */
+
+export interface RedisConnectionOptions {
+  url: string;
+  /** Treat `url` as one node of a Redis Cluster. */
+  cluster?: boolean;
+  /** Sentinel addresses; `url` then only carries the password (and TLS, with rediss://). */
+  sentinels?: { host: string; port: number }[];
+  sentinelMaster?: string;
+  connectTimeoutMs: number;
+  commandTimeoutMs: number;
+}
+
+/** Reply errors that mean "Redis cannot serve right now", not "our script is wrong". */
+const transientReply = /^(LOADING|BUSY|MASTERDOWN|READONLY|CLUSTERDOWN|TRYAGAIN|NOREPLICAS|MISCONF)/;
+
+/** Connection trouble (and transient replies) as StoreUnavailableError; a genuine reply error (our bug) as it is. */
+export function storeError(error: unknown): Error {
+  if (error instanceof StoreUnavailableError) return error;
+  if (error instanceof ReplyError && !transientReply.test((error as Error).message)) return error as Error;
+  return new StoreUnavailableError(`Redis is unavailable: ${(error as Error).message}`, { cause: error });
+}
+
+/**
+ * Runs Redis work within `ms`, failing as storeError says. ioredis's own commandTimeout starts only when a
+ * command is sent, and with auto-pipelining a command may first wait behind the batch in flight: the
+ * deadline covers the whole wait.
+ */
+export async function guardRedis<T>(operation: () => Promise<T>, ms: number): Promise<T> {
+  try {
+    return await withDeadline(operation(), ms);
+  } catch (error) {
+    throw storeError(error);
+  }
+}
+
+/** A connection of its own for pub/sub (it queues while reconnecting, and ioredis re-subscribes after). */
+export function subscriberFor(redis: RedisClient): RedisClient {
+  const subscriber =
+    redis instanceof Cluster
+      ? redis.duplicate([], { enableOfflineQueue: true })
+      : redis.duplicate({ enableOfflineQueue: true, commandTimeout: undefined, lazyConnect: false });
+  subscriber.on('error', () => undefined); // a lost connection reconnects; its commands answer through guardRedis
+  return subscriber;
+}
+
+export type RedisClient = Redis | Cluster;
+
+/** A standalone, Sentinel-managed or Cluster client, all failing fast instead of queueing while disconnected. */
+export function createClient(options: RedisConnectionOptions): RedisClient {
+  const url = new URL(options.url);
+  const auth = {
+    ...(url.username ? { username: decodeURIComponent(url.username) } : {}),
+    ...(url.password ? { password: decodeURIComponent(url.password) } : {}),
+    ...(url.protocol === 'rediss:' ? { tls: {} } : {}),
+  };
+  const common: RedisOptions = {
+    lazyConnect: true,
+    // Fail fast instead of queueing while disconnected: callers get a 503 within seconds, not a hang.
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 1,
+    connectTimeout: options.connectTimeoutMs,
+    commandTimeout: options.commandTimeoutMs,
+    retryStrategy: (attempt) => Math.min(attempt * 200, 2000),
+  };
+  if (options.cluster) {
+    return new Cluster([{ host: url.hostname, port: Number(url.port || 6379) }], {
+      lazyConnect: true,
+      enableOfflineQueue: false,
+      enableAutoPipelining: true,
+      redisOptions: { ...common, ...auth },
+      clusterRetryStrategy: (attempt) => Math.min(attempt * 200, 2000),
+    });
+  }
+  if (options.sentinels && options.sentinels.length > 0) {
+    return new Redis({
+      ...common,
+      ...auth,
+      enableAutoPipelining: true,
+      sentinels: options.sentinels,
+      name: options.sentinelMaster ?? 'mymaster',
+      ...(auth.password ? { sentinelPassword: auth.password } : {}),
+    });
+  }
+  return new Redis(options.url, { ...common, enableAutoPipelining: true });
+}
