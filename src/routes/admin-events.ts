@@ -1,8 +1,8 @@
-import type { OutgoingHttpHeaders } from 'node:http';
 import type { FastifyPluginAsync } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { HttpProblem } from '../errors.js';
+import { eventStreams } from '../http/event-stream.js';
 import { isJobId } from '../jobs/job-id.js';
 import { renderAdminJob } from '../jobs/job-view.js';
 import type { JobStore } from '../store/job-store.js';
@@ -30,10 +30,7 @@ export const adminEventRoutes: FastifyPluginAsync<AdminEventRoutesOptions> = asy
   const { store, pool } = options;
   const statsIntervalMs = options.statsIntervalMs ?? 2000;
   const pingIntervalMs = options.pingIntervalMs ?? 15_000;
-  const openStreams = new Set<() => void>();
-  fastify.addHook('preClose', async () => {
-    for (const end of openStreams) end();
-  });
+  const openStream = eventStreams(fastify, pingIntervalMs);
 
   app.get('/admin/events', {
     config: { adminRole: 'viewer' },
@@ -56,51 +53,32 @@ export const adminEventRoutes: FastifyPluginAsync<AdminEventRoutesOptions> = asy
         });
       }
       const firstStats = await adminStats(store, pool); // a store that is down answers 503 before the stream opens
-      reply.hijack();
-      const raw = reply.raw;
-      raw.writeHead(200, {
-        ...(reply.getHeaders() as OutgoingHttpHeaders),
-        'content-type': 'text/event-stream; charset=utf-8',
-        'cache-control': 'no-cache, no-transform',
-        connection: 'keep-alive',
-        'x-accel-buffering': 'no',
-        'x-request-id': String(request.id),
-      });
-      let open = true;
-      const send = (event: string, data: unknown) => open && raw.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+      const events = openStream(reply);
       const stops: (() => void)[] = [];
-      const end = () => {
-        openStreams.delete(end);
-        if (!open) return;
-        open = false;
-        raw.end();
-      };
-      openStreams.add(end);
-      raw.once('close', () => {
-        open = false;
-        openStreams.delete(end);
+      // What to undo when the client leaves; anything set up after that is undone at once.
+      const onClose = (stop: () => void) => (events.open ? stops.push(stop) : stop());
+      void events.closed.then(() => {
         for (const stop of stops) stop();
       });
 
       // Counts without the pool's own counters, which move with every job and would make every read a change.
       const countsOf = (stats: Awaited<ReturnType<typeof adminStats>>) => JSON.stringify({ ...stats, pool: undefined });
       let lastStats = countsOf(firstStats);
-      send('stats', firstStats);
+      events.send('stats', firstStats);
       let reading = false;
       const statsTimer = setInterval(() => {
-        if (reading || !open) return;
+        if (reading || !events.open) return;
         reading = true;
         adminStats(store, pool)
           .then((stats) => {
             if (countsOf(stats) === lastStats) return;
             lastStats = countsOf(stats);
-            send('stats', stats);
+            events.send('stats', stats);
           })
           .catch(() => undefined) // the store is down for now: the next read tries again
           .finally(() => (reading = false));
       }, statsIntervalMs);
-      const ping = setInterval(() => open && raw.write(': ping\n\n'), pingIntervalMs);
-      stops.push(() => clearInterval(statsTimer), () => clearInterval(ping));
+      onClose(() => clearInterval(statsTimer));
 
       for (const id of ids) {
         let lastVersion = -1;
@@ -117,13 +95,13 @@ export const adminEventRoutes: FastifyPluginAsync<AdminEventRoutesOptions> = asy
               again = false;
               const job = await store.get(id);
               if (!job) {
-                if (lastVersion !== 0) send('gone', { id });
+                if (lastVersion !== 0) events.send('gone', { id });
                 lastVersion = 0;
               } else if (job.version !== lastVersion) {
                 lastVersion = job.version;
-                send('job', renderAdminJob(job));
+                events.send('job', renderAdminJob(job));
               }
-            } while (again && open);
+            } while (again && events.open);
           } catch {
             // read again on the next change
           } finally {
@@ -131,13 +109,12 @@ export const adminEventRoutes: FastifyPluginAsync<AdminEventRoutesOptions> = asy
           }
         };
         try {
-          stops.push(await store.watch(id, () => void readAndSend()));
+          onClose(await store.watch(id, () => void readAndSend()));
         } catch {
           // no live changes for this one; its first state is still sent
         }
         await readAndSend();
       }
-      if (!open) for (const stop of stops) stop();
     },
   });
 };

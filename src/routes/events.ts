@@ -1,8 +1,8 @@
-import type { OutgoingHttpHeaders } from 'node:http';
 import type { FastifyPluginAsync, FastifyReply } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { HttpProblem } from '../errors.js';
+import { eventStreams } from '../http/event-stream.js';
 import { isTerminal, type JobRecord } from '../jobs/job.js';
 import { isJobId } from '../jobs/job-id.js';
 import { renderJob } from '../jobs/job-view.js';
@@ -30,12 +30,8 @@ export const eventRoutes: FastifyPluginAsync<EventRoutesOptions> = async (fastif
   const { store } = options;
   const pingIntervalMs = options.pingIntervalMs ?? 15_000;
   const minEventIntervalMs = options.minEventIntervalMs ?? 250;
-  // Open streams never end by themselves: on shutdown they are ended first, or closing the server would wait
-  // for them (clients reconnect with Last-Event-ID, to another instance or to this one restarted).
-  const openStreams = new Set<() => void>();
-  fastify.addHook('preClose', async () => {
-    for (const end of openStreams) end();
-  });
+  // On shutdown open streams are ended; clients reconnect with Last-Event-ID (to another instance, or this one restarted).
+  const openStream = eventStreams(fastify, pingIntervalMs);
 
   app.get('/v1/jobs/:id/events', {
     schema: {
@@ -82,38 +78,12 @@ export const eventRoutes: FastifyPluginAsync<EventRoutesOptions> = async (fastif
   });
 
   async function stream(reply: FastifyReply, jobs: JobRecord[], { single }: { single: boolean }): Promise<void> {
-    reply.hijack();
-    const raw = reply.raw;
-    raw.writeHead(200, {
-      ...(reply.getHeaders() as OutgoingHttpHeaders), // what hooks set before the stream took over (CORS)
-      'content-type': 'text/event-stream; charset=utf-8',
-      'cache-control': 'no-cache, no-transform',
-      connection: 'keep-alive',
-      'x-accel-buffering': 'no',
-      'x-request-id': String(reply.request.id),
-    });
-    let open = true;
-    const send = (event: string, job: JobRecord, data: unknown) => {
-      if (!open) return;
-      const id = single ? String(job.version) : `${job.id}:${job.version}`;
-      raw.write(`event: ${event}\nid: ${id}\ndata: ${JSON.stringify(single ? data : { job_id: job.id, ...(data as object) })}\n\n`);
-    };
-    const ping = setInterval(() => open && raw.write(': ping\n\n'), pingIntervalMs);
+    const events = openStream(reply);
+    const send = (event: string, job: JobRecord, data: unknown) =>
+      events.send(event, single ? data : { job_id: job.id, ...(data as object) }, single ? String(job.version) : `${job.id}:${job.version}`);
     const stops: (() => void)[] = [];
-    const finished = new Promise<void>((resolve) => {
-      raw.once('close', () => {
-        open = false;
-        resolve();
-      });
-    });
     let remaining = jobs.length;
-    const end = () => {
-      openStreams.delete(end);
-      if (!open) return;
-      open = false;
-      raw.end();
-    };
-    openStreams.add(end);
+    const end = events.end;
     try {
       for (const job of jobs) {
         send('snapshot', job, renderJob(job));
@@ -126,14 +96,12 @@ export const eventRoutes: FastifyPluginAsync<EventRoutesOptions> = async (fastif
       for (const job of jobs.filter((each) => !isTerminal(each.status))) {
         stops.push(await followJob(job, send, () => (--remaining === 0 ? end() : undefined)));
       }
-      await finished;
+      await events.closed;
     } catch (error) {
       // The store failed mid-stream: end it; the client reconnects (with Last-Event-ID) and resumes.
       reply.request.log.warn({ err: error }, 'event stream ended by a store error');
       end();
     } finally {
-      openStreams.delete(end);
-      clearInterval(ping);
       for (const stop of stops) stop();
     }
   }
