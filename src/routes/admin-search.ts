@@ -3,7 +3,7 @@ import { HttpProblem } from '../errors.js';
 import { isJobId } from '../jobs/job-id.js';
 import { ANONYMOUS_TENANT, JobStatus, type JobRecord } from '../jobs/job.js';
 import type { JobStore, ListPage, ListQuery } from '../store/job-store.js';
-import { decodeCursor, encodeCursor } from './jobs.js';
+import { encodeCursor, toListQuery } from './jobs.js';
 import { commaList } from './schemas.js';
 
 const timestamp = z.iso.datetime({ offset: true });
@@ -52,16 +52,8 @@ export async function searchJobs(store: JobStore, filter: AdminSearchFilter, pag
     const job = await store.findByIdempotencyKey(filter.tenant ?? ANONYMOUS_TENANT, filter.idempotency_key);
     return { jobs: job && matches(filter)(job) ? [job] : [], nextAfter: null };
   }
-  const query: ListQuery = {
-    tenant: filter.tenant,
-    statuses: filter.status,
-    type: filter.type,
-    createdAfter: filter.created_after !== undefined ? Date.parse(filter.created_after) : undefined,
-    createdBefore: filter.created_before !== undefined ? Date.parse(filter.created_before) : undefined,
-    limit: page.limit,
-    after: page.cursor !== undefined ? decodeCursor(page.cursor, page.order) : undefined,
-    order: page.order,
-  };
+  const { status, type, created_after, created_before } = filter;
+  const query: ListQuery = { ...toListQuery({ status, type, created_after, created_before, ...page }), tenant: filter.tenant };
   if (filter.stuck === 'true') query.stuckAt = Date.now();
   if (needsScan(filter)) {
     query.match = matches(filter);
