@@ -8,9 +8,8 @@ import { isJobId, newJobId } from '../jobs/job-id.js';
 import type { JobStore } from '../store/job-store.js';
 import type { WorkerPool } from '../worker/worker-pool.js';
 import { renderAdminJob, renderAdminJobDetail } from '../jobs/job-view.js';
-import type { JobRecord } from '../jobs/job.js';
 import { adminSearchFilter, filterFromQuery, searchJobs } from './admin-search.js';
-import { encodeCursor } from './jobs.js';
+import { encodeCursor, findJob } from './jobs.js';
 import { adminJobDetailSchema, adminJobListSchema, adminJobSchema, adminJobsQuery, jobIdParams, problemResponses, purgeQuery, statsSchema } from './schemas.js';
 
 export interface AdminRoutesOptions {
@@ -58,7 +57,7 @@ export const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (fastif
       response: { 200: adminJobDetailSchema, ...problemResponses(401, 403, 404, 410, 503) },
     },
     handler: async (request) => {
-      const job = await adminFindJob(store, request.params.id);
+      const job = await findJob(store, request.params.id);
       return renderAdminJobDetail(job, await store.logs(job.id));
     },
   });
@@ -75,7 +74,7 @@ export const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (fastif
     },
     handler: async (request, reply) => {
       const outcome = isJobId(request.params.id) ? await store.cancel(request.params.id, Date.now()) : undefined;
-      if (!outcome) await adminFindJob(store, request.params.id);
+      if (!outcome) await findJob(store, request.params.id);
       await audit(request, 'job.cancel', request.params.id, outcome!.outcome === 'unchanged' ? 0 : 1);
       return reply.code(outcome!.outcome === 'cancel-requested' ? 202 : 200).send(renderAdminJob(outcome!.job));
     },
@@ -93,7 +92,7 @@ export const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (fastif
     },
     handler: async (request, reply) => {
       const deleted = isJobId(request.params.id) && (await store.delete(request.params.id));
-      if (!deleted) await adminFindJob(store, request.params.id);
+      if (!deleted) await findJob(store, request.params.id);
       await audit(request, 'job.delete', request.params.id, 1);
       return reply.code(204).send();
     },
@@ -111,7 +110,7 @@ export const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (fastif
     },
     handler: async (request) => {
       const outcome = isJobId(request.params.id) ? await store.runNow(request.params.id, Date.now()) : undefined;
-      if (outcome === undefined) await adminFindJob(store, request.params.id);
+      if (outcome === undefined) await findJob(store, request.params.id);
       if (outcome === 'not-delayed') throw new HttpProblem('job-not-delayed', 'Only a queued job waiting for a later run_at can be run now.');
       await audit(request, 'job.run-now', request.params.id, 1);
       return renderAdminJob(outcome!);
@@ -129,7 +128,7 @@ export const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (fastif
       response: { 201: adminJobSchema, ...problemResponses(401, 403, 404, 410, 503) },
     },
     handler: async (request, reply) => {
-      const source = await adminFindJob(store, request.params.id);
+      const source = await findJob(store, request.params.id);
       const now = Date.now();
       const copy = await store.create({
         id: newJobId(now),
@@ -172,7 +171,7 @@ export const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (fastif
     },
     handler: async (request) => {
       const outcome = isJobId(request.params.id) ? await store.retry(request.params.id, Date.now()) : undefined;
-      if (outcome === undefined) await adminFindJob(store, request.params.id);
+      if (outcome === undefined) await findJob(store, request.params.id);
       if (outcome === 'not-retryable') throw new HttpProblem('job-not-retryable', 'Only failed or canceled jobs can be retried.');
       request.log.info({ jobId: outcome!.id, attempt: outcome!.attempt, maxAttempts: outcome!.maxAttempts }, 'admin retry');
       await audit(request, 'job.retry', outcome!.id, 1);
@@ -200,19 +199,6 @@ export const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (fastif
     },
   });
 };
-
-/** The job, or the 410 (it went) or 404 problem an operator gets; any tenant's. */
-async function adminFindJob(store: JobStore, id: string): Promise<JobRecord> {
-  const job = isJobId(id) ? await store.get(id) : undefined;
-  if (job) return job;
-  const goneAt = isJobId(id) ? await store.goneAt(id) : null;
-  if (goneAt !== null) {
-    throw new HttpProblem('job-gone', `Job ${id} was deleted or expired at ${new Date(goneAt).toISOString()}.`, {
-      extensions: { gone_at: new Date(goneAt).toISOString() },
-    });
-  }
-  throw new HttpProblem('job-not-found', `No job with id ${id}.`);
-}
 
 function validationProblem(error: z.ZodError): HttpProblem {
   const errors = error.issues.map((issue) => ({ pointer: issue.path.map(String).join('.') || '(query)', detail: issue.message }));

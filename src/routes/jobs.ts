@@ -39,16 +39,17 @@ const DEFAULT_MAX_ATTEMPTS = 3;
 
 /**
  * The job record; else a 410 problem for a job that went (deleted, purged, expired), so pollers stop, or a
- * 404 one for an id that never existed. Ids that are not ULIDs cannot exist, so they are 404 too.
+ * 404 one for an id that never existed. Ids that are not ULIDs cannot exist, so they are 404 too. With a
+ * `tenant` only that tenant's jobs are found; without (operators), any tenant's.
  */
-export async function findJob(store: JobStore, id: string, tenant: string): Promise<JobRecord> {
+export async function findJob(store: JobStore, id: string, tenant?: string): Promise<JobRecord> {
   const job = isJobId(id) ? await store.get(id) : undefined;
-  if (job && job.tenant === tenant) return job;
+  if (job && (tenant === undefined || job.tenant === tenant)) return job;
   if (job) throw new HttpProblem('job-not-found', `No job with id ${id}.`); // another tenant's: as if unknown
   return notFound(store, id, tenant);
 }
 
-async function notFound(store: JobStore, id: string, tenant: string): Promise<never> {
+async function notFound(store: JobStore, id: string, tenant: string | undefined): Promise<never> {
   const goneAt = isJobId(id) ? await store.goneAt(id, tenant) : null;
   if (goneAt !== null) {
     throw new HttpProblem('job-gone', `Job ${id} was deleted or expired at ${new Date(goneAt).toISOString()}.`, {
