@@ -20,8 +20,11 @@ export type StoreCommand = 'ping' | 'stats' | 'finishAndClaim' | 'renewLeases';
 export interface WorkerPoolObserver {
   /** A claimed job's attempt starts; `waitMs`: how long it had been ready (claim time − max(runAt, createdAt)). */
   attemptStarted(type: string, waitMs: number): void;
-  /** An attempt's outcome was written; `status` is the job's status after it (queued when a retry follows). */
-  attemptFinished(type: string, status: JobStatus, runMs: number): void;
+  /**
+   * An attempt's outcome was written; `status` is the job's status after it (queued when a retry follows).
+   * `waitMs` is the attempt's wait, as `attemptStarted` had it.
+   */
+  attemptFinished(type: string, status: JobStatus, runMs: number, waitMs: number): void;
   /** A lease was lost: the job was reclaimed, canceled or deleted while this pool ran it. */
   leaseLost(): void;
   /** One store call of the pool took `seconds` (failed calls too). */

@@ -32,8 +32,6 @@ export class WorkerControl implements WorkerPoolObserver {
   private timer: NodeJS.Timeout | undefined;
   private unsubscribe: (() => void) | undefined;
   private lastDepthAt = 0;
-  /** Waits of started attempts per type, oldest first; each finished attempt takes one. */
-  private readonly waits = new Map<string, number[]>();
   private samples: FinishedSample[] = [];
   private stopped = false;
 
@@ -77,14 +75,9 @@ export class WorkerControl implements WorkerPoolObserver {
     await this.flushSamples();
   }
 
-  attemptStarted(type: string, waitMs: number): void {
-    let waits = this.waits.get(type);
-    if (!waits) this.waits.set(type, (waits = []));
-    if (waits.length < 10_000) waits.push(waitMs);
-  }
+  attemptStarted(): void {}
 
-  attemptFinished(type: string, status: JobStatus, runMs: number): void {
-    const waitMs = this.waits.get(type)?.shift() ?? null;
+  attemptFinished(type: string, status: JobStatus, runMs: number, waitMs: number): void {
     if (!isTerminal(status)) return; // a retry follows: the job has not finished
     if (this.samples.length < 100_000) this.samples.push({ type, status: status as FinishedSample['status'], waitMs, runMs, at: Date.now() });
   }
@@ -155,7 +148,7 @@ export class WorkerControl implements WorkerPoolObserver {
 export function fanOut(observers: readonly WorkerPoolObserver[]): WorkerPoolObserver {
   return {
     attemptStarted: (type, waitMs) => observers.forEach((observer) => observer.attemptStarted(type, waitMs)),
-    attemptFinished: (type, status, runMs) => observers.forEach((observer) => observer.attemptFinished(type, status, runMs)),
+    attemptFinished: (type, status, runMs, waitMs) => observers.forEach((observer) => observer.attemptFinished(type, status, runMs, waitMs)),
     leaseLost: () => observers.forEach((observer) => observer.leaseLost()),
     storeCall: (command, seconds) => observers.forEach((observer) => observer.storeCall(command, seconds)),
   };

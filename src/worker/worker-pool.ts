@@ -370,7 +370,7 @@ export class WorkerPool {
     this.running.set(job.id, running);
     this.handlersActive++;
     this.counters.started++;
-    this.options.observer?.attemptStarted(job.type, (job.startedAt ?? Date.now()) - Math.max(job.runAt, job.createdAt));
+    this.options.observer?.attemptStarted(job.type, waitOf(job));
     const done = this.runJob(running).finally(() => this.settled.delete(done));
     this.settled.add(done);
   }
@@ -393,7 +393,7 @@ export class WorkerPool {
       finish.log.warn({ outcome: finish.outcome.kind }, 'lease lost before the outcome was written; another attempt owns the job now');
     } else {
       this.count(result.status, finish.outcome);
-      if (finish.runMs !== null) this.options.observer?.attemptFinished(finish.job.type, result.status, finish.runMs);
+      if (finish.runMs !== null) this.options.observer?.attemptFinished(finish.job.type, result.status, finish.runMs, waitOf(finish.job));
       finish.log.debug({ status: result.status, outcome: finish.outcome.kind }, 'attempt finished');
     }
     this.forget(finish);
@@ -574,6 +574,9 @@ export function backoffMs(attempt: number, { baseMs, maxMs }: { baseMs: number; 
 }
 
 const stackOf = (thrown: Error): { stack?: string } => (thrown.stack ? { stack: redact(thrown.stack).slice(0, STACK_MAX) } : {});
+
+/** How long a claimed attempt had been ready before it started. */
+const waitOf = (job: JobRecord): number => (job.startedAt ?? Date.now()) - Math.max(job.runAt, job.createdAt);
 
 /** Turns whatever a handler threw into a JobError, once, here. */
 export function toJobError(thrown: unknown): JobError {
