@@ -50,13 +50,13 @@ import { LOG_LINES_MAX, poisonError, TooManyActiveJobsError, WEBHOOK_PROGRESS_IN
  *   input, meta, result, error: JSON   created … expires, p_at, lease_until: epoch ms   timeout: s   cancel: '1'
  *   wh: the webhook {url, events} (JSON)   wh_st: the last delivery's state (JSON)
  *   cached_from: the job whose result it reuses   cache: '<cache key> <ttl ms>' on a job whose result others may reuse
- *   atts: the ended attempts (JSON array of AttemptRecord)
+ *   atts: the ended attempts (JSON array of AttemptRecord)   lg: '1' when its handler logged (its lines then expire with it)
  * Active jobs also have `lapses` (how many of its leases lapsed: POISON_AFTER) and `wh_p` (not packed).
  */
 export const JOB_FIELDS = [
   'id', 'type', 'tenant', 'status', 'input', 'meta', 'prio', 'attempt', 'max_att', 'budget', 'timeout', 'ver',
   'created', 'run_at', 'started', 'updated', 'completed', 'expires', 'pct', 'step', 'msg', 'p_at',
-  'result', 'error', 'lease', 'lease_until', 'worker', 'cancel', 'wh', 'wh_st', 'cached_from', 'cache', 'atts',
+  'result', 'error', 'lease', 'lease_until', 'worker', 'cancel', 'wh', 'wh_st', 'cached_from', 'cache', 'atts', 'lg',
 ] as const;
 
 const packedFieldsLua = `local PACKED_FIELDS = { ${JOB_FIELDS.map((field) => `'${field}'`).join(', ')} }

@@ -42,6 +42,27 @@ describe('Redis store specifics', () => {
     expect(ttl).toBeLessThanOrEqual(120_000);
   });
 
+  it("gives a job's log lines the job's own expiry, whether they came while it ran or after it finished", async () => {
+    const store = await connect(inject('redisUrl'), 60_000);
+    cleanups.push(() => store.close());
+    const redis = new Redis(inject('redisUrl'));
+    cleanups.push(() => redis.quit());
+    const line = { at: 1, attempt: 1, level: 'info' as const, message: 'hi' };
+    const created = await store.create(job());
+    const [claimed] = await store.claim({ types: ['echo'], max: 1, workerId: 'w', leaseId: 'l', leaseMs: 1000, now: Date.now() });
+    await store.appendLogs([{ jobId: created.id, lines: [line] }]);
+    expect(await redis.pttl(store.keys.logs(created.id))).toBe(-1); // running: kept until it finishes
+    await store.finish({ jobId: claimed!.id, leaseId: 'l' }, { kind: 'succeeded', result: 1 }, Date.now());
+    const expiresAt = (key: string) => redis.call('PEXPIRETIME', key);
+    expect(await expiresAt(store.keys.logs(created.id))).toBe(await expiresAt(store.keys.job(created.id)));
+    await store.appendLogs([{ jobId: created.id, lines: [line] }]); // a late line of a finished job
+    expect(await redis.pttl(store.keys.logs(created.id))).toBeGreaterThan(110_000);
+    const silent = await store.create(job());
+    const [other] = await store.claim({ types: ['echo'], max: 1, workerId: 'w', leaseId: 'm', leaseMs: 1000, now: Date.now() });
+    await store.finish({ jobId: other!.id, leaseId: 'm' }, { kind: 'succeeded', result: 1 }, Date.now());
+    expect(await redis.exists(store.keys.logs(silent.id))).toBe(0);
+  });
+
   it('sweeps expired jobs out of Redis and the listing indexes, also when Redis dropped the key first', async () => {
     const prefix = `t${randomUUID().slice(0, 8)}`;
     const store = await connect(inject('redisUrl'), 100, prefix);

@@ -192,7 +192,8 @@ local function finalize(key, id, job_type, from, to, now, ttl_ms, version, field
   redis.call('PUBLISH', changed_channel(id), next_version)
   queue_webhook(id, values[PACKED_INDEX['wh']], 'job.' .. to, next_version, now, function() return packed end)
   redis.call('ZADD', EXPIRY_KEY, expires, id)
-  redis.call('PEXPIREAT', logs_key(id), expires + 60000) -- its log lines go with it
+  -- Its log lines (if its handler wrote any: `lg`, set by append_logs.lua) go with it.
+  if values[PACKED_INDEX['lg']] then redis.call('PEXPIREAT', logs_key(id), expires + 60000) end
   redis.call('HINCRBY', FINISHED_KEY, math.floor(now / 1000), 1)
   if values[PACKED_INDEX['cache']] then settle_followers(id, to, values, now, ttl_ms) end
   return next_version
