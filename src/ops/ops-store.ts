@@ -134,6 +134,9 @@ export const PRUNE_DEAD_AFTER_MS = 60 * 60_000;
 export const DEFAULT_BEAT_INTERVAL_MS = 10_000;
 
 /** A worker's state at `now`: live within LIVE_BEATS beats, stale within 5 minutes, dead after. */
+/** The workers that claim jobs now: live and not draining (what `alarm` and /health count). */
+export const servingWorkers = (workers: WorkerView[]): WorkerView[] => workers.filter((worker) => worker.state === 'live' && !worker.draining);
+
 export function workerState(beatAt: number, now: number, beatIntervalMs: number): WorkerState {
   const age = now - beatAt;
   if (age < LIVE_BEATS * beatIntervalMs) return 'live';

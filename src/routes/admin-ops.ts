@@ -6,7 +6,7 @@ import type { HandlerRegistry } from '../handlers/registry.js';
 import { isJobId } from '../jobs/job-id.js';
 import { JobStatus, jobStatuses } from '../jobs/job.js';
 import { recordAudit } from '../ops/audit.js';
-import type { BulkAction, OpsStore, TypePause } from '../ops/ops-store.js';
+import { servingWorkers, type BulkAction, type OpsStore, type TypePause } from '../ops/ops-store.js';
 import type { JobStore } from '../store/job-store.js';
 import { adminSearchFilter, matchingIds } from './admin-search.js';
 import { problemResponses, problemSchema } from './schemas.js';
@@ -166,7 +166,7 @@ export const adminOpsRoutes: FastifyPluginAsync<AdminOpsRoutesOptions> = async (
     handler: async () => {
       const now = Date.now();
       const [stats, paused, workers] = await Promise.all([store.stats(now), ops.pausedTypes(), ops.workers(now)]);
-      const serving = workers.filter((worker) => worker.state === 'live' && !worker.draining);
+      const serving = servingWorkers(workers);
       const types = [...new Set([...handlers.types, ...Object.keys(stats.byType), ...Object.keys(paused)])].sort();
       const zero = Object.fromEntries(jobStatuses.map((status) => [status, 0])) as Record<JobStatus, number>;
       return {

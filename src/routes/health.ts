@@ -1,7 +1,7 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import type { OpsStore } from '../ops/ops-store.js';
+import { servingWorkers, type OpsStore } from '../ops/ops-store.js';
 import type { JobStore } from '../store/job-store.js';
 import type { WorkerPool } from '../worker/worker-pool.js';
 import { healthSchema } from './schemas.js';
@@ -87,7 +87,7 @@ export const healthRoutes: FastifyPluginAsync<HealthRoutesOptions> = async (fast
     try {
       const now = Date.now();
       const [workers, stats] = await withDeadline(Promise.all([ops.workers(now), store.stats(now)]), PING_TIMEOUT_MS);
-      const live = workers.filter((worker) => worker.state === 'live' && !worker.draining);
+      const live = servingWorkers(workers);
       const served = new Set(live.flatMap((worker) => worker.types));
       const unserved = Object.entries(stats.byType)
         .filter(([type, counts]) => counts.queued > 0 && !served.has(type))
