@@ -12,13 +12,13 @@ const timestamp = z.iso.datetime({ offset: true });
 export const adminSearchFilter = z
   .object({
     id: z.string().min(1).max(64).optional().describe('Exactly this job'),
-    status: z.union([commaList(JobStatus), z.array(JobStatus)]).optional().describe('Statuses: comma-separated text, or (in a JSON body) an array'),
-    type: z.string().min(1).optional(),
+    status: z.union([commaList(JobStatus), z.array(JobStatus)]).optional().describe('Comma-separated statuses (a bulk filter also takes an array)'),
+    type: z.string().min(1).optional().describe('A job type'),
     tenant: z.string().min(1).max(64).optional().describe('`-` is the anonymous tenant of an open API'),
-    created_after: timestamp.optional(),
-    created_before: timestamp.optional(),
-    finished_after: timestamp.optional(),
-    finished_before: timestamp.optional(),
+    created_after: timestamp.optional().describe('RFC 3339'),
+    created_before: timestamp.optional().describe('RFC 3339'),
+    finished_after: timestamp.optional().describe('RFC 3339'),
+    finished_before: timestamp.optional().describe('RFC 3339'),
     error: z.string().min(1).max(200).optional().describe("An error code, or a substring of the error's message (case-insensitive)"),
     min_attempts: z.coerce.number().int().min(1).optional().describe('Jobs that started at least this many attempts'),
     worker: z.string().min(1).max(200).optional().describe('Jobs whose latest attempt ran on this worker id'),
@@ -28,6 +28,23 @@ export const adminSearchFilter = z
   })
   .strict();
 export type AdminSearchFilter = z.infer<typeof adminSearchFilter>;
+
+/**
+ * GET /admin/jobs: paging, and the search filters as plain strings, described as in adminSearchFilter (the
+ * handler parses them with it, after filterFromQuery turned `metadata.<key>` parameters into `metadata`).
+ */
+export const adminJobsQuery = z
+  .object({
+    limit: z.coerce.number().int().min(1).max(100).default(20),
+    cursor: z.string().min(1).optional().describe('`next_cursor` of the previous page'),
+    order: z.enum(['desc', 'asc']).default('desc').describe('By creation time; newest first by default'),
+    ...Object.fromEntries(
+      Object.entries(adminSearchFilter.shape)
+        .filter(([name]) => name !== 'metadata')
+        .map(([name, schema]) => [name, z.string().optional().describe(schema.description!)]),
+    ),
+  })
+  .catchall(z.string().describe('`metadata.<key>=<value>`: jobs whose metadata has that pair'));
 
 export interface SearchPage {
   limit: number;

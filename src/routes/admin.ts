@@ -8,9 +8,9 @@ import { isJobId, newJobId } from '../jobs/job-id.js';
 import type { JobStore } from '../store/job-store.js';
 import type { WorkerPool } from '../worker/worker-pool.js';
 import { renderAdminJob, renderAdminJobDetail } from '../jobs/job-view.js';
-import { adminSearchFilter, filterFromQuery, searchJobs } from './admin-search.js';
+import { adminJobsQuery, adminSearchFilter, filterFromQuery, searchJobs } from './admin-search.js';
 import { encodeCursor, findJob } from './jobs.js';
-import { adminJobDetailSchema, adminJobListSchema, adminJobSchema, adminJobsQuery, jobIdParams, problemResponses, purgeQuery, statsSchema } from './schemas.js';
+import { adminJobDetailSchema, adminJobListSchema, adminJobSchema, jobIdParams, problemResponses, purgeQuery, statsSchema } from './schemas.js';
 
 export interface AdminRoutesOptions {
   store: JobStore;

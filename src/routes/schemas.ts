@@ -208,28 +208,6 @@ export const listJobsQuery = z
   })
   .strict();
 
-/** GET /admin/jobs: paging, and the search filters (src/routes/admin-search.ts) as plain strings. */
-export const adminJobsQuery = z
-  .object({
-    limit: z.coerce.number().int().min(1).max(100).default(20),
-    cursor: z.string().min(1).optional().describe('`next_cursor` of the previous page'),
-    order: z.enum(['desc', 'asc']).default('desc').describe('By creation time; newest first by default'),
-    id: z.string().optional().describe('Exactly this job'),
-    status: z.string().optional().describe('Comma-separated statuses'),
-    type: z.string().optional(),
-    tenant: z.string().optional().describe('`-` is the anonymous tenant of an open API'),
-    created_after: z.string().optional().describe('RFC 3339'),
-    created_before: z.string().optional().describe('RFC 3339'),
-    finished_after: z.string().optional().describe('RFC 3339'),
-    finished_before: z.string().optional().describe('RFC 3339'),
-    error: z.string().optional().describe("An error code, or a substring of the error's message (case-insensitive)"),
-    min_attempts: z.string().optional().describe('Jobs that started at least this many attempts'),
-    worker: z.string().optional().describe('Jobs whose latest attempt ran on this worker id'),
-    idempotency_key: z.string().optional().describe('The job a create with this key made (of `tenant`, else the anonymous tenant)'),
-    stuck: z.string().optional().describe('`true`: only running jobs whose lease has lapsed'),
-  })
-  .catchall(z.string().describe('`metadata.<key>=<value>`: jobs whose metadata has that pair'));
-
 export const jobListSchema = z
   .object({
     data: z.array(jobSchema),
