@@ -36,6 +36,15 @@ export class OutboundPolicy {
   }
 
   /**
+   * Why a URL whose host is an address written literally may not be called (undefined when it may, or when the
+   * host is a name: names are checked when connecting, see lookupFor). Such a URL skips the lookup.
+   */
+  literalRefusal(url: URL): string | undefined {
+    const literal = url.hostname.replace(/^\[|\]$/g, '');
+    return isIP(literal) !== 0 ? this.refusal(url.hostname, literal) : undefined;
+  }
+
+  /**
    * A `lookup` for http.request that checks every address at connect time, so a host name that resolves
    * to a public address when checked and a private one when connecting (DNS rebinding) is still refused.
    */

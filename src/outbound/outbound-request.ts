@@ -1,6 +1,5 @@
 import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { request as httpsRequest } from 'node:https';
-import { isIP } from 'node:net';
 import { OutboundRefusedError, type OutboundPolicy } from './outbound-policy.js';
 
 export interface OutboundRequest {
@@ -27,8 +26,7 @@ export interface OutboundResponse {
  */
 export function outboundRequest(url: URL, options: OutboundRequest, policy: OutboundPolicy): Promise<OutboundResponse> {
   // An address given literally skips the lookup: it is checked here, before any connection.
-  const literal = url.hostname.replace(/^\[|\]$/g, '');
-  const refusal = isIP(literal) !== 0 ? policy.refusal(url.hostname, literal) : undefined;
+  const refusal = policy.literalRefusal(url);
   if (refusal) return Promise.reject(new OutboundRefusedError(refusal));
   const { maxBodyBytes, timeoutMs } = options;
   return new Promise((resolve, reject) => {

@@ -2,7 +2,6 @@ import type { FastifyPluginAsync, FastifyReply } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { createHash } from 'node:crypto';
-import { isIP } from 'node:net';
 import { HttpProblem, problem } from '../errors.js';
 import { canonicalJson } from '../jobs/canonical-json.js';
 import { jsonPointer, sendProblem } from '../http/error-handler.js';
@@ -134,9 +133,7 @@ function toWebhook(webhook: { url: string; events?: WebhookEvent[] } | undefined
   if (!policy) {
     throw problemError('This service sends no webhooks: WEBHOOK_SECRET is not set.', '/webhook', 'webhooks are not configured on this service');
   }
-  const url = new URL(webhook.url);
-  const literal = url.hostname.replace(/^\[|\]$/g, '');
-  const refusal = isIP(literal) !== 0 ? policy.refusal(url.hostname, literal) : undefined;
+  const refusal = policy.literalRefusal(new URL(webhook.url));
   if (refusal) throw problemError(`The webhook URL is refused: ${refusal}.`, '/webhook/url', refusal);
   const events = webhook.events ?? defaultWebhookEvents;
   return { url: webhook.url, events: WebhookEvent.options.filter((event) => events.includes(event)) };
