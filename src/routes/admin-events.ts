@@ -8,6 +8,8 @@ import { renderAdminJob } from '../jobs/job-view.js';
 import type { JobStore } from '../store/job-store.js';
 import type { WorkerPool } from '../worker/worker-pool.js';
 import { adminStats } from './admin.js';
+
+type AdminStats = Awaited<ReturnType<typeof adminStats>>;
 import { problemResponses } from './schemas.js';
 
 export interface AdminEventRoutesOptions {
@@ -31,6 +33,33 @@ export const adminEventRoutes: FastifyPluginAsync<AdminEventRoutesOptions> = asy
   const statsIntervalMs = options.statsIntervalMs ?? 2000;
   const pingIntervalMs = options.pingIntervalMs ?? 15_000;
   const openStream = eventStreams(fastify, pingIntervalMs);
+
+  // Counts without the pool's own counters, which move with every job and would make every read a change.
+  const countsOf = (stats: AdminStats) => JSON.stringify({ ...stats, pool: undefined });
+  // One read of the statistics per interval, however many streams are open; each hears only changes.
+  const statsListeners = new Set<(stats: AdminStats, counts: string) => void>();
+  let statsTimer: NodeJS.Timeout | undefined;
+  let reading = false;
+  const followStats = (listener: (stats: AdminStats, counts: string) => void): (() => void) => {
+    statsListeners.add(listener);
+    statsTimer ??= setInterval(() => {
+      if (reading) return;
+      reading = true;
+      adminStats(store, pool)
+        .then((stats) => {
+          const counts = countsOf(stats);
+          for (const each of statsListeners) each(stats, counts);
+        })
+        .catch(() => undefined) // the store is down for now: the next read tries again
+        .finally(() => (reading = false));
+    }, statsIntervalMs);
+    return () => {
+      statsListeners.delete(listener);
+      if (statsListeners.size > 0) return;
+      clearInterval(statsTimer);
+      statsTimer = undefined;
+    };
+  };
 
   app.get('/admin/events', {
     config: { adminRole: 'viewer' },
@@ -61,24 +90,15 @@ export const adminEventRoutes: FastifyPluginAsync<AdminEventRoutesOptions> = asy
         for (const stop of stops) stop();
       });
 
-      // Counts without the pool's own counters, which move with every job and would make every read a change.
-      const countsOf = (stats: Awaited<ReturnType<typeof adminStats>>) => JSON.stringify({ ...stats, pool: undefined });
       let lastStats = countsOf(firstStats);
       events.send('stats', firstStats);
-      let reading = false;
-      const statsTimer = setInterval(() => {
-        if (reading || !events.open) return;
-        reading = true;
-        adminStats(store, pool)
-          .then((stats) => {
-            if (countsOf(stats) === lastStats) return;
-            lastStats = countsOf(stats);
-            events.send('stats', stats);
-          })
-          .catch(() => undefined) // the store is down for now: the next read tries again
-          .finally(() => (reading = false));
-      }, statsIntervalMs);
-      onClose(() => clearInterval(statsTimer));
+      onClose(
+        followStats((stats, counts) => {
+          if (counts === lastStats) return;
+          lastStats = counts;
+          events.send('stats', stats);
+        }),
+      );
 
       for (const id of ids) {
         let lastVersion = -1;
