@@ -13,7 +13,9 @@ function newestMtime(dir) {
 }
 
 const built = 'dist/server.js';
-if (!existsSync(built) || statSync(built).mtimeMs < newestMtime('src')) {
+// The type declarations of the package's entries (`npm run typecheck:examples` checks the examples against them); a dist/ built before they were emitted lacks them.
+const declarations = 'dist/handlers/handler.d.ts';
+if (!existsSync(built) || !existsSync(declarations) || statSync(built).mtimeMs < newestMtime('src')) {
   console.error('[build] dist/ is missing or stale; building first (npm run build)…');
   execSync('npm run build', { stdio: ['inherit', 2, 2] }); // stdout stays clean for commands that write data to it (npm run jobs -- export --out -)
 }

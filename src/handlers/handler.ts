@@ -1,5 +1,15 @@
 import type { Logger } from 'pino';
-import type { z } from 'zod';
+import { z } from 'zod';
+
+/*
+ * The handler API, also the package's `async-job-service/handler` entry: a module outside this project
+ * imports defineHandler, JobFailure, the types and `z` from here. Keep this file free of side effects and of
+ * imports beyond zod (and types): importing it must not load the server or start anything.
+ *
+ * `z` is the zod this service validates with (and turns into the JSON Schema of GET /v1/job-types): a module
+ * that builds its `input` with it cannot end up with a second, possibly other-major, copy of zod.
+ */
+export { z };
 
 /** What a handler gets besides its input. */
 export interface JobContext {
@@ -53,6 +63,13 @@ export function defineHandler<Schema extends z.ZodType, Result>(definition: Hand
     throw new Error(`handler type "${definition.type}": cache.ttl_s must be a positive number of seconds`);
   }
   return definition;
+}
+
+/** What a handler module's factory receives (`export default ({ defineHandler, JobFailure, z }) => …`), for a module that imports nothing. */
+export interface HandlerModuleApi {
+  defineHandler: typeof defineHandler;
+  JobFailure: typeof JobFailure;
+  z: typeof z;
 }
 
 /**

@@ -1,14 +1,9 @@
 import { isAbsolute, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { z } from 'zod';
-import { defineHandler, JobFailure, type Handler, type HandlerDefinition } from './handler.js';
+import { defineHandler, JobFailure, type Handler, type HandlerDefinition, type HandlerModuleApi } from './handler.js';
 
-/** What a handler module's factory receives, so a module mounted outside this app needs no dependencies. */
-export interface HandlerModuleApi {
-  defineHandler: typeof defineHandler;
-  JobFailure: typeof JobFailure;
-  z: typeof z;
-}
+export type { HandlerModuleApi };
 
 /**
  * Loads job types from compiled JS modules (HANDLER_MODULES). A module's default export (or its `handler`
