@@ -7,6 +7,8 @@
  * stream is not available. All text goes into the page as text nodes, never as HTML.
  */
 
+import { ago as agoAt, fmtDuration, historyPoints } from './format.js';
+
 const BASE = '/admin/ui';
 const POLL_MS = 2500;
 /** While the event stream is live, a view still reloads this often (times such as "3 min ago" move on). */
@@ -16,6 +18,8 @@ const STREAM_MAX_ERRORS = 3;
 /** After giving up, the stream is tried again after this long (doubling up to STREAM_RETRY_MAX_MS). */
 const STREAM_RETRY_MS = 30_000;
 const STREAM_RETRY_MAX_MS = 5 * 60_000;
+/** Within this long of a change of the work, workers have written it into the worker registry and the stats history. */
+const REGISTRY_LAG_MS = 1200;
 /** Most job ids one stream watches (GET /admin/events takes up to 50). */
 const MAX_WATCHED = 50;
 const PAGE_SIZE = 50;
@@ -99,21 +103,8 @@ function fmtTime(iso) {
   return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())} ${pad(date.getHours())}:${pad(date.getMinutes())}:${pad(date.getSeconds())}`;
 }
 
-function fmtDuration(seconds) {
-  if (seconds === null || seconds === undefined || !Number.isFinite(seconds)) return '—';
-  if (seconds < 1) return `${Math.round(seconds * 1000)} ms`;
-  if (seconds < 60) return `${seconds < 10 ? seconds.toFixed(1) : Math.round(seconds)} s`;
-  if (seconds < 3600) return `${Math.floor(seconds / 60)} min ${Math.round(seconds % 60)} s`;
-  if (seconds < 86400) return `${Math.floor(seconds / 3600)} h ${Math.round((seconds % 3600) / 60)} min`;
-  return `${Math.floor(seconds / 86400)} d ${Math.round((seconds % 86400) / 3600)} h`;
-}
-
-function ago(iso) {
-  if (!iso) return '—';
-  const seconds = (Date.now() - new Date(iso).getTime()) / 1000;
-  if (!Number.isFinite(seconds)) return String(iso);
-  return seconds < 0 ? `in ${fmtDuration(-seconds)}` : `${fmtDuration(seconds)} ago`;
-}
+// fmtDuration and historyPoints come from format.js (pure, unit-tested in Node).
+const ago = (iso) => agoAt(iso, Date.now());
 
 /** A time as text with its exact value (ISO) on hover. */
 const when = (iso) => h('time', { datetime: iso ?? undefined, title: iso ?? undefined }, iso ? `${fmtTime(iso)} (${ago(iso)})` : '—');
@@ -307,10 +298,10 @@ class Live {
     return this.running;
   }
 
-  /** A refresh soon, at most one per `gapMs` (many events in a burst make one reload). */
-  refreshSoon(gapMs) {
+  /** A refresh soon (not before `delayMs` from now), at most one per `gapMs` (many events in a burst make one reload). */
+  refreshSoon(gapMs, delayMs = 0) {
     if (this.soonTimer !== undefined || !this.current) return;
-    const wait = Math.max(0, this.lastRefresh + gapMs - Date.now());
+    const wait = Math.max(delayMs, this.lastRefresh + gapMs - Date.now());
     this.soonTimer = setTimeout(() => {
       this.soonTimer = undefined;
       if (this.current && document.visibilityState === 'visible') void this.refresh();
@@ -543,7 +534,7 @@ function overviewView(generation) {
         : '',
       statusTiles(stats),
       queueTiles(stats),
-      section('Last hour', chartOf(historyAnswer)),
+      section('Last hour', chartOf(historyAnswer, stats)),
       section('Job types', typeTable(stats, typeInfo, { pause: pauseType, resume: resumeType })),
       section('Workers', workersOf(workers, stats, { drain: drainWorker, resume: resumeWorker })),
     );
@@ -573,14 +564,16 @@ function overviewView(generation) {
   };
 
   const view = live(generation, refresh, {
-    // New counts are shown at once; the panels they do not carry (types, workers, history) are read again soon.
+    // New counts are shown at once; the panels they do not carry (types, workers, history) are read again soon:
+    // not before REGISTRY_LAG_MS, the time the worker registry and the history take to follow the work (workers
+    // write them on change, coalesced, within a second), so the reload does not fetch them just before that.
     stats: (fresh) => {
       stats = fresh;
       render();
       const counts = stable({ ...fresh, pool: undefined });
       if (counts === countsSeen) return;
       countsSeen = counts;
-      view.refreshSoon(2000);
+      view.refreshSoon(2000, REGISTRY_LAG_MS);
     },
   });
 
@@ -733,38 +726,15 @@ function typeTable(stats, typeInfo, act) {
 }
 
 /**
- * GET /admin/stats/history: {from, to, bucket_s, buckets: [{at, types: {<type>: {finished, failed, …}}}]}, where
- * only buckets with activity are listed: one point per bucket from `from` to `to`, summed over the types.
+ * The "Last hour" panel: jobs finished per bucket (GET /admin/stats/history), the current, partial bucket
+ * included and topped up to the stats' `finished_last_minute` shown beside it (see historyPoints), so the two
+ * panels never disagree (no "No job finished in the last hour" next to "7 finished last minute").
  */
-function historyPoints(data) {
-  const buckets = Array.isArray(data?.buckets) ? data.buckets : [];
-  const stepMs = num(data?.bucket_s) * 1000;
-  const totals = new Map();
-  for (const bucket of buckets) {
-    const at = Date.parse(bucket.at);
-    if (!Number.isFinite(at)) continue;
-    let finished = 0;
-    let failed = 0;
-    for (const counts of Object.values(bucket.types ?? {})) {
-      failed += num(counts.failed);
-      finished += num(counts.finished ?? num(counts.succeeded) + num(counts.failed) + num(counts.canceled));
-    }
-    totals.set(at, { at, finished: Math.max(finished, failed), failed });
-  }
-  const from = Date.parse(data?.from);
-  const to = Date.parse(data?.to);
-  if (!(stepMs > 0) || !Number.isFinite(from) || !Number.isFinite(to) || (to - from) / stepMs > 2000) return [...totals.values()].sort((a, b) => a.at - b.at);
-  const points = [];
-  for (let at = Math.floor(from / stepMs) * stepMs; at < to; at += stepMs) points.push(totals.get(at) ?? { at, finished: 0, failed: 0 });
-  for (const point of totals.values()) if (!points.some((candidate) => candidate.at === point.at)) points.push(point);
-  return points.sort((a, b) => a.at - b.at);
-}
-
-function chartOf(settled) {
+function chartOf(settled, stats) {
   if (settled.status === 'rejected') return h('p', { class: 'form-error' }, `History: ${settled.reason.message}`);
   if (settled.value === null) return h('p', { class: 'muted' }, 'Throughput history is not available on this service (GET /admin/stats/history answers 404).');
-  const points = historyPoints(settled.value);
-  if (!points.some((point) => point.finished > 0)) return h('p', { class: 'muted' }, 'No job finished in the last hour.');
+  const points = historyPoints(settled.value, num(stats?.finished_last_minute), Date.now());
+  if (!points.some((point) => point.finished > 0)) return h('p', { class: 'muted', id: 'history-empty' }, 'No job finished in the last hour.');
   const width = 600;
   const height = 140;
   const max = Math.max(1, ...points.map((point) => point.finished));
@@ -779,7 +749,7 @@ function chartOf(settled) {
     svg('line', { class: 'chart-axis', x1: 0, x2: width, y1: height - 0.5, y2: height - 0.5 }),
     points.map((point, index) => {
       const x = index * slot + (slot - barWidth) / 2;
-      const label = `${fmtTime(new Date(point.at).toISOString())}: ${point.finished} finished, ${point.failed} failed`;
+      const label = `${fmtTime(new Date(point.at).toISOString())}: ${point.finished} finished, ${point.failed} failed${point.pending ? ` (${point.pending} just now, not yet in the history)` : ''}`;
       return svg(
         'g',
         {},
@@ -1257,20 +1227,31 @@ function jobView(generation, id) {
   }
 
   const view = live(generation, refresh, {
-    // The job changed: show what the event says at once, then read the detail (attempts and logs come only with GET /admin/jobs/{id}).
+    // The job changed. The event carries the job without its attempt timeline and logs (those come only with
+    // GET /admin/jobs/{id}): a change of progress alone is shown at once; any other change (status, attempt,
+    // worker, times, error, result) is shown from one read of the detail, status and timeline together, so the
+    // page never says "succeeded · attempt 2 of 2" above a timeline that does not list attempt 2 yet.
     job: (fresh) => {
       if (fresh.id !== id || sameAs(fresh, job)) return;
-      if (job) {
+      if (job && progressOnly(fresh, job)) {
         job = { ...job, ...fresh };
         show(job);
+        view.refreshSoon(1000); // logs written meanwhile
+        return;
       }
-      view.refreshSoon(300);
+      void view.refresh();
     },
     gone: (gone) => {
       if (gone.id === id) void view.refresh();
     },
   }, [id]);
 }
+
+/** Fields of a job that only move its progress bar: any other change also changes its timeline or logs. */
+const PROGRESS_FIELDS = new Set(['progress', 'updated_at', 'version']);
+
+/** Whether the event `fresh` differs from `known` only in its progress. */
+const progressOnly = (fresh, known) => Object.keys(fresh).every((key) => PROGRESS_FIELDS.has(key) || stable(fresh[key]) === stable(known[key]));
 
 function renderJob(job, open, act) {
   const percent = job.progress?.percent;

@@ -92,7 +92,7 @@ export class ServiceMetrics implements WorkerPoolObserver {
   });
   private readonly jobsInState = new Gauge({
     name: 'jobs_in_state',
-    help: 'Jobs in the store by state, read at scrape time: queued (all queued, delayed included) and running per type; delayed (queued for a later run_at) only in total, with type=""',
+    help: 'Jobs in the store by state and type, read at scrape time: queued (all queued, delayed included), running, and delayed (queued for a later run_at: a delay or a retry backoff; a part of queued)',
     labelNames: ['state', 'type'] as const,
     registers: [this.registry],
   });
@@ -190,15 +190,12 @@ export class ServiceMetrics implements WorkerPoolObserver {
     this.storeUp.set(up ? 1 : 0);
     this.jobsInState.reset();
     if (stats) {
-      for (const type of this.knownTypes) {
-        this.jobsInState.set({ state: 'queued', type }, 0);
-        this.jobsInState.set({ state: 'running', type }, 0);
+      for (const type of [...this.knownTypes, ...Object.keys(stats.byType)]) {
+        const counts = stats.byType[type];
+        this.jobsInState.set({ state: 'queued', type }, counts?.queued ?? 0);
+        this.jobsInState.set({ state: 'running', type }, counts?.running ?? 0);
+        this.jobsInState.set({ state: 'delayed', type }, stats.delayedByType[type] ?? 0);
       }
-      for (const [type, counts] of Object.entries(stats.byType)) {
-        this.jobsInState.set({ state: 'queued', type }, counts.queued);
-        this.jobsInState.set({ state: 'running', type }, counts.running);
-      }
-      this.jobsInState.set({ state: 'delayed', type: '' }, stats.delayed);
     }
     const busy = pool?.busy ?? 0;
     this.workerSlots.set({ state: 'busy' }, busy);

@@ -12,7 +12,9 @@ import type { AdminRole } from '../config.js';
  *   (and every drain / resume of a worker) is published as a ControlMessage to `subscribeControl`
  *   listeners on every instance, so worker pools hear it at once instead of at their next poll.
  * - Worker registry: each worker pool `beat`s its WorkerRecord every `beatIntervalMs` (a store option,
- *   default 10 s). `workers(now)` rates each: `live` (beat within 3 × beatIntervalMs), `stale` (within
+ *   default 10 s), and also soon after its work changes (a job started or ended; coalesced by the pool's
+ *   WorkerControl to a few writes a second at most), so `slots_busy` and `job_ids` follow within a second.
+ *   `workers(now)` rates each: `live` (beat within 3 × beatIntervalMs), `stale` (within
  *   5 minutes), `dead` (older; dead records are dropped once their beat is more than an hour old).
  *   An operator's drain (`setDraining`) is kept apart from the beat record, so a beat never undoes it.
  * - Audit: every admin write (who, what, on what, how many jobs), newest first, the last 10,000 kept.

@@ -31,7 +31,8 @@ export interface RedisOpsStoreOptions extends OpsStoreOptions {
 /** Reply errors that mean "Redis cannot serve right now", not "our command is wrong". */
 const tokenPattern = /^[A-Za-z0-9_-]{16,64}$/;
 const windows = Object.keys(HISTORY_WINDOWS) as HistoryWindow[];
-const PRUNE_EVERY_BEATS = 100;
+/** A beat drops long-dead records at most this often (beats come on every change of a busy pool, several a second). */
+const PRUNE_EVERY_MS = 60_000;
 
 /** GET and DEL in one step (GETDEL needs Redis 6.2). */
 const TAKE_LUA = `local value = redis.call('GET', KEYS[1])
@@ -69,7 +70,7 @@ export class RedisOpsStore implements OpsStore {
   private subscriber: RedisClient | undefined;
   private subscribed: Promise<void> | undefined;
   private closed = false;
-  private beats = 0;
+  private lastPruneAt = 0;
 
   constructor(
     private readonly redis: RedisClient,
@@ -140,7 +141,10 @@ export class RedisOpsStore implements OpsStore {
   async beat(record: WorkerRecord): Promise<void> {
     await this.guard(() => this.redis.hset(this.key.workers(), record.id, JSON.stringify(record)));
     // Long-dead records go when the registry is read; now and then a beat drops them too, should nobody read it.
-    if (++this.beats % PRUNE_EVERY_BEATS === 0) await this.workers(record.beat_at);
+    if (Math.abs(record.beat_at - this.lastPruneAt) >= PRUNE_EVERY_MS) {
+      this.lastPruneAt = record.beat_at;
+      await this.workers(record.beat_at);
+    }
   }
 
   async workers(now: number): Promise<WorkerView[]> {

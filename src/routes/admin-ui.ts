@@ -23,6 +23,8 @@ const assetDir = new URL('../admin-ui/', import.meta.url);
 const assetTypes: Record<string, string> = {
   'index.html': 'text/html; charset=utf-8',
   'app.js': 'text/javascript; charset=utf-8',
+  // app.js imports it (an ES module of the page's pure functions).
+  'format.js': 'text/javascript; charset=utf-8',
   'app.css': 'text/css; charset=utf-8',
 };
 

@@ -75,7 +75,9 @@ export const healthRoutes: FastifyPluginAsync<HealthRoutesOptions> = async (fast
 
   /**
    * Live workers in the fleet, and the types with jobs waiting that none of them runs. Read at most every
-   * WORKERS_CACHE_MS: probes come often, and the registry changes on 10 s beats anyway.
+   * WORKERS_CACHE_MS: probes come often, and whether a worker is live changes on its beats (every 10 s).
+   * `busy` (below) is this instance's pool, read at each call: the same count the pool writes into its
+   * registry entry (slots_busy, job_ids) within a fraction of a second of a change, and /admin/stats shows.
    */
   let workersRead: { at: number; value: Promise<WorkersCheck> } | undefined;
   function checkWorkers(): Promise<WorkersCheck> {

@@ -284,6 +284,8 @@ export interface StoreStats {
   ready: number;
   /** Queued jobs waiting for a future runAt (delay or retry backoff). */
   delayed: number;
+  /** `delayed` per type: every type with a delayed job (a type with none may be missing or 0). */
+  delayedByType: Record<string, number>;
   oldestReadyAgeS: number | null;
   finishedLastMinute: number;
 }

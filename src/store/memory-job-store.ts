@@ -327,6 +327,7 @@ export class MemoryJobStore implements JobStore {
     const byType: StoreStats['byType'] = {};
     let ready = 0;
     let delayed = 0;
+    const delayedByType: Record<string, number> = {};
     let oldestReady: number | null = null;
     for (const job of this.jobs.values()) {
       if (job.expiresAt !== null && job.expiresAt <= now) continue;
@@ -337,7 +338,10 @@ export class MemoryJobStore implements JobStore {
         if (job.runAt <= now) {
           ready++;
           oldestReady = Math.min(oldestReady ?? Infinity, job.runAt);
-        } else delayed++;
+        } else {
+          delayed++;
+          delayedByType[job.type] = (delayedByType[job.type] ?? 0) + 1;
+        }
       }
     }
     let finishedLastMinute = 0;
@@ -348,6 +352,7 @@ export class MemoryJobStore implements JobStore {
       byType,
       ready,
       delayed,
+      delayedByType,
       oldestReadyAgeS: oldestReady === null ? null : Math.max(0, (now - oldestReady) / 1000),
       finishedLastMinute,
     };

@@ -336,6 +336,8 @@ export class RedisJobStore implements JobStore {
       byType,
       ready: sum(readyCounts) + sum(dueCounts),
       delayed: sum(futureCounts),
+      // ZCOUNT of each type's delayed zset above the current time: already read for the total.
+      delayedByType: Object.fromEntries(types.map((type, t) => [type, futureCounts[t]!])),
       oldestReadyAgeS: Number.isFinite(oldest) ? Math.max(0, (now - oldest) / 1000) : null,
       finishedLastMinute: sum(finished.map((count) => Number(count ?? 0))),
     };

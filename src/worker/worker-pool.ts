@@ -48,6 +48,8 @@ interface RunningJob {
   progressWrite: Promise<void>;
   /** performance.now() when the handler started. */
   startedAt: number;
+  /** The handler has ended (its slot is free); the outcome may still be on its way to the store. */
+  handlerDone: boolean;
 }
 
 /** The longest an idle worker sleeps without a signal: a safety net should a pub/sub message be lost. */
@@ -110,6 +112,8 @@ export class WorkerPool {
   /** Types an operator paused (not claimed), and whether an operator drained this worker (claims nothing). */
   private pausedTypes: ReadonlySet<string> = new Set();
   private operatorDrained = false;
+  /** Told (synchronously, with no arguments) whenever a slot is taken or freed, or claiming stops or resumes. */
+  private readonly changeListeners = new Set<() => void>();
 
   constructor(private readonly options: WorkerPoolOptions) {
     this.log = options.log.child({ component: 'worker-pool', workerId: this.workerId });
@@ -130,9 +134,31 @@ export class WorkerPool {
     return this.types;
   }
 
-  /** The jobs running now. */
+  /**
+   * The jobs whose handlers run now: one per busy slot (`busy` of them). A job whose handler ended but whose
+   * outcome is still being written is not listed (its slot is free).
+   */
   get runningJobIds(): string[] {
-    return [...this.running.keys()];
+    const ids: string[] = [];
+    for (const [id, running] of this.running) if (!running.handlerDone) ids.push(id);
+    return ids;
+  }
+
+  /**
+   * Calls `listener` whenever what the worker registry shows may have changed: a handler started or ended (a
+   * slot taken or freed), or the pool began draining or was drained or resumed by an operator. It runs on the
+   * pool's hot path (twice per job), synchronously: it must be cheap (set a flag) and must not throw.
+   * Returns a function that removes it.
+   */
+  onChange(listener: () => void): () => void {
+    this.changeListeners.add(listener);
+    return () => {
+      this.changeListeners.delete(listener);
+    };
+  }
+
+  private changed(): void {
+    for (const listener of this.changeListeners) listener();
   }
 
   /** True from the start of a shutdown drain, or while an operator has drained this worker. */
@@ -149,7 +175,10 @@ export class WorkerPool {
     const wasDrained = this.operatorDrained;
     if (control.pausedTypes) this.pausedTypes = new Set(control.pausedTypes);
     if (control.drained !== undefined) this.operatorDrained = control.drained;
-    if (this.operatorDrained !== wasDrained) this.log.info({ drained: this.operatorDrained }, this.operatorDrained ? 'drained by an operator: claiming nothing' : 'resumed by an operator');
+    if (this.operatorDrained !== wasDrained) {
+      this.log.info({ drained: this.operatorDrained }, this.operatorDrained ? 'drained by an operator: claiming nothing' : 'resumed by an operator');
+      this.changed();
+    }
     if (before !== this.claimTypes().join(',') || wasDrained !== this.operatorDrained) this.wake();
   }
 
@@ -185,6 +214,7 @@ export class WorkerPool {
       return;
     }
     this.state = 'draining';
+    this.changed();
     this.giveUpWritesAt = Date.now() + graceMs + 1000;
     this.clearWakeTimer();
     await Promise.all(this.callsInFlight); // a claim in flight must not start jobs after this point
@@ -366,11 +396,13 @@ export class WorkerPool {
       lastProgressWrite: 0,
       progressWrite: Promise.resolve(),
       startedAt: performance.now(),
+      handlerDone: false,
     };
     this.running.set(job.id, running);
     this.handlersActive++;
     this.counters.started++;
     this.options.observer?.attemptStarted(job.type, waitOf(job));
+    this.changed();
     const done = this.runJob(running).finally(() => this.settled.delete(done));
     this.settled.add(done);
   }
@@ -452,6 +484,8 @@ export class WorkerPool {
     await running.progressWrite;
     this.flushLogs();
     this.handlersActive--;
+    running.handlerDone = true;
+    this.changed();
     if (outcome) await this.queueFinish(job, running.lease, outcome, log, runMs);
     else {
       this.running.delete(job.id); // lease lost: nothing to write

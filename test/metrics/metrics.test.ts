@@ -1,6 +1,7 @@
+import { randomUUID } from 'node:crypto';
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import { pino } from 'pino';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, inject, it } from 'vitest';
 import { buildApp, type AppDeps } from '../../src/app.js';
 import { ConfigError, loadConfig } from '../../src/config.js';
 import { StoreUnavailableError } from '../../src/errors.js';
@@ -8,6 +9,7 @@ import { builtInHandlers, HandlerRegistry } from '../../src/handlers/registry.js
 import { ServiceMetrics } from '../../src/metrics/service-metrics.js';
 import type { JobStore } from '../../src/store/job-store.js';
 import { MemoryJobStore } from '../../src/store/memory-job-store.js';
+import { RedisJobStore } from '../../src/store/redis-job-store.js';
 import { WorkerPool } from '../../src/worker/worker-pool.js';
 import { blockingHandler, createJob, expectProblem, waitFor, waitForStatus } from '../routes/helpers.js';
 
@@ -148,7 +150,9 @@ describe('GET /metrics', () => {
     expect(valueOf(during, 'worker_slots', { state: 'idle' })).toBe(3);
     expect(valueOf(during, 'jobs_in_state', { state: 'running', type: 'block' })).toBe(1);
     expect(valueOf(during, 'jobs_in_state', { state: 'queued', type: 'echo' })).toBe(1);
-    expect(valueOf(during, 'jobs_in_state', { state: 'delayed', type: '' })).toBe(1);
+    expect(valueOf(during, 'jobs_in_state', { state: 'delayed', type: 'echo' })).toBe(1);
+    expect(valueOf(during, 'jobs_in_state', { state: 'delayed', type: 'sleep' })).toBe(0);
+    expect(valueOf(during, 'jobs_in_state', { state: 'delayed', type: '' })).toBeUndefined();
     expect(valueOf(during, 'jobs_in_state', { state: 'running', type: 'echo' })).toBe(0);
     expect(valueOf(during, 'jobs_in_state', { state: 'queued', type: 'sleep' })).toBe(0);
 
@@ -247,8 +251,8 @@ describe('GET /metrics', () => {
       expect(valueOf(exposition, 'jobs_finished_total', { type, status: 'canceled' })).toBe(0);
       expect(valueOf(exposition, 'job_wait_seconds_count', { type })).toBe(0);
       expect(valueOf(exposition, 'jobs_in_state', { state: 'queued', type })).toBe(0);
+      expect(valueOf(exposition, 'jobs_in_state', { state: 'delayed', type })).toBe(0);
     }
-    expect(valueOf(exposition, 'jobs_in_state', { state: 'delayed', type: '' })).toBe(0);
   });
 
   it('reports store_up 0 (and no jobs_in_state) when the store does not answer, and still answers 200', async () => {
@@ -291,6 +295,44 @@ describe('GET /metrics', () => {
     await createJob(one.app, { type: 'echo', input: {} });
     expect(valueOf((await scrape(one.app)).exposition, 'jobs_created_total', { type: 'echo' })).toBe(1);
     expect(valueOf((await scrape(two.app)).exposition, 'jobs_created_total', { type: 'echo' })).toBe(0);
+  });
+});
+
+describe.each([
+  { name: 'memory', open: async (): Promise<JobStore> => new MemoryJobStore({ jobTtlMs: 60_000 }) },
+  {
+    name: 'redis',
+    open: (): Promise<JobStore> =>
+      RedisJobStore.connect({ url: inject('redisUrl'), keyPrefix: `t${randomUUID().slice(0, 8)}`, jobTtlMs: 60_000, connectTimeoutMs: 2000, commandTimeoutMs: 1000 }),
+  },
+])('jobs_in_state{state="delayed"} on the $name store', ({ open }) => {
+  it('counts delayed jobs per type, apart from the ready ones, and drops them once they run', async () => {
+    const store = await open();
+    // No workers: what is queued stays queued.
+    const app = await buildApp({ store, handlers: new HandlerRegistry(builtInHandlers), pool: null, metrics: new ServiceMetrics({ jobTypes: ['echo', 'sleep'], processMetrics: false }) });
+    await app.ready();
+    opened.push({ close: async () => { await app.close(); await store.close(); } });
+    const delayedEchoes = await Promise.all([1, 2].map((value) => createJob(app, { type: 'echo', input: { value }, delay_s: 3600 })));
+    await createJob(app, { type: 'echo', input: { value: 'now' } });
+    await createJob(app, { type: 'sleep', input: { ms: 1 }, delay_s: 600 });
+    await createJob(app, { type: 'sleep', input: { ms: 1 } });
+    await createJob(app, { type: 'sleep', input: { ms: 1 } });
+
+    let { exposition } = await scrape(app);
+    expect(valueOf(exposition, 'jobs_in_state', { state: 'delayed', type: 'echo' })).toBe(2);
+    expect(valueOf(exposition, 'jobs_in_state', { state: 'delayed', type: 'sleep' })).toBe(1);
+    expect(valueOf(exposition, 'jobs_in_state', { state: 'queued', type: 'echo' })).toBe(3);
+    expect(valueOf(exposition, 'jobs_in_state', { state: 'queued', type: 'sleep' })).toBe(3);
+    // The per-type series add up to the store's total.
+    const delayedSum = exposition.samples.filter((sample) => sample.name === 'jobs_in_state' && sample.labels.state === 'delayed').reduce((sum, sample) => sum + sample.value, 0);
+    expect(delayedSum).toBe((await store.stats(Date.now())).delayed);
+
+    // Run one delayed echo now: it is ready, no longer delayed.
+    const ran = await app.inject({ method: 'POST', url: `/admin/jobs/${delayedEchoes[0]!.id}/run-now` });
+    expect(ran.statusCode, ran.body).toBe(200);
+    ({ exposition } = await scrape(app));
+    expect(valueOf(exposition, 'jobs_in_state', { state: 'delayed', type: 'echo' })).toBe(1);
+    expect(valueOf(exposition, 'jobs_in_state', { state: 'queued', type: 'echo' })).toBe(3);
   });
 });
 

@@ -105,10 +105,16 @@ export function describeOpsStoreContract(name: string, factory: OpsStoreFactory)
           { kind: 'resume', type: 'echo' },
           { kind: 'resume', type: 'echo' },
         ]);
+        // Once stopped, a listener hears nothing more. Another listener, still subscribed, is the barrier: when it
+        // has heard the next message, the stopped one would have too (no fixed wait that a slow machine outlasts).
+        const other: ControlMessage[] = [];
+        const stopOther = await ops.subscribeControl((message) => other.push(message));
         stop();
         await ops.resumeType('sleep');
-        await new Promise((resolve) => setTimeout(resolve, 50));
+        await expect.poll(() => other.length, { timeout: 3000 }).toBe(1);
+        expect(other).toEqual([{ kind: 'resume', type: 'sleep' }]);
         expect(heard).toHaveLength(4);
+        stopOther();
       });
     });
 

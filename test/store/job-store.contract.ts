@@ -542,7 +542,9 @@ export function describeJobStoreContract(name: string, makeStore: StoreFactory):
     describe('expiry and purge', () => {
       it('makes a finished job disappear after the TTL', async () => {
         await store.close();
-        store = await makeStore({ jobTtlMs: 150 });
+        // Long enough that the reads below (right after the finish, and 120 ms after the job went) cannot be
+        // overtaken by the TTL on a busy machine: with 150 ms the tombstone check had ~20 ms to spare.
+        store = await makeStore({ jobTtlMs: 400 });
         await store.create(newJob());
         const job = await claimOne();
         await store.finish(lease(job), { kind: 'succeeded', result: 1 }, Date.now());
@@ -612,8 +614,36 @@ export function describeJobStoreContract(name: string, makeStore: StoreFactory):
         expect(stats.byType.sleep).toMatchObject({ succeeded: 1 });
         expect(stats.ready).toBe(1);
         expect(stats.delayed).toBe(1);
+        expect(stats.delayedByType).toMatchObject({ echo: 1 });
+        expect(stats.delayedByType.sleep ?? 0).toBe(0);
         expect(stats.oldestReadyAgeS).toBeGreaterThanOrEqual(4.9);
         expect(stats.finishedLastMinute).toBe(1);
+      });
+
+      it('counts delayed jobs per type: delays and retry backoffs, not jobs whose time has come', async () => {
+        const now = Date.now();
+        await store.create(newJob({ runAt: now + 60_000 }));
+        await store.create(newJob({ runAt: now + 120_000 }));
+        const third = await store.create(newJob({ runAt: now + 180_000 }));
+        await store.create(newJob({ type: 'sleep', runAt: now + 60_000 }));
+        await store.create(newJob({ type: 'sleep' }));
+        await store.create(newJob({ type: 'other', runAt: now + 1000 }));
+        // A retry waits out its backoff: delayed too.
+        const [running] = await store.claim(claimRequest({ types: ['sleep'], max: 1 }));
+        await store.finish(lease(running!), { kind: 'retry', error: { code: 'flaky', message: 'again', retryable: true }, runAt: now + 30_000 }, now);
+        let stats = await store.stats(now);
+        expect(stats.delayedByType).toMatchObject({ echo: 3, sleep: 2, other: 1 });
+        expect(stats.delayed).toBe(6);
+        // Run now, cancel: no longer delayed.
+        expect(await store.runNow(third.id, now)).toMatchObject({ status: 'queued' });
+        stats = await store.stats(now);
+        expect(stats.delayedByType.echo).toBe(2);
+        // Later, the `other` job's time has come (ready, not delayed), and so has the retry's.
+        stats = await store.stats(now + 40_000);
+        expect(stats.delayedByType).toMatchObject({ echo: 2, sleep: 1 });
+        expect(stats.delayedByType.other ?? 0).toBe(0);
+        expect(stats.delayed).toBe(3);
+        expect(Object.values(stats.delayedByType).reduce((sum, n) => sum + n, 0)).toBe(stats.delayed);
       });
 
       it('signals idle workers when work arrives', async () => {

@@ -83,7 +83,12 @@ describe('dashboard sign-in (POST /admin/session)', () => {
     const [payload, signature] = cookie.slice('ajs_admin='.length).split('.');
     // Claiming the operator role with the viewer's signature:
     const forged = Buffer.from(Buffer.from(payload!, 'base64url').toString().replace('viewer', 'operator')).toString('base64url');
-    for (const value of [`${forged}.${signature}`, `${payload}.x${signature!.slice(1)}`, 'garbage', '']) {
+    expect(forged).not.toBe(payload);
+    // The signature with its first character changed, always to a different one (setting it to a fixed
+    // character would leave it unchanged whenever the signature already starts with that character).
+    const tampered = `${payload}.${signature!.startsWith('A') ? 'B' : 'A'}${signature!.slice(1)}`;
+    expect(tampered).not.toBe(`${payload}.${signature}`);
+    for (const value of [`${forged}.${signature}`, tampered, 'garbage', '']) {
       const response = await app.inject({ method: 'GET', url: '/admin/stats', headers: { cookie: `ajs_admin=${value}` } });
       expect(expectProblem(response, 401, 'unauthorized').detail).toMatch(/sign in again/);
     }
@@ -218,18 +223,26 @@ describe('the dashboard page', () => {
     expect(script.headers['content-security-policy']).toBe(ADMIN_UI_CSP);
     // Data reaches the page as text only.
     expect(script.body).not.toMatch(/innerHTML|outerHTML|insertAdjacentHTML|document\.write|eval\(|new Function/);
+    // The page's pure functions, an ES module app.js imports from beside it.
+    const format = await app.inject({ method: 'GET', url: '/admin/ui/assets/format.js' });
+    expect(format.statusCode).toBe(200);
+    expect(format.headers['content-type']).toBe('text/javascript; charset=utf-8');
+    expect(format.headers['content-security-policy']).toBe(ADMIN_UI_CSP);
+    expect(format.body).toContain('export function fmtDuration');
+    expect(format.body).not.toMatch(/innerHTML|outerHTML|insertAdjacentHTML|document\.write|eval\(|new Function/);
+    expect(script.body).toContain("from './format.js'");
     const styles = await app.inject({ method: 'GET', url: '/admin/ui/assets/app.css' });
     expect(styles.headers['content-type']).toBe('text/css; charset=utf-8');
     const etag = String(styles.headers.etag);
     expect((await app.inject({ method: 'GET', url: '/admin/ui/assets/app.css', headers: { 'if-none-match': etag } })).statusCode).toBe(304);
-    for (const url of ['/admin/ui/assets/index.html', '/admin/ui/assets/nope.js', '/admin/ui/assets/..%2Fapp-ui.ts']) {
+    for (const url of ['/admin/ui/assets/index.html', '/admin/ui/assets/nope.js', '/admin/ui/assets/format.d.ts', '/admin/ui/assets/..%2Fapp-ui.ts']) {
       expect((await app.inject({ method: 'GET', url })).statusCode, url).toBe(404);
     }
   });
 
   it('the build copies the page beside the compiled routes (dist/admin-ui)', () => {
     if (!existsSync(new URL('../../dist/server.js', import.meta.url))) return; // not built: npm test builds before it runs the tests
-    for (const name of ['index.html', 'app.js', 'app.css']) {
+    for (const name of ['index.html', 'app.js', 'format.js', 'app.css']) {
       expect(existsSync(new URL(`../../dist/admin-ui/${name}`, import.meta.url)), `dist/admin-ui/${name} (npm run build copies src/admin-ui)`).toBe(true);
     }
   });

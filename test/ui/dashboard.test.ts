@@ -1,12 +1,14 @@
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
+import { pino } from 'pino';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { loadConfig } from '../../src/config.js';
 import { defineHandler } from '../../src/handlers/handler.js';
 import { MemoryOpsStore } from '../../src/ops/memory-ops-store.js';
+import { WorkerControl } from '../../src/worker/worker-control.js';
 import { createJob, startHarness, waitForStatus, type Harness } from '../routes/helpers.js';
 
 /*
@@ -41,6 +43,17 @@ const flaky = defineHandler({
   },
 });
 
+/** Runs until the test releases it (`releaseGate`): a long job without a fixed sleep. */
+const gateReleases = new Map<string, () => void>();
+const gate = defineHandler({
+  type: 'gate',
+  input: z.object({}).strict(),
+  async run(_input, ctx) {
+    await new Promise<void>((release) => gateReleases.set(ctx.jobId, release));
+    return { ok: true };
+  },
+});
+
 let harness: Harness;
 const ops = new MemoryOpsStore();
 let baseUrl: string;
@@ -60,7 +73,7 @@ beforeAll(async () => {
     );
   }
   mkdirSync(SCREENSHOTS, { recursive: true });
-  harness = await startHarness({ workers: true, adminKeys, extraHandlers: [flaky], ops });
+  harness = await startHarness({ workers: true, adminKeys, extraHandlers: [flaky, gate], ops });
   await harness.app.listen({ port: 0, host: '127.0.0.1' });
   baseUrl = `http://127.0.0.1:${(harness.app.server.address() as AddressInfo).port}`;
   browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-dev-shm-usage'], timeout: 30_000 });
@@ -135,6 +148,24 @@ const RECORD_STREAMS = `(() => {
   };
 })()`;
 
+/**
+ * Records what the job page shows after each change of the page (in `renders`): the status badge, the
+ * attempt named in "attempt N of M", and the attempts listed on the timeline.
+ */
+const RECORD_RENDERS = `(() => {
+  window.renders = [];
+  const read = () => {
+    const status = document.querySelector('#job-status .badge')?.textContent ?? '';
+    const named = /attempt (\\d+) of/.exec(document.querySelector('.job-status')?.textContent ?? '');
+    const timeline = [...document.querySelectorAll('#attempts .attempt-head strong')].map((node) => Number(/\\d+/.exec(node.textContent)?.[0]));
+    const render = { status, attempt: named ? Number(named[1]) : 0, timeline };
+    const last = window.renders[window.renders.length - 1];
+    if (JSON.stringify(last) !== JSON.stringify(render)) window.renders.push(render);
+  };
+  new MutationObserver(read).observe(document.getElementById('main'), { childList: true, subtree: true, characterData: true });
+  read();
+})()`;
+
 /** readyState of each EventSource the page opened, oldest first: 0 connecting, 1 open, 2 closed. */
 const streamStates = (page: Page) => page.evaluate<number[]>('window.streams.map((stream) => stream.readyState)');
 
@@ -198,6 +229,7 @@ describe('the dashboard in Chromium', () => {
     await page.locator('#job-status .status-failed').waitFor();
     expect(await page.locator('.job-error').textContent()).toMatch(/upstream refused the first attempt/);
     await page.evaluate(() => Object.assign(globalThis, { notReloaded: true }));
+    await page.evaluate(RECORD_RENDERS);
     await page.click('#action-retry');
     await page.locator('#confirm').waitFor({ state: 'visible' });
     expect(await page.locator('#confirm-text').textContent()).toBe(`Retry 1 job ${id}?`);
@@ -206,10 +238,15 @@ describe('the dashboard in Chromium', () => {
     expect(await page.evaluate(() => (globalThis as { notReloaded?: boolean }).notReloaded)).toBe(true);
     expect(await page.locator('#flash').textContent()).toMatch(new RegExp(`Retried job ${id}`));
     expect(await page.locator('#job-progress').textContent()).toMatch(/100%/);
-    // Both attempts on the timeline (when the service records them), the failed one with its error.
-    if ((await page.locator('#attempts').count()) > 0) {
-      await page.locator('#attempts .attempt').nth(1).waitFor();
-      expect(await page.locator('#attempts .attempt').first().textContent()).toMatch(/upstream refused/);
+    // Both attempts on the timeline, the failed one with its error...
+    expect(await page.locator('#attempts .attempt').count()).toBe(2);
+    expect(await page.locator('#attempts .attempt').first().textContent()).toMatch(/upstream refused/);
+    // ...and in every state the page showed on the way (queued, running, succeeded), the attempt it named was
+    // on the timeline in the same render: status and timeline come from one read, never one ahead of the other.
+    const renders = await page.evaluate<{ status: string; attempt: number; timeline: number[] }[]>('window.renders');
+    expect(renders.map((render) => render.status)).toContain('succeeded');
+    for (const render of renders) {
+      if (render.status !== 'queued' && render.attempt > 0) expect(render.timeline, JSON.stringify(render)).toContain(render.attempt);
     }
     await page.click('details[data-key=result] > summary');
     expect(await page.locator('details[data-key=result] pre').textContent()).toContain('"ok": true');
@@ -483,5 +520,39 @@ describe('the dashboard in Chromium', () => {
     await workerRow.locator('button[data-action=drain]').waitFor();
     expect(await workerRow.locator('.badge', { hasText: 'draining' }).count()).toBe(0);
     expect(problems).toEqual([]);
+  });
+
+  it("shows a running job in its worker's row within moments, and clears it when the job ends (the registry follows the work)", async () => {
+    const pool = harness.pool!;
+    // The service's worker control: writes the registry when the pool's work changes (its beat is 10 s).
+    const control = new WorkerControl({ ops, store: harness.store, pool, log: pino({ level: 'silent' }), version: '0.1.0', role: 'all' });
+    await control.start();
+    try {
+      const { page, problems } = await openPage();
+      await page.goto(`${baseUrl}/admin/ui`);
+      await signIn(page, OPERATOR);
+      const workerRow = page.locator(`tr[data-worker-id="${pool.workerId}"]`);
+      await workerRow.waitFor();
+      const job = await createJob(harness.app, { type: 'gate', input: {} });
+      await expect.poll(() => gateReleases.has(job.id)).toBe(true);
+      // The overview reads the registry again soon after the counts change (stats event, then a reload).
+      await workerRow.locator(`td[data-label=Running] a[href="/admin/ui/jobs/${job.id}"]`).waitFor({ timeout: 10_000 });
+      expect(await workerRow.locator('td[data-label=Slots]').textContent()).toBe(`1 / ${pool.concurrency}`);
+      const registry = (await adminCall('GET', '/admin/workers')).json<{ data: { id: string; slots_busy: number; job_ids: string[] }[] }>().data;
+      expect(registry.find((worker) => worker.id === pool.workerId)).toMatchObject({ slots_busy: 1, job_ids: [job.id] });
+      expect((await harness.app.inject({ method: 'GET', url: '/health' })).json<{ checks: { workers: { busy: number } } }>().checks.workers.busy).toBe(1);
+      await page.screenshot({ path: new URL('overview-busy.png', SCREENSHOTS).pathname, fullPage: true });
+
+      gateReleases.get(job.id)!();
+      await waitForStatus(harness.app, job.id, 'succeeded');
+      await workerRow.locator('td[data-label=Running]', { hasText: '—' }).waitFor({ timeout: 10_000 });
+      expect(await workerRow.locator('td[data-label=Slots]').textContent()).toBe(`0 / ${pool.concurrency}`);
+      // The job just finished: the "Last hour" panel is not empty next to "finished last minute".
+      expect(Number(await page.locator('.tile-label', { hasText: 'finished last minute' }).locator('..').locator('.tile-value').textContent())).toBeGreaterThan(0);
+      expect(await page.locator('#history-empty').count()).toBe(0);
+      expect(problems).toEqual([]);
+    } finally {
+      await control.stop();
+    }
   });
 });

@@ -47,6 +47,15 @@ const submit = async (store: JobStore, type: string, input: unknown) => {
 
 const statusOf = async (store: JobStore, id: string) => (await store.get(id))!.status;
 
+/** A memory ops store that counts registry writes. */
+class CountingOpsStore extends MemoryOpsStore {
+  beats = 0;
+  override async beat(record: Parameters<MemoryOpsStore['beat']>[0]): Promise<void> {
+    this.beats++;
+    await super.beat(record);
+  }
+}
+
 describe('worker control', () => {
   it('claims nothing of a paused type until it is resumed, while other types run', async () => {
     const { store, ops } = await setUp();
@@ -90,5 +99,44 @@ describe('worker control', () => {
     const history = await ops.history('1h', Date.now());
     const sleep = history.buckets.find((bucket) => bucket.types.sleep?.succeeded)!.types.sleep!;
     expect(sleep.run_ms!.p50).toBeGreaterThanOrEqual(300);
+  });
+
+  it('coalesces registry writes: a few a second however many jobs start and end', async () => {
+    const store = new MemoryJobStore({ jobTtlMs: 60_000 });
+    const ops = new CountingOpsStore();
+    const pool = new WorkerPool({
+      store,
+      handlers: new HandlerRegistry(builtInHandlers),
+      log: pino({ level: 'silent' }),
+      concurrency: 10,
+      leaseMs: 5000,
+      backoff: { baseMs: 10, maxMs: 20 },
+    });
+    // The default beat (10 s) and write gap (250 ms).
+    const control = new WorkerControl({ ops, store, pool, log: pino({ level: 'silent' }), version: '9.9.9', role: 'all' });
+    await pool.start();
+    await control.start();
+    cleanups.push(async () => {
+      await pool.drain(1000);
+      await control.stop();
+      await store.close();
+    });
+    const before = ops.beats;
+    const from = Date.now();
+    let submitted = 0;
+    // Keep the pool busy with no-op jobs for 1.5 s, submitting in batches.
+    while (Date.now() - from < 1500) {
+      await Promise.all(Array.from({ length: 200 }, (_, i) => submit(store, 'echo', { value: i })));
+      submitted += 200;
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    await expect.poll(() => pool.counters.succeeded, { timeout: 10_000 }).toBe(submitted);
+    const seconds = (Date.now() - from) / 1000;
+    const writes = ops.beats - before;
+    expect(submitted).toBeGreaterThan(1000);
+    // At most one write per 250 ms while the work changes, plus the last one after it stopped.
+    expect(writes, `${writes} registry writes in ${seconds.toFixed(2)} s for ${submitted} jobs`).toBeLessThanOrEqual(Math.ceil(seconds / 0.25) + 2);
+    // …and the registry ends up showing the idle pool.
+    await expect.poll(async () => (await ops.workers(Date.now()))[0]).toMatchObject({ slots_busy: 0, job_ids: [] });
   });
 });
