@@ -5,6 +5,7 @@ import type { Writable } from 'node:stream';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { ConfigError, loadConfig, maskRedisUrl } from '../config.js';
+import { findTooDeepValue, tooDeepPointer } from '../http/json-depth.js';
 import { isJobId } from '../jobs/job-id.js';
 import { JobStatus, type JobLogLine, type JobRecord } from '../jobs/job.js';
 import { adminSearchFilter, searchJobs } from '../routes/admin-search.js';
@@ -32,6 +33,9 @@ const lineSchema = z.object({
   job: z.object({ id: z.string().refine(isJobId, 'not a job id'), type: z.string(), tenant: z.string(), status: JobStatus }).loose(),
   logs: z.array(z.object({ at: z.number(), attempt: z.number(), level: z.string(), message: z.string() })).default([]),
 });
+
+/** Deepest nesting an import line may have: far above what the API accepts (MAX_JSON_DEPTH, for inputs), far below what JSON.stringify can take. */
+const MAX_LINE_DEPTH = 512;
 
 class UsageError extends Error {}
 
@@ -129,14 +133,19 @@ async function importJobs(store: JobStore, args: string[]): Promise<number> {
     number++;
     if (text.trim() === '') continue;
     let parsed;
+    let why = 'not JSON';
     try {
-      parsed = lineSchema.safeParse(JSON.parse(text));
+      const value: unknown = JSON.parse(text);
+      // JSON.parse takes any depth; storing it (JSON.stringify) would overflow the stack: refuse the line instead.
+      const tooDeep = findTooDeepValue(value, MAX_LINE_DEPTH);
+      if (tooDeep) why = `nested deeper than ${MAX_LINE_DEPTH} levels at ${tooDeepPointer(tooDeep) || '/'}`;
+      else parsed = lineSchema.safeParse(value);
     } catch {
       parsed = undefined;
     }
     if (!parsed?.success) {
       counts.invalid++;
-      process.stderr.write(`line ${number}: not an exported job${parsed ? ` (${parsed.error.issues[0]?.message})` : ' (not JSON)'}; skipped\n`);
+      process.stderr.write(`line ${number}: not an exported job (${parsed ? parsed.error.issues[0]?.message : why}); skipped\n`);
       continue;
     }
     counts[await store.importJob(parsed.data.job as unknown as JobRecord, parsed.data.logs as JobLogLine[], Date.now())]++;

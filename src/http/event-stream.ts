@@ -33,7 +33,10 @@ export function eventStreams(fastify: FastifyInstance, pingIntervalMs: number): 
       'x-accel-buffering': 'no',
       'x-request-id': String(reply.request.id),
     });
-    let open = true;
+    // A HEAD gets the headers and nothing else (a stream never ends by itself, and Node sends a HEAD's headers only at its end).
+    const head = reply.request.method === 'HEAD';
+    if (head) raw.end();
+    let open = !head;
     const ping = setInterval(() => open && raw.write(': ping\n\n'), pingIntervalMs);
     const forget = () => {
       open = false;
