@@ -3,7 +3,7 @@ import fastifyCors from '@fastify/cors';
 import fastifySwagger from '@fastify/swagger';
 import fastifySwaggerUi from '@fastify/swagger-ui';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
-import { jsonSchemaTransform, jsonSchemaTransformObject, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
+import { jsonSchemaTransform, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { jobErrorAbout, problemCatalog, type ProblemCode } from './errors.js';
 import { adminGuard, adminKeyring, AdminSessions, type AdminRole } from './http/admin-auth.js';
@@ -11,6 +11,7 @@ import { registerApiKeyAuth } from './http/api-auth.js';
 import { EventLinkSigner } from './http/event-links.js';
 import { registerRateLimit } from './http/rate-limit.js';
 import { frameworkErrors, registerErrorHandling } from './http/error-handler.js';
+import { clientErrorHandler } from './http/client-error.js';
 import type { HandlerRegistry } from './handlers/registry.js';
 import { adminRoutes } from './routes/admin.js';
 import { adminOpsRoutes } from './routes/admin-ops.js';
@@ -22,6 +23,7 @@ import { healthRoutes } from './routes/health.js';
 import { jobRoutes } from './routes/jobs.js';
 import type { OutboundPolicy } from './outbound/outbound-policy.js';
 import { metricsRoutes } from './routes/metrics.js';
+import { openApiTransformObject, parameters, responseHeaders, securitySchemes } from './routes/openapi.js';
 import { ServiceMetrics } from './metrics/service-metrics.js';
 import type { JobStore } from './store/job-store.js';
 import { MemoryOpsStore } from './ops/memory-ops-store.js';
@@ -96,6 +98,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       return typeof given === 'string' && requestIdPattern.test(given) ? given : randomUUID();
     },
     frameworkErrors,
+    clientErrorHandler, // requests Node's HTTP parser refuses: raw problem+json, then close
     routerOptions: { ignoreTrailingSlash: true },
   });
 
@@ -132,15 +135,15 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
           'Submit a job, get its id and status URL at once, poll it (ETag / Retry-After), fetch its result, cancel, delete and list jobs. Errors are application/problem+json.',
       },
       tags: [
-        { name: 'jobs', description: 'The client API' },
-        { name: 'admin', description: 'Operators: Bearer <admin key> (ADMIN_KEYS or ADMIN_TOKEN), or loopback only when neither is set. Roles: viewer reads (GET), operator also acts on jobs and workers (retry, cancel, delete, bulk, drain), admin also purges and pauses job types; ADMIN_TOKEN is an admin key' },
+        { name: 'jobs', description: 'The client API: Bearer <API key> when API_KEYS is set, open otherwise' },
+        { name: 'admin', description: 'Operators: Bearer <admin key> (ADMIN_KEYS or ADMIN_TOKEN) or the dashboard\'s session cookie, or loopback only when neither is set. Roles: viewer reads (GET), operator also acts on jobs and workers (retry, cancel, delete, bulk, drain), admin also purges and pauses job types; ADMIN_TOKEN is an admin key' },
         { name: 'health', description: 'Liveness and readiness' },
         { name: 'operations', description: 'Prometheus metrics: Bearer METRICS_TOKEN, open when it is unset' },
       ],
-      components: { securitySchemes: { adminToken: { type: 'http', scheme: 'bearer' }, metricsToken: { type: 'http', scheme: 'bearer' } } },
+      components: { securitySchemes, headers: responseHeaders, parameters },
     },
     transform: jsonSchemaTransform,
-    transformObject: jsonSchemaTransformObject,
+    transformObject: openApiTransformObject,
   });
   if (!operationalOnly) await app.register(fastifySwaggerUi, { routePrefix: '/docs' });
 

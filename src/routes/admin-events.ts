@@ -10,7 +10,7 @@ import type { WorkerPool } from '../worker/worker-pool.js';
 import { adminStats } from './admin.js';
 
 type AdminStats = Awaited<ReturnType<typeof adminStats>>;
-import { problemResponses } from './schemas.js';
+import { adminSecurity, problemResponses } from './schemas.js';
 
 export interface AdminEventRoutesOptions {
   store: JobStore;
@@ -67,7 +67,7 @@ export const adminEventRoutes: FastifyPluginAsync<AdminEventRoutesOptions> = asy
       summary: 'Live queue statistics and job changes (Server-Sent Events)',
       description: `Events: \`stats\` (the GET /admin/stats body) at once and whenever the counts change (read every ${statsIntervalMs / 1000} s), \`job\` (an AdminJob) at once and on every change of each \`job_id\` (up to ${MAX_WATCHED}), \`gone\` ({id}) when one is deleted. \`: ping\` every 15 s. With the dashboard's session cookie, an EventSource opens it as is.`,
       tags: ['admin'],
-      security: [{ adminToken: [] }],
+      security: adminSecurity,
       querystring: z.object({ job_id: z.union([z.string(), z.array(z.string())]).optional() }).strict(),
       response: {
         200: { description: 'The event stream', content: { 'text/event-stream': { schema: z.string() } } },

@@ -9,7 +9,7 @@ import { recordAudit } from '../ops/audit.js';
 import { servingWorkers, type BulkAction, type OpsStore, type TypePause } from '../ops/ops-store.js';
 import type { JobStore } from '../store/job-store.js';
 import { adminSearchFilter, matchingIds } from './admin-search.js';
-import { problemResponses, problemSchema } from './schemas.js';
+import { adminSecurity, problemResponses, problemSchema } from './schemas.js';
 
 /**
  * Operator routes on what is not one job: job types (pause, resume, alarm), the worker registry (drain,
@@ -22,7 +22,7 @@ export interface AdminOpsRoutesOptions {
   handlers: HandlerRegistry;
 }
 
-const security = [{ adminToken: [] }];
+const security = adminSecurity;
 /** Most ids a bulk action names directly, and most a filter's snapshot holds. */
 export const BULK_MAX_IDS = 1000;
 export const BULK_MAX_MATCHED = 10_000;

@@ -11,7 +11,7 @@ import {
   type AdminKey,
   type AdminSessions,
 } from '../http/admin-auth.js';
-import { problemResponses } from './schemas.js';
+import { adminSecurity, problemResponses } from './schemas.js';
 
 export interface AdminSessionRoutesOptions {
   /** From ADMIN_KEYS and ADMIN_TOKEN (see adminKeyring); undefined = loopback clients only, no sign-in. */
@@ -110,6 +110,7 @@ export const adminSessionRoutes: FastifyPluginAsync<AdminSessionRoutesOptions> =
     schema: {
       summary: 'Who the dashboard is signed in as',
       tags: ['admin'],
+      security: adminSecurity,
       response: { 200: sessionSchema, ...problemResponses(401, 403) },
     },
     handler: async (request, reply) => {

@@ -10,7 +10,7 @@ import type { WorkerPool } from '../worker/worker-pool.js';
 import { renderAdminJob, renderAdminJobDetail } from '../jobs/job-view.js';
 import { adminJobsQuery, adminSearchFilter, filterFromQuery, searchJobs } from './admin-search.js';
 import { encodeCursor, findJob } from './jobs.js';
-import { adminJobDetailSchema, adminJobListSchema, adminJobSchema, jobIdParams, problemResponses, purgeQuery, statsSchema } from './schemas.js';
+import { adminJobDetailSchema, adminSecurity, adminJobListSchema, adminJobSchema, jobIdParams, problemResponses, purgeQuery, statsSchema } from './schemas.js';
 
 export interface AdminRoutesOptions {
   store: JobStore;
@@ -19,7 +19,7 @@ export interface AdminRoutesOptions {
   pool: WorkerPool | null;
 }
 
-const security = [{ adminToken: [] }];
+const security = adminSecurity;
 
 export const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (fastify, { store, pool, ops }) => {
   const app = fastify.withTypeProvider<ZodTypeProvider>();

@@ -8,7 +8,7 @@ import { isJobId } from '../jobs/job-id.js';
 import { renderJob } from '../jobs/job-view.js';
 import type { JobStore } from '../store/job-store.js';
 import { findJob } from './jobs.js';
-import { jobIdParams, problemResponses } from './schemas.js';
+import { apiSecurity, jobIdParams, problemResponses } from './schemas.js';
 
 export interface EventRoutesOptions {
   store: JobStore;
@@ -39,11 +39,15 @@ export const eventRoutes: FastifyPluginAsync<EventRoutesOptions> = async (fastif
       description:
         'Events: `snapshot` (the Job), then `progress` ({version, progress}) and `status` (the Job), and finally `done` (the finished Job), after which the server closes the stream. Event ids are the job version; a reconnect with `Last-Event-ID` resumes, and one after `done` gets 204, which stops a browser from reconnecting. `: ping` every 15 s.',
       tags: ['jobs'],
+      security: apiSecurity,
       params: jobIdParams,
+      headers: z
+        .object({ 'last-event-id': z.string().optional().describe('Sent by EventSource on a reconnect: a finished job then answers 204 (nothing more to send)') })
+        .loose(),
       response: {
         200: { description: 'The event stream', content: { 'text/event-stream': { schema: z.string() } } },
         204: z.undefined().describe('The job is done and the client had its last event'),
-        ...problemResponses(404, 410, 503),
+        ...problemResponses(401, 404, 410, 429, 503),
       },
     },
     handler: async (request, reply) => {
@@ -59,10 +63,11 @@ export const eventRoutes: FastifyPluginAsync<EventRoutesOptions> = async (fastif
       summary: 'Stream the changes of several jobs (Server-Sent Events)',
       description: `One stream for up to ${MAX_JOBS_PER_STREAM} jobs (\`job_id\` repeated), so a page showing many jobs stays under a browser's six connections per host. The events of /v1/jobs/{id}/events, each carrying its job's id; event ids are \`<job id>:<version>\`. The stream ends once every job is done.`,
       tags: ['jobs'],
+      security: apiSecurity,
       querystring: z.object({ job_id: z.union([z.string(), z.array(z.string())]) }).strict(),
       response: {
         200: { description: 'The event stream', content: { 'text/event-stream': { schema: z.string() } } },
-        ...problemResponses(400, 404, 410, 503),
+        ...problemResponses(400, 401, 404, 410, 429, 503),
       },
     },
     handler: async (request, reply) => {

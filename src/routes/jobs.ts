@@ -6,7 +6,7 @@ import { HttpProblem, problem } from '../errors.js';
 import { canonicalJson } from '../jobs/canonical-json.js';
 import { jsonPointer, sendProblem } from '../http/error-handler.js';
 import { awaitJob } from '../jobs/await-job.js';
-import { preferredWaitS } from '../http/prefer.js';
+import { MAX_WAIT_S, preferredWaitS } from '../http/prefer.js';
 import { isTerminal, type JobRecord } from '../jobs/job.js';
 import { isJobId, newJobId } from '../jobs/job-id.js';
 import { jobPath, renderJob, renderJobError, retryAfterSeconds, type JobResource } from '../jobs/job-view.js';
@@ -16,7 +16,7 @@ import { defaultWebhookEvents, WebhookEvent, type CacheRequest, type JobWebhook 
 import type { Handler } from '../handlers/handler.js';
 import type { OutboundPolicy } from '../outbound/outbound-policy.js';
 import { TooManyActiveJobsError, type JobStore, type ListPage, type ListQuery } from '../store/job-store.js';
-import { createJobBody, jobIdParams, jobListSchema, jobSchema, jobTypesSchema, listJobsQuery, problemResponses } from './schemas.js';
+import { apiSecurity, createJobBody, jobIdParams, jobListSchema, jobSchema, jobTypesSchema, listJobsQuery, problemResponses, storedJson } from './schemas.js';
 
 export interface JobRoutesOptions {
   store: JobStore;
@@ -165,17 +165,23 @@ export const jobRoutes: FastifyPluginAsync<JobRoutesOptions> = async (
       summary: 'Submit a job',
       description: 'Answers 202 at once with the queued Job; poll `Location` (or `links.self`) until `done`.',
       tags: ['jobs'],
+      security: apiSecurity,
       body: createJobBody,
+      // Optional strings: any value passes here, as before (the handler checks Idempotency-Key itself).
       headers: z
         .object({
-          'idempotency-key': z.string().optional().describe('Makes retries safe: a repeat with the same key and body returns the same job (Idempotent-Replayed: true)'),
+          'idempotency-key': z
+            .string()
+            .optional()
+            .describe('Makes retries safe: a repeat with the same key and body returns the same job (Idempotent-Replayed: true). 1 to 255 visible ASCII characters, kept IDEMPOTENCY_TTL_S (24 h)'),
           'cache-control': z.string().optional().describe('`no-cache`: run the job even if its type reuses results (its result is then the one reused)'),
+          prefer: z.string().optional().describe(`\`wait=N\` (N ≤ ${MAX_WAIT_S}): hold the answer until the job is done (200) or N seconds pass (202)`),
         })
         .loose(),
       response: {
         200: jobSchema.describe('The job is done already: it finished within `Prefer: wait=N`, reused a result, or is the finished job an Idempotency-Key replay names'),
         202: jobSchema,
-        ...problemResponses(400, 413, 415, 422, 429, 503),
+        ...problemResponses(400, 401, 413, 415, 422, 429, 503),
       },
     },
     handler: async (request, reply) => {
@@ -237,7 +243,7 @@ export const jobRoutes: FastifyPluginAsync<JobRoutesOptions> = async (
         else request.server.metrics.jobCreated(job.type);
         request.log.info({ jobId: job.id, jobType: job.type, replayed: outcome.replayed }, outcome.replayed ? 'job create replayed' : 'job created');
       }
-      const waitS = preferredWaitS(request.headers.prefer as string | undefined);
+      const waitS = preferredWaitS(request.headers.prefer);
       if (waitS !== undefined) {
         // Prefer: wait=N: hold the answer until the job is done or N seconds pass; the body is the Job either way.
         reply.header('preference-applied', `wait=${waitS}`);
@@ -260,8 +266,9 @@ export const jobRoutes: FastifyPluginAsync<JobRoutesOptions> = async (
       summary: 'List jobs',
       description: 'Newest first by default; page with `next_cursor`. Filters combine with AND; `status` takes several values.',
       tags: ['jobs'],
+      security: apiSecurity,
       querystring: listJobsQuery,
-      response: { 200: jobListSchema, ...problemResponses(400, 503) },
+      response: { 200: jobListSchema, ...problemResponses(400, 401, 429, 503) },
     },
     handler: async (request) => {
       const { idempotency_key: idempotencyKey, ...filters } = request.query;
@@ -275,8 +282,18 @@ export const jobRoutes: FastifyPluginAsync<JobRoutesOptions> = async (
       summary: 'Get a job',
       description: 'Send `If-None-Match: "v<version>"` to get 304 while nothing changed. `Retry-After` says when to poll again.',
       tags: ['jobs'],
+      security: apiSecurity,
       params: jobIdParams,
-      response: { 200: jobSchema, 304: z.undefined().describe('Not modified'), ...problemResponses(404, 410, 503) },
+      headers: z
+        .object({
+          'if-none-match': z.string().optional().describe('The ETag you have (`"v<version>"`): 304 while the job is unchanged'),
+          prefer: z
+            .string()
+            .optional()
+            .describe(`\`wait=N\` (N ≤ ${MAX_WAIT_S}) with a matching If-None-Match: hold the answer until the job changes (200) or N seconds pass (304)`),
+        })
+        .loose(),
+      response: { 200: jobSchema, 304: z.undefined().describe('Not modified'), ...problemResponses(401, 404, 410, 429, 503) },
     },
     handler: async (request, reply) => {
       let job = await findJob(store, request.params.id, request.tenant);
@@ -304,8 +321,13 @@ export const jobRoutes: FastifyPluginAsync<JobRoutesOptions> = async (
       description:
         "200 with the handler's result once succeeded; 202 with the Job while not done; 409 problem (`job-failed` / `job-canceled`, with the Job in `job`) when it will never have one.",
       tags: ['jobs'],
+      security: apiSecurity,
       params: jobIdParams,
-      response: { 200: z.unknown().describe("The handler's result, as it returned it"), 202: jobSchema, ...problemResponses(404, 409, 410, 503) },
+      response: {
+        200: { description: "The handler's result, as it returned it", content: { 'application/json': { schema: storedJson } } },
+        202: jobSchema,
+        ...problemResponses(401, 404, 409, 410, 429, 503),
+      },
     },
     handler: async (request, reply) => {
       const job = await findJob(store, request.params.id, request.tenant);
@@ -328,8 +350,9 @@ export const jobRoutes: FastifyPluginAsync<JobRoutesOptions> = async (
       description:
         'Queued: canceled at once (200). Running: its handler is signalled and the job ends `canceled` (202, with the Job as it stands). Finished: returned unchanged (200).',
       tags: ['jobs'],
+      security: apiSecurity,
       params: jobIdParams,
-      response: { 200: jobSchema, 202: jobSchema, ...problemResponses(404, 410, 503) },
+      response: { 200: jobSchema, 202: jobSchema, ...problemResponses(401, 404, 410, 429, 503) },
     },
     handler: async (request, reply) => {
       await findJob(store, request.params.id, request.tenant); // 404 / 410 unless it is the caller's
@@ -345,8 +368,9 @@ export const jobRoutes: FastifyPluginAsync<JobRoutesOptions> = async (
       summary: 'Delete a job',
       description: 'Cancels it if active, then removes the job and its result. 204 also for an unknown id, so repeating is safe.',
       tags: ['jobs'],
+      security: apiSecurity,
       params: jobIdParams,
-      response: { 204: z.undefined().describe('Deleted (or never existed)'), ...problemResponses(503) },
+      response: { 204: z.undefined().describe('Deleted (or never existed)'), ...problemResponses(401, 429, 503) },
     },
     handler: async (request, reply) => {
       const job = isJobId(request.params.id) ? await store.get(request.params.id) : undefined;
@@ -363,7 +387,8 @@ export const jobRoutes: FastifyPluginAsync<JobRoutesOptions> = async (
       summary: 'List the enabled job types',
       description: 'Each type with the JSON Schema of its input.',
       tags: ['jobs'],
-      response: { 200: jobTypesSchema },
+      security: apiSecurity,
+      response: { 200: jobTypesSchema, ...problemResponses(401, 429) },
     },
     handler: async () => ({
       data: handlers.all.map((handler) => ({

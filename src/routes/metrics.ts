@@ -4,7 +4,7 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { HttpProblem } from '../errors.js';
 import type { ScrapeSources, ServiceMetrics } from '../metrics/service-metrics.js';
-import { problemResponses } from './schemas.js';
+import { metricsSecurity, problemResponses } from './schemas.js';
 
 export interface MetricsRoutesOptions extends ScrapeSources {
   metrics: ServiceMetrics;
@@ -39,7 +39,7 @@ export const metricsRoutes: FastifyPluginAsync<MetricsRoutesOptions> = async (fa
       description:
         'The Prometheus text exposition format (0.0.4): jobs created, finished, attempts, run and wait times, jobs per state, worker slots, leases lost, store health and latency, HTTP request durations per route template, and the Node process. Needs `Authorization: Bearer <METRICS_TOKEN>` when METRICS_TOKEN is set; open otherwise.',
       tags: ['operations'],
-      security: [{ metricsToken: [] }],
+      security: metricsSecurity,
       response: {
         200: { description: 'The metrics', content: { 'text/plain; version=0.0.4': { schema: z.string() } } },
         ...problemResponses(401),

@@ -3,6 +3,51 @@ import { JobStatus, PRIORITY_MAX, PRIORITY_MIN, WebhookEvent } from '../jobs/job
 
 /** The HTTP contract's shapes: they validate requests and generate openapi.yaml. */
 
+/** Any JSON value. */
+export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
+
+/** Whether `value` is JSON data; iterative, so no nesting depth overflows the stack, and each object is looked at once. */
+export function isJsonValue(value: unknown): value is JsonValue {
+  const pending: unknown[] = [value];
+  const seen = new Set<object>();
+  while (pending.length > 0) {
+    const next = pending.pop();
+    if (next === null || typeof next === 'string' || typeof next === 'boolean') continue;
+    if (typeof next === 'number') {
+      if (!Number.isFinite(next)) return false;
+    } else if (typeof next === 'object' && seen.has(next)) {
+      continue;
+    } else if (Array.isArray(next)) {
+      seen.add(next);
+      for (const item of next) pending.push(item);
+    } else if (typeof next === 'object' && [Object.prototype, null].includes(Object.getPrototypeOf(next) as object | null)) {
+      seen.add(next);
+      for (const item of Object.values(next)) pending.push(item);
+    } else {
+      return false;
+    }
+  }
+  return true;
+}
+
+/**
+ * Any JSON value, checked at runtime and documented as an empty schema (any value) under one name. Not
+ * z.json(): its recursion rendered as `#/components/schemas/__shared#/$defs/schema0`, a $ref no tool
+ * resolves, and a recursive union as a component is one openapi-typescript emits as a circular type.
+ */
+export const jsonValue = z
+  .custom<JsonValue>(isJsonValue, { error: 'must be JSON data' })
+  .meta({ id: 'JsonValue', description: 'Any JSON value: object, array, string, number, boolean or null' });
+
+/** JSON read back from the store or returned by a handler: documented as JsonValue, typed unknown (nothing parses it on the way out). */
+export const storedJson: z.ZodType<unknown> = jsonValue;
+
+/** Security requirements of the operations, as buildApp applies auth per scope (`{}`: none needed); the schemes are in src/routes/openapi.ts. */
+type SecurityRequirements = Record<string, string[]>[];
+export const apiSecurity: SecurityRequirements = [{ apiKey: [] }, {}]; // /v1: a key only when API_KEYS is set
+export const adminSecurity: SecurityRequirements = [{ adminToken: [] }, { adminSession: [] }];
+export const metricsSecurity: SecurityRequirements = [{ metricsToken: [] }, {}]; // open while METRICS_TOKEN is unset
+
 const timestamp = z.iso.datetime({ offset: true }).describe('RFC 3339 time, UTC');
 const nullableTimestamp = timestamp.nullable();
 
@@ -59,7 +104,7 @@ export const jobSchema = z
     type: z.string(),
     status: JobStatus,
     done: z.boolean().describe('True exactly when status is terminal (succeeded, failed, canceled)'),
-    input: z.unknown(),
+    input: storedJson.describe('The input as submitted'),
     metadata: z.record(z.string(), z.string()),
     priority: z.number().int(),
     progress: z.object({
@@ -68,7 +113,7 @@ export const jobSchema = z
       message: z.string().nullable(),
       updated_at: nullableTimestamp,
     }),
-    result: z.unknown().describe("The handler's result once succeeded, else null"),
+    result: storedJson.describe("The handler's result once succeeded, else null"),
     error: jobErrorSchema.nullable(),
     attempt: z.number().int().describe('Attempts started so far'),
     max_attempts: z.number().int(),
@@ -161,7 +206,7 @@ const metadataSchema = z
 export const createJobBody = z
   .object({
     type: z.string().min(1).describe('A job type enabled on this service (GET /v1/job-types lists them)'),
-    input: z.json().default({}).describe("The handler's input, checked against the type's schema"),
+    input: jsonValue.default({}).describe("The handler's input, checked against the type's schema"),
     metadata: metadataSchema.optional(),
     priority: z.number().int().min(PRIORITY_MIN).max(PRIORITY_MAX).default(0).describe('Higher runs first'),
     run_at: timestamp.optional().describe('Do not start before this time (not with delay_s)'),
