@@ -13,6 +13,7 @@ useServiceCleanup();
 const redis = useSpawnedRedis();
 
 const JOBS = 2000;
+const MIN_KILLS = 3;
 
 describe('three instances on one Redis', () => {
   it('run 2,000 jobs submitted across them, each once, and each instance runs some', { timeout: 90_000 }, async () => {
@@ -56,15 +57,17 @@ describe('three instances on one Redis', () => {
     let chaosError: Error | undefined;
     const kills: string[] = [];
     const chaos = (async () => {
-      // A kill every 2-3 s, counted from the previous kill (a restart takes part of the gap).
-      let nextKillAt = performance.now() + 2000 + Math.random() * 1000;
-      for (let round = 0; performance.now() - began < 15_000; round++) {
+      // A kill every 2-3 s (a fixed pattern, not chance), counted from the previous kill (a restart takes
+      // part of the gap). At least MIN_KILLS happen even when the jobs settle early: a proof needs them.
+      const gapMs = (round: number) => 2000 + (round % 3) * 500;
+      let nextKillAt = performance.now() + gapMs(0);
+      for (let round = 0; performance.now() - began < 15_000 || kills.length < MIN_KILLS; round++) {
         await delay(nextKillAt - performance.now());
-        if (chaosOver) break;
+        if (chaosOver && kills.length >= MIN_KILLS) break;
         const index = round % 3;
         await fleet.kill(index);
         kills.push(`${secondsSince(began)}s:#${index}`);
-        nextKillAt = performance.now() + 2000 + Math.random() * 1000;
+        nextKillAt = performance.now() + gapMs(round + 1);
         await fleet.restart(index);
       }
     })().catch((error: unknown) => {
@@ -86,7 +89,7 @@ describe('three instances on one Redis', () => {
     // Every instance is up again: settle once more, since a kill may have come after the first settle.
     const { ids, unknownOutcomes } = submitted;
     await waitUntilSettled(() => fleet.liveApi(), JOBS, 60_000);
-    expect(kills.length, 'the chaos killed too few instances to prove anything').toBeGreaterThanOrEqual(3);
+    expect(kills.length, 'the chaos killed too few instances to prove anything').toBeGreaterThanOrEqual(MIN_KILLS);
 
     const listed = await listAll(fleet.liveApi());
     const byId = expectAllSucceeded(listed, ids, unknownOutcomes);
