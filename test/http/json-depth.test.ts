@@ -1,20 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { findTooDeep, findTooDeepValue, MAX_JSON_DEPTH, tooDeepPointer } from '../../src/http/json-depth.js';
 import { canonicalJson } from '../../src/jobs/canonical-json.js';
+import { seededRandom } from '../helpers/seeded-random.js';
 
 /* The nesting limit's scan, and canonical JSON without recursion. */
 
-/** mulberry32, for reproducible random JSON. */
-function random(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
-}
 
 const keys = ['a', 'b', 'a/b', '~', '"', '\\', '[', '{', '}', ']', ',', ':', '', 'é', '\u2028', '__proto__x'];
 
@@ -46,7 +36,7 @@ function depthOf(value: unknown): number {
 
 describe('findTooDeep (the body parser\'s scan of the text)', () => {
   it('agrees with the parsed value on random JSON, strings full of brackets included', () => {
-    const next = random(7);
+    const next = seededRandom(7);
     for (let i = 0; i < 2000; i++) {
       const value = randomJson(next, 8);
       const text = JSON.stringify(value, null, next() < 0.5 ? 0 : 2);
@@ -83,7 +73,7 @@ describe('findTooDeep (the body parser\'s scan of the text)', () => {
 
 describe('canonicalJson', () => {
   it('gives what the recursive version gave', () => {
-    const next = random(11);
+    const next = seededRandom(11);
     for (let i = 0; i < 2000; i++) {
       const value = randomJson(next, 6);
       expect(canonicalJson(value)).toBe(recursiveCanonical(value));

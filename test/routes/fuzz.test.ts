@@ -7,6 +7,7 @@ import { OutboundPolicy } from '../../src/outbound/outbound-policy.js';
 import { RedisJobStore } from '../../src/store/redis-job-store.js';
 import { rawRequest, requestBytes, type RawOutcome } from '../helpers/raw-http.js';
 import { harnessScope, waitFor, type Harness, type HarnessOptions } from './helpers.js';
+import { seededRandom } from '../helpers/seeded-random.js';
 
 /*
  * Seeded fuzzing of the whole HTTP surface (issue #9: no 5xx from anything a client sends). Every route the
@@ -25,17 +26,6 @@ const BODY_LIMIT = 65_536;
 /** A request the server may legitimately hold (Prefer: wait) is let go unanswered after this long. */
 const HOLD_MS = 250;
 
-/** mulberry32: a small, good-enough seeded PRNG. */
-function mulberry32(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
-}
 
 class Random {
   constructor(readonly next: () => number) {}
@@ -668,7 +658,7 @@ async function fuzz(harness: Harness, mode: Mode, count: number, seed: number): 
     apiKeys: mode === 'keys' ? API_KEYS : [],
     adminKeys: mode === 'keys' ? Object.values(ADMIN_KEYS) : [],
     metricsToken: mode === 'keys' ? METRICS_TOKEN : undefined,
-    random: new Random(mulberry32(seed)),
+    random: new Random(seededRandom(seed)),
   };
   const failures: Failure[] = [];
   const statuses = new Map<number, number>();
