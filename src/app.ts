@@ -133,7 +133,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         version: '1.0.0',
         description:
           'Submit a job, get its id and status URL at once, poll it (ETag / Retry-After), fetch its result, cancel, delete and list jobs. Errors are application/problem+json.',
+        license: { name: 'MIT', identifier: 'MIT' },
       },
+      servers: [{ url: '/', description: 'This service (paths are relative to where it is served)' }],
       tags: [
         { name: 'jobs', description: 'The client API: Bearer <API key> when API_KEYS is set, open otherwise' },
         { name: 'admin', description: 'Operators: Bearer <admin key> (ADMIN_KEYS or ADMIN_TOKEN) or the dashboard\'s session cookie, or loopback only when neither is set. Roles: viewer reads (GET), operator also acts on jobs and workers (retry, cancel, delete, bulk, drain), admin also purges and pauses job types; ADMIN_TOKEN is an admin key' },
@@ -184,8 +186,10 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   if (!operationalOnly) app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   app.withTypeProvider<ZodTypeProvider>().get('/problems/:code', {
     schema: {
-      summary: 'What a problem type means',
+            operationId: 'getProblem',
+summary: 'What a problem type means',
       tags: ['health'],
+      security: [], // no credentials
       params: z.object({ code: z.string() }),
       response: { 200: z.object({ code: z.string(), status: z.number().int(), title: z.string(), description: z.string() }) },
     },

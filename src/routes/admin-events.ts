@@ -64,7 +64,8 @@ export const adminEventRoutes: FastifyPluginAsync<AdminEventRoutesOptions> = asy
   app.get('/admin/events', {
     config: { adminRole: 'viewer' },
     schema: {
-      summary: 'Live queue statistics and job changes (Server-Sent Events)',
+            operationId: 'adminStreamEvents',
+summary: 'Live queue statistics and job changes (Server-Sent Events)',
       description: `Events: \`stats\` (the GET /admin/stats body) at once and whenever the counts change (read every ${statsIntervalMs / 1000} s), \`job\` (an AdminJob) at once and on every change of each \`job_id\` (up to ${MAX_WATCHED}), \`gone\` ({id}) when one is deleted. \`: ping\` every 15 s. With the dashboard's session cookie, an EventSource opens it as is.`,
       tags: ['admin'],
       security: adminSecurity,

@@ -157,7 +157,8 @@ export const adminOpsRoutes: FastifyPluginAsync<AdminOpsRoutesOptions> = async (
   app.get('/admin/types', {
     config: { adminRole: 'viewer' },
     schema: {
-      summary: 'Job types: paused state, counts, live workers, alarm',
+            operationId: 'adminListTypes',
+summary: 'Job types: paused state, counts, live workers, alarm',
       description: 'Every type this service knows (its handlers, and any found in the store), with its counts per status, whether it is paused, how many live workers run it, and an alarm when jobs wait and no live worker runs the type.',
       tags: ['admin'],
       security,
@@ -191,7 +192,8 @@ export const adminOpsRoutes: FastifyPluginAsync<AdminOpsRoutesOptions> = async (
   app.post('/admin/types/:type/pause', {
     config: { adminRole: 'admin' },
     schema: {
-      summary: 'Pause a job type',
+            operationId: 'adminPauseType',
+summary: 'Pause a job type',
       description: 'Workers on every instance stop claiming jobs of this type (running ones finish); who paused it, why and when are kept and audited. Pausing again replaces the reason.',
       tags: ['admin'],
       security,
@@ -211,7 +213,8 @@ export const adminOpsRoutes: FastifyPluginAsync<AdminOpsRoutesOptions> = async (
   app.post('/admin/types/:type/resume', {
     config: { adminRole: 'admin' },
     schema: {
-      summary: 'Resume a paused job type',
+            operationId: 'adminResumeType',
+summary: 'Resume a paused job type',
       tags: ['admin'],
       security,
       params: typeParams,
@@ -229,7 +232,8 @@ export const adminOpsRoutes: FastifyPluginAsync<AdminOpsRoutesOptions> = async (
   app.get('/admin/workers', {
     config: { adminRole: 'viewer' },
     schema: {
-      summary: 'The worker registry',
+            operationId: 'adminListWorkers',
+summary: 'The worker registry',
       description: 'Every worker pool that beat within the last hour, with its state (live, stale, dead), the age of its last beat, its slots and the jobs it runs.',
       tags: ['admin'],
       security,
@@ -267,6 +271,7 @@ export const adminOpsRoutes: FastifyPluginAsync<AdminOpsRoutesOptions> = async (
     app.post(`/admin/workers/:id/${verb}`, {
       config: { adminRole: 'operator' },
       schema: {
+        operationId: draining ? 'adminDrainWorker' : 'adminResumeWorker',
         summary: draining ? 'Drain a worker: it claims no new jobs' : 'Resume a drained worker',
         description: draining
           ? 'The worker finishes what it runs and claims nothing new until resumed; it hears at once, and a drain survives its beats and restarts of the service.'
@@ -294,7 +299,8 @@ export const adminOpsRoutes: FastifyPluginAsync<AdminOpsRoutesOptions> = async (
   app.get('/admin/stats/history', {
     config: { adminRole: 'viewer' },
     schema: {
-      summary: 'Stats over time',
+            operationId: 'adminGetStatsHistory',
+summary: 'Stats over time',
       description:
         'Per bucket and type: jobs finished (succeeded, failed, canceled), the queue depth, and wait and run time percentiles. Buckets: 1 minute over 1h, 10 minutes over 24h, 1 hour over 7d; kept in Redis across restarts (bounded: 2 h, 25 h and 8 days).',
       tags: ['admin'],
@@ -317,7 +323,8 @@ export const adminOpsRoutes: FastifyPluginAsync<AdminOpsRoutesOptions> = async (
   app.get('/admin/audit', {
     config: { adminRole: 'viewer' },
     schema: {
-      summary: 'The audit log: every admin write',
+            operationId: 'adminListAudit',
+summary: 'The audit log: every admin write',
       description: 'Who (key id and role), what, on what, how many jobs, when; newest first; the last 10,000 kept.',
       tags: ['admin'],
       security,
@@ -344,7 +351,8 @@ export const adminOpsRoutes: FastifyPluginAsync<AdminOpsRoutesOptions> = async (
   app.post('/admin/bulk', {
     config: { adminRole: 'operator' },
     schema: {
-      summary: 'Retry, cancel or delete many jobs',
+            operationId: 'adminBulkAction',
+summary: 'Retry, cancel or delete many jobs',
       description: [
         'By `ids` (at most 1000): acts at once, answering `{affected, skipped}`.',
         `By \`filter\` (the filters of GET /admin/jobs): first \`dry_run: true\`, which counts the jobs matching now (at most ${BULK_MAX_MATCHED}), keeps their ids in a snapshot for 10 minutes and answers \`{count, snapshot, expires_at}\`; then \`{action, snapshot}\` acts on exactly those jobs, once: jobs that matched only later are never touched.`,

@@ -69,10 +69,12 @@ export const adminSessionRoutes: FastifyPluginAsync<AdminSessionRoutesOptions> =
 
   app.post('/admin/session', {
     schema: {
-      summary: 'Sign in to the dashboard',
+            operationId: 'adminSignIn',
+summary: 'Sign in to the dashboard',
       description:
         'Checks `key` against the admin keys and sets the `ajs_admin` cookie (HttpOnly, SameSite=Strict, Path=/admin, 12 h): a signed session token, not the key. Writes made with the cookie must come from the same origin. 10 failed sign-ins a minute from one address, then 429.',
       tags: ['admin'],
+      security: [], // no credentials
       body: z.object({ key: z.string().min(1).max(1024).describe('An admin key (ADMIN_KEYS or ADMIN_TOKEN)') }).strict(),
       response: { 200: sessionSchema, ...problemResponses(401, 403, 422, 429) },
     },
@@ -108,7 +110,8 @@ export const adminSessionRoutes: FastifyPluginAsync<AdminSessionRoutesOptions> =
 
   app.get('/admin/session', {
     schema: {
-      summary: 'Who the dashboard is signed in as',
+            operationId: 'adminGetSession',
+summary: 'Who the dashboard is signed in as',
       tags: ['admin'],
       security: adminSecurity,
       response: { 200: sessionSchema, ...problemResponses(401, 403) },
@@ -138,9 +141,11 @@ export const adminSessionRoutes: FastifyPluginAsync<AdminSessionRoutesOptions> =
 
   app.delete('/admin/session', {
     schema: {
-      summary: 'Sign out of the dashboard',
+            operationId: 'adminSignOut',
+summary: 'Sign out of the dashboard',
       description: 'Clears the session cookie. The token itself stays valid until it expires (it is not stored anywhere); remove a key from ADMIN_KEYS to end every session made with it.',
       tags: ['admin'],
+      security: [], // no credentials
       response: { 204: z.undefined().describe('Signed out') },
     },
     handler: async (request, reply) => {

@@ -30,7 +30,8 @@ export const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (fastif
   app.get('/admin/jobs', {
     config: { adminRole: 'viewer' },
     schema: {
-      summary: 'Search all jobs',
+            operationId: 'adminSearchJobs',
+summary: 'Search all jobs',
       description:
         'Across tenants. Filters combine with AND; `metadata.<key>=<value>` (repeatable) matches metadata. `status`, `type`, `tenant` and the creation range use indexes; the other filters are checked job by job over at most 5,000 jobs per call, so a page may come back short (even empty) with a `next_cursor`: follow it to look further.',
       tags: ['admin'],
@@ -50,7 +51,8 @@ export const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (fastif
   app.get('/admin/jobs/:id', {
     config: { adminRole: 'viewer' },
     schema: {
-      summary: 'One job, with its attempt timeline and logs',
+            operationId: 'adminGetJob',
+summary: 'One job, with its attempt timeline and logs',
       tags: ['admin'],
       security,
       params: jobIdParams,
@@ -65,7 +67,8 @@ export const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (fastif
   app.post('/admin/jobs/:id/cancel', {
     config: { adminRole: 'operator' },
     schema: {
-      summary: 'Cancel a job',
+            operationId: 'adminCancelJob',
+summary: 'Cancel a job',
       description: 'Queued: canceled at once (200). Running: its handler is aborted and it ends canceled (202). Finished: unchanged (200).',
       tags: ['admin'],
       security,
@@ -83,7 +86,8 @@ export const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (fastif
   app.delete('/admin/jobs/:id', {
     config: { adminRole: 'operator' },
     schema: {
-      summary: 'Delete a job',
+            operationId: 'adminDeleteJob',
+summary: 'Delete a job',
       description: 'Removes it and its result (a running one is aborted); GET then answers 410 for JOB_TTL_S.',
       tags: ['admin'],
       security,
@@ -101,7 +105,8 @@ export const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (fastif
   app.post('/admin/jobs/:id/run-now', {
     config: { adminRole: 'operator' },
     schema: {
-      summary: 'Run a delayed job now',
+            operationId: 'adminRunJobNow',
+summary: 'Run a delayed job now',
       description: 'A queued job waiting for its run_at (a delay or a retry backoff) becomes ready at once; 409 for any other job.',
       tags: ['admin'],
       security,
@@ -120,7 +125,8 @@ export const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (fastif
   app.post('/admin/jobs/:id/clone', {
     config: { adminRole: 'operator' },
     schema: {
-      summary: 'Queue a copy of a job',
+            operationId: 'adminCloneJob',
+summary: 'Queue a copy of a job',
       description: 'A new job with the same type, input, metadata, priority, attempts, timeout, webhook and tenant, ready now (201, Location).',
       tags: ['admin'],
       security,
@@ -151,7 +157,8 @@ export const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (fastif
   app.get('/admin/stats', {
     config: { adminRole: 'viewer' },
     schema: {
-      summary: 'Queue statistics',
+            operationId: 'adminGetStats',
+summary: 'Queue statistics',
       tags: ['admin'],
       security,
       response: { 200: statsSchema, ...problemResponses(401, 403, 503) },
@@ -162,7 +169,8 @@ export const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (fastif
   app.post('/admin/jobs/:id/retry', {
     config: { adminRole: 'operator' },
     schema: {
-      summary: 'Retry a failed or canceled job',
+            operationId: 'adminRetryJob',
+summary: 'Retry a failed or canceled job',
       description: 'Re-queues it at once; `attempt` keeps counting and the job may run up to its original max_attempts more times.',
       tags: ['admin'],
       security,
@@ -182,7 +190,8 @@ export const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (fastif
   app.delete('/admin/jobs', {
     config: { adminRole: 'admin' },
     schema: {
-      summary: 'Purge finished jobs',
+            operationId: 'adminPurgeJobs',
+summary: 'Purge finished jobs',
       description: 'Deletes finished jobs (all three finished statuses unless `status` says) that finished at least `older_than_s` seconds ago.',
       tags: ['admin'],
       security,

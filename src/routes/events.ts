@@ -35,7 +35,8 @@ export const eventRoutes: FastifyPluginAsync<EventRoutesOptions> = async (fastif
 
   app.get('/v1/jobs/:id/events', {
     schema: {
-      summary: "Stream a job's changes (Server-Sent Events)",
+            operationId: 'streamJobEvents',
+summary: "Stream a job's changes (Server-Sent Events)",
       description:
         'Events: `snapshot` (the Job), then `progress` ({version, progress}) and `status` (the Job), and finally `done` (the finished Job), after which the server closes the stream. Event ids are the job version; a reconnect with `Last-Event-ID` resumes, and one after `done` gets 204, which stops a browser from reconnecting. `: ping` every 15 s.',
       tags: ['jobs'],
@@ -60,7 +61,8 @@ export const eventRoutes: FastifyPluginAsync<EventRoutesOptions> = async (fastif
 
   app.get('/v1/events', {
     schema: {
-      summary: 'Stream the changes of several jobs (Server-Sent Events)',
+            operationId: 'streamJobsEvents',
+summary: 'Stream the changes of several jobs (Server-Sent Events)',
       description: `One stream for up to ${MAX_JOBS_PER_STREAM} jobs (\`job_id\` repeated), so a page showing many jobs stays under a browser's six connections per host. The events of /v1/jobs/{id}/events, each carrying its job's id; event ids are \`<job id>:<version>\`. The stream ends once every job is done.`,
       tags: ['jobs'],
       security: apiSecurity,

@@ -48,9 +48,11 @@ export const healthRoutes: FastifyPluginAsync<HealthRoutesOptions> = async (fast
 
   app.get('/health/live', {
     schema: {
-      summary: 'Liveness',
+            operationId: 'getLiveness',
+summary: 'Liveness',
       description: 'Always 200 while the process runs; never depends on Redis (restarting the process would not fix Redis).',
       tags: ['health'],
+      security: [], // no credentials
       response: { 200: { description: 'Alive', content: { 'application/health+json': { schema: z.object({ status: z.literal('pass') }) } } } },
     },
     handler: async (_request, reply) => reply.type(HEALTH_CONTENT_TYPE).send({ status: 'pass' }),
@@ -108,10 +110,12 @@ export const healthRoutes: FastifyPluginAsync<HealthRoutesOptions> = async (fast
 
   app.get('/health', {
     schema: {
-      summary: 'Readiness',
+            operationId: 'getHealth',
+summary: 'Readiness',
       description:
         '`pass`; `warn` (200) when Redis was configured but the service fell back to memory, when Redis keeps nothing on disk (neither AOF nor RDB: a Redis restart would lose every job), or when jobs wait of a type no live worker runs; `fail` (503) when the store cannot be reached or the instance is shutting down.',
       tags: ['health'],
+      security: [], // no credentials
       response: {
         200: { description: 'Ready (pass or warn)', content: { 'application/health+json': { schema: healthSchema } } },
         503: { description: 'Not ready (fail)', content: { 'application/health+json': { schema: healthSchema } } },

@@ -162,7 +162,8 @@ export const jobRoutes: FastifyPluginAsync<JobRoutesOptions> = async (
 
   app.post('/v1/jobs', {
     schema: {
-      summary: 'Submit a job',
+            operationId: 'createJob',
+summary: 'Submit a job',
       description: 'Answers 202 at once with the queued Job; poll `Location` (or `links.self`) until `done`.',
       tags: ['jobs'],
       security: apiSecurity,
@@ -263,7 +264,8 @@ export const jobRoutes: FastifyPluginAsync<JobRoutesOptions> = async (
 
   app.get('/v1/jobs', {
     schema: {
-      summary: 'List jobs',
+            operationId: 'listJobs',
+summary: 'List jobs',
       description: 'Newest first by default; page with `next_cursor`. Filters combine with AND; `status` takes several values.',
       tags: ['jobs'],
       security: apiSecurity,
@@ -279,7 +281,8 @@ export const jobRoutes: FastifyPluginAsync<JobRoutesOptions> = async (
 
   app.get('/v1/jobs/:id', {
     schema: {
-      summary: 'Get a job',
+            operationId: 'getJob',
+summary: 'Get a job',
       description: 'Send `If-None-Match: "v<version>"` to get 304 while nothing changed. `Retry-After` says when to poll again.',
       tags: ['jobs'],
       security: apiSecurity,
@@ -317,7 +320,8 @@ export const jobRoutes: FastifyPluginAsync<JobRoutesOptions> = async (
 
   app.get('/v1/jobs/:id/result', {
     schema: {
-      summary: "Get a job's result",
+            operationId: 'getJobResult',
+summary: "Get a job's result",
       description:
         "200 with the handler's result once succeeded; 202 with the Job while not done; 409 problem (`job-failed` / `job-canceled`, with the Job in `job`) when it will never have one.",
       tags: ['jobs'],
@@ -346,7 +350,8 @@ export const jobRoutes: FastifyPluginAsync<JobRoutesOptions> = async (
 
   app.post('/v1/jobs/:id/cancel', {
     schema: {
-      summary: 'Cancel a job',
+            operationId: 'cancelJob',
+summary: 'Cancel a job',
       description:
         'Queued: canceled at once (200). Running: its handler is signalled and the job ends `canceled` (202, with the Job as it stands). Finished: returned unchanged (200).',
       tags: ['jobs'],
@@ -365,7 +370,8 @@ export const jobRoutes: FastifyPluginAsync<JobRoutesOptions> = async (
 
   app.delete('/v1/jobs/:id', {
     schema: {
-      summary: 'Delete a job',
+            operationId: 'deleteJob',
+summary: 'Delete a job',
       description: 'Cancels it if active, then removes the job and its result. 204 also for an unknown id, so repeating is safe.',
       tags: ['jobs'],
       security: apiSecurity,
@@ -384,7 +390,8 @@ export const jobRoutes: FastifyPluginAsync<JobRoutesOptions> = async (
 
   app.get('/v1/job-types', {
     schema: {
-      summary: 'List the enabled job types',
+            operationId: 'listJobTypes',
+summary: 'List the enabled job types',
       description: 'Each type with the JSON Schema of its input.',
       tags: ['jobs'],
       security: apiSecurity,

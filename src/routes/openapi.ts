@@ -80,6 +80,7 @@ interface ResponseObject {
 }
 interface Operation {
   parameters?: unknown[];
+  requestBody?: { content?: Record<string, { schema?: unknown }> };
   responses?: Record<string, ResponseObject>;
 }
 interface Document {
@@ -144,10 +145,43 @@ function documentHeaders(document: Document): void {
   }
 }
 
+/**
+ * In request bodies a `default` is what the service fills in when a field is left out, but client
+ * generators (openapi-typescript's default settings among them) read a property with a default as always
+ * present and make callers send it. There the default is said in the description instead.
+ */
+function requestDefaultsAsText(document: Document): void {
+  const schemas = document.components?.schemas ?? {};
+  const done = new Set<unknown>();
+  const visit = (schema: unknown): void => {
+    if (schema === null || typeof schema !== 'object' || done.has(schema)) return;
+    done.add(schema);
+    const node = schema as Record<string, unknown>;
+    const ref = node.$ref;
+    if (typeof ref === 'string' && ref.startsWith('#/components/schemas/')) visit(schemas[ref.slice('#/components/schemas/'.length)]);
+    if ('default' in node) {
+      const said = `Default: \`${JSON.stringify(node.default)}\`.`;
+      node.description = typeof node.description === 'string' ? `${node.description}. ${said}` : said;
+      delete node.default;
+    }
+    for (const [key, child] of Object.entries(node)) {
+      if (key === 'properties' && child && typeof child === 'object') Object.values(child).forEach(visit);
+      else if (['items', 'additionalProperties', 'anyOf', 'oneOf', 'allOf'].includes(key)) [child].flat().forEach(visit);
+    }
+  };
+  for (const item of Object.values(document.paths ?? {})) {
+    for (const [method, operation] of Object.entries(item)) {
+      if (!methods.has(method)) continue;
+      for (const media of Object.values(operation.requestBody?.content ?? {})) visit(media.schema);
+    }
+  }
+}
+
 /** The zod components, then what zod cannot describe; the result is what /openapi.json and openapi.yaml show. */
 export const openApiTransformObject: SwaggerTransformObject = (input) => {
   const document = jsonSchemaTransformObject(input) as Document;
   documentHeaders(document);
+  requestDefaultsAsText(document);
   pruneSchemas(document);
   return document;
 };

@@ -90,6 +90,18 @@ describe('the OpenAPI document', () => {
     expect(problemsOf(await served(harness.app, '/openapi.json'))).toEqual([]);
   });
 
+  it('names every operation with a unique operationId (generated clients name their methods after it) and has a server', () => {
+    const document = committed() as { paths: Record<string, Record<string, { operationId?: string }>>; servers?: unknown[] };
+    const ids = Object.entries(document.paths).flatMap(([path, item]) =>
+      Object.entries(item)
+        .filter(([method]) => method !== 'parameters')
+        .map(([method, operation]) => operation.operationId ?? `missing: ${method} ${path}`),
+    );
+    expect(ids.filter((id) => id.startsWith('missing'))).toEqual([]);
+    expect(new Set(ids).size).toBe(ids.length);
+    expect(document.servers).toHaveLength(1);
+  });
+
   it('documents any-JSON fields with the JsonValue component', () => {
     const document = committed();
     expect(JSON.stringify(document)).not.toContain('__shared');
