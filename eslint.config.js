@@ -22,4 +22,10 @@ export default tseslint.config(
     extends: [tseslint.configs.disableTypeChecked],
     languageOptions: { globals: { console: 'readonly', process: 'readonly', URL: 'readonly' } },
   },
+  {
+    // The dashboard's browser modules: `npm run typecheck` checks every name they use against the DOM's types
+    // (src/admin-ui/tsconfig.json), which knows the browser's globals better than a list here would.
+    files: ['src/admin-ui/**/*.js'],
+    rules: { 'no-undef': 'off' },
+  },
 );

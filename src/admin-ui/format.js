@@ -1,7 +1,7 @@
+// @ts-check
 /*
- * The dashboard's pure functions: no DOM, no clock of their own (the time is an argument), so they are
- * unit-tested in Node (test/ui/format.test.ts) and imported by app.js as an ES module from
- * /admin/ui/assets/format.js (same origin: the page's CSP `script-src 'self'` allows it).
+ * The dashboard's text formatting and the chart's arithmetic: no DOM, no clock of their own (the time is an
+ * argument), so they are unit-tested in Node (test/ui/format.test.ts). Their signatures are in format.d.ts.
  */
 
 /**
@@ -9,6 +9,8 @@
  * to the precision it is shown with before it is split into units, so the smaller unit never reaches the size
  * of the larger one: 59.6 s is "1 min", 1 h 59.6 min is "2 h", 23 h 59.9 min is "1 d" (never "60 s",
  * "1 h 60 min" or "1 d 24 h"). A zero smaller unit is left out ("1 h", not "1 h 0 min"). "—" for no value.
+ *
+ * @type {typeof import('./format.js').fmtDuration}
  */
 export function fmtDuration(seconds) {
   if (seconds === null || seconds === undefined || !Number.isFinite(seconds)) return '—';
@@ -26,9 +28,10 @@ export function fmtDuration(seconds) {
   return twoUnits(Math.floor(hours / 24), 'd', hours % 24, 'h');
 }
 
+/** @type {(big: number, bigUnit: string, small: number, smallUnit: string) => string} */
 const twoUnits = (big, bigUnit, small, smallUnit) => (small === 0 ? `${big} ${bigUnit}` : `${big} ${bigUnit} ${small} ${smallUnit}`);
 
-/** How long ago `iso` was at `now` (epoch ms): "3 min 5 s ago", or "in 2 h" for a time still to come. */
+/** @type {typeof import('./format.js').ago} */
 export function ago(iso, now) {
   if (!iso) return '—';
   const seconds = (now - new Date(iso).getTime()) / 1000;
@@ -36,7 +39,38 @@ export function ago(iso, now) {
   return seconds < 0 ? `in ${fmtDuration(-seconds)}` : `${fmtDuration(seconds)} ago`;
 }
 
-const num = (value) => (typeof value === 'number' && Number.isFinite(value) ? value : 0);
+/** @type {(n: number) => string} */
+const pad = (n) => String(n).padStart(2, '0');
+
+/** @type {typeof import('./format.js').fmtTime} */
+export function fmtTime(iso) {
+  if (!iso) return '—';
+  const date = new Date(iso);
+  if (Number.isNaN(date.getTime())) return String(iso);
+  return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())} ${pad(date.getHours())}:${pad(date.getMinutes())}:${pad(date.getSeconds())}`;
+}
+
+/** @type {typeof import('./format.js').updatedAt} */
+export const updatedAt = (now) => `updated ${fmtTime(new Date(now).toISOString()).slice(11)}`;
+
+/** @type {typeof import('./format.js').shortId} */
+export const shortId = (id) => (id.length > 12 ? `${id.slice(0, 4)}…${id.slice(-6)}` : id);
+
+/** @type {typeof import('./format.js').plural} */
+export const plural = (count, noun) => `${count} ${noun}${count === 1 ? '' : 's'}`;
+
+/** @type {typeof import('./format.js').num} */
+export const num = (value) => (typeof value === 'number' && Number.isFinite(value) ? value : 0);
+
+/** @type {typeof import('./format.js').pretty} */
+export const pretty = (value) => JSON.stringify(value, null, 2) ?? 'undefined';
+
+/**
+ * GET /admin/stats/history as historyPoints reads it; it takes `unknown` because it checks every field.
+ * @typedef {{ from?: unknown, to?: unknown, bucket_s?: unknown, buckets?: unknown }} HistoryAnswer
+ * @typedef {{ at?: unknown, types?: Record<string, Record<string, unknown>> | null }} HistoryBucket
+ * @typedef {import('./format.js').HistoryPoint} HistoryPoint
+ */
 
 /**
  * The "Last hour" chart's points from GET /admin/stats/history ({from, to, bucket_s, buckets: [{at, types:
@@ -48,13 +82,17 @@ const num = (value) => (typeof value === 'number' && Number.isFinite(value) ? va
  * often: when it says more jobs finished in the last minute than the buckets covering that minute hold, the
  * difference is added to the last (current) point, as `pending`. So the chart is never emptier than the
  * "finished last minute" figure next to it.
+ *
+ * @type {typeof import('./format.js').historyPoints}
  */
-export function historyPoints(data, finishedLastMinute = 0, now = Date.now()) {
-  const buckets = Array.isArray(data?.buckets) ? data.buckets : [];
+export function historyPoints(input, finishedLastMinute = 0, now = Date.now()) {
+  const data = /** @type {HistoryAnswer | null | undefined} */ (input);
+  const buckets = /** @type {HistoryBucket[]} */ (Array.isArray(data?.buckets) ? data.buckets : []);
   const stepMs = num(data?.bucket_s) * 1000;
+  /** @type {Map<number, HistoryPoint>} */
   const totals = new Map();
   for (const bucket of buckets) {
-    const at = Date.parse(bucket.at);
+    const at = Date.parse(String(bucket.at));
     if (!Number.isFinite(at)) continue;
     let finished = 0;
     let failed = 0;
@@ -64,8 +102,9 @@ export function historyPoints(data, finishedLastMinute = 0, now = Date.now()) {
     }
     totals.set(at, { at, finished: Math.max(finished, failed), failed });
   }
-  const from = Date.parse(data?.from);
-  const to = Date.parse(data?.to);
+  const from = Date.parse(String(data?.from));
+  const to = Date.parse(String(data?.to));
+  /** @type {HistoryPoint[]} */
   let points;
   if (!(stepMs > 0) || !Number.isFinite(from) || !Number.isFinite(to) || (to - from) / stepMs > 2000) {
     points = [...totals.values()].sort((a, b) => a.at - b.at);
@@ -82,7 +121,7 @@ export function historyPoints(data, finishedLastMinute = 0, now = Date.now()) {
     const recorded = points.filter((point) => (stepMs > 0 ? point.at + stepMs > since : point.at > since)).reduce((sum, point) => sum + point.finished, 0);
     if (lastMinute > recorded) {
       if (points.length === 0) points.push({ at: stepMs > 0 ? Math.floor(now / stepMs) * stepMs : now, finished: 0, failed: 0 });
-      const last = points[points.length - 1];
+      const last = /** @type {HistoryPoint} */ (points.at(-1));
       points[points.length - 1] = { ...last, finished: last.finished + (lastMinute - recorded), pending: lastMinute - recorded };
     }
   }

@@ -20,12 +20,41 @@ interface Asset {
 }
 
 const assetDir = new URL('../admin-ui/', import.meta.url);
+
+/**
+ * The page's ES modules, by path under src/admin-ui: app.js (index.html's script) and every module it imports,
+ * served as they are (no bundle). A module missing here answers 404 and the page does not start; a test
+ * (test/ui/admin-ui-assets.test.ts) follows every import from index.html and fails first.
+ */
+const ADMIN_UI_MODULES = [
+  'app.js',
+  'api.js',
+  'confirm.js',
+  'dom.js',
+  'events.js',
+  'filters.js',
+  'format.js',
+  'live.js',
+  'paths.js',
+  'router.js',
+  'state.js',
+  'views/bulk.js',
+  'views/history-chart.js',
+  'views/job-detail.js',
+  'views/job.js',
+  'views/jobs-table.js',
+  'views/jobs.js',
+  'views/overview-tiles.js',
+  'views/overview.js',
+  'views/sign-in.js',
+  'views/types-panel.js',
+  'views/workers-panel.js',
+] as const;
+
 const assetTypes: Record<string, string> = {
   'index.html': 'text/html; charset=utf-8',
-  'app.js': 'text/javascript; charset=utf-8',
-  // app.js imports it (an ES module of the page's pure functions).
-  'format.js': 'text/javascript; charset=utf-8',
   'app.css': 'text/css; charset=utf-8',
+  ...Object.fromEntries(ADMIN_UI_MODULES.map((name) => [name, 'text/javascript; charset=utf-8'])),
 };
 
 function loadAssets(): Map<string, Asset> {
@@ -62,8 +91,10 @@ export const adminUiRoutes: FastifyPluginAsync = async (fastify) => {
   fastify.get('/admin', hidden, async (_request, reply) => securityHeaders(reply).redirect('/admin/ui', 302));
   fastify.get('/admin/ui', hidden, async (request, reply) => send(request, reply, 'index.html'));
   fastify.get('/admin/ui/*', hidden, async (request, reply) => send(request, reply, 'index.html'));
-  fastify.get<{ Params: { file: string } }>('/admin/ui/assets/:file', hidden, async (request, reply) => {
-    const name = request.params.file;
+  // A wildcard, not `:file`: the views' modules are in a folder (assets/views/jobs.js). Only names in the
+  // allow-list are served, so `..` or a file beside them (format.d.ts, tsconfig.json) answers 404.
+  fastify.get<{ Params: { '*': string } }>('/admin/ui/assets/*', hidden, async (request, reply) => {
+    const name = request.params['*'];
     if (name === 'index.html' || !assets.has(name)) {
       return securityHeaders(reply).code(404).type('text/plain; charset=utf-8').send('Not found');
     }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ago, fmtDuration, historyPoints } from '../../src/admin-ui/format.js';
+import { ago, fmtDuration, fmtTime, historyPoints, num, plural, pretty, shortId, updatedAt } from '../../src/admin-ui/format.js';
 
 /* The dashboard's pure functions (src/admin-ui/format.js, served to the page as is), in Node. */
 
@@ -62,6 +62,29 @@ describe('ago', () => {
     expect(ago(new Date(now + 2 * 86_400_000 - 60_000).toISOString(), now)).toBe('in 2 d');
     expect(ago(null, now)).toBe('—');
     expect(ago('not a time', now)).toBe('not a time');
+  });
+});
+
+describe('fmtTime and the small formats', () => {
+  it('shows a time in the browser\'s zone (here: the test process\'s), to the second', () => {
+    const at = new Date(2026, 0, 2, 3, 4, 5); // local time
+    expect(fmtTime(at.toISOString())).toBe('2026-01-02 03:04:05');
+    expect(updatedAt(at.getTime())).toBe('updated 03:04:05');
+    expect(fmtTime(null)).toBe('—');
+    expect(fmtTime('')).toBe('—');
+    expect(fmtTime('not a time')).toBe('not a time');
+  });
+
+  it('shortens long ids, counts with the right noun, reads numbers, pretty-prints JSON', () => {
+    expect(shortId('01JD3M5W6SX1T4KQ8V0ZC2N7GH')).toBe('01JD…C2N7GH');
+    expect(shortId('w-1')).toBe('w-1');
+    expect(plural(1, 'job')).toBe('1 job');
+    expect(plural(0, 'job')).toBe('0 jobs');
+    expect(plural(3, 'queued job')).toBe('3 queued jobs');
+    expect([num(4), num(null), num(undefined), num('4'), num(Number.NaN), num(Infinity)]).toEqual([4, 0, 0, 0, 0, 0]);
+    expect(pretty({ a: [1] })).toBe('{\n  "a": [\n    1\n  ]\n}');
+    expect(pretty(undefined)).toBe('undefined');
+    expect(pretty(null)).toBe('null');
   });
 });
 

@@ -1,0 +1,156 @@
+// The admin API's answers as the dashboard reads them, for the JSDoc types of src/admin-ui/*.js
+// (`@import { Job } from './api-types.js'`). The contract itself is in src/routes/ (and openapi.yaml); these
+// are the page's reading of it: most fields are optional because the page also talks to older instances
+// and leaves out what is missing rather than breaking. Types only: nothing here reaches the browser.
+
+/** GET /admin/session and POST /admin/session. */
+export interface Session {
+  role: string;
+  key_id: string;
+  expires_at?: string;
+  /** `session`: the cookie; `loopback`: no keys are configured and the browser is on the loopback address. */
+  via: string;
+}
+
+/** An application/problem+json answer. */
+export interface Problem {
+  title?: string;
+  detail?: string;
+  code?: string;
+  errors?: { pointer?: string }[];
+}
+
+export type Counts = Partial<Record<string, number>>;
+
+/** This instance's worker pool, in GET /admin/stats. */
+export interface PoolStats {
+  worker_id?: string;
+  busy?: number;
+  concurrency?: number;
+  started?: number;
+  succeeded?: number;
+  failed?: number;
+}
+
+/** GET /admin/stats, also the `stats` event of GET /admin/events. */
+export interface Stats {
+  counts?: Counts;
+  by_type?: Record<string, Counts>;
+  queue_depth?: number;
+  delayed?: number;
+  oldest_queued_age_s?: number | null;
+  finished_last_minute?: number;
+  pool?: PoolStats;
+}
+
+export interface TypePause {
+  by: string;
+  reason: string;
+  at: string;
+}
+
+/** One entry of GET /admin/types. */
+export interface TypeInfo {
+  type: string;
+  paused?: TypePause | null;
+  counts?: Counts;
+  queued?: number;
+  running?: number;
+  live_workers?: number;
+  alarm?: boolean;
+}
+
+/** One entry of GET /admin/workers (the fleet's worker registry). */
+export interface Worker {
+  id?: string;
+  state?: string;
+  host?: string;
+  pid?: number;
+  version?: string;
+  beat_age_s?: number;
+  slots_total?: number;
+  slots_busy?: number;
+  job_ids?: unknown[];
+  leases_lost?: number;
+  draining?: boolean;
+}
+
+/** A list answer: `{data, next_cursor}`. */
+export interface Page<T> {
+  data?: T[];
+  next_cursor?: string | null;
+}
+
+export interface JobError {
+  code: string;
+  title?: string;
+  detail: string;
+  retryable?: boolean;
+}
+
+export interface AttemptError {
+  code?: string;
+  detail?: string;
+  message?: string;
+  stack?: string | null;
+}
+
+/** One ended (or, as the page adds it, running) attempt of GET /admin/jobs/{id}. */
+export interface Attempt {
+  attempt: number;
+  worker_id?: string | null;
+  started_at?: string | null;
+  ended_at?: string | null;
+  outcome?: string;
+  error?: AttemptError | string | null;
+}
+
+export interface LogLine {
+  at: string;
+  attempt?: number;
+  level?: string;
+  message?: string;
+}
+
+/** An admin Job (GET /admin/jobs), with its timeline and logs from GET /admin/jobs/{id}. */
+export interface Job {
+  id: string;
+  type: string;
+  status: string;
+  done?: boolean;
+  input?: unknown;
+  result?: unknown;
+  metadata?: Record<string, unknown>;
+  priority?: number;
+  progress?: { percent?: number | null; step?: string | null; message?: string | null; updated_at?: string | null };
+  error?: JobError | null;
+  attempt: number;
+  max_attempts: number;
+  version?: number;
+  created_at: string;
+  run_at?: string;
+  started_at?: string | null;
+  updated_at?: string;
+  completed_at?: string | null;
+  expires_at?: string | null;
+  cached_from?: string | null;
+  webhook?: { url: string; last_delivery?: { status: string } | null } | null;
+  tenant?: string | null;
+  worker_id?: string | null;
+  attempts?: Attempt[];
+  logs?: LogLine[];
+}
+
+/** POST /admin/bulk with `dry_run: true`. */
+export interface BulkDryRun {
+  count?: number;
+  truncated?: boolean;
+  snapshot?: string;
+  expires_at?: string;
+}
+
+/** POST /admin/bulk. */
+export interface BulkOutcome {
+  affected?: number;
+  skipped?: number;
+}
