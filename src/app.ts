@@ -5,16 +5,21 @@ import fastifySwaggerUi from '@fastify/swagger-ui';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { jsonSchemaTransform, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
+import { DEFAULT_BODY_LIMIT_BYTES } from './config.js';
 import { jobErrorAbout, problemCatalog, type ProblemCode } from './errors.js';
 import { adminGuard, adminKeyring, AdminSessions, type AdminRole } from './http/admin-auth.js';
 import { registerApiKeyAuth } from './http/api-auth.js';
 import { EventLinkSigner } from './http/event-links.js';
-import { registerRateLimit } from './http/rate-limit.js';
+import { registerRateLimit, type RateLimitRedis } from './http/rate-limit.js';
 import { frameworkErrors, registerErrorHandling } from './http/error-handler.js';
 import { clientErrorHandler } from './http/client-error.js';
 import type { HandlerRegistry } from './handlers/registry.js';
 import { adminRoutes } from './routes/admin.js';
-import { adminOpsRoutes } from './routes/admin-ops.js';
+import { adminTypeRoutes } from './routes/admin-types.js';
+import { adminWorkerRoutes } from './routes/admin-workers.js';
+import { adminStatsHistoryRoutes } from './routes/admin-stats-history.js';
+import { adminAuditRoutes } from './routes/admin-audit.js';
+import { adminBulkRoutes } from './routes/admin-bulk.js';
 import { adminEventRoutes } from './routes/admin-events.js';
 import { adminSessionRoutes } from './routes/admin-session.js';
 import { adminUiRoutes } from './routes/admin-ui.js';
@@ -59,6 +64,8 @@ export interface AppDeps {
   webhookPolicy?: OutboundPolicy;
   /** Requests per minute per API key (per address when open) on /v1; unlimited when unset. */
   rateLimitPerMin?: number;
+  /** Where the rate limit counts, shared by every instance; in this process when unset. */
+  rateLimitRedis?: RateLimitRedis;
   /** Browser origins allowed to call the /v1 API ('*' for any); none when unset. */
   corsOrigins?: string[] | '*';
   isShuttingDown?: () => boolean;
@@ -69,6 +76,8 @@ export interface AppDeps {
 }
 
 const requestIdPattern = /^[\w.:-]{1,128}$/;
+/** How long a browser may keep a CORS preflight's answer. */
+const CORS_MAX_AGE_S = 600;
 
 /** What a browser may read and send on the /v1 API; operator routes (/admin, /health) send no CORS headers. */
 async function registerCors(app: FastifyInstance, origins: string[] | '*'): Promise<void> {
@@ -77,7 +86,7 @@ async function registerCors(app: FastifyInstance, origins: string[] | '*'): Prom
     methods: ['GET', 'POST', 'DELETE'],
     allowedHeaders: ['Authorization', 'Content-Type', 'Idempotency-Key', 'Prefer', 'If-None-Match', 'Last-Event-ID'],
     exposedHeaders: ['Location', 'Content-Location', 'Retry-After', 'ETag', 'Preference-Applied', 'Idempotent-Replayed', 'RateLimit', 'RateLimit-Policy', 'X-Request-Id'],
-    maxAge: 600,
+    maxAge: CORS_MAX_AGE_S,
   };
   await app.register(fastifyCors, {
     delegator: (request, callback) => {
@@ -91,7 +100,7 @@ async function registerCors(app: FastifyInstance, origins: string[] | '*'): Prom
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const app = Fastify({
     ...(deps.logger ? { loggerInstance: deps.logger } : { logger: false }),
-    bodyLimit: deps.bodyLimitBytes ?? 1_048_576,
+    bodyLimit: deps.bodyLimitBytes ?? DEFAULT_BODY_LIMIT_BYTES,
     // A client's X-Request-Id is kept (when sane) so its logs and ours line up; otherwise one is made.
     genReqId: (request) => {
       const given = request.headers['x-request-id'];
@@ -154,7 +163,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     const eventLinks = deps.apiKeys ? new EventLinkSigner(deps.linkSigningSecret ? Buffer.from(deps.linkSigningSecret) : randomBytes(32)) : undefined;
     await app.register(async (v1) => {
       registerApiKeyAuth(v1, deps.apiKeys, eventLinks);
-      if (deps.rateLimitPerMin) await registerRateLimit(v1, deps.rateLimitPerMin, deps.store);
+      if (deps.rateLimitPerMin) await registerRateLimit(v1, deps.rateLimitPerMin, deps.rateLimitRedis);
       await v1.register(jobRoutes, { store: deps.store, handlers: deps.handlers, idempotencyTtlMs: deps.idempotencyTtlMs, eventLinks, maxActiveJobsPerTenant: deps.maxActiveJobsPerTenant,
         webhookPolicy: deps.webhookPolicy,
       });
@@ -166,7 +175,12 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       admin.decorateRequest('admin', null);
       admin.addHook('onRequest', adminGuard(adminKeys));
       await admin.register(adminRoutes, { store: deps.store, ops, pool: deps.pool });
-      await admin.register(adminOpsRoutes, { store: deps.store, ops, handlers: deps.handlers });
+      // In this order: it is the order of openapi.yaml's paths and components.
+      await admin.register(adminTypeRoutes, { store: deps.store, ops, handlers: deps.handlers });
+      await admin.register(adminWorkerRoutes, { ops });
+      await admin.register(adminStatsHistoryRoutes, { ops });
+      await admin.register(adminAuditRoutes, { ops });
+      await admin.register(adminBulkRoutes, { store: deps.store, ops });
       await admin.register(adminEventRoutes, { store: deps.store, pool: deps.pool });
     });
     // The dashboard (page and sign-in) sits outside the admin guard: it must open without a key.
@@ -186,8 +200,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   if (!operationalOnly) app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   app.withTypeProvider<ZodTypeProvider>().get('/problems/:code', {
     schema: {
-            operationId: 'getProblem',
-summary: 'What a problem type means',
+      operationId: 'getProblem',
+      summary: 'What a problem type means',
       tags: ['health'],
       security: [], // no credentials
       params: z.object({ code: z.string() }),

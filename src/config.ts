@@ -1,39 +1,59 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
+import { DEFAULT_POISON_AFTER, type ClaimLimit } from './store/job-store.js';
 import { webhookSecretProblem } from './webhooks/webhook-signer.js';
 
 /**
- * The environment, validated once at start-up. This schema is the only home of defaults;
- * README.md and .env.example list the same names.
+ * The environment, validated once at start-up. This schema is the home of defaults; README.md and
+ * .env.example list the same names. A default that code built without a config also needs (buildApp in
+ * tests) is named below and used by both.
  */
+export const DEFAULT_BODY_LIMIT_BYTES = 1_048_576;
+export const DEFAULT_IDEMPOTENCY_TTL_S = 86_400;
+
+/*
+ * Settings an operator may want to change that have no environment variable: change them here. (Limits
+ * that are part of a rule, and the HTTP contract's caps, are named beside the rule instead.)
+ */
+/** How long a readiness check (GET /health) or a metrics scrape waits on the store before it counts it as down. */
+export const STORE_PROBE_TIMEOUT_MS = 1500;
+/** `: ping` comments on open event streams, so proxies do not close an idle one. */
+export const EVENT_STREAM_PING_INTERVAL_MS = 15_000;
+/** Least time between two events of one job on GET /v1/jobs/{id}/events: progress is coalesced to a few a second. */
+export const JOB_EVENT_MIN_INTERVAL_MS = 250;
+/** How often the dashboard's event stream (GET /admin/events) reads the queue statistics. */
+export const ADMIN_STATS_INTERVAL_MS = 2000;
+/** How long a signed events link (a Job's `links.events` with API keys) opens its stream. */
+export const EVENT_LINK_TTL_MS = 10 * 60_000;
+/** Failed dashboard sign-ins one address may make per minute before every sign-in from it answers 429. */
+export const ADMIN_SIGN_IN_MAX_FAILURES_PER_MIN = 10;
+/** Webhook deliveries one instance sends at once. */
+export const WEBHOOK_CONCURRENCY = 8;
+/** A webhook receiver that has not answered 2xx within this is retried later. */
+export const WEBHOOK_TIMEOUT_MS = 10_000;
+/** Longest wait between two attempts of a webhook delivery (the wait doubles from WEBHOOK_RETRY_BASE_S). */
+export const WEBHOOK_MAX_RETRY_DELAY_MS = 2 * 3_600_000;
 const booleanFlag = z
   .enum(['true', 'false', '1', '0', 'yes', 'no'])
   .transform((value) => value === 'true' || value === '1' || value === 'yes');
 
 const positiveInt = z.coerce.number().int().positive();
 
-export interface TypeLimit {
-  /** At most this many jobs of the type running at once across every instance. */
-  maxConcurrency?: number;
-  /** At most `max` starts per `perS` seconds across every instance. */
-  rate?: { max: number; perS: number };
-}
-
-/** `type:max_concurrency=5:rate=20/1;other:rate=100/60` → per-type limits. */
+/** `type:max_concurrency=5:rate=20/1;other:rate=100/60` → per-type limits (the rate's window in ms). */
 const typeLimitsSchema = z.string().transform((value, ctx) => {
-  const limits: Record<string, TypeLimit> = {};
+  const limits: Record<string, ClaimLimit> = {};
   for (const entry of value.split(';').map((part) => part.trim()).filter(Boolean)) {
     const [type, ...settings] = entry.split(':');
     if (!type || !/^[a-z0-9][a-z0-9_.-]{0,63}$/.test(type) || settings.length === 0) {
       ctx.addIssue({ code: 'custom', message: `"${entry}" is not type:key=value[:key=value]` });
       return z.NEVER;
     }
-    const limit: TypeLimit = {};
+    const limit: ClaimLimit = {};
     for (const setting of settings) {
       const concurrency = /^max_concurrency=(\d+)$/.exec(setting);
       const rate = /^rate=(\d+)\/(\d+(?:\.\d+)?)$/.exec(setting);
       if (concurrency && Number(concurrency[1]) > 0) limit.maxConcurrency = Number(concurrency[1]);
-      else if (rate && Number(rate[1]) > 0 && Number(rate[2]) > 0) limit.rate = { max: Number(rate[1]), perS: Number(rate[2]) };
+      else if (rate && Number(rate[1]) > 0 && Number(rate[2]) > 0) limit.rate = { max: Number(rate[1]), perMs: Math.round(Number(rate[2]) * 1000) };
       else {
         ctx.addIssue({ code: 'custom', message: `"${setting}" in "${entry}": use max_concurrency=N or rate=MAX/PER_SECONDS (positive numbers)` });
         return z.NEVER;
@@ -109,9 +129,9 @@ export const configSchema = z.object({
   REDIS_CONNECT_TIMEOUT_MS: positiveInt.default(3000),
   REDIS_COMMAND_TIMEOUT_MS: positiveInt.default(1000),
   JOB_TTL_S: positiveInt.default(86_400),
-  IDEMPOTENCY_TTL_S: positiveInt.default(86_400),
+  IDEMPOTENCY_TTL_S: positiveInt.default(DEFAULT_IDEMPOTENCY_TTL_S),
   LEASE_S: positiveInt.default(30),
-  POISON_AFTER: z.coerce.number().int().min(0).default(3),
+  POISON_AFTER: z.coerce.number().int().min(0).default(DEFAULT_POISON_AFTER),
   WORKER_CONCURRENCY: z.coerce.number().int().min(0).max(10_000).default(10),
   SHUTDOWN_GRACE_S: z.coerce.number().min(0).default(25),
   RETRY_BACKOFF_BASE_MS: positiveInt.default(1000),
@@ -136,7 +156,7 @@ export const configSchema = z.object({
         .map((type) => type.trim())
         .filter((type) => type.length > 0),
     ),
-  BODY_LIMIT_BYTES: positiveInt.default(1_048_576),
+  BODY_LIMIT_BYTES: positiveInt.default(DEFAULT_BODY_LIMIT_BYTES),
   OUTBOUND_ALLOW: z
     .string()
     .transform((value) => value.split(',').map((entry) => entry.trim()).filter(Boolean))

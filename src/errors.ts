@@ -90,11 +90,3 @@ export function problem(code: ProblemCode, detail: string, errors?: FieldError[]
     ...extensions,
   };
 }
-
-/** Thrown by a store when its backend cannot be reached; the HTTP layer answers 503 with Retry-After. */
-export class StoreUnavailableError extends Error {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'StoreUnavailableError';
-  }
-}

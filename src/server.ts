@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import closeWithGrace from 'close-with-grace';
 import { pino } from 'pino';
 import { buildApp } from './app.js';
-import { ConfigError, loadConfig } from './config.js';
+import { ConfigError, loadConfig, WEBHOOK_TIMEOUT_MS } from './config.js';
 import { createHttpHandler } from './handlers/http.js';
 import { loadHandlerModules } from './handlers/load-modules.js';
 import { parseApiKeys } from './http/api-auth.js';
@@ -66,11 +66,10 @@ async function main(): Promise<void> {
     throw error;
   }
   const { store, fallback } = selection;
-  // Operator state (pauses, worker registry, audit, history, bulk snapshots) lives beside the jobs: in the same Redis, under the same prefix.
-  const ops =
-    store instanceof RedisJobStore
-      ? new RedisOpsStore(store.redis, store.keys.base, { commandTimeoutMs: config.REDIS_COMMAND_TIMEOUT_MS })
-      : new MemoryOpsStore();
+  // What else lives in the jobs' Redis (same connection, same key base, so one hash tag): operator state
+  // (pauses, worker registry, audit, history, bulk snapshots) and the API's rate-limit counts.
+  const redis = store instanceof RedisJobStore ? { client: store.redis, keyBase: store.keys.base } : undefined;
+  const ops = redis ? new RedisOpsStore(redis.client, redis.keyBase, { commandTimeoutMs: config.REDIS_COMMAND_TIMEOUT_MS }) : new MemoryOpsStore();
 
   const unknownLimited = Object.keys(config.TYPE_LIMITS).filter((type) => !handlers.get(type));
   if (unknownLimited.length > 0) logger.warn({ types: unknownLimited }, 'TYPE_LIMITS names job types that are not enabled here');
@@ -124,6 +123,7 @@ async function main(): Promise<void> {
     apiKeys: config.API_KEYS ? parseApiKeys(config.API_KEYS) : undefined,
     linkSigningSecret: config.LINK_SIGNING_SECRET,
     rateLimitPerMin: config.RATE_LIMIT_PER_MIN,
+    rateLimitRedis: redis && { client: redis.client, keyPrefix: `${redis.keyBase}ratelimit:` },
     maxActiveJobsPerTenant: config.MAX_ACTIVE_JOBS_PER_TENANT,
     webhookPolicy: config.WEBHOOK_SECRET ? outboundPolicy : undefined,
     isShuttingDown: () => shuttingDown,
@@ -132,12 +132,13 @@ async function main(): Promise<void> {
   });
 
   // The grace covers the pool's drain plus closing HTTP and the store.
-  closeWithGrace({ delay: (config.SHUTDOWN_GRACE_S + 10) * 1000, logger }, async ({ signal, err }) => {
+  closeWithGrace({ delay: (config.SHUTDOWN_GRACE_S + SHUTDOWN_MARGIN_S) * 1000, logger }, async ({ signal, err }) => {
     shuttingDown = true;
     if (err) logger.error({ err }, 'shutting down after an error');
     else logger.info({ signal }, 'shutting down');
     await app.close();
-    await Promise.all([pool?.drain(config.SHUTDOWN_GRACE_S * 1000), webhooks?.stop(Math.min(10, config.SHUTDOWN_GRACE_S) * 1000)]);
+    // Deliveries in flight get their timeout to end (within the grace); the rest are sent again once their lease lapses.
+    await Promise.all([pool?.drain(config.SHUTDOWN_GRACE_S * 1000), webhooks?.stop(Math.min(WEBHOOK_TIMEOUT_MS, config.SHUTDOWN_GRACE_S * 1000))]);
     await control?.stop();
     await ops.close();
     await store.close();
@@ -167,6 +168,9 @@ async function main(): Promise<void> {
     `async-job service ready on ${address} (docs at ${address}/docs)`,
   );
 }
+
+/** Beyond SHUTDOWN_GRACE_S, what closing HTTP, the stores and the connections may take before the process is ended anyway. */
+const SHUTDOWN_MARGIN_S = 10;
 
 const serviceVersion = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 

@@ -36,7 +36,7 @@ describe('configuration', () => {
   it('parses lists and limits', () => {
     const config = loadConfig({ JOB_TYPES: 'echo, sleep ,http', TYPE_LIMITS: 'sleep:max_concurrency=5:rate=20/1;echo:rate=100/60', CORS_ORIGINS: 'https://a.example, https://b.example:8443' });
     expect(config.JOB_TYPES).toEqual(['echo', 'sleep', 'http']);
-    expect(config.TYPE_LIMITS).toEqual({ sleep: { maxConcurrency: 5, rate: { max: 20, perS: 1 } }, echo: { rate: { max: 100, perS: 60 } } });
+    expect(config.TYPE_LIMITS).toEqual({ sleep: { maxConcurrency: 5, rate: { max: 20, perMs: 1000 } }, echo: { rate: { max: 100, perMs: 60_000 } } });
     expect(config.CORS_ORIGINS).toEqual(['https://a.example', 'https://b.example:8443']);
     expect(loadConfig({ CORS_ORIGINS: '*' }).CORS_ORIGINS).toBe('*');
     expect(() => loadConfig({ CORS_ORIGINS: 'https://a.example/path' })).toThrow(/CORS_ORIGINS/);

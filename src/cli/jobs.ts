@@ -8,8 +8,7 @@ import { ConfigError, loadConfig, maskRedisUrl } from '../config.js';
 import { findTooDeepValue, tooDeepPointer } from '../http/json-depth.js';
 import { isJobId } from '../jobs/job-id.js';
 import { JobStatus, type JobLogLine, type JobRecord } from '../jobs/job.js';
-import { adminSearchFilter, searchJobs } from '../routes/admin-search.js';
-import { encodeCursor } from '../routes/jobs.js';
+import { adminSearchFilter, searchPages } from '../search/job-search.js';
 import type { JobStore } from '../store/job-store.js';
 import { redisStoreOptions } from '../store/create-job-store.js';
 import { RedisJobStore } from '../store/redis-job-store.js';
@@ -33,6 +32,9 @@ const lineSchema = z.object({
   job: z.object({ id: z.string().refine(isJobId, 'not a job id'), type: z.string(), tenant: z.string(), status: JobStatus }).loose(),
   logs: z.array(z.object({ at: z.number(), attempt: z.number(), level: z.string(), message: z.string() })).default([]),
 });
+
+/** Whole pages of jobs per call: a longer Redis command timeout than the service's (at least this), which answers requests. */
+const MIN_COMMAND_TIMEOUT_MS = 5000;
 
 /** Deepest nesting an import line may have: far above what the API accepts (MAX_JSON_DEPTH, for inputs), far below what JSON.stringify can take. */
 const MAX_LINE_DEPTH = 512;
@@ -60,26 +62,21 @@ async function openStore(): Promise<JobStore> {
   }
   if (!config.REDIS_URL) throw new UsageError('REDIS_URL is not set: export and import work on a Redis (an in-memory store lives only inside its service process).');
   process.stderr.write(`store: ${maskRedisUrl(config.REDIS_URL)} prefix ${config.REDIS_KEY_PREFIX}\n`);
-  // Whole pages of jobs per call: a longer command timeout than the service's, which answers requests.
   const options = redisStoreOptions(config, config.REDIS_URL);
-  return RedisJobStore.connect({ ...options, commandTimeoutMs: Math.max(options.commandTimeoutMs, 5000) });
+  return RedisJobStore.connect({ ...options, commandTimeoutMs: Math.max(options.commandTimeoutMs, MIN_COMMAND_TIMEOUT_MS) });
 }
 
 async function exportJobs(store: JobStore, args: string[]): Promise<number> {
   const { out, filter } = exportOptions(args);
   const sink: Writable = out === '-' ? process.stdout : createWriteStream(out);
   let count = 0;
-  let cursor: string | undefined;
-  for (;;) {
-    const page = await searchJobs(store, filter, { limit: 100, cursor, order: 'asc', scanLimit: 20_000 });
+  for await (const page of searchPages(store, filter)) {
     const logs = await Promise.all(page.jobs.map((job) => store.logs(job.id)));
     for (let i = 0; i < page.jobs.length; i++) {
       const line = `${JSON.stringify({ format: FORMAT, job: page.jobs[i], logs: logs[i] })}\n`;
       if (!sink.write(line)) await once(sink, 'drain'); // stream: never more than a page in memory
       count++;
     }
-    if (page.nextAfter === null) break;
-    cursor = encodeCursor('asc', page.nextAfter);
   }
   if (sink !== process.stdout) {
     sink.end();

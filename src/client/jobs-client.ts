@@ -1,4 +1,4 @@
-import type { JobResource } from '../jobs/job-view.js';
+import type { JobResource } from '../routes/job-view.js';
 
 /**
  * A small typed client for the service, over `fetch` only, so it runs in browsers and in Node 20+.

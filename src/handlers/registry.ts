@@ -1,4 +1,3 @@
-import type { TypeLimit } from '../config.js';
 import type { ClaimLimit } from '../store/job-store.js';
 import type { Handler } from './handler.js';
 import echo from './echo.js';
@@ -46,17 +45,14 @@ export class HandlerRegistry {
   }
 
   /** Each type's fleet-wide limits: the handler's own, each setting overridden by TYPE_LIMITS. */
-  limits(overrides: Record<string, TypeLimit> = {}): Record<string, ClaimLimit> {
+  limits(overrides: Record<string, ClaimLimit> = {}): Record<string, ClaimLimit> {
     const limits: Record<string, ClaimLimit> = {};
     for (const handler of this.byType.values()) {
       const override = overrides[handler.type] ?? {};
       const maxConcurrency = override.maxConcurrency ?? handler.max_concurrency;
-      const rate = override.rate ?? (handler.rate ? { max: handler.rate.max, perS: handler.rate.per_s } : undefined);
+      const rate = override.rate ?? (handler.rate ? { max: handler.rate.max, perMs: Math.round(handler.rate.per_s * 1000) } : undefined);
       if (maxConcurrency === undefined && rate === undefined) continue;
-      limits[handler.type] = {
-        ...(maxConcurrency !== undefined ? { maxConcurrency } : {}),
-        ...(rate ? { rate: { max: rate.max, perMs: Math.round(rate.perS * 1000) } } : {}),
-      };
+      limits[handler.type] = { ...(maxConcurrency !== undefined ? { maxConcurrency } : {}), ...(rate ? { rate } : {}) };
     }
     return limits;
   }

@@ -1,6 +1,6 @@
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { keyDigest, type AdminRole, type ConfiguredKey } from '../config.js';
+import { ADMIN_ROLES, keyDigest, type AdminRole, type ConfiguredKey } from '../config.js';
 import { HttpProblem } from '../errors.js';
 
 export type { AdminRole } from '../config.js';
@@ -33,10 +33,12 @@ export interface AdminKey {
   identity: AdminIdentity;
 }
 
-const rank: Record<AdminRole, number> = { viewer: 0, operator: 1, admin: 2 };
+/** A role's rank: its place in ADMIN_ROLES (least to most). */
+const rank = (role: AdminRole): number => ADMIN_ROLES.indexOf(role);
 const readMethods = new Set(['GET', 'HEAD', 'OPTIONS']);
 
-const isLoopback = (address: string | undefined): boolean =>
+/** Whether a socket's address is the loopback one (never X-Forwarded-For, which a client can write). */
+export const isLoopback = (address: string | undefined): boolean =>
   address !== undefined && (address === '::1' || address.startsWith('127.') || address.startsWith('::ffff:127.'));
 
 const digest = (value: string): Buffer => createHash('sha256').update(value).digest();
@@ -58,7 +60,7 @@ export function adminKeyring(entries: (ConfiguredKey & { role: AdminRole })[] | 
 export function requiredAdminRole(request: FastifyRequest): AdminRole {
   const configured = request.routeOptions.config.adminRole;
   const floor: AdminRole = readMethods.has(request.method) ? 'viewer' : 'operator';
-  return configured !== undefined && rank[configured] > rank[floor] ? configured : floor;
+  return configured !== undefined && rank(configured) > rank(floor) ? configured : floor;
 }
 
 /**
@@ -202,7 +204,7 @@ export function adminGuard(keys: AdminKey[] | undefined): (request: FastifyReque
     }
     request.admin = found;
     const required = requiredAdminRole(request);
-    if (rank[found.role] < rank[required]) {
+    if (rank(found.role) < rank(required)) {
       throw new HttpProblem('forbidden', `${request.method} ${request.routeOptions.url ?? request.url} needs the ${required} role; this key has the ${found.role} role.`, {
         headers: { 'www-authenticate': `Bearer realm="admin", error="insufficient_scope", scope="${required}"` },
       });

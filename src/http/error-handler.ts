@@ -1,7 +1,8 @@
 import { isUtf8 } from 'node:buffer';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
-import { HttpProblem, problem, problemCatalog, PROBLEM_CONTENT_TYPE, StoreUnavailableError, type FieldError, type Problem, type ProblemCode } from '../errors.js';
+import { HttpProblem, problem, problemCatalog, PROBLEM_CONTENT_TYPE, type FieldError, type Problem, type ProblemCode } from '../errors.js';
+import { StoreUnavailableError } from '../store/job-store.js';
 import { registerServerRefusals } from './client-error.js';
 import { findTooDeep, MAX_JSON_DEPTH, tooDeepPointer } from './json-depth.js';
 

@@ -1,4 +1,5 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
+import { EVENT_LINK_TTL_MS } from '../config.js';
 
 /**
  * Signed, short-lived, read-only links to a job's event stream. A browser's EventSource cannot send an
@@ -8,7 +9,7 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
 export class EventLinkSigner {
   constructor(
     private readonly secret: Buffer,
-    private readonly ttlMs: number = 10 * 60_000,
+    private readonly ttlMs: number = EVENT_LINK_TTL_MS,
   ) {}
 
   link(jobId: string, tenant: string, now = Date.now()): string {

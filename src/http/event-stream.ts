@@ -1,6 +1,9 @@
 import type { OutgoingHttpHeaders } from 'node:http';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 
+/** Most jobs one event stream follows (GET /v1/events, GET /admin/events): a page of jobs fits in one. */
+export const MAX_JOBS_PER_STREAM = 50;
+
 /** One open Server-Sent Events response. */
 export interface EventStream {
   readonly open: boolean;

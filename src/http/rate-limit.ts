@@ -1,8 +1,7 @@
 import fastifyRateLimit from '@fastify/rate-limit';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { HttpProblem } from '../errors.js';
-import type { JobStore } from '../store/job-store.js';
-import { RedisJobStore } from '../store/redis-job-store.js';
+import type { RedisClient } from '../redis/redis-client.js';
 
 /** Conditional polls (If-None-Match) are cheap to answer and expected often: their own, larger budget. */
 const POLL_BUDGET_FACTOR = 10;
@@ -10,19 +9,25 @@ const WINDOW_MS = 60_000;
 
 const isConditionalPoll = (request: FastifyRequest): boolean => request.method === 'GET' && request.headers['if-none-match'] !== undefined;
 
+/** Where the counts live when they are shared by every instance: a Redis client and the prefix of the keys to count under. */
+export interface RateLimitRedis {
+  client: RedisClient;
+  keyPrefix: string;
+}
+
 /**
  * Requests per minute per API key's tenant (per client address when the API is open), counted in Redis
- * when the jobs are, so the limit holds across instances. Answers carry RateLimit-Policy and RateLimit
- * (IETF draft) headers; over the limit, 429 with Retry-After. A Redis outage lets requests through rather
- * than refuse them.
+ * when `redis` is given (the composition root gives it when the jobs are in Redis), so the limit holds
+ * across instances; in this process otherwise. Answers carry RateLimit-Policy and RateLimit (IETF draft)
+ * headers; over the limit, 429 with Retry-After. A Redis outage lets requests through rather than refuse them.
  */
-export async function registerRateLimit(scope: FastifyInstance, perMinute: number, store: JobStore): Promise<void> {
+export async function registerRateLimit(scope: FastifyInstance, perMinute: number, redis?: RateLimitRedis): Promise<void> {
   await scope.register(fastifyRateLimit, {
     global: true,
     timeWindow: WINDOW_MS,
     max: (_request, key) => (key.endsWith(':poll') ? perMinute * POLL_BUDGET_FACTOR : perMinute),
     keyGenerator: (request) => `${request.tenant !== '-' ? `tenant:${request.tenant}` : `ip:${request.ip}`}${isConditionalPoll(request) ? ':poll' : ''}`,
-    ...(store instanceof RedisJobStore ? { redis: store.redis, nameSpace: `${store.keys.base}ratelimit:` } : {}),
+    ...(redis ? { redis: redis.client, nameSpace: redis.keyPrefix } : {}),
     skipOnError: true,
     enableDraftSpec: true,
     errorResponseBuilder: (_request, context) =>

@@ -22,6 +22,9 @@ export const isTerminal = (status: JobStatus): boolean => terminalStatuses.has(s
 export const PRIORITY_MIN = -100;
 export const PRIORITY_MAX = 100;
 
+/** Attempts a job gets when neither its submit nor its type's handler says. */
+export const DEFAULT_MAX_ATTEMPTS = 3;
+
 /** Why an attempt (or the job) failed. Rendered to clients as a problem object. */
 export interface JobError {
   /** Stable machine code: `handler-error`, `timeout`, `lease-expired`, `invalid-input`, or a handler's own. */

@@ -1,6 +1,7 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { isTerminal, type JobStatus } from '../jobs/job.js';
 import type { JobStore, StoreStats } from '../store/job-store.js';
+import { STORE_PROBE_TIMEOUT_MS } from '../config.js';
 import { withDeadline } from '../deadline.js';
 
 declare module 'fastify' {
@@ -55,9 +56,6 @@ interface TypeSeries {
 
 type FinishedStatus = 'succeeded' | 'failed' | 'canceled';
 const finishedStatuses: readonly FinishedStatus[] = ['succeeded', 'failed', 'canceled'];
-
-/** A scrape waits this long for the store's ping and stats; after it, store_up is 0. */
-const SCRAPE_STORE_TIMEOUT_MS = 1500;
 
 /** Seconds: from a no-op job (milliseconds) to long ones (an hour). */
 const jobBuckets = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600];
@@ -171,7 +169,8 @@ export class ServiceMetrics implements WorkerPoolObserver {
     let up = true;
     let started = performance.now();
     try {
-      await withDeadline(store.ping(), SCRAPE_STORE_TIMEOUT_MS);
+      // Past the deadline the store counts as down: store_up is 0.
+      await withDeadline(store.ping(), STORE_PROBE_TIMEOUT_MS);
     } catch {
       up = false;
     }
@@ -180,7 +179,7 @@ export class ServiceMetrics implements WorkerPoolObserver {
     if (up) {
       started = performance.now();
       try {
-        stats = await withDeadline(store.stats(Date.now()), SCRAPE_STORE_TIMEOUT_MS);
+        stats = await withDeadline(store.stats(Date.now()), STORE_PROBE_TIMEOUT_MS);
       } catch {
         up = false;
       }

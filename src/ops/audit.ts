@@ -11,13 +11,16 @@ export interface AuditAction {
   detail?: Record<string, unknown>;
 }
 
+/** The key id of the admin making a request (set by the admin guard), as the audit log and pauses name who. */
+export const actorKeyId = (request: { admin: { keyId: string } | null }): string => request.admin?.keyId ?? 'unknown';
+
 /**
  * Records an admin write in the audit log, as the caller the admin guard identified (`request.admin`), and
  * logs it. Call it after the write took effect. A failure to record (the store is down) is logged, never
  * thrown: the write itself already happened and must not answer as if it had not.
  */
 export async function recordAudit(ops: OpsStore, request: FastifyRequest, what: AuditAction): Promise<void> {
-  const actor = { key_id: request.admin?.keyId ?? 'unknown', role: request.admin?.role ?? 'admin' };
+  const actor = { key_id: actorKeyId(request), role: request.admin?.role ?? 'admin' };
   const entry = { at: Date.now(), actor, ...what };
   request.log.info({ audit: entry }, 'admin write');
   try {

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { ChainableCommander } from 'ioredis';
-import { guardRedis, storeError, subscriberFor, type RedisClient } from '../store/redis-client.js';
+import { guardRedis, storeError, subscriberFor, type RedisClient } from '../redis/redis-client.js';
 import { assembleHistory, bucketStart, field, incrementsFor, windowBuckets } from './history.js';
 import type { OpsStoreOptions } from './memory-ops-store.js';
 import {
@@ -24,15 +24,16 @@ import {
 } from './ops-store.js';
 
 export interface RedisOpsStoreOptions extends OpsStoreOptions {
-  /** A command (or a batch) answering later than this fails with StoreUnavailableError. Default 2000 ms. */
+  /** A command (or a batch) answering later than this fails with StoreUnavailableError. Default DEFAULT_COMMAND_TIMEOUT_MS (the service passes REDIS_COMMAND_TIMEOUT_MS). */
   commandTimeoutMs?: number;
 }
 
-/** Reply errors that mean "Redis cannot serve right now", not "our command is wrong". */
+/** A snapshot token as saveSnapshot makes them (anything else is not looked up). */
 const tokenPattern = /^[A-Za-z0-9_-]{16,64}$/;
 const windows = Object.keys(HISTORY_WINDOWS) as HistoryWindow[];
 /** A beat drops long-dead records at most this often (beats come on every change of a busy pool, several a second). */
 const PRUNE_EVERY_MS = 60_000;
+const DEFAULT_COMMAND_TIMEOUT_MS = 2000;
 
 /** GET and DEL in one step (GETDEL needs Redis 6.2). */
 const TAKE_LUA = `local value = redis.call('GET', KEYS[1])
@@ -79,7 +80,7 @@ export class RedisOpsStore implements OpsStore {
     options: RedisOpsStoreOptions = {},
   ) {
     this.beatIntervalMs = options.beatIntervalMs ?? DEFAULT_BEAT_INTERVAL_MS;
-    this.commandTimeoutMs = options.commandTimeoutMs ?? 2000;
+    this.commandTimeoutMs = options.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS;
   }
 
   private readonly key = {

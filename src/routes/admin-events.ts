@@ -2,25 +2,24 @@ import type { FastifyPluginAsync } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { HttpProblem } from '../errors.js';
-import { eventStreams } from '../http/event-stream.js';
+import { ADMIN_STATS_INTERVAL_MS, EVENT_STREAM_PING_INTERVAL_MS } from '../config.js';
+import { eventStreams, MAX_JOBS_PER_STREAM } from '../http/event-stream.js';
 import { isJobId } from '../jobs/job-id.js';
-import { renderAdminJob } from '../jobs/job-view.js';
+import { renderAdminJob } from './job-view.js';
 import type { JobStore } from '../store/job-store.js';
 import type { WorkerPool } from '../worker/worker-pool.js';
 import { adminStats } from './admin.js';
+import { adminSecurity, problemResponses } from './schemas.js';
 
 type AdminStats = Awaited<ReturnType<typeof adminStats>>;
-import { adminSecurity, problemResponses } from './schemas.js';
 
 export interface AdminEventRoutesOptions {
   store: JobStore;
   pool: WorkerPool | null;
-  /** How often the queue statistics are read for a stream (sent only when they changed). Default 2 s. */
+  /** How often the queue statistics are read for a stream (sent only when they changed). Default ADMIN_STATS_INTERVAL_MS. */
   statsIntervalMs?: number;
   pingIntervalMs?: number;
 }
-
-const MAX_WATCHED = 50;
 
 /**
  * What the dashboard listens to instead of polling: `stats` (the GET /admin/stats body) whenever the
@@ -30,8 +29,8 @@ const MAX_WATCHED = 50;
 export const adminEventRoutes: FastifyPluginAsync<AdminEventRoutesOptions> = async (fastify, options) => {
   const app = fastify.withTypeProvider<ZodTypeProvider>();
   const { store, pool } = options;
-  const statsIntervalMs = options.statsIntervalMs ?? 2000;
-  const pingIntervalMs = options.pingIntervalMs ?? 15_000;
+  const statsIntervalMs = options.statsIntervalMs ?? ADMIN_STATS_INTERVAL_MS;
+  const pingIntervalMs = options.pingIntervalMs ?? EVENT_STREAM_PING_INTERVAL_MS;
   const openStream = eventStreams(fastify, pingIntervalMs);
 
   // Counts without the pool's own counters, which move with every job and would make every read a change.
@@ -64,9 +63,9 @@ export const adminEventRoutes: FastifyPluginAsync<AdminEventRoutesOptions> = asy
   app.get('/admin/events', {
     config: { adminRole: 'viewer' },
     schema: {
-            operationId: 'adminStreamEvents',
-summary: 'Live queue statistics and job changes (Server-Sent Events)',
-      description: `Events: \`stats\` (the GET /admin/stats body) at once and whenever the counts change (read every ${statsIntervalMs / 1000} s), \`job\` (an AdminJob) at once and on every change of each \`job_id\` (up to ${MAX_WATCHED}), \`gone\` ({id}) when one is deleted. \`: ping\` every 15 s. With the dashboard's session cookie, an EventSource opens it as is.`,
+      operationId: 'adminStreamEvents',
+      summary: 'Live queue statistics and job changes (Server-Sent Events)',
+      description: `Events: \`stats\` (the GET /admin/stats body) at once and whenever the counts change (read every ${statsIntervalMs / 1000} s), \`job\` (an AdminJob) at once and on every change of each \`job_id\` (up to ${MAX_JOBS_PER_STREAM}), \`gone\` ({id}) when one is deleted. \`: ping\` every ${pingIntervalMs / 1000} s. With the dashboard's session cookie, an EventSource opens it as is.`,
       tags: ['admin'],
       security: adminSecurity,
       querystring: z.object({ job_id: z.union([z.string(), z.array(z.string())]).optional() }).strict(),
@@ -77,9 +76,9 @@ summary: 'Live queue statistics and job changes (Server-Sent Events)',
     },
     handler: async (request, reply) => {
       const ids = request.query.job_id === undefined ? [] : [...new Set([request.query.job_id].flat())];
-      if (ids.length > MAX_WATCHED || ids.some((id) => !isJobId(id))) {
-        throw new HttpProblem('bad-request', `Invalid query parameter: job_id (at most ${MAX_WATCHED} job ids).`, {
-          errors: [{ pointer: 'job_id', detail: `at most ${MAX_WATCHED} job ids` }],
+      if (ids.length > MAX_JOBS_PER_STREAM || ids.some((id) => !isJobId(id))) {
+        throw new HttpProblem('bad-request', `Invalid query parameter: job_id (at most ${MAX_JOBS_PER_STREAM} job ids).`, {
+          errors: [{ pointer: 'job_id', detail: `at most ${MAX_JOBS_PER_STREAM} job ids` }],
         });
       }
       const firstStats = await adminStats(store, pool); // a store that is down answers 503 before the stream opens

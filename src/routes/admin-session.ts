@@ -1,29 +1,32 @@
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
+import { ADMIN_SIGN_IN_MAX_FAILURES_PER_MIN } from '../config.js';
 import { HttpProblem } from '../errors.js';
 import {
   ADMIN_SESSION_COOKIE,
   ADMIN_SESSION_TTL_S,
   adminSessionOf,
+  isLoopback,
   matchAdminKey,
   requestSite,
   type AdminKey,
   type AdminSessions,
 } from '../http/admin-auth.js';
+import { adminRole } from './admin-schemas.js';
 import { adminSecurity, problemResponses } from './schemas.js';
 
 export interface AdminSessionRoutesOptions {
   /** From ADMIN_KEYS and ADMIN_TOKEN (see adminKeyring); undefined = loopback clients only, no sign-in. */
   adminKeys: AdminKey[] | undefined;
   sessions: AdminSessions;
-  /** Failed sign-ins one address may make per minute before every sign-in from it answers 429 (default 10). */
+  /** Failed sign-ins one address may make per minute before every sign-in from it answers 429 (default ADMIN_SIGN_IN_MAX_FAILURES_PER_MIN). */
   maxFailuresPerMin?: number;
 }
 
 const sessionSchema = z
   .object({
-    role: z.enum(['viewer', 'operator', 'admin']),
+    role: adminRole,
     key_id: z.string().describe('First 8 hex digits of the key\'s SHA-256 (`loopback` without admin keys)'),
     expires_at: z.string().nullable().describe('When the session cookie ends (null: not a cookie session)'),
     via: z.enum(['session', 'bearer', 'loopback']),
@@ -38,7 +41,7 @@ const MAX_TRACKED_ADDRESSES = 10_000;
  * admin keys and sets the `ajs_admin` cookie, an HMAC-signed session token (key id, role, expiry), never
  * the key; `GET` says who the cookie (or a Bearer key) is; `DELETE` clears the cookie.
  */
-export const adminSessionRoutes: FastifyPluginAsync<AdminSessionRoutesOptions> = async (fastify, { adminKeys, sessions, maxFailuresPerMin = 10 }) => {
+export const adminSessionRoutes: FastifyPluginAsync<AdminSessionRoutesOptions> = async (fastify, { adminKeys, sessions, maxFailuresPerMin = ADMIN_SIGN_IN_MAX_FAILURES_PER_MIN }) => {
   const app = fastify.withTypeProvider<ZodTypeProvider>();
 
   // Crude guessing brake, per instance: failed sign-ins per address in fixed one-minute windows.
@@ -69,10 +72,10 @@ export const adminSessionRoutes: FastifyPluginAsync<AdminSessionRoutesOptions> =
 
   app.post('/admin/session', {
     schema: {
-            operationId: 'adminSignIn',
-summary: 'Sign in to the dashboard',
+      operationId: 'adminSignIn',
+      summary: 'Sign in to the dashboard',
       description:
-        'Checks `key` against the admin keys and sets the `ajs_admin` cookie (HttpOnly, SameSite=Strict, Path=/admin, 12 h): a signed session token, not the key. Writes made with the cookie must come from the same origin. 10 failed sign-ins a minute from one address, then 429.',
+        `Checks \`key\` against the admin keys and sets the \`${ADMIN_SESSION_COOKIE}\` cookie (HttpOnly, SameSite=Strict, Path=/admin, ${ADMIN_SESSION_TTL_S / 3600} h): a signed session token, not the key. Writes made with the cookie must come from the same origin. ${maxFailuresPerMin} failed sign-ins a minute from one address, then 429.`,
       tags: ['admin'],
       security: [], // no credentials
       body: z.object({ key: z.string().min(1).max(1024).describe('An admin key (ADMIN_KEYS or ADMIN_TOKEN)') }).strict(),
@@ -110,8 +113,8 @@ summary: 'Sign in to the dashboard',
 
   app.get('/admin/session', {
     schema: {
-            operationId: 'adminGetSession',
-summary: 'Who the dashboard is signed in as',
+      operationId: 'adminGetSession',
+      summary: 'Who the dashboard is signed in as',
       tags: ['admin'],
       security: adminSecurity,
       response: { 200: sessionSchema, ...problemResponses(401, 403) },
@@ -119,8 +122,7 @@ summary: 'Who the dashboard is signed in as',
     handler: async (request, reply) => {
       noStore(reply);
       if (adminKeys === undefined) {
-        const address = request.socket.remoteAddress ?? '';
-        if (address === '::1' || address.startsWith('127.') || address.startsWith('::ffff:127.')) {
+        if (isLoopback(request.socket.remoteAddress)) {
           return { role: 'admin' as const, key_id: 'loopback', expires_at: null, via: 'loopback' as const };
         }
         throw new HttpProblem('forbidden', 'Admin routes answer only loopback clients while neither ADMIN_KEYS nor ADMIN_TOKEN is set.');
@@ -141,8 +143,8 @@ summary: 'Who the dashboard is signed in as',
 
   app.delete('/admin/session', {
     schema: {
-            operationId: 'adminSignOut',
-summary: 'Sign out of the dashboard',
+      operationId: 'adminSignOut',
+      summary: 'Sign out of the dashboard',
       description: 'Clears the session cookie. The token itself stays valid until it expires (it is not stored anywhere); remove a key from ADMIN_KEYS to end every session made with it.',
       tags: ['admin'],
       security: [], // no credentials

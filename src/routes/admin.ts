@@ -5,11 +5,14 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { HttpProblem } from '../errors.js';
 import { isJobId, newJobId } from '../jobs/job-id.js';
+import { terminalStatusList } from '../jobs/job.js';
 import type { JobStore } from '../store/job-store.js';
 import type { WorkerPool } from '../worker/worker-pool.js';
-import { renderAdminJob, renderAdminJobDetail } from '../jobs/job-view.js';
-import { adminJobsQuery, adminSearchFilter, filterFromQuery, searchJobs } from './admin-search.js';
-import { encodeCursor, findJob } from './jobs.js';
+import { adminSearchFilter, namesOneJob, SEARCH_SCAN_LIMIT, searchJobs } from '../search/job-search.js';
+import { renderAdminJob, renderAdminJobDetail } from './job-view.js';
+import { adminJobsQuery, filterFromQuery } from './admin-search.js';
+import { findJob } from './job-lookup.js';
+import { decodeCursor, nextCursor } from './paging.js';
 import { adminJobDetailSchema, adminSecurity, adminJobListSchema, adminJobSchema, jobIdParams, problemResponses, purgeQuery, statsSchema } from './schemas.js';
 
 export interface AdminRoutesOptions {
@@ -30,10 +33,10 @@ export const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (fastif
   app.get('/admin/jobs', {
     config: { adminRole: 'viewer' },
     schema: {
-            operationId: 'adminSearchJobs',
-summary: 'Search all jobs',
+      operationId: 'adminSearchJobs',
+      summary: 'Search all jobs',
       description:
-        'Across tenants. Filters combine with AND; `metadata.<key>=<value>` (repeatable) matches metadata. `status`, `type`, `tenant` and the creation range use indexes; the other filters are checked job by job over at most 5,000 jobs per call, so a page may come back short (even empty) with a `next_cursor`: follow it to look further.',
+        `Across tenants. Filters combine with AND; \`metadata.<key>=<value>\` (repeatable) matches metadata. \`status\`, \`type\`, \`tenant\` and the creation range use indexes; the other filters are checked job by job over at most ${SEARCH_SCAN_LIMIT.toLocaleString('en-US')} jobs per call, so a page may come back short (even empty) with a \`next_cursor\`: follow it to look further.`,
       tags: ['admin'],
       security,
       querystring: adminJobsQuery,
@@ -43,16 +46,18 @@ summary: 'Search all jobs',
       const { limit, cursor, order, ...rest } = request.query;
       const parsed = adminSearchFilter.safeParse(filterFromQuery(rest, Object.keys(adminSearchFilter.shape)));
       if (!parsed.success) throw validationProblem(parsed.error);
-      const page = await searchJobs(store, parsed.data, { limit, cursor, order });
-      return { data: page.jobs.map(renderAdminJob), next_cursor: page.nextAfter === null ? null : encodeCursor(order, page.nextAfter) };
+      // A filter naming one job answers it alone: its cursor is not read.
+      const after = cursor === undefined || namesOneJob(parsed.data) ? undefined : decodeCursor(cursor, order);
+      const page = await searchJobs(store, parsed.data, { limit, after, order });
+      return { data: page.jobs.map(renderAdminJob), next_cursor: nextCursor(page.nextAfter, order) };
     },
   });
 
   app.get('/admin/jobs/:id', {
     config: { adminRole: 'viewer' },
     schema: {
-            operationId: 'adminGetJob',
-summary: 'One job, with its attempt timeline and logs',
+      operationId: 'adminGetJob',
+      summary: 'One job, with its attempt timeline and logs',
       tags: ['admin'],
       security,
       params: jobIdParams,
@@ -67,8 +72,8 @@ summary: 'One job, with its attempt timeline and logs',
   app.post('/admin/jobs/:id/cancel', {
     config: { adminRole: 'operator' },
     schema: {
-            operationId: 'adminCancelJob',
-summary: 'Cancel a job',
+      operationId: 'adminCancelJob',
+      summary: 'Cancel a job',
       description: 'Queued: canceled at once (200). Running: its handler is aborted and it ends canceled (202). Finished: unchanged (200).',
       tags: ['admin'],
       security,
@@ -86,8 +91,8 @@ summary: 'Cancel a job',
   app.delete('/admin/jobs/:id', {
     config: { adminRole: 'operator' },
     schema: {
-            operationId: 'adminDeleteJob',
-summary: 'Delete a job',
+      operationId: 'adminDeleteJob',
+      summary: 'Delete a job',
       description: 'Removes it and its result (a running one is aborted); GET then answers 410 for JOB_TTL_S.',
       tags: ['admin'],
       security,
@@ -105,8 +110,8 @@ summary: 'Delete a job',
   app.post('/admin/jobs/:id/run-now', {
     config: { adminRole: 'operator' },
     schema: {
-            operationId: 'adminRunJobNow',
-summary: 'Run a delayed job now',
+      operationId: 'adminRunJobNow',
+      summary: 'Run a delayed job now',
       description: 'A queued job waiting for its run_at (a delay or a retry backoff) becomes ready at once; 409 for any other job.',
       tags: ['admin'],
       security,
@@ -125,8 +130,8 @@ summary: 'Run a delayed job now',
   app.post('/admin/jobs/:id/clone', {
     config: { adminRole: 'operator' },
     schema: {
-            operationId: 'adminCloneJob',
-summary: 'Queue a copy of a job',
+      operationId: 'adminCloneJob',
+      summary: 'Queue a copy of a job',
       description: 'A new job with the same type, input, metadata, priority, attempts, timeout, webhook and tenant, ready now (201, Location).',
       tags: ['admin'],
       security,
@@ -157,8 +162,8 @@ summary: 'Queue a copy of a job',
   app.get('/admin/stats', {
     config: { adminRole: 'viewer' },
     schema: {
-            operationId: 'adminGetStats',
-summary: 'Queue statistics',
+      operationId: 'adminGetStats',
+      summary: 'Queue statistics',
       tags: ['admin'],
       security,
       response: { 200: statsSchema, ...problemResponses(401, 403, 503) },
@@ -169,8 +174,8 @@ summary: 'Queue statistics',
   app.post('/admin/jobs/:id/retry', {
     config: { adminRole: 'operator' },
     schema: {
-            operationId: 'adminRetryJob',
-summary: 'Retry a failed or canceled job',
+      operationId: 'adminRetryJob',
+      summary: 'Retry a failed or canceled job',
       description: 'Re-queues it at once; `attempt` keeps counting and the job may run up to its original max_attempts more times.',
       tags: ['admin'],
       security,
@@ -190,8 +195,8 @@ summary: 'Retry a failed or canceled job',
   app.delete('/admin/jobs', {
     config: { adminRole: 'admin' },
     schema: {
-            operationId: 'adminPurgeJobs',
-summary: 'Purge finished jobs',
+      operationId: 'adminPurgeJobs',
+      summary: 'Purge finished jobs',
       description: 'Deletes finished jobs (all three finished statuses unless `status` says) that finished at least `older_than_s` seconds ago.',
       tags: ['admin'],
       security,
@@ -199,7 +204,7 @@ summary: 'Purge finished jobs',
       response: { 200: z.object({ deleted: z.number().int() }), ...problemResponses(400, 401, 403, 503) },
     },
     handler: async (request) => {
-      const statuses = request.query.status ?? ['succeeded', 'failed', 'canceled'];
+      const statuses = request.query.status ?? terminalStatusList;
       // +1: the store purges jobs completed strictly before the cutoff; "at least older_than_s ago" includes it.
       const deleted = await store.purge(statuses, Date.now() - request.query.older_than_s * 1000 + 1);
       request.log.info({ statuses, olderThanS: request.query.older_than_s, deleted }, 'admin purge');

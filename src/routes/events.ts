@@ -2,23 +2,22 @@ import type { FastifyPluginAsync, FastifyReply } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { HttpProblem } from '../errors.js';
-import { eventStreams } from '../http/event-stream.js';
+import { EVENT_STREAM_PING_INTERVAL_MS, JOB_EVENT_MIN_INTERVAL_MS } from '../config.js';
+import { eventStreams, MAX_JOBS_PER_STREAM } from '../http/event-stream.js';
 import { isTerminal, type JobRecord } from '../jobs/job.js';
 import { isJobId } from '../jobs/job-id.js';
-import { renderJob } from '../jobs/job-view.js';
 import type { JobStore } from '../store/job-store.js';
-import { findJob } from './jobs.js';
+import { findJob } from './job-lookup.js';
+import { renderJob } from './job-view.js';
 import { apiSecurity, jobIdParams, problemResponses } from './schemas.js';
 
 export interface EventRoutesOptions {
   store: JobStore;
-  /** Comment lines that keep proxies from closing an idle stream (default 15 s). */
+  /** Comment lines that keep proxies from closing an idle stream (default EVENT_STREAM_PING_INTERVAL_MS). */
   pingIntervalMs?: number;
   /** Least time between two events of one job: progress is coalesced to a few events per second. */
   minEventIntervalMs?: number;
 }
-
-const MAX_JOBS_PER_STREAM = 50;
 
 /**
  * Server-Sent Events for one job or several: `snapshot` (the full Job) first, then `progress` and
@@ -28,17 +27,16 @@ const MAX_JOBS_PER_STREAM = 50;
 export const eventRoutes: FastifyPluginAsync<EventRoutesOptions> = async (fastify, options) => {
   const app = fastify.withTypeProvider<ZodTypeProvider>();
   const { store } = options;
-  const pingIntervalMs = options.pingIntervalMs ?? 15_000;
-  const minEventIntervalMs = options.minEventIntervalMs ?? 250;
+  const pingIntervalMs = options.pingIntervalMs ?? EVENT_STREAM_PING_INTERVAL_MS;
+  const minEventIntervalMs = options.minEventIntervalMs ?? JOB_EVENT_MIN_INTERVAL_MS;
   // On shutdown open streams are ended; clients reconnect with Last-Event-ID (to another instance, or this one restarted).
   const openStream = eventStreams(fastify, pingIntervalMs);
 
   app.get('/v1/jobs/:id/events', {
     schema: {
-            operationId: 'streamJobEvents',
-summary: "Stream a job's changes (Server-Sent Events)",
-      description:
-        'Events: `snapshot` (the Job), then `progress` ({version, progress}) and `status` (the Job), and finally `done` (the finished Job), after which the server closes the stream. Event ids are the job version; a reconnect with `Last-Event-ID` resumes, and one after `done` gets 204, which stops a browser from reconnecting. `: ping` every 15 s.',
+      operationId: 'streamJobEvents',
+      summary: "Stream a job's changes (Server-Sent Events)",
+      description: `Events: \`snapshot\` (the Job), then \`progress\` ({version, progress}) and \`status\` (the Job), and finally \`done\` (the finished Job), after which the server closes the stream. Event ids are the job version; a reconnect with \`Last-Event-ID\` resumes, and one after \`done\` gets 204, which stops a browser from reconnecting. \`: ping\` every ${pingIntervalMs / 1000} s.`,
       tags: ['jobs'],
       security: apiSecurity,
       params: jobIdParams,
@@ -61,8 +59,8 @@ summary: "Stream a job's changes (Server-Sent Events)",
 
   app.get('/v1/events', {
     schema: {
-            operationId: 'streamJobsEvents',
-summary: 'Stream the changes of several jobs (Server-Sent Events)',
+      operationId: 'streamJobsEvents',
+      summary: 'Stream the changes of several jobs (Server-Sent Events)',
       description: `One stream for up to ${MAX_JOBS_PER_STREAM} jobs (\`job_id\` repeated), so a page showing many jobs stays under a browser's six connections per host. The events of /v1/jobs/{id}/events, each carrying its job's id; event ids are \`<job id>:<version>\`. The stream ends once every job is done.`,
       tags: ['jobs'],
       security: apiSecurity,

@@ -5,6 +5,7 @@ import { servingWorkers, type OpsStore } from '../ops/ops-store.js';
 import type { JobStore } from '../store/job-store.js';
 import type { WorkerPool } from '../worker/worker-pool.js';
 import { healthSchema } from './schemas.js';
+import { STORE_PROBE_TIMEOUT_MS } from '../config.js';
 import { withDeadline } from '../deadline.js';
 
 export interface HealthRoutesOptions {
@@ -32,15 +33,14 @@ interface WorkersCheck {
 }
 
 const HEALTH_CONTENT_TYPE = 'application/health+json';
-/** Readiness must answer quickly even when Redis hangs. */
-const PING_TIMEOUT_MS = 1500;
 
 export const healthRoutes: FastifyPluginAsync<HealthRoutesOptions> = async (fastify, { store, storeFallback, pool, isShuttingDown, authMode, ops }) => {
   const app = fastify.withTypeProvider<ZodTypeProvider>();
+  // Readiness must answer quickly even when Redis hangs: every store read waits STORE_PROBE_TIMEOUT_MS at most.
   let persistenceRead: { at: number; value: Promise<Awaited<ReturnType<JobStore['persistence']>>> } | undefined;
   const persistence = () => {
     if (!persistenceRead || Date.now() - persistenceRead.at > PERSISTENCE_CACHE_MS) {
-      persistenceRead = { at: Date.now(), value: withDeadline(store.persistence(), PING_TIMEOUT_MS) };
+      persistenceRead = { at: Date.now(), value: withDeadline(store.persistence(), STORE_PROBE_TIMEOUT_MS) };
       persistenceRead.value.catch(() => (persistenceRead = undefined)); // an outage is not cached
     }
     return persistenceRead.value;
@@ -48,8 +48,8 @@ export const healthRoutes: FastifyPluginAsync<HealthRoutesOptions> = async (fast
 
   app.get('/health/live', {
     schema: {
-            operationId: 'getLiveness',
-summary: 'Liveness',
+      operationId: 'getLiveness',
+      summary: 'Liveness',
       description: 'Always 200 while the process runs; never depends on Redis (restarting the process would not fix Redis).',
       tags: ['health'],
       security: [], // no credentials
@@ -90,7 +90,7 @@ summary: 'Liveness',
   async function readWorkers(): Promise<WorkersCheck> {
     try {
       const now = Date.now();
-      const [workers, stats] = await withDeadline(Promise.all([ops.workers(now), store.stats(now)]), PING_TIMEOUT_MS);
+      const [workers, stats] = await withDeadline(Promise.all([ops.workers(now), store.stats(now)]), STORE_PROBE_TIMEOUT_MS);
       const live = servingWorkers(workers);
       const served = new Set(live.flatMap((worker) => worker.types));
       const unserved = Object.entries(stats.byType)
@@ -110,8 +110,8 @@ summary: 'Liveness',
 
   app.get('/health', {
     schema: {
-            operationId: 'getHealth',
-summary: 'Readiness',
+      operationId: 'getHealth',
+      summary: 'Readiness',
       description:
         '`pass`; `warn` (200) when Redis was configured but the service fell back to memory, when Redis keeps nothing on disk (neither AOF nor RDB: a Redis restart would lose every job), or when jobs wait of a type no live worker runs; `fail` (503) when the store cannot be reached or the instance is shutting down.',
       tags: ['health'],
@@ -125,7 +125,7 @@ summary: 'Readiness',
       let latencyMs: number | null = null;
       let output: string | undefined;
       try {
-        latencyMs = Math.round((await withDeadline(store.ping(), PING_TIMEOUT_MS)) * 100) / 100;
+        latencyMs = Math.round((await withDeadline(store.ping(), STORE_PROBE_TIMEOUT_MS)) * 100) / 100;
       } catch (error) {
         output = (error as Error).message;
       }

@@ -1,27 +1,28 @@
 import type { FastifyPluginAsync, FastifyReply } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { createHash } from 'node:crypto';
-import { HttpProblem, problem } from '../errors.js';
-import { canonicalJson } from '../jobs/canonical-json.js';
-import { jsonPointer, sendProblem } from '../http/error-handler.js';
-import { awaitJob } from '../jobs/await-job.js';
-import { MAX_WAIT_S, preferredWaitS } from '../http/prefer.js';
-import { isTerminal, type JobRecord } from '../jobs/job.js';
-import { isJobId, newJobId } from '../jobs/job-id.js';
-import { jobPath, renderJob, renderJobError, retryAfterSeconds, type JobResource } from '../jobs/job-view.js';
-import type { EventLinkSigner } from '../http/event-links.js';
+import { problem } from '../errors.js';
 import type { HandlerRegistry } from '../handlers/registry.js';
-import { defaultWebhookEvents, WebhookEvent, type CacheRequest, type JobWebhook } from '../jobs/job.js';
-import type { Handler } from '../handlers/handler.js';
+import { sendProblem } from '../http/error-handler.js';
+import type { EventLinkSigner } from '../http/event-links.js';
+import { MAX_WAIT_S, preferredWaitS } from '../http/prefer.js';
+import { isJobId } from '../jobs/job-id.js';
+import { DEFAULT_MAX_ATTEMPTS, isTerminal, type JobRecord } from '../jobs/job.js';
 import type { OutboundPolicy } from '../outbound/outbound-policy.js';
-import { TooManyActiveJobsError, type JobStore, type ListPage, type ListQuery } from '../store/job-store.js';
+import type { JobStore } from '../store/job-store.js';
+import { DEFAULT_IDEMPOTENCY_TTL_S } from '../config.js';
+import { awaitJob } from './await-job.js';
+import { findByIdempotencyKey, findJob, jobNotFound } from './job-lookup.js';
+import { buildNewJob, createOrReplay, handlerFor, idempotencyKeyOf, inputProblem } from './job-submit.js';
+import { jobPath, renderJob, renderJobError, retryAfterSeconds, type JobResource } from './job-view.js';
+import { renderPage, toListQuery } from './paging.js';
 import { apiSecurity, createJobBody, jobIdParams, jobListSchema, jobSchema, jobTypesSchema, listJobsQuery, problemResponses, storedJson } from './schemas.js';
 
+/** The client API's jobs resource (/v1/jobs, /v1/job-types). Its events stream is in events.ts. */
 export interface JobRoutesOptions {
   store: JobStore;
   handlers: HandlerRegistry;
-  /** How long an Idempotency-Key is kept (default 24 h). */
+  /** How long an Idempotency-Key is kept (default IDEMPOTENCY_TTL_S's). */
   idempotencyTtlMs?: number;
   /** With API keys: signs each Job's `links.events` so an EventSource can open it. */
   eventLinks?: EventLinkSigner;
@@ -29,83 +30,6 @@ export interface JobRoutesOptions {
   maxActiveJobsPerTenant?: number;
   /** Set when webhooks are configured (WEBHOOK_SECRET): the outbound rules their URLs must pass. */
   webhookPolicy?: OutboundPolicy;
-}
-
-const idempotencyKeyPattern = /^[\x21-\x7e]{1,255}$/;
-
-const DEFAULT_MAX_ATTEMPTS = 3;
-
-
-/**
- * The job record; else a 410 problem for a job that went (deleted, purged, expired), so pollers stop, or a
- * 404 one for an id that never existed. Ids that are not ULIDs cannot exist, so they are 404 too. With a
- * `tenant` only that tenant's jobs are found; without (operators), any tenant's.
- */
-export async function findJob(store: JobStore, id: string, tenant?: string): Promise<JobRecord> {
-  const job = isJobId(id) ? await store.get(id) : undefined;
-  if (job && (tenant === undefined || job.tenant === tenant)) return job;
-  if (job) throw new HttpProblem('job-not-found', `No job with id ${id}.`); // another tenant's: as if unknown
-  return notFound(store, id, tenant);
-}
-
-async function notFound(store: JobStore, id: string, tenant: string | undefined): Promise<never> {
-  const goneAt = isJobId(id) ? await store.goneAt(id, tenant) : null;
-  if (goneAt !== null) {
-    throw new HttpProblem('job-gone', `Job ${id} was deleted or expired at ${new Date(goneAt).toISOString()}.`, {
-      extensions: { gone_at: new Date(goneAt).toISOString() },
-    });
-  }
-  throw new HttpProblem('job-not-found', `No job with id ${id}.`);
-}
-
-export function encodeCursor(order: 'asc' | 'desc', afterId: string): string {
-  return Buffer.from(`v1:${order}:${afterId}`).toString('base64url');
-}
-
-export function decodeCursor(cursor: string, order: 'asc' | 'desc'): string {
-  const [version, cursorOrder, id] = Buffer.from(cursor, 'base64url').toString('utf8').split(':');
-  if (version !== 'v1' || cursorOrder !== order || id === undefined || !isJobId(id)) {
-    throw new HttpProblem('bad-request', 'Invalid query parameter: cursor (use next_cursor of a page listed with the same order).', {
-      errors: [{ pointer: 'cursor', detail: 'not a cursor of this listing' }],
-    });
-  }
-  return id;
-}
-
-export function toListQuery(query: z.infer<typeof listJobsQuery>): ListQuery {
-  return {
-    statuses: query.status,
-    type: query.type,
-    createdAfter: query.created_after !== undefined ? Date.parse(query.created_after) : undefined,
-    createdBefore: query.created_before !== undefined ? Date.parse(query.created_before) : undefined,
-    limit: query.limit,
-    after: query.cursor !== undefined ? decodeCursor(query.cursor, query.order) : undefined,
-    order: query.order,
-  };
-}
-
-/** The job whose create answer was lost, found by the Idempotency-Key the create carried (if it fits the filters). */
-export async function findByIdempotencyKey(store: JobStore, tenant: string, key: string, filters: { status?: string[]; type?: string }): Promise<ListPage> {
-  const job = await store.findByIdempotencyKey(tenant, key);
-  const matches = job !== undefined && (filters.status === undefined || filters.status.includes(job.status)) && (filters.type === undefined || filters.type === job.type);
-  return { jobs: matches ? [job] : [], nextAfter: null };
-}
-
-export function renderPage(
-  page: { jobs: JobRecord[]; nextAfter: string | null },
-  order: 'asc' | 'desc',
-  render: (job: JobRecord) => JobResource = (job) => renderJob(job),
-): z.infer<typeof jobListSchema> {
-  return { data: page.jobs.map(render), next_cursor: page.nextAfter === null ? null : encodeCursor(order, page.nextAfter) };
-}
-
-function tooManyActive(error: unknown): never {
-  if (error instanceof TooManyActiveJobsError) {
-    throw new HttpProblem('too-many-active-jobs', `You have ${error.limit} or more jobs queued or running; submit more once some have finished.`, {
-      headers: { 'retry-after': '5' },
-    });
-  }
-  throw error;
 }
 
 /**
@@ -127,43 +51,17 @@ function notModified(ifNoneMatch: string | undefined, etag: string): boolean {
   });
 }
 
-/** The job's webhook, checked: webhooks must be configured, and a literal address must pass the outbound rules. */
-function toWebhook(webhook: { url: string; events?: WebhookEvent[] } | undefined, policy: OutboundPolicy | undefined): JobWebhook | null {
-  if (webhook === undefined) return null;
-  if (!policy) {
-    throw problemError('This service sends no webhooks: WEBHOOK_SECRET is not set.', '/webhook', 'webhooks are not configured on this service');
-  }
-  const refusal = policy.literalRefusal(new URL(webhook.url));
-  if (refusal) throw problemError(`The webhook URL is refused: ${refusal}.`, '/webhook/url', refusal);
-  const events = webhook.events ?? defaultWebhookEvents;
-  return { url: webhook.url, events: WebhookEvent.options.filter((event) => events.includes(event)) };
-}
-
-/**
- * Result reuse for this submit, when its type opted in (`cache` in the handler) and it is not delayed. The
- * digest covers tenant, type and canonical input: one tenant never gets another's results.
- */
-function cacheRequest(handler: Handler, tenant: string, type: string, input: unknown, runsNow: boolean, cacheControl: string | undefined): CacheRequest | undefined {
-  if (!handler.cache || !runsNow) return undefined;
-  const digest = createHash('sha256').update(`${tenant}\n${type}\n${canonicalJson(input)}`).digest('hex');
-  const refresh = cacheControl !== undefined && /(^|,)\s*no-cache\s*(,|$)/i.test(cacheControl);
-  return { digest, ttlMs: handler.cache.ttl_s * 1000, mode: refresh ? 'refresh' : 'reuse' };
-}
-
-const problemError = (detail: string, pointer: string, fieldDetail: string): HttpProblem =>
-  new HttpProblem('validation-failed', detail, { errors: [{ pointer, detail: fieldDetail }] });
-
 export const jobRoutes: FastifyPluginAsync<JobRoutesOptions> = async (
   fastify,
-  { store, handlers, idempotencyTtlMs = 86_400_000, eventLinks, maxActiveJobsPerTenant, webhookPolicy },
+  { store, handlers, idempotencyTtlMs = DEFAULT_IDEMPOTENCY_TTL_S * 1000, eventLinks, maxActiveJobsPerTenant, webhookPolicy },
 ) => {
   const app = fastify.withTypeProvider<ZodTypeProvider>();
   const render = (job: JobRecord): JobResource => renderJob(job, eventLinks?.link(job.id, job.tenant));
 
   app.post('/v1/jobs', {
     schema: {
-            operationId: 'createJob',
-summary: 'Submit a job',
+      operationId: 'createJob',
+      summary: 'Submit a job',
       description: 'Answers 202 at once with the queued Job; poll `Location` (or `links.self`) until `done`.',
       tags: ['jobs'],
       security: apiSecurity,
@@ -174,7 +72,7 @@ summary: 'Submit a job',
           'idempotency-key': z
             .string()
             .optional()
-            .describe('Makes retries safe: a repeat with the same key and body returns the same job (Idempotent-Replayed: true). 1 to 255 visible ASCII characters, kept IDEMPOTENCY_TTL_S (24 h)'),
+            .describe(`Makes retries safe: a repeat with the same key and body returns the same job (Idempotent-Replayed: true). 1 to 255 visible ASCII characters, kept IDEMPOTENCY_TTL_S (${DEFAULT_IDEMPOTENCY_TTL_S / 3600} h)`),
           'cache-control': z.string().optional().describe('`no-cache`: run the job even if its type reuses results (its result is then the one reused)'),
           prefer: z.string().optional().describe(`\`wait=N\` (N ≤ ${MAX_WAIT_S}): hold the answer until the job is done (200) or N seconds pass (202)`),
         })
@@ -187,63 +85,18 @@ summary: 'Submit a job',
     },
     handler: async (request, reply) => {
       const body = request.body;
-      const handler = handlers.get(body.type);
-      if (!handler) {
-        throw new HttpProblem('unknown-job-type', `Unknown job type "${body.type}". Known types: ${handlers.types.join(', ')}.`, {
-          errors: [{ pointer: '/type', detail: `must be one of: ${handlers.types.join(', ')}` }],
-          extensions: { known_types: handlers.types },
-        });
-      }
-      const parsedInput = handler.input.safeParse(body.input);
-      if (!parsedInput.success) {
-        const errors = parsedInput.error.issues.flatMap((issue) =>
-          issue.code === 'unrecognized_keys'
-            ? issue.keys.map((key) => ({ pointer: jsonPointer(['input', ...issue.path, key]), detail: 'unknown field' }))
-            : [{ pointer: jsonPointer(['input', ...issue.path]), detail: issue.message }],
-        );
-        return sendProblem(reply, problem('validation-failed', `The input does not fit job type "${body.type}".`, errors));
-      }
+      const handler = handlerFor(handlers, body.type);
+      const invalid = inputProblem(handler, body);
+      if (invalid) return sendProblem(reply, invalid);
       const now = Date.now();
-      const runAt = body.run_at !== undefined ? Date.parse(body.run_at) : now + Math.round((body.delay_s ?? 0) * 1000);
-      const idempotencyKey = request.headers['idempotency-key'];
-      if (idempotencyKey !== undefined && (typeof idempotencyKey !== 'string' || !idempotencyKeyPattern.test(idempotencyKey))) {
-        throw new HttpProblem('bad-request', 'Invalid header: Idempotency-Key (1 to 255 visible ASCII characters).', {
-          errors: [{ pointer: 'Idempotency-Key', detail: '1 to 255 visible ASCII characters' }],
-        });
-      }
-      const newJob = {
-        id: newJobId(now),
-        type: body.type,
-        tenant: request.tenant,
-        input: body.input,
-        metadata: body.metadata ?? {},
-        priority: body.priority,
-        maxAttempts: body.max_attempts ?? handler.max_attempts ?? DEFAULT_MAX_ATTEMPTS,
-        timeoutS: body.timeout_s ?? handler.timeout_s ?? null,
-        createdAt: now,
-        runAt: Math.max(runAt, now),
-        webhook: toWebhook(body.webhook, webhookPolicy),
-        cache: cacheRequest(handler, request.tenant, body.type, body.input, runAt <= now, request.headers['cache-control']),
-      };
-      const createOptions = { maxActive: maxActiveJobsPerTenant };
-      let job: JobRecord;
-      if (idempotencyKey === undefined) {
-        job = await store.create(newJob, createOptions).catch(tooManyActive);
-        request.server.metrics.jobCreated(job.type);
-        request.log.info({ jobId: job.id, jobType: job.type }, 'job created');
-      } else {
-        const fingerprint = createHash('sha256').update(canonicalJson(body)).digest('hex');
-        const outcome = await store.createOnce(newJob, { key: idempotencyKey, fingerprint, ttlMs: idempotencyTtlMs }, createOptions).catch(tooManyActive);
-        if (outcome === 'key-reused') {
-          throw new HttpProblem('idempotency-key-reused', 'This Idempotency-Key was used for a different request; use a new key for a new job.', {
-            errors: [{ pointer: 'Idempotency-Key', detail: 'already used with another request body' }],
-          });
-        }
-        job = outcome.job;
-        if (outcome.replayed) reply.header('idempotent-replayed', 'true');
-        else request.server.metrics.jobCreated(job.type);
-        request.log.info({ jobId: job.id, jobType: job.type, replayed: outcome.replayed }, outcome.replayed ? 'job create replayed' : 'job created');
-      }
+      const idempotencyKey = idempotencyKeyOf(request.headers['idempotency-key']);
+      const newJob = buildNewJob(body, handler, { tenant: request.tenant, now, cacheControl: request.headers['cache-control'], webhookPolicy });
+      const created = await createOrReplay(store, newJob, { body, idempotencyKey, idempotencyTtlMs, maxActive: maxActiveJobsPerTenant });
+      let job = created.job;
+      if (created.replayed) reply.header('idempotent-replayed', 'true');
+      else request.server.metrics.jobCreated(job.type);
+      const replayed = created.replayed === undefined ? {} : { replayed: created.replayed };
+      request.log.info({ jobId: job.id, jobType: job.type, ...replayed }, created.replayed ? 'job create replayed' : 'job created');
       const waitS = preferredWaitS(request.headers.prefer);
       if (waitS !== undefined) {
         // Prefer: wait=N: hold the answer until the job is done or N seconds pass; the body is the Job either way.
@@ -264,8 +117,8 @@ summary: 'Submit a job',
 
   app.get('/v1/jobs', {
     schema: {
-            operationId: 'listJobs',
-summary: 'List jobs',
+      operationId: 'listJobs',
+      summary: 'List jobs',
       description: 'Newest first by default; page with `next_cursor`. Filters combine with AND; `status` takes several values.',
       tags: ['jobs'],
       security: apiSecurity,
@@ -281,8 +134,8 @@ summary: 'List jobs',
 
   app.get('/v1/jobs/:id', {
     schema: {
-            operationId: 'getJob',
-summary: 'Get a job',
+      operationId: 'getJob',
+      summary: 'Get a job',
       description: 'Send `If-None-Match: "v<version>"` to get 304 while nothing changed. `Retry-After` says when to poll again.',
       tags: ['jobs'],
       security: apiSecurity,
@@ -310,7 +163,7 @@ summary: 'Get a job',
       }
       const etag = `"v${job.version}"`;
       reply.header('etag', etag).header('cache-control', 'no-cache');
-      if (job.status !== 'succeeded' && job.status !== 'failed' && job.status !== 'canceled') {
+      if (!isTerminal(job.status)) {
         reply.header('retry-after', String(retryAfterSeconds(job, Date.now())));
       }
       if (notModified(request.headers['if-none-match'], etag)) return reply.code(304).send();
@@ -320,8 +173,8 @@ summary: 'Get a job',
 
   app.get('/v1/jobs/:id/result', {
     schema: {
-            operationId: 'getJobResult',
-summary: "Get a job's result",
+      operationId: 'getJobResult',
+      summary: "Get a job's result",
       description:
         "200 with the handler's result once succeeded; 202 with the Job while not done; 409 problem (`job-failed` / `job-canceled`, with the Job in `job`) when it will never have one.",
       tags: ['jobs'],
@@ -350,8 +203,8 @@ summary: "Get a job's result",
 
   app.post('/v1/jobs/:id/cancel', {
     schema: {
-            operationId: 'cancelJob',
-summary: 'Cancel a job',
+      operationId: 'cancelJob',
+      summary: 'Cancel a job',
       description:
         'Queued: canceled at once (200). Running: its handler is signalled and the job ends `canceled` (202, with the Job as it stands). Finished: returned unchanged (200).',
       tags: ['jobs'],
@@ -362,7 +215,7 @@ summary: 'Cancel a job',
     handler: async (request, reply) => {
       await findJob(store, request.params.id, request.tenant); // 404 / 410 unless it is the caller's
       const outcome = await store.cancel(request.params.id, Date.now());
-      if (!outcome) return notFound(store, request.params.id, request.tenant);
+      if (!outcome) return jobNotFound(store, request.params.id, request.tenant);
       request.log.info({ jobId: outcome.job.id, outcome: outcome.outcome }, 'job cancel');
       return reply.code(outcome.outcome === 'cancel-requested' ? 202 : 200).send(render(outcome.job));
     },
@@ -370,8 +223,8 @@ summary: 'Cancel a job',
 
   app.delete('/v1/jobs/:id', {
     schema: {
-            operationId: 'deleteJob',
-summary: 'Delete a job',
+      operationId: 'deleteJob',
+      summary: 'Delete a job',
       description: 'Cancels it if active, then removes the job and its result. 204 also for an unknown id, so repeating is safe.',
       tags: ['jobs'],
       security: apiSecurity,
@@ -390,8 +243,8 @@ summary: 'Delete a job',
 
   app.get('/v1/job-types', {
     schema: {
-            operationId: 'listJobTypes',
-summary: 'List the enabled job types',
+      operationId: 'listJobTypes',
+      summary: 'List the enabled job types',
       description: 'Each type with the JSON Schema of its input.',
       tags: ['jobs'],
       security: apiSecurity,

@@ -35,8 +35,8 @@ export const metricsRoutes: FastifyPluginAsync<MetricsRoutesOptions> = async (fa
 
   app.get('/metrics', {
     schema: {
-            operationId: 'getMetrics',
-summary: 'Prometheus metrics',
+      operationId: 'getMetrics',
+      summary: 'Prometheus metrics',
       description:
         'The Prometheus text exposition format (0.0.4): jobs created, finished, attempts, run and wait times, jobs per state, worker slots, leases lost, store health and latency, HTTP request durations per route template, and the Node process. Needs `Authorization: Bearer <METRICS_TOKEN>` when METRICS_TOKEN is set; open otherwise.',
       tags: ['operations'],

@@ -1,7 +1,14 @@
 import { z } from 'zod';
-import { JobStatus, PRIORITY_MAX, PRIORITY_MIN, WebhookEvent } from '../jobs/job.js';
+import { commaList, timestamp } from '../http/value-schemas.js';
+import { DEFAULT_MAX_ATTEMPTS, JobStatus, PRIORITY_MAX, PRIORITY_MIN, WebhookEvent } from '../jobs/job.js';
+import { statusCounts } from './admin-schemas.js';
+import { pagingQuery } from './paging.js';
 
-/** The HTTP contract's shapes: they validate requests and generate openapi.yaml. */
+/**
+ * The HTTP contract's shapes: they validate requests and generate openapi.yaml. The order in which schemas
+ * with an `id` are made is the order of openapi.yaml's components: a schema moved to another module moves
+ * there too (the admin resources' own schemas are in their route files, after these).
+ */
 
 /** Any JSON value. */
 export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
@@ -48,7 +55,6 @@ export const apiSecurity: SecurityRequirements = [{ apiKey: [] }, {}]; // /v1: a
 export const adminSecurity: SecurityRequirements = [{ adminToken: [] }, { adminSession: [] }];
 export const metricsSecurity: SecurityRequirements = [{ metricsToken: [] }, {}]; // open while METRICS_TOKEN is unset
 
-const timestamp = z.iso.datetime({ offset: true }).describe('RFC 3339 time, UTC');
 const nullableTimestamp = timestamp.nullable();
 
 export const problemSchema = z
@@ -78,6 +84,9 @@ const statusText: Record<number, string> = {
   429: 'Too many requests, or too many active jobs (see Retry-After)',
   503: 'Job store unavailable (see Retry-After)',
 };
+
+/** A problem response entry with a route's own description (instead of the status's usual one). */
+export const problemAnswer = (description: string) => ({ description, content: { 'application/problem+json': { schema: problemSchema } } });
 
 /** Response entries for error statuses, documented as application/problem+json. */
 export const problemResponses = (...statuses: number[]) =>
@@ -211,7 +220,7 @@ export const createJobBody = z
     priority: z.number().int().min(PRIORITY_MIN).max(PRIORITY_MAX).default(0).describe('Higher runs first'),
     run_at: timestamp.optional().describe('Do not start before this time (not with delay_s)'),
     delay_s: z.number().min(0).max(31_536_000).optional().describe('Do not start before this many seconds from now (not with run_at)'),
-    max_attempts: z.number().int().min(1).max(100).optional().describe("Default: the type's setting, else 3"),
+    max_attempts: z.number().int().min(1).max(100).optional().describe(`Default: the type's setting, else ${DEFAULT_MAX_ATTEMPTS}`),
     timeout_s: z.number().positive().max(604_800).optional().describe("Seconds an attempt may run; default: the type's setting"),
     webhook: z
       .object({
@@ -234,21 +243,13 @@ export const createJobBody = z
   })
   .meta({ id: 'CreateJob' });
 
-export const commaList = <T extends z.ZodType<unknown, string>>(item: T) =>
-  z
-    .string()
-    .transform((value) => value.split(',').map((part) => part.trim()).filter((part) => part.length > 0))
-    .pipe(z.array(item));
-
 export const listJobsQuery = z
   .object({
     status: commaList(JobStatus).optional().describe('Comma-separated statuses, e.g. `queued,running`'),
     type: z.string().min(1).optional(),
     created_after: timestamp.optional(),
     created_before: timestamp.optional(),
-    limit: z.coerce.number().int().min(1).max(100).default(20),
-    cursor: z.string().min(1).optional().describe('`next_cursor` of the previous page'),
-    order: z.enum(['desc', 'asc']).default('desc').describe('By creation time; newest first by default'),
+    ...pagingQuery,
     idempotency_key: z.string().min(1).max(255).optional().describe('The job a create with this Idempotency-Key made (when its answer was lost)'),
   })
   .strict();
@@ -268,8 +269,6 @@ export const purgeQuery = z
     older_than_s: z.coerce.number().min(0).default(0).describe('Only jobs that finished at least this many seconds ago'),
   })
   .strict();
-
-const statusCounts = z.object(Object.fromEntries(JobStatus.options.map((s) => [s, z.number().int()])) as Record<JobStatus, z.ZodNumber>);
 
 export const statsSchema = z
   .object({

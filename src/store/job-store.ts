@@ -28,7 +28,7 @@ import type { JobError, JobLogLine, JobProgress, JobRecord, JobStatus, NewJob, W
  *
  * - Finished jobs expire `jobTtlMs` (a store option) after they finished; active jobs never expire.
  * - Every ended attempt is appended to the job's `attempts` (worker, start, end, outcome, error). A job whose
- *   lease lapsed `poisonAfter` times (a store option, default 3; 0 = never) fails with code `poison` instead of
+ *   lease lapsed `poisonAfter` times (a store option, default DEFAULT_POISON_AFTER; 0 = never) fails with code `poison` instead of
  *   being handed to another worker to crash again.
  *
  * Deliberately not in the contract: connection handling, key layout, how TTL is enforced (only that
@@ -143,6 +143,8 @@ export interface JobStore {
 
 /** Log lines a job keeps (the last ones). */
 export const LOG_LINES_MAX = 200;
+/** How many lapsed leases make a job poison when the store's `poisonAfter` option is not given (POISON_AFTER's default). */
+export const DEFAULT_POISON_AFTER = 3;
 /** The error of a job failed as poison. */
 export const poisonError = (lapses: number): JobError => ({
   code: 'poison',
@@ -168,6 +170,14 @@ export interface WebhookDelivery {
 export const WEBHOOK_PROGRESS_INTERVAL_MS = 5000;
 /** Deliveries are retried for this long after the event. */
 export const WEBHOOK_RETRY_WINDOW_MS = 86_400_000;
+
+/** Thrown by a store when its backend cannot be reached; the HTTP layer answers 503 with Retry-After. */
+export class StoreUnavailableError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'StoreUnavailableError';
+  }
+}
 
 /** A tenant already has `limit` active (queued or running) jobs: the new one was not stored. */
 export class TooManyActiveJobsError extends Error {
@@ -219,9 +229,14 @@ export interface ListPage {
   nextAfter: string | null;
 }
 
-/** Fleet-wide limits of one job type, enforced inside the atomic claim. */
+/**
+ * Fleet-wide limits of one job type, enforced inside the atomic claim: the one shape of a type's limits
+ * (TYPE_LIMITS parses into it; a handler's `max_concurrency` and `rate` are turned into it by the registry).
+ */
 export interface ClaimLimit {
+  /** At most this many jobs of the type running at once across every instance. */
   maxConcurrency?: number;
+  /** At most `max` claims in any window of `perMs` milliseconds across every instance. */
   rate?: { max: number; perMs: number };
 }
 

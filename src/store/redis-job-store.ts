@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { deflateRawSync, inflateRawSync } from 'node:zlib';
 import { Cluster, ReplyError } from 'ioredis';
 import { withDeadline } from '../deadline.js';
-import { StoreUnavailableError } from '../errors.js';
+import { StoreUnavailableError } from './job-store.js';
 import {
   ANONYMOUS_TENANT,
   JobStatus,
@@ -40,7 +40,7 @@ import type {
   StoreStats,
   WebhookDelivery,
 } from './job-store.js';
-import { createClient, guardRedis, subscriberFor, type RedisClient, type RedisConnectionOptions } from './redis-client.js';
+import { createClient, guardRedis, subscriberFor, type RedisClient, type RedisConnectionOptions } from '../redis/redis-client.js';
 import { RedisKeys } from './redis-keys.js';
 import { LOG_LINES_MAX, poisonError, TooManyActiveJobsError, WEBHOOK_PROGRESS_INTERVAL_MS } from './job-store.js';
 

@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
+import { WEBHOOK_CONCURRENCY, WEBHOOK_MAX_RETRY_DELAY_MS, WEBHOOK_TIMEOUT_MS } from '../config.js';
 import type { WebhookDeliveryState } from '../jobs/job.js';
-import { renderJob } from '../jobs/job-view.js';
+import { renderJob } from '../routes/job-view.js';
 import { OutboundRefusedError, type OutboundPolicy } from '../outbound/outbound-policy.js';
 import { outboundRequest } from '../outbound/outbound-request.js';
 import { WEBHOOK_RETRY_WINDOW_MS, type JobStore, type WebhookDelivery } from '../store/job-store.js';
@@ -11,12 +12,12 @@ export interface WebhookDispatcherOptions {
   signer: WebhookSigner;
   policy: OutboundPolicy;
   log: Logger;
-  /** Delay before the first retry; each further one doubles it (with jitter), up to `maxRetryDelayMs`. */
+  /** Delay before the first retry; each further one doubles it (with jitter), up to `maxRetryDelayMs` (default WEBHOOK_MAX_RETRY_DELAY_MS). */
   retryBaseMs: number;
   maxRetryDelayMs?: number;
-  /** Deliveries sent at once by this instance. */
+  /** Deliveries sent at once by this instance (default WEBHOOK_CONCURRENCY). */
   concurrency?: number;
-  /** A receiver that has not answered 2xx within this is retried later. */
+  /** A receiver that has not answered 2xx within this is retried later (default WEBHOOK_TIMEOUT_MS). */
   timeoutMs?: number;
   /** How long a delivery handed to this instance is held before another instance may send it again. */
   leaseMs?: number;
@@ -25,6 +26,10 @@ export interface WebhookDispatcherOptions {
 
 /** How much of a receiver's answer is read (it is only checked for its status). */
 const MAX_ANSWER_BYTES = 4096;
+/** A delivery's lease: at least this, and three timeouts, so a slow send is never sent twice at once. */
+const MIN_LEASE_MS = 30_000;
+/** After the store failed to hand out deliveries: when to ask again. */
+const FETCH_RETRY_MS = 1000;
 
 /**
  * Sends the webhook deliveries the store queues (any instance's), signed, each until the receiver answers
@@ -44,9 +49,9 @@ export class WebhookDispatcher {
   private stopped = false;
 
   constructor(private readonly options: WebhookDispatcherOptions) {
-    this.concurrency = options.concurrency ?? 8;
-    this.timeoutMs = options.timeoutMs ?? 10_000;
-    this.leaseMs = options.leaseMs ?? Math.max(30_000, this.timeoutMs * 3);
+    this.concurrency = options.concurrency ?? WEBHOOK_CONCURRENCY;
+    this.timeoutMs = options.timeoutMs ?? WEBHOOK_TIMEOUT_MS;
+    this.leaseMs = options.leaseMs ?? Math.max(MIN_LEASE_MS, this.timeoutMs * 3);
   }
 
   async start(): Promise<void> {
@@ -84,8 +89,8 @@ export class WebhookDispatcher {
         if (deliveries.length === free) this.pumpAgain = true;
       } while (this.pumpAgain && !this.stopped);
     } catch (error) {
-      this.options.log.warn({ err: error }, 'webhook deliveries could not be fetched; trying again in 1 s');
-      this.wakeAt(Date.now() + 1000);
+      this.options.log.warn({ err: error }, `webhook deliveries could not be fetched; trying again in ${FETCH_RETRY_MS / 1000} s`);
+      this.wakeAt(Date.now() + FETCH_RETRY_MS);
     } finally {
       this.pumping = false;
     }
@@ -153,7 +158,7 @@ export class WebhookDispatcher {
 
   /** Exponential from the base, with jitter (50–100 % of the step) so failed receivers are not hit in waves. */
   private retryDelayMs(attempts: number): number {
-    const step = Math.min(this.options.retryBaseMs * 2 ** (attempts - 1), this.options.maxRetryDelayMs ?? 7_200_000);
+    const step = Math.min(this.options.retryBaseMs * 2 ** (attempts - 1), this.options.maxRetryDelayMs ?? WEBHOOK_MAX_RETRY_DELAY_MS);
     return Math.round(step * (0.5 + Math.random() * 0.5));
   }
 }

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import { ZodError } from 'zod';
-import { StoreUnavailableError } from '../errors.js';
+import { StoreUnavailableError } from '../store/job-store.js';
 import { STACK_MAX, type JobError, type JobLogLine, type JobRecord } from '../jobs/job.js';
 import { jobLogger, redact } from './job-log.js';
 import { JobFailure, type JobAbortReason, type JobContext } from '../handlers/handler.js';

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterEach, describe, expect, inject, it } from 'vitest';
-import { StoreUnavailableError } from '../../src/errors.js';
+import { StoreUnavailableError } from '../../src/store/job-store.js';
 import { RedisOpsStore } from '../../src/ops/redis-ops-store.js';
 import { freePort } from '../helpers/redis-server.js';
 import { describeOpsStoreContract, workerRecord } from './ops-store.contract.js';

@@ -3,14 +3,14 @@ import type { AddressInfo } from 'node:net';
 import type { FastifyInstance, InjectOptions } from 'fastify';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { z } from 'zod';
-import { problemCatalog, StoreUnavailableError } from '../../src/errors.js';
+import { problemCatalog } from '../../src/errors.js';
 import { defineHandler } from '../../src/handlers/handler.js';
 import { MAX_JSON_DEPTH } from '../../src/http/json-depth.js';
 import { RedisJobStore } from '../../src/store/redis-job-store.js';
 import { rawRequest } from '../helpers/raw-http.js';
 import type { JobRecord, NewJob } from '../../src/jobs/job.js';
 import { newJobId } from '../../src/jobs/job-id.js';
-import type { JobStore, ListPage, StoreStats } from '../../src/store/job-store.js';
+import { StoreUnavailableError, type JobStore, type ListPage, type StoreStats } from '../../src/store/job-store.js';
 import { MemoryJobStore } from '../../src/store/memory-job-store.js';
 import { expectProblem, harnessScope } from './helpers.js';
 

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { StoreUnavailableError } from '../../src/errors.js';
+import { StoreUnavailableError } from '../../src/store/job-store.js';
 import { healthSchema } from '../../src/routes/schemas.js';
 import { MemoryOpsStore } from '../../src/ops/memory-ops-store.js';
 import { MemoryJobStore } from '../../src/store/memory-job-store.js';

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterEach, describe, expect, inject, it } from 'vitest';
-import { StoreUnavailableError } from '../../src/errors.js';
+import { StoreUnavailableError } from '../../src/store/job-store.js';
 import { newJobId } from '../../src/jobs/job-id.js';
 import { RedisJobStore } from '../../src/store/redis-job-store.js';
 import { spawnRedis, type SpawnedRedis } from '../helpers/redis-server.js';

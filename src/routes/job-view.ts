@@ -1,12 +1,16 @@
 import type { z } from 'zod';
-import { isTerminal, type JobError, type JobRecord } from './job.js';
-import type { adminJobDetailSchema, adminJobSchema, jobErrorSchema, jobSchema } from '../routes/schemas.js';
-import type { JobLogLine } from './job.js';
+import { rfc3339 } from '../http/value-schemas.js';
+import { isTerminal, type JobError, type JobLogLine, type JobRecord } from '../jobs/job.js';
+import type { adminJobDetailSchema, adminJobSchema, jobErrorSchema, jobSchema } from './schemas.js';
+
+/** The HTTP rendering of a job: the Job resource (clients, webhooks) and the operators' AdminJob. */
 
 export type JobResource = z.infer<typeof jobSchema>;
 
-const iso = (ms: number): string => new Date(ms).toISOString();
-const isoOrNull = (ms: number | null): string | null => (ms === null ? null : iso(ms));
+const isoOrNull = (ms: number | null): string | null => (ms === null ? null : rfc3339(ms));
+
+/** Longest Retry-After a poller of a delayed job is given, in seconds: it polls at least this often. */
+const MAX_POLL_RETRY_AFTER_S = 60;
 
 export const jobPath = (id: string): string => `/v1/jobs/${id}`;
 
@@ -39,10 +43,10 @@ export function renderJob(job: JobRecord, eventsLink?: string): JobResource {
     attempt: job.attempt,
     max_attempts: job.maxAttempts,
     version: job.version,
-    created_at: iso(job.createdAt),
-    run_at: iso(job.runAt),
+    created_at: rfc3339(job.createdAt),
+    run_at: rfc3339(job.runAt),
     started_at: isoOrNull(job.startedAt),
-    updated_at: iso(job.updatedAt),
+    updated_at: rfc3339(job.updatedAt),
     completed_at: isoOrNull(job.completedAt),
     expires_at: isoOrNull(job.expiresAt),
     cached_from: job.cachedFrom,
@@ -54,7 +58,7 @@ export function renderJob(job: JobRecord, eventsLink?: string): JobResource {
         event: job.webhookDelivery.event,
         status: job.webhookDelivery.status,
         attempts: job.webhookDelivery.attempts,
-        at: iso(job.webhookDelivery.at),
+        at: rfc3339(job.webhookDelivery.at),
         response_status: job.webhookDelivery.responseStatus,
         error: job.webhookDelivery.error,
         next_attempt_at: isoOrNull(job.webhookDelivery.nextAttemptAt),
@@ -76,16 +80,16 @@ export function renderAdminJobDetail(job: JobRecord, logs: JobLogLine[]): z.infe
       attempt: attempt.attempt,
       worker_id: attempt.workerId,
       started_at: isoOrNull(attempt.startedAt),
-      ended_at: iso(attempt.endedAt),
+      ended_at: rfc3339(attempt.endedAt),
       outcome: attempt.outcome,
       error: attempt.error && { code: attempt.error.code, message: attempt.error.message, retryable: attempt.error.retryable, stack: attempt.error.stack ?? null },
     })),
-    logs: logs.map((line) => ({ at: iso(line.at), attempt: line.attempt, level: line.level, message: line.message })),
+    logs: logs.map((line) => ({ at: rfc3339(line.at), attempt: line.attempt, level: line.level, message: line.message })),
   };
 }
 
-/** Seconds a poller should wait before asking again: 1 while the job can start, else until its run_at (≤ 60). */
+/** Seconds a poller should wait before asking again: 1 while the job can start, else until its run_at (≤ MAX_POLL_RETRY_AFTER_S). */
 export function retryAfterSeconds(job: JobRecord, now: number): number {
-  if (job.status === 'queued' && job.runAt > now) return Math.min(60, Math.max(1, Math.ceil((job.runAt - now) / 1000)));
+  if (job.status === 'queued' && job.runAt > now) return Math.min(MAX_POLL_RETRY_AFTER_S, Math.max(1, Math.ceil((job.runAt - now) / 1000)));
   return 1;
 }

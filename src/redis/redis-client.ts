@@ -1,6 +1,6 @@
 import { Cluster, Redis, ReplyError, type RedisOptions } from 'ioredis';
 import { withDeadline } from '../deadline.js';
-import { StoreUnavailableError } from '../errors.js';
+import { StoreUnavailableError } from '../store/job-store.js';
 
 /*
  * How the Redis-backed stores (jobs, src/store/redis-job-store.ts; operator state, src/ops/redis-ops-store.ts)

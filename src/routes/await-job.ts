@@ -1,5 +1,5 @@
 import type { JobStore } from '../store/job-store.js';
-import type { JobRecord } from './job.js';
+import type { JobRecord } from '../jobs/job.js';
 
 /**
  * Waits until the job satisfies `until`, is gone, `timeoutMs` passes or `signal` fires, and answers the

@@ -1,0 +1,151 @@
+import { createHash } from 'node:crypto';
+import type { z } from 'zod';
+import { HttpProblem, problem, type Problem } from '../errors.js';
+import type { Handler } from '../handlers/handler.js';
+import type { HandlerRegistry } from '../handlers/registry.js';
+import { jsonPointer } from '../http/error-handler.js';
+import { canonicalJson } from '../jobs/canonical-json.js';
+import { newJobId } from '../jobs/job-id.js';
+import { DEFAULT_MAX_ATTEMPTS, defaultWebhookEvents, WebhookEvent, type CacheRequest, type JobRecord, type JobWebhook, type NewJob } from '../jobs/job.js';
+import type { OutboundPolicy } from '../outbound/outbound-policy.js';
+import { TooManyActiveJobsError, type JobStore } from '../store/job-store.js';
+import type { createJobBody } from './schemas.js';
+
+/**
+ * The steps of a submit (POST /v1/jobs), in the order the route takes them: the type's handler, the input
+ * checked against it, the Idempotency-Key header, the new job built from the body, then created, or the
+ * job an earlier request with the same Idempotency-Key made replayed.
+ */
+
+type CreateJobBody = z.infer<typeof createJobBody>;
+
+const idempotencyKeyPattern = /^[\x21-\x7e]{1,255}$/;
+/** Retry-After of a refusal for too many active jobs: long enough for some to finish. */
+const TOO_MANY_ACTIVE_RETRY_AFTER_S = 5;
+
+/** The handler of the submitted type; a 422 problem listing the known types when there is none. */
+export function handlerFor(handlers: HandlerRegistry, type: string): Handler {
+  const handler = handlers.get(type);
+  if (handler) return handler;
+  throw new HttpProblem('unknown-job-type', `Unknown job type "${type}". Known types: ${handlers.types.join(', ')}.`, {
+    errors: [{ pointer: '/type', detail: `must be one of: ${handlers.types.join(', ')}` }],
+    extensions: { known_types: handlers.types },
+  });
+}
+
+/** The 422 problem when the input does not fit the type's schema (a pointer per issue), else undefined. */
+export function inputProblem(handler: Handler, body: CreateJobBody): Problem | undefined {
+  const parsed = handler.input.safeParse(body.input);
+  if (parsed.success) return undefined;
+  const errors = parsed.error.issues.flatMap((issue) =>
+    issue.code === 'unrecognized_keys'
+      ? issue.keys.map((key) => ({ pointer: jsonPointer(['input', ...issue.path, key]), detail: 'unknown field' }))
+      : [{ pointer: jsonPointer(['input', ...issue.path]), detail: issue.message }],
+  );
+  return problem('validation-failed', `The input does not fit job type "${body.type}".`, errors);
+}
+
+/** The Idempotency-Key header, checked (1 to 255 visible ASCII characters; a 400 problem otherwise); undefined without one. */
+export function idempotencyKeyOf(header: unknown): string | undefined {
+  if (header === undefined) return undefined;
+  if (typeof header !== 'string' || !idempotencyKeyPattern.test(header)) {
+    throw new HttpProblem('bad-request', 'Invalid header: Idempotency-Key (1 to 255 visible ASCII characters).', {
+      errors: [{ pointer: 'Idempotency-Key', detail: '1 to 255 visible ASCII characters' }],
+    });
+  }
+  return header;
+}
+
+export interface SubmitContext {
+  tenant: string;
+  now: number;
+  /** The request's Cache-Control header: `no-cache` refreshes a reused result. */
+  cacheControl: string | undefined;
+  /** Set when webhooks are configured: the outbound rules a webhook URL must pass. */
+  webhookPolicy: OutboundPolicy | undefined;
+}
+
+/** The job to store for a valid submit: the body's settings, else the type's, else the defaults. */
+export function buildNewJob(body: CreateJobBody, handler: Handler, { tenant, now, cacheControl, webhookPolicy }: SubmitContext): NewJob {
+  const runAt = body.run_at !== undefined ? Date.parse(body.run_at) : now + Math.round((body.delay_s ?? 0) * 1000);
+  return {
+    id: newJobId(now),
+    type: body.type,
+    tenant,
+    input: body.input,
+    metadata: body.metadata ?? {},
+    priority: body.priority,
+    maxAttempts: body.max_attempts ?? handler.max_attempts ?? DEFAULT_MAX_ATTEMPTS,
+    timeoutS: body.timeout_s ?? handler.timeout_s ?? null,
+    createdAt: now,
+    runAt: Math.max(runAt, now),
+    webhook: toWebhook(body.webhook, webhookPolicy),
+    cache: cacheRequest(handler, tenant, body.type, body.input, runAt <= now, cacheControl),
+  };
+}
+
+export interface CreateRequest {
+  /** The request body: with an Idempotency-Key, its canonical digest is what a repeat must match. */
+  body: CreateJobBody;
+  idempotencyKey: string | undefined;
+  idempotencyTtlMs: number;
+  /** Most queued or running jobs the tenant may have; unlimited when undefined. */
+  maxActive: number | undefined;
+}
+
+/**
+ * Stores the new job; with an Idempotency-Key, answers the job an earlier request with that key and the same
+ * body made instead (`replayed`; undefined without a key). Problems: 429 too-many-active-jobs, 422
+ * idempotency-key-reused (the key came with another body).
+ */
+export async function createOrReplay(store: JobStore, newJob: NewJob, request: CreateRequest): Promise<{ job: JobRecord; replayed: boolean | undefined }> {
+  const options = { maxActive: request.maxActive };
+  if (request.idempotencyKey === undefined) {
+    return { job: await store.create(newJob, options).catch(tooManyActive), replayed: undefined };
+  }
+  const fingerprint = createHash('sha256').update(canonicalJson(request.body)).digest('hex');
+  const outcome = await store
+    .createOnce(newJob, { key: request.idempotencyKey, fingerprint, ttlMs: request.idempotencyTtlMs }, options)
+    .catch(tooManyActive);
+  if (outcome === 'key-reused') {
+    throw new HttpProblem('idempotency-key-reused', 'This Idempotency-Key was used for a different request; use a new key for a new job.', {
+      errors: [{ pointer: 'Idempotency-Key', detail: 'already used with another request body' }],
+    });
+  }
+  return outcome;
+}
+
+function tooManyActive(error: unknown): never {
+  if (error instanceof TooManyActiveJobsError) {
+    throw new HttpProblem('too-many-active-jobs', `You have ${error.limit} or more jobs queued or running; submit more once some have finished.`, {
+      headers: { 'retry-after': String(TOO_MANY_ACTIVE_RETRY_AFTER_S) },
+    });
+  }
+  throw error;
+}
+
+/** The job's webhook, checked: webhooks must be configured, and a literal address must pass the outbound rules. */
+function toWebhook(webhook: { url: string; events?: WebhookEvent[] } | undefined, policy: OutboundPolicy | undefined): JobWebhook | null {
+  if (webhook === undefined) return null;
+  if (!policy) {
+    throw fieldProblem('This service sends no webhooks: WEBHOOK_SECRET is not set.', '/webhook', 'webhooks are not configured on this service');
+  }
+  const refusal = policy.literalRefusal(new URL(webhook.url));
+  if (refusal) throw fieldProblem(`The webhook URL is refused: ${refusal}.`, '/webhook/url', refusal);
+  const events = webhook.events ?? defaultWebhookEvents;
+  return { url: webhook.url, events: WebhookEvent.options.filter((event) => events.includes(event)) };
+}
+
+/**
+ * Result reuse for this submit, when its type opted in (`cache` in the handler) and it is not delayed. The
+ * digest covers tenant, type and canonical input: one tenant never gets another's results.
+ */
+function cacheRequest(handler: Handler, tenant: string, type: string, input: unknown, runsNow: boolean, cacheControl: string | undefined): CacheRequest | undefined {
+  if (!handler.cache || !runsNow) return undefined;
+  const digest = createHash('sha256').update(`${tenant}\n${type}\n${canonicalJson(input)}`).digest('hex');
+  const refresh = cacheControl !== undefined && /(^|,)\s*no-cache\s*(,|$)/i.test(cacheControl);
+  return { digest, ttlMs: handler.cache.ttl_s * 1000, mode: refresh ? 'refresh' : 'reuse' };
+}
+
+const fieldProblem = (detail: string, pointer: string, fieldDetail: string): HttpProblem =>
+  new HttpProblem('validation-failed', detail, { errors: [{ pointer, detail: fieldDetail }] });
