@@ -17,6 +17,11 @@ export interface RedisConnectionOptions {
   sentinelMaster?: string;
   connectTimeoutMs: number;
   commandTimeoutMs: number;
+  /**
+   * Commands sent at once rather than gathered into the next auto-pipeline: the worker's claim and finish
+   * scripts already carry a batch each, and the pipeline's bookkeeping costs more per call than it saves.
+   */
+  unpipelinedCommands?: string[];
 }
 
 /** Reply errors that mean "Redis cannot serve right now", not "our script is wrong". */
@@ -71,11 +76,12 @@ export function createClient(options: RedisConnectionOptions): RedisClient {
     commandTimeout: options.commandTimeoutMs,
     retryStrategy: (attempt) => Math.min(attempt * 200, 2000),
   };
+  const pipelining = { enableAutoPipelining: true, autoPipeliningIgnoredCommands: options.unpipelinedCommands ?? [] };
   if (options.cluster) {
     return new Cluster([{ host: url.hostname, port: Number(url.port || 6379) }], {
       lazyConnect: true,
       enableOfflineQueue: false,
-      enableAutoPipelining: true,
+      ...pipelining,
       redisOptions: { ...common, ...auth },
       clusterRetryStrategy: (attempt) => Math.min(attempt * 200, 2000),
     });
@@ -84,11 +90,11 @@ export function createClient(options: RedisConnectionOptions): RedisClient {
     return new Redis({
       ...common,
       ...auth,
-      enableAutoPipelining: true,
+      ...pipelining,
       sentinels: options.sentinels,
       name: options.sentinelMaster ?? 'mymaster',
       ...(auth.password ? { sentinelPassword: auth.password } : {}),
     });
   }
-  return new Redis(options.url, { ...common, enableAutoPipelining: true });
+  return new Redis(options.url, { ...common, ...pipelining });
 }

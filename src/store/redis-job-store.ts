@@ -67,6 +67,9 @@ const scriptNames = [
   'append_logs', 'run_now', 'import',
 ] as const;
 type ScriptName = (typeof scriptNames)[number];
+/** The worker's batched calls: each already carries many jobs, so they skip ioredis's auto-pipeline. */
+const workerScripts: readonly ScriptName[] = ['claim', 'finish_claim', 'finish', 'renew', 'progress'];
+const commandOf = (name: ScriptName): string => `ajs_${name}`;
 
 const luaDir = new URL('./lua/', import.meta.url);
 /** Helper functions every script gets: shared state-change steps, then the claim and finish logic. */
@@ -124,7 +127,7 @@ export class RedisJobStore implements JobStore {
     const header = `${this.keys.luaKeyHelpers()}\n${packedFieldsLua}\n`;
     this.scripts = {} as Record<ScriptName, ScriptCaller>;
     for (const name of scriptNames) {
-      const command = `ajs_${name}`;
+      const command = commandOf(name);
       redis.defineCommand(command, { numberOfKeys: 1, lua: `${header}${luaLibraryFor(name)}\n${luaBodies[name]}` });
       const call = (redis as unknown as Record<string, (...args: (string | number)[]) => Promise<unknown>>)[command]!.bind(redis);
       this.scripts[name] = (keys, args) => call(...keys, ...args);
@@ -137,7 +140,7 @@ export class RedisJobStore implements JobStore {
 
   /** Connects and checks the server answers; throws StoreUnavailableError otherwise (and closes the client). */
   static async connect(options: RedisJobStoreOptions): Promise<RedisJobStore> {
-    const redis = createClient(options);
+    const redis = createClient({ ...options, unpipelinedCommands: workerScripts.map(commandOf) });
     redis.on('error', () => undefined); // connection errors surface per command as StoreUnavailableError
     try {
       await withDeadline(
