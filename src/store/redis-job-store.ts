@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { deflateRawSync, inflateRawSync } from 'node:zlib';
-import { Cluster, ReplyError } from 'ioredis';
+import { Cluster } from 'ioredis';
 import { withDeadline } from '../deadline.js';
 import { StoreUnavailableError } from './job-store.js';
 import {
@@ -64,7 +64,7 @@ local PACKED_INDEX = { ${JOB_FIELDS.map((field, i) => `${field} = ${i + 1}`).joi
 `;
 const scriptNames = [
   'create', 'claim', 'renew', 'progress', 'finish', 'finish_claim', 'cancel', 'delete', 'retry', 'purge', 'sweep', 'webhook_claim', 'webhook_settle',
-  'append_logs', 'run_now', 'import',
+  'append_logs', 'run_now', 'import', 'read',
 ] as const;
 type ScriptName = (typeof scriptNames)[number];
 /** The worker's batched calls: each already carries many jobs, so they skip ioredis's auto-pipeline. */
@@ -128,7 +128,9 @@ export class RedisJobStore implements JobStore {
     this.scripts = {} as Record<ScriptName, ScriptCaller>;
     for (const name of scriptNames) {
       const command = commandOf(name);
-      redis.defineCommand(command, { numberOfKeys: 1, lua: `${header}${luaLibraryFor(name)}\n${luaBodies[name]}` });
+      // `read` is a plain read: it needs neither the library nor the field tables, which cost every call.
+      const lua = name === 'read' ? luaBodies[name] : `${header}${luaLibraryFor(name)}\n${luaBodies[name]}`;
+      redis.defineCommand(command, { numberOfKeys: 1, lua });
       const call = (redis as unknown as Record<string, (...args: (string | number)[]) => Promise<unknown>>)[command]!.bind(redis);
       this.scripts[name] = (keys, args) => call(...keys, ...args);
     }
@@ -603,18 +605,11 @@ export class RedisJobStore implements JobStore {
     return due.length > 0 ? Math.min(...due) : null;
   }
 
-  /**
-   * A job's fields, whichever form it has: a hash while active, one packed JSON string once finished.
-   * Both reads go out together (auto-pipelined: one round trip); the one of the wrong type answers WRONGTYPE.
-   */
+  /** A job's fields, whichever form it has: a hash while active, one packed JSON string once finished (read.lua). */
   private async readFields(id: string): Promise<Record<string, string>> {
-    const key = this.keys.job(id);
-    const [hash, packed] = await Promise.allSettled([this.redis.hgetall(key), this.redis.get(key)]);
-    if (hash.status === 'fulfilled' && Object.keys(hash.value).length > 0) return hash.value;
-    if (packed.status === 'fulfilled') return packed.value === null ? {} : unpackFields(packed.value);
-    if (hash.status === 'fulfilled') throw packed.reason; // the GET failed for another reason than the type
-    if (!isWrongType(hash.reason)) throw hash.reason;
-    throw packed.reason;
+    const reply = (await this.scripts.read([this.keys.job(id)], [])) as string | string[] | null;
+    if (reply === null) return {};
+    return typeof reply === 'string' ? unpackFields(reply) : pairsToHash(reply);
   }
 
   /** JSON, deflated (and base64'd, to stay a text field) above the compression threshold. */
@@ -662,8 +657,6 @@ function unpackFields(packed: string): Record<string, string> {
   });
   return fields;
 }
-
-const isWrongType = (error: unknown): boolean => error instanceof ReplyError && (error as Error).message.startsWith('WRONGTYPE');
 
 function parseFinishReply(reply: unknown): FinishResult {
   if (!Array.isArray(reply)) return 'lost';
