@@ -79,32 +79,86 @@ export async function cannon(options: { url: string; method: 'GET' | 'POST'; bod
 /** The body both POST targets get: an echo job with the 120-byte input. */
 export const CREATE_BODY = JSON.stringify({ type: 'echo', input: PAYLOAD });
 
-export interface HttpRun {
+/** One round: both POSTs back to back, then both GETs back to back, in the round's order. */
+export interface HttpRound {
   create: CannonResult;
   status: CannonResult;
   barePost: CannonResult;
   bareGet: CannonResult;
+  /** Round 1, 3, …: ours first, then the bare route; round 2, 4, …: the bare route first. */
+  oursFirst: boolean;
 }
 
-export async function httpBench(options: { redisUrl: string; keyPrefix: string; connections: number; seconds: number; warmupS: number; log: (m: string) => void }): Promise<HttpRun> {
+export interface HttpRun {
+  rounds: HttpRound[];
+}
+
+/**
+ * Our app (API role) and a bare fastify, each in its own process, started once. Every target is warmed up
+ * once (`warmupS`, not recorded); then `rounds` rounds, each timing POST ours / bare back to back and GET
+ * ours / bare back to back, alternating which of the two goes first.
+ */
+export async function httpBench(options: {
+  redisUrl: string;
+  keyPrefix: string;
+  connections: number;
+  seconds: number;
+  warmupS: number;
+  rounds: number;
+  log: (m: string) => void;
+}): Promise<HttpRun> {
   const app = await startServer({ BENCH_SERVER_MODE: 'app', BENCH_SERVER_REDIS_URL: options.redisUrl, BENCH_SERVER_KEY_PREFIX: options.keyPrefix });
-  const bare = await startServer({ BENCH_SERVER_MODE: 'bare' });
+  const bare = await startServer({ BENCH_SERVER_MODE: 'bare' }).catch(async (error: unknown) => {
+    await app.stop();
+    throw error;
+  });
   try {
     const created = await fetch(`${app.base}/v1/jobs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: CREATE_BODY });
     if (created.status !== 202) throw new Error(`POST /v1/jobs answered ${created.status}: ${await created.text()}`);
     const { id } = (await created.json()) as { id: string };
-    const run = async (label: string, url: string, method: 'GET' | 'POST', body?: string) => {
-      const shape = { url, method, connections: options.connections, ...(body !== undefined ? { body } : {}) };
-      await cannon({ ...shape, seconds: options.warmupS });
-      const result = await cannon({ ...shape, seconds: options.seconds });
-      options.log(`  ${label}: ${Math.round(result.rps)} req/s, p99 ${result.p99} ms, non-2xx ${result.non2xx}, errors ${result.errors}`);
-      return result;
-    };
-    const barePost = await run('bare POST /echo', `${bare.base}/echo`, 'POST', CREATE_BODY);
-    const create = await run('POST /v1/jobs', `${app.base}/v1/jobs`, 'POST', CREATE_BODY);
-    const bareGet = await run('bare GET /hello', `${bare.base}/hello`, 'GET');
-    const status = await run('GET /v1/jobs/{id}', `${app.base}/v1/jobs/${id}`, 'GET');
-    return { create, status, barePost, bareGet };
+    interface Target {
+      label: string;
+      url: string;
+      method: 'GET' | 'POST';
+      body?: string;
+    }
+    const targets = {
+      create: { label: 'POST /v1/jobs', url: `${app.base}/v1/jobs`, method: 'POST', body: CREATE_BODY },
+      barePost: { label: 'bare POST /echo', url: `${bare.base}/echo`, method: 'POST', body: CREATE_BODY },
+      status: { label: 'GET /v1/jobs/{id}', url: `${app.base}/v1/jobs/${id}`, method: 'GET' },
+      bareGet: { label: 'bare GET /hello', url: `${bare.base}/hello`, method: 'GET' },
+    } satisfies Record<string, Target>;
+    const shape = (target: Target) => ({
+      url: target.url,
+      method: target.method,
+      connections: options.connections,
+      ...(target.body !== undefined ? { body: target.body } : {}),
+    });
+    for (const target of Object.values(targets)) await cannon({ ...shape(target), seconds: options.warmupS });
+    const rounds: HttpRound[] = [];
+    for (let round = 0; round < options.rounds; round++) {
+      const oursFirst = round % 2 === 0;
+      const measure = async (target: Target) => {
+        const result = await cannon({ ...shape(target), seconds: options.seconds });
+        options.log(
+          `  round ${round + 1}/${options.rounds} ${target.label}: ${Math.round(result.rps)} req/s, p99 ${result.p99} ms, non-2xx ${result.non2xx}, errors ${result.errors}`,
+        );
+        return result;
+      };
+      const pair = async (ours: Target, reference: Target): Promise<[CannonResult, CannonResult]> => {
+        if (oursFirst) {
+          const first = await measure(ours);
+          return [first, await measure(reference)];
+        }
+        const first = await measure(reference);
+        return [await measure(ours), first];
+      };
+      const [create, barePost] = await pair(targets.create, targets.barePost);
+      const [status, bareGet] = await pair(targets.status, targets.bareGet);
+      options.log(`  round ${round + 1}/${options.rounds}: POST ${(create.rps / barePost.rps).toFixed(2)}× bare, GET ${(status.rps / bareGet.rps).toFixed(2)}× bare`);
+      rounds.push({ create, status, barePost, bareGet, oursFirst });
+    }
+    return { rounds };
   } finally {
     await app.stop();
     await bare.stop();

@@ -99,3 +99,23 @@ export async function inBatches(count: number, batch: number, work: (index: numb
     await Promise.all(pending);
   }
 }
+
+/** Median (the mean of the middle two for an even count); NaN when there is none or any value is NaN. */
+export function median(values: number[]): number {
+  if (values.length === 0 || values.some((value) => Number.isNaN(value))) return Number.NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+/** Index of the median element of `values` (the lower middle for an even count): "the median round". */
+export function medianIndex(values: number[]): number {
+  const order = values.map((value, index) => ({ value, index })).sort((a, b) => a.value - b.value);
+  return order[Math.floor((order.length - 1) / 2)]?.index ?? 0;
+}
+
+/** "0.91× (0.88, 0.91, 0.97)": the median ratio, then every round's ratio in round order. */
+export function fmtRatios(ratios: number[]): string {
+  if (ratios.length <= 1) return fmtRatio(ratios[0] ?? Number.NaN);
+  return `${fmtRatio(median(ratios))} (${ratios.map((ratio) => (Number.isFinite(ratio) ? ratio.toFixed(2) : 'n/a')).join(', ')})`;
+}
