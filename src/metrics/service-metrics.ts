@@ -3,6 +3,7 @@ import { isTerminal, type JobStatus } from '../jobs/job.js';
 import type { JobStore, StoreStats } from '../store/job-store.js';
 import { STORE_PROBE_TIMEOUT_MS } from '../config.js';
 import { withDeadline } from '../deadline.js';
+import type { PoolStoreCommand, WorkerPoolObserver } from '../worker/pool-observer.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -12,25 +13,7 @@ declare module 'fastify' {
 }
 
 /** Store calls timed by `store_command_seconds`: the scrape's own (ping, stats) and the worker pool's. */
-export type StoreCommand = 'ping' | 'stats' | 'finishAndClaim' | 'renewLeases';
-
-/**
- * What a worker pool reports as it works. Every call sits on the pool's hot path, so an implementation
- * must be cheap and must not throw.
- */
-export interface WorkerPoolObserver {
-  /** A claimed job's attempt starts; `waitMs`: how long it had been ready (claim time − max(runAt, createdAt)). */
-  attemptStarted(type: string, waitMs: number): void;
-  /**
-   * An attempt's outcome was written; `status` is the job's status after it (queued when a retry follows).
-   * `waitMs` is the attempt's wait, as `attemptStarted` had it.
-   */
-  attemptFinished(type: string, status: JobStatus, runMs: number, waitMs: number): void;
-  /** A lease was lost: the job was reclaimed, canceled or deleted while this pool ran it. */
-  leaseLost(): void;
-  /** One store call of the pool took `seconds` (failed calls too). */
-  storeCall(command: StoreCommand, seconds: number): void;
-}
+export type StoreCommand = 'ping' | 'stats' | PoolStoreCommand;
 
 /** What a scrape reads: the store (ping, stats) and this instance's pool (slots), if it has one. */
 export interface ScrapeSources {

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { HttpProblem } from '../errors.js';
 import { adminSearchFilter } from '../search/job-search.js';
-import { pagingQuery } from './paging.js';
+import { pagingQuery } from './schemas.js';
 
 /**
  * GET /admin/jobs: paging, and the search filters as plain strings, described as in adminSearchFilter (the

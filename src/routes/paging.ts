@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import type { z } from 'zod';
 import { HttpProblem } from '../errors.js';
 import { isJobId } from '../jobs/job-id.js';
 import type { JobRecord } from '../jobs/job.js';
@@ -7,16 +7,10 @@ import { renderJob, type JobResource } from './job-view.js';
 import type { jobListSchema, listJobsQuery } from './schemas.js';
 
 /**
- * How the API pages job listings (GET /v1/jobs, GET /admin/jobs): the paging query parameters, and the
- * opaque cursor, `base64url("v1:<order>:<last job id>")`, that carries a listing on from the previous page.
+ * How the API pages job listings (GET /v1/jobs, GET /admin/jobs): the opaque cursor,
+ * `base64url("v1:<order>:<last job id>")`, that carries a listing on from the previous page, and a page as
+ * the API answers it. The paging query parameters themselves (pagingQuery) are zod, in schemas.ts.
  */
-
-/** The paging parameters of a listing query. */
-export const pagingQuery = {
-  limit: z.coerce.number().int().min(1).max(100).default(20),
-  cursor: z.string().min(1).optional().describe('`next_cursor` of the previous page'),
-  order: z.enum(['desc', 'asc']).default('desc').describe('By creation time; newest first by default'),
-};
 
 export type ListOrder = 'asc' | 'desc';
 

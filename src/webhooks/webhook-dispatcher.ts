@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { backoffMs, type BackoffOptions } from '../backoff.js';
 import { WEBHOOK_CONCURRENCY, WEBHOOK_MAX_RETRY_DELAY_MS, WEBHOOK_TIMEOUT_MS } from '../config.js';
 import type { WebhookDeliveryState } from '../jobs/job.js';
 import { renderJob } from '../routes/job-view.js';
@@ -42,6 +43,8 @@ export class WebhookDispatcher {
   private readonly concurrency: number;
   private readonly timeoutMs: number;
   private readonly leaseMs: number;
+  /** Exponential from `retryBaseMs`, jittered so failed receivers are not hit in waves (src/backoff.ts). */
+  private readonly retryBackoff: BackoffOptions;
   private timer: NodeJS.Timeout | undefined;
   private unsubscribe: (() => void) | undefined;
   private pumping = false;
@@ -52,6 +55,7 @@ export class WebhookDispatcher {
     this.concurrency = options.concurrency ?? WEBHOOK_CONCURRENCY;
     this.timeoutMs = options.timeoutMs ?? WEBHOOK_TIMEOUT_MS;
     this.leaseMs = options.leaseMs ?? Math.max(MIN_LEASE_MS, this.timeoutMs * 3);
+    this.retryBackoff = { baseMs: options.retryBaseMs, maxMs: options.maxRetryDelayMs ?? WEBHOOK_MAX_RETRY_DELAY_MS };
   }
 
   async start(): Promise<void> {
@@ -138,7 +142,7 @@ export class WebhookDispatcher {
     const state: WebhookDeliveryState = { id: delivery.id, event: delivery.event, status: 'delivered', attempts, at: now, responseStatus, error, nextAttemptAt: null };
     const context = { jobId: delivery.jobId, deliveryId: delivery.id, event: delivery.event, host: url.host, attempts, responseStatus };
     if (error !== null) {
-      const nextAttemptAt = now + this.retryDelayMs(attempts);
+      const nextAttemptAt = now + backoffMs(attempts, this.retryBackoff);
       if (retryable && nextAttemptAt <= delivery.createdAt + (this.options.retryWindowMs ?? WEBHOOK_RETRY_WINDOW_MS)) {
         state.status = 'retrying';
         state.nextAttemptAt = nextAttemptAt;
@@ -154,11 +158,5 @@ export class WebhookDispatcher {
       // Left leased: it is sent again when the lease lapses (the receiver dedupes on webhook-id).
       log.warn({ ...context, err: failure }, 'webhook delivery outcome could not be recorded');
     }
-  }
-
-  /** Exponential from the base, with jitter (50–100 % of the step) so failed receivers are not hit in waves. */
-  private retryDelayMs(attempts: number): number {
-    const step = Math.min(this.options.retryBaseMs * 2 ** (attempts - 1), this.options.maxRetryDelayMs ?? WEBHOOK_MAX_RETRY_DELAY_MS);
-    return Math.round(step * (0.5 + Math.random() * 0.5));
   }
 }

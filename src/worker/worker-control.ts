@@ -1,9 +1,9 @@
 import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import { isTerminal, type JobStatus } from '../jobs/job.js';
-import type { WorkerPoolObserver } from '../metrics/service-metrics.js';
 import { DEFAULT_BEAT_INTERVAL_MS, type FinishedSample, type OpsStore } from '../ops/ops-store.js';
 import type { JobStore } from '../store/job-store.js';
+import type { WorkerPoolObserver } from './pool-observer.js';
 import type { WorkerPool } from './worker-pool.js';
 
 export interface WorkerControlOptions {

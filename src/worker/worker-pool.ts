@@ -1,25 +1,14 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Logger } from 'pino';
-import { ZodError } from 'zod';
-import { StoreUnavailableError } from '../store/job-store.js';
-import { STACK_MAX, type JobError, type JobLogLine, type JobRecord } from '../jobs/job.js';
-import { jobLogger, redact } from './job-log.js';
-import { JobFailure, type JobAbortReason, type JobContext } from '../handlers/handler.js';
+import type { BackoffOptions } from '../backoff.js';
 import type { HandlerRegistry } from '../handlers/registry.js';
-import type { WorkerPoolObserver } from '../metrics/service-metrics.js';
-import type {
-  AttemptOutcome,
-  ClaimLimit,
-  ClaimRequest,
-  FinishAndClaimResult,
-  FinishResult,
-  HeldLease,
-  JobStore,
-  ProgressUpdate,
-  StoreEvent,
-} from '../store/job-store.js';
-import { LOG_LINES_MAX } from '../store/job-store.js';
+import type { JobRecord } from '../jobs/job.js';
+import type { AttemptOutcome, ClaimLimit, FinishResult, JobStore, StoreEvent } from '../store/job-store.js';
+import { JobLogBuffer } from './job-log.js';
+import { waitOf, type WorkerPoolObserver } from './pool-observer.js';
+import { RunningAttempt } from './run-attempt.js';
+import { STORE_RETRY_MS, StoreSync, type PendingFinish } from './store-sync.js';
 
 export interface WorkerPoolOptions {
   store: JobStore;
@@ -27,7 +16,7 @@ export interface WorkerPoolOptions {
   log: Logger;
   concurrency: number;
   leaseMs: number;
-  backoff: { baseMs: number; maxMs: number };
+  backoff: BackoffOptions;
   /** Fleet-wide per-type limits (max concurrency, rate), enforced by the store's claim. */
   limits?: Record<string, ClaimLimit>;
   /** Most jobs leased in one claim call. */
@@ -38,75 +27,34 @@ export interface WorkerPoolOptions {
   observer?: WorkerPoolObserver;
 }
 
-interface RunningJob {
-  job: JobRecord;
-  lease: HeldLease;
-  controller: AbortController;
-  pendingProgress: ProgressUpdate | null;
-  progressTimer: NodeJS.Timeout | null;
-  lastProgressWrite: number;
-  progressWrite: Promise<void>;
-  /** performance.now() when the handler started. */
-  startedAt: number;
-  /** The handler has ended (its slot is free); the outcome may still be on its way to the store. */
-  handlerDone: boolean;
-}
-
 /** The longest an idle worker sleeps without a signal: a safety net should a pub/sub message be lost. */
 const MAX_IDLE_MS = 30_000;
-const STORE_RETRY_MS = 1000;
-const OUTCOME_RETRY_MS = 250;
-/** Most outcomes written in one store call. */
-const FINISH_BATCH = 256;
-/** Store calls one pool keeps in flight at once. */
-const MAX_CALLS_IN_FLIGHT = 3;
-
-interface PendingFinish {
-  job: JobRecord;
-  lease: HeldLease;
-  outcome: AttemptOutcome;
-  log: Logger;
-  /** Writing is pointless after this: the lease has lapsed and the job is someone else's. */
-  leaseEnd: number;
-  settle: () => void;
-  /** How long the handler ran; null for a claimed job handed back unrun. */
-  runMs: number | null;
-}
 
 /**
- * Runs jobs in this process: claims ready jobs from the store into `concurrency` slots, runs their
- * handlers, renews their leases, coalesces their progress writes and records each attempt's outcome.
+ * Runs jobs in this process: claims ready jobs from the store into `concurrency` slots, runs their handlers,
+ * renews their leases and records each attempt's outcome. The pool decides: which slots are taken, when to
+ * claim (signals, sleeping until the next due time, operators' pauses and drains), when to stop, and which
+ * leases to renew. The parts with state of their own are apart, so each can be read alone: the store loop
+ * of outcomes and claims (StoreSync), one attempt from handler call to outcome (RunningAttempt, with its
+ * ProgressWriter), and the handlers' log lines (JobLogBuffer).
  */
 export class WorkerPool {
   readonly workerId = `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
-  private readonly running = new Map<string, RunningJob>();
+  /** The attempts of this pool: those in a slot, and those whose outcome is still being written. */
+  private readonly running = new Map<string, RunningAttempt>();
   private readonly log: Logger;
   private readonly types: string[];
+  private readonly sync: StoreSync;
+  private readonly logs: JobLogBuffer;
   private state: 'idle' | 'running' | 'draining' | 'stopped' = 'idle';
   /** Handlers running now: the slots in use. A job whose outcome is still being written holds no slot. */
   private handlersActive = 0;
-  /** Outcomes waiting to be written: each store call sends all of them, with the next claim. */
-  private pendingFinishes: PendingFinish[] = [];
-  /** Log lines handlers wrote, per job, not yet in the store (written within a second, and when an attempt ends). */
-  private readonly pendingLogs = new Map<string, JobLogLine[]>();
-  private logFlushTimer: NodeJS.Timeout | null = null;
-  /** Store calls in flight (at most MAX_CALLS_IN_FLIGHT), and the slots their claims may fill. */
-  private readonly callsInFlight = new Set<Promise<void>>();
-  private reservedSlots = 0;
-  /** After a failed store call, no new call before this time. */
-  private pausedUntil = 0;
-  private retryTimer: NodeJS.Timeout | null = null;
-  /** False after a claim found less than it asked for and no signal came since: then only a signal claims. */
-  private claimWanted = false;
-  /** Bumped by every work signal; a claim that saw none during its call may sleep. */
+  /** Bumped by every work signal; a look for the next due time that saw one meanwhile does not sleep. */
   private wakeGeneration = 0;
   private wakeTimer: NodeJS.Timeout | null = null;
   private heartbeatTimer: NodeJS.Timeout | null = null;
   private unsubscribe: (() => void) | null = null;
-  private leaseCounter = 0;
-  private storeDown = false;
-  /** While draining, outcome writes to an unreachable store stop being retried after this time. */
-  private giveUpWritesAt = Infinity;
+  /** What a drain waits for: each attempt until its outcome is written (or given up), and each claimed job handed back. */
   private readonly settled = new Set<Promise<void>>();
   readonly counters = { started: 0, succeeded: 0, failed: 0, retried: 0, canceled: 0, leasesLost: 0 };
   /** Types an operator paused (not claimed), and whether an operator drained this worker (claims nothing). */
@@ -118,6 +66,18 @@ export class WorkerPool {
   constructor(private readonly options: WorkerPoolOptions) {
     this.log = options.log.child({ component: 'worker-pool', workerId: this.workerId });
     this.types = options.handlers.types;
+    this.logs = new JobLogBuffer(options.store, this.log);
+    const { store, leaseMs, limits, claimBatch, observer } = options;
+    this.sync = new StoreSync(
+      { store, log: this.log, workerId: this.workerId, leaseMs, limits, claimBatch, observer },
+      {
+        freeSlots: () => (this.state === 'running' && this.claimTypes().length > 0 ? this.options.concurrency - this.handlersActive : 0),
+        claimTypes: () => this.claimTypes(),
+        claimed: (jobs) => this.claimed(jobs),
+        noWorkLeft: () => void this.sleepUntilNextDue(),
+        finished: (finish, result) => this.finished(finish, result),
+      },
+    );
   }
 
   get concurrency(): number {
@@ -215,14 +175,14 @@ export class WorkerPool {
     }
     this.state = 'draining';
     this.changed();
-    this.giveUpWritesAt = Date.now() + graceMs + 1000;
+    this.sync.giveUpWritesAfter(Date.now() + graceMs + 1000);
     this.clearWakeTimer();
-    await Promise.all(this.callsInFlight); // a claim in flight must not start jobs after this point
+    await this.sync.callsEnded(); // a claim in flight must not start jobs after this point
     if (this.running.size > 0) this.log.info({ running: this.running.size, graceMs }, 'draining: waiting for running jobs');
     const allDone = await this.waitForRunning(graceMs);
     if (!allDone) {
       this.log.warn({ jobIds: [...this.running.keys()] }, 'grace period over: aborting running jobs and re-queueing them');
-      for (const running of this.running.values()) running.controller.abort('shutdown' satisfies JobAbortReason);
+      for (const running of this.running.values()) running.abort('shutdown');
       await this.waitForRunning(Infinity);
     }
     this.stop();
@@ -231,7 +191,7 @@ export class WorkerPool {
   private stop(): void {
     this.state = 'stopped';
     this.clearWakeTimer();
-    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.sync.stop();
     if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
     this.unsubscribe?.();
   }
@@ -251,7 +211,7 @@ export class WorkerPool {
 
   private onStoreEvent(event: StoreEvent): void {
     if (event.kind === 'cancel') {
-      this.running.get(event.jobId)?.controller.abort('canceled' satisfies JobAbortReason);
+      this.running.get(event.jobId)?.abort('canceled');
     } else if (event.kind === 'work' && this.claimTypes().includes(event.type)) {
       this.wake();
     }
@@ -262,112 +222,31 @@ export class WorkerPool {
     this.wakeGeneration++;
     if (this.state !== 'running') return;
     this.clearWakeTimer();
-    this.claimWanted = true;
-    this.kick();
+    this.sync.claimAgain();
   }
 
-  /**
-   * The only place this pool talks to the store about outcomes and claims. Each call writes every outcome
-   * waiting and claims for the free slots; up to MAX_CALLS_IN_FLIGHT calls overlap, so Node and Redis
-   * work at the same time, and outcomes that arrive while they are busy go out together in the next one
-   * (group commit): a busy pool spends a fraction of a round trip per job.
-   */
-  private kick(): void {
-    if (Date.now() < this.pausedUntil) return; // the store just failed; the retry timer kicks again
-    while (this.callsInFlight.size < MAX_CALLS_IN_FLIGHT) {
-      const finishes = this.pendingFinishes.splice(0, FINISH_BATCH);
-      const free =
-        this.state === 'running' && this.claimWanted && this.claimTypes().length > 0
-          ? this.options.concurrency - this.handlersActive - this.reservedSlots
-          : 0;
-      if (finishes.length === 0 && free <= 0) return;
-      const claim = free > 0 ? this.claimRequest(Math.min(free, this.options.claimBatch ?? 64)) : null;
-      const call = this.syncCall(finishes, claim).finally(() => {
-        this.callsInFlight.delete(call);
-        this.kick();
-      });
-      this.callsInFlight.add(call);
-    }
-  }
-
-  private async syncCall(finishes: PendingFinish[], claim: ClaimRequest | null): Promise<void> {
-    const generation = this.wakeGeneration;
-    this.reservedSlots += claim?.max ?? 0;
-    let reply: FinishAndClaimResult;
-    const callStarted = this.options.observer ? performance.now() : 0;
-    try {
-      reply = await this.options.store.finishAndClaim(
-        finishes.map((finish) => ({ lease: finish.lease, outcome: finish.outcome, concurrencyLimited: this.isConcurrencyLimited(finish.job.type) })),
-        claim,
-        Date.now(),
-      );
-      this.markStoreUp();
-    } catch (error) {
-      this.onSyncFailure(finishes, error);
-      return;
-    } finally {
-      this.reservedSlots -= claim?.max ?? 0;
-      this.options.observer?.storeCall('finishAndClaim', (performance.now() - callStarted) / 1000);
-    }
-    finishes.forEach((finish, i) => this.settleFinish(finish, reply.results[i]!));
-    if (!claim) return;
+  /** A claim came back: start its jobs, or hand them back if draining began while it was in flight. */
+  private claimed(jobs: JobRecord[]): boolean {
     if (this.state !== 'running') {
-      // Draining began while the claim was in flight: hand those jobs back without counting the attempt.
-      for (const job of reply.claimed) void this.queueFinish(job, { jobId: job.id, leaseId: job.lease!.id }, { kind: 'released' }, this.log);
-      return;
+      for (const job of jobs) {
+        // Handed back without counting the attempt; a drain waits for it like for a running job.
+        const done = this.sync.queueFinish(job, { jobId: job.id, leaseId: job.lease!.id }, { kind: 'released' }, this.log);
+        this.settled.add(done);
+        void done.then(() => this.settled.delete(done));
+      }
+      return false;
     }
-    for (const job of reply.claimed) this.startJob(job);
-    if (reply.claimed.length < claim.max && generation === this.wakeGeneration) {
-      this.claimWanted = false;
-      void this.sleepUntilNextDue(generation);
-    }
+    for (const job of jobs) this.startJob(job);
+    return true;
   }
 
-  private claimRequest(max: number): ClaimRequest {
-    return {
-      types: this.claimTypes(),
-      limits: this.options.limits,
-      max,
-      workerId: this.workerId,
-      leaseId: `${this.workerId}:${++this.leaseCounter}`,
-      leaseMs: this.options.leaseMs,
-      now: Date.now(),
-    };
-  }
-
-  /** The store did not take the call: outcomes are retried until their lease would lapse; claiming resumes later. */
-  private onSyncFailure(finishes: PendingFinish[], error: unknown): void {
-    const unavailable = error instanceof StoreUnavailableError;
-    if (unavailable) this.markStoreDown(error);
-    else this.log.error({ err: error }, 'store call failed');
-    const now = Date.now();
-    const keep = finishes.filter((finish) => unavailable && now < Math.min(finish.leaseEnd, this.giveUpWritesAt));
-    for (const finish of finishes) {
-      if (keep.includes(finish)) continue;
-      finish.log.error({ err: error, outcome: finish.outcome.kind }, 'could not record the outcome; the lease will lapse and the job run again');
-      this.forget(finish);
-    }
-    this.pendingFinishes.unshift(...keep);
-    const pause = this.pendingFinishes.length > 0 ? OUTCOME_RETRY_MS : STORE_RETRY_MS;
-    this.pausedUntil = Date.now() + pause;
-    if (this.retryTimer) clearTimeout(this.retryTimer);
-    this.retryTimer = setTimeout(() => {
-      this.retryTimer = null;
-      // A timer may fire a millisecond before Date.now() reaches pausedUntil: lift the pause here, or
-      // kick() would return and nothing would send the waiting outcomes (their leases renewed forever).
-      this.pausedUntil = 0;
-      if (this.state === 'running') this.claimWanted = true;
-      this.kick();
-    }, pause);
-    this.retryTimer.unref();
-  }
-
-  private async sleepUntilNextDue(generation: number): Promise<void> {
+  private async sleepUntilNextDue(): Promise<void> {
+    const generation = this.wakeGeneration;
     let next: number | null;
     try {
       next = await this.options.store.nextWakeAt(this.claimTypes(), this.options.limits);
     } catch (error) {
-      this.markStoreDown(error);
+      this.sync.markStoreDown(error);
       next = Date.now() + STORE_RETRY_MS;
     }
     if (generation !== this.wakeGeneration) return; // a signal came meanwhile and was acted on
@@ -387,17 +266,7 @@ export class WorkerPool {
   }
 
   private startJob(job: JobRecord): void {
-    const running: RunningJob = {
-      job,
-      lease: { jobId: job.id, leaseId: job.lease!.id },
-      controller: new AbortController(),
-      pendingProgress: null,
-      progressTimer: null,
-      lastProgressWrite: 0,
-      progressWrite: Promise.resolve(),
-      startedAt: performance.now(),
-      handlerDone: false,
-    };
+    const running = new RunningAttempt(job, this.options.store, this.options.progressIntervalMs);
     this.running.set(job.id, running);
     this.handlersActive++;
     this.counters.started++;
@@ -407,128 +276,34 @@ export class WorkerPool {
     this.settled.add(done);
   }
 
-  /** Queues an outcome for the sync loop; the promise resolves once it is written (or given up). */
-  private queueFinish(job: JobRecord, lease: HeldLease, outcome: AttemptOutcome, log: Logger, runMs: number | null = null): Promise<void> {
-    let settle!: () => void;
-    const done = new Promise<void>((resolve) => (settle = resolve));
-    this.settled.add(done);
-    void done.then(() => this.settled.delete(done));
-    this.pendingFinishes.push({ job, lease, outcome, log, leaseEnd: Date.now() + this.options.leaseMs, settle, runMs });
-    this.kick();
-    return done;
+  private async runJob(running: RunningAttempt): Promise<void> {
+    const { job } = running;
+    const handler = this.options.handlers.get(job.type)!;
+    const log = this.log.child({ jobId: job.id, jobType: job.type, attempt: job.attempt });
+    const { outcome, runMs } = await running.run({ handler, log, keepLogLine: this.logs.keep, backoff: this.options.backoff });
+    this.logs.flush();
+    this.handlersActive--;
+    running.handlerDone = true;
+    this.changed();
+    if (outcome) await this.sync.queueFinish(job, running.lease, outcome, log, runMs); // this promise is in `settled` until then
+    else {
+      this.running.delete(job.id); // lease lost: nothing to write
+      this.sync.kick();
+    }
   }
 
-  private settleFinish(finish: PendingFinish, result: FinishResult): void {
+  /** The store loop is done with an outcome: count it, and forget the job unless a newer attempt of it runs here. */
+  private finished(finish: PendingFinish, result: FinishResult | null): void {
     if (result === 'lost') {
       this.counters.leasesLost++;
       this.options.observer?.leaseLost();
       finish.log.warn({ outcome: finish.outcome.kind }, 'lease lost before the outcome was written; another attempt owns the job now');
-    } else {
+    } else if (result !== null) {
       this.count(result.status, finish.outcome);
       if (finish.runMs !== null) this.options.observer?.attemptFinished(finish.job.type, result.status, finish.runMs, waitOf(finish.job));
       finish.log.debug({ status: result.status, outcome: finish.outcome.kind }, 'attempt finished');
     }
-    this.forget(finish);
-  }
-
-  private forget(finish: PendingFinish): void {
     if (this.running.get(finish.job.id)?.lease.leaseId === finish.lease.leaseId) this.running.delete(finish.job.id);
-    finish.settle();
-  }
-
-  private isConcurrencyLimited(type: string): boolean {
-    return this.options.limits?.[type]?.maxConcurrency !== undefined;
-  }
-
-  private readonly keepLogLineBound = (jobId: string, line: JobLogLine): void => this.keepLogLine(jobId, line);
-
-  private async runJob(running: RunningJob): Promise<void> {
-    const keepLogLine = this.keepLogLineBound;
-    const { job, controller } = running;
-    const handler = this.options.handlers.get(job.type)!;
-    const log = this.log.child({ jobId: job.id, jobType: job.type, attempt: job.attempt });
-    const timeoutS = job.timeoutS ?? handler.timeout_s ?? null;
-    const timeout = timeoutS === null ? null : setTimeout(() => controller.abort('timeout' satisfies JobAbortReason), timeoutS * 1000);
-    let handlerLog: Logger | undefined;
-    const ctx: JobContext = {
-      jobId: job.id,
-      attempt: job.attempt,
-      signal: controller.signal,
-      // Made on first use: most handlers never log, and a capturing logger per job is not free.
-      get log() {
-        return (handlerLog ??= jobLogger(log, job.attempt, (line) => keepLogLine(job.id, line)));
-      },
-      progress: (percent, details) => this.queueProgress(running, percent, details),
-    };
-    let outcome: AttemptOutcome | null;
-    try {
-      const input = handler.input.parse(job.input);
-      const result = await untilAborted(handler.run(input, ctx), controller.signal);
-      outcome = { kind: 'succeeded', result };
-    } catch (thrown) {
-      outcome = this.outcomeOfFailure(job, controller.signal, thrown, log);
-    } finally {
-      if (timeout) clearTimeout(timeout);
-      if (running.progressTimer) clearTimeout(running.progressTimer);
-      running.progressTimer = null;
-    }
-    const runMs = performance.now() - running.startedAt;
-    // "The last one is always written": flush progress reported since the last write, before the outcome.
-    if (outcome && running.pendingProgress && !controller.signal.aborted) {
-      const update = running.pendingProgress;
-      running.pendingProgress = null;
-      running.progressWrite = running.progressWrite.then(() =>
-        this.options.store.reportProgress(running.lease, update, Date.now()).then(() => undefined, () => undefined),
-      );
-    }
-    await running.progressWrite;
-    this.flushLogs();
-    this.handlersActive--;
-    running.handlerDone = true;
-    this.changed();
-    if (outcome) await this.queueFinish(job, running.lease, outcome, log, runMs);
-    else {
-      this.running.delete(job.id); // lease lost: nothing to write
-      this.kick();
-    }
-  }
-
-  private keepLogLine(jobId: string, line: JobLogLine): void {
-    let lines = this.pendingLogs.get(jobId);
-    if (!lines) this.pendingLogs.set(jobId, (lines = []));
-    if (lines.length < LOG_LINES_MAX) lines.push(line); // a flood between two writes keeps its first lines
-    if (!this.logFlushTimer) {
-      this.logFlushTimer = setTimeout(() => this.flushLogs(), 1000);
-      this.logFlushTimer.unref();
-    }
-  }
-
-  private flushLogs(): void {
-    if (this.logFlushTimer) clearTimeout(this.logFlushTimer);
-    this.logFlushTimer = null;
-    if (this.pendingLogs.size === 0) return;
-    const entries = [...this.pendingLogs].map(([jobId, lines]) => ({ jobId, lines }));
-    this.pendingLogs.clear();
-    this.options.store.appendLogs(entries).catch((error: unknown) => this.log.warn({ err: error, jobs: entries.length }, 'could not store job log lines'));
-  }
-
-  /** Null when nothing should be written: the lease was lost to another worker. */
-  private outcomeOfFailure(job: JobRecord, signal: AbortSignal, thrown: unknown, log: Logger): AttemptOutcome | null {
-    if (signal.aborted) {
-      const reason = signal.reason as JobAbortReason;
-      if (reason === 'canceled') return { kind: 'canceled' };
-      if (reason === 'shutdown') return { kind: 'released' };
-      if (reason === 'lease-lost') return null;
-      return this.failOrRetry(job, { code: 'timeout', message: `the attempt ran longer than its timeout`, retryable: true });
-    }
-    const error = toJobError(thrown);
-    log.warn({ err: thrown, code: error.code, retryable: error.retryable }, 'attempt failed');
-    return this.failOrRetry(job, error);
-  }
-
-  private failOrRetry(job: JobRecord, error: JobError): AttemptOutcome {
-    if (!error.retryable || job.attempt >= job.maxAttempts) return { kind: 'failed', error };
-    return { kind: 'retry', error, runAt: Date.now() + backoffMs(job.attempt, this.options.backoff) };
   }
 
   private count(status: JobRecord['status'], outcome: AttemptOutcome): void {
@@ -538,113 +313,27 @@ export class WorkerPool {
     else if (outcome.kind === 'retry') this.counters.retried++;
   }
 
-  private queueProgress(running: RunningJob, percent: number | null, details: { step?: string; message?: string } = {}): void {
-    if (running.controller.signal.aborted) return;
-    const previous = running.pendingProgress;
-    running.pendingProgress = {
-      percent: percent === null || !Number.isFinite(percent) ? (previous?.percent ?? null) : percent,
-      step: details.step || previous?.step || null,
-      message: details.message || previous?.message || null,
-    };
-    if (running.progressTimer) return;
-    const interval = this.options.progressIntervalMs ?? 250;
-    const wait = Math.max(0, running.lastProgressWrite + interval - Date.now());
-    running.progressTimer = setTimeout(() => {
-      running.progressTimer = null;
-      const update = running.pendingProgress;
-      running.pendingProgress = null;
-      if (!update || running.controller.signal.aborted) return;
-      running.lastProgressWrite = Date.now();
-      running.progressWrite = running.progressWrite.then(() =>
-        this.options.store.reportProgress(running.lease, update, Date.now()).then(
-          (held) => {
-            if (!held) running.controller.abort('lease-lost' satisfies JobAbortReason);
-          },
-          () => undefined, // progress is best effort; the next write or the outcome carries on
-        ),
-      );
-    }, wait);
-  }
-
   private async renewLeases(): Promise<void> {
-    if (this.pendingFinishes.length > 0) this.kick(); // a backstop: waiting outcomes must not wait for a signal
+    if (this.sync.outcomesWaiting) this.sync.kick(); // a backstop: waiting outcomes must not wait for a signal
     if (this.running.size === 0) return;
     const leases = [...this.running.values()].map((running) => running.lease);
     const callStarted = this.options.observer ? performance.now() : 0;
     try {
       const { lost, cancelRequested } = await this.options.store.renewLeases(leases, this.options.leaseMs, Date.now());
       this.options.observer?.storeCall('renewLeases', (performance.now() - callStarted) / 1000);
-      this.markStoreUp();
-      for (const jobId of cancelRequested) this.running.get(jobId)?.controller.abort('canceled' satisfies JobAbortReason);
+      this.sync.markStoreUp();
+      for (const jobId of cancelRequested) this.running.get(jobId)?.abort('canceled');
       for (const jobId of lost) {
         const running = this.running.get(jobId);
-        if (!running || running.controller.signal.aborted) continue;
+        if (!running || running.aborted) continue;
         this.counters.leasesLost++;
         this.options.observer?.leaseLost();
         this.log.warn({ jobId }, 'lease lost (the job was reclaimed, canceled or deleted); aborting the handler');
-        running.controller.abort('lease-lost' satisfies JobAbortReason);
+        running.abort('lease-lost');
       }
     } catch (error) {
       this.options.observer?.storeCall('renewLeases', (performance.now() - callStarted) / 1000);
-      this.markStoreDown(error);
+      this.sync.markStoreDown(error);
     }
   }
-
-  private markStoreDown(error: unknown): void {
-    if (!this.storeDown) this.log.error({ err: error }, 'job store unreachable: claiming paused until it answers again');
-    this.storeDown = true;
-  }
-
-  private markStoreUp(): void {
-    if (this.storeDown) this.log.info('job store reachable again: claiming resumed');
-    this.storeDown = false;
-  }
-}
-
-/** Exponential backoff from `baseMs` doubling per attempt, capped at `maxMs`, with equal jitter. */
-export function backoffMs(attempt: number, { baseMs, maxMs }: { baseMs: number; maxMs: number }): number {
-  const ceiling = Math.min(maxMs, baseMs * 2 ** Math.max(0, attempt - 1));
-  return Math.round(ceiling / 2 + Math.random() * (ceiling / 2));
-}
-
-const stackOf = (thrown: Error): { stack?: string } => (thrown.stack ? { stack: redact(thrown.stack).slice(0, STACK_MAX) } : {});
-
-/** How long a claimed attempt had been ready before it started. */
-const waitOf = (job: JobRecord): number => (job.startedAt ?? Date.now()) - Math.max(job.runAt, job.createdAt);
-
-/** Turns whatever a handler threw into a JobError, once, here. */
-export function toJobError(thrown: unknown): JobError {
-  if (thrown instanceof JobFailure) return { code: thrown.code, message: thrown.message, retryable: thrown.retryable, ...stackOf(thrown) };
-  if (thrown instanceof ZodError) {
-    return { code: 'invalid-input', message: `the job's input does not fit its type: ${thrown.issues.map((i) => i.message).join('; ')}`, retryable: false };
-  }
-  if (thrown instanceof Error) return { code: 'handler-error', message: thrown.message || thrown.name, retryable: true, ...stackOf(thrown) };
-  return { code: 'handler-error', message: `handler threw a non-Error value: ${safeString(thrown)}`, retryable: true };
-}
-
-function safeString(value: unknown): string {
-  try {
-    return JSON.stringify(value)?.slice(0, 200) ?? String(value);
-  } catch {
-    return String(value);
-  }
-}
-
-/** Settles with the handler, or rejects as soon as the signal fires: a handler ignoring its signal cannot hold the outcome. */
-function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(new Error('aborted'));
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(new Error(`aborted: ${String(signal.reason)}`));
-    signal.addEventListener('abort', onAbort, { once: true });
-    work.then(
-      (value) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(value);
-      },
-      (error: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(error instanceof Error ? error : new Error(String(error)));
-      },
-    );
-  });
 }

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { useSpawnedRedis } from '../helpers/use-redis.js';
 import { spawnRedis } from '../helpers/redis-server.js';
-import { Api, randomPrefix, startService, useServiceCleanup, waitFor, type JobView } from './helpers.js';
+import { Api, randomPrefix, startService, useServiceCleanup, type JobView } from './helpers.js';
+import { waitFor } from '../helpers/wait-for.js';
 
 /*
  * Jobs in Redis outlive the process: a SIGKILLed instance loses nothing stored, a running job whose
@@ -117,7 +118,7 @@ describe('graceful shutdown (SIGTERM)', () => {
     expect(service.logs().map((line) => line.msg)).not.toContain('grace period over: aborting running jobs and re-queueing them');
 
     const reader = await startService(onRedis(prefix, { WORKER_CONCURRENCY: '0' }));
-    const after = await waitFor('the reader to answer', () => Api.of(reader).job(job.id));
+    const after = await waitFor(() => Api.of(reader).job(job.id), { intervalMs: 50, what: 'the reader to answer' });
     expect(after).toMatchObject({ status: 'succeeded', attempt: 1, result: { slept_ms: 300, attempt: 1 } });
   });
 

@@ -3,7 +3,8 @@ import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSyn
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { Api, delay, repoRoot, startService, useServiceCleanup, waitFor, type JobView } from './helpers.js';
+import { Api, repoRoot, startService, useServiceCleanup, type JobView } from './helpers.js';
+import { waitFor } from '../helpers/wait-for.js';
 
 /*
  * The package's entries used from a project OUTSIDE this one, as after `npm install /path/to/async-job-service`:
@@ -171,7 +172,10 @@ describe('async-job-service/handler from a project outside this one', () => {
       expect(counting.length).toBeGreaterThan(0);
       expect(counting[0]!.message).toMatch(/^line [1-3]\/4$/);
       // ctx.log lines carry the job's id.
-      const logged = await waitFor('the handler log line', () => service.logs().find((line) => line.msg === 'word count done' && line.jobId === job.id));
+      const logged = await waitFor(
+        () => service.logs().find((line) => line.msg === 'word count done' && line.jobId === job.id),
+        { intervalMs: 50, what: 'the handler log line' },
+      );
       expect(logged).toMatchObject({ words: 11, distinct: 7 });
 
       // JobFailure from the module is the service's own class (one copy of the package): its code and retryable hold.
@@ -192,12 +196,17 @@ describe('async-job-service/handler from a project outside this one', () => {
     expect(canceled.status).toBe('canceled');
     // The pause (30 s) ended at once: the handler saw the abort and logged why it stopped.
     const stopped = await waitFor(
-      'the handler to log that it stopped',
       () => service.logs().find((line) => line.msg === 'word count stopped' && line.jobId === job.id),
-      { timeoutMs: 5000 },
+      { timeoutMs: 5000, intervalMs: 50, what: 'the handler to log that it stopped' },
     );
     expect(stopped).toMatchObject({ reason: 'canceled', words: 5 });
-    await delay(100);
+    // The output has caught up: the line of a request sent now is in, so is every line the service wrote before it.
+    const marker = 'after-the-stop-line';
+    await api.request('GET', '/health/live', { headers: { 'x-request-id': marker } });
+    await waitFor(() => service.logs().some((line) => line.reqId === marker && line.msg === 'request completed'), {
+      intervalMs: 50,
+      what: 'the log line of a request sent after the stop',
+    });
     expect(service.logs().some((line) => line.msg === 'word count done' && line.jobId === job.id)).toBe(false);
   });
 

@@ -5,6 +5,7 @@ import { connect } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, beforeEach } from 'vitest';
 import { freePort } from '../helpers/redis-server.js';
+import { waitFor } from '../helpers/wait-for.js';
 
 /*
  * End-to-end helpers: the real server (`node dist/server.js`) as a child process, reached over HTTP on
@@ -148,25 +149,30 @@ export async function spawnService(env: Record<string, string>, options: SpawnOp
 export async function startService(env: Record<string, string>, options: SpawnOptions & { readyTimeoutMs?: number } = {}): Promise<ServiceProcess> {
   const service = await spawnService(env, options);
   const timeoutMs = options.readyTimeoutMs ?? 10_000;
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (!service.running) {
-      const exit = await service.exited;
-      throw new Error(`server exited before it was live (code ${exit.code}, signal ${exit.signal})\n${tail(service.output())}`);
-    }
-    try {
-      const response = await fetch(`${service.baseUrl}/health/live`, { signal: AbortSignal.timeout(1000) });
-      await response.arrayBuffer();
-      if (response.status === 200) return service;
-    } catch {
-      // not listening yet
-    }
-    if (Date.now() > deadline) {
-      await service.kill('SIGKILL');
-      throw new Error(`server was not live within ${timeoutMs} ms\n${tail(service.output())}`);
-    }
-    await delay(50);
+  let outcome: 'live' | 'exited';
+  try {
+    outcome = await waitFor(
+      async () => {
+        if (!service.running) return 'exited';
+        try {
+          const response = await fetch(`${service.baseUrl}/health/live`, { signal: AbortSignal.timeout(1000) });
+          await response.arrayBuffer();
+          return response.status === 200 ? 'live' : undefined;
+        } catch {
+          return undefined; // not listening yet
+        }
+      },
+      { timeoutMs, intervalMs: 50, what: `the server on port ${service.port} to be live` },
+    );
+  } catch {
+    await service.kill('SIGKILL');
+    throw new Error(`server was not live within ${timeoutMs} ms\n${tail(service.output())}`);
   }
+  if (outcome === 'exited') {
+    const exit = await service.exited;
+    throw new Error(`server exited before it was live (code ${exit.code}, signal ${exit.signal})\n${tail(service.output())}`);
+  }
+  return service;
 }
 
 /** SIGKILLs every service this module started that is still running (afterEach/afterAll). */
@@ -223,33 +229,6 @@ function tail(text: string, lines = 40): string {
 }
 
 export const delay = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-
-/**
- * Polls `probe` every `intervalMs` until it returns something other than undefined/false, and returns
- * that; throws `what` (with the last value or error seen) after `timeoutMs`.
- */
-export async function waitFor<T>(
-  what: string,
-  probe: () => Promise<T | undefined | false> | T | undefined | false,
-  { timeoutMs = 10_000, intervalMs = 50 }: { timeoutMs?: number; intervalMs?: number } = {},
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const value = await probe();
-      if (value !== undefined && value !== false) return value;
-      last = value;
-    } catch (error) {
-      last = error;
-    }
-    if (Date.now() > deadline) {
-      const seen = last instanceof Error ? last.message : JSON.stringify(last);
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what} (last seen: ${seen})`);
-    }
-    await delay(intervalMs);
-  }
-}
 
 /** True once nothing accepts TCP connections on 127.0.0.1:port (a killed redis-server released it). */
 export async function portIsClosed(port: number): Promise<boolean> {
@@ -347,12 +326,11 @@ export class Api {
     let last: JobView | undefined;
     try {
       return await waitFor(
-        `job ${id} ${what}`,
         async () => {
           last = await this.job(id);
           return predicate(last) ? last : undefined;
         },
-        { timeoutMs, intervalMs },
+        { timeoutMs, intervalMs, what: `job ${id} ${what}` },
       );
     } catch (error) {
       throw new Error(`${(error as Error).message}; last state: ${JSON.stringify(last && { status: last.status, attempt: last.attempt, error: last.error })}`, {

@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { spawnRedis, type SpawnedRedis } from '../helpers/redis-server.js';
-import { Api, portIsClosed, randomPrefix, startService, useServiceCleanup, waitFor } from './helpers.js';
+import { Api, portIsClosed, randomPrefix, startService, useServiceCleanup } from './helpers.js';
+import { waitFor } from '../helpers/wait-for.js';
 
 /*
  * Redis going away while the service runs: a paused Redis (SIGSTOP) turns requests into quick 503s
@@ -57,25 +58,24 @@ describe('Redis outage while the service runs', () => {
 
     // ---- Redis resumes: reads work again and new work runs.
     server.signal('SIGCONT');
-    await waitFor('GET to answer 200 after SIGCONT', async () => (await api.request('GET', `/v1/jobs/${before.id}`)).status === 200, {
-      timeoutMs: 5000,
-      intervalMs: 100,
-    });
+    await waitFor(
+      async () => (await api.request('GET', `/v1/jobs/${before.id}`)).status === 200,
+      { timeoutMs: 5000, intervalMs: 100, what: 'GET to answer 200 after SIGCONT' },
+    );
     const afterPause = await api.submit({ type: 'echo', input: { value: 'after pause' } });
     const ranAfterPause = await api.waitForJob(afterPause.id, 'succeeded', (j) => j.done, 5000);
     expect(ranAfterPause).toMatchObject({ status: 'succeeded', result: { value: 'after pause' } });
-    await waitFor('/health to pass after SIGCONT', async () => (await api.health()).body.checks.store.status === 'pass', { timeoutMs: 5000, intervalMs: 100 });
+    await waitFor(async () => (await api.health()).body.checks.store.status === 'pass', { timeoutMs: 5000, intervalMs: 100, what: '/health to pass after SIGCONT' });
 
     // ---- Redis crashes (its data is gone: no persistence) and comes back on the same port.
     server.signal('SIGKILL');
-    await waitFor('the killed redis-server to release its port', () => portIsClosed(server.port), { timeoutMs: 5000 });
+    await waitFor(() => portIsClosed(server.port), { timeoutMs: 5000, intervalMs: 50, what: 'the killed redis-server to release its port' });
     const down = await waitFor(
-      '/health to fail while Redis is down',
       async () => {
         const answer = await api.health(5000);
         return answer.status === 503 ? answer : undefined;
       },
-      { timeoutMs: 5000, intervalMs: 100 },
+      { timeoutMs: 5000, intervalMs: 100, what: '/health to fail while Redis is down' },
     );
     expect(down.elapsedMs).toBeLessThan(2500);
     const whileDown = await api.request<ProblemBody>('GET', `/v1/jobs/${before.id}`, { timeoutMs: 5000 });
@@ -86,12 +86,11 @@ describe('Redis outage while the service runs', () => {
     await server.restart();
     const restartedAt = performance.now();
     const healthy = await waitFor(
-      '/health to pass after the Redis restart',
       async () => {
         const answer = await api.health(5000);
         return answer.status === 200 ? answer.body : undefined;
       },
-      { timeoutMs: 10_000, intervalMs: 100 },
+      { timeoutMs: 10_000, intervalMs: 100, what: '/health to pass after the Redis restart' },
     );
     expect(healthy.checks.store.status).toBe('pass');
     expect(healthy.status).toBe('warn'); // still no persistence

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { useSpawnedRedis } from '../helpers/use-redis.js';
 import { newWebhookSecret, startWebhookReceiver, verifyStandardWebhook } from '../helpers/webhook-receiver.js';
-import { Api, randomPrefix, startService, useServiceCleanup, waitFor } from './helpers.js';
+import { Api, randomPrefix, startService, useServiceCleanup } from './helpers.js';
+import { waitFor } from '../helpers/wait-for.js';
 
 /* Webhook deliveries live in Redis: a delivery whose retry was pending when its instance died is sent by the next one. */
 
@@ -24,13 +25,13 @@ describe('webhook deliveries across a crash', () => {
       };
       const first = await startService(env);
       const job = await Api.of(first).submit({ type: 'echo', input: { value: 1 }, webhook: { url: receiver.url } });
-      await waitFor('the first attempt', () => receiver.received.length === 1);
+      await waitFor(() => receiver.received.length === 1, { intervalMs: 50, what: 'the first attempt' });
       // Its outcome (retry later) is recorded right after the answer; give it a moment, then kill.
       await Api.of(first).waitForJob(job.id, 'a retry pending', (current) => (current as { webhook?: { last_delivery?: { status: string } } }).webhook?.last_delivery?.status === 'retrying');
       await first.kill('SIGKILL');
 
       const second = await startService(env);
-      await waitFor('the retry from the second instance', () => receiver.received.length === 2, { timeoutMs: 15_000 });
+      await waitFor(() => receiver.received.length === 2, { timeoutMs: 15_000, intervalMs: 50, what: 'the retry from the second instance' });
       const [attempt1, attempt2] = receiver.received;
       expect(attempt2!.headers['webhook-id']).toBe(attempt1!.headers['webhook-id']);
       expect(verifyStandardWebhook(secret, attempt2!)).toBe(true);

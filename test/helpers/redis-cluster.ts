@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { freePort, waitForRedis } from './redis-server.js';
+import { waitFor } from './wait-for.js';
 
 export interface SpawnedCluster {
   /** One node's URL: the store discovers the others. */
@@ -58,13 +59,11 @@ export async function spawnRedisCluster(): Promise<SpawnedCluster> {
 async function waitForClusterOk(port: number, timeoutMs: number): Promise<void> {
   const client = new Redis(port, '127.0.0.1');
   try {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const info = await client.cluster('INFO');
-      if (String(info).includes('cluster_state:ok')) return;
-      if (Date.now() > deadline) throw new Error(`cluster on port ${port} not ok within ${timeoutMs} ms`);
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
+    await waitFor(async () => String(await client.cluster('INFO')).includes('cluster_state:ok'), {
+      timeoutMs,
+      intervalMs: 100,
+      what: `the cluster on port ${port} to be ok`,
+    });
   } finally {
     client.disconnect();
   }

@@ -10,7 +10,8 @@ import { StoreUnavailableError, type JobStore } from '../../src/store/job-store.
 import { MemoryJobStore } from '../../src/store/memory-job-store.js';
 import { RedisJobStore } from '../../src/store/redis-job-store.js';
 import { WorkerPool } from '../../src/worker/worker-pool.js';
-import { blockingHandler, createJob, expectProblem, waitFor, waitForStatus } from '../routes/helpers.js';
+import { blockingHandler, createJob, expectProblem, waitForStatus } from '../routes/helpers.js';
+import { waitFor } from '../helpers/wait-for.js';
 
 /** One sample of the text format: `name{label="value",…} value`. */
 interface Sample {

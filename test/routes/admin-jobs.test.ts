@@ -4,7 +4,8 @@ import { z } from 'zod';
 import { loadConfig } from '../../src/config.js';
 import { defineHandler, JobFailure } from '../../src/handlers/handler.js';
 import { adminJobDetailSchema, adminJobListSchema } from '../../src/routes/schemas.js';
-import { createJob, expectProblem, harnessScope, waitFor, waitForStatus } from './helpers.js';
+import { createJob, expectProblem, harnessScope, waitForStatus } from './helpers.js';
+import { waitFor } from '../helpers/wait-for.js';
 
 /* The operator's job API: search across tenants, one job's timeline and logs, and actions on one job. */
 

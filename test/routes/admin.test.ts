@@ -9,10 +9,10 @@ import {
   expectProblem,
   harnessScope,
   parseJob,
-  waitFor,
   waitForStatus,
   type Job,
 } from './helpers.js';
+import { waitFor } from '../helpers/wait-for.js';
 
 const scope = harnessScope();
 afterEach(() => scope.closeAll());

@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { jobSchema } from '../../src/routes/schemas.js';
 import { harnessScope, parseJob, waitForStatus, type Harness } from './helpers.js';
+import { waitFor } from '../helpers/wait-for.js';
 
 const scope = harnessScope();
 afterEach(() => scope.closeAll());
@@ -11,10 +12,26 @@ interface SseEvent {
   data: Record<string, unknown>;
 }
 
-/** Reads a whole event stream over real HTTP (bounded in time), parsing its events and comments. */
-async function readStream(base: string, path: string, headers: Record<string, string> = {}): Promise<{ status: number; headers: Headers; events: SseEvent[]; pings: number }> {
+/**
+ * Reads a whole event stream over real HTTP (bounded in time), parsing its events and comments. `received.text`
+ * grows as the stream arrives, for a test that acts once some of it came.
+ */
+async function readStream(
+  base: string,
+  path: string,
+  headers: Record<string, string> = {},
+  received: { text: string } = { text: '' },
+): Promise<{ status: number; headers: Headers; events: SseEvent[]; pings: number }> {
   const response = await fetch(`${base}${path}`, { headers, signal: AbortSignal.timeout(15_000) });
-  const text = await response.text();
+  const decoder = new TextDecoder();
+  const reader = response.body?.getReader(); // none for a 204
+  while (reader) {
+    const { done, value } = (await reader.read()) as { done: boolean; value?: Uint8Array };
+    if (done) break;
+    received.text += decoder.decode(value, { stream: true });
+  }
+  received.text += decoder.decode();
+  const text = received.text;
   const events: SseEvent[] = [];
   let pings = 0;
   for (const block of text.split('\n\n').filter(Boolean)) {
@@ -74,8 +91,9 @@ describe('GET /v1/jobs/{id}/events', () => {
     const harness = await scope.open(); // no workers: the job stays queued
     const base = await listening(harness);
     const job = parseJob(await harness.app.inject({ method: 'POST', url: '/v1/jobs', payload: { type: 'echo' } }));
-    const streaming = readStream(base, `/v1/jobs/${job.id}/events`);
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    const received = { text: '' };
+    const streaming = readStream(base, `/v1/jobs/${job.id}/events`, {}, received);
+    await waitFor(() => received.text.includes('event: snapshot'), { what: 'the snapshot event' });
     await harness.app.inject({ method: 'DELETE', url: `/v1/jobs/${job.id}` });
     const { events } = await streaming;
     expect(events.map((event) => event.event)).toEqual(['snapshot']);
@@ -113,8 +131,9 @@ describe('event streams and shutdown', () => {
     const harness = await scope.open();
     const base = await listening(harness);
     const job = parseJob(await harness.app.inject({ method: 'POST', url: '/v1/jobs', payload: { type: 'echo' } }));
-    const streaming = readStream(base, `/v1/jobs/${job.id}/events`);
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    const received = { text: '' };
+    const streaming = readStream(base, `/v1/jobs/${job.id}/events`, {}, received);
+    await waitFor(() => received.text.includes('event: snapshot'), { what: 'the snapshot event' });
     const started = Date.now();
     await harness.close();
     expect(Date.now() - started).toBeLessThan(3000);

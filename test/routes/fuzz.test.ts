@@ -6,7 +6,8 @@ import { preferredWaitS } from '../../src/http/prefer.js';
 import { OutboundPolicy } from '../../src/outbound/outbound-policy.js';
 import { RedisJobStore } from '../../src/store/redis-job-store.js';
 import { rawRequest, requestBytes, type RawOutcome } from '../helpers/raw-http.js';
-import { harnessScope, waitFor, type Harness, type HarnessOptions } from './helpers.js';
+import { harnessScope, type Harness, type HarnessOptions } from './helpers.js';
+import { waitFor } from '../helpers/wait-for.js';
 import { seededRandom } from '../helpers/seeded-random.js';
 
 /*

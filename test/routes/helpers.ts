@@ -11,6 +11,7 @@ import { MemoryJobStore } from '../../src/store/memory-job-store.js';
 import { MemoryOpsStore } from '../../src/ops/memory-ops-store.js';
 import type { OpsStore } from '../../src/ops/ops-store.js';
 import { WorkerPool } from '../../src/worker/worker-pool.js';
+import { waitFor } from '../helpers/wait-for.js';
 
 export type Job = z.infer<typeof jobSchema>;
 export type Problem = z.infer<typeof problemSchema>;
@@ -104,24 +105,6 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
   };
 }
 
-/** Polls `check` until it returns a value other than undefined/false, or fails after `timeoutMs`. */
-export async function waitFor<T>(check: () => Promise<T | undefined | false> | T | undefined | false, { timeoutMs = 10_000, intervalMs = 5, what = 'condition' } = {}): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const value = await check();
-      if (value !== undefined && value !== false) return value;
-    } catch (error) {
-      last = error;
-    }
-    if (Date.now() > deadline) {
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last instanceof Error ? `: ${last.message}` : ''}`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, intervalMs));
-  }
-}
-
 /** Waits until the clock has moved past `ms` (so the next job gets a later ULID time part). */
 export async function clockPast(ms: number): Promise<void> {
   await waitFor(() => Date.now() > ms, { intervalMs: 1, what: 'the clock to tick' });
@@ -159,15 +142,22 @@ export async function getJob(app: FastifyInstance, id: string): Promise<Job> {
   return parseJob(response);
 }
 
-/** Polls GET /v1/jobs/{id} until the job's status is one of `statuses`. */
+/** Polls GET /v1/jobs/{id} until the job's status is one of `statuses`; the error shows the last status seen. */
 export async function waitForStatus(app: FastifyInstance, id: string, ...statuses: Job['status'][]): Promise<Job> {
-  return waitFor(
-    async () => {
-      const job = await getJob(app, id);
-      return statuses.includes(job.status) ? job : undefined;
-    },
-    { what: `job ${id} to be ${statuses.join('|')}` },
-  );
+  let last: Job | undefined;
+  try {
+    return await waitFor(
+      async () => {
+        last = await getJob(app, id);
+        return statuses.includes(last.status) ? last : undefined;
+      },
+      { what: `job ${id} to be ${statuses.join('|')}` },
+    );
+  } catch (error) {
+    throw new Error(`${(error as Error).message}; last seen: ${JSON.stringify(last && { status: last.status, attempt: last.attempt, error: last.error })}`, {
+      cause: error,
+    });
+  }
 }
 
 /** Closes every harness opened through `open` (call `closeAll` in afterEach). */

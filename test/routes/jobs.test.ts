@@ -11,10 +11,10 @@ import {
   parseJob,
   textHandler,
   ULID_PATTERN,
-  waitFor,
   waitForStatus,
   type Job,
 } from './helpers.js';
+import { waitFor } from '../helpers/wait-for.js';
 
 const scope = harnessScope();
 afterEach(() => scope.closeAll());

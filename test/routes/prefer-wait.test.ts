@@ -1,5 +1,6 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { harnessScope, parseJob, waitForStatus } from './helpers.js';
+import { waitFor } from '../helpers/wait-for.js';
 
 const scope = harnessScope();
 afterEach(() => scope.closeAll());
@@ -65,12 +66,14 @@ describe('long-poll: GET /v1/jobs/{id} with Prefer: wait=N and If-None-Match', (
   });
 
   it('answers at once when the ETag is already stale, and 410 when the job is deleted while held', async () => {
-    const { app } = await scope.open();
+    const { app, store } = await scope.open();
     const created = parseJob(await app.inject({ method: 'POST', url: '/v1/jobs', payload: { type: 'echo' } }));
     const stale = await app.inject({ method: 'GET', url: `/v1/jobs/${created.id}`, headers: { prefer: 'wait=10', 'if-none-match': '"v0"' } });
     expect(stale.statusCode).toBe(200);
+    const watch = vi.spyOn(store, 'watch');
     const held = app.inject({ method: 'GET', url: `/v1/jobs/${created.id}`, headers: { prefer: 'wait=10', 'if-none-match': '"v1"' } });
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    // Held: the long-poll watches the job (from then on a delete wakes it), so the DELETE below comes while it waits.
+    await waitFor(() => watch.mock.calls.some(([id]) => id === created.id), { what: 'the GET to be held (watching the job)' });
     await app.inject({ method: 'DELETE', url: `/v1/jobs/${created.id}` });
     const response = await held;
     expect(response.statusCode).toBe(410);

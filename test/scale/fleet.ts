@@ -1,6 +1,7 @@
 import { expect } from 'vitest';
 import type { SpawnedRedis } from '../helpers/redis-server.js';
 import { Api, delay, randomPrefix, startService, type HttpAnswer, type JobView, type ServiceProcess } from '../e2e/helpers.js';
+import { waitFor } from '../helpers/wait-for.js';
 
 /*
  * Scale-out helpers: a fleet of real server processes (`node dist/server.js`) sharing one Redis and
@@ -162,7 +163,7 @@ export async function submitAll(
         unknownOutcomes++; // connection refused (nothing stored) or reset mid-request (maybe stored)
         lastError = `${api.baseUrl}: ${(error as Error).message}`;
       }
-      await delay(100);
+      await delay(100); // a pause between tries, not a wait for anything
     }
     throw new Error(`job ${index} could not be submitted: ${lastError}`);
   });
@@ -229,19 +230,24 @@ export function sampleRunning(api: Api, type: string, intervalMs = 20): { stop()
  * returns the counts. `api()` is asked for an instance on every poll.
  */
 export async function waitUntilSettled(api: () => Api, total: number, timeoutMs: number): Promise<StatusCounts> {
-  const deadline = Date.now() + timeoutMs;
   let last: unknown;
-  for (;;) {
-    try {
-      const { counts } = await stats(api());
-      last = counts;
-      const all = counts.queued + counts.running + counts.succeeded + counts.failed + counts.canceled;
-      if (all >= total && counts.queued === 0 && counts.running === 0) return counts;
-    } catch (error) {
-      last = (error as Error).message; // e.g. the instance asked was just killed
-    }
-    if (Date.now() > deadline) throw new Error(`${total} jobs were not all done within ${timeoutMs} ms; last counts: ${JSON.stringify(last)}`);
-    await delay(200);
+  try {
+    return await waitFor(
+      async () => {
+        try {
+          const { counts } = await stats(api());
+          last = counts;
+          const all = counts.queued + counts.running + counts.succeeded + counts.failed + counts.canceled;
+          return all >= total && counts.queued === 0 && counts.running === 0 ? counts : undefined;
+        } catch (error) {
+          last = (error as Error).message; // e.g. the instance asked was just killed
+          return undefined;
+        }
+      },
+      { timeoutMs, intervalMs: 200, what: `${total} jobs to be done` },
+    );
+  } catch (error) {
+    throw new Error(`${total} jobs were not all done within ${timeoutMs} ms; last counts: ${JSON.stringify(last)}`, { cause: error });
   }
 }
 

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { useSpawnedRedis } from '../helpers/use-redis.js';
 import { startService, useServiceCleanup } from '../e2e/helpers.js';
+import { waitFor } from '../helpers/wait-for.js';
 
 /* A long-poll held on one instance wakes on a change made on another: the signal travels through Redis. */
 
@@ -19,13 +20,13 @@ describe('long-poll across instances', () => {
       body: JSON.stringify({ type: 'sleep', input: { ms: 4000, steps: 4 } }),
     });
     const job = (await created.json()) as { id: string; version: number };
-    let current = job;
-    const deadline = Date.now() + 10_000;
-    while (Date.now() < deadline) {
-      current = (await (await fetch(`${api.baseUrl}/v1/jobs/${job.id}`)).json()) as typeof job & { status: string };
-      if ((current as { status?: string }).status === 'running') break;
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
+    const current = await waitFor(
+      async () => {
+        const read = (await (await fetch(`${api.baseUrl}/v1/jobs/${job.id}`)).json()) as typeof job & { status: string };
+        return read.status === 'running' ? read : undefined;
+      },
+      { timeoutMs: 10_000, intervalMs: 50, what: `job ${job.id} to be running` },
+    );
     const started = Date.now();
     const held = await fetch(`${api.baseUrl}/v1/jobs/${job.id}`, { headers: { prefer: 'wait=20', 'if-none-match': `"v${current.version}"` } });
     const waited = Date.now() - started;

@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { spawnRedis, type SpawnedRedis } from '../helpers/redis-server.js';
-import { delay, portIsClosed, useServiceCleanup, waitFor } from '../e2e/helpers.js';
+import { delay, portIsClosed, useServiceCleanup } from '../e2e/helpers.js';
+import { waitFor } from '../helpers/wait-for.js';
 import { expectAllSucceeded, listAll, secondsSince, sleepJobs, startFleet, stats, stuckJobs, submitAll, waitUntilSettled } from './fleet.js';
 
 /*
@@ -36,17 +37,16 @@ describe('Redis faults in the middle of a run on several instances', () => {
 
     // Mid-run: some done, most still to go.
     const before = await waitFor(
-      'a fifth of the jobs to be done',
       async () => {
         const { counts } = await stats(fleet.apis[0]!);
         return counts.succeeded >= 100 ? counts : undefined;
       },
-      { timeoutMs: 20_000, intervalMs: 100 },
+      { timeoutMs: 20_000, intervalMs: 100, what: 'a fifth of the jobs to be done' },
     );
     expect(before.succeeded).toBeLessThan(400);
     server.signal('SIGKILL');
     const killedAt = secondsSince(began);
-    await waitFor('the killed redis-server to release its port', () => portIsClosed(server.port), { timeoutMs: 5000 });
+    await waitFor(() => portIsClosed(server.port), { timeoutMs: 5000, intervalMs: 50, what: 'the killed redis-server to release its port' });
     await delay(1000); // down for a moment: handlers finish and try to record their outcomes meanwhile
     await server.restart();
     const restartedAt = secondsSince(began);
@@ -75,9 +75,8 @@ describe('Redis faults in the middle of a run on several instances', () => {
     const probeId = ids[0]!;
 
     await waitFor(
-      'some jobs to be done',
       async () => ((await stats(fleet.apis[0]!)).counts.succeeded >= 30 ? true : undefined),
-      { timeoutMs: 20_000, intervalMs: 100 },
+      { timeoutMs: 20_000, intervalMs: 100, what: 'some jobs to be done' },
     );
     server.signal('SIGSTOP');
     const pausedAt = performance.now();
@@ -98,7 +97,7 @@ describe('Redis faults in the middle of a run on several instances', () => {
         }),
       );
       expect(performance.now() - pausedAt, 'the probes outlasted the pause').toBeLessThan(PAUSE_MS);
-      await delay(PAUSE_MS - (performance.now() - pausedAt));
+      await delay(PAUSE_MS - (performance.now() - pausedAt)); // the rest of the pause: the fault itself lasts a fixed time
     } finally {
       server.signal('SIGCONT');
     }
@@ -110,10 +109,10 @@ describe('Redis faults in the middle of a run on several instances', () => {
     expect.soft(slowest, `the slowest 503 (ms) against REDIS_COMMAND_TIMEOUT_MS=${COMMAND_TIMEOUT_MS}`).toBeLessThan(COMMAND_TIMEOUT_MS + 500);
 
     const resumedAt = performance.now();
-    await waitFor('GET to answer 200 again', async () => (await fleet.apis[1]!.request('GET', `/v1/jobs/${probeId}`)).status === 200, {
-      timeoutMs: 10_000,
-      intervalMs: 100,
-    });
+    await waitFor(
+      async () => (await fleet.apis[1]!.request('GET', `/v1/jobs/${probeId}`)).status === 200,
+      { timeoutMs: 10_000, intervalMs: 100, what: 'GET to answer 200 again' },
+    );
     const recoveredMs = Math.round(performance.now() - resumedAt);
 
     const counts = await waitUntilSettled(() => fleet.apis[0]!, ids.length, 45_000);

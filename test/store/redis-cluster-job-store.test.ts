@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll } from 'vitest';
 import { RedisJobStore } from '../../src/store/redis-job-store.js';
 import { spawnRedisCluster, type SpawnedCluster } from '../helpers/redis-cluster.js';
+import { waitFor } from '../helpers/wait-for.js';
 import { describeJobStoreContract } from './job-store.contract.js';
 
 // The same contract, against a 3-master Redis Cluster the test spawns: every script must touch one slot.
@@ -9,18 +10,15 @@ let cluster: SpawnedCluster;
 beforeAll(async () => {
   cluster = await spawnRedisCluster();
   // A fresh cluster may take a moment before every node serves its slots to a new client.
-  const deadline = Date.now() + 20_000;
-  for (;;) {
-    try {
+  await waitFor(
+    async () => {
       const store = await RedisJobStore.connect({ url: cluster.url, cluster: true, keyPrefix: 'warmup', jobTtlMs: 1000, connectTimeoutMs: 3000, commandTimeoutMs: 2000 });
       await store.stats(Date.now());
       await store.close();
-      return;
-    } catch (error) {
-      if (Date.now() > deadline) throw error;
-      await new Promise((resolve) => setTimeout(resolve, 200));
-    }
-  }
+      return true;
+    },
+    { timeoutMs: 20_000, intervalMs: 200, what: 'every cluster node to serve its slots' },
+  );
 }, 60_000);
 afterAll(async () => {
   await cluster?.stop();

@@ -4,7 +4,6 @@ import { afterEach, describe, expect, inject, it } from 'vitest';
 import { StoreUnavailableError } from '../../src/store/job-store.js';
 import { newJobId } from '../../src/jobs/job-id.js';
 import { RedisJobStore } from '../../src/store/redis-job-store.js';
-import { spawnRedis, type SpawnedRedis } from '../helpers/redis-server.js';
 import { describeJobStoreContract } from './job-store.contract.js';
 
 const connect = (url: string, jobTtlMs: number, keyPrefix = `t${randomUUID().slice(0, 8)}`) =>
@@ -84,38 +83,6 @@ describe('Redis store specifics', () => {
     await expect.poll(() => redis.zcard(store.keys.index('succeeded', 'echo')), { timeout: 3000 }).toBe(0);
     expect(await redis.zcard(store.keys.expiry)).toBe(0);
     expect(await store.goneAt(dropped)).not.toBeNull();
-  });
-
-  describe('when Redis stops answering', () => {
-    let server: SpawnedRedis;
-    afterEach(async () => {
-      await server?.stop();
-    });
-
-    it('fails fast with StoreUnavailableError while paused, and recovers when it answers again', async () => {
-      server = await spawnRedis();
-      const store = await connect(server.url, 60_000);
-      cleanups.push(() => store.close());
-      const created = await store.create(job());
-      server.signal('SIGSTOP');
-      const started = Date.now();
-      await expect(store.get(created.id)).rejects.toBeInstanceOf(StoreUnavailableError);
-      expect(Date.now() - started).toBeLessThan(2000);
-      await expect(store.ping()).rejects.toBeInstanceOf(StoreUnavailableError);
-      server.signal('SIGCONT');
-      await expect.poll(() => store.get(created.id).catch(() => 'down'), { timeout: 10_000, interval: 100 }).toMatchObject({ id: created.id });
-    });
-
-    it('fails fast while Redis is down, and reconnects after a restart', async () => {
-      server = await spawnRedis({ appendonly: true });
-      const store = await connect(server.url, 60_000);
-      cleanups.push(() => store.close());
-      const created = await store.create(job());
-      server.signal('SIGKILL');
-      await expect.poll(() => store.get(created.id).then(() => 'up', (error: unknown) => (error instanceof StoreUnavailableError ? 'unavailable' : 'other')), { timeout: 3000 }).toBe('unavailable');
-      await server.restart();
-      await expect.poll(() => store.get(created.id).catch(() => undefined), { timeout: 10_000, interval: 100 }).toMatchObject({ id: created.id, status: 'queued' });
-    });
   });
 
   it('stores large inputs and results deflated, transparently', async () => {

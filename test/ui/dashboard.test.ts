@@ -311,7 +311,7 @@ describe('the dashboard in Chromium', () => {
     await page.evaluate(async (url) => {
       await fetch(url, { method: 'POST', mode: 'no-cors', credentials: 'include' }).catch(() => undefined);
     }, `${baseUrl}/admin/jobs/${id}/retry`);
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    // No wait needed: the page awaited that fetch, so the server had answered it (or the browser never sent it).
     expect((await harness.app.inject({ method: 'GET', url: `/v1/jobs/${id}` })).json<{ status: string }>().status).toBe('failed');
   });
   it('follows a job over the event stream: a change made elsewhere shows at once, without polling or a reload', async () => {
@@ -332,7 +332,8 @@ describe('the dashboard in Chromium', () => {
     expect(await page.locator('#live-mode').textContent()).toBe('live');
     expect(streams).toEqual([`?job_id=${job.id}`]);
 
-    // Live: no polling. Nothing is read again over more than two polling intervals.
+    // Live: no polling. Nothing is read again over more than two polling intervals: elapsed time is the point, so fixed waits
+    // (the first lets the page's start-up reads finish; nothing marks their end).
     await page.waitForTimeout(1000);
     const readsBefore = detailReads.length;
     await page.waitForTimeout(5500);

@@ -1,5 +1,5 @@
 import { pino } from 'pino';
-import { afterEach, describe, expect, inject, it } from 'vitest';
+import { afterEach, describe, expect, inject, it, vi } from 'vitest';
 import { OutboundPolicy } from '../../src/outbound/outbound-policy.js';
 import { RedisJobStore } from '../../src/store/redis-job-store.js';
 import type { JobStore } from '../../src/store/job-store.js';
@@ -7,7 +7,8 @@ import { MemoryJobStore } from '../../src/store/memory-job-store.js';
 import { WebhookDispatcher } from '../../src/webhooks/webhook-dispatcher.js';
 import { WebhookSigner } from '../../src/webhooks/webhook-signer.js';
 import { newWebhookSecret, startWebhookReceiver, verifyStandardWebhook, type WebhookReceiver } from '../helpers/webhook-receiver.js';
-import { createJob, expectProblem, harnessScope, waitFor, waitForStatus, getJob, type Harness } from '../routes/helpers.js';
+import { createJob, expectProblem, harnessScope, waitForStatus, getJob, type Harness } from '../routes/helpers.js';
+import { waitFor } from '../helpers/wait-for.js';
 import { randomBytes } from 'node:crypto';
 
 /*
@@ -46,6 +47,28 @@ async function setUp(makeStore: () => Promise<JobStore>, options: { secrets?: st
   await dispatcher.start();
   cleanups.push(() => dispatcher.stop(1000));
   return { harness, receiver, secrets };
+}
+
+/**
+ * Follows the webhook dispatcher's store calls on `store`: `toldNothingDueAfter(n)` holds once a fetch of due
+ * deliveries that began after the n-th delivery outcome was recorded answered that nothing is due, now or later.
+ */
+function followDeliveryCalls(store: JobStore): { toldNothingDueAfter(outcomes: number): boolean } {
+  let outcomes = 0;
+  let quietAfter = -1;
+  const settle = store.settleWebhookDelivery.bind(store);
+  vi.spyOn(store, 'settleWebhookDelivery').mockImplementation(async (...args) => {
+    await settle(...args);
+    outcomes++;
+  });
+  const claim = store.claimWebhookDeliveries.bind(store);
+  vi.spyOn(store, 'claimWebhookDeliveries').mockImplementation(async (...args) => {
+    const before = outcomes;
+    const answer = await claim(...args);
+    if (answer.deliveries.length === 0 && answer.nextDueAt === null) quietAfter = Math.max(quietAfter, before);
+    return answer;
+  });
+  return { toldNothingDueAfter: (count) => quietAfter >= count };
 }
 
 const stores: [string, () => Promise<JobStore>][] = [
@@ -133,6 +156,7 @@ describe.each(stores)('webhooks (%s store)', (_name, makeStore) => {
 
   it('gives up at once on a 410 Gone', async () => {
     const { harness, receiver } = await setUp(makeStore);
+    const dispatcherCalls = followDeliveryCalls(harness.store);
     receiver.answerWith(410);
     const job = await createJob(harness.app, { type: 'echo', input: {}, webhook: { url: receiver.url } });
     const failed = await waitFor(async () => {
@@ -140,7 +164,9 @@ describe.each(stores)('webhooks (%s store)', (_name, makeStore) => {
       return current.webhook?.last_delivery?.status === 'failed' ? current : undefined;
     });
     expect(failed.webhook!.last_delivery).toMatchObject({ attempts: 1, response_status: 410, next_attempt_at: null });
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    // The dispatcher had its chance to send again: after the outcome was recorded it asked the store for deliveries
+    // and heard that none is due, now or later.
+    await waitFor(() => dispatcherCalls.toldNothingDueAfter(1), { what: 'the dispatcher to hear that nothing more is due' });
     expect(receiver.received).toHaveLength(1);
   });
 });

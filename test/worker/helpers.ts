@@ -8,6 +8,7 @@ import type { JobRecord } from '../../src/jobs/job.js';
 import type { JobStore, StoreEvent } from '../../src/store/job-store.js';
 import { MemoryJobStore } from '../../src/store/memory-job-store.js';
 import { RedisJobStore } from '../../src/store/redis-job-store.js';
+import { waitFor } from '../helpers/wait-for.js';
 
 export interface StoreCase {
   name: 'memory' | 'redis';
@@ -58,16 +59,6 @@ export function deferred<T = void>(): Deferred<T> {
   return result;
 }
 
-/** Polls `predicate` every 15 ms until it holds; throws (naming `what`) after `timeoutMs`. */
-export async function waitFor(predicate: () => boolean | Promise<boolean>, timeoutMs = 3000, what = 'condition'): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (await predicate()) return;
-    if (Date.now() >= deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await delay(15);
-  }
-}
-
 /** Polls the stored job until `predicate` holds and returns it; the error shows the last state seen. */
 export async function waitForJob(
   store: JobStore,
@@ -77,18 +68,21 @@ export async function waitForJob(
 ): Promise<JobRecord> {
   let last: JobRecord | undefined;
   try {
-    await waitFor(async () => {
-      last = await store.get(id);
-      return last !== undefined && predicate(last);
-    }, timeoutMs);
-  } catch {
+    return await waitFor(
+      async () => {
+        last = await store.get(id);
+        return last !== undefined && predicate(last) ? last : undefined;
+      },
+      { timeoutMs, intervalMs: 15, what: `job ${id} to reach the expected state` },
+    );
+  } catch (error) {
     throw new Error(
-      `job ${id} did not reach the expected state within ${timeoutMs} ms; last seen: ${JSON.stringify(
+      `${(error as Error).message}; last seen: ${JSON.stringify(
         last && { status: last.status, attempt: last.attempt, error: last.error, progress: last.progress, lease: last.lease, runAt: last.runAt },
       )}`,
+      { cause: error },
     );
   }
-  return last!;
 }
 
 /**
@@ -104,6 +98,29 @@ export async function nextEvent(store: JobStore, match: (event: StoreEvent) => b
     }
   });
   return { event: seen.promise };
+}
+
+/**
+ * Counts the pool's store round trips on `store` (finishAndClaim: outcomes and claims go through it). Once every call
+ * made has been answered, the pool has acted on all it asked for: a test that asserts that nothing more started waits
+ * for that instead of sleeping. Install it before the pool starts; the store is the test's own.
+ */
+export function countStoreCalls(store: JobStore): { readonly made: number; readonly answered: number; readonly settled: () => boolean } {
+  const calls = {
+    made: 0,
+    answered: 0,
+    settled: () => calls.made > 0 && calls.answered === calls.made,
+  };
+  const original = store.finishAndClaim.bind(store);
+  store.finishAndClaim = async (...args) => {
+    calls.made++;
+    try {
+      return await original(...args);
+    } finally {
+      calls.answered++;
+    }
+  };
+  return calls;
 }
 
 export interface NewJobOptions {

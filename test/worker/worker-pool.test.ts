@@ -6,7 +6,8 @@ import sleep from '../../src/handlers/sleep.js';
 import type { JobRecord } from '../../src/jobs/job.js';
 import type { AttemptOutcome, FinishResult, HeldLease, JobStore } from '../../src/store/job-store.js';
 import { WorkerPool, type WorkerPoolOptions } from '../../src/worker/worker-pool.js';
-import { Controls, createJob, deferred, nextEvent, storeCases, testHandlers, waitFor, waitForJob } from './helpers.js';
+import { waitFor } from '../helpers/wait-for.js';
+import { Controls, countStoreCalls, createJob, deferred, nextEvent, storeCases, testHandlers, waitForJob } from './helpers.js';
 
 const BACKOFF = { baseMs: 50, maxMs: 200 };
 
@@ -99,10 +100,13 @@ describe.each(storeCases)('WorkerPool on the $name store', (storeCase) => {
     it('never runs more than `concurrency` jobs at once, and runs them all', async () => {
       const jobs: JobRecord[] = [];
       for (let i = 0; i < 10; i++) jobs.push(await createJob(store, 'gate', { input: { gate: 'all' } }));
+      const calls = countStoreCalls(store);
       const pool = await startPool({ concurrency: 3 });
 
-      await waitFor(() => controls.active === 3 && pool.busy === 3, 3000, '3 running jobs');
-      await delay(150); // the slots are full: nothing else may start meanwhile
+      await waitFor(() => controls.active === 3 && pool.busy === 3, { timeoutMs: 3000, what: '3 running jobs' });
+      // The slots are full: nothing else may start. The pool had its chance once every store call it made (a claim in
+      // flight is the only way to a fourth job) was answered and acted on; with no slot free it makes no new claim.
+      await waitFor(calls.settled, { timeoutMs: 3000, what: "the pool's store calls to be answered" });
       expect(controls.active).toBe(3);
       expect(controls.runs).toHaveLength(3);
       expect(pool.busy).toBe(3);
@@ -119,7 +123,7 @@ describe.each(storeCases)('WorkerPool on the $name store', (storeCase) => {
       }
       expect(controls.runs).toHaveLength(10);
       expect(controls.maxActive).toBe(3);
-      await waitFor(() => pool.busy === 0, 1000, 'an idle pool');
+      await waitFor(() => pool.busy === 0, { timeoutMs: 1000, what: 'an idle pool' });
       expect(pool.counters).toMatchObject({ started: 10, succeeded: 10, failed: 0 });
     });
   });
@@ -132,7 +136,7 @@ describe.each(storeCases)('WorkerPool on the $name store', (storeCase) => {
       for (const job of jobs) await waitForJob(store, job.id, (j) => j.status === 'succeeded', 2000);
       expect(controls.runs).toHaveLength(30);
       expect(controls.maxActive).toBe(1);
-      await waitFor(() => pool.counters.succeeded === 30, 1000, 'every success to be counted');
+      await waitFor(() => pool.counters.succeeded === 30, { timeoutMs: 1000, what: 'every success to be counted' });
     });
   });
 
@@ -140,7 +144,7 @@ describe.each(storeCases)('WorkerPool on the $name store', (storeCase) => {
     it('stores reported progress, shows 100 as 99 until success, and keeps step and message', async () => {
       const job = await createJob(store, 'gate', { input: { gate: 'p' } });
       await startPool();
-      await waitFor(() => controls.runs.length === 1, 3000, 'the handler to start');
+      await waitFor(() => controls.runs.length === 1, { timeoutMs: 3000, what: 'the handler to start' });
       const { ctx } = controls.runs[0]!;
 
       ctx.progress(10, { step: 'download', message: 'ten' });
@@ -202,7 +206,7 @@ describe.each(storeCases)('WorkerPool on the $name store', (storeCase) => {
       await startPool();
 
       const done = await waitForJob(store, job.id, (j) => j.status === 'succeeded', 5000);
-      await waitFor(() => finishes.length === 3, 1000, 'the third finish to be recorded');
+      await waitFor(() => finishes.length === 3, { timeoutMs: 1000, what: 'the third finish to be recorded' });
       expect(done.attempt).toBe(3);
       expect(done.error).toBeNull();
       expect(done.result).toEqual({ slept_ms: 10, attempt: 3 });
@@ -242,7 +246,7 @@ describe.each(storeCases)('WorkerPool on the $name store', (storeCase) => {
       await startPool();
 
       const done = await waitForJob(store, job.id, (j) => j.status === 'failed', 5000);
-      await waitFor(() => finishes.length === 2, 1000, 'the second finish to be recorded');
+      await waitFor(() => finishes.length === 2, { timeoutMs: 1000, what: 'the second finish to be recorded' });
       expect(done.attempt).toBe(2);
       expect(done.error).toMatchObject({ code: 'planned-failure', retryable: true });
       expect(done.error!.message).toContain('attempt 2');
@@ -260,7 +264,7 @@ describe.each(storeCases)('WorkerPool on the $name store', (storeCase) => {
       expect(done.error).toEqual({ code: 'bad-thing', message: 'nope', retryable: false, stack: expect.stringMatching(/^JobFailure: nope\n\s+at /) as string });
       expect(done.result).toBeNull();
       expect(controls.runs).toHaveLength(1);
-      await waitFor(() => pool.counters.failed === 1, 1000, 'the failure to be counted');
+      await waitFor(() => pool.counters.failed === 1, { timeoutMs: 1000, what: 'the failure to be counted' });
       expect(pool.counters.retried).toBe(0);
     });
   });
@@ -296,7 +300,7 @@ describe.each(storeCases)('WorkerPool on the $name store', (storeCase) => {
     it('signals the handler of a running job and ends the job canceled', async () => {
       const job = await createJob(store, 'gate', { input: { gate: 'c' }, maxAttempts: 3 });
       const pool = await startPool();
-      await waitFor(() => controls.runs.length === 1, 3000, 'the handler to start');
+      await waitFor(() => controls.runs.length === 1, { timeoutMs: 3000, what: 'the handler to start' });
       await waitForJob(store, job.id, (j) => j.status === 'running');
 
       const answer = await store.cancel(job.id, Date.now());
@@ -310,7 +314,7 @@ describe.each(storeCases)('WorkerPool on the $name store', (storeCase) => {
       expect(done.lease).toBeNull();
       expect(done.completedAt).toEqual(expect.any(Number));
       expect(controls.runs).toHaveLength(1); // not retried
-      await waitFor(() => pool.busy === 0 && pool.counters.canceled === 1, 1000, 'the cancel to be counted');
+      await waitFor(() => pool.busy === 0 && pool.counters.canceled === 1, { timeoutMs: 1000, what: 'the cancel to be counted' });
     });
   });
 
@@ -318,7 +322,7 @@ describe.each(storeCases)('WorkerPool on the $name store', (storeCase) => {
     it('lets a short running job finish within the grace period', async () => {
       const job = await createJob(store, 'wait', { input: { ms: 200 } });
       const pool = await startPool();
-      await waitFor(() => controls.runs.length === 1, 3000, 'the handler to start');
+      await waitFor(() => controls.runs.length === 1, { timeoutMs: 3000, what: 'the handler to start' });
 
       const started = Date.now();
       await pool.drain(5000);
@@ -333,7 +337,7 @@ describe.each(storeCases)('WorkerPool on the $name store', (storeCase) => {
       const job = await createJob(store, 'gate', { input: { gate: 'never' }, maxAttempts: 1 });
       const pool = await startPool();
       await waitForJob(store, job.id, (j) => j.status === 'running' && j.attempt === 1);
-      await waitFor(() => controls.runs.length === 1, 3000, 'the handler to start');
+      await waitFor(() => controls.runs.length === 1, { timeoutMs: 3000, what: 'the handler to start' });
 
       const started = Date.now();
       await pool.drain(100);
@@ -345,11 +349,16 @@ describe.each(storeCases)('WorkerPool on the $name store', (storeCase) => {
     });
 
     it('claims nothing once drained', async () => {
+      const calls = countStoreCalls(store);
       const pool = await startPool();
       await pool.drain(100);
+      const signalled = await nextEvent(store, (event) => event.kind === 'work' && event.type === 'gate');
       const job = await createJob(store, 'gate', { input: { gate: 'open' } });
       controls.open('open');
-      await delay(300); // asserting that nothing happens: there is no condition to wait for
+      // The pool had its chance: the job's 'work' signal reached this later listener, so the pool's own listener (still
+      // there, were the drain to forget it) came first; any claim it made then is answered and acted on.
+      await signalled.event;
+      await waitFor(calls.settled, { timeoutMs: 3000, what: "the pool's store calls to be answered" });
       expect(await store.get(job.id)).toMatchObject({ status: 'queued', attempt: 0 });
       expect(controls.runs).toHaveLength(0);
       expect(pool.busy).toBe(0);
@@ -403,7 +412,7 @@ describe.each(storeCases)('WorkerPool on the $name store', (storeCase) => {
         return next;
       });
       await startPool();
-      await waitFor(() => idle >= 1, 3000, 'the pool to go idle');
+      await waitFor(() => idle >= 1, { timeoutMs: 3000, what: 'the pool to go idle' });
 
       const runAt = Date.now() + 300;
       const job = await createJob(store, 'gate', { input: { gate: 'open' }, runAt });
@@ -431,7 +440,7 @@ describe.each(storeCases)('WorkerPool on the $name store', (storeCase) => {
       controls.open('open');
       await startPool();
 
-      await waitFor(() => created !== undefined, 3000, 'the job to be submitted');
+      await waitFor(() => created !== undefined, { timeoutMs: 3000, what: 'the job to be submitted' });
       const done = await waitForJob(store, created!.id, (j) => j.status === 'succeeded', 3000);
       expect(done.attempt).toBe(1);
     });
@@ -442,7 +451,7 @@ describe.each(storeCases)('WorkerPool on the $name store', (storeCase) => {
       const finishes = recordFinishes(store);
       const job = await createJob(store, 'gate', { input: { gate: 'late', ignoreSignal: true }, maxAttempts: 3 });
       const pool = await startPool({ leaseMs: 10_000 });
-      await waitFor(() => controls.runs.length === 1, 3000, 'the handler to start');
+      await waitFor(() => controls.runs.length === 1, { timeoutMs: 3000, what: 'the handler to start' });
 
       // Another worker, at a time when this pool's lease has lapsed, reclaims the job.
       const [reclaimed] = await store.claim({
@@ -463,7 +472,7 @@ describe.each(storeCases)('WorkerPool on the $name store', (storeCase) => {
 
       // The original handler finally returns; the pool's write must be refused.
       controls.open('late');
-      await waitFor(() => finishes.some((call) => call.lease.leaseId !== 'other-lease'), 3000, "the pool's finish");
+      await waitFor(() => finishes.some((call) => call.lease.leaseId !== 'other-lease'), { timeoutMs: 3000, what: "the pool's finish" });
       const late = finishes.find((call) => call.lease.leaseId !== 'other-lease')!;
       expect(late.outcome.kind).toBe('succeeded');
       expect(late.result).toBe('lost');
@@ -477,7 +486,7 @@ describe.each(storeCases)('WorkerPool on the $name store', (storeCase) => {
       const finishes = recordFinishes(store);
       const job = await createJob(store, 'gate', { input: { gate: 'late', ignoreSignal: true }, maxAttempts: 3 });
       const pool = await startPool({ leaseMs: 300 }); // heartbeat every 100 ms
-      await waitFor(() => controls.runs.length === 1, 3000, 'the handler to start');
+      await waitFor(() => controls.runs.length === 1, { timeoutMs: 3000, what: 'the handler to start' });
 
       const [reclaimed] = await store.claim({
         types: ['gate'],
@@ -489,9 +498,9 @@ describe.each(storeCases)('WorkerPool on the $name store', (storeCase) => {
       });
       expect(reclaimed).toMatchObject({ id: job.id, attempt: 2 });
 
-      await waitFor(() => controls.runs[0]!.abortReason !== undefined, 2000, 'the handler to be aborted');
+      await waitFor(() => controls.runs[0]!.abortReason !== undefined, { timeoutMs: 2000, what: 'the handler to be aborted' });
       expect(controls.runs[0]!.abortReason).toBe('lease-lost');
-      await waitFor(() => pool.busy === 0, 1000, 'the slot to be freed'); // even though the handler ignores its signal
+      await waitFor(() => pool.busy === 0, { timeoutMs: 1000, what: 'the slot to be freed' }); // even though the handler ignores its signal
       expect(pool.counters.leasesLost).toBe(1);
       expect(finishes).toHaveLength(0);
 
