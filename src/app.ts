@@ -5,17 +5,20 @@ import fastifySwaggerUi from '@fastify/swagger-ui';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { jsonSchemaTransform, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { DEFAULT_BODY_LIMIT_BYTES } from './config.js';
+import { DEFAULT_BODY_LIMIT_BYTES, DEFAULT_LEASE_S, DEFAULT_REMOTE_MAX_CLAIM, DEFAULT_REMOTE_MAX_WAIT_S, DEFAULT_RETRY_BACKOFF } from './config.js';
 import { jobErrorAbout, problemCatalog, type ProblemCode } from './errors.js';
 import { adminGuard, adminKeyring, AdminSessions, type AdminRole } from './http/admin-auth.js';
 import { registerApiKeyAuth } from './http/api-auth.js';
+import { registerWorkerAuth, type WorkerKey } from './http/worker-auth.js';
 import { EventLinkSigner } from './http/event-links.js';
 import { registerRateLimit, type RateLimitRedis } from './http/rate-limit.js';
 import { frameworkErrors, registerErrorHandling } from './http/error-handler.js';
 import { clientErrorHandler } from './http/client-error.js';
 import type { HandlerRegistry } from './handlers/registry.js';
+import { DeclaredTypes } from './job-types/declared-types.js';
 import { adminRoutes } from './routes/admin.js';
 import { adminTypeRoutes } from './routes/admin-types.js';
+import { adminJobTypeRoutes } from './routes/admin-job-types.js';
 import { adminWorkerRoutes } from './routes/admin-workers.js';
 import { adminStatsHistoryRoutes } from './routes/admin-stats-history.js';
 import { adminAuditRoutes } from './routes/admin-audit.js';
@@ -28,6 +31,9 @@ import { healthRoutes } from './routes/health.js';
 import { jobRoutes } from './routes/jobs.js';
 import type { OutboundPolicy } from './outbound/outbound-policy.js';
 import { metricsRoutes } from './routes/metrics.js';
+import { remoteLeaseRoutes } from './routes/remote-leases.js';
+import { remoteWorkerRoutes } from './routes/remote-workers.js';
+import { closeRemoteContext, openRemoteContext, type RemoteSettings } from './remote/remote-context.js';
 import { openApiTransformObject, parameters, responseHeaders, securitySchemes } from './routes/openapi.js';
 import { ServiceMetrics } from './metrics/service-metrics.js';
 import type { JobStore } from './store/job-store.js';
@@ -42,6 +48,8 @@ export interface AppDeps {
   /** Operator state that is not jobs (pauses, worker registry, audit, history, bulk snapshots); a MemoryOpsStore when not given (closed with the app). */
   ops?: OpsStore;
   handlers: HandlerRegistry;
+  /** The job types operators declared for remote workers; when not given, the app follows `ops`'s own (closed with the app). */
+  declaredTypes?: DeclaredTypes;
   /** Null when this instance runs no workers. */
   pool: WorkerPool | null;
   /** `worker` serves only the operational routes (health); `api` and `all` serve everything. */
@@ -56,6 +64,13 @@ export interface AppDeps {
   idempotencyTtlMs?: number;
   /** SHA-256 of each API key → its tenant; the /v1 API runs open (one anonymous tenant) without. */
   apiKeys?: Map<string, string>;
+  /**
+   * WORKER_KEYS: SHA-256 of each worker key → its name and types. Without, the worker endpoints (/v1/workers,
+   * /v1/leases) are open exactly when the /v1 API is (no apiKeys), as one worker key `anonymous`.
+   */
+  workerKeys?: Map<string, WorkerKey>;
+  /** The pull-worker protocol's settings (LEASE_S, REMOTE_MAX_WAIT_S, REMOTE_MAX_CLAIM, the retry backoff, TYPE_LIMITS); the config's defaults for those not given. */
+  remote?: Partial<RemoteSettings>;
   /** Signs events links; every instance must share it (else a random one: links open on this instance only). */
   linkSigningSecret?: string;
   /** Most queued or running jobs one tenant may have; unlimited when unset. */
@@ -147,7 +162,12 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       servers: [{ url: '/', description: 'This service (paths are relative to where it is served)' }],
       tags: [
         { name: 'jobs', description: 'The client API: Bearer <API key> when API_KEYS is set, open otherwise' },
-        { name: 'admin', description: 'Operators: Bearer <admin key> (ADMIN_KEYS or ADMIN_TOKEN) or the dashboard\'s session cookie, or loopback only when neither is set. Roles: viewer reads (GET), operator also acts on jobs and workers (retry, cancel, delete, bulk, drain), admin also purges and pauses job types; ADMIN_TOKEN is an admin key' },
+        {
+          name: 'workers',
+          description:
+            'The pull-worker protocol: remote worker processes register, claim jobs of declared types, heartbeat and settle them over HTTP. Bearer <worker key> (WORKER_KEYS); open only while neither WORKER_KEYS nor API_KEYS is set',
+        },
+        { name: 'admin', description: 'Operators: Bearer <admin key> (ADMIN_KEYS or ADMIN_TOKEN) or the dashboard\'s session cookie, or loopback only when neither is set. Roles: viewer reads (GET), operator also acts on jobs and workers (retry, cancel, delete, bulk, drain), admin also purges, pauses and declares job types; ADMIN_TOKEN is an admin key' },
         { name: 'health', description: 'Liveness and readiness' },
         { name: 'operations', description: 'Prometheus metrics: Bearer METRICS_TOKEN, open when it is unset' },
       ],
@@ -159,12 +179,14 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   if (!operationalOnly) await app.register(fastifySwaggerUi, { routePrefix: '/docs' });
 
   if (!operationalOnly) {
+    const declaredTypes = deps.declaredTypes ?? (await DeclaredTypes.load(ops, deps.logger));
+    if (!deps.declaredTypes) app.addHook('onClose', () => declaredTypes.close());
     // With API keys, each Job's links.events is signed, so an EventSource (no headers) can open it.
     const eventLinks = deps.apiKeys ? new EventLinkSigner(deps.linkSigningSecret ? Buffer.from(deps.linkSigningSecret) : randomBytes(32)) : undefined;
     await app.register(async (v1) => {
-      registerApiKeyAuth(v1, deps.apiKeys, eventLinks);
+      registerApiKeyAuth(v1, deps.apiKeys, eventLinks, deps.workerKeys);
       if (deps.rateLimitPerMin) await registerRateLimit(v1, deps.rateLimitPerMin, deps.rateLimitRedis);
-      await v1.register(jobRoutes, { store: deps.store, handlers: deps.handlers, idempotencyTtlMs: deps.idempotencyTtlMs, eventLinks, maxActiveJobsPerTenant: deps.maxActiveJobsPerTenant,
+      await v1.register(jobRoutes, { store: deps.store, handlers: deps.handlers, declaredTypes, idempotencyTtlMs: deps.idempotencyTtlMs, eventLinks, maxActiveJobsPerTenant: deps.maxActiveJobsPerTenant,
         webhookPolicy: deps.webhookPolicy,
       });
       await v1.register(eventRoutes, { store: deps.store });
@@ -177,11 +199,40 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       await admin.register(adminRoutes, { store: deps.store, ops, pool: deps.pool });
       // In this order: it is the order of openapi.yaml's paths and components.
       await admin.register(adminTypeRoutes, { store: deps.store, ops, handlers: deps.handlers });
+      await admin.register(adminJobTypeRoutes, { store: deps.store, ops, handlers: deps.handlers, declaredTypes });
       await admin.register(adminWorkerRoutes, { ops });
       await admin.register(adminStatsHistoryRoutes, { ops });
       await admin.register(adminAuditRoutes, { ops });
       await admin.register(adminBulkRoutes, { store: deps.store, ops });
       await admin.register(adminEventRoutes, { store: deps.store, pool: deps.pool });
+    });
+    // The pull-worker protocol: a scope of its own beside /v1's, so worker keys (not API keys) guard it.
+    await app.register(async (workers) => {
+      registerWorkerAuth(workers, {
+        workerKeys: deps.workerKeys,
+        apiNeedsKeys: deps.apiKeys !== undefined,
+        otherKeyDigests: new Set([...(deps.apiKeys?.keys() ?? []), ...(adminKeys ?? []).map((key) => key.digest.toString('hex'))]),
+      });
+      const context = await openRemoteContext({
+        store: deps.store,
+        ops,
+        declaredTypes,
+        settings: {
+          leaseS: DEFAULT_LEASE_S,
+          maxWaitS: DEFAULT_REMOTE_MAX_WAIT_S,
+          maxClaim: DEFAULT_REMOTE_MAX_CLAIM,
+          backoff: DEFAULT_RETRY_BACKOFF,
+          typeLimits: {},
+          ...deps.remote,
+        },
+        isShuttingDown: deps.isShuttingDown ?? (() => false),
+        log: app.log,
+      });
+      // Before the server waits for requests in flight: held claims answer at once instead of holding the close.
+      workers.addHook('preClose', async () => closeRemoteContext(context));
+      workers.addHook('onClose', async () => closeRemoteContext(context));
+      await workers.register(remoteWorkerRoutes, { context });
+      await workers.register(remoteLeaseRoutes, { context });
     });
     // The dashboard (page and sign-in) sits outside the admin guard: it must open without a key.
     await app.register(adminSessionRoutes, { adminKeys, sessions: adminSessions });

@@ -1,5 +1,7 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
+import { jobTypePattern } from './handlers/handler.js';
+import { MAX_WAIT_S } from './http/prefer.js';
 import { DEFAULT_POISON_AFTER, type ClaimLimit } from './store/job-store.js';
 import { webhookSecretProblem } from './webhooks/webhook-signer.js';
 
@@ -10,6 +12,12 @@ import { webhookSecretProblem } from './webhooks/webhook-signer.js';
  */
 export const DEFAULT_BODY_LIMIT_BYTES = 1_048_576;
 export const DEFAULT_IDEMPOTENCY_TTL_S = 86_400;
+export const DEFAULT_LEASE_S = 30;
+export const DEFAULT_RETRY_BACKOFF = { baseMs: 1000, maxMs: 300_000 } as const;
+/** Longest `Prefer: wait` of a remote worker's claim (REMOTE_MAX_WAIT_S): below common proxy idle timeouts (30 s and more). */
+export const DEFAULT_REMOTE_MAX_WAIT_S = 25;
+/** Most jobs one remote claim may lease (REMOTE_MAX_CLAIM). */
+export const DEFAULT_REMOTE_MAX_CLAIM = 100;
 
 /*
  * Settings an operator may want to change that have no environment variable: change them here. (Limits
@@ -39,12 +47,17 @@ const booleanFlag = z
 
 const positiveInt = z.coerce.number().int().positive();
 
+/** A job type's name without its anchors, to build WORKER_KEYS' label from. */
+const typeName = jobTypePattern.source.slice(1, -1);
+/** WORKER_KEYS' label: `name`, or `name:type1|type2` (the types the key may claim). */
+const workerKeyLabel = new RegExp(`^[A-Za-z0-9_.-]{1,64}(?::${typeName}(?:\\|${typeName})*)?$`);
+
 /** `type:max_concurrency=5:rate=20/1;other:rate=100/60` → per-type limits (the rate's window in ms). */
 const typeLimitsSchema = z.string().transform((value, ctx) => {
   const limits: Record<string, ClaimLimit> = {};
   for (const entry of value.split(';').map((part) => part.trim()).filter(Boolean)) {
     const [type, ...settings] = entry.split(':');
-    if (!type || !/^[a-z0-9][a-z0-9_.-]{0,63}$/.test(type) || settings.length === 0) {
+    if (!type || !jobTypePattern.test(type) || settings.length === 0) {
       ctx.addIssue({ code: 'custom', message: `"${entry}" is not type:key=value[:key=value]` });
       return z.NEVER;
     }
@@ -78,15 +91,16 @@ export const ADMIN_ROLES = ['viewer', 'operator', 'admin'] as const;
 export type AdminRole = (typeof ADMIN_ROLES)[number];
 
 /**
- * `key:label` pairs, comma-separated (API_KEYS, ADMIN_KEYS); a key written `sha256:<64 hex digits>` is
- * matched by its SHA-256, so the plain key need not sit in the environment. The label follows the last
- * colon. Messages name the entry by its position: they never echo a key.
+ * `key:label` pairs, comma-separated (API_KEYS, ADMIN_KEYS, WORKER_KEYS); a key written `sha256:<64 hex
+ * digits>` is matched by its SHA-256, so the plain key need not sit in the environment. The label follows
+ * the last colon, or, with `labelAfterKey` (a label that holds colons itself), the key's own end: then a
+ * key cannot hold a colon. Messages name the entry by its position: they never echo a key.
  */
-function keyPairs<L extends string>(usage: string, isLabel: (label: string) => label is L) {
+function keyPairs<L extends string>(usage: string, isLabel: (label: string) => label is L, { labelAfterKey = false } = {}) {
   return z.string().transform((value, ctx) => {
     const entries: (ConfiguredKey & { label: L })[] = [];
     for (const entry of value.split(',').map((part) => part.trim()).filter(Boolean)) {
-      const colon = entry.lastIndexOf(':');
+      const colon = labelAfterKey ? (/^sha256:[0-9a-f]{64}(?=:)/i.exec(entry)?.[0].length ?? entry.indexOf(':')) : entry.lastIndexOf(':');
       const secret = entry.slice(0, colon);
       const label = entry.slice(colon + 1);
       if (colon < 0 || !isLabel(label)) {
@@ -130,12 +144,12 @@ export const configSchema = z.object({
   REDIS_COMMAND_TIMEOUT_MS: positiveInt.default(1000),
   JOB_TTL_S: positiveInt.default(86_400),
   IDEMPOTENCY_TTL_S: positiveInt.default(DEFAULT_IDEMPOTENCY_TTL_S),
-  LEASE_S: positiveInt.default(30),
+  LEASE_S: positiveInt.default(DEFAULT_LEASE_S),
   POISON_AFTER: z.coerce.number().int().min(0).default(DEFAULT_POISON_AFTER),
   WORKER_CONCURRENCY: z.coerce.number().int().min(0).max(10_000).default(10),
   SHUTDOWN_GRACE_S: z.coerce.number().min(0).default(25),
-  RETRY_BACKOFF_BASE_MS: positiveInt.default(1000),
-  RETRY_BACKOFF_MAX_MS: positiveInt.default(300_000),
+  RETRY_BACKOFF_BASE_MS: positiveInt.default(DEFAULT_RETRY_BACKOFF.baseMs),
+  RETRY_BACKOFF_MAX_MS: positiveInt.default(DEFAULT_RETRY_BACKOFF.maxMs),
   ADMIN_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
   METRICS_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
   ADMIN_KEYS: keyPairs('key:role (role: viewer, operator or admin)', (label): label is AdminRole => (ADMIN_ROLES as readonly string[]).includes(label))
@@ -147,6 +161,20 @@ export const configSchema = z.object({
   API_KEYS: keyPairs('key:tenant (tenant: letters, digits, _ and ., at most 64)', (label): label is string => /^[A-Za-z0-9_.]{1,64}$/.test(label))
     .transform((entries) => entries.map(({ label, ...key }) => ({ ...key, tenant: label })))
     .optional(),
+  WORKER_KEYS: keyPairs(
+    'key:name or key:name:type1|type2 (name: letters, digits, _ . and -, at most 64; the types the key may claim)',
+    (label): label is string => workerKeyLabel.test(label),
+    { labelAfterKey: true },
+  )
+    .transform((entries) =>
+      entries.map(({ label, ...key }) => {
+        const [name, scope] = label.split(':') as [string, string | undefined];
+        return { ...key, name, ...(scope === undefined ? {} : { types: scope.split('|') }) };
+      }),
+    )
+    .optional(),
+  REMOTE_MAX_WAIT_S: z.coerce.number().int().min(0).max(MAX_WAIT_S).default(DEFAULT_REMOTE_MAX_WAIT_S),
+  REMOTE_MAX_CLAIM: z.coerce.number().int().min(1).max(1000).default(DEFAULT_REMOTE_MAX_CLAIM),
   JOB_TYPES: z
     .string()
     .default('echo,sleep')

@@ -6,8 +6,10 @@ import { ConfigError, loadConfig, WEBHOOK_TIMEOUT_MS } from './config.js';
 import { createHttpHandler } from './handlers/http.js';
 import { loadHandlerModules } from './handlers/load-modules.js';
 import { parseApiKeys } from './http/api-auth.js';
+import { workerKeyring } from './http/worker-auth.js';
 import { OutboundPolicy } from './outbound/outbound-policy.js';
 import { builtInHandlers, HandlerRegistry } from './handlers/registry.js';
+import { DeclaredTypes } from './job-types/declared-types.js';
 import { createJobStore, RedisRequiredError } from './store/create-job-store.js';
 import { RedisJobStore } from './store/redis-job-store.js';
 import { MemoryOpsStore } from './ops/memory-ops-store.js';
@@ -15,8 +17,9 @@ import { RedisOpsStore } from './ops/redis-ops-store.js';
 import { WebhookDispatcher } from './webhooks/webhook-dispatcher.js';
 import { WebhookSigner } from './webhooks/webhook-signer.js';
 import { WorkerPool } from './worker/worker-pool.js';
-import { ServiceMetrics, type WorkerPoolObserver } from './metrics/service-metrics.js';
+import { ServiceMetrics } from './metrics/service-metrics.js';
 import { fanOut, WorkerControl } from './worker/worker-control.js';
+import type { WorkerPoolObserver } from './worker/pool-observer.js';
 
 /**
  * The process: reads the environment, picks the store, starts the worker pool and the HTTP server,
@@ -70,6 +73,8 @@ async function main(): Promise<void> {
   // (pauses, worker registry, audit, history, bulk snapshots) and the API's rate-limit counts.
   const redis = store instanceof RedisJobStore ? { client: store.redis, keyBase: store.keys.base } : undefined;
   const ops = redis ? new RedisOpsStore(redis.client, redis.keyBase, { commandTimeoutMs: config.REDIS_COMMAND_TIMEOUT_MS }) : new MemoryOpsStore();
+  // The job types operators declared for remote workers, kept in the ops store and followed on every instance.
+  const declaredTypes = await DeclaredTypes.load(ops, logger);
 
   const unknownLimited = Object.keys(config.TYPE_LIMITS).filter((type) => !handlers.get(type));
   if (unknownLimited.length > 0) logger.warn({ types: unknownLimited }, 'TYPE_LIMITS names job types that are not enabled here');
@@ -112,6 +117,7 @@ async function main(): Promise<void> {
     ops,
     storeFallback: fallback,
     handlers,
+    declaredTypes,
     pool,
     role: config.ROLE,
     logger,
@@ -121,6 +127,15 @@ async function main(): Promise<void> {
     idempotencyTtlMs: config.IDEMPOTENCY_TTL_S * 1000,
     corsOrigins: config.CORS_ORIGINS,
     apiKeys: config.API_KEYS ? parseApiKeys(config.API_KEYS) : undefined,
+    workerKeys: config.WORKER_KEYS ? workerKeyring(config.WORKER_KEYS) : undefined,
+    // Remote workers' leases, claims and retries: the settings the in-process pool runs with.
+    remote: {
+      leaseS: config.LEASE_S,
+      maxWaitS: config.REMOTE_MAX_WAIT_S,
+      maxClaim: config.REMOTE_MAX_CLAIM,
+      backoff: { baseMs: config.RETRY_BACKOFF_BASE_MS, maxMs: config.RETRY_BACKOFF_MAX_MS },
+      typeLimits: config.TYPE_LIMITS,
+    },
     linkSigningSecret: config.LINK_SIGNING_SECRET,
     rateLimitPerMin: config.RATE_LIMIT_PER_MIN,
     rateLimitRedis: redis && { client: redis.client, keyPrefix: `${redis.keyBase}ratelimit:` },
@@ -140,6 +155,7 @@ async function main(): Promise<void> {
     // Deliveries in flight get their timeout to end (within the grace); the rest are sent again once their lease lapses.
     await Promise.all([pool?.drain(config.SHUTDOWN_GRACE_S * 1000), webhooks?.stop(Math.min(WEBHOOK_TIMEOUT_MS, config.SHUTDOWN_GRACE_S * 1000))]);
     await control?.stop();
+    await declaredTypes.close();
     await ops.close();
     await store.close();
     logger.info('shut down cleanly');
@@ -164,6 +180,7 @@ async function main(): Promise<void> {
       metrics: config.METRICS_TOKEN ? 'token' : 'open',
       webhooks: webhooks ? 'sent from here' : config.WEBHOOK_SECRET ? 'accepted (sent by worker instances)' : 'off (no WEBHOOK_SECRET)',
       api: config.API_KEYS ? `API keys (${new Set(config.API_KEYS.map((entry) => entry.tenant)).size} tenants)` : 'OPEN: no API keys',
+      remoteWorkers: config.WORKER_KEYS ? `worker keys (${config.WORKER_KEYS.length})` : config.API_KEYS ? 'closed (no WORKER_KEYS)' : 'OPEN: no worker keys',
     },
     `async-job service ready on ${address} (docs at ${address}/docs)`,
   );

@@ -33,6 +33,24 @@ describe('configuration', () => {
     expect(message).toContain('"eighty"');
   });
 
+  it('parses WORKER_KEYS: name, optional type scope, keys by their hash; never echoes a key', () => {
+    const digest = 'a'.repeat(64);
+    expect(loadConfig({ WORKER_KEYS: `w0rker-key-0123456789:fleet, sha256:${digest}:gpu-box:resize|thumb.v2` }).WORKER_KEYS).toEqual([
+      { key: 'w0rker-key-0123456789', name: 'fleet' },
+      { sha256: digest, name: 'gpu-box', types: ['resize', 'thumb.v2'] },
+    ]);
+    for (const bad of ['short:fleet', 'w0rker-key-0123456789', 'w0rker-key-0123456789:fleet:Bad|type', 'w0rker-key-0123456789:fleet:']) {
+      expect(() => loadConfig({ WORKER_KEYS: bad }), bad).toThrow(/WORKER_KEYS: entry 1/);
+      try {
+        loadConfig({ WORKER_KEYS: bad });
+      } catch (error) {
+        expect((error as Error).message).not.toContain('0123456789');
+      }
+    }
+    expect(loadConfig({})).toMatchObject({ REMOTE_MAX_WAIT_S: 25, REMOTE_MAX_CLAIM: 100 });
+    expect(() => loadConfig({ REMOTE_MAX_WAIT_S: '61' })).toThrow(/REMOTE_MAX_WAIT_S/);
+  });
+
   it('parses lists and limits', () => {
     const config = loadConfig({ JOB_TYPES: 'echo, sleep ,http', TYPE_LIMITS: 'sleep:max_concurrency=5:rate=20/1;echo:rate=100/60', CORS_ORIGINS: 'https://a.example, https://b.example:8443' });
     expect(config.JOB_TYPES).toEqual(['echo', 'sleep', 'http']);

@@ -63,6 +63,12 @@ export interface TypeInfo {
 /** One entry of GET /admin/workers (the fleet's worker registry). */
 export interface Worker {
   id?: string;
+  /** `in-process` (a pool of an instance) or `remote` (a worker process pulling over HTTP). */
+  kind?: string;
+  /** A remote worker's own name (null for in-process pools). */
+  name?: string | null;
+  labels?: Record<string, string>;
+  key_name?: string | null;
   state?: string;
   host?: string;
   pid?: number;

@@ -5,12 +5,13 @@ import {
   DEFAULT_BEAT_INTERVAL_MS,
   HISTORY_WINDOWS,
   PRUNE_DEAD_AFTER_MS,
-  workerState,
+  workerView,
   type AuditEntry,
   type AuditPage,
   type AuditRecord,
   type BulkSnapshot,
   type ControlMessage,
+  type DeclaredTypeDef,
   type FinishedSample,
   type History,
   type HistoryWindow,
@@ -36,6 +37,7 @@ export class MemoryOpsStore implements OpsStore {
   private readonly listeners = new Set<(message: ControlMessage) => void>();
   private readonly workerRecords = new Map<string, WorkerRecord>();
   private readonly drained = new Set<string>();
+  private readonly declared = new Map<string, DeclaredTypeDef>();
   private auditEntries: AuditRecord[] = [];
   private auditSeq = 0;
   /** Per window (bucket width): bucket start → field → value. */
@@ -94,7 +96,7 @@ export class MemoryOpsStore implements OpsStore {
         this.drained.delete(id);
         continue;
       }
-      views.push({ ...structuredClone(record), draining: record.draining || this.drained.has(id), state: workerState(record.beat_at, now, this.beatIntervalMs) });
+      views.push(workerView(structuredClone(record), this.drained.has(id), now, this.beatIntervalMs));
     }
     return views.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   }
@@ -109,6 +111,16 @@ export class MemoryOpsStore implements OpsStore {
 
   async isDraining(id: string): Promise<boolean> {
     return this.drained.has(id);
+  }
+
+  async worker(id: string, now: number): Promise<WorkerView | undefined> {
+    const record = this.workerRecords.get(id);
+    return record && workerView(structuredClone(record), this.drained.has(id), now, this.beatIntervalMs);
+  }
+
+  async removeWorker(id: string): Promise<boolean> {
+    this.drained.delete(id);
+    return this.workerRecords.delete(id);
   }
 
   async audit(entry: AuditEntry): Promise<void> {
@@ -154,6 +166,24 @@ export class MemoryOpsStore implements OpsStore {
       const fields = buckets.get(start);
       return fields ? Object.fromEntries(fields) : undefined;
     });
+  }
+
+  async declareType(def: DeclaredTypeDef): Promise<{ def: DeclaredTypeDef; created: boolean }> {
+    const earlier = this.declared.get(def.type);
+    const stored = structuredClone(earlier ? { ...def, created_at: earlier.created_at } : def);
+    this.declared.set(def.type, stored);
+    this.publish({ kind: 'types' });
+    return { def: structuredClone(stored), created: !earlier };
+  }
+
+  async removeDeclaredType(type: string): Promise<boolean> {
+    const was = this.declared.delete(type);
+    this.publish({ kind: 'types' });
+    return was;
+  }
+
+  async declaredTypes(): Promise<DeclaredTypeDef[]> {
+    return [...this.declared.values()].sort((a, b) => (a.type < b.type ? -1 : a.type > b.type ? 1 : 0)).map((def) => structuredClone(def));
   }
 
   async close(): Promise<void> {

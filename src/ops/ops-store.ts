@@ -20,6 +20,9 @@ import type { AdminRole } from '../config.js';
  * - Audit: every admin write (who, what, on what, how many jobs), newest first, the last 10,000 kept.
  * - Stats history: finished jobs (with wait and run times) and queue depth, in fixed time buckets, kept
  *   bounded (see HISTORY_WINDOWS) and, in Redis, across restarts.
+ * - Declared job types: the types an operator declared for remote workers (no in-process handler), with
+ *   their input's JSON Schema and defaults. Every change publishes `{kind: 'types'}`, so each instance
+ *   re-reads them (src/job-types/declared-types.ts keeps the cache). The store does not check the schema.
  *
  * Failures of the backend surface as StoreUnavailableError (answered 503), quickly, never as a hang.
  */
@@ -58,6 +61,10 @@ export interface OpsStore {
   setDraining(id: string, draining: boolean): Promise<boolean>;
   /** Whether an operator drained this worker (what a worker pool checks besides the control messages). */
   isDraining(id: string): Promise<boolean>;
+  /** One worker's record as `workers` lists it (state at `now`, drain included), or undefined when unknown. */
+  worker(id: string, now: number): Promise<WorkerView | undefined>;
+  /** Forgets a worker's record and any drain of it (a remote worker that deregistered); true when it was known. */
+  removeWorker(id: string): Promise<boolean>;
 
   /** Appends an entry to the audit log (the oldest beyond AUDIT_LOG_CAP are dropped). */
   audit(entry: AuditEntry): Promise<void>;
@@ -70,6 +77,16 @@ export interface OpsStore {
   recordDepth(at: number, depthByType: Record<string, number>): Promise<void>;
   /** The window ending at `now`, oldest bucket first, every bucket present (empty ones with no types). */
   history(window: HistoryWindow, now: number): Promise<History>;
+
+  /**
+   * Stores `def` under `def.type`, replacing an earlier declaration of it (which keeps its `created_at`);
+   * answers what is stored now and whether the type was new. Publishes `types`.
+   */
+  declareType(def: DeclaredTypeDef): Promise<{ def: DeclaredTypeDef; created: boolean }>;
+  /** Forgets the declaration; true when the type was declared. Publishes `types` (also when it was not). */
+  removeDeclaredType(type: string): Promise<boolean>;
+  /** Every declared type, ordered by type. */
+  declaredTypes(): Promise<DeclaredTypeDef[]>;
 
   /** Ends the control subscription (never closes a Redis client it was given). Idempotent. */
   close(): Promise<void>;
@@ -97,7 +114,32 @@ export interface TypePause {
 export type ControlMessage =
   | { kind: 'pause'; type: string; pause: TypePause }
   | { kind: 'resume'; type: string }
-  | { kind: 'drain'; workerId: string; draining: boolean };
+  | { kind: 'drain'; workerId: string; draining: boolean }
+  /** A declared job type was added, replaced or removed: re-read `declaredTypes`. */
+  | { kind: 'types' };
+
+/**
+ * A job type declared by an operator (PUT /admin/job-types/{type}) and served by remote workers. Null means
+ * "not set" (the service's default applies). Times are epoch ms.
+ */
+export interface DeclaredTypeDef {
+  type: string;
+  /** The input's JSON Schema (2020-12), as the operator gave it. */
+  input_schema: Record<string, unknown>;
+  description: string | null;
+  /** Default timeout of an attempt (a job's own `timeout_s` overrides it). */
+  timeout_s: number | null;
+  /** Default attempts (a job's own `max_attempts` overrides it). */
+  max_attempts: number | null;
+  /** At most this many jobs of the type running at once across the fleet. */
+  max_concurrency: number | null;
+  /** At most `max` claims per `per_s` seconds across the fleet. */
+  rate: { max: number; per_s: number } | null;
+  /** The lease a remote worker gets on a job of this type, in seconds (the service's default when null). */
+  lease_s: number | null;
+  created_at: number;
+  updated_at: number;
+}
 
 /** What a worker pool reports on each beat. Times are epoch ms. */
 export interface WorkerRecord {
@@ -121,6 +163,22 @@ export interface WorkerRecord {
   leases_lost: number;
   /** The pool's own view: it is draining (shutting down, or it heard an operator's drain). */
   draining: boolean;
+  /**
+   * `remote`: a worker process that pulls jobs over HTTP (POST /v1/workers), whose record the service writes on
+   * each of its calls (`beat_at` is its last call, `pid` 0, `host` its address, `role` `remote`); absent or
+   * `in-process`: a worker pool of an instance. The fields below are a remote worker's only.
+   */
+  kind?: 'in-process' | 'remote';
+  /** The name the worker gave itself. */
+  name?: string;
+  labels?: Record<string, string>;
+  /** The name of the worker key that registered it: only that key may call for it. */
+  key_name?: string;
+  /** Its lease length, and the heartbeat interval it was told: its beat interval when rating its state. */
+  lease_s?: number;
+  heartbeat_s?: number;
+  /** The leases it holds, as the protocol spells them (`<job id>.<lease>`); `job_ids` are their jobs. */
+  lease_ids?: string[];
 }
 
 export type WorkerState = 'live' | 'stale' | 'dead';
@@ -144,6 +202,15 @@ export function workerState(beatAt: number, now: number, beatIntervalMs: number)
   if (age < LIVE_BEATS * beatIntervalMs) return 'live';
   if (age < STALE_AFTER_MS) return 'stale';
   return 'dead';
+}
+
+/**
+ * A record as listed: its state (rated by its own heartbeat interval when it has one, a remote worker's, else
+ * the store's `beatIntervalMs`) and an operator's drain.
+ */
+export function workerView(record: WorkerRecord, operatorDrained: boolean, now: number, beatIntervalMs: number): WorkerView {
+  const interval = record.heartbeat_s !== undefined ? record.heartbeat_s * 1000 : beatIntervalMs;
+  return { ...record, draining: record.draining || operatorDrained, state: workerState(record.beat_at, now, interval) };
 }
 
 export interface AuditEntry {

@@ -8,12 +8,13 @@ import {
   DEFAULT_BEAT_INTERVAL_MS,
   HISTORY_WINDOWS,
   PRUNE_DEAD_AFTER_MS,
-  workerState,
+  workerView,
   type AuditEntry,
   type AuditPage,
   type AuditRecord,
   type BulkSnapshot,
   type ControlMessage,
+  type DeclaredTypeDef,
   type FinishedSample,
   type History,
   type HistoryWindow,
@@ -55,10 +56,11 @@ return id`;
  *   {p}:ops:draining            set     worker ids an operator drained (apart from the records: a beat never undoes a drain)
  *   {p}:ops:audit               zset    "<id> <AuditEntry JSON>", score <id>; the newest AUDIT_LOG_CAP kept
  *   {p}:ops:audit-seq           string  the last audit id
+ *   {p}:ops:declared-types      hash    job type -> DeclaredTypeDef (JSON): the types operators declared for remote workers
  *   {p}:ops:hist:<window>:<ms>  hash    stats of one bucket starting at <ms> (fields: see history.ts), counted
  *                                       with HINCRBY and expiring `keepMs` after the bucket ends
  *                                       (1h: 1-minute buckets kept 2 h; 24h: 10-minute buckets kept 25 h; 7d: hourly kept 8 days)
- *   {p}:control                 channel ControlMessage JSON on every pause, resume and drain change
+ *   {p}:control                 channel ControlMessage JSON on every pause, resume, drain and declared type change
  *
  * It uses the client it is given (the job store's) and opens one more connection (a duplicate) for the
  * control subscription; `close` ends only that one.
@@ -90,6 +92,7 @@ export class RedisOpsStore implements OpsStore {
     draining: () => `${this.base}ops:draining`,
     audit: () => `${this.base}ops:audit`,
     auditSeq: () => `${this.base}ops:audit-seq`,
+    declaredTypes: () => `${this.base}ops:declared-types`,
     history: (window: HistoryWindow, start: number) => `${this.base}ops:hist:${window}:${start}`,
     control: () => `${this.base}control`,
   };
@@ -159,7 +162,7 @@ export class RedisOpsStore implements OpsStore {
         pruned.push(id);
         continue;
       }
-      views.push({ ...record, draining: record.draining || drainedSet.has(id), state: workerState(record.beat_at, now, this.beatIntervalMs) });
+      views.push(workerView(record, drainedSet.has(id), now, this.beatIntervalMs));
     }
     if (pruned.length > 0) {
       await this.guard(() => Promise.all([this.redis.hdel(this.key.workers(), ...pruned), this.redis.srem(this.key.draining(), ...pruned)]));
@@ -177,6 +180,16 @@ export class RedisOpsStore implements OpsStore {
 
   async isDraining(id: string): Promise<boolean> {
     return (await this.guard(() => this.redis.sismember(this.key.draining(), id))) === 1;
+  }
+
+  async worker(id: string, now: number): Promise<WorkerView | undefined> {
+    const [json, drained] = await this.guard(() => Promise.all([this.redis.hget(this.key.workers(), id), this.redis.sismember(this.key.draining(), id)]));
+    return json === null ? undefined : workerView(JSON.parse(json) as WorkerRecord, drained === 1, now, this.beatIntervalMs);
+  }
+
+  async removeWorker(id: string): Promise<boolean> {
+    const [removed] = await this.guard(() => Promise.all([this.redis.hdel(this.key.workers(), id), this.redis.srem(this.key.draining(), id)]));
+    return removed > 0;
   }
 
   async audit(entry: AuditEntry): Promise<void> {
@@ -228,6 +241,33 @@ export class RedisOpsStore implements OpsStore {
     const replies = (await this.exec(batch)) as Record<string, string>[];
     const byStart = new Map(starts.map((start, i) => [start, replies[i]]));
     return assembleHistory(window, starts, (start) => byStart.get(start));
+  }
+
+  async declareType(def: DeclaredTypeDef): Promise<{ def: DeclaredTypeDef; created: boolean }> {
+    const key = this.key.declaredTypes();
+    let stored = def;
+    // HSETNX tells a new type from a replaced one; a replacement keeps the first declaration's created_at.
+    const created = (await this.guard(() => this.redis.hsetnx(key, def.type, JSON.stringify(def)))) === 1;
+    if (!created) {
+      const earlier = await this.guard(() => this.redis.hget(key, def.type));
+      if (earlier !== null) stored = { ...def, created_at: (JSON.parse(earlier) as DeclaredTypeDef).created_at };
+      await this.guard(() => this.redis.hset(key, def.type, JSON.stringify(stored)));
+    }
+    await this.publish({ kind: 'types' });
+    return { def: stored, created };
+  }
+
+  async removeDeclaredType(type: string): Promise<boolean> {
+    const removed = await this.guard(() => this.redis.hdel(this.key.declaredTypes(), type));
+    await this.publish({ kind: 'types' });
+    return removed > 0;
+  }
+
+  async declaredTypes(): Promise<DeclaredTypeDef[]> {
+    const all = await this.guard(() => this.redis.hgetall(this.key.declaredTypes()));
+    return Object.keys(all)
+      .sort()
+      .map((type) => JSON.parse(all[type]!) as DeclaredTypeDef);
   }
 
   async close(): Promise<void> {

@@ -18,22 +18,26 @@ export interface AdminWorkerRoutesOptions {
 const workerSchema = z
   .object({
     id: z.string(),
+    kind: z.enum(['in-process', 'remote']).describe('`in-process`: a worker pool of an instance; `remote`: a worker process pulling jobs over HTTP (POST /v1/workers)'),
+    name: z.string().nullable().describe("A remote worker's own name; null for in-process pools"),
+    labels: z.record(z.string(), z.string()).describe("A remote worker's labels ({} for in-process pools)"),
+    key_name: z.string().nullable().describe('The worker key that registered a remote worker; null for in-process pools'),
     state: z
       .enum(['live', 'stale', 'dead'])
       .describe(
-        `live: beat within ${LIVE_BEATS} beat intervals (${(LIVE_BEATS * DEFAULT_BEAT_INTERVAL_MS) / 1000} s); stale: within ${STALE_AFTER_MS / 60_000} minutes; dead: older (dropped after an hour)`,
+        `live: beat within ${LIVE_BEATS} beat intervals (${(LIVE_BEATS * DEFAULT_BEAT_INTERVAL_MS) / 1000} s; a remote worker's interval is its heartbeat_s, so it is live while it called within about its lease); stale: within ${STALE_AFTER_MS / 60_000} minutes; dead: older (dropped after an hour)`,
       ),
     host: z.string(),
     pid: z.number().int(),
     version: z.string(),
     role: z.string(),
     started_at: timestamp,
-    beat_at: timestamp,
+    beat_at: timestamp.describe("Its last beat (a remote worker's last call)"),
     beat_age_s: z.number(),
     types: z.array(z.string()),
     slots_total: z.number().int(),
     slots_busy: z.number().int(),
-    job_ids: z.array(z.string()),
+    job_ids: z.array(z.string()).describe('The jobs it runs (a remote worker: the leases it holds)'),
     leases_lost: z.number().int(),
     draining: z.boolean().describe('Claims no new jobs: an operator drained it, or it is shutting down'),
   })
@@ -59,6 +63,10 @@ export const adminWorkerRoutes: FastifyPluginAsync<AdminWorkerRoutesOptions> = a
       return {
         data: workers.map((worker) => ({
           id: worker.id,
+          kind: worker.kind ?? 'in-process',
+          name: worker.name ?? null,
+          labels: worker.labels ?? {},
+          key_name: worker.key_name ?? null,
           state: worker.state,
           host: worker.host,
           pid: worker.pid,

@@ -1,9 +1,10 @@
 import { createHash } from 'node:crypto';
 import type { z } from 'zod';
-import { HttpProblem, problem, type Problem } from '../errors.js';
+import { HttpProblem, problem, type FieldError, type Problem } from '../errors.js';
 import type { Handler } from '../handlers/handler.js';
 import type { HandlerRegistry } from '../handlers/registry.js';
 import { jsonPointer } from '../http/error-handler.js';
+import type { DeclaredType, DeclaredTypes } from '../job-types/declared-types.js';
 import { canonicalJson } from '../jobs/canonical-json.js';
 import { newJobId } from '../jobs/job-id.js';
 import { DEFAULT_MAX_ATTEMPTS, defaultWebhookEvents, WebhookEvent, type CacheRequest, type JobRecord, type JobWebhook, type NewJob } from '../jobs/job.js';
@@ -12,8 +13,8 @@ import { TooManyActiveJobsError, type JobStore } from '../store/job-store.js';
 import type { createJobBody } from './schemas.js';
 
 /**
- * The steps of a submit (POST /v1/jobs), in the order the route takes them: the type's handler, the input
- * checked against it, the Idempotency-Key header, the new job built from the body, then created, or the
+ * The steps of a submit (POST /v1/jobs), in the order the route takes them: the type's definition (its
+ * in-process handler, or an operator's declaration served by remote workers), the input checked against it, the Idempotency-Key header, the new job built from the body, then created, or the
  * job an earlier request with the same Idempotency-Key made replayed.
  */
 
@@ -23,26 +24,45 @@ const idempotencyKeyPattern = /^[\x21-\x7e]{1,255}$/;
 /** Retry-After of a refusal for too many active jobs: long enough for some to finish. */
 const TOO_MANY_ACTIVE_RETRY_AFTER_S = 5;
 
-/** The handler of the submitted type; a 422 problem listing the known types when there is none. */
-export function handlerFor(handlers: HandlerRegistry, type: string): Handler {
-  const handler = handlers.get(type);
-  if (handler) return handler;
-  throw new HttpProblem('unknown-job-type', `Unknown job type "${type}". Known types: ${handlers.types.join(', ')}.`, {
-    errors: [{ pointer: '/type', detail: `must be one of: ${handlers.types.join(', ')}` }],
-    extensions: { known_types: handlers.types },
+/** What serves a type: an in-process handler (zod input), or an operator's declaration (JSON Schema input, remote workers). */
+export type TypeDefinition = Handler | DeclaredType;
+
+const isDeclared = (definition: TypeDefinition): definition is DeclaredType => 'input_schema' in definition;
+
+/** Every type a submit may name: the handlers', then the declared ones (a handler wins a name both have). */
+export function knownTypes(handlers: HandlerRegistry, declared: DeclaredTypes | undefined): string[] {
+  return [...new Set([...handlers.types, ...(declared?.all.map((def) => def.type) ?? [])])];
+}
+
+/** The definition of the submitted type; a 422 problem listing the known types when there is none. */
+export function definitionFor(handlers: HandlerRegistry, declared: DeclaredTypes | undefined, type: string): TypeDefinition {
+  const definition = handlers.get(type) ?? declared?.get(type);
+  if (definition) return definition;
+  const known = knownTypes(handlers, declared);
+  throw new HttpProblem('unknown-job-type', `Unknown job type "${type}". Known types: ${known.join(', ')}.`, {
+    errors: [{ pointer: '/type', detail: `must be one of: ${known.join(', ')}` }],
+    extensions: { known_types: known },
   });
 }
 
-/** The 422 problem when the input does not fit the type's schema (a pointer per issue), else undefined. */
-export function inputProblem(handler: Handler, body: CreateJobBody): Problem | undefined {
-  const parsed = handler.input.safeParse(body.input);
-  if (parsed.success) return undefined;
-  const errors = parsed.error.issues.flatMap((issue) =>
+/**
+ * The 422 problem when the input does not fit the type's schema (a pointer per issue), else undefined. A
+ * declared type's schema is compiled in `declared` (where its definition came from).
+ */
+export function inputProblem(definition: TypeDefinition, body: CreateJobBody, declared: DeclaredTypes | undefined): Problem | undefined {
+  const errors = isDeclared(definition) ? (declared?.validate(definition.type, body.input) ?? []) : zodInputErrors(definition, body.input);
+  if (errors.length === 0) return undefined;
+  return problem('validation-failed', `The input does not fit job type "${body.type}".`, errors);
+}
+
+function zodInputErrors(handler: Handler, input: unknown): FieldError[] {
+  const parsed = handler.input.safeParse(input);
+  if (parsed.success) return [];
+  return parsed.error.issues.flatMap((issue) =>
     issue.code === 'unrecognized_keys'
       ? issue.keys.map((key) => ({ pointer: jsonPointer(['input', ...issue.path, key]), detail: 'unknown field' }))
       : [{ pointer: jsonPointer(['input', ...issue.path]), detail: issue.message }],
   );
-  return problem('validation-failed', `The input does not fit job type "${body.type}".`, errors);
 }
 
 /** The Idempotency-Key header, checked (1 to 255 visible ASCII characters; a 400 problem otherwise); undefined without one. */
@@ -66,7 +86,7 @@ export interface SubmitContext {
 }
 
 /** The job to store for a valid submit: the body's settings, else the type's, else the defaults. */
-export function buildNewJob(body: CreateJobBody, handler: Handler, { tenant, now, cacheControl, webhookPolicy }: SubmitContext): NewJob {
+export function buildNewJob(body: CreateJobBody, definition: TypeDefinition, { tenant, now, cacheControl, webhookPolicy }: SubmitContext): NewJob {
   const runAt = body.run_at !== undefined ? Date.parse(body.run_at) : now + Math.round((body.delay_s ?? 0) * 1000);
   return {
     id: newJobId(now),
@@ -75,12 +95,13 @@ export function buildNewJob(body: CreateJobBody, handler: Handler, { tenant, now
     input: body.input,
     metadata: body.metadata ?? {},
     priority: body.priority,
-    maxAttempts: body.max_attempts ?? handler.max_attempts ?? DEFAULT_MAX_ATTEMPTS,
-    timeoutS: body.timeout_s ?? handler.timeout_s ?? null,
+    maxAttempts: body.max_attempts ?? definition.max_attempts ?? DEFAULT_MAX_ATTEMPTS,
+    timeoutS: body.timeout_s ?? definition.timeout_s ?? null,
     createdAt: now,
     runAt: Math.max(runAt, now),
     webhook: toWebhook(body.webhook, webhookPolicy),
-    cache: cacheRequest(handler, tenant, body.type, body.input, runAt <= now, cacheControl),
+    // Result reuse is a handler's promise (its result depends on the input alone); declared types make none.
+    cache: isDeclared(definition) ? undefined : cacheRequest(definition, tenant, body.type, body.input, runAt <= now, cacheControl),
   };
 }
 

@@ -6,6 +6,7 @@ import type { HandlerRegistry } from '../handlers/registry.js';
 import { sendProblem } from '../http/error-handler.js';
 import type { EventLinkSigner } from '../http/event-links.js';
 import { MAX_WAIT_S, preferredWaitS } from '../http/prefer.js';
+import type { DeclaredTypes } from '../job-types/declared-types.js';
 import { isJobId } from '../jobs/job-id.js';
 import { DEFAULT_MAX_ATTEMPTS, isTerminal, type JobRecord } from '../jobs/job.js';
 import type { OutboundPolicy } from '../outbound/outbound-policy.js';
@@ -13,7 +14,7 @@ import type { JobStore } from '../store/job-store.js';
 import { DEFAULT_IDEMPOTENCY_TTL_S } from '../config.js';
 import { awaitJob } from './await-job.js';
 import { findByIdempotencyKey, findJob, jobNotFound } from './job-lookup.js';
-import { buildNewJob, createOrReplay, handlerFor, idempotencyKeyOf, inputProblem } from './job-submit.js';
+import { buildNewJob, createOrReplay, definitionFor, idempotencyKeyOf, inputProblem } from './job-submit.js';
 import { jobPath, renderJob, renderJobError, retryAfterSeconds, type JobResource } from './job-view.js';
 import { renderPage, toListQuery } from './paging.js';
 import { apiSecurity, createJobBody, jobIdParams, jobListSchema, jobSchema, jobTypesSchema, listJobsQuery, problemResponses, storedJson } from './schemas.js';
@@ -22,6 +23,8 @@ import { apiSecurity, createJobBody, jobIdParams, jobListSchema, jobSchema, jobT
 export interface JobRoutesOptions {
   store: JobStore;
   handlers: HandlerRegistry;
+  /** The types operators declared for remote workers; none when absent. */
+  declaredTypes?: DeclaredTypes;
   /** How long an Idempotency-Key is kept (default IDEMPOTENCY_TTL_S's). */
   idempotencyTtlMs?: number;
   /** With API keys: signs each Job's `links.events` so an EventSource can open it. */
@@ -53,7 +56,7 @@ function notModified(ifNoneMatch: string | undefined, etag: string): boolean {
 
 export const jobRoutes: FastifyPluginAsync<JobRoutesOptions> = async (
   fastify,
-  { store, handlers, idempotencyTtlMs = DEFAULT_IDEMPOTENCY_TTL_S * 1000, eventLinks, maxActiveJobsPerTenant, webhookPolicy },
+  { store, handlers, declaredTypes, idempotencyTtlMs = DEFAULT_IDEMPOTENCY_TTL_S * 1000, eventLinks, maxActiveJobsPerTenant, webhookPolicy },
 ) => {
   const app = fastify.withTypeProvider<ZodTypeProvider>();
   const render = (job: JobRecord): JobResource => renderJob(job, eventLinks?.link(job.id, job.tenant));
@@ -85,12 +88,12 @@ export const jobRoutes: FastifyPluginAsync<JobRoutesOptions> = async (
     },
     handler: async (request, reply) => {
       const body = request.body;
-      const handler = handlerFor(handlers, body.type);
-      const invalid = inputProblem(handler, body);
+      const definition = definitionFor(handlers, declaredTypes, body.type);
+      const invalid = inputProblem(definition, body, declaredTypes);
       if (invalid) return sendProblem(reply, invalid);
       const now = Date.now();
       const idempotencyKey = idempotencyKeyOf(request.headers['idempotency-key']);
-      const newJob = buildNewJob(body, handler, { tenant: request.tenant, now, cacheControl: request.headers['cache-control'], webhookPolicy });
+      const newJob = buildNewJob(body, definition, { tenant: request.tenant, now, cacheControl: request.headers['cache-control'], webhookPolicy });
       const created = await createOrReplay(store, newJob, { body, idempotencyKey, idempotencyTtlMs, maxActive: maxActiveJobsPerTenant });
       let job = created.job;
       if (created.replayed) reply.header('idempotent-replayed', 'true');
@@ -245,18 +248,33 @@ export const jobRoutes: FastifyPluginAsync<JobRoutesOptions> = async (
     schema: {
       operationId: 'listJobTypes',
       summary: 'List the enabled job types',
-      description: 'Each type with the JSON Schema of its input.',
+      description: 'Each type with the JSON Schema of its input: the types this service\'s handlers run (`in-process`), then those operators declared for remote workers (`remote`).',
       tags: ['jobs'],
       security: apiSecurity,
       response: { 200: jobTypesSchema, ...problemResponses(401, 429) },
     },
     handler: async () => ({
-      data: handlers.all.map((handler) => ({
-        type: handler.type,
-        input_schema: z.toJSONSchema(handler.input, { io: 'input', unrepresentable: 'any' }),
-        timeout_s: handler.timeout_s ?? null,
-        max_attempts: handler.max_attempts ?? DEFAULT_MAX_ATTEMPTS,
-      })),
+      data: [
+        ...handlers.all.map((handler) => ({
+          type: handler.type,
+          served_by: 'in-process' as const,
+          description: null,
+          input_schema: z.toJSONSchema(handler.input, { io: 'input', unrepresentable: 'any' }),
+          timeout_s: handler.timeout_s ?? null,
+          max_attempts: handler.max_attempts ?? DEFAULT_MAX_ATTEMPTS,
+        })),
+        // A handler wins a name that is also declared (declared before the handler was deployed): list it once.
+        ...(declaredTypes?.all ?? [])
+          .filter((def) => !handlers.get(def.type))
+          .map((def) => ({
+            type: def.type,
+            served_by: 'remote' as const,
+            description: def.description,
+            input_schema: def.input_schema,
+            timeout_s: def.timeout_s,
+            max_attempts: def.max_attempts ?? DEFAULT_MAX_ATTEMPTS,
+          })),
+      ],
     }),
   });
 };

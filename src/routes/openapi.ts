@@ -18,6 +18,11 @@ export const securitySchemes = {
     description: "The dashboard's session cookie, set by POST /admin/session. Writes made with it must come from the same origin.",
   },
   metricsToken: { type: 'http', scheme: 'bearer', description: 'METRICS_TOKEN; /metrics is open while it is unset.' },
+  workerKey: {
+    type: 'http',
+    scheme: 'bearer',
+    description: 'A worker key (WORKER_KEYS), for the worker endpoints (/v1/workers, /v1/leases) only. Without WORKER_KEYS they are open while API_KEYS is unset too, closed otherwise.',
+  },
 } as const;
 
 const stringHeader = (description: string) => ({ description, schema: { type: 'string' as const } });
@@ -57,9 +62,13 @@ const handlerHeaders: Record<string, Record<string, ResponseHeader[]>> = {
   'get /v1/jobs/{id}': { 200: ['ETag', 'Retry-After', 'Preference-Applied'], 304: ['ETag', 'Retry-After', 'Preference-Applied'] },
   'get /v1/jobs/{id}/result': { 202: ['Location', 'Retry-After'] },
   'post /admin/jobs/{id}/clone': { 201: ['Location'] },
+  'post /v1/workers/{worker_id}/leases': { 200: ['Preference-Applied'] },
   'post /admin/session': { 200: ['Set-Cookie'] },
   'delete /admin/session': { 204: ['Set-Cookie'] },
 };
+
+/** The pull-worker protocol's paths: their own scope, guarded by worker keys, not rate-limited. */
+export const isWorkerPath = (path: string): boolean => /^\/v1\/(?:workers|leases)(?:[/:]|$)/.test(path);
 
 /** Headers set outside the handlers (hooks, the error handler), by the response they go on. */
 function hookHeaders(path: string, status: string, response: ResponseObject): ResponseHeader[] {
@@ -68,8 +77,8 @@ function hookHeaders(path: string, status: string, response: ResponseObject): Re
   if (status === '401' && !path.startsWith('/admin/session')) names.push('WWW-Authenticate');
   const problem = response.content?.['application/problem+json'] !== undefined;
   if (status === '429' || (status === '503' && problem)) names.push('Retry-After');
-  // The rate limit runs after the API key check, so a 401 carries none.
-  if (path.startsWith('/v1/') && status !== '401') names.push('RateLimit', 'RateLimit-Policy');
+  // The rate limit runs after the API key check, so a 401 carries none; the worker endpoints have none.
+  if (path.startsWith('/v1/') && !isWorkerPath(path) && status !== '401') names.push('RateLimit', 'RateLimit-Policy');
   names.push('X-Request-Id');
   return names;
 }

@@ -2,7 +2,6 @@ import { z } from 'zod';
 import { commaList, timestamp } from '../http/value-schemas.js';
 import { DEFAULT_MAX_ATTEMPTS, JobStatus, PRIORITY_MAX, PRIORITY_MIN, WebhookEvent } from '../jobs/job.js';
 import { statusCounts } from './admin-schemas.js';
-import { pagingQuery } from './paging.js';
 
 /**
  * The HTTP contract's shapes: they validate requests and generate openapi.yaml. The order in which schemas
@@ -54,6 +53,7 @@ type SecurityRequirements = Record<string, string[]>[];
 export const apiSecurity: SecurityRequirements = [{ apiKey: [] }, {}]; // /v1: a key only when API_KEYS is set
 export const adminSecurity: SecurityRequirements = [{ adminToken: [] }, { adminSession: [] }];
 export const metricsSecurity: SecurityRequirements = [{ metricsToken: [] }, {}]; // open while METRICS_TOKEN is unset
+export const workerSecurity: SecurityRequirements = [{ workerKey: [] }, {}]; // open while neither WORKER_KEYS nor API_KEYS is set
 
 const nullableTimestamp = timestamp.nullable();
 
@@ -243,6 +243,13 @@ export const createJobBody = z
   })
   .meta({ id: 'CreateJob' });
 
+/** The paging parameters of a listing query (GET /v1/jobs, GET /admin/jobs); paging.ts reads the cursor. */
+export const pagingQuery = {
+  limit: z.coerce.number().int().min(1).max(100).default(20),
+  cursor: z.string().min(1).optional().describe('`next_cursor` of the previous page'),
+  order: z.enum(['desc', 'asc']).default('desc').describe('By creation time; newest first by default'),
+};
+
 export const listJobsQuery = z
   .object({
     status: commaList(JobStatus).optional().describe('Comma-separated statuses, e.g. `queued,running`'),
@@ -329,6 +336,8 @@ export const jobTypesSchema = z
     data: z.array(
       z.object({
         type: z.string(),
+        served_by: z.enum(['in-process', 'remote']).describe('`in-process`: a handler of this service runs it; `remote`: an operator declared it and remote workers run it'),
+        description: z.string().nullable(),
         input_schema: z.record(z.string(), z.unknown()).describe('JSON Schema of the input'),
         timeout_s: z.number().nullable(),
         max_attempts: z.number().int(),

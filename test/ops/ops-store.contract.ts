@@ -3,6 +3,7 @@ import {
   AUDIT_LOG_CAP,
   type AuditEntry,
   type ControlMessage,
+  type DeclaredTypeDef,
   type FinishedSample,
   type OpsStore,
   type WorkerRecord,
@@ -80,6 +81,7 @@ export function describeOpsStoreContract(name: string, factory: OpsStoreFactory)
       it('forgets a snapshot after its TTL', async () => {
         const ops = await open();
         const token = await ops.saveSnapshot({ action: 'delete', ids: ['a'], by: 'k' }, 50);
+        // A fixed wait past the TTL: the point is that time passed, and polling takeSnapshot would consume the snapshot.
         await new Promise((resolve) => setTimeout(resolve, 120));
         expect(await ops.takeSnapshot(token)).toBeUndefined();
       });
@@ -115,6 +117,50 @@ export function describeOpsStoreContract(name: string, factory: OpsStoreFactory)
         expect(other).toEqual([{ kind: 'resume', type: 'sleep' }]);
         expect(heard).toHaveLength(4);
         stopOther();
+      });
+    });
+
+    describe('declared job types', () => {
+      const declaration = (type: string, overrides: Partial<DeclaredTypeDef> = {}): DeclaredTypeDef => ({
+        type,
+        input_schema: { type: 'object', properties: { url: { type: 'string' }, tags: { type: 'array', items: {}, maxItems: 0 } }, required: [] },
+        description: 'renders a report',
+        timeout_s: 120,
+        max_attempts: 5,
+        max_concurrency: null,
+        rate: { max: 10, per_s: 1.5 },
+        lease_s: null,
+        created_at: 1_700_000_000_000,
+        updated_at: 1_700_000_000_000,
+        ...overrides,
+      });
+
+      it('keeps declarations as given (empty arrays too), replaces them keeping created_at, removes them; listeners hear every change', async () => {
+        const ops = await open();
+        const heard: ControlMessage[] = [];
+        const stop = await ops.subscribeControl((message) => heard.push(message));
+        expect(await ops.declaredTypes()).toEqual([]);
+        expect(await ops.declareType(declaration('report'))).toEqual({ def: declaration('report'), created: true });
+        expect(await ops.declareType(declaration('deep.research'))).toMatchObject({ created: true });
+        const replacement = declaration('report', { description: null, rate: null, input_schema: {}, created_at: 1_800_000_000_000, updated_at: 1_800_000_000_000 });
+        const replaced = await ops.declareType(replacement);
+        expect(replaced).toEqual({ def: { ...replacement, created_at: 1_700_000_000_000 }, created: false });
+        expect(await ops.declaredTypes()).toEqual([declaration('deep.research'), replaced.def]);
+        expect(await ops.removeDeclaredType('report')).toBe(true);
+        expect(await ops.removeDeclaredType('report')).toBe(false);
+        expect(await ops.declaredTypes()).toEqual([declaration('deep.research')]);
+        await expect.poll(() => heard.length, { timeout: 3000 }).toBe(5);
+        expect(heard).toEqual(Array.from({ length: 5 }, () => ({ kind: 'types' })));
+        stop();
+      });
+
+      it('hands out copies: changing what it answered changes nothing stored', async () => {
+        const ops = await open();
+        const { def } = await ops.declareType(declaration('report'));
+        def.input_schema.type = 'array';
+        const [listed] = await ops.declaredTypes();
+        listed!.rate!.max = 99;
+        expect(await ops.declaredTypes()).toEqual([declaration('report')]);
       });
     });
 
@@ -171,6 +217,24 @@ export function describeOpsStoreContract(name: string, factory: OpsStoreFactory)
           { kind: 'drain', workerId: 'w-1', draining: true },
           { kind: 'drain', workerId: 'w-1', draining: false },
         ]);
+      });
+
+      it('reads one worker as listed, rates a remote worker by its own heartbeat, and forgets a worker with its drain', async () => {
+        const ops = await open({ beatIntervalMs: 10_000 });
+        const now = Date.now();
+        const remote = workerRecord({ id: 'r-1', kind: 'remote', name: 'py', labels: { host: 'gpu' }, key_name: 'fleet', lease_s: 3, heartbeat_s: 1, lease_ids: ['J.L'], beat_at: now - 3500 });
+        await ops.beat(remote);
+        expect(await ops.worker('unknown', now)).toBeUndefined();
+        // Silent for longer than 3 heartbeats (about its lease): no longer live, though the pools' beat is 10 s.
+        expect(await ops.worker('r-1', now)).toEqual({ ...remote, state: 'stale' });
+        expect(await ops.worker('r-1', now - 1000)).toMatchObject({ state: 'live' });
+        expect(await ops.setDraining('r-1', true)).toBe(true);
+        expect(await ops.worker('r-1', now)).toMatchObject({ draining: true });
+        expect(await ops.removeWorker('r-1')).toBe(true);
+        expect(await ops.removeWorker('r-1')).toBe(false);
+        expect(await ops.worker('r-1', now)).toBeUndefined();
+        expect(await ops.isDraining('r-1')).toBe(false);
+        expect(await ops.workers(now)).toEqual([]);
       });
     });
 

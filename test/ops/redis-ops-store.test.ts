@@ -48,8 +48,9 @@ describe('Redis ops store specifics', () => {
     await ops.audit({ at: now, actor: { key_id: 'k', role: 'admin' }, action: 'type.pause', target: 'echo', count: 1 });
     await ops.recordFinished([{ type: 'echo', status: 'succeeded', waitMs: 1, runMs: 2, at: now }]);
     await ops.recordDepth(now, { echo: 1 });
+    await ops.declareType({ type: 'report', input_schema: {}, description: null, timeout_s: null, max_attempts: null, max_concurrency: null, rate: null, lease_s: null, created_at: now, updated_at: now });
     const keys = await redis.keys(`${base.replace(/[{}]/g, '\\$&')}*`);
-    expect(keys.length).toBeGreaterThanOrEqual(9);
+    expect(keys.length).toBeGreaterThanOrEqual(10);
     for (const key of keys) expect(key.startsWith(base)).toBe(true);
     const historyKeys = keys.filter((key) => key.includes(':ops:hist:'));
     expect(historyKeys).toHaveLength(3);

@@ -44,10 +44,14 @@ const parameterNames = (op: Operation, where: string): string[] =>
     .map((parameter) => parameter.name.toLowerCase());
 
 const optionalApiKey = [{ apiKey: [] }, {}];
+const optionalWorkerKey = [{ workerKey: [] }, {}];
+/** The pull-worker protocol: a scope of its own (worker keys, no rate limit). */
+const isWorkerPath = (path: string): boolean => /^\/v1\/(?:workers|leases)(?:[/:]|$)/.test(path);
 const adminCredentials = [{ adminToken: [] }, { adminSession: [] }];
 
 /** The security each operation must carry, from how buildApp applies auth (by scope). */
 function expectedSecurity(method: string, path: string): unknown {
+  if (isWorkerPath(path)) return optionalWorkerKey;
   if (path.startsWith('/v1/')) return optionalApiKey;
   if (path === '/admin/session') return method === 'get' ? adminCredentials : []; // sign-in and sign-out take no credential
   if (path.startsWith('/admin/')) return adminCredentials;
@@ -61,6 +65,7 @@ describe('OpenAPI: security, request headers and response headers', () => {
     ['adminToken', { type: 'http', scheme: 'bearer' }],
     ['adminSession', { type: 'apiKey', in: 'cookie', name: ADMIN_SESSION_COOKIE }],
     ['metricsToken', { type: 'http', scheme: 'bearer' }],
+    ['workerKey', { type: 'http', scheme: 'bearer' }],
   ])('declares the %s security scheme', (name, scheme) => {
     expect(document.components.securitySchemes[name]).toMatchObject(scheme);
   });
@@ -101,13 +106,36 @@ describe('OpenAPI: security, request headers and response headers', () => {
   });
 
   it('every /v1 operation documents 401 with WWW-Authenticate, 429 with Retry-After, and the RateLimit headers', () => {
-    for (const { key, path, operation: op } of operations.filter((each) => each.path.startsWith('/v1/'))) {
+    for (const { key, path, operation: op } of operations.filter((each) => each.path.startsWith('/v1/') && !isWorkerPath(each.path))) {
       expect(headerNames(op.responses['401']), `${key} 401`).toContain('www-authenticate');
       expect(headerNames(op.responses['429']), `${key} 429`).toEqual(expect.arrayContaining(['retry-after', 'ratelimit', 'ratelimit-policy']));
       for (const [status, response] of Object.entries(op.responses)) {
         if (status !== '401') expect(headerNames(response), `${key} ${status} (${path})`).toEqual(expect.arrayContaining(['ratelimit', 'ratelimit-policy']));
       }
     }
+  });
+
+  it('every worker operation documents 401 with WWW-Authenticate and 403, and no rate limit', () => {
+    const worker = operations.filter((each) => isWorkerPath(each.path));
+    expect(worker.map((each) => each.key).sort()).toEqual(
+      [
+        'post /v1/workers',
+        'post /v1/workers/{worker_id}/leases',
+        'post /v1/workers/{worker_id}/heartbeat',
+        'delete /v1/workers/{worker_id}',
+        'post /v1/leases/{lease_id}/complete',
+        'post /v1/leases/{lease_id}/fail',
+        'post /v1/leases/{lease_id}/release',
+        'post /v1/leases/{lease_id}/logs',
+        'post /v1/leases:complete',
+      ].sort(),
+    );
+    for (const { key, operation: op } of worker) {
+      expect(headerNames(op.responses['401']), `${key} 401`).toContain('www-authenticate');
+      expect(op.responses['403'], `${key} 403`).toBeDefined();
+      for (const [status, response] of Object.entries(op.responses)) expect(headerNames(response), `${key} ${status}`).not.toContain('ratelimit');
+    }
+    expect(headerNames(operation('post /v1/workers/{worker_id}/leases').responses['200'])).toContain('preference-applied');
   });
 
   it('every guarded 401 has WWW-Authenticate; every 429 and problem 503 has Retry-After', () => {
@@ -183,6 +211,9 @@ describe('OpenAPI response headers match what the service sends', () => {
     expect((await send('delete /v1/jobs/{id}', { method: 'DELETE', url: `/v1/jobs/${id}`, headers: auth })).statusCode).toBe(204);
     await send('get /v1/jobs', { method: 'GET', url: '/v1/jobs' }, limited.app);
     expect((await send('get /v1/jobs', { method: 'GET', url: '/v1/jobs' }, limited.app)).statusCode).toBe(429);
+    // The worker endpoints: closed here (API keys, no worker keys), open on the rate-limited harness (no keys at all).
+    expect((await send('post /v1/workers', { method: 'POST', url: '/v1/workers', payload: { name: 'w', types: ['x'], slots: 1 } })).statusCode).toBe(401);
+    expect((await send('post /v1/workers/{worker_id}/leases', { method: 'POST', url: '/v1/workers/unknown/leases', headers: { prefer: 'wait=0' }, payload: { max: 1 } }, limited.app)).statusCode).toBe(404);
 
     expect(answers.flatMap(([key, answer]) => undocumented(key, answer))).toEqual([]);
   });

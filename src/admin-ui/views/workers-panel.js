@@ -1,7 +1,7 @@
 // @ts-check
 /*
- * The overview's "Workers" panel: the fleet's worker registry (GET /admin/workers: state, host, slots, last
- * beat, running jobs, leases lost) with Drain / Resume per worker (POST /admin/workers/{id}/drain|resume,
+ * The overview's "Workers" panel: the fleet's worker registry (GET /admin/workers: in-process pools and remote
+ * workers, with their kind, name, state, host, slots, last beat (a remote worker's last call), running jobs, leases lost) with Drain / Resume per worker (POST /admin/workers/{id}/drain|resume,
  * operator role), and this instance's own pool from GET /admin/stats.
  */
 
@@ -17,7 +17,7 @@ import { jobHref } from '../paths.js';
  * @typedef {Page<Worker> | Worker[] | { workers?: Worker[] }} WorkersAnswer
  */
 
-const COLUMNS = ['Worker', 'State', 'Host / pid', 'Slots', 'Last beat', 'Running', 'Leases lost', 'Claims'];
+const COLUMNS = ['Worker', 'Kind', 'State', 'Host / pid', 'Slots', 'Last beat', 'Running', 'Leases lost', 'Claims'];
 
 /**
  * @param {PromiseSettledResult<WorkersAnswer | null>} settled the registry, null when the service has none
@@ -50,9 +50,16 @@ function workerRow(worker, reload) {
   return h(
     'tr',
     { 'data-worker-id': String(worker.id ?? '') },
-    h('td', { 'data-label': 'Worker' }, h('code', {}, String(worker.id ?? '?')), worker.version ? h('span', { class: 'muted' }, ` v${worker.version}`) : null),
+    h(
+      'td',
+      { 'data-label': 'Worker' },
+      worker.name ? [h('strong', {}, worker.name), ' '] : null,
+      h('code', {}, String(worker.id ?? '?')),
+      worker.version ? h('span', { class: 'muted' }, ` v${worker.version}`) : null,
+    ),
+    h('td', { 'data-label': 'Kind', title: labelsText(worker.labels) }, worker.kind === 'remote' ? `remote${worker.key_name ? ` (key ${worker.key_name})` : ''}` : 'in-process'),
     h('td', { 'data-label': 'State' }, h('span', { class: `badge worker-${state}` }, state), worker.draining ? h('span', { class: 'badge status-canceled' }, 'draining') : null),
-    h('td', { 'data-label': 'Host / pid' }, `${worker.host ?? '—'}${worker.pid !== undefined ? ` / ${worker.pid}` : ''}`),
+    h('td', { 'data-label': 'Host / pid' }, `${worker.host ?? '—'}${worker.pid !== undefined && worker.kind !== 'remote' ? ` / ${worker.pid}` : ''}`),
     h('td', { 'data-label': 'Slots' }, busy === undefined ? '—' : `${busy} / ${total ?? '?'}`),
     h('td', { 'data-label': 'Last beat' }, beat === undefined ? '—' : `${fmtDuration(beat)} ago`),
     h('td', { 'data-label': 'Running' }, current.length === 0 ? '—' : [current.slice(0, 3).map((id) => [link(jobHref(String(id)), shortId(String(id))), ' ']), current.length > 3 ? `+${current.length - 3}` : null]),
@@ -67,6 +74,12 @@ function workerRow(worker, reload) {
           : h('button', { type: 'button', class: 'small', 'data-action': 'drain', title: 'It finishes what it runs and claims nothing new (operator role)', onclick: () => void drainWorker(worker, reload) }, 'Drain'),
     ),
   );
+}
+
+/** A remote worker's labels as one line (the Kind cell's tooltip). @param {Record<string, string> | undefined} labels */
+function labelsText(labels) {
+  const entries = Object.entries(labels ?? {});
+  return entries.length === 0 ? '' : entries.map(([key, value]) => `${key}=${value}`).join(', ');
 }
 
 /** @param {Worker} worker @param {() => Promise<void>} reload */
