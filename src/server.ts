@@ -71,7 +71,7 @@ async function main(): Promise<void> {
   const { store, fallback } = selection;
   // What else lives in the jobs' Redis (same connection, same key base, so one hash tag): operator state
   // (pauses, worker registry, audit, history, bulk snapshots) and the API's rate-limit counts.
-  const redis = store instanceof RedisJobStore ? { client: store.redis, keyBase: store.keys.base } : undefined;
+  const redis = store instanceof RedisJobStore ? { client: store.redis, keyBase: store.keys.base, rateLimitPrefix: store.keys.rateLimitPrefix } : undefined;
   const ops = redis ? new RedisOpsStore(redis.client, redis.keyBase, { commandTimeoutMs: config.REDIS_COMMAND_TIMEOUT_MS }) : new MemoryOpsStore();
   // The job types operators declared for remote workers, kept in the ops store and followed on every instance.
   const declaredTypes = await DeclaredTypes.load(ops, logger);
@@ -138,7 +138,7 @@ async function main(): Promise<void> {
     },
     linkSigningSecret: config.LINK_SIGNING_SECRET,
     rateLimitPerMin: config.RATE_LIMIT_PER_MIN,
-    rateLimitRedis: redis && { client: redis.client, keyPrefix: `${redis.keyBase}ratelimit:` },
+    rateLimitRedis: redis && { client: redis.client, keyPrefix: redis.rateLimitPrefix },
     maxActiveJobsPerTenant: config.MAX_ACTIVE_JOBS_PER_TENANT,
     webhookPolicy: config.WEBHOOK_SECRET ? outboundPolicy : undefined,
     isShuttingDown: () => shuttingDown,

@@ -35,6 +35,7 @@ import {
   type StoreEvent,
   type StoreStats,
   type WebhookDelivery,
+  DEFAULT_POISON_AFTER,
   LOG_LINES_MAX,
   poisonError,
   WEBHOOK_PROGRESS_INTERVAL_MS,
@@ -670,12 +671,12 @@ export class MemoryJobStore implements JobStore {
       this.running.delete(id);
       job.lease = null;
       job.lapses++;
-      const poison = (this.options.poisonAfter ?? 3) > 0 && job.lapses >= (this.options.poisonAfter ?? 3);
+      const poison = (this.options.poisonAfter ?? DEFAULT_POISON_AFTER) > 0 && job.lapses >= (this.options.poisonAfter ?? DEFAULT_POISON_AFTER);
       this.endAttempt(job, job.cancelRequested ? 'canceled' : poison ? 'poison' : 'lease-expired', leaseExpiredError, now);
       if (job.cancelRequested) {
         this.finalize(job, 'canceled', now);
       } else if (poison) {
-        job.error = poisonError(this.options.poisonAfter ?? 3);
+        job.error = poisonError(this.options.poisonAfter ?? DEFAULT_POISON_AFTER);
         this.finalize(job, 'failed', now);
       } else {
         job.error = leaseExpiredError;

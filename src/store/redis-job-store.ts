@@ -42,7 +42,7 @@ import type {
 } from './job-store.js';
 import { createClient, guardRedis, subscriberFor, type RedisClient, type RedisConnectionOptions } from '../redis/redis-client.js';
 import { RedisKeys } from './redis-keys.js';
-import { LOG_LINES_MAX, poisonError, TooManyActiveJobsError, WEBHOOK_PROGRESS_INTERVAL_MS } from './job-store.js';
+import { DEFAULT_POISON_AFTER, LOG_LINES_MAX, poisonError, TooManyActiveJobsError, WEBHOOK_PROGRESS_INTERVAL_MS } from './job-store.js';
 
 /**
  * A job's fields (absent = null). An active job is a hash of them; a finished one is packed into one JSON
@@ -390,7 +390,7 @@ export class RedisJobStore implements JobStore {
   }
 
   private poisonArgs(): [number, string] {
-    const after = this.options.poisonAfter ?? 3;
+    const after = this.options.poisonAfter ?? DEFAULT_POISON_AFTER;
     return [after, JSON.stringify(poisonError(after))];
   }
 

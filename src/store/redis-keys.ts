@@ -26,6 +26,7 @@ import type { JobStatus } from '../jobs/job.js';
  *                                  no expiry while it runs, the type's cache TTL once it succeeded
  *   {p}:followers:<id>      set    jobs that finish when job <id> finishes (submitted while it was queued or running)
  *   {p}:logs:<id>           list   the job's ctx.log lines (JSON), the last LOG_LINES_MAX; expire with the job
+ *   {p}:ratelimit:…         string the /v1 rate limit's counters (@fastify/rate-limit's own keys under this prefix)
  *   {p}:events              channel  JSON StoreEvent messages (new work, cancel of a running job, webhook due)
  *   {p}:changed:<id>        channel  the job's new version, on every change (for long-polls and event streams)
  */
@@ -34,6 +35,10 @@ export class RedisKeys {
 
   constructor(prefix: string) {
     this.base = `{${prefix}}:`;
+  }
+  /** The prefix under which the /v1 rate limit keeps its counters. */
+  get rateLimitPrefix(): string {
+    return `${this.base}ratelimit:`;
   }
 
   job = (id: string): string => `${this.base}job:${id}`;
