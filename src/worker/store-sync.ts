@@ -30,8 +30,12 @@ const OUTCOME_RETRY_MS = 250;
 const FINISH_BATCH = 256;
 /** Store calls one pool keeps in flight at once. */
 const MAX_CALLS_IN_FLIGHT = 3;
-/** Most jobs leased in one claim call, unless the pool is told otherwise. */
-const DEFAULT_CLAIM_BATCH = 64;
+/**
+ * Most jobs leased in one claim call, unless the pool is told otherwise: a third of the pool's slots (at most
+ * 64), so that as slots free up, several calls are out at once, each carrying the outcomes of the last and
+ * a claim for the next, and Node runs handlers while Redis runs a script instead of the two taking turns.
+ */
+const MAX_CLAIM_BATCH = 64;
 
 export interface PendingFinish {
   job: JobRecord;
@@ -64,6 +68,8 @@ export interface StoreSyncOptions {
   log: Logger;
   workerId: string;
   leaseMs: number;
+  /** The pool's slots: the default claim batch is a share of them. */
+  concurrency: number;
   limits?: Record<string, ClaimLimit>;
   claimBatch?: number;
   observer?: WorkerPoolObserver;
@@ -84,13 +90,17 @@ export class StoreSync {
   private signals = 0;
   private leaseCounter = 0;
   private storeDown = false;
+  private kickScheduled = false;
+  private readonly claimBatch: number;
   /** While draining, outcome writes to an unreachable store stop being retried after this time. */
   private giveUpWritesAt = Infinity;
 
   constructor(
     private readonly options: StoreSyncOptions,
     private readonly host: StoreSyncHost,
-  ) {}
+  ) {
+    this.claimBatch = options.claimBatch ?? Math.min(MAX_CLAIM_BATCH, Math.max(1, Math.ceil(options.concurrency / MAX_CALLS_IN_FLIGHT)));
+  }
 
   /** True while outcomes wait to be written. */
   get outcomesWaiting(): boolean {
@@ -109,8 +119,21 @@ export class StoreSync {
     let settle!: () => void;
     const done = new Promise<void>((resolve) => (settle = resolve));
     this.pendingFinishes.push({ job, lease, outcome, log, leaseEnd: Date.now() + this.options.leaseMs, settle, runMs });
-    this.kick();
+    this.kickSoon();
     return done;
+  }
+
+  /**
+   * kick() once the current turn of the event loop is over: the handlers started from one reply settle in
+   * the same turn, and their outcomes should share a call rather than the first one taking a call alone.
+   */
+  private kickSoon(): void {
+    if (this.kickScheduled) return;
+    this.kickScheduled = true;
+    setImmediate(() => {
+      this.kickScheduled = false;
+      this.kick();
+    });
   }
 
   /**
@@ -123,7 +146,7 @@ export class StoreSync {
       const finishes = this.pendingFinishes.splice(0, FINISH_BATCH);
       const free = this.claimWanted ? this.host.freeSlots() - this.reservedSlots : 0;
       if (finishes.length === 0 && free <= 0) return;
-      const claim = free > 0 ? this.claimRequest(Math.min(free, this.options.claimBatch ?? DEFAULT_CLAIM_BATCH)) : null;
+      const claim = free > 0 ? this.claimRequest(Math.min(free, this.claimBatch)) : null;
       const call = this.syncCall(finishes, claim).finally(() => {
         this.callsInFlight.delete(call);
         this.kick();

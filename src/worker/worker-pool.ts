@@ -69,7 +69,7 @@ export class WorkerPool {
     this.logs = new JobLogBuffer(options.store, this.log);
     const { store, leaseMs, limits, claimBatch, observer } = options;
     this.sync = new StoreSync(
-      { store, log: this.log, workerId: this.workerId, leaseMs, limits, claimBatch, observer },
+      { store, log: this.log, workerId: this.workerId, leaseMs, concurrency: options.concurrency, limits, claimBatch, observer },
       {
         freeSlots: () => (this.state === 'running' && this.claimTypes().length > 0 ? this.options.concurrency - this.handlersActive : 0),
         claimTypes: () => this.claimTypes(),
