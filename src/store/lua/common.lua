@@ -170,11 +170,13 @@ local settle_followers
 
 -- Any active status -> a terminal one: the job is packed into one value that expires ttl_ms later.
 -- `fields` (a flat field/value list; `false` drops a field) go into the packed value, with the status,
--- completion and expiry times and the next version: one HMGET and one SET, whatever was in the hash.
-local function finalize(key, id, job_type, from, to, now, ttl_ms, version, fields)
+-- completion and expiry times and the next version: one HMGET (none when the caller passes `values`) and
+-- one SET, whatever was in the hash.
+-- `values`: the job's PACKED_FIELDS as HMGET answered them, when the caller read them already (else read here).
+local function finalize(key, id, job_type, from, to, now, ttl_ms, version, fields, values)
   local expires = now + ttl_ms
   if from == 'running' then redis.call('ZREM', LEASES_KEY, id) end
-  local values = redis.call('HMGET', key, unpack(PACKED_FIELDS))
+  values = values or redis.call('HMGET', key, unpack(PACKED_FIELDS))
   move_index(id, values[PACKED_INDEX['tenant']], job_type, from, to)
   local next_version = tonumber(version) + 1
   for i = 1, #fields, 2 do values[PACKED_INDEX[fields[i]]] = fields[i + 1] end

@@ -2,32 +2,37 @@
 -- Returns { status, version }, or 0 when the lease is not held.
 local function finish_job(id, lease_id, outcome, now, ttl_ms, payload, run_at, capped)
   local key = job_key(id)
-  local job = job_fields(key, 'status', 'lease', 'type', 'cancel', 'ver', 'prio', 'attempt', 'tenant', 'worker', 'started', 'atts')
-  if job[1] ~= 'running' or job[2] ~= lease_id then return 0 end
-  local job_type, version = job[3], job[5]
+  -- Every field at once: a finished attempt is packed from them (finalize), so one read serves both.
+  -- A job already finished is a packed string, which HMGET refuses: its lease is not held either.
+  local values = redis.pcall('HMGET', key, unpack(PACKED_FIELDS))
+  if values.err then return 0 end
+  local function field(name) return values[PACKED_INDEX[name]] end
+  if field('status') ~= 'running' or field('lease') ~= lease_id then return 0 end
+  local job_type, version = field('type'), field('ver')
+  local priority, attempt, tenant = field('prio'), field('attempt'), field('tenant')
   local function timeline(ended_as, error_json)
-    return with_attempt(job[11], job[7], job[9], job[10], now, ended_as, error_json)
+    return with_attempt(field('atts'), attempt, field('worker'), field('started'), now, ended_as, error_json)
   end
   local status
-  if job[4] == '1' or outcome == 'canceled' then
+  if field('cancel') == '1' or outcome == 'canceled' then
     status = 'canceled'
-    version = finalize(key, id, job_type, 'running', status, now, ttl_ms, version, { 'atts', timeline('canceled') })
+    version = finalize(key, id, job_type, 'running', status, now, ttl_ms, version, { 'atts', timeline('canceled') }, values)
   elseif outcome == 'succeeded' then
     status = 'succeeded'
     version = finalize(key, id, job_type, 'running', status, now, ttl_ms, version, {
       -- The succeeding attempt is not written to `atts`: the job's own worker, started and completed say it all
       -- (redis-job-store.ts adds it back on read), which keeps a finished job ~150 bytes smaller.
       'result', payload, 'pct', '100', 'p_at', tostring(now), 'error', false,
-    })
+    }, values)
   elseif outcome == 'failed' then
     status = 'failed'
-    version = finalize(key, id, job_type, 'running', status, now, ttl_ms, version, { 'error', payload, 'atts', timeline('failed', payload) })
+    version = finalize(key, id, job_type, 'running', status, now, ttl_ms, version, { 'error', payload, 'atts', timeline('failed', payload) }, values)
   elseif outcome == 'retry' then
     status = 'queued'
-    version = requeue(key, id, job_type, job[6], tonumber(run_at), now, version, { 'error', payload, 'atts', timeline('retry', payload) }, job[8])
+    version = requeue(key, id, job_type, priority, tonumber(run_at), now, version, { 'error', payload, 'atts', timeline('retry', payload) }, tenant)
   elseif outcome == 'released' then
     status = 'queued'
-    version = requeue(key, id, job_type, job[6], now, now, version, { 'attempt', tonumber(job[7]) - 1, 'atts', timeline('released') }, job[8])
+    version = requeue(key, id, job_type, priority, now, now, version, { 'attempt', tonumber(attempt) - 1, 'atts', timeline('released') }, tenant)
   else
     return redis.error_reply('finish: unknown outcome ' .. outcome)
   end
