@@ -30,7 +30,7 @@
  *   BENCH_LIST_BIG=1000000       finished jobs in the big listing set
  *   BENCH_LIST_CONNECTIONS=10    closed-loop clients of the listing section
  *   BENCH_LIST_S=4               seconds per listing set (in two interleaved halves)
- *   BENCH_SECTIONS=engine,memstore,latency,memory,http,list   the sections to run (all by default)
+ *   BENCH_SECTIONS=engine,memstore,latency,memory,http,list,remote   the sections to run (all by default)
  *   BENCH_REDIS_URL              a loopback Redis to use instead of spawning one (redis://127.0.0.1:6379)
  * (BENCH_SERVER_* are set by the bench for bench/http-server.ts, not by hand.)
  *
@@ -47,6 +47,7 @@ import { httpBench, type CannonResult, type HttpRun } from './http.js';
 import { listBench, type ListRun } from './list.js';
 import { bullMemory, oursMemory, type MemoryRun } from './memory.js';
 import { machineLine, openBenchRedis, resetRedis, type BenchRedis } from './redis.js';
+import { remoteBench, remoteRow, type RemoteRun } from './remote.js';
 import { envNumber, fmtInt, fmtMs, fmtRatio, fmtRatios, log, median, medianIndex, sleep, uniqueSuffix } from './util.js';
 
 // ---------------------------------------------------------------------------------------------- settings
@@ -95,7 +96,7 @@ const sizes = {
   listConnections: numberSetting('BENCH_LIST_CONNECTIONS', 10, 'closed-loop clients of the listing section'),
   listS: numberSetting('BENCH_LIST_S', 4, 'seconds per listing set'),
 };
-const allSections = ['engine', 'memstore', 'latency', 'memory', 'http', 'list'] as const;
+const allSections = ['engine', 'memstore', 'latency', 'memory', 'http', 'list', 'remote'] as const;
 type Section = (typeof allSections)[number];
 const wanted = new Set(listSetting('BENCH_SECTIONS', allSections.join(','), 'the sections to run'));
 for (const section of wanted) {
@@ -139,6 +140,7 @@ interface Results {
   memory?: { ours: MemoryRun; bull: MemoryRun };
   http?: HttpRun;
   list?: ListRun;
+  remote?: RemoteRun;
   /** Section → seconds it took. */
   timings: [string, number][];
 }
@@ -273,6 +275,10 @@ async function httpSection(redis: BenchRedis, results: Results): Promise<void> {
     log,
   });
   await resetRedis(redis);
+}
+
+async function remoteSection(redis: BenchRedis, results: Results): Promise<void> {
+  results.remote = await remoteBench({ redis, jobs: sizes.jobs, rounds, timeoutMs: sizes.runTimeoutMs, log });
 }
 
 async function listSection(redis: BenchRedis, results: Results): Promise<void> {
@@ -501,6 +507,7 @@ function rows(results: Results): Row[] {
       }),
     );
   }
+  if (results.remote) out.push(remoteRow(results.remote));
   return out;
 }
 
@@ -682,6 +689,7 @@ try {
     ['memory', memorySection],
     ['http', httpSection],
     ['list', listSection],
+    ['remote', remoteSection],
   ];
   for (const [section, run] of sections) {
     if (!runs(section)) continue;

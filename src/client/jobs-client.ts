@@ -1,5 +1,19 @@
 import type { JobResource } from '../routes/job-view.js';
 
+// Remote workers (the pull-worker protocol): part of this entry, `async-job-service/client`.
+export {
+  runWorker,
+  WorkerProtocolError,
+  type RemoteAbortReason,
+  type RemoteJob,
+  type RemoteJobContext,
+  type RemoteJobLog,
+  type RemoteLogLevel,
+  type RemoteWorkerHandle,
+  type RunWorkerLogger,
+  type RunWorkerOptions,
+} from './run-worker.js';
+
 /**
  * A small typed client for the service, over `fetch` only, so it runs in browsers and in Node 20+.
  * `wait` follows a job over its event stream (read with fetch, so it can send Authorization, unlike
