@@ -5,6 +5,7 @@ import {
   DEFAULT_BEAT_INTERVAL_MS,
   HISTORY_WINDOWS,
   PRUNE_DEAD_AFTER_MS,
+  afterWorkerCall,
   workerView,
   type AuditEntry,
   type AuditPage,
@@ -17,6 +18,7 @@ import {
   type HistoryWindow,
   type OpsStore,
   type TypePause,
+  type WorkerCallChange,
   type WorkerRecord,
   type WorkerView,
 } from './ops-store.js';
@@ -121,6 +123,14 @@ export class MemoryOpsStore implements OpsStore {
   async removeWorker(id: string): Promise<boolean> {
     this.drained.delete(id);
     return this.workerRecords.delete(id);
+  }
+
+  async recordWorkerCall(id: string, change: WorkerCallChange, now: number): Promise<WorkerRecord | undefined> {
+    const record = this.workerRecords.get(id);
+    if (!record) return undefined;
+    const next = afterWorkerCall(record, change, now);
+    this.workerRecords.set(id, next);
+    return structuredClone(next);
   }
 
   async audit(entry: AuditEntry): Promise<void> {

@@ -65,6 +65,13 @@ export interface OpsStore {
   worker(id: string, now: number): Promise<WorkerView | undefined>;
   /** Forgets a worker's record and any drain of it (a remote worker that deregistered); true when it was known. */
   removeWorker(id: string): Promise<boolean>;
+  /**
+   * Records a call of the registered worker `id` at `now` in one atomic step: `beat_at` becomes `now`, its held
+   * leases change as `change` says and `leases_lost` grows by `change.lost`. Atomic, so calls of one worker
+   * on several instances at once never undo each other's lease changes. Undefined (and nothing written) when
+   * no such worker is registered: a call that ends after the worker deregistered does not bring it back.
+   */
+  recordWorkerCall(id: string, change: WorkerCallChange, now: number): Promise<WorkerRecord | undefined>;
 
   /** Appends an entry to the audit log (the oldest beyond AUDIT_LOG_CAP are dropped). */
   audit(entry: AuditEntry): Promise<void>;
@@ -179,6 +186,40 @@ export interface WorkerRecord {
   heartbeat_s?: number;
   /** The leases it holds, as the protocol spells them (`<job id>.<lease>`); `job_ids` are their jobs. */
   lease_ids?: string[];
+}
+
+/** How a remote worker's call changed the leases it holds (see OpsStore.recordWorkerCall). */
+export interface WorkerCallChange {
+  /** Leases it was handed (a claim). */
+  add?: HeldRemoteLease[];
+  /** Leases it gave up (settled, released, lost). */
+  remove?: string[];
+  /** Everything it holds now (a heartbeat lists them): replaces the leases kept, before `add` and `remove`. */
+  replace?: HeldRemoteLease[];
+  /** Leases it lost in this call. */
+  lost?: number;
+}
+
+export interface HeldRemoteLease {
+  leaseId: string;
+  jobId: string;
+}
+
+/** `record` after the call `change` at `now`: the one rule both stores apply (the Redis store in its script). */
+export function afterWorkerCall(record: WorkerRecord, change: WorkerCallChange, now: number): WorkerRecord {
+  const held = new Map<string, string>();
+  if (change.replace) for (const lease of change.replace) held.set(lease.leaseId, lease.jobId);
+  else (record.lease_ids ?? []).forEach((leaseId, i) => held.set(leaseId, record.job_ids[i] ?? ''));
+  for (const lease of change.add ?? []) held.set(lease.leaseId, lease.jobId);
+  for (const leaseId of change.remove ?? []) held.delete(leaseId);
+  return {
+    ...record,
+    beat_at: now,
+    lease_ids: [...held.keys()],
+    job_ids: [...held.values()],
+    slots_busy: held.size,
+    leases_lost: record.leases_lost + (change.lost ?? 0),
+  };
 }
 
 export type WorkerState = 'live' | 'stale' | 'dead';

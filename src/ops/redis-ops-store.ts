@@ -8,6 +8,7 @@ import {
   DEFAULT_BEAT_INTERVAL_MS,
   HISTORY_WINDOWS,
   PRUNE_DEAD_AFTER_MS,
+  afterWorkerCall,
   workerView,
   type AuditEntry,
   type AuditPage,
@@ -20,6 +21,7 @@ import {
   type HistoryWindow,
   type OpsStore,
   type TypePause,
+  type WorkerCallChange,
   type WorkerRecord,
   type WorkerView,
 } from './ops-store.js';
@@ -45,6 +47,17 @@ const AUDIT_LUA = `local id = redis.call('INCR', KEYS[2])
 redis.call('ZADD', KEYS[1], id, id .. ' ' .. ARGV[1])
 redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -(tonumber(ARGV[2]) + 1))
 return id`;
+/**
+ * Compare-and-set of one hash field: writes ARGV[3] when the field still holds ARGV[2] (answers 1), else answers
+ * what it holds now (false when it is gone), so the caller can apply its change again to that.
+ */
+const SWAP_LUA = `local current = redis.call('HGET', KEYS[1], ARGV[1])
+if not current then return false end
+if current ~= ARGV[2] then return current end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+return 1`;
+/** Tries of a worker-call update that keeps meeting concurrent ones (each retry follows a write that succeeded). */
+const MAX_SWAPS = 50;
 
 /**
  * Operator state in Redis, beside the jobs: under the job store's key base `{prefix}:` (one hash tag, so
@@ -190,6 +203,21 @@ export class RedisOpsStore implements OpsStore {
   async removeWorker(id: string): Promise<boolean> {
     const [removed] = await this.guard(() => Promise.all([this.redis.hdel(this.key.workers(), id), this.redis.srem(this.key.draining(), id)]));
     return removed > 0;
+  }
+
+  async recordWorkerCall(id: string, change: WorkerCallChange, now: number): Promise<WorkerRecord | undefined> {
+    // The change is applied here (afterWorkerCall, the rule the memory store applies too) and written only if the
+    // record did not change meanwhile; otherwise it is applied again to what another call wrote.
+    let stored = await this.guard(() => this.redis.hget(this.key.workers(), id));
+    for (let swaps = 0; stored !== null && swaps < MAX_SWAPS; swaps++) {
+      const next = afterWorkerCall(JSON.parse(stored) as WorkerRecord, change, now);
+      const json = JSON.stringify(next);
+      const answer = (await this.guard(() => this.redis.eval(SWAP_LUA, 1, this.key.workers(), id, stored!, json))) as 1 | string | null;
+      if (answer === 1) return next;
+      stored = answer;
+    }
+    if (stored === null) return undefined;
+    throw new Error(`the record of worker ${id} kept changing: ${MAX_SWAPS} concurrent updates in a row`);
   }
 
   async audit(entry: AuditEntry): Promise<void> {

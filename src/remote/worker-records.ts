@@ -1,15 +1,16 @@
 import type { FastifyBaseLogger } from 'fastify';
-import type { OpsStore, WorkerRecord, WorkerView } from '../ops/ops-store.js';
+import type { HeldRemoteLease, OpsStore, WorkerCallChange, WorkerRecord, WorkerView } from '../ops/ops-store.js';
 import { parseLeaseId } from './lease-ids.js';
 
 /**
- * A remote worker's entry in the worker registry (the OpsStore's, beside the in-process pools): written once
- * per call of the worker, with `beat_at` the time of that call and the leases it holds.
- *
- * Each call reads the record, then writes it whole (one ops write per call). Two calls of one worker at the
- * same time on two instances may therefore lose one's change of `lease_ids` (a lease shown held after it was
- * settled, or missing after a claim) until the worker's next heartbeat, which lists the leases it holds and
- * so writes the truth. Fencing never depends on the record: the store fences every write by the lease.
+ * A remote worker's entry in the worker registry (the OpsStore's, beside the in-process pools): updated once
+ * per call of the worker, with `beat_at` the time of that call and the leases it holds. Each update is one
+ * atomic change of the record (OpsStore.recordWorkerCall: a claim adds leases, a settle removes them, a
+ * heartbeat states them all), so calls of one worker at once, on one instance or several, never undo each
+ * other's changes, and a call ending after the worker deregistered does not bring it back. One window
+ * remains: a heartbeat sent before the worker read a claim's answer states its leases without those just
+ * claimed; its next heartbeat lists them again. Fencing never depends on the record: the store fences every
+ * write by the lease.
  */
 
 export interface NewRemoteWorker {
@@ -59,24 +60,6 @@ export const heldLeaseIds = (worker: WorkerRecord): string[] => worker.lease_ids
 export const freeSlots = (worker: WorkerRecord): number => worker.slots_total - heldLeaseIds(worker).length;
 
 /**
- * The record after a call at `now` that left the worker holding `leaseIds` (`lost` leases it lost on the
- * way). An operator's drain stays apart from the record (see OpsStore.setDraining).
- */
-export function afterCall(worker: WorkerView, now: number, leaseIds: readonly string[], lost = 0): WorkerRecord {
-  const { state: _state, ...record } = worker;
-  const unique = [...new Set(leaseIds)];
-  return {
-    ...record,
-    draining: false,
-    beat_at: now,
-    lease_ids: unique,
-    job_ids: unique.map((id) => parseLeaseId(id)?.lease.jobId ?? id),
-    slots_busy: unique.length,
-    leases_lost: record.leases_lost + lost,
-  };
-}
-
-/**
  * The remote worker `id` when the worker key named `keyName` registered it; `foreign` when another key did
  * (or it is an in-process pool); undefined when no worker has this id.
  */
@@ -87,13 +70,16 @@ export async function remoteWorker(ops: Pick<OpsStore, 'worker'>, id: string, ke
 }
 
 /**
- * Writes the record after a call whose store change is done: a failed write is logged, not answered, as the
- * worker's next call writes the record again (its next heartbeat with the truth).
+ * Records a call whose store change is done (see OpsStore.recordWorkerCall): a failed write is logged, not
+ * answered, as the worker's next call updates the record again (its next heartbeat with every lease it holds).
  */
-export async function recordCall(ops: Pick<OpsStore, 'beat'>, record: WorkerRecord, log: FastifyBaseLogger): Promise<void> {
+export async function recordCall(ops: Pick<OpsStore, 'recordWorkerCall'>, workerId: string, change: WorkerCallChange, log: FastifyBaseLogger): Promise<void> {
   try {
-    await ops.beat(record);
+    await ops.recordWorkerCall(workerId, change, Date.now());
   } catch (error) {
-    log.warn({ err: error, workerId: record.id }, 'could not update the remote worker\'s registry record');
+    log.warn({ err: error, workerId }, "could not update the remote worker's registry record");
   }
 }
+
+/** The held lease a lease id names (its job id is its first part). */
+export const heldLease = (leaseId: string): HeldRemoteLease => ({ leaseId, jobId: parseLeaseId(leaseId)?.lease.jobId ?? leaseId });

@@ -10,7 +10,7 @@ import { LOG_LINES_MAX } from '../store/job-store.js';
 import { leaseIdPattern, parseLeaseId } from '../remote/lease-ids.js';
 import type { RemoteContext } from '../remote/remote-context.js';
 import { settleLeases, type SettleRequest, type Settlement } from '../remote/settle-leases.js';
-import { afterCall, heldLeaseIds, recordCall, remoteWorker } from '../remote/worker-records.js';
+import { recordCall, remoteWorker } from '../remote/worker-records.js';
 import { jsonValue, problemAnswer, problemResponses, workerSecurity as security } from './schemas.js';
 
 /**
@@ -163,7 +163,7 @@ export const remoteLeaseRoutes: FastifyPluginAsync<RemoteLeaseRoutesOptions> = a
       const now = Date.now();
       const lines = request.body.lines.map((line) => ({ at: now, attempt: job.attempt, level: line.level, message: keptLineText(line.message) }));
       await store.appendLogs([{ jobId: job.id, lines }]);
-      if (worker) await recordCall(ops, afterCall(worker, now, heldLeaseIds(worker)), request.log);
+      if (worker) await recordCall(ops, worker.id, {}, request.log);
       return { lease_id: leaseId, lines: lines.length };
     },
   });
@@ -206,7 +206,7 @@ export const remoteLeaseRoutes: FastifyPluginAsync<RemoteLeaseRoutesOptions> = a
         if (worker === undefined || worker === 'foreign') continue;
         const done = new Set(items.filter((each) => each.workerId === id).map((each) => each.item.lease_id));
         const lost = answers.filter((answer) => done.has(answer.lease_id) && answer.status === 'lost').length;
-        await recordCall(ops, afterCall(worker, Date.now(), heldLeaseIds(worker).filter((leaseId) => !done.has(leaseId)), lost), request.log);
+        await recordCall(ops, worker.id, { remove: [...done], lost }, request.log);
       }
       return { items: answers };
     },
@@ -224,7 +224,7 @@ export const remoteLeaseRoutes: FastifyPluginAsync<RemoteLeaseRoutesOptions> = a
     const { lease, workerId, worker } = await ownLease(request, leaseId);
     const now = Date.now();
     const [settled] = await settleLeases(context, [{ leaseId, lease, workerId, workerName: worker?.name ?? workerId, settlement }], now);
-    if (worker) await recordCall(ops, afterCall(worker, now, heldLeaseIds(worker).filter((id) => id !== leaseId), settled!.status === 'lost' ? 1 : 0), request.log);
+    if (worker) await recordCall(ops, worker.id, { remove: [leaseId], lost: settled!.status === 'lost' ? 1 : 0 }, request.log);
     if (settled!.status === 'lost') throw leaseLost(leaseId);
     return { lease_id: leaseId, status: 'ok' as const, job_status: settled!.jobStatus };
   }

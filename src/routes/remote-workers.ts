@@ -12,7 +12,7 @@ import { claimLeases } from '../remote/claim-leases.js';
 import { leaseIdOf, newWorkerId, parseLeaseId } from '../remote/lease-ids.js';
 import { claimLimits, defaultTimeoutS, leaseSOf, type RemoteContext } from '../remote/remote-context.js';
 import { leaseFactsOf } from '../remote/remote-timeouts.js';
-import { afterCall, heldLeaseIds, newRemoteRecord, recordCall, remoteWorker } from '../remote/worker-records.js';
+import { heldLease, heldLeaseIds, newRemoteRecord, recordCall, remoteWorker } from '../remote/worker-records.js';
 import { problemAnswer, problemResponses, storedJson, workerSecurity as security } from './schemas.js';
 
 /**
@@ -186,7 +186,7 @@ export const remoteWorkerRoutes: FastifyPluginAsync<RemoteWorkerRoutesOptions> =
       if (asked !== undefined) reply.header('preference-applied', `wait=${waitS}`);
       const claimed = await claimLeases(context, worker, request.body.max, waitS * 1000, abortOnClose(reply));
       const leases = claimed.jobs.map((job) => renderLease(job));
-      await recordCall(ops, afterCall(claimed.worker, Date.now(), [...heldLeaseIds(claimed.worker), ...leases.map((lease) => lease.lease_id)]), request.log);
+      await recordCall(ops, claimed.worker.id, { add: leases.map((lease) => ({ leaseId: lease.lease_id, jobId: lease.job.id })) }, request.log);
       if (leases.length > 0) request.log.debug({ workerId: worker.id, jobIds: claimed.jobs.map((job) => job.id) }, 'remote worker claimed jobs');
       return { leases };
     },
@@ -233,7 +233,7 @@ export const remoteWorkerRoutes: FastifyPluginAsync<RemoteWorkerRoutesOptions> =
       const kept = listed.filter(({ entry }) => status.get(entry.lease_id) !== 'lost').map(({ entry }) => entry.lease_id);
       const lost = held.length - live.length + live.filter(({ entry }) => status.get(entry.lease_id) === 'lost').length;
       for (const { entry } of listed) if (status.get(entry.lease_id) === 'lost') timeouts.forget(entry.lease_id);
-      await recordCall(ops, afterCall(worker, now, kept, lost), request.log);
+      await recordCall(ops, worker.id, { replace: kept.map(heldLease), lost }, request.log);
       return {
         worker: context.isShuttingDown() ? ('stop' as const) : worker.draining ? ('drain' as const) : ('active' as const),
         leases: listed.map(({ entry }) => {

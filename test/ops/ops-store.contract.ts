@@ -236,6 +236,26 @@ export function describeOpsStoreContract(name: string, factory: OpsStoreFactory)
         expect(await ops.isDraining('r-1')).toBe(false);
         expect(await ops.workers(now)).toEqual([]);
       });
+
+      it("records a remote worker's calls atomically: concurrent claims and settles all count; none revives a removed worker", async () => {
+        const ops = await open();
+        const now = Date.now();
+        await ops.beat(workerRecord({ id: 'r-2', kind: 'remote', key_name: 'fleet', lease_ids: ['A.1'], job_ids: ['A'], slots_total: 100, slots_busy: 1, beat_at: now - 5000 }));
+        // 40 claims of one lease each and the settle of the first lease, all at once (as two instances may see them).
+        await Promise.all([
+          ...Array.from({ length: 40 }, (_, i) => ops.recordWorkerCall('r-2', { add: [{ leaseId: `J${i}.x`, jobId: `J${i}` }] }, now)),
+          ops.recordWorkerCall('r-2', { remove: ['A.1'], lost: 1 }, now),
+        ]);
+        const after = (await ops.worker('r-2', now))!;
+        expect(after.lease_ids?.slice().sort()).toEqual(Array.from({ length: 40 }, (_, i) => `J${i}.x`).sort());
+        expect(after.job_ids.slice().sort()).toEqual(Array.from({ length: 40 }, (_, i) => `J${i}`).sort());
+        expect(after).toMatchObject({ slots_busy: 40, leases_lost: 1, beat_at: now, state: 'live' });
+        // A heartbeat states every lease held.
+        expect(await ops.recordWorkerCall('r-2', { replace: [{ leaseId: 'J1.x', jobId: 'J1' }] }, now + 1)).toMatchObject({ lease_ids: ['J1.x'], job_ids: ['J1'], slots_busy: 1 });
+        expect(await ops.removeWorker('r-2')).toBe(true);
+        expect(await ops.recordWorkerCall('r-2', { add: [{ leaseId: 'K.x', jobId: 'K' }] }, now + 2)).toBeUndefined();
+        expect(await ops.worker('r-2', now + 2)).toBeUndefined();
+      });
     });
 
     describe('audit log', () => {
