@@ -120,8 +120,7 @@ export default {
     {
       name: 'handler-api-pino-type-only',
       severity: 'error',
-      comment:
-        'src/handlers/handler.ts may name pino\'s Logger type (ctx.log) but not load pino: use `import type`.',
+      comment: "src/handlers/handler.ts may name pino's Logger type (ctx.log) but not load pino: use `import type`.",
       from: { path: src('handlers/handler[.]ts$') },
       to: { path: npm('pino'), dependencyTypesNot: ['type-only'] },
     },
@@ -132,7 +131,7 @@ export default {
         'A handler sees its ctx and the handler API (handlers/handler.ts), nothing of the service: not the ' +
         'store, routes, the worker pool, HTTP, ops, metrics or webhooks (outbound/ is the one door to the ' +
         'network, for http jobs). What a handler needs from the service comes through ctx. The registry ' +
-        '(handlers/registry.ts) is the one exception, for the store contract only: it turns the types\' limits ' +
+        "(handlers/registry.ts) is the one exception, for the store contract only: it turns the types' limits " +
         'into the ClaimLimit the store claims with.',
       from: { path: src('handlers/'), pathNot: src('handlers/registry[.]ts$') },
       to: {
@@ -188,13 +187,18 @@ export default {
         'schemas): it imports jobs/, errors.ts, config.ts (and the store contract, redis/ for types), never the ' +
         'routes, the worker pool, handlers, metrics, webhooks, ops or search.',
       from: { path: src('http/') },
-      to: { path: [src('(?:routes|worker|handlers|metrics|webhooks|ops|search|cli|client|admin-ui)/'), src('(?:app|server)[.]ts$')] },
+      to: {
+        path: [
+          src('(?:routes|worker|handlers|metrics|webhooks|ops|search|cli|client|admin-ui)/'),
+          src('(?:app|server)[.]ts$'),
+        ],
+      },
     },
     {
       name: 'search-only-model-and-contract',
       severity: 'error',
       comment:
-        'search/ (the operators\' job filter) imports jobs/, the store contract and http/value-schemas.ts only, ' +
+        "search/ (the operators' job filter) imports jobs/, the store contract and http/value-schemas.ts only, " +
         'so routes/, cli/ and bulk actions can all use it.',
       from: { path: src('search/') },
       to: {
@@ -220,7 +224,7 @@ export default {
       name: 'admin-events-only-to-admin-resource',
       severity: 'error',
       comment:
-        'admin-events.ts streams admin.ts\'s stats body, so it may import admin.ts (README); no other resource file.',
+        "admin-events.ts streams admin.ts's stats body, so it may import admin.ts (README); no other resource file.",
       from: { path: src('routes/admin-events[.]ts$') },
       to: { ...routeResource, pathNot: [routeResource.pathNot, src('routes/admin[.]ts$')] },
     },
@@ -240,7 +244,7 @@ export default {
       name: 'server-code-not-to-browser-code',
       severity: 'error',
       comment:
-        'Server code never imports the dashboard\'s browser modules (src/admin-ui/); routes/admin-ui.ts serves ' +
+        "Server code never imports the dashboard's browser modules (src/admin-ui/); routes/admin-ui.ts serves " +
         'them as files.',
       from: { path: src(''), pathNot: src('admin-ui/') },
       to: { path: src('admin-ui/') },
@@ -262,7 +266,7 @@ export default {
       comment:
         'Nothing imports this module and it imports nothing: it is dead code. Use it or delete it. Entry points ' +
         '(server.ts, cli/jobs.ts, the package entries client/jobs-client.ts and handlers/handler.ts), ' +
-        'declaration files and the dashboard\'s browser files (loaded by index.html, not imported) are exempt.',
+        "declaration files and the dashboard's browser files (loaded by index.html, not imported) are exempt.",
       from: {
         orphan: true,
         path: src(''),

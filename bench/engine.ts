@@ -6,7 +6,19 @@ import { MemoryJobStore } from '../src/store/memory-job-store.js';
 import { RedisJobStore } from '../src/store/redis-job-store.js';
 import { WorkerPool } from '../src/worker/worker-pool.js';
 import { costPerJob, costSnapshot, type BenchRedis, type CostPerJob } from './redis.js';
-import { inBatches, JOB_TTL_MS, newJob, noopHandler, PAYLOAD, percentile, RESULT, silentLog, sleep, uniqueSuffix, waitUntil } from './util.js';
+import {
+  inBatches,
+  JOB_TTL_MS,
+  newJob,
+  noopHandler,
+  PAYLOAD,
+  percentile,
+  RESULT,
+  silentLog,
+  sleep,
+  uniqueSuffix,
+  waitUntil,
+} from './util.js';
 
 /** BullMQ's key prefix in the bench (its default is `bull`). */
 export const BULL_PREFIX = 'benchbull';
@@ -42,7 +54,16 @@ export interface StoreProbe {
 }
 
 export function newProbe(): StoreProbe {
-  return { claimCalls: 0, finishCalls: 0, finishAndClaimCalls: 0, nextWakeCalls: 0, renewCalls: 0, claimedJobs: 0, finishedJobs: 0, onFinished: null };
+  return {
+    claimCalls: 0,
+    finishCalls: 0,
+    finishAndClaimCalls: 0,
+    nextWakeCalls: 0,
+    renewCalls: 0,
+    claimedJobs: 0,
+    finishedJobs: 0,
+    onFinished: null,
+  };
 }
 
 export const roundTrips = (probe: StoreProbe): number =>
@@ -93,7 +114,8 @@ export function probeStore(store: JobStore, probe: StoreProbe): JobStore {
   };
   return new Proxy(store, {
     get(proxied, property, receiver) {
-      if (typeof property === 'string' && Object.hasOwn(overrides, property) && typeof target[property] === 'function') return overrides[property];
+      if (typeof property === 'string' && Object.hasOwn(overrides, property) && typeof target[property] === 'function')
+        return overrides[property];
       const value: unknown = Reflect.get(proxied, property, receiver);
       return typeof value === 'function' ? (value as AnyMethod).bind(proxied) : value;
     },
@@ -145,7 +167,8 @@ export async function oursThroughput(options: {
   const finished = await waitUntil(() => pool.counters.succeeded >= jobs, options.timeoutMs);
   const seconds = (performance.now() - started) / 1000;
   const completed = pool.counters.succeeded;
-  const cost = before && options.costRedis ? costPerJob(before, await costSnapshot(options.costRedis), completed) : null;
+  const cost =
+    before && options.costRedis ? costPerJob(before, await costSnapshot(options.costRedis), completed) : null;
   await pool.drain(5000);
   return { jobs, completed, seconds, jobsPerS: completed / seconds, addPerS, timedOut: !finished, cost, probe };
 }
@@ -241,7 +264,12 @@ function latencyOf(starts: Map<string, number>, ends: Map<string, number>, submi
  * Ours: submit-to-succeeded at a steady rate, with a pool of 10 already idle. The clock starts before
  * `store.create` and stops when the pool's `finish` write for that job has resolved.
  */
-export async function oursLatency(options: { store: JobStore; rate: number; seconds: number; warmupJobs: number }): Promise<LatencyRun> {
+export async function oursLatency(options: {
+  store: JobStore;
+  rate: number;
+  seconds: number;
+  warmupJobs: number;
+}): Promise<LatencyRun> {
   const { store } = options;
   const probe = newProbe();
   const starts = new Map<string, number>();
@@ -269,7 +297,12 @@ export async function oursLatency(options: { store: JobStore; rate: number; seco
 }
 
 /** BullMQ: from before `queue.add` to the worker's `completed` event, worker concurrency 10. */
-export async function bullLatency(options: { redis: BenchRedis; rate: number; seconds: number; warmupJobs: number }): Promise<LatencyRun> {
+export async function bullLatency(options: {
+  redis: BenchRedis;
+  rate: number;
+  seconds: number;
+  warmupJobs: number;
+}): Promise<LatencyRun> {
   const connection = bullConnection(options.redis);
   const name = `lat-${uniqueSuffix()}`;
   const queue = new Queue(name, { connection, prefix: BULL_PREFIX });

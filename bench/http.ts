@@ -24,7 +24,10 @@ export async function startServer(env: Record<string, string>): Promise<ServerHa
   process.once('exit', killOnExit);
   const port = await new Promise<number>((resolve, reject) => {
     let output = '';
-    const timer = setTimeout(() => reject(new Error(`bench server (${JSON.stringify(env)}) did not start within 30 s`)), 30_000);
+    const timer = setTimeout(
+      () => reject(new Error(`bench server (${JSON.stringify(env)}) did not start within 30 s`)),
+      30_000,
+    );
     child.stdout.on('data', (chunk: Buffer) => {
       output += chunk.toString();
       const match = /LISTENING (\d+)/.exec(output);
@@ -58,7 +61,13 @@ export interface CannonResult {
 }
 
 /** One autocannon run (programmatic API) against 127.0.0.1; bounded by its duration. */
-export async function cannon(options: { url: string; method: 'GET' | 'POST'; body?: string; connections: number; seconds: number }): Promise<CannonResult> {
+export async function cannon(options: {
+  url: string;
+  method: 'GET' | 'POST';
+  body?: string;
+  connections: number;
+  seconds: number;
+}): Promise<CannonResult> {
   const result = await autocannon({
     url: options.url,
     method: options.method,
@@ -107,13 +116,21 @@ export async function httpBench(options: {
   rounds: number;
   log: (m: string) => void;
 }): Promise<HttpRun> {
-  const app = await startServer({ BENCH_SERVER_MODE: 'app', BENCH_SERVER_REDIS_URL: options.redisUrl, BENCH_SERVER_KEY_PREFIX: options.keyPrefix });
+  const app = await startServer({
+    BENCH_SERVER_MODE: 'app',
+    BENCH_SERVER_REDIS_URL: options.redisUrl,
+    BENCH_SERVER_KEY_PREFIX: options.keyPrefix,
+  });
   const bare = await startServer({ BENCH_SERVER_MODE: 'bare' }).catch(async (error: unknown) => {
     await app.stop();
     throw error;
   });
   try {
-    const created = await fetch(`${app.base}/v1/jobs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: CREATE_BODY });
+    const created = await fetch(`${app.base}/v1/jobs`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: CREATE_BODY,
+    });
     if (created.status !== 202) throw new Error(`POST /v1/jobs answered ${created.status}: ${await created.text()}`);
     const { id } = (await created.json()) as { id: string };
     interface Target {
@@ -155,7 +172,9 @@ export async function httpBench(options: {
       };
       const [create, barePost] = await pair(targets.create, targets.barePost);
       const [status, bareGet] = await pair(targets.status, targets.bareGet);
-      options.log(`  round ${round + 1}/${options.rounds}: POST ${(create.rps / barePost.rps).toFixed(2)}× bare, GET ${(status.rps / bareGet.rps).toFixed(2)}× bare`);
+      options.log(
+        `  round ${round + 1}/${options.rounds}: POST ${(create.rps / barePost.rps).toFixed(2)}× bare, GET ${(status.rps / bareGet.rps).toFixed(2)}× bare`,
+      );
       rounds.push({ create, status, barePost, bareGet, oursFirst });
     }
     return { rounds };
@@ -180,7 +199,10 @@ export interface LatencySample {
  * timing every request with performance.now() (autocannon's histogram has 1 ms resolution). Bounded by
  * `seconds` and `maxRequests`.
  */
-export async function timedGets(url: string, options: { connections: number; seconds: number; maxRequests: number }): Promise<LatencySample> {
+export async function timedGets(
+  url: string,
+  options: { connections: number; seconds: number; maxRequests: number },
+): Promise<LatencySample> {
   const agent = new Agent({ keepAlive: true, maxSockets: options.connections });
   const latencies: number[] = [];
   let errors = 0;
@@ -218,5 +240,12 @@ export async function timedGets(url: string, options: { connections: number; sec
   };
   await Promise.all(Array.from({ length: options.connections }, client));
   agent.destroy();
-  return { requests: latencies.length, errors, p50: percentile(latencies, 0.5), p99: percentile(latencies, 0.99), pageSize, latencies };
+  return {
+    requests: latencies.length,
+    errors,
+    p50: percentile(latencies, 0.5),
+    p99: percentile(latencies, 0.99),
+    pageSize,
+    latencies,
+  };
 }

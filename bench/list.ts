@@ -29,13 +29,30 @@ export interface FilledIndex {
 export async function fillFinishedJobs(redis: BenchRedis, count: number): Promise<FilledIndex> {
   const started = performance.now();
   const keyPrefix = `bench-list-${uniqueSuffix()}`;
-  const store = await RedisJobStore.connect({ url: redis.url, keyPrefix, jobTtlMs: JOB_TTL_MS, connectTimeoutMs: 3000, commandTimeoutMs: 10_000 });
+  const store = await RedisJobStore.connect({
+    url: redis.url,
+    keyPrefix,
+    jobTtlMs: JOB_TTL_MS,
+    connectTimeoutMs: 3000,
+    commandTimeoutMs: 10_000,
+  });
   const first = Date.now() - count; // the template is the newest job; the filled ones come before it
   const templateJob = newJob('echo', PAYLOAD);
   await store.create(templateJob);
-  const [claimed] = await store.claim({ types: ['echo'], max: 1, workerId: 'bench-fill', leaseId: 'bench-fill:1', leaseMs: 30_000, now: Date.now() });
+  const [claimed] = await store.claim({
+    types: ['echo'],
+    max: 1,
+    workerId: 'bench-fill',
+    leaseId: 'bench-fill:1',
+    leaseMs: 30_000,
+    now: Date.now(),
+  });
   if (!claimed?.lease) throw new Error('fill: the template job was not claimed');
-  const finished = await store.finish({ jobId: claimed.id, leaseId: claimed.lease.id }, { kind: 'succeeded', result: { value: PAYLOAD.value } }, Date.now());
+  const finished = await store.finish(
+    { jobId: claimed.id, leaseId: claimed.lease.id },
+    { kind: 'succeeded', result: { value: PAYLOAD.value } },
+    Date.now(),
+  );
   if (finished === 'lost' || finished.status !== 'succeeded') throw new Error('fill: the template job did not succeed');
   // A finished job is one packed JSON array of its field values (see common.lua `finalize`).
   const packedTemplate = JSON.parse((await store.redis.get(store.keys.job(templateJob.id)))!) as (string | false)[];
@@ -43,8 +60,10 @@ export async function fillFinishedJobs(redis: BenchRedis, count: number): Promis
   const templateCreated = Number(packedTemplate[at('created')]);
   const indexKey = store.keys.index('succeeded', 'echo');
   const expiryKey = store.keys.expiry;
-  if ((await store.redis.zscore(indexKey, templateJob.id)) === null) throw new Error(`fill: the template is not in ${indexKey}`);
-  if ((await store.redis.zscore(expiryKey, templateJob.id)) === null) throw new Error(`fill: the template is not in ${expiryKey}`);
+  if ((await store.redis.zscore(indexKey, templateJob.id)) === null)
+    throw new Error(`fill: the template is not in ${indexKey}`);
+  if ((await store.redis.zscore(expiryKey, templateJob.id)) === null)
+    throw new Error(`fill: the template is not in ${expiryKey}`);
   const keys = store.keys;
   await store.close();
 
@@ -113,7 +132,11 @@ export async function listBench(options: {
   options.log(`  filled ${big.jobs} finished jobs in ${big.seconds.toFixed(1)} s`);
   const servers = await Promise.all(
     [small, big].map((filled) =>
-      startServer({ BENCH_SERVER_MODE: 'app', BENCH_SERVER_REDIS_URL: options.redis.url, BENCH_SERVER_KEY_PREFIX: filled.keyPrefix }),
+      startServer({
+        BENCH_SERVER_MODE: 'app',
+        BENCH_SERVER_REDIS_URL: options.redis.url,
+        BENCH_SERVER_KEY_PREFIX: filled.keyPrefix,
+      }),
     ),
   );
   try {
@@ -123,7 +146,8 @@ export async function listBench(options: {
     // Two interleaved rounds (small, big, small, big), so drift in the machine hits both alike.
     const samples: LatencySample[][] = [[], []];
     for (let round = 0; round < 2; round++) {
-      for (let i = 0; i < urls.length; i++) samples[i]!.push(await timedGets(urls[i]!, { ...load, seconds: options.seconds / 2 }));
+      for (let i = 0; i < urls.length; i++)
+        samples[i]!.push(await timedGets(urls[i]!, { ...load, seconds: options.seconds / 2 }));
     }
     const pooled = [small, big].map((filled, i) => {
       const parts = samples[i]!;
@@ -148,7 +172,9 @@ export async function listBench(options: {
       const url = `${servers[1]!.base}/admin/jobs?${query}`;
       await timedGets(url, { ...load, seconds: 1 });
       const sample = await timedGets(url, { ...load, seconds: options.seconds / 2 });
-      options.log(`  GET /admin/jobs?${query} over ${big.jobs} jobs: p50 ${sample.p50.toFixed(2)} ms, p99 ${sample.p99.toFixed(2)} ms, ${sample.requests} requests, ${sample.errors} errors, page of ${sample.pageSize}`);
+      options.log(
+        `  GET /admin/jobs?${query} over ${big.jobs} jobs: p50 ${sample.p50.toFixed(2)} ms, p99 ${sample.p99.toFixed(2)} ms, ${sample.requests} requests, ${sample.errors} errors, page of ${sample.pageSize}`,
+      );
       admin.push({ ...sample, latencies: [], query });
     }
     return { small: pooled[0]!, big: pooled[1]!, fillSeconds: small.seconds + big.seconds, admin };

@@ -13,7 +13,12 @@ export interface MemoryRun {
 }
 
 /** Sums MEMORY USAGE per kind of key under `pattern`: `kindOf` maps a key name to its kind. */
-async function keyBreakdown(redis: BenchRedis, pattern: string, kindOf: (key: string) => string, jobs: number): Promise<[string, number][]> {
+async function keyBreakdown(
+  redis: BenchRedis,
+  pattern: string,
+  kindOf: (key: string) => string,
+  jobs: number,
+): Promise<[string, number][]> {
   const totals = new Map<string, number>();
   let cursor = '0';
   do {
@@ -27,7 +32,10 @@ async function keyBreakdown(redis: BenchRedis, pattern: string, kindOf: (key: st
       totals.set(kindOf(key), (totals.get(kindOf(key)) ?? 0) + bytes);
     });
   } while (cursor !== '0');
-  return [...totals].map(([kind, bytes]): [string, number] => [kind, bytes / jobs]).sort((a, b) => b[1] - a[1]).filter(([, bytes]) => bytes >= 1);
+  return [...totals]
+    .map(([kind, bytes]): [string, number] => [kind, bytes / jobs])
+    .sort((a, b) => b[1] - a[1])
+    .filter(([, bytes]) => bytes >= 1);
 }
 
 async function oneKey(redis: BenchRedis, pattern: string): Promise<{ bytes: number | null; encoding: string | null }> {
@@ -58,8 +66,19 @@ export async function oursMemory(redis: BenchRedis, jobs: number, timeoutMs: num
   await sleep(200);
   const after = await usedMemory(redis.admin);
   const one = await oneKey(redis, `${prefix}job:*`);
-  const kinds = await keyBreakdown(redis, `${prefix}*`, (key) => (key.startsWith(`${prefix}job:`) ? 'job keys' : key.slice(prefix.length)), run.completed);
-  return { jobs: run.completed, bytesPerJob: (after - before) / run.completed, oneJobBytes: one.bytes, oneJobEncoding: one.encoding, keyBreakdown: kinds };
+  const kinds = await keyBreakdown(
+    redis,
+    `${prefix}*`,
+    (key) => (key.startsWith(`${prefix}job:`) ? 'job keys' : key.slice(prefix.length)),
+    run.completed,
+  );
+  return {
+    jobs: run.completed,
+    bytesPerJob: (after - before) / run.completed,
+    oneJobBytes: one.bytes,
+    oneJobEncoding: one.encoding,
+    keyBreakdown: kinds,
+  };
 }
 
 /** The same for BullMQ with default options (completed jobs are kept with their return value). */
@@ -80,5 +99,11 @@ export async function bullMemory(redis: BenchRedis, jobs: number, timeoutMs: num
     },
     run.completed,
   );
-  return { jobs: run.completed, bytesPerJob: (after - before) / run.completed, oneJobBytes: one.bytes, oneJobEncoding: one.encoding, keyBreakdown: kinds };
+  return {
+    jobs: run.completed,
+    bytesPerJob: (after - before) / run.completed,
+    oneJobBytes: one.bytes,
+    oneJobEncoding: one.encoding,
+    keyBreakdown: kinds,
+  };
 }

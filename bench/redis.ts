@@ -19,7 +19,6 @@ export interface BenchRedis {
   stop(): Promise<void>;
 }
 
-
 /** BENCH_REDIS_URL when set, else a redis-server of our own on a free port, persistence off. */
 export async function openBenchRedis(): Promise<BenchRedis> {
   const override = process.env.BENCH_REDIS_URL;
@@ -27,7 +26,9 @@ export async function openBenchRedis(): Promise<BenchRedis> {
     const parsed = new URL(override);
     // The bench loads what it talks to: only this machine's loopback is a fair (and allowed) target.
     if (!/^(127\.\d+\.\d+\.\d+|localhost|\[::1\])$/.test(parsed.hostname)) {
-      throw new Error(`BENCH_REDIS_URL must point at a loopback address (127.x.x.x, localhost, [::1]), got ${parsed.hostname}`);
+      throw new Error(
+        `BENCH_REDIS_URL must point at a loopback address (127.x.x.x, localhost, [::1]), got ${parsed.hostname}`,
+      );
     }
     const admin = new Redis(override, { maxRetriesPerRequest: 1 });
     await admin.ping();
@@ -49,7 +50,22 @@ export async function openBenchRedis(): Promise<BenchRedis> {
   const dir = mkdtempSync(join(tmpdir(), 'ajs-bench-redis-'));
   const child: ChildProcess = spawn(
     'redis-server',
-    ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'no', '--protected-mode', 'no', '--loglevel', 'warning'],
+    [
+      '--port',
+      String(port),
+      '--bind',
+      '127.0.0.1',
+      '--dir',
+      dir,
+      '--save',
+      '',
+      '--appendonly',
+      'no',
+      '--protected-mode',
+      'no',
+      '--loglevel',
+      'warning',
+    ],
     { stdio: 'ignore' },
   );
   const killOnExit = () => child.kill('SIGKILL');
@@ -66,7 +82,9 @@ export async function openBenchRedis(): Promise<BenchRedis> {
     } catch (error) {
       if (Date.now() > deadline) {
         child.kill('SIGKILL');
-        throw new Error(`the bench's redis-server on port ${port} did not answer: ${(error as Error).message}`, { cause: error });
+        throw new Error(`the bench's redis-server on port ${port} did not answer: ${(error as Error).message}`, {
+          cause: error,
+        });
       }
       admin.disconnect();
       await sleep(50);

@@ -26,7 +26,20 @@ import { RedisJobStore } from '../src/store/redis-job-store.js';
 import { freePort } from '../test/helpers/redis-server.js';
 import { connectOurStore, oursThroughput, type ThroughputRun } from './engine.js';
 import { redisCpuSeconds, resetRedis, type BenchRedis } from './redis.js';
-import { fmtInt, fmtRatios, inBatches, JOB_TTL_MS, median, newJob, PAYLOAD, RESULT, sleep, stopChild, uniqueSuffix, waitUntil } from './util.js';
+import {
+  fmtInt,
+  fmtRatios,
+  inBatches,
+  JOB_TTL_MS,
+  median,
+  newJob,
+  PAYLOAD,
+  RESULT,
+  sleep,
+  stopChild,
+  uniqueSuffix,
+  waitUntil,
+} from './util.js';
 
 const repoRoot = fileURLToPath(new URL('..', import.meta.url));
 const serverEntry = fileURLToPath(new URL('../src/server.ts', import.meta.url));
@@ -111,7 +124,8 @@ async function startService(redis: BenchRedis): Promise<ServiceHandle> {
   process.once('exit', killOnExit);
   const base = `http://127.0.0.1:${port}`;
   const live = await waitUntilAsync(async () => {
-    if (child.exitCode !== null) throw new Error(`the bench's service exited with code ${child.exitCode} before it was live`);
+    if (child.exitCode !== null)
+      throw new Error(`the bench's service exited with code ${child.exitCode} before it was live`);
     try {
       return (await fetch(`${base}/health/live`, { signal: AbortSignal.timeout(1000) })).status === 200;
     } catch {
@@ -146,16 +160,33 @@ async function declareType(base: string): Promise<void> {
   const answer = await fetch(`${base}/admin/job-types/${REMOTE_TYPE}`, {
     method: 'PUT',
     headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ input_schema: { type: 'object', properties: { value: { type: 'string' } } }, description: 'bench: a no-op job run by a remote worker' }),
+    body: JSON.stringify({
+      input_schema: { type: 'object', properties: { value: { type: 'string' } } },
+      description: 'bench: a no-op job run by a remote worker',
+    }),
   });
-  if (answer.status !== 200 && answer.status !== 201) throw new Error(`PUT /admin/job-types/${REMOTE_TYPE} answered ${answer.status}: ${await answer.text()}`);
+  if (answer.status !== 200 && answer.status !== 201)
+    throw new Error(`PUT /admin/job-types/${REMOTE_TYPE} answered ${answer.status}: ${await answer.text()}`);
 }
 
 /** One remote run: N jobs created in the store, then one runWorker times until it completed them all. */
-async function remoteThroughput(options: { service: ServiceHandle; redis: BenchRedis; jobs: number; slots: number; maxClaim: number; timeoutMs: number }): Promise<RemoteThroughput> {
+async function remoteThroughput(options: {
+  service: ServiceHandle;
+  redis: BenchRedis;
+  jobs: number;
+  slots: number;
+  maxClaim: number;
+  timeoutMs: number;
+}): Promise<RemoteThroughput> {
   const { service, jobs } = options;
   await declareType(service.base); // again after a reset: the declaration lives in Redis
-  const store: JobStore = await RedisJobStore.connect({ url: options.redis.url, keyPrefix: service.keyPrefix, jobTtlMs: JOB_TTL_MS, connectTimeoutMs: 3000, commandTimeoutMs: 10_000 });
+  const store: JobStore = await RedisJobStore.connect({
+    url: options.redis.url,
+    keyPrefix: service.keyPrefix,
+    jobTtlMs: JOB_TTL_MS,
+    connectTimeoutMs: 3000,
+    commandTimeoutMs: 10_000,
+  });
   try {
     await inBatches(jobs, 1000, () => store.create(newJob(REMOTE_TYPE, PAYLOAD)));
   } finally {
@@ -166,10 +197,22 @@ async function remoteThroughput(options: { service: ServiceHandle; redis: BenchR
   const calls = { claim: 0, settle: 0, heartbeat: 0, other: 0 };
   const countingFetch: typeof fetch = (input, init) => {
     const path = new URL(input instanceof Request ? input.url : input).pathname;
-    calls[path.endsWith('/leases') ? 'claim' : path.startsWith('/v1/leases') ? 'settle' : path.endsWith('/heartbeat') ? 'heartbeat' : 'other']++;
+    calls[
+      path.endsWith('/leases')
+        ? 'claim'
+        : path.startsWith('/v1/leases')
+          ? 'settle'
+          : path.endsWith('/heartbeat')
+            ? 'heartbeat'
+            : 'other'
+    ]++;
     return fetch(input, init);
   };
-  const cpuBefore = { service: service.cpuSeconds(), redis: await redisCpuSeconds(options.redis.admin), worker: process.cpuUsage() };
+  const cpuBefore = {
+    service: service.cpuSeconds(),
+    redis: await redisCpuSeconds(options.redis.admin),
+    worker: process.cpuUsage(),
+  };
   const started = performance.now();
   const worker = runWorker({
     baseUrl: service.base,
@@ -180,7 +223,11 @@ async function remoteThroughput(options: { service: ServiceHandle; redis: BenchR
     waitS: 5,
     fetch: countingFetch,
     handle: async () => RESULT,
-    logger: { info: () => undefined, warn: (message, fields) => console.error(`[remote worker] ${message}`, fields ?? ''), error: (message, fields) => console.error(`[remote worker] ${message}`, fields ?? '') },
+    logger: {
+      info: () => undefined,
+      warn: (message, fields) => console.error(`[remote worker] ${message}`, fields ?? ''),
+      error: (message, fields) => console.error(`[remote worker] ${message}`, fields ?? ''),
+    },
   });
   const finished = await waitUntil(() => worker.counts.completed >= jobs, options.timeoutMs);
   const seconds = (performance.now() - started) / 1000;
@@ -194,7 +241,16 @@ async function remoteThroughput(options: { service: ServiceHandle; redis: BenchR
     worker: perJobUs((workerCpu.user + workerCpu.system) / 1e6),
   };
   await worker.stop();
-  return { jobs, completed, seconds, jobsPerS: completed / seconds, calls: timedCalls, jobsPerClaim: worker.counts.claimed / Math.max(1, timedCalls.claim), cpuPerJobUs, timedOut: !finished };
+  return {
+    jobs,
+    completed,
+    seconds,
+    jobsPerS: completed / seconds,
+    calls: timedCalls,
+    jobsPerClaim: worker.counts.claimed / Math.max(1, timedCalls.claim),
+    cpuPerJobUs,
+    timedOut: !finished,
+  };
 }
 
 /**
@@ -215,13 +271,22 @@ export async function remoteBench(options: {
   const maxClaim = options.maxClaim ?? 50;
   const concurrency = options.inProcessConcurrency ?? 100;
   const { log } = options;
-  log(`7. remote worker: no-op jobs through the HTTP protocol (1 runWorker, ${slots} slots, claims of ≤ ${maxClaim}, leases:complete) vs the in-process engine (c=${concurrency}), ${options.jobs} jobs, ${options.rounds} alternated round(s)`);
+  log(
+    `7. remote worker: no-op jobs through the HTTP protocol (1 runWorker, ${slots} slots, claims of ≤ ${maxClaim}, leases:complete) vs the in-process engine (c=${concurrency}), ${options.jobs} jobs, ${options.rounds} alternated round(s)`,
+  );
   const service = await startService(options.redis);
   try {
     {
       // Warm-up (JIT on both sides, the server's script cache), not recorded.
       const warm = Math.min(2000, options.jobs);
-      await remoteThroughput({ service, redis: options.redis, jobs: warm, slots, maxClaim, timeoutMs: options.timeoutMs });
+      await remoteThroughput({
+        service,
+        redis: options.redis,
+        jobs: warm,
+        slots,
+        maxClaim,
+        timeoutMs: options.timeoutMs,
+      });
       log(`  warmed up the remote path with ${warm} jobs`);
     }
     const rounds: RemoteRound[] = [];
@@ -230,7 +295,14 @@ export async function remoteBench(options: {
       const tag = `round ${round + 1}/${options.rounds}`;
       const remote = async () => {
         await resetRedis(options.redis);
-        const run = await remoteThroughput({ service, redis: options.redis, jobs: options.jobs, slots, maxClaim, timeoutMs: options.timeoutMs });
+        const run = await remoteThroughput({
+          service,
+          redis: options.redis,
+          jobs: options.jobs,
+          slots,
+          maxClaim,
+          timeoutMs: options.timeoutMs,
+        });
         const perJob = (count: number) => (count / Math.max(1, run.completed)).toFixed(3);
         const cpu = run.cpuPerJobUs;
         log(
@@ -243,14 +315,20 @@ export async function remoteBench(options: {
         const store = await connectOurStore(options.redis, `rip${concurrency}`);
         try {
           const run = await oursThroughput({ store, concurrency, jobs: options.jobs, timeoutMs: options.timeoutMs });
-          log(`  ${tag} in-process c=${concurrency}: ${fmtInt(run.jobsPerS)} jobs/s (${run.completed}/${run.jobs} in ${run.seconds.toFixed(2)} s)`);
+          log(
+            `  ${tag} in-process c=${concurrency}: ${fmtInt(run.jobsPerS)} jobs/s (${run.completed}/${run.jobs} in ${run.seconds.toFixed(2)} s)`,
+          );
           return run;
         } finally {
           await store.close();
         }
       };
-      const [remoteRun, inProcessRun] = remoteFirst ? [await remote(), await inProcess()] : await inProcess().then(async (first) => [await remote(), first] as const);
-      log(`  ${tag}: remote ${(remoteRun.jobsPerS / inProcessRun.jobsPerS).toFixed(2)}× in-process (${remoteFirst ? 'remote' : 'in-process'} first)`);
+      const [remoteRun, inProcessRun] = remoteFirst
+        ? [await remote(), await inProcess()]
+        : await inProcess().then(async (first) => [await remote(), first] as const);
+      log(
+        `  ${tag}: remote ${(remoteRun.jobsPerS / inProcessRun.jobsPerS).toFixed(2)}× in-process (${remoteFirst ? 'remote' : 'in-process'} first)`,
+      );
       rounds.push({ remote: remoteRun, inProcess: inProcessRun, remoteFirst });
     }
     await resetRedis(options.redis);
@@ -274,7 +352,8 @@ export function remoteRow(run: RemoteRun): [string, string, string, string, stri
   const ratio = median(ratios);
   const clean = [...remote, ...inProcess].every((each) => !each.timedOut);
   const perClaim = median(remote.map((each) => each.jobsPerClaim));
-  const calls = (kind: keyof RemoteThroughput['calls']) => median(remote.map((each) => each.calls[kind] / Math.max(1, each.completed)));
+  const calls = (kind: keyof RemoteThroughput['calls']) =>
+    median(remote.map((each) => each.calls[kind] / Math.max(1, each.completed)));
   return [
     '7 remote',
     `no-op jobs/s through the HTTP pull-worker protocol: 1 \`runWorker\`, ${run.slots} slots, claims of ≤ ${run.maxClaim} (${perClaim.toFixed(1)} per claim), \`leases:complete\` (${calls('settle').toFixed(3)} settle calls per job), ${fmtInt(run.jobs)} jobs${run.rounds.length > 1 ? `, median of ${run.rounds.length} rounds` : ', one round'}`,

@@ -42,13 +42,34 @@
 import { spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { bullLatency, bullThroughput, connectOurStore, memoryStore, oursLatency, oursThroughput, roundTrips, type LatencyRun, type ThroughputRun } from './engine.js';
+import {
+  bullLatency,
+  bullThroughput,
+  connectOurStore,
+  memoryStore,
+  oursLatency,
+  oursThroughput,
+  roundTrips,
+  type LatencyRun,
+  type ThroughputRun,
+} from './engine.js';
 import { httpBench, type CannonResult, type HttpRun } from './http.js';
 import { listBench, type ListRun } from './list.js';
 import { bullMemory, oursMemory, type MemoryRun } from './memory.js';
 import { machineLine, openBenchRedis, resetRedis, type BenchRedis } from './redis.js';
 import { remoteBench, remoteRow, type RemoteRun } from './remote.js';
-import { envNumber, fmtInt, fmtMs, fmtRatio, fmtRatios, log, median, medianIndex, sleep, uniqueSuffix } from './util.js';
+import {
+  envNumber,
+  fmtInt,
+  fmtMs,
+  fmtRatio,
+  fmtRatios,
+  log,
+  median,
+  medianIndex,
+  sleep,
+  uniqueSuffix,
+} from './util.js';
 
 // ---------------------------------------------------------------------------------------------- settings
 
@@ -73,15 +94,24 @@ function listSetting(name: string, fallback: string, what: string): string[] {
 const rounds = Math.max(1, Math.floor(numberSetting('BENCH_ROUNDS', 3, 'alternated rounds per compared pair')));
 const concurrencies = [
   ...new Set(
-    listSetting('BENCH_CONCURRENCY', '1,10,100', 'engine concurrencies (1: one round, info; others: BENCH_ROUNDS rounds, target ≥ 1.5×)').map((item) => {
+    listSetting(
+      'BENCH_CONCURRENCY',
+      '1,10,100',
+      'engine concurrencies (1: one round, info; others: BENCH_ROUNDS rounds, target ≥ 1.5×)',
+    ).map((item) => {
       const value = Number(item);
-      if (!Number.isInteger(value) || value < 1) throw new Error(`BENCH_CONCURRENCY must list positive integers, got "${item}"`);
+      if (!Number.isInteger(value) || value < 1)
+        throw new Error(`BENCH_CONCURRENCY must list positive integers, got "${item}"`);
       return value;
     }),
   ),
 ];
 const sizes = {
-  jobs: numberSetting('BENCH_JOBS', 30_000, 'jobs per engine run at concurrency > 1 and per Redis-engine run of section 6'),
+  jobs: numberSetting(
+    'BENCH_JOBS',
+    30_000,
+    'jobs per engine run at concurrency > 1 and per Redis-engine run of section 6',
+  ),
   jobsC1: numberSetting('BENCH_JOBS_C1', 10_000, 'jobs of the concurrency-1 engine run'),
   memstoreJobs: numberSetting('BENCH_MEMSTORE_JOBS', 50_000, 'jobs per memory-store run'),
   runTimeoutMs: numberSetting('BENCH_RUN_TIMEOUT_S', 120, 'seconds before a throughput run gives up') * 1000,
@@ -100,7 +130,8 @@ const allSections = ['engine', 'memstore', 'latency', 'memory', 'http', 'list', 
 type Section = (typeof allSections)[number];
 const wanted = new Set(listSetting('BENCH_SECTIONS', allSections.join(','), 'the sections to run'));
 for (const section of wanted) {
-  if (!(allSections as readonly string[]).includes(section)) throw new Error(`BENCH_SECTIONS: unknown section "${section}" (known: ${allSections.join(', ')})`);
+  if (!(allSections as readonly string[]).includes(section))
+    throw new Error(`BENCH_SECTIONS: unknown section "${section}" (known: ${allSections.join(', ')})`);
 }
 settings.push({
   name: 'BENCH_REDIS_URL',
@@ -147,24 +178,40 @@ interface Results {
 
 const roundTag = (round: number | null) => (round === null ? 'once' : `round ${round + 1}/${rounds}`);
 
-async function oursEngineRun(redis: BenchRedis, concurrency: number, jobs: number, round: number | null): Promise<ThroughputRun> {
+async function oursEngineRun(
+  redis: BenchRedis,
+  concurrency: number,
+  jobs: number,
+  round: number | null,
+): Promise<ThroughputRun> {
   await resetRedis(redis);
   const store = await connectOurStore(redis, `tp${concurrency}`);
   const run = await oursThroughput({ store, concurrency, jobs, timeoutMs: sizes.runTimeoutMs, costRedis: redis.admin });
   await store.close();
-  log(`  ${roundTag(round)} ours   c=${concurrency}: ${fmtInt(run.jobsPerS)} jobs/s (${run.completed}/${jobs} in ${run.seconds.toFixed(2)} s; created at ${fmtInt(run.addPerS)}/s)`);
+  log(
+    `  ${roundTag(round)} ours   c=${concurrency}: ${fmtInt(run.jobsPerS)} jobs/s (${run.completed}/${jobs} in ${run.seconds.toFixed(2)} s; created at ${fmtInt(run.addPerS)}/s)`,
+  );
   return run;
 }
 
-async function bullEngineRun(redis: BenchRedis, concurrency: number, jobs: number, round: number | null): Promise<ThroughputRun> {
+async function bullEngineRun(
+  redis: BenchRedis,
+  concurrency: number,
+  jobs: number,
+  round: number | null,
+): Promise<ThroughputRun> {
   await resetRedis(redis);
   const run = await bullThroughput({ redis, concurrency, jobs, timeoutMs: sizes.runTimeoutMs, measureCost: true });
-  log(`  ${roundTag(round)} BullMQ c=${concurrency}: ${fmtInt(run.jobsPerS)} jobs/s (${run.completed}/${jobs} in ${run.seconds.toFixed(2)} s; addBulk at ${fmtInt(run.addPerS)}/s)`);
+  log(
+    `  ${roundTag(round)} BullMQ c=${concurrency}: ${fmtInt(run.jobsPerS)} jobs/s (${run.completed}/${jobs} in ${run.seconds.toFixed(2)} s; addBulk at ${fmtInt(run.addPerS)}/s)`,
+  );
   return run;
 }
 
 async function engineSection(redis: BenchRedis, results: Results): Promise<void> {
-  log(`1. queue engine, no HTTP: no-op jobs with a 120-byte payload, concurrency ${concurrencies.join(', ')}; ${rounds} alternated round(s) of ${comparedConcurrencies.join(', ') || '—'}`);
+  log(
+    `1. queue engine, no HTTP: no-op jobs with a 120-byte payload, concurrency ${concurrencies.join(', ')}; ${rounds} alternated round(s) of ${comparedConcurrencies.join(', ') || '—'}`,
+  );
   {
     // Warm-up of both engines (JIT, script cache), not recorded.
     const warm = Math.min(2000, sizes.jobs);
@@ -194,7 +241,9 @@ async function engineSection(redis: BenchRedis, results: Results): Promise<void>
         () => bullEngineRun(redis, concurrency, sizes.jobs, round),
       );
       byConcurrency.get(concurrency)!.push(pair);
-      log(`  ${roundTag(round)} c=${concurrency}: ${fmtRatio(pair.ours.jobsPerS / pair.ref.jobsPerS)} BullMQ (${pair.oursFirst ? 'ours' : 'BullMQ'} first)`);
+      log(
+        `  ${roundTag(round)} c=${concurrency}: ${fmtRatio(pair.ours.jobsPerS / pair.ref.jobsPerS)} BullMQ (${pair.oursFirst ? 'ours' : 'BullMQ'} first)`,
+      );
     }
   }
   results.engine = concurrencies.map((concurrency) => ({ concurrency, rounds: byConcurrency.get(concurrency)! }));
@@ -211,21 +260,32 @@ async function memstoreSection(redis: BenchRedis, results: Results): Promise<voi
     const pair = await alternated(
       round,
       async () => {
-        const run = await oursThroughput({ store: memoryStore(), concurrency: 10, jobs: sizes.memstoreJobs, timeoutMs: sizes.runTimeoutMs });
-        log(`  ${roundTag(round)} memory store c=10: ${fmtInt(run.jobsPerS)} jobs/s (${run.completed}/${sizes.memstoreJobs} in ${run.seconds.toFixed(2)} s)`);
+        const run = await oursThroughput({
+          store: memoryStore(),
+          concurrency: 10,
+          jobs: sizes.memstoreJobs,
+          timeoutMs: sizes.runTimeoutMs,
+        });
+        log(
+          `  ${roundTag(round)} memory store c=10: ${fmtInt(run.jobsPerS)} jobs/s (${run.completed}/${sizes.memstoreJobs} in ${run.seconds.toFixed(2)} s)`,
+        );
         return run;
       },
       () => oursEngineRun(redis, 10, sizes.jobs, round),
     );
     pairs.push(pair);
-    log(`  ${roundTag(round)}: memory store ${fmtRatio(pair.ours.jobsPerS / pair.ref.jobsPerS)} Redis (${pair.oursFirst ? 'memory store' : 'Redis'} first)`);
+    log(
+      `  ${roundTag(round)}: memory store ${fmtRatio(pair.ours.jobsPerS / pair.ref.jobsPerS)} Redis (${pair.oursFirst ? 'memory store' : 'Redis'} first)`,
+    );
   }
   await resetRedis(redis);
   results.memstore = pairs;
 }
 
 async function latencySection(redis: BenchRedis, results: Results): Promise<void> {
-  log(`2. latency: submit → succeeded at ${sizes.latencyRate} jobs/s for ${sizes.latencyS} s, concurrency 10, ${rounds} alternated round(s)`);
+  log(
+    `2. latency: submit → succeeded at ${sizes.latencyRate} jobs/s for ${sizes.latencyS} s, concurrency 10, ${rounds} alternated round(s)`,
+  );
   const warmupJobs = Math.min(500, Math.round(sizes.latencyRate));
   const pairs: Pair<LatencyRun>[] = [];
   for (let round = 0; round < rounds; round++) {
@@ -236,13 +296,17 @@ async function latencySection(redis: BenchRedis, results: Results): Promise<void
         const store = await connectOurStore(redis, 'lat');
         const run = await oursLatency({ store, rate: sizes.latencyRate, seconds: sizes.latencyS, warmupJobs });
         await store.close();
-        log(`  ${roundTag(round)} ours:   p50 ${fmtMs(run.p50)}, p99 ${fmtMs(run.p99)}, max ${fmtMs(run.max)} (${run.completed}/${run.submitted})`);
+        log(
+          `  ${roundTag(round)} ours:   p50 ${fmtMs(run.p50)}, p99 ${fmtMs(run.p99)}, max ${fmtMs(run.max)} (${run.completed}/${run.submitted})`,
+        );
         return run;
       },
       async () => {
         await resetRedis(redis);
         const run = await bullLatency({ redis, rate: sizes.latencyRate, seconds: sizes.latencyS, warmupJobs });
-        log(`  ${roundTag(round)} BullMQ: p50 ${fmtMs(run.p50)}, p99 ${fmtMs(run.p99)}, max ${fmtMs(run.max)} (${run.completed}/${run.submitted})`);
+        log(
+          `  ${roundTag(round)} BullMQ: p50 ${fmtMs(run.p50)}, p99 ${fmtMs(run.p99)}, max ${fmtMs(run.max)} (${run.completed}/${run.submitted})`,
+        );
         return run;
       },
     );
@@ -263,7 +327,9 @@ async function memorySection(redis: BenchRedis, results: Results): Promise<void>
 }
 
 async function httpSection(redis: BenchRedis, results: Results): Promise<void> {
-  log(`3. HTTP: autocannon, ${sizes.httpConnections} connections, ${sizes.httpS} s per measurement, ${rounds} alternated round(s) (after ${sizes.httpWarmupS} s warm-up per target)`);
+  log(
+    `3. HTTP: autocannon, ${sizes.httpConnections} connections, ${sizes.httpS} s per measurement, ${rounds} alternated round(s) (after ${sizes.httpWarmupS} s warm-up per target)`,
+  );
   await resetRedis(redis);
   results.http = await httpBench({
     redisUrl: redis.url,
@@ -282,7 +348,9 @@ async function remoteSection(redis: BenchRedis, results: Results): Promise<void>
 }
 
 async function listSection(redis: BenchRedis, results: Results): Promise<void> {
-  log(`5. listing at scale: GET /v1/jobs?limit=20 with ${sizes.listSmall} and ${sizes.listBig} finished jobs, one round`);
+  log(
+    `5. listing at scale: GET /v1/jobs?limit=20 with ${sizes.listSmall} and ${sizes.listBig} finished jobs, one round`,
+  );
   await resetRedis(redis);
   results.list = await listBench({
     redis,
@@ -298,7 +366,15 @@ async function listSection(redis: BenchRedis, results: Results): Promise<void> {
 
 // ---------------------------------------------------------------------------------------------- report
 
-type Row = [section: string, measure: string, ours: string, reference: string, ratio: string, target: string, result: string];
+type Row = [
+  section: string,
+  measure: string,
+  ours: string,
+  reference: string,
+  ratio: string,
+  target: string,
+  result: string,
+];
 
 const verdict = (pass: boolean | null): string => (pass === null ? 'n/a' : pass ? 'PASS' : '**MISS**');
 
@@ -368,7 +444,8 @@ function engineRows(results: Results, out: Row[]): void {
       }),
     );
   }
-  const submit = results.engine.find((row) => row.concurrency === 10) ?? results.engine.find((row) => row.concurrency !== 1);
+  const submit =
+    results.engine.find((row) => row.concurrency === 10) ?? results.engine.find((row) => row.concurrency !== 1);
   if (submit) {
     out.push(
       comparedRow({
@@ -387,7 +464,8 @@ function engineRows(results: Results, out: Row[]): void {
 function latencyRows(pairs: Pair<LatencyRun>[], out: Row[]): void {
   const ours = pairs.map((pair) => pair.ours);
   const bull = pairs.map((pair) => pair.ref);
-  const counted = (runs: LatencyRun[]) => `${sum(runs.map((run) => run.completed))}/${sum(runs.map((run) => run.submitted))}`;
+  const counted = (runs: LatencyRun[]) =>
+    `${sum(runs.map((run) => run.completed))}/${sum(runs.map((run) => run.submitted))}`;
   out.push(
     comparedRow({
       section: '2 latency',
@@ -418,7 +496,8 @@ function httpRows(http: HttpRun, out: Row[]): void {
     return non2xx + errors > 0 ? ` (${non2xx} non-2xx, ${errors} errors)` : '';
   };
   const p99 = (runs: CannonResult[]) => `${median(runs.map((run) => run.p99))} ms`;
-  const pick = <K extends 'create' | 'status' | 'barePost' | 'bareGet'>(key: K) => http.rounds.map((round) => round[key]);
+  const pick = <K extends 'create' | 'status' | 'barePost' | 'bareGet'>(key: K) =>
+    http.rounds.map((round) => round[key]);
   const [create, status, barePost, bareGet] = [pick('create'), pick('status'), pick('barePost'), pick('bareGet')];
   out.push(
     comparedRow({
@@ -530,7 +609,9 @@ function costColumn(runs: ThroughputRun[], medianRound: number): string[] | null
     storeCalls =
       `${perJob(roundTrips).toFixed(2)}: claim ${perJob((p) => p.claimCalls).toFixed(2)}, finish ${perJob((p) => p.finishCalls).toFixed(2)}, ` +
       `finishAndClaim ${perJob((p) => p.finishAndClaimCalls).toFixed(2)}, nextWakeAt ${perJob((p) => p.nextWakeCalls).toFixed(3)}`;
-    perClaim = median(probes.map((probe) => probe.claimedJobs / Math.max(1, probe.claimCalls + probe.finishAndClaimCalls))).toFixed(2);
+    perClaim = median(
+      probes.map((probe) => probe.claimedJobs / Math.max(1, probe.claimCalls + probe.finishAndClaimCalls)),
+    ).toFixed(2);
   }
   const top = (cost[medianRound] ?? cost[0]!).commands
     .slice(0, 12)
@@ -564,8 +645,12 @@ const COST_ROWS = [
 ];
 
 function costTable(results: Results): string {
-  const measured = results.engine.filter(({ rounds: pairs }) => pairs.length > 0 && pairs.every((pair) => pair.ours.cost && pair.ref.cost));
-  const shown = measured.some((row) => row.concurrency !== 1) ? measured.filter((row) => row.concurrency !== 1) : measured;
+  const measured = results.engine.filter(
+    ({ rounds: pairs }) => pairs.length > 0 && pairs.every((pair) => pair.ours.cost && pair.ref.cost),
+  );
+  const shown = measured.some((row) => row.concurrency !== 1)
+    ? measured.filter((row) => row.concurrency !== 1)
+    : measured;
   const parts: string[] = [];
   if (shown.length > 0) {
     const header = ['Per job'];
@@ -595,7 +680,8 @@ function costTable(results: Results): string {
   }
   const memory = results.memory;
   if (memory) {
-    const breakdown = (run: MemoryRun) => run.keyBreakdown.map(([kind, bytes]) => `${kind} ${fmtInt(bytes)} B`).join(', ') || 'n/a';
+    const breakdown = (run: MemoryRun) =>
+      run.keyBreakdown.map(([kind, bytes]) => `${kind} ${fmtInt(bytes)} B`).join(', ') || 'n/a';
     if (parts.length > 0) parts.push('');
     parts.push(
       '### Where the bytes go (section 4: `MEMORY USAGE` summed per kind of key, over N)',
@@ -610,7 +696,10 @@ function costTable(results: Results): string {
 
 /** The commit measured, and whether src/ had uncommitted changes then. */
 function codeVersion(): string {
-  const git = (...args: string[]) => spawnSync('git', args, { cwd: fileURLToPath(new URL('..', import.meta.url)) }).stdout?.toString().trim() ?? '';
+  const git = (...args: string[]) =>
+    spawnSync('git', args, { cwd: fileURLToPath(new URL('..', import.meta.url)) })
+      .stdout?.toString()
+      .trim() ?? '';
   const commit = git('rev-parse', '--short', 'HEAD') || 'unknown';
   const dirty = git('status', '--porcelain', '--', 'src').split('\n').filter(Boolean).length;
   return dirty > 0 ? `${commit} + uncommitted changes in ${dirty} file(s) of src/` : commit;
@@ -636,7 +725,12 @@ function report(results: Results, machine: string, seconds: number, code: string
     .map(([key, value]) => `${key}=${value}`)
     .join(' ');
   const timings = results.timings.map(([section, s]) => `${section} ${s.toFixed(0)} s`).join(', ');
-  const settingLines = settings.map(({ name, fallback, value, what }) => `  - \`${name}\` = ${value}${value === fallback ? '' : ` (default ${fallback})`}: ${what}.`).join('\n');
+  const settingLines = settings
+    .map(
+      ({ name, fallback, value, what }) =>
+        `  - \`${name}\` = ${value}${value === fallback ? '' : ` (default ${fallback})`}: ${what}.`,
+    )
+    .join('\n');
   const compared = comparedConcurrencies.map((c) => `c=${c}`).join(' and ');
   return `# Benchmark results
 
@@ -681,7 +775,9 @@ const results: Results = { engine: [], timings: [] };
 try {
   const machine = await machineLine(redis.admin);
   const code = codeVersion();
-  log(`machine: ${machine}; load ${loadStart}; code ${code}; Redis at ${redis.url}${redis.dedicated ? ' (spawned for the bench)' : ''}`);
+  log(
+    `machine: ${machine}; load ${loadStart}; code ${code}; Redis at ${redis.url}${redis.dedicated ? ' (spawned for the bench)' : ''}`,
+  );
   const sections: [Section, (redis: BenchRedis, results: Results) => Promise<void>][] = [
     ['engine', engineSection],
     ['memstore', memstoreSection],
@@ -704,7 +800,11 @@ try {
   const out = fileURLToPath(new URL('./results.md', import.meta.url));
   writeFileSync(out, markdown);
   log(`done in ${(seconds / 60).toFixed(1)} min; wrote ${out}`);
-  process.stdout.write(`\n${rows(results).map((row) => row.join(' | ')).join('\n')}\n`);
+  process.stdout.write(
+    `\n${rows(results)
+      .map((row) => row.join(' | '))
+      .join('\n')}\n`,
+  );
 } finally {
   await stopRedis();
   await sleep(50);

@@ -91,7 +91,11 @@ export const fmtMs = (n: number): string => (Number.isFinite(n) ? `${n < 10 ? n.
 export const fmtRatio = (n: number): string => (Number.isFinite(n) ? `${n.toFixed(2)}×` : 'n/a');
 
 /** Runs `work` for `count` items with at most `parallel` in flight. */
-export async function inBatches(count: number, batch: number, work: (index: number) => Promise<unknown>): Promise<void> {
+export async function inBatches(
+  count: number,
+  batch: number,
+  work: (index: number) => Promise<unknown>,
+): Promise<void> {
   for (let start = 0; start < count; start += batch) {
     const end = Math.min(count, start + batch);
     const pending: Promise<unknown>[] = [];

@@ -5,7 +5,13 @@ import fastifySwaggerUi from '@fastify/swagger-ui';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { jsonSchemaTransform, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { DEFAULT_BODY_LIMIT_BYTES, DEFAULT_LEASE_S, DEFAULT_REMOTE_MAX_CLAIM, DEFAULT_REMOTE_MAX_WAIT_S, DEFAULT_RETRY_BACKOFF } from './config.js';
+import {
+  DEFAULT_BODY_LIMIT_BYTES,
+  DEFAULT_LEASE_S,
+  DEFAULT_REMOTE_MAX_CLAIM,
+  DEFAULT_REMOTE_MAX_WAIT_S,
+  DEFAULT_RETRY_BACKOFF,
+} from './config.js';
 import { jobErrorAbout, problemCatalog, type ProblemCode } from './errors.js';
 import { adminGuard, adminKeyring, AdminSessions, type AdminRole } from './http/admin-auth.js';
 import { registerApiKeyAuth } from './http/api-auth.js';
@@ -100,7 +106,17 @@ async function registerCors(app: FastifyInstance, origins: string[] | '*'): Prom
     origin: origins === '*' ? '*' : origins,
     methods: ['GET', 'POST', 'DELETE'],
     allowedHeaders: ['Authorization', 'Content-Type', 'Idempotency-Key', 'Prefer', 'If-None-Match', 'Last-Event-ID'],
-    exposedHeaders: ['Location', 'Content-Location', 'Retry-After', 'ETag', 'Preference-Applied', 'Idempotent-Replayed', 'RateLimit', 'RateLimit-Policy', 'X-Request-Id'],
+    exposedHeaders: [
+      'Location',
+      'Content-Location',
+      'Retry-After',
+      'ETag',
+      'Preference-Applied',
+      'Idempotent-Replayed',
+      'RateLimit',
+      'RateLimit-Policy',
+      'X-Request-Id',
+    ],
     maxAge: CORS_MAX_AGE_S,
   };
   await app.register(fastifyCors, {
@@ -137,12 +153,15 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   // By route template, never the URL (ids would make a series each); a scrape does not count itself.
   app.addHook('onResponse', (request, reply, done) => {
     const route = request.routeOptions.url;
-    if (route !== '/metrics') metrics.httpRequest(request.method, route ?? 'unmatched', reply.statusCode, reply.elapsedTime / 1000);
+    if (route !== '/metrics')
+      metrics.httpRequest(request.method, route ?? 'unmatched', reply.statusCode, reply.elapsedTime / 1000);
     done();
   });
   registerErrorHandling(app);
   // The admin guard takes the dashboard's session cookie through app.adminSessions (signed with LINK_SIGNING_SECRET, else a random secret).
-  const adminSessions = new AdminSessions(deps.linkSigningSecret ? Buffer.from(deps.linkSigningSecret) : randomBytes(32));
+  const adminSessions = new AdminSessions(
+    deps.linkSigningSecret ? Buffer.from(deps.linkSigningSecret) : randomBytes(32),
+  );
   app.decorate('adminSessions', adminSessions);
   if (deps.corsOrigins) await registerCors(app, deps.corsOrigins);
 
@@ -167,7 +186,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
           description:
             'The pull-worker protocol: remote worker processes register, claim jobs of declared types, heartbeat and settle them over HTTP. Bearer <worker key> (WORKER_KEYS); open only while neither WORKER_KEYS nor API_KEYS is set',
         },
-        { name: 'admin', description: 'Operators: Bearer <admin key> (ADMIN_KEYS or ADMIN_TOKEN) or the dashboard\'s session cookie, or loopback only when neither is set. Roles: viewer reads (GET), operator also acts on jobs and workers (retry, cancel, delete, bulk, drain), admin also purges, pauses and declares job types; ADMIN_TOKEN is an admin key' },
+        {
+          name: 'admin',
+          description:
+            "Operators: Bearer <admin key> (ADMIN_KEYS or ADMIN_TOKEN) or the dashboard's session cookie, or loopback only when neither is set. Roles: viewer reads (GET), operator also acts on jobs and workers (retry, cancel, delete, bulk, drain), admin also purges, pauses and declares job types; ADMIN_TOKEN is an admin key",
+        },
         { name: 'health', description: 'Liveness and readiness' },
         { name: 'operations', description: 'Prometheus metrics: Bearer METRICS_TOKEN, open when it is unset' },
       ],
@@ -182,11 +205,19 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     const declaredTypes = deps.declaredTypes ?? (await DeclaredTypes.load(ops, deps.logger));
     if (!deps.declaredTypes) app.addHook('onClose', () => declaredTypes.close());
     // With API keys, each Job's links.events is signed, so an EventSource (no headers) can open it.
-    const eventLinks = deps.apiKeys ? new EventLinkSigner(deps.linkSigningSecret ? Buffer.from(deps.linkSigningSecret) : randomBytes(32)) : undefined;
+    const eventLinks = deps.apiKeys
+      ? new EventLinkSigner(deps.linkSigningSecret ? Buffer.from(deps.linkSigningSecret) : randomBytes(32))
+      : undefined;
     await app.register(async (v1) => {
       registerApiKeyAuth(v1, deps.apiKeys, eventLinks, deps.workerKeys);
       if (deps.rateLimitPerMin) await registerRateLimit(v1, deps.rateLimitPerMin, deps.rateLimitRedis);
-      await v1.register(jobRoutes, { store: deps.store, handlers: deps.handlers, declaredTypes, idempotencyTtlMs: deps.idempotencyTtlMs, eventLinks, maxActiveJobsPerTenant: deps.maxActiveJobsPerTenant,
+      await v1.register(jobRoutes, {
+        store: deps.store,
+        handlers: deps.handlers,
+        declaredTypes,
+        idempotencyTtlMs: deps.idempotencyTtlMs,
+        eventLinks,
+        maxActiveJobsPerTenant: deps.maxActiveJobsPerTenant,
         webhookPolicy: deps.webhookPolicy,
       });
       await v1.register(eventRoutes, { store: deps.store });
@@ -211,7 +242,10 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       registerWorkerAuth(workers, {
         workerKeys: deps.workerKeys,
         apiNeedsKeys: deps.apiKeys !== undefined,
-        otherKeyDigests: new Set([...(deps.apiKeys?.keys() ?? []), ...(adminKeys ?? []).map((key) => key.digest.toString('hex'))]),
+        otherKeyDigests: new Set([
+          ...(deps.apiKeys?.keys() ?? []),
+          ...(adminKeys ?? []).map((key) => key.digest.toString('hex')),
+        ]),
       });
       const context = await openRemoteContext({
         store: deps.store,
@@ -256,10 +290,13 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       tags: ['health'],
       security: [], // no credentials
       params: z.object({ code: z.string() }),
-      response: { 200: z.object({ code: z.string(), status: z.number().int(), title: z.string(), description: z.string() }) },
+      response: {
+        200: z.object({ code: z.string(), status: z.number().int(), title: z.string(), description: z.string() }),
+      },
     },
     handler: async (request, reply) => {
-      if (request.params.code === 'job-error') return { code: 'job-error', status: 200, title: 'Job attempt failed', description: jobErrorAbout };
+      if (request.params.code === 'job-error')
+        return { code: 'job-error', status: 200, title: 'Job attempt failed', description: jobErrorAbout };
       if (!Object.hasOwn(problemCatalog, request.params.code)) return reply.callNotFound();
       const entry = problemCatalog[request.params.code as ProblemCode];
       return { code: request.params.code, status: entry.status, title: entry.title, description: entry.about };

@@ -20,7 +20,11 @@ export interface BackoffOptions {
  * The delay after failed attempt number `attempt` (1 for the first): a random whole number of milliseconds
  * between half and all of min(maxMs, baseMs · 2^(attempt − 1)). `random` is for tests (default Math.random).
  */
-export function backoffMs(attempt: number, { baseMs, maxMs }: BackoffOptions, random: () => number = Math.random): number {
+export function backoffMs(
+  attempt: number,
+  { baseMs, maxMs }: BackoffOptions,
+  random: () => number = Math.random,
+): number {
   const ceiling = Math.min(maxMs, baseMs * 2 ** Math.max(0, attempt - 1));
   return Math.round(ceiling / 2 + random() * (ceiling / 2));
 }

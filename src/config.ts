@@ -55,7 +55,10 @@ const workerKeyLabel = new RegExp(`^[A-Za-z0-9_.-]{1,64}(?::${typeName}(?:\\|${t
 /** `type:max_concurrency=5:rate=20/1;other:rate=100/60` → per-type limits (the rate's window in ms). */
 const typeLimitsSchema = z.string().transform((value, ctx) => {
   const limits: Record<string, ClaimLimit> = {};
-  for (const entry of value.split(';').map((part) => part.trim()).filter(Boolean)) {
+  for (const entry of value
+    .split(';')
+    .map((part) => part.trim())
+    .filter(Boolean)) {
     const [type, ...settings] = entry.split(':');
     if (!type || !jobTypePattern.test(type) || settings.length === 0) {
       ctx.addIssue({ code: 'custom', message: `"${entry}" is not type:key=value[:key=value]` });
@@ -66,9 +69,13 @@ const typeLimitsSchema = z.string().transform((value, ctx) => {
       const concurrency = /^max_concurrency=(\d+)$/.exec(setting);
       const rate = /^rate=(\d+)\/(\d+(?:\.\d+)?)$/.exec(setting);
       if (concurrency && Number(concurrency[1]) > 0) limit.maxConcurrency = Number(concurrency[1]);
-      else if (rate && Number(rate[1]) > 0 && Number(rate[2]) > 0) limit.rate = { max: Number(rate[1]), perMs: Math.round(Number(rate[2]) * 1000) };
+      else if (rate && Number(rate[1]) > 0 && Number(rate[2]) > 0)
+        limit.rate = { max: Number(rate[1]), perMs: Math.round(Number(rate[2]) * 1000) };
       else {
-        ctx.addIssue({ code: 'custom', message: `"${setting}" in "${entry}": use max_concurrency=N or rate=MAX/PER_SECONDS (positive numbers)` });
+        ctx.addIssue({
+          code: 'custom',
+          message: `"${setting}" in "${entry}": use max_concurrency=N or rate=MAX/PER_SECONDS (positive numbers)`,
+        });
         return z.NEVER;
       }
     }
@@ -84,7 +91,8 @@ export interface ConfiguredKey {
 }
 
 /** The hex SHA-256 a presented key is matched by: keys are only ever compared by their digest. */
-export const keyDigest = (entry: ConfiguredKey): string => entry.sha256 ?? createHash('sha256').update(entry.key!).digest('hex');
+export const keyDigest = (entry: ConfiguredKey): string =>
+  entry.sha256 ?? createHash('sha256').update(entry.key!).digest('hex');
 
 /** Admin roles, least to most: viewer reads; operator also acts on jobs (retry…); admin also purges. */
 export const ADMIN_ROLES = ['viewer', 'operator', 'admin'] as const;
@@ -96,11 +104,20 @@ export type AdminRole = (typeof ADMIN_ROLES)[number];
  * the last colon, or, with `labelAfterKey` (a label that holds colons itself), the key's own end: then a
  * key cannot hold a colon. Messages name the entry by its position: they never echo a key.
  */
-function keyPairs<L extends string>(usage: string, isLabel: (label: string) => label is L, { labelAfterKey = false } = {}) {
+function keyPairs<L extends string>(
+  usage: string,
+  isLabel: (label: string) => label is L,
+  { labelAfterKey = false } = {},
+) {
   return z.string().transform((value, ctx) => {
     const entries: (ConfiguredKey & { label: L })[] = [];
-    for (const entry of value.split(',').map((part) => part.trim()).filter(Boolean)) {
-      const colon = labelAfterKey ? (/^sha256:[0-9a-f]{64}(?=:)/i.exec(entry)?.[0].length ?? entry.indexOf(':')) : entry.lastIndexOf(':');
+    for (const entry of value
+      .split(',')
+      .map((part) => part.trim())
+      .filter(Boolean)) {
+      const colon = labelAfterKey
+        ? (/^sha256:[0-9a-f]{64}(?=:)/i.exec(entry)?.[0].length ?? entry.indexOf(':'))
+        : entry.lastIndexOf(':');
       const secret = entry.slice(0, colon);
       const label = entry.slice(colon + 1);
       if (colon < 0 || !isLabel(label)) {
@@ -111,7 +128,10 @@ function keyPairs<L extends string>(usage: string, isLabel: (label: string) => l
       if (hashed) entries.push({ sha256: hashed[1]!.toLowerCase(), label });
       else if (secret.length >= 16) entries.push({ key: secret, label });
       else {
-        ctx.addIssue({ code: 'custom', message: `entry ${entries.length + 1}: a key needs at least 16 characters (or sha256:<64 hex digits>)` });
+        ctx.addIssue({
+          code: 'custom',
+          message: `entry ${entries.length + 1}: a key needs at least 16 characters (or sha256:<64 hex digits>)`,
+        });
         return z.NEVER;
       }
     }
@@ -152,13 +172,17 @@ export const configSchema = z.object({
   RETRY_BACKOFF_MAX_MS: positiveInt.default(DEFAULT_RETRY_BACKOFF.maxMs),
   ADMIN_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
   METRICS_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
-  ADMIN_KEYS: keyPairs('key:role (role: viewer, operator or admin)', (label): label is AdminRole => (ADMIN_ROLES as readonly string[]).includes(label))
+  ADMIN_KEYS: keyPairs('key:role (role: viewer, operator or admin)', (label): label is AdminRole =>
+    (ADMIN_ROLES as readonly string[]).includes(label),
+  )
     .transform((entries) => entries.map(({ label, ...key }) => ({ ...key, role: label })))
     .optional(),
   RATE_LIMIT_PER_MIN: positiveInt.optional(),
   MAX_ACTIVE_JOBS_PER_TENANT: positiveInt.optional(),
   LINK_SIGNING_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
-  API_KEYS: keyPairs('key:tenant (tenant: letters, digits, _ and ., at most 64)', (label): label is string => /^[A-Za-z0-9_.]{1,64}$/.test(label))
+  API_KEYS: keyPairs('key:tenant (tenant: letters, digits, _ and ., at most 64)', (label): label is string =>
+    /^[A-Za-z0-9_.]{1,64}$/.test(label),
+  )
     .transform((entries) => entries.map(({ label, ...key }) => ({ ...key, tenant: label })))
     .optional(),
   WORKER_KEYS: keyPairs(
@@ -187,13 +211,24 @@ export const configSchema = z.object({
   BODY_LIMIT_BYTES: positiveInt.default(DEFAULT_BODY_LIMIT_BYTES),
   OUTBOUND_ALLOW: z
     .string()
-    .transform((value) => value.split(',').map((entry) => entry.trim()).filter(Boolean))
+    .transform((value) =>
+      value
+        .split(',')
+        .map((entry) => entry.trim())
+        .filter(Boolean),
+    )
     .default([]),
   WEBHOOK_SECRET: z
     .string()
-    .transform((value) => value.split(',').map((entry) => entry.trim()).filter(Boolean))
+    .transform((value) =>
+      value
+        .split(',')
+        .map((entry) => entry.trim())
+        .filter(Boolean),
+    )
     .superRefine((secrets, ctx) => {
-      if (secrets.length === 0 || secrets.length > 2) ctx.addIssue({ code: 'custom', message: 'one secret, or two (comma-separated) during a rotation' });
+      if (secrets.length === 0 || secrets.length > 2)
+        ctx.addIssue({ code: 'custom', message: 'one secret, or two (comma-separated) during a rotation' });
       for (const secret of secrets) {
         const problem = webhookSecretProblem(secret);
         if (problem) ctx.addIssue({ code: 'custom', message: problem });
@@ -203,17 +238,28 @@ export const configSchema = z.object({
   WEBHOOK_RETRY_BASE_S: z.coerce.number().positive().max(86_400).default(5),
   HANDLER_MODULES: z
     .string()
-    .transform((value) => value.split(',').map((path) => path.trim()).filter(Boolean))
+    .transform((value) =>
+      value
+        .split(',')
+        .map((path) => path.trim())
+        .filter(Boolean),
+    )
     .default([]),
   TYPE_LIMITS: typeLimitsSchema.default({}),
   CORS_ORIGINS: z
     .string()
     .transform((value, ctx) => {
       if (value.trim() === '*') return '*' as const;
-      const origins = value.split(',').map((origin) => origin.trim()).filter(Boolean);
+      const origins = value
+        .split(',')
+        .map((origin) => origin.trim())
+        .filter(Boolean);
       const bad = origins.find((origin) => !/^https?:\/\/[^/\s]+$/.test(origin));
       if (bad) {
-        ctx.addIssue({ code: 'custom', message: `"${bad}" is not an origin like https://app.example.com (scheme and host, no path)` });
+        ctx.addIssue({
+          code: 'custom',
+          message: `"${bad}" is not an origin like https://app.example.com (scheme and host, no path)`,
+        });
         return z.NEVER;
       }
       return origins;

@@ -39,7 +39,10 @@ async function main(): Promise<void> {
 
   const logger = pino({
     level: config.LOG_LEVEL,
-    redact: { paths: ['req.headers.authorization', 'req.headers.cookie', 'headers.authorization'], censor: '[redacted]' },
+    redact: {
+      paths: ['req.headers.authorization', 'req.headers.cookie', 'headers.authorization'],
+      censor: '[redacted]',
+    },
   });
 
   const outboundPolicy = new OutboundPolicy(config.OUTBOUND_ALLOW);
@@ -51,7 +54,9 @@ async function main(): Promise<void> {
     const available = [...builtInHandlers, createHttpHandler(outboundPolicy)];
     handlers = HandlerRegistry.enabled(config.JOB_TYPES, available, loaded);
   } catch (error) {
-    const message = (error as Error).message.startsWith('HANDLER_MODULES') ? (error as Error).message : `JOB_TYPES: ${(error as Error).message}`;
+    const message = (error as Error).message.startsWith('HANDLER_MODULES')
+      ? (error as Error).message
+      : `JOB_TYPES: ${(error as Error).message}`;
     logger.fatal(message);
     process.stderr.write(`${message}\n`);
     process.exit(78);
@@ -71,13 +76,19 @@ async function main(): Promise<void> {
   const { store, fallback } = selection;
   // What else lives in the jobs' Redis (same connection, same key base, so one hash tag): operator state
   // (pauses, worker registry, audit, history, bulk snapshots) and the API's rate-limit counts.
-  const redis = store instanceof RedisJobStore ? { client: store.redis, keyBase: store.keys.base, rateLimitPrefix: store.keys.rateLimitPrefix } : undefined;
-  const ops = redis ? new RedisOpsStore(redis.client, redis.keyBase, { commandTimeoutMs: config.REDIS_COMMAND_TIMEOUT_MS }) : new MemoryOpsStore();
+  const redis =
+    store instanceof RedisJobStore
+      ? { client: store.redis, keyBase: store.keys.base, rateLimitPrefix: store.keys.rateLimitPrefix }
+      : undefined;
+  const ops = redis
+    ? new RedisOpsStore(redis.client, redis.keyBase, { commandTimeoutMs: config.REDIS_COMMAND_TIMEOUT_MS })
+    : new MemoryOpsStore();
   // The job types operators declared for remote workers, kept in the ops store and followed on every instance.
   const declaredTypes = await DeclaredTypes.load(ops, logger);
 
   const unknownLimited = Object.keys(config.TYPE_LIMITS).filter((type) => !handlers.get(type));
-  if (unknownLimited.length > 0) logger.warn({ types: unknownLimited }, 'TYPE_LIMITS names job types that are not enabled here');
+  if (unknownLimited.length > 0)
+    logger.warn({ types: unknownLimited }, 'TYPE_LIMITS names job types that are not enabled here');
   const metrics = new ServiceMetrics({ jobTypes: handlers.types });
   const poolObservers: WorkerPoolObserver[] = [metrics];
   const pool =
@@ -153,7 +164,10 @@ async function main(): Promise<void> {
     else logger.info({ signal }, 'shutting down');
     await app.close();
     // Deliveries in flight get their timeout to end (within the grace); the rest are sent again once their lease lapses.
-    await Promise.all([pool?.drain(config.SHUTDOWN_GRACE_S * 1000), webhooks?.stop(Math.min(WEBHOOK_TIMEOUT_MS, config.SHUTDOWN_GRACE_S * 1000))]);
+    await Promise.all([
+      pool?.drain(config.SHUTDOWN_GRACE_S * 1000),
+      webhooks?.stop(Math.min(WEBHOOK_TIMEOUT_MS, config.SHUTDOWN_GRACE_S * 1000)),
+    ]);
     await control?.stop();
     await declaredTypes.close();
     await ops.close();
@@ -162,9 +176,12 @@ async function main(): Promise<void> {
   });
 
   if (config.API_KEYS && !config.LINK_SIGNING_SECRET) {
-    logger.warn('LINK_SIGNING_SECRET is not set: signed events links (links.events) open only on the instance that made them');
+    logger.warn(
+      'LINK_SIGNING_SECRET is not set: signed events links (links.events) open only on the instance that made them',
+    );
   }
-  if (!config.API_KEYS) logger.warn('API_KEYS is not set: the /v1 API is open to anyone who can reach it (one anonymous tenant)');
+  if (!config.API_KEYS)
+    logger.warn('API_KEYS is not set: the /v1 API is open to anyone who can reach it (one anonymous tenant)');
   const address = await app.listen({ port: config.PORT, host: config.HOST });
   await pool?.start();
   await control?.start();
@@ -178,9 +195,19 @@ async function main(): Promise<void> {
       jobTypes: handlers.types,
       admin: adminAccess(config.ADMIN_KEYS, config.ADMIN_TOKEN),
       metrics: config.METRICS_TOKEN ? 'token' : 'open',
-      webhooks: webhooks ? 'sent from here' : config.WEBHOOK_SECRET ? 'accepted (sent by worker instances)' : 'off (no WEBHOOK_SECRET)',
-      api: config.API_KEYS ? `API keys (${new Set(config.API_KEYS.map((entry) => entry.tenant)).size} tenants)` : 'OPEN: no API keys',
-      remoteWorkers: config.WORKER_KEYS ? `worker keys (${config.WORKER_KEYS.length})` : config.API_KEYS ? 'closed (no WORKER_KEYS)' : 'OPEN: no worker keys',
+      webhooks: webhooks
+        ? 'sent from here'
+        : config.WEBHOOK_SECRET
+          ? 'accepted (sent by worker instances)'
+          : 'off (no WEBHOOK_SECRET)',
+      api: config.API_KEYS
+        ? `API keys (${new Set(config.API_KEYS.map((entry) => entry.tenant)).size} tenants)`
+        : 'OPEN: no API keys',
+      remoteWorkers: config.WORKER_KEYS
+        ? `worker keys (${config.WORKER_KEYS.length})`
+        : config.API_KEYS
+          ? 'closed (no WORKER_KEYS)'
+          : 'OPEN: no worker keys',
     },
     `async-job service ready on ${address} (docs at ${address}/docs)`,
   );
@@ -189,13 +216,16 @@ async function main(): Promise<void> {
 /** Beyond SHUTDOWN_GRACE_S, what closing HTTP, the stores and the connections may take before the process is ended anyway. */
 const SHUTDOWN_MARGIN_S = 10;
 
-const serviceVersion = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+const serviceVersion = (
+  JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }
+).version;
 
 /** How /admin is reached, for the start-up line: key counts per role, never a key. */
 function adminAccess(keys: { role: string }[] | undefined, token: string | undefined): string {
   if (!keys && token === undefined) return 'loopback only';
   const counts = new Map<string, number>();
-  for (const { role } of [...(keys ?? []), ...(token === undefined ? [] : [{ role: 'admin' }])]) counts.set(role, (counts.get(role) ?? 0) + 1);
+  for (const { role } of [...(keys ?? []), ...(token === undefined ? [] : [{ role: 'admin' }])])
+    counts.set(role, (counts.get(role) ?? 0) + 1);
   return `keys (${[...counts].map(([role, count]) => `${count} ${role}`).join(', ')})`;
 }
 

@@ -22,24 +22,38 @@ describe('configuration', () => {
   it('names every bad variable at once, and never prints a secret value', () => {
     let error: unknown;
     try {
-      loadConfig({ PORT: 'eighty', WORKER_CONCURRENCY: '-1', REDIS_URL: 'http://user:secret@host', ADMIN_TOKEN: 'short', TYPE_LIMITS: 'sleep:speed=9' });
+      loadConfig({
+        PORT: 'eighty',
+        WORKER_CONCURRENCY: '-1',
+        REDIS_URL: 'http://user:secret@host',
+        ADMIN_TOKEN: 'short',
+        TYPE_LIMITS: 'sleep:speed=9',
+      });
     } catch (caught) {
       error = caught;
     }
     expect(error).toBeInstanceOf(ConfigError);
     const message = (error as Error).message;
-    for (const name of ['PORT', 'WORKER_CONCURRENCY', 'REDIS_URL', 'ADMIN_TOKEN', 'TYPE_LIMITS']) expect(message).toContain(name);
+    for (const name of ['PORT', 'WORKER_CONCURRENCY', 'REDIS_URL', 'ADMIN_TOKEN', 'TYPE_LIMITS'])
+      expect(message).toContain(name);
     expect(message).not.toContain('secret');
     expect(message).toContain('"eighty"');
   });
 
   it('parses WORKER_KEYS: name, optional type scope, keys by their hash; never echoes a key', () => {
     const digest = 'a'.repeat(64);
-    expect(loadConfig({ WORKER_KEYS: `w0rker-key-0123456789:fleet, sha256:${digest}:gpu-box:resize|thumb.v2` }).WORKER_KEYS).toEqual([
+    expect(
+      loadConfig({ WORKER_KEYS: `w0rker-key-0123456789:fleet, sha256:${digest}:gpu-box:resize|thumb.v2` }).WORKER_KEYS,
+    ).toEqual([
       { key: 'w0rker-key-0123456789', name: 'fleet' },
       { sha256: digest, name: 'gpu-box', types: ['resize', 'thumb.v2'] },
     ]);
-    for (const bad of ['short:fleet', 'w0rker-key-0123456789', 'w0rker-key-0123456789:fleet:Bad|type', 'w0rker-key-0123456789:fleet:']) {
+    for (const bad of [
+      'short:fleet',
+      'w0rker-key-0123456789',
+      'w0rker-key-0123456789:fleet:Bad|type',
+      'w0rker-key-0123456789:fleet:',
+    ]) {
       expect(() => loadConfig({ WORKER_KEYS: bad }), bad).toThrow(/WORKER_KEYS: entry 1/);
       try {
         loadConfig({ WORKER_KEYS: bad });
@@ -52,9 +66,16 @@ describe('configuration', () => {
   });
 
   it('parses lists and limits', () => {
-    const config = loadConfig({ JOB_TYPES: 'echo, sleep ,http', TYPE_LIMITS: 'sleep:max_concurrency=5:rate=20/1;echo:rate=100/60', CORS_ORIGINS: 'https://a.example, https://b.example:8443' });
+    const config = loadConfig({
+      JOB_TYPES: 'echo, sleep ,http',
+      TYPE_LIMITS: 'sleep:max_concurrency=5:rate=20/1;echo:rate=100/60',
+      CORS_ORIGINS: 'https://a.example, https://b.example:8443',
+    });
     expect(config.JOB_TYPES).toEqual(['echo', 'sleep', 'http']);
-    expect(config.TYPE_LIMITS).toEqual({ sleep: { maxConcurrency: 5, rate: { max: 20, perMs: 1000 } }, echo: { rate: { max: 100, perMs: 60_000 } } });
+    expect(config.TYPE_LIMITS).toEqual({
+      sleep: { maxConcurrency: 5, rate: { max: 20, perMs: 1000 } },
+      echo: { rate: { max: 100, perMs: 60_000 } },
+    });
     expect(config.CORS_ORIGINS).toEqual(['https://a.example', 'https://b.example:8443']);
     expect(loadConfig({ CORS_ORIGINS: '*' }).CORS_ORIGINS).toBe('*');
     expect(() => loadConfig({ CORS_ORIGINS: 'https://a.example/path' })).toThrow(/CORS_ORIGINS/);
@@ -62,12 +83,22 @@ describe('configuration', () => {
 
   it('parses ADMIN_KEYS as key:role pairs, and rejects a bad role or pair naming ADMIN_KEYS without echoing a key', () => {
     const hex = 'AB'.repeat(32);
-    expect(loadConfig({ ADMIN_KEYS: `viewer-key-0123456789:viewer, sha256:${hex}:operator,with:colon-key-0123456:admin` }).ADMIN_KEYS).toEqual([
+    expect(
+      loadConfig({ ADMIN_KEYS: `viewer-key-0123456789:viewer, sha256:${hex}:operator,with:colon-key-0123456:admin` })
+        .ADMIN_KEYS,
+    ).toEqual([
       { key: 'viewer-key-0123456789', role: 'viewer' },
       { sha256: hex.toLowerCase(), role: 'operator' },
       { key: 'with:colon-key-0123456', role: 'admin' },
     ]);
-    for (const bad of ['secret-key-0123456789:root', 'secret-key-0123456789', 'secret-key-0123456789:Admin', 'short:admin', 'sha256:abc:viewer,', ':viewer']) {
+    for (const bad of [
+      'secret-key-0123456789:root',
+      'secret-key-0123456789',
+      'secret-key-0123456789:Admin',
+      'short:admin',
+      'sha256:abc:viewer,',
+      ':viewer',
+    ]) {
       let error: unknown;
       try {
         loadConfig({ ADMIN_KEYS: bad });
@@ -79,7 +110,9 @@ describe('configuration', () => {
       expect(message).toMatch(/ADMIN_KEYS: entry 1: /);
       expect(message).not.toContain('secret-key');
     }
-    expect(() => loadConfig({ ADMIN_KEYS: 'good-key-0123456789:viewer,good-key-0123456789:superuser' })).toThrow(/ADMIN_KEYS: entry 2: use key:role \(role: viewer, operator or admin\)/);
+    expect(() => loadConfig({ ADMIN_KEYS: 'good-key-0123456789:viewer,good-key-0123456789:superuser' })).toThrow(
+      /ADMIN_KEYS: entry 2: use key:role \(role: viewer, operator or admin\)/,
+    );
     // API_KEYS shares the parser and keeps its shape.
     expect(loadConfig({ API_KEYS: `k3y-for-acme-0123456:acme,sha256:${hex}:globex` }).API_KEYS).toEqual([
       { key: 'k3y-for-acme-0123456', tenant: 'acme' },
@@ -94,7 +127,12 @@ describe('configuration', () => {
     expect(loadConfig({ WEBHOOK_SECRET: good }).WEBHOOK_SECRET).toEqual([good]);
     expect(loadConfig({ WEBHOOK_SECRET: `${good}, ${other}` }).WEBHOOK_SECRET).toEqual([good, other]);
     expect(loadConfig({ WEBHOOK_RETRY_BASE_S: '0.5' }).WEBHOOK_RETRY_BASE_S).toBe(0.5);
-    for (const bad of ['plain-secret-without-prefix', 'whsec_c2hvcnQ=', `${good},${good},${other}`, 'whsec_not base64!']) {
+    for (const bad of [
+      'plain-secret-without-prefix',
+      'whsec_c2hvcnQ=',
+      `${good},${good},${other}`,
+      'whsec_not base64!',
+    ]) {
       expect(() => loadConfig({ WEBHOOK_SECRET: bad })).toThrow(/WEBHOOK_SECRET/);
       try {
         loadConfig({ WEBHOOK_SECRET: bad });
@@ -106,7 +144,9 @@ describe('configuration', () => {
   });
 
   it('masks the password of a Redis URL for the logs', () => {
-    expect(maskRedisUrl('redis://default:s3cret@redis.internal:6379/0')).toBe('redis://default:***@redis.internal:6379/0');
+    expect(maskRedisUrl('redis://default:s3cret@redis.internal:6379/0')).toBe(
+      'redis://default:***@redis.internal:6379/0',
+    );
     expect(maskRedisUrl('rediss://:s3cret@host:6380')).not.toContain('s3cret');
   });
 });

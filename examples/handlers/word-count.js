@@ -26,7 +26,13 @@ export default defineHandler({
     text: z.string().min(1).max(1_000_000),
     top: z.number().int().min(1).max(100).default(10).describe('how many of the most frequent words to return'),
     lines_per_step: z.number().int().min(1).default(1000).describe('lines counted between two progress reports'),
-    pause_ms: z.number().int().min(0).max(60_000).default(0).describe('pause after each step, e.g. to watch the progress or try a cancel'),
+    pause_ms: z
+      .number()
+      .int()
+      .min(0)
+      .max(60_000)
+      .default(0)
+      .describe('pause after each step, e.g. to watch the progress or try a cancel'),
   }),
   timeout_s: 600,
   max_attempts: 2,
@@ -42,7 +48,10 @@ export default defineHandler({
         ctx.signal.throwIfAborted(); // cancel, timeout or shutdown: stop between steps
         const end = Math.min(lines.length, (step + 1) * input.lines_per_step);
         words += countWords(lines.slice(step * input.lines_per_step, end), counts);
-        ctx.progress(Math.floor((end / lines.length) * 100), { step: 'counting', message: `line ${end}/${lines.length}` });
+        ctx.progress(Math.floor((end / lines.length) * 100), {
+          step: 'counting',
+          message: `line ${end}/${lines.length}`,
+        });
         if (input.pause_ms > 0 && end < lines.length) await pause(input.pause_ms, undefined, { signal: ctx.signal });
       }
     } catch (error) {
@@ -51,7 +60,9 @@ export default defineHandler({
     }
     if (words === 0) throw new JobFailure('the text has no words', { code: 'no-words', retryable: false });
 
-    const top = [...counts].sort(([wordA, countA], [wordB, countB]) => countB - countA || (wordA < wordB ? -1 : 1)).slice(0, input.top);
+    const top = [...counts]
+      .sort(([wordA, countA], [wordB, countB]) => countB - countA || (wordA < wordB ? -1 : 1))
+      .slice(0, input.top);
     ctx.progress(100, { step: 'done', message: `${words} words, ${counts.size} distinct` });
     ctx.log.info({ words, distinct: counts.size }, 'word count done');
     return { words, lines: lines.length, distinct: counts.size, top: top.map(([word, count]) => ({ word, count })) };

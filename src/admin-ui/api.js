@@ -63,7 +63,13 @@ export async function api(method, path, body) {
     }
   }
   if (!response.ok) {
-    const problem = data && typeof data === 'object' ? /** @type {Problem} */ (data) : { title: response.statusText, detail: `HTTP ${response.status}${typeof data === 'string' ? `: ${data.slice(0, 200)}` : ''}` };
+    const problem =
+      data && typeof data === 'object'
+        ? /** @type {Problem} */ (data)
+        : {
+            title: response.statusText,
+            detail: `HTTP ${response.status}${typeof data === 'string' ? `: ${data.slice(0, 200)}` : ''}`,
+          };
     const error = new ApiError(response.status, problem);
     if (response.status === 401 && !path.startsWith('/admin/session') && state.me) sessionEnded(error.message);
     throw error;
@@ -94,7 +100,8 @@ export async function optional(path, key) {
 }
 
 /** Whether a 404 or 405 says the route is not on this service (rather than that the job is not found). */
-export const isRouteMissing = (/** @type {unknown} */ error) => error instanceof ApiError && (error.status === 404 || error.status === 405) && error.code !== 'job-not-found';
+export const isRouteMissing = (/** @type {unknown} */ error) =>
+  error instanceof ApiError && (error.status === 404 || error.status === 405) && error.code !== 'job-not-found';
 
 /** The text of a failure, whatever was thrown. */
 export const messageOf = (/** @type {unknown} */ error) => (error instanceof Error ? error.message : String(error));

@@ -84,11 +84,16 @@ export function byId(id, kind) {
 export const link = (href, ...children) => h('a', { href }, ...children);
 
 /** A job status as a coloured badge (an unknown status in grey). */
-export const badge = (/** @type {string} */ status) => h('span', { class: `badge status-${STATUSES.includes(status) ? status : 'other'}` }, status);
+export const badge = (/** @type {string} */ status) =>
+  h('span', { class: `badge status-${STATUSES.includes(status) ? status : 'other'}` }, status);
 
 /** A time as text with its exact value (ISO) on hover. */
 export const when = (/** @type {string | null | undefined} */ iso) =>
-  h('time', { datetime: iso ?? undefined, title: iso ?? undefined }, iso ? `${fmtTime(iso)} (${ago(iso, Date.now())})` : '—');
+  h(
+    'time',
+    { datetime: iso ?? undefined, title: iso ?? undefined },
+    iso ? `${fmtTime(iso)} (${ago(iso, Date.now())})` : '—',
+  );
 
 /** A time as "3 min ago", its exact value on hover. */
 export const agoTime = (/** @type {string} */ iso) => h('time', { datetime: iso, title: iso }, ago(iso, Date.now()));
@@ -108,7 +113,14 @@ let flashTimer;
 
 /** A message in the bar under the header; other than errors, it goes away after 6 s. */
 export function flash(/** @type {string} */ message, /** @type {'info' | 'ok' | 'error'} */ kind = 'info') {
-  flashBox.replaceChildren(h('span', {}, message), h('button', { type: 'button', class: 'link', 'aria-label': 'Dismiss', onclick: () => (flashBox.hidden = true) }, '×'));
+  flashBox.replaceChildren(
+    h('span', {}, message),
+    h(
+      'button',
+      { type: 'button', class: 'link', 'aria-label': 'Dismiss', onclick: () => (flashBox.hidden = true) },
+      '×',
+    ),
+  );
   flashBox.className = `flash flash-${kind}`;
   flashBox.hidden = false;
   clearTimeout(flashTimer);

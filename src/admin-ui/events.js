@@ -27,13 +27,19 @@ export function stable(value) {
 }
 
 /** An object's field by name (the objects compared are JSON: plain records). */
-const field = (/** @type {object} */ value, /** @type {string} */ key) => /** @type {Record<string, unknown>} */ (value)[key];
+const field = (/** @type {object} */ value, /** @type {string} */ key) =>
+  /** @type {Record<string, unknown>} */ (value)[key];
 
 /** @type {typeof import('./events.js').sameAs} */
-export const sameAs = (fresh, known) => Boolean(known) && Object.keys(fresh).every((key) => stable(field(fresh, key)) === stable(known ? field(known, key) : undefined));
+export const sameAs = (fresh, known) =>
+  Boolean(known) &&
+  Object.keys(fresh).every((key) => stable(field(fresh, key)) === stable(known ? field(known, key) : undefined));
 
 /** @type {typeof import('./events.js').progressOnly} */
-export const progressOnly = (fresh, known) => Object.keys(fresh).every((key) => PROGRESS_FIELDS.has(key) || stable(field(fresh, key)) === stable(field(known, key)));
+export const progressOnly = (fresh, known) =>
+  Object.keys(fresh).every(
+    (key) => PROGRESS_FIELDS.has(key) || stable(field(fresh, key)) === stable(field(known, key)),
+  );
 
 /** @type {typeof import('./events.js').watchable} */
 export const watchable = (ids) => [...new Set(ids)].filter((id) => JOB_ID.test(id)).slice(0, MAX_WATCHED);

@@ -32,7 +32,10 @@ export function filtersQuery(current: URLSearchParams, values: Readonly<Record<s
 export function listQuery(params: URLSearchParams): URLSearchParams;
 
 /** Links of the list's pager: back to the newest page when paged, and on to older jobs when there are more. */
-export function pagerLinks(params: URLSearchParams, nextCursor: string | null | undefined): { newest: string | null; older: string | null };
+export function pagerLinks(
+  params: URLSearchParams,
+  nextCursor: string | null | undefined,
+): { newest: string | null; older: string | null };
 
 /** The list's filters as written in its URL ("status=failed, type=report"), or '' when there are none. */
 export function describeFilter(params: URLSearchParams): string;

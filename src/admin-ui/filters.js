@@ -103,8 +103,13 @@ export function bulkFilter(params, statusAsArray = false) {
   const metadata = {};
   for (const [name, value] of params) {
     if (PAGING.includes(name) || value === '') continue;
-    if (name.startsWith('metadata.') && name.length > 'metadata.'.length) metadata[name.slice('metadata.'.length)] = value;
-    else if (name === 'status' && statusAsArray) filter.status = value.split(',').map((part) => part.trim()).filter(Boolean);
+    if (name.startsWith('metadata.') && name.length > 'metadata.'.length)
+      metadata[name.slice('metadata.'.length)] = value;
+    else if (name === 'status' && statusAsArray)
+      filter.status = value
+        .split(',')
+        .map((part) => part.trim())
+        .filter(Boolean);
     else filter[name] = value;
   }
   if (Object.keys(metadata).length > 0) filter.metadata = metadata;

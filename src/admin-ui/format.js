@@ -29,7 +29,8 @@ export function fmtDuration(seconds) {
 }
 
 /** @type {(big: number, bigUnit: string, small: number, smallUnit: string) => string} */
-const twoUnits = (big, bigUnit, small, smallUnit) => (small === 0 ? `${big} ${bigUnit}` : `${big} ${bigUnit} ${small} ${smallUnit}`);
+const twoUnits = (big, bigUnit, small, smallUnit) =>
+  small === 0 ? `${big} ${bigUnit}` : `${big} ${bigUnit} ${small} ${smallUnit}`;
 
 /** @type {typeof import('./format.js').ago} */
 export function ago(iso, now) {
@@ -110,7 +111,8 @@ export function historyPoints(input, finishedLastMinute = 0, now = Date.now()) {
     points = [...totals.values()].sort((a, b) => a.at - b.at);
   } else {
     points = [];
-    for (let at = Math.floor(from / stepMs) * stepMs; at < to; at += stepMs) points.push(totals.get(at) ?? { at, finished: 0, failed: 0 });
+    for (let at = Math.floor(from / stepMs) * stepMs; at < to; at += stepMs)
+      points.push(totals.get(at) ?? { at, finished: 0, failed: 0 });
     for (const point of totals.values()) if (!points.some((candidate) => candidate.at === point.at)) points.push(point);
     points.sort((a, b) => a.at - b.at);
   }
@@ -118,11 +120,18 @@ export function historyPoints(input, finishedLastMinute = 0, now = Date.now()) {
   if (lastMinute > 0) {
     // Buckets that overlap the last 60 s (with 1-minute buckets: the current one and the one before).
     const since = now - 60_000;
-    const recorded = points.filter((point) => (stepMs > 0 ? point.at + stepMs > since : point.at > since)).reduce((sum, point) => sum + point.finished, 0);
+    const recorded = points
+      .filter((point) => (stepMs > 0 ? point.at + stepMs > since : point.at > since))
+      .reduce((sum, point) => sum + point.finished, 0);
     if (lastMinute > recorded) {
-      if (points.length === 0) points.push({ at: stepMs > 0 ? Math.floor(now / stepMs) * stepMs : now, finished: 0, failed: 0 });
+      if (points.length === 0)
+        points.push({ at: stepMs > 0 ? Math.floor(now / stepMs) * stepMs : now, finished: 0, failed: 0 });
       const last = /** @type {HistoryPoint} */ (points.at(-1));
-      points[points.length - 1] = { ...last, finished: last.finished + (lastMinute - recorded), pending: lastMinute - recorded };
+      points[points.length - 1] = {
+        ...last,
+        finished: last.finished + (lastMinute - recorded),
+        pending: lastMinute - recorded,
+      };
     }
   }
   return points;

@@ -202,7 +202,8 @@ export class Live {
   fallBack() {
     this.closeStream();
     state.stream.failures += 1;
-    state.stream.retryAt = Date.now() + Math.min(STREAM_RETRY_MAX_MS, STREAM_RETRY_MS * 2 ** (state.stream.failures - 1));
+    state.stream.retryAt =
+      Date.now() + Math.min(STREAM_RETRY_MAX_MS, STREAM_RETRY_MS * 2 ** (state.stream.failures - 1));
     this.setMode('polling');
     void this.refresh();
   }

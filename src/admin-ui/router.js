@@ -42,7 +42,15 @@ export function route() {
     case 'job':
       return views.job(generation, target.id);
     case 'not-found':
-      main.replaceChildren(h('section', { class: 'card' }, h('h1', {}, 'Not found'), h('p', {}, 'This dashboard has no such page. '), link(BASE, 'Go to the overview')));
+      main.replaceChildren(
+        h(
+          'section',
+          { class: 'card' },
+          h('h1', {}, 'Not found'),
+          h('p', {}, 'This dashboard has no such page. '),
+          link(BASE, 'Go to the overview'),
+        ),
+      );
   }
 }
 
@@ -67,7 +75,8 @@ export function renderChrome() {
   byId('nav', HTMLElement).hidden = !me;
   byId('who', HTMLDivElement).hidden = !me;
   if (me) {
-    byId('identity', HTMLSpanElement).textContent = me.via === 'loopback' ? 'admin (loopback, no keys configured)' : `${me.role} · key ${me.key_id}`;
+    byId('identity', HTMLSpanElement).textContent =
+      me.via === 'loopback' ? 'admin (loopback, no keys configured)' : `${me.role} · key ${me.key_id}`;
     byId('sign-out', HTMLButtonElement).hidden = me.via !== 'session';
   }
 }
@@ -87,7 +96,15 @@ export function startRouter(/** @type {Views} */ given) {
   views = given;
   document.addEventListener('click', (event) => {
     // A click that asks for a new tab or window (a modifier, not the main button) is the browser's.
-    if (event.defaultPrevented || event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey || event.altKey) return;
+    if (
+      event.defaultPrevented ||
+      event.button !== 0 ||
+      event.metaKey ||
+      event.ctrlKey ||
+      event.shiftKey ||
+      event.altKey
+    )
+      return;
     const anchor = event.target instanceof Element ? event.target.closest('a') : null;
     if (!anchor || anchor.target || anchor.hasAttribute('download')) return;
     const url = new URL(anchor.href, location.href);

@@ -29,7 +29,9 @@ The store is the one the service would use: REDIS_URL, REDIS_KEY_PREFIX, REDIS_C
 const FORMAT = 'ajs-job/1';
 const lineSchema = z.object({
   format: z.literal(FORMAT),
-  job: z.object({ id: z.string().refine(isJobId, 'not a job id'), type: z.string(), tenant: z.string(), status: JobStatus }).loose(),
+  job: z
+    .object({ id: z.string().refine(isJobId, 'not a job id'), type: z.string(), tenant: z.string(), status: JobStatus })
+    .loose(),
   logs: z.array(z.object({ at: z.number(), attempt: z.number(), level: z.string(), message: z.string() })).default([]),
 });
 
@@ -43,7 +45,8 @@ class UsageError extends Error {}
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
-  if (command !== 'export' && command !== 'import') throw new UsageError(command ? `unknown command: ${command}` : 'no command');
+  if (command !== 'export' && command !== 'import')
+    throw new UsageError(command ? `unknown command: ${command}` : 'no command');
   const store = await openStore();
   try {
     return command === 'export' ? await exportJobs(store, rest) : await importJobs(store, rest);
@@ -60,10 +63,16 @@ async function openStore(): Promise<JobStore> {
     if (error instanceof ConfigError) throw new UsageError(error.message);
     throw error;
   }
-  if (!config.REDIS_URL) throw new UsageError('REDIS_URL is not set: export and import work on a Redis (an in-memory store lives only inside its service process).');
+  if (!config.REDIS_URL)
+    throw new UsageError(
+      'REDIS_URL is not set: export and import work on a Redis (an in-memory store lives only inside its service process).',
+    );
   process.stderr.write(`store: ${maskRedisUrl(config.REDIS_URL)} prefix ${config.REDIS_KEY_PREFIX}\n`);
   const options = redisStoreOptions(config, config.REDIS_URL);
-  return RedisJobStore.connect({ ...options, commandTimeoutMs: Math.max(options.commandTimeoutMs, MIN_COMMAND_TIMEOUT_MS) });
+  return RedisJobStore.connect({
+    ...options,
+    commandTimeoutMs: Math.max(options.commandTimeoutMs, MIN_COMMAND_TIMEOUT_MS),
+  });
 }
 
 async function exportJobs(store: JobStore, args: string[]): Promise<number> {
@@ -116,7 +125,8 @@ function exportOptions(args: string[]): { out: string; filter: z.infer<typeof ad
   }
   if (Object.keys(metadata).length > 0) raw.metadata = metadata;
   const parsed = adminSearchFilter.safeParse(raw);
-  if (!parsed.success) throw new UsageError(parsed.error.issues.map((issue) => `--${issue.path.join('.')}: ${issue.message}`).join('; '));
+  if (!parsed.success)
+    throw new UsageError(parsed.error.issues.map((issue) => `--${issue.path.join('.')}: ${issue.message}`).join('; '));
   return { out: values.out, filter: parsed.data };
 }
 
@@ -142,10 +152,14 @@ async function importJobs(store: JobStore, args: string[]): Promise<number> {
     }
     if (!parsed?.success) {
       counts.invalid++;
-      process.stderr.write(`line ${number}: not an exported job (${parsed ? parsed.error.issues[0]?.message : why}); skipped\n`);
+      process.stderr.write(
+        `line ${number}: not an exported job (${parsed ? parsed.error.issues[0]?.message : why}); skipped\n`,
+      );
       continue;
     }
-    counts[await store.importJob(parsed.data.job as unknown as JobRecord, parsed.data.logs as JobLogLine[], Date.now())]++;
+    counts[
+      await store.importJob(parsed.data.job as unknown as JobRecord, parsed.data.logs as JobLogLine[], Date.now())
+    ]++;
   }
   process.stderr.write(
     `imported ${counts.imported} jobs; ${counts.exists} already there (kept as they were), ${counts.expired} past their expiry, ${counts.invalid} invalid lines\n`,

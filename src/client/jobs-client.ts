@@ -198,23 +198,42 @@ export class JobsClient {
     return job;
   }
 
-  private async json<T>(method: string, path: string, init: { body?: string; headers?: Record<string, string> } = {}): Promise<T> {
+  private async json<T>(
+    method: string,
+    path: string,
+    init: { body?: string; headers?: Record<string, string> } = {},
+  ): Promise<T> {
     const response = await this.request(method, path, init);
     return (await response.json()) as T;
   }
 
   /** Any 4xx/5xx becomes an ApiError carrying the problem. */
-  private async request(method: string, path: string, init: { body?: string; headers?: Record<string, string>; signal?: AbortSignal } = {}): Promise<Response> {
+  private async request(
+    method: string,
+    path: string,
+    init: { body?: string; headers?: Record<string, string>; signal?: AbortSignal } = {},
+  ): Promise<Response> {
     const headers: Record<string, string> = { ...init.headers };
     if (this.options.apiKey) headers.authorization = `Bearer ${this.options.apiKey}`;
-    const response = await this.fetch(`${this.options.baseUrl}${path}`, { method, headers, body: init.body, signal: init.signal });
+    const response = await this.fetch(`${this.options.baseUrl}${path}`, {
+      method,
+      headers,
+      body: init.body,
+      signal: init.signal,
+    });
     if (response.status >= 400) {
       const text = await response.text();
       let problem: Problem;
       try {
         problem = JSON.parse(text) as Problem;
       } catch {
-        problem = { type: 'about:blank', title: response.statusText, status: response.status, detail: text, code: 'http-error' };
+        problem = {
+          type: 'about:blank',
+          title: response.statusText,
+          status: response.status,
+          detail: text,
+          code: 'http-error',
+        };
       }
       throw new ApiError(response.status, problem);
     }
@@ -262,6 +281,8 @@ async function* readEvents(body: ReadableStream<Uint8Array>): AsyncGenerator<Ser
 }
 
 function withTimeout(signal: AbortSignal | undefined, timeoutMs: number | undefined): AbortSignal {
-  const signals = [signal, timeoutMs !== undefined ? AbortSignal.timeout(timeoutMs) : undefined].filter((each): each is AbortSignal => each !== undefined);
+  const signals = [signal, timeoutMs !== undefined ? AbortSignal.timeout(timeoutMs) : undefined].filter(
+    (each): each is AbortSignal => each !== undefined,
+  );
   return signals.length === 0 ? new AbortController().signal : AbortSignal.any(signals);
 }

@@ -127,7 +127,16 @@ const CODE_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$/;
 interface LeaseAnswer {
   lease_id: string;
   lease_until: string;
-  job: { id: string; type: string; input: unknown; attempt: number; max_attempts: number; timeout_at: string | null; metadata: Record<string, string>; priority: number };
+  job: {
+    id: string;
+    type: string;
+    input: unknown;
+    attempt: number;
+    max_attempts: number;
+    timeout_at: string | null;
+    metadata: Record<string, string>;
+    priority: number;
+  };
 }
 
 interface Registration {
@@ -161,7 +170,14 @@ interface Held {
   settlingSince: number | undefined;
 }
 
-type SettleItem = { lease_id: string; result: unknown } | { lease_id: string; error: { code: string; message: string; detail?: string }; retryable: boolean; retry_after_s?: number };
+type SettleItem =
+  | { lease_id: string; result: unknown }
+  | {
+      lease_id: string;
+      error: { code: string; message: string; detail?: string };
+      retryable: boolean;
+      retry_after_s?: number;
+    };
 
 interface PendingSettle {
   item: SettleItem;
@@ -223,7 +239,8 @@ class RemoteWorkerRunner {
   private registering: Promise<void> | undefined;
 
   constructor(private readonly options: RunWorkerOptions) {
-    if (!Number.isInteger(options.slots) || options.slots < 1) throw new RangeError('runWorker: slots must be a positive integer');
+    if (!Number.isInteger(options.slots) || options.slots < 1)
+      throw new RangeError('runWorker: slots must be a positive integer');
     if (options.types.length === 0) throw new RangeError('runWorker: types must name at least one declared job type');
     this.fetch = options.fetch ?? globalThis.fetch.bind(globalThis);
     this.log = options.logger ?? defaultLogger;
@@ -267,13 +284,22 @@ class RemoteWorkerRunner {
       try {
         const labels = { lang: 'typescript', ...this.options.labels };
         const answer = await this.call<Registration>('POST', '/v1/workers', {
-          body: { name: this.options.name ?? 'ts-worker', types: this.options.types, slots: this.options.slots, labels },
+          body: {
+            name: this.options.name ?? 'ts-worker',
+            types: this.options.types,
+            slots: this.options.slots,
+            labels,
+          },
           signal: this.stopController.signal,
         });
         this.registration = answer;
         this.lastRenewal = Date.now();
         this.setState('active');
-        this.log.info('registered', { workerId: answer.worker_id, heartbeatS: answer.heartbeat_s, leaseS: answer.lease_s });
+        this.log.info('registered', {
+          workerId: answer.worker_id,
+          heartbeatS: answer.heartbeat_s,
+          leaseS: answer.lease_s,
+        });
         return;
       } catch (error) {
         if (this.stopping) return;
@@ -349,7 +375,10 @@ class RemoteWorkerRunner {
         continue;
       }
       const registration = this.registration!;
-      const longestWaitS = Math.max(0, Math.min(this.options.waitS ?? registration.max_wait_s, registration.max_wait_s));
+      const longestWaitS = Math.max(
+        0,
+        Math.min(this.options.waitS ?? registration.max_wait_s, registration.max_wait_s),
+      );
       // A claim waits only when the one before found nothing. One that does not wait goes through the lane (see
       // call()); a long-poll cannot hold the lane for its wait (settles must go meanwhile), and the service reads
       // the worker's record again each time the long-poll wakes.
@@ -458,7 +487,14 @@ class RemoteWorkerRunner {
       jobId: held.job.id,
       attempt: held.job.attempt,
       signal: held.controller.signal,
-      log: { trace: line('trace'), debug: line('debug'), info: line('info'), warn: line('warn'), error: line('error'), fatal: line('fatal') },
+      log: {
+        trace: line('trace'),
+        debug: line('debug'),
+        info: line('info'),
+        warn: line('warn'),
+        error: line('error'),
+        fatal: line('fatal'),
+      },
       progress: (percent, details = {}) => {
         held.progress = {
           percent: percent === null ? null : Math.max(0, Math.min(100, percent)),
@@ -476,18 +512,41 @@ class RemoteWorkerRunner {
       const result = await this.options.handle(held.job, this.context(held));
       outcome = { kind: 'complete', result: result === undefined ? null : result };
       if (!isJson(outcome.result)) {
-        outcome = { kind: 'fail', item: { lease_id: held.job.leaseId, error: { code: 'result-not-json', message: 'the handler\'s result is not JSON' }, retryable: false } };
+        outcome = {
+          kind: 'fail',
+          item: {
+            lease_id: held.job.leaseId,
+            error: { code: 'result-not-json', message: "the handler's result is not JSON" },
+            retryable: false,
+          },
+        };
       }
     } catch (error) {
-      const failure = error as { code?: unknown; retryable?: unknown; retryAfterS?: unknown; name?: unknown; message?: unknown; stack?: unknown } | null;
-      const ownFailure = failure !== null && typeof failure === 'object' && (typeof failure.code === 'string' || failure.retryable === false);
+      const failure = error as {
+        code?: unknown;
+        retryable?: unknown;
+        retryAfterS?: unknown;
+        name?: unknown;
+        message?: unknown;
+        stack?: unknown;
+      } | null;
+      const ownFailure =
+        failure !== null &&
+        typeof failure === 'object' &&
+        (typeof failure.code === 'string' || failure.retryable === false);
       if (held.controller.signal.aborted && !ownFailure) {
         outcome = { kind: 'release' }; // it stopped because it was asked to
       } else {
-        const code = typeof failure?.code === 'string' && CODE_PATTERN.test(failure.code) ? failure.code : 'handler-error';
-        const message = (error instanceof Error ? `${error.name}: ${error.message}` : `thrown: ${safeJson(error)}`).slice(0, MESSAGE_MAX) || 'handler-error';
+        const code =
+          typeof failure?.code === 'string' && CODE_PATTERN.test(failure.code) ? failure.code : 'handler-error';
+        const message =
+          (error instanceof Error ? `${error.name}: ${error.message}` : `thrown: ${safeJson(error)}`).slice(
+            0,
+            MESSAGE_MAX,
+          ) || 'handler-error';
         const detail = error instanceof Error && error.stack ? error.stack.slice(0, DETAIL_MAX) : undefined;
-        const retryAfter = typeof failure?.retryAfterS === 'number' && failure.retryAfterS >= 0 ? failure.retryAfterS : undefined;
+        const retryAfter =
+          typeof failure?.retryAfterS === 'number' && failure.retryAfterS >= 0 ? failure.retryAfterS : undefined;
         outcome = {
           kind: 'fail',
           item: {
@@ -509,7 +568,8 @@ class RemoteWorkerRunner {
       await this.settleOne(held, 'release');
       return;
     }
-    const item: SettleItem = outcome.kind === 'complete' ? { lease_id: held.job.leaseId, result: outcome.result } : outcome.item;
+    const item: SettleItem =
+      outcome.kind === 'complete' ? { lease_id: held.job.leaseId, result: outcome.result } : outcome.item;
     const status = await this.enqueueSettle(held, item);
     if (status === 'ok') this.counts[outcome.kind === 'complete' ? 'completed' : 'failed']++;
     else this.counts.dropped++;
@@ -561,11 +621,14 @@ class RemoteWorkerRunner {
       for (const each of batch) if (each.held.lost) each.resolve('lost');
       if (live.length > 0) {
         const answer = await this.withRetry('settle', () =>
-          this.call<{ items: { lease_id: string; status: 'ok' | 'lost' }[] }>('POST', '/v1/leases:complete', { body: { items: live.map((each) => each.item) } }),
+          this.call<{ items: { lease_id: string; status: 'ok' | 'lost' }[] }>('POST', '/v1/leases:complete', {
+            body: { items: live.map((each) => each.item) },
+          }),
         );
         live.forEach((each, i) => {
           const status = answer ? (answer.items[i]?.status ?? 'lost') : 'failed';
-          if (status === 'lost') this.log.warn('lease lost: outcome dropped', { jobId: each.held.job.id, leaseId: each.item.lease_id });
+          if (status === 'lost')
+            this.log.warn('lease lost: outcome dropped', { jobId: each.held.job.id, leaseId: each.item.lease_id });
           each.resolve(status);
         });
       }
@@ -581,7 +644,9 @@ class RemoteWorkerRunner {
     held.settlingSince = Date.now();
     try {
       await this.flushLogs(held);
-      const answer = await this.withRetry(verb, () => this.call<{ job_status: string }>('POST', `/v1/leases/${encodeURIComponent(held.job.leaseId)}/${verb}`));
+      const answer = await this.withRetry(verb, () =>
+        this.call<{ job_status: string }>('POST', `/v1/leases/${encodeURIComponent(held.job.leaseId)}/${verb}`),
+      );
       if (answer) {
         this.counts.released++;
         this.log.info('released', { jobId: held.job.id, jobStatus: answer.job_status });
@@ -663,11 +728,22 @@ class RemoteWorkerRunner {
     // that write is taking long (retrying): then it keeps the lease renewed meanwhile.
     const now = Date.now();
     const beating = [...this.held.values()].filter(
-      (held) => !held.lost && !held.abandoned && (held.settlingSince === undefined || now - held.settlingSince > 2 * this.heartbeatMs()),
+      (held) =>
+        !held.lost &&
+        !held.abandoned &&
+        (held.settlingSince === undefined || now - held.settlingSince > 2 * this.heartbeatMs()),
     );
-    const versions = beating.map((held) => (held.progressVersion > held.progressSent ? held.progressVersion : undefined));
-    const leases = beating.map((held, i) => ({ lease_id: held.job.leaseId, ...(versions[i] !== undefined && held.progress ? { progress: held.progress } : {}) }));
-    let answer: { worker: 'active' | 'drain' | 'stop'; leases: { lease_id: string; status: 'ok' | 'cancel_requested' | 'lost' }[] };
+    const versions = beating.map((held) =>
+      held.progressVersion > held.progressSent ? held.progressVersion : undefined,
+    );
+    const leases = beating.map((held, i) => ({
+      lease_id: held.job.leaseId,
+      ...(versions[i] !== undefined && held.progress ? { progress: held.progress } : {}),
+    }));
+    let answer: {
+      worker: 'active' | 'drain' | 'stop';
+      leases: { lease_id: string; status: 'ok' | 'cancel_requested' | 'lost' }[];
+    };
     try {
       answer = await this.call('POST', `/v1/workers/${registration.worker_id}/heartbeat`, { body: { leases } });
     } catch (error) {
@@ -677,7 +753,8 @@ class RemoteWorkerRunner {
       }
       this.log.warn('heartbeat failed', { error: describe(error) });
       // Past lease_s without a renewal, the service has taken the leases back.
-      if (Date.now() - this.lastRenewal > registration.lease_s * 1000) for (const held of this.held.values()) this.markLost(held, 'no renewal within lease_s');
+      if (Date.now() - this.lastRenewal > registration.lease_s * 1000)
+        for (const held of this.held.values()) this.markLost(held, 'no renewal within lease_s');
       return;
     }
     this.lastRenewal = Date.now();
@@ -697,7 +774,9 @@ class RemoteWorkerRunner {
       }
     }
     this.setState(answer.worker);
-    await Promise.all([...this.held.values()].filter((held) => held.logs.length > 0 && !held.lost).map((held) => this.flushLogs(held)));
+    await Promise.all(
+      [...this.held.values()].filter((held) => held.logs.length > 0 && !held.lost).map((held) => this.flushLogs(held)),
+    );
   }
 
   // ------------------------------------------------------------------------------------ HTTP
@@ -711,7 +790,13 @@ class RemoteWorkerRunner {
   private async call<T = unknown>(
     method: string,
     path: string,
-    init: { body?: unknown; headers?: Record<string, string>; signal?: AbortSignal; timeoutMs?: number; lane?: boolean } = {},
+    init: {
+      body?: unknown;
+      headers?: Record<string, string>;
+      signal?: AbortSignal;
+      timeoutMs?: number;
+      lane?: boolean;
+    } = {},
   ): Promise<T> {
     if (init.lane === false) return this.request<T>(method, path, init);
     const previous = this.lane;
@@ -725,7 +810,11 @@ class RemoteWorkerRunner {
     }
   }
 
-  private async request<T>(method: string, path: string, init: { body?: unknown; headers?: Record<string, string>; signal?: AbortSignal; timeoutMs?: number }): Promise<T> {
+  private async request<T>(
+    method: string,
+    path: string,
+    init: { body?: unknown; headers?: Record<string, string>; signal?: AbortSignal; timeoutMs?: number },
+  ): Promise<T> {
     const headers: Record<string, string> = { accept: 'application/json', ...init.headers };
     if (init.body !== undefined) headers['content-type'] = 'application/json';
     if (this.options.workerKey) headers.authorization = `Bearer ${this.options.workerKey}`;
@@ -744,7 +833,11 @@ class RemoteWorkerRunner {
       } catch {
         // not a problem document
       }
-      throw new WorkerProtocolError(response.status, problem.code ?? 'http-error', problem.detail ?? text.slice(0, 500));
+      throw new WorkerProtocolError(
+        response.status,
+        problem.code ?? 'http-error',
+        problem.detail ?? text.slice(0, 500),
+      );
     }
     return (text ? JSON.parse(text) : undefined) as T;
   }

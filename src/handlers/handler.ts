@@ -55,7 +55,9 @@ export type Handler = HandlerDefinition;
 
 export const jobTypePattern = /^[a-z0-9][a-z0-9_.-]{0,63}$/;
 
-export function defineHandler<Schema extends z.ZodType, Result>(definition: HandlerDefinition<Schema, Result>): Handler {
+export function defineHandler<Schema extends z.ZodType, Result>(
+  definition: HandlerDefinition<Schema, Result>,
+): Handler {
   if (!jobTypePattern.test(definition.type)) {
     throw new Error(`handler type "${definition.type}" must match ${jobTypePattern}`);
   }

@@ -27,15 +27,32 @@ export function createHttpHandler(policy: OutboundPolicy): Handler {
     timeout_s: 330,
     async run(input, ctx) {
       const url = new URL(input.url);
-      const body = input.body === undefined ? undefined : typeof input.body === 'string' ? input.body : JSON.stringify(input.body);
+      const body =
+        input.body === undefined ? undefined : typeof input.body === 'string' ? input.body : JSON.stringify(input.body);
       const headers: Record<string, string> = { ...input.headers };
-      if (body !== undefined && typeof input.body !== 'string' && !Object.keys(headers).some((name) => name.toLowerCase() === 'content-type')) {
+      if (
+        body !== undefined &&
+        typeof input.body !== 'string' &&
+        !Object.keys(headers).some((name) => name.toLowerCase() === 'content-type')
+      ) {
         headers['content-type'] = 'application/json';
       }
       try {
-        return await outboundRequest(url, { method: input.method, headers, body, timeoutMs: input.timeout_s * 1000, maxBodyBytes: MAX_BODY_BYTES, signal: ctx.signal }, policy);
+        return await outboundRequest(
+          url,
+          {
+            method: input.method,
+            headers,
+            body,
+            timeoutMs: input.timeout_s * 1000,
+            maxBodyBytes: MAX_BODY_BYTES,
+            signal: ctx.signal,
+          },
+          policy,
+        );
       } catch (error) {
-        if (error instanceof OutboundRefusedError) throw new JobFailure(error.message, { code: 'outbound-refused', retryable: false });
+        if (error instanceof OutboundRefusedError)
+          throw new JobFailure(error.message, { code: 'outbound-refused', retryable: false });
         if (ctx.signal.aborted) throw error;
         throw new JobFailure(`request to ${url.host} failed: ${(error as Error).message}`, { code: 'http-error' });
       }

@@ -18,7 +18,8 @@ export async function loadHandlerModules(paths: string[]): Promise<Handler[]> {
     try {
       const module = (await import(pathToFileURL(absolute).href)) as { default?: unknown; handler?: unknown };
       const exported = module.default ?? module.handler;
-      const candidate = typeof exported === 'function' ? (exported as (api: HandlerModuleApi) => unknown)(api) : exported;
+      const candidate =
+        typeof exported === 'function' ? (exported as (api: HandlerModuleApi) => unknown)(api) : exported;
       handlers.push(checked(candidate));
     } catch (error) {
       throw new Error(`cannot load handler module ${absolute}: ${(error as Error).message}`, { cause: error });

@@ -24,12 +24,17 @@ export class HandlerRegistry {
     const known = new Map([...available, ...loaded].map((handler) => [handler.type, handler]));
     const unknown = names.filter((name) => !known.has(name));
     if (unknown.length > 0) {
-      throw new Error(`JOB_TYPES names unknown job types: ${unknown.join(', ')} (known: ${[...known.keys()].join(', ')})`);
+      throw new Error(
+        `JOB_TYPES names unknown job types: ${unknown.join(', ')} (known: ${[...known.keys()].join(', ')})`,
+      );
     }
     const loadedTypes = new Set(loaded.map((handler) => handler.type));
     const clash = available.find((handler) => loadedTypes.has(handler.type));
     if (clash) throw new Error(`a handler module defines the built-in job type "${clash.type}"`);
-    return new HandlerRegistry([...names.filter((name) => !loadedTypes.has(name)).map((name) => known.get(name)!), ...loaded]);
+    return new HandlerRegistry([
+      ...names.filter((name) => !loadedTypes.has(name)).map((name) => known.get(name)!),
+      ...loaded,
+    ]);
   }
 
   get(type: string): Handler | undefined {
@@ -50,7 +55,9 @@ export class HandlerRegistry {
     for (const handler of this.byType.values()) {
       const override = overrides[handler.type] ?? {};
       const maxConcurrency = override.maxConcurrency ?? handler.max_concurrency;
-      const rate = override.rate ?? (handler.rate ? { max: handler.rate.max, perMs: Math.round(handler.rate.per_s * 1000) } : undefined);
+      const rate =
+        override.rate ??
+        (handler.rate ? { max: handler.rate.max, perMs: Math.round(handler.rate.per_s * 1000) } : undefined);
       if (maxConcurrency === undefined && rate === undefined) continue;
       limits[handler.type] = { ...(maxConcurrency !== undefined ? { maxConcurrency } : {}), ...(rate ? { rate } : {}) };
     }

@@ -22,7 +22,9 @@ export default defineHandler({
       ctx.progress((step / input.steps) * 100, { step: 'sleeping', message: `step ${step}/${input.steps}` });
     }
     if (ctx.attempt <= input.fail_times) {
-      throw new JobFailure(`failing on purpose: attempt ${ctx.attempt} of the first ${input.fail_times}`, { code: 'planned-failure' });
+      throw new JobFailure(`failing on purpose: attempt ${ctx.attempt} of the first ${input.fail_times}`, {
+        code: 'planned-failure',
+      });
     }
     return { slept_ms: input.ms, attempt: ctx.attempt };
   },

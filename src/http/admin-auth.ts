@@ -47,7 +47,10 @@ const digest = (value: string): Buffer => createHash('sha256').update(value).dig
  * The admin keys from ADMIN_KEYS (`key:role`, parsed and validated by the config) plus ADMIN_TOKEN, which
  * counts as an `admin` key; undefined when neither is set (admin routes then answer loopback clients only).
  */
-export function adminKeyring(entries: (ConfiguredKey & { role: AdminRole })[] | undefined, adminToken: string | undefined): AdminKey[] | undefined {
+export function adminKeyring(
+  entries: (ConfiguredKey & { role: AdminRole })[] | undefined,
+  adminToken: string | undefined,
+): AdminKey[] | undefined {
   const all = [...(entries ?? []), ...(adminToken === undefined ? [] : [{ key: adminToken, role: 'admin' as const }])];
   if (all.length === 0) return undefined;
   return all.map((entry) => {
@@ -71,7 +74,8 @@ export function matchAdminKey(keys: AdminKey[], presented: string | undefined): 
   const presentedDigest = presented === undefined ? undefined : digest(presented);
   let found: AdminIdentity | undefined;
   for (const key of keys) {
-    if (presentedDigest !== undefined && timingSafeEqual(presentedDigest, key.digest) && found === undefined) found = key.identity;
+    if (presentedDigest !== undefined && timingSafeEqual(presentedDigest, key.digest) && found === undefined)
+      found = key.identity;
   }
   return found;
 }
@@ -90,7 +94,9 @@ export class AdminSessions {
 
   issue(identity: AdminIdentity, now = Date.now()): { token: string; expiresAt: Date } {
     const expiresS = Math.floor(now / 1000) + ADMIN_SESSION_TTL_S;
-    const payload = Buffer.from(JSON.stringify({ k: identity.keyId, r: identity.role, e: expiresS })).toString('base64url');
+    const payload = Buffer.from(JSON.stringify({ k: identity.keyId, r: identity.role, e: expiresS })).toString(
+      'base64url',
+    );
     return { token: `${payload}.${this.sign(payload)}`, expiresAt: new Date(expiresS * 1000) };
   }
 
@@ -107,7 +113,8 @@ export class AdminSessions {
     } catch {
       return undefined;
     }
-    if (claims === null || typeof claims !== 'object' || typeof claims.e !== 'number' || claims.e * 1000 <= now) return undefined;
+    if (claims === null || typeof claims !== 'object' || typeof claims.e !== 'number' || claims.e * 1000 <= now)
+      return undefined;
     const key = keys.find((candidate) => candidate.identity.keyId === claims.k && candidate.identity.role === claims.r);
     return key ? { ...key.identity, expiresAt: new Date(claims.e * 1000) } : undefined;
   }
@@ -149,7 +156,10 @@ export function requestSite(request: FastifyRequest): 'same-origin' | 'cross-sit
 }
 
 /** The identity of a request's valid dashboard session cookie; undefined without one, 'invalid' for a bad or expired one. */
-export function adminSessionOf(request: FastifyRequest, keys: AdminKey[]): (AdminIdentity & { expiresAt: Date }) | 'invalid' | undefined {
+export function adminSessionOf(
+  request: FastifyRequest,
+  keys: AdminKey[],
+): (AdminIdentity & { expiresAt: Date }) | 'invalid' | undefined {
   const token = readCookie(request.headers.cookie, ADMIN_SESSION_COOKIE);
   if (token === undefined) return undefined;
   const sessions = (request.server as FastifyInstance | undefined)?.adminSessions;
@@ -175,7 +185,10 @@ export function adminGuard(keys: AdminKey[] | undefined): (request: FastifyReque
     const write = !readMethods.has(request.method);
     if (keys === undefined) {
       if (!isLoopback(request.socket.remoteAddress)) {
-        throw new HttpProblem('forbidden', 'Admin routes answer only loopback clients while neither ADMIN_KEYS nor ADMIN_TOKEN is set.');
+        throw new HttpProblem(
+          'forbidden',
+          'Admin routes answer only loopback clients while neither ADMIN_KEYS nor ADMIN_TOKEN is set.',
+        );
       }
       if (write && requestSite(request) === 'cross-site') throw csrfRefusal(request);
       request.admin = { role: 'admin', keyId: 'loopback' };
@@ -187,9 +200,13 @@ export function adminGuard(keys: AdminKey[] | undefined): (request: FastifyReque
       // No Authorization header: the dashboard's session cookie, if any.
       const session = adminSessionOf(request, keys);
       if (session === 'invalid') {
-        throw new HttpProblem('unauthorized', 'The dashboard session is not valid or has expired: sign in again at /admin.', {
-          headers: { 'www-authenticate': 'Bearer realm="admin"' },
-        });
+        throw new HttpProblem(
+          'unauthorized',
+          'The dashboard session is not valid or has expired: sign in again at /admin.',
+          {
+            headers: { 'www-authenticate': 'Bearer realm="admin"' },
+          },
+        );
       }
       if (session !== undefined) {
         if (write && requestSite(request) !== 'same-origin') throw csrfRefusal(request);
@@ -198,16 +215,28 @@ export function adminGuard(keys: AdminKey[] | undefined): (request: FastifyReque
     }
     found ??= matchAdminKey(keys, match ? match[1]!.trim() : undefined);
     if (found === undefined) {
-      throw new HttpProblem('unauthorized', match ? 'The admin key is not valid.' : 'Admin routes need `Authorization: Bearer <admin key>` (ADMIN_KEYS or ADMIN_TOKEN).', {
-        headers: { 'www-authenticate': match ? 'Bearer realm="admin", error="invalid_token"' : 'Bearer realm="admin"' },
-      });
+      throw new HttpProblem(
+        'unauthorized',
+        match
+          ? 'The admin key is not valid.'
+          : 'Admin routes need `Authorization: Bearer <admin key>` (ADMIN_KEYS or ADMIN_TOKEN).',
+        {
+          headers: {
+            'www-authenticate': match ? 'Bearer realm="admin", error="invalid_token"' : 'Bearer realm="admin"',
+          },
+        },
+      );
     }
     request.admin = found;
     const required = requiredAdminRole(request);
     if (rank(found.role) < rank(required)) {
-      throw new HttpProblem('forbidden', `${request.method} ${request.routeOptions.url ?? request.url} needs the ${required} role; this key has the ${found.role} role.`, {
-        headers: { 'www-authenticate': `Bearer realm="admin", error="insufficient_scope", scope="${required}"` },
-      });
+      throw new HttpProblem(
+        'forbidden',
+        `${request.method} ${request.routeOptions.url ?? request.url} needs the ${required} role; this key has the ${found.role} role.`,
+        {
+          headers: { 'www-authenticate': `Bearer realm="admin", error="insufficient_scope", scope="${required}"` },
+        },
+      );
     }
   };
 }

@@ -19,7 +19,12 @@ const sha256 = (text: string): string => createHash('sha256').update(text).diges
  * without, the API is open and every request is the one anonymous tenant. A worker key (digests in
  * `workerKeys`) is refused either way (403 `worker-key-not-allowed`): workers neither read nor submit jobs.
  */
-export function registerApiKeyAuth(scope: FastifyInstance, keys: Map<string, string> | undefined, eventLinks?: EventLinkSigner, workerKeys?: ReadonlyMap<string, unknown>): void {
+export function registerApiKeyAuth(
+  scope: FastifyInstance,
+  keys: Map<string, string> | undefined,
+  eventLinks?: EventLinkSigner,
+  workerKeys?: ReadonlyMap<string, unknown>,
+): void {
   scope.decorateRequest('tenant', ANONYMOUS_TENANT);
   if (!keys && !workerKeys?.size) return;
   scope.addHook('onRequest', async (request) => {
@@ -44,16 +49,23 @@ export function registerApiKeyAuth(scope: FastifyInstance, keys: Map<string, str
     const tenant = digest === undefined ? undefined : keys.get(digest);
     if (tenant === undefined && digest !== undefined && workerKeys?.has(digest)) throw workerKeyRefused();
     if (tenant === undefined) {
-      throw new HttpProblem('unauthorized', match ? 'The API key is not valid.' : 'This API needs `Authorization: Bearer <API key>`.', {
-        headers: { 'www-authenticate': match ? 'Bearer realm="jobs", error="invalid_token"' : 'Bearer realm="jobs"' },
-      });
+      throw new HttpProblem(
+        'unauthorized',
+        match ? 'The API key is not valid.' : 'This API needs `Authorization: Bearer <API key>`.',
+        {
+          headers: { 'www-authenticate': match ? 'Bearer realm="jobs", error="invalid_token"' : 'Bearer realm="jobs"' },
+        },
+      );
     }
     request.tenant = tenant;
   });
 }
 
 const workerKeyRefused = (): HttpProblem =>
-  new HttpProblem('worker-key-not-allowed', 'This is a worker key: it calls the worker endpoints (/v1/workers, /v1/leases) only, and cannot read or submit jobs.');
+  new HttpProblem(
+    'worker-key-not-allowed',
+    'This is a worker key: it calls the worker endpoints (/v1/workers, /v1/leases) only, and cannot read or submit jobs.',
+  );
 
 /** API_KEYS entries: `key:tenant` or `sha256:<hex of the key's SHA-256>:tenant` → digest → tenant. */
 export function parseApiKeys(entries: { key?: string; sha256?: string; tenant: string }[]): Map<string, string> {

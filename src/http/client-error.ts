@@ -13,11 +13,13 @@ import { problem, PROBLEM_CONTENT_TYPE, type Problem } from '../errors.js';
 const CLOSE_GRACE_MS = 1000;
 
 const parserDetails: Record<string, string> = {
-  HPE_INVALID_METHOD: 'The request method is not one this server understands (or body bytes were sent without a Content-Length, and read as the next request).',
+  HPE_INVALID_METHOD:
+    'The request method is not one this server understands (or body bytes were sent without a Content-Length, and read as the next request).',
   HPE_INVALID_URL: 'The request target (the URL) is not valid.',
   HPE_INVALID_VERSION: 'The HTTP version of the request line is not valid.',
   HPE_INVALID_CONSTANT: 'The request line is not valid HTTP/1.1.',
-  HPE_INVALID_HEADER_TOKEN: 'A header line is not valid (its name has a character a header name cannot have, or it has no colon).',
+  HPE_INVALID_HEADER_TOKEN:
+    'A header line is not valid (its name has a character a header name cannot have, or it has no colon).',
   HPE_INVALID_CONTENT_LENGTH: 'The Content-Length header is not valid.',
   HPE_UNEXPECTED_CONTENT_LENGTH: 'Content-Length is not allowed together with Transfer-Encoding: chunked.',
   HPE_INVALID_TRANSFER_ENCODING: 'The Transfer-Encoding header is not valid.',
@@ -33,9 +35,13 @@ const parserDetails: Record<string, string> = {
  */
 export function clientErrorProblem(error: Pick<ConnectionError, 'code'>): Problem {
   if (error.code === 'HPE_HEADER_OVERFLOW') {
-    return problem('headers-too-large', 'The request line and headers are larger than this server reads (16 KiB); a long URL or query string counts.');
+    return problem(
+      'headers-too-large',
+      'The request line and headers are larger than this server reads (16 KiB); a long URL or query string counts.',
+    );
   }
-  if (error.code === 'ERR_HTTP_REQUEST_TIMEOUT') return problem('request-timeout', 'The request did not arrive in full in time.');
+  if (error.code === 'ERR_HTTP_REQUEST_TIMEOUT')
+    return problem('request-timeout', 'The request did not arrive in full in time.');
   const detail = parserDetails[error.code] ?? 'The HTTP request could not be parsed.';
   return problem('malformed-request', `${detail} (${error.code})`);
 }
@@ -79,7 +85,11 @@ export function clientErrorHandler(this: FastifyInstance, error: ConnectionError
 export function registerServerRefusals(server: Server): void {
   server.on('checkExpectation', (_request: IncomingMessage, response: ServerResponse) => {
     const body = JSON.stringify(problem('expectation-failed', 'Only `Expect: 100-continue` is understood.'));
-    response.writeHead(417, { 'content-type': PROBLEM_CONTENT_TYPE, 'content-length': Buffer.byteLength(body), connection: 'close' });
+    response.writeHead(417, {
+      'content-type': PROBLEM_CONTENT_TYPE,
+      'content-length': Buffer.byteLength(body),
+      connection: 'close',
+    });
     response.end(body);
   });
   server.on('connect', (_request: IncomingMessage, socket: Duplex) => {

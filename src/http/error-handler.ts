@@ -1,7 +1,15 @@
 import { isUtf8 } from 'node:buffer';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
-import { HttpProblem, problem, problemCatalog, PROBLEM_CONTENT_TYPE, type FieldError, type Problem, type ProblemCode } from '../errors.js';
+import {
+  HttpProblem,
+  problem,
+  problemCatalog,
+  PROBLEM_CONTENT_TYPE,
+  type FieldError,
+  type Problem,
+  type ProblemCode,
+} from '../errors.js';
 import { StoreUnavailableError } from '../store/job-store.js';
 import { registerServerRefusals } from './client-error.js';
 import { findTooDeep, MAX_JSON_DEPTH, tooDeepPointer } from './json-depth.js';
@@ -35,7 +43,9 @@ function fieldErrors(issues: ValidationIssue[], context: string): FieldError[] {
     if (issue.keyword === 'unrecognized_keys' && issue.params.keys) {
       return issue.params.keys.map((key) => ({ pointer: inBody ? `${base}/${key}` : key, detail: 'unknown field' }));
     }
-    return [{ pointer: inBody ? base || '/' : base.replace(/^\//, '').split('/')[0] || context, detail: issue.message }];
+    return [
+      { pointer: inBody ? base || '/' : base.replace(/^\//, '').split('/')[0] || context, detail: issue.message },
+    ];
   });
 }
 
@@ -64,9 +74,13 @@ export function registerErrorHandling(app: FastifyInstance): void {
     if (tooDeep) {
       const pointer = tooDeepPointer(tooDeep);
       done(
-        new HttpProblem('json-too-deep', `The JSON body nests arrays and objects deeper than ${MAX_JSON_DEPTH} levels (at ${pointer || 'the top'}).`, {
-          errors: [{ pointer, detail: `nested deeper than ${MAX_JSON_DEPTH} levels` }],
-        }),
+        new HttpProblem(
+          'json-too-deep',
+          `The JSON body nests arrays and objects deeper than ${MAX_JSON_DEPTH} levels (at ${pointer || 'the top'}).`,
+          {
+            errors: [{ pointer, detail: `nested deeper than ${MAX_JSON_DEPTH} levels` }],
+          },
+        ),
         undefined,
       );
       return;
@@ -74,49 +88,80 @@ export function registerErrorHandling(app: FastifyInstance): void {
     void defaultJsonParser(request, text, done);
   });
 
-  app.setErrorHandler((error: FastifyError | HttpProblem | StoreUnavailableError, request: FastifyRequest, reply: FastifyReply) => {
-    if (!(error instanceof Error)) {
-      // Something threw a non-Error (a string, null): still our fault, still a problem document.
-      request.log.error({ thrown: String(error) }, 'request failed with a non-Error');
-      return sendProblem(reply, problem('internal-error', `Something went wrong on our side (request id ${request.id}).`));
-    }
-    if (error instanceof HttpProblem) {
-      return sendProblem(reply, error.toProblem(), error.options.headers);
-    }
-    if (error instanceof StoreUnavailableError) {
-      request.log.warn({ err: error }, 'store unavailable');
-      return sendProblem(reply, problem('store-unavailable', 'The job store cannot be reached right now; retry shortly.'), {
-        'retry-after': String(STORE_RETRY_AFTER_S),
-      });
-    }
-    if (hasZodFastifySchemaValidationErrors(error)) {
-      const context = error.validationContext ?? 'body';
-      const errors = fieldErrors(error.validation as unknown as ValidationIssue[], context);
-      if (context === 'body') {
-        return sendProblem(reply, problem('validation-failed', `The request body has ${errors.length} invalid field(s).`, errors));
+  app.setErrorHandler(
+    (error: FastifyError | HttpProblem | StoreUnavailableError, request: FastifyRequest, reply: FastifyReply) => {
+      if (!(error instanceof Error)) {
+        // Something threw a non-Error (a string, null): still our fault, still a problem document.
+        request.log.error({ thrown: String(error) }, 'request failed with a non-Error');
+        return sendProblem(
+          reply,
+          problem('internal-error', `Something went wrong on our side (request id ${request.id}).`),
+        );
       }
-      const where = context === 'querystring' ? 'query parameter' : context === 'params' ? 'path parameter' : 'header';
-      return sendProblem(reply, problem('bad-request', `Invalid ${where}: ${errors.map((e) => e.pointer).join(', ')}.`, errors));
-    }
-    const status = error.statusCode ?? 500;
-    if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE' || status === 413) {
-      return sendProblem(reply, problem('payload-too-large', 'The request body is larger than the limit (BODY_LIMIT_BYTES).'));
-    }
-    if (error.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE' || status === 415) {
-      return sendProblem(reply, problem('unsupported-media-type', `Content-Type ${request.headers['content-type'] ?? '(none)'} is not supported; send application/json.`));
-    }
-    if (error.code === 'FST_ERR_CTP_INVALID_JSON_BODY' || (error instanceof SyntaxError && error.statusCode === 400)) {
-      return sendProblem(reply, problem('malformed-json', `The request body is not valid JSON: ${error.message}`));
-    }
-    if (status === 503 && error.code === 'FST_ERR_SERVER_CLOSING') {
-      return sendProblem(reply, problem('shutting-down', 'This instance is shutting down.'), { 'retry-after': '1' });
-    }
-    if (status >= 400 && status < 500) {
-      return sendProblem(reply, problem('bad-request', clip(error.message)));
-    }
-    request.log.error({ err: error }, 'request failed');
-    return sendProblem(reply, problem('internal-error', `Something went wrong on our side (request id ${request.id}).`));
-  });
+      if (error instanceof HttpProblem) {
+        return sendProblem(reply, error.toProblem(), error.options.headers);
+      }
+      if (error instanceof StoreUnavailableError) {
+        request.log.warn({ err: error }, 'store unavailable');
+        return sendProblem(
+          reply,
+          problem('store-unavailable', 'The job store cannot be reached right now; retry shortly.'),
+          {
+            'retry-after': String(STORE_RETRY_AFTER_S),
+          },
+        );
+      }
+      if (hasZodFastifySchemaValidationErrors(error)) {
+        const context = error.validationContext ?? 'body';
+        const errors = fieldErrors(error.validation as unknown as ValidationIssue[], context);
+        if (context === 'body') {
+          return sendProblem(
+            reply,
+            problem('validation-failed', `The request body has ${errors.length} invalid field(s).`, errors),
+          );
+        }
+        const where =
+          context === 'querystring' ? 'query parameter' : context === 'params' ? 'path parameter' : 'header';
+        return sendProblem(
+          reply,
+          problem('bad-request', `Invalid ${where}: ${errors.map((e) => e.pointer).join(', ')}.`, errors),
+        );
+      }
+      const status = error.statusCode ?? 500;
+      if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE' || status === 413) {
+        return sendProblem(
+          reply,
+          problem('payload-too-large', 'The request body is larger than the limit (BODY_LIMIT_BYTES).'),
+        );
+      }
+      if (error.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE' || status === 415) {
+        return sendProblem(
+          reply,
+          problem(
+            'unsupported-media-type',
+            `Content-Type ${request.headers['content-type'] ?? '(none)'} is not supported; send application/json.`,
+          ),
+        );
+      }
+      if (
+        error.code === 'FST_ERR_CTP_INVALID_JSON_BODY' ||
+        (error instanceof SyntaxError && error.statusCode === 400)
+      ) {
+        return sendProblem(reply, problem('malformed-json', `The request body is not valid JSON: ${error.message}`));
+      }
+      if (status === 503 && error.code === 'FST_ERR_SERVER_CLOSING') {
+        return sendProblem(reply, problem('shutting-down', 'This instance is shutting down.'), { 'retry-after': '1' });
+      }
+      if (status >= 400 && status < 500) {
+        return sendProblem(reply, problem('bad-request', clip(error.message)));
+      }
+      request.log.error({ err: error }, 'request failed');
+      return sendProblem(
+        reply,
+        problem('internal-error', `Something went wrong on our side (request id ${request.id}).`),
+      );
+    },
+  );
 
   app.setNotFoundHandler((request, reply) => {
     sendProblem(reply, problem('not-found', `No route ${request.method} ${clip(request.url.split('?')[0] ?? '')}.`));
@@ -129,7 +174,11 @@ export function registerErrorHandling(app: FastifyInstance): void {
     const type = String(reply.getHeader('content-type') ?? '');
     if (type.startsWith(PROBLEM_CONTENT_TYPE) || type.startsWith('application/health+json')) return payload;
     const body = stray(request, reply.statusCode);
-    if (body.code !== 'invalid-preflight') request.log.warn({ statusCode: reply.statusCode, contentType: type }, 'an error answer that was not problem+json was replaced by one');
+    if (body.code !== 'invalid-preflight')
+      request.log.warn(
+        { statusCode: reply.statusCode, contentType: type },
+        'an error answer that was not problem+json was replaced by one',
+      );
     reply.removeHeader('content-length');
     reply.code(body.status).type(PROBLEM_CONTENT_TYPE);
     return JSON.stringify(body);
@@ -139,7 +188,10 @@ export function registerErrorHandling(app: FastifyInstance): void {
   (app.server as typeof app.server & { requireHostHeader: boolean }).requireHostHeader = false;
   app.addHook('onRequest', (request, reply, done) => {
     if (request.headers.host === undefined && request.raw.httpVersion === '1.1') {
-      sendProblem(reply.header('connection', 'close'), problem('bad-request', 'An HTTP/1.1 request needs a Host header.', [{ pointer: 'Host', detail: 'missing' }]));
+      sendProblem(
+        reply.header('connection', 'close'),
+        problem('bad-request', 'An HTTP/1.1 request needs a Host header.', [{ pointer: 'Host', detail: 'missing' }]),
+      );
       return;
     }
     done();
@@ -165,7 +217,10 @@ const codeForStatus: Partial<Record<number, ProblemCode>> = {
 
 function stray(request: FastifyRequest, status: number): Problem {
   if (request.method === 'OPTIONS' && status === 400) {
-    return problem('invalid-preflight', 'A CORS preflight (OPTIONS) needs both an Origin and an Access-Control-Request-Method header.');
+    return problem(
+      'invalid-preflight',
+      'A CORS preflight (OPTIONS) needs both an Origin and an Access-Control-Request-Method header.',
+    );
   }
   const code = codeForStatus[status] ?? (status < 500 ? 'bad-request' : 'internal-error');
   return code === 'internal-error'
@@ -183,14 +238,21 @@ export function frameworkErrors(error: FastifyError, request: FastifyRequest, re
   if (error.code === 'FST_ERR_BAD_URL') {
     sendProblem(
       reply,
-      problem('bad-request', 'The URL path is not valid: a % not followed by two hex digits, or percent-encoded bytes that are not UTF-8.', [
-        { pointer: 'path', detail: 'bad percent-encoding' },
-      ]),
+      problem(
+        'bad-request',
+        'The URL path is not valid: a % not followed by two hex digits, or percent-encoded bytes that are not UTF-8.',
+        [{ pointer: 'path', detail: 'bad percent-encoding' }],
+      ),
     );
     return;
   }
   if (error.code === 'FST_ERR_MAX_PARAM_LENGTH') {
-    sendProblem(reply, problem('bad-request', 'A path parameter is too long.', [{ pointer: 'path', detail: 'a path parameter is too long' }]));
+    sendProblem(
+      reply,
+      problem('bad-request', 'A path parameter is too long.', [
+        { pointer: 'path', detail: 'a path parameter is too long' },
+      ]),
+    );
     return;
   }
   if ((error.statusCode ?? 500) >= 500) {

@@ -58,7 +58,8 @@ export function eventStreams(fastify: FastifyInstance, pingIntervalMs: number): 
         return open;
       },
       send: (event, data, id) => {
-        if (open) raw.write(`event: ${event}\n${id === undefined ? '' : `id: ${id}\n`}data: ${JSON.stringify(data)}\n\n`);
+        if (open)
+          raw.write(`event: ${event}\n${id === undefined ? '' : `id: ${id}\n`}data: ${JSON.stringify(data)}\n\n`);
       },
       end,
       closed,

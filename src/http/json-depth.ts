@@ -53,7 +53,8 @@ function decodeKey(raw: string): string {
 }
 
 /** One JSON Pointer (RFC 6901) segment, with its leading slash. */
-const pointerSegment = (segment: string | number): string => `/${String(segment).replaceAll('~', '~0').replaceAll('/', '~1')}`;
+const pointerSegment = (segment: string | number): string =>
+  `/${String(segment).replaceAll('~', '~0').replaceAll('/', '~1')}`;
 
 /**
  * The path (JSON Pointer segments) of the first array or object in the JSON `text` that sits deeper than
@@ -74,7 +75,8 @@ export function findTooDeep(text: string, maxDepth: number = MAX_JSON_DEPTH): (s
       }
       at = end - 1;
     } else if (char === OPEN_OBJECT || char === OPEN_ARRAY) {
-      if (levels.length >= maxDepth) return levels.map((level) => (level.array ? level.index : decodeKey(level.key ?? '""')));
+      if (levels.length >= maxDepth)
+        return levels.map((level) => (level.array ? level.index : decodeKey(level.key ?? '""')));
       levels.push({ array: char === OPEN_ARRAY, index: 0, key: undefined, expectKey: char === OPEN_OBJECT });
     } else if (char === CLOSE_OBJECT || char === CLOSE_ARRAY) {
       levels.pop();

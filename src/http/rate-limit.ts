@@ -7,7 +7,8 @@ import type { RedisClient } from '../redis/redis-client.js';
 const POLL_BUDGET_FACTOR = 10;
 const WINDOW_MS = 60_000;
 
-const isConditionalPoll = (request: FastifyRequest): boolean => request.method === 'GET' && request.headers['if-none-match'] !== undefined;
+const isConditionalPoll = (request: FastifyRequest): boolean =>
+  request.method === 'GET' && request.headers['if-none-match'] !== undefined;
 
 /** Where the counts live when they are shared by every instance: a Redis client and the prefix of the keys to count under. */
 export interface RateLimitRedis {
@@ -21,19 +22,28 @@ export interface RateLimitRedis {
  * across instances; in this process otherwise. Answers carry RateLimit-Policy and RateLimit (IETF draft)
  * headers; over the limit, 429 with Retry-After. A Redis outage lets requests through rather than refuse them.
  */
-export async function registerRateLimit(scope: FastifyInstance, perMinute: number, redis?: RateLimitRedis): Promise<void> {
+export async function registerRateLimit(
+  scope: FastifyInstance,
+  perMinute: number,
+  redis?: RateLimitRedis,
+): Promise<void> {
   await scope.register(fastifyRateLimit, {
     global: true,
     timeWindow: WINDOW_MS,
     max: (_request, key) => (key.endsWith(':poll') ? perMinute * POLL_BUDGET_FACTOR : perMinute),
-    keyGenerator: (request) => `${request.tenant !== '-' ? `tenant:${request.tenant}` : `ip:${request.ip}`}${isConditionalPoll(request) ? ':poll' : ''}`,
+    keyGenerator: (request) =>
+      `${request.tenant !== '-' ? `tenant:${request.tenant}` : `ip:${request.ip}`}${isConditionalPoll(request) ? ':poll' : ''}`,
     ...(redis ? { redis: redis.client, nameSpace: redis.keyPrefix } : {}),
     skipOnError: true,
     enableDraftSpec: true,
     errorResponseBuilder: (_request, context) =>
-      new HttpProblem('rate-limited', `More than ${context.max} requests in a minute; retry in ${Math.ceil(context.ttl / 1000)} s.`, {
-        headers: { 'retry-after': String(Math.max(1, Math.ceil(context.ttl / 1000))) },
-      }),
+      new HttpProblem(
+        'rate-limited',
+        `More than ${context.max} requests in a minute; retry in ${Math.ceil(context.ttl / 1000)} s.`,
+        {
+          headers: { 'retry-after': String(Math.max(1, Math.ceil(context.ttl / 1000))) },
+        },
+      ),
   });
   // The combined draft headers, from the per-field ones the plugin sets.
   scope.addHook('onSend', async (_request, reply) => {

@@ -23,7 +23,9 @@ const sha256 = (text: string): string => createHash('sha256').update(text).diges
 
 /** WORKER_KEYS entries (`key:name[:type1|type2]`, parsed by the config) → SHA-256 of each key → what it grants. */
 export function workerKeyring(entries: (ConfiguredKey & { name: string; types?: string[] })[]): Map<string, WorkerKey> {
-  return new Map(entries.map((entry) => [keyDigest(entry), { name: entry.name, types: entry.types ? new Set(entry.types) : null }]));
+  return new Map(
+    entries.map((entry) => [keyDigest(entry), { name: entry.name, types: entry.types ? new Set(entry.types) : null }]),
+  );
 }
 
 export interface WorkerAuthOptions {
@@ -41,14 +43,21 @@ export interface WorkerAuthOptions {
  * `not-a-worker-key`). Without WORKER_KEYS, the endpoints are open exactly when the client API is (no
  * API_KEYS), every caller being the one worker key `anonymous`; closed (401) otherwise.
  */
-export function registerWorkerAuth(scope: FastifyInstance, { workerKeys, apiNeedsKeys, otherKeyDigests }: WorkerAuthOptions): void {
+export function registerWorkerAuth(
+  scope: FastifyInstance,
+  { workerKeys, apiNeedsKeys, otherKeyDigests }: WorkerAuthOptions,
+): void {
   scope.decorateRequest('workerKey', null);
   scope.addHook('onRequest', async (request) => {
     if (!workerKeys) {
       if (apiNeedsKeys) {
-        throw new HttpProblem('unauthorized', 'No worker keys are configured (WORKER_KEYS) while the API needs keys: the worker endpoints are closed.', {
-          headers: { 'www-authenticate': 'Bearer realm="workers"' },
-        });
+        throw new HttpProblem(
+          'unauthorized',
+          'No worker keys are configured (WORKER_KEYS) while the API needs keys: the worker endpoints are closed.',
+          {
+            headers: { 'www-authenticate': 'Bearer realm="workers"' },
+          },
+        );
       }
       request.workerKey = ANONYMOUS_WORKER;
       return;
@@ -62,11 +71,20 @@ export function registerWorkerAuth(scope: FastifyInstance, { workerKeys, apiNeed
       return;
     }
     if (digest !== undefined && otherKeyDigests.has(digest)) {
-      throw new HttpProblem('not-a-worker-key', 'This is an API or admin key: the worker endpoints take a worker key (WORKER_KEYS).');
+      throw new HttpProblem(
+        'not-a-worker-key',
+        'This is an API or admin key: the worker endpoints take a worker key (WORKER_KEYS).',
+      );
     }
-    throw new HttpProblem('unauthorized', match ? 'The worker key is not valid.' : 'The worker endpoints need `Authorization: Bearer <worker key>`.', {
-      headers: { 'www-authenticate': match ? 'Bearer realm="workers", error="invalid_token"' : 'Bearer realm="workers"' },
-    });
+    throw new HttpProblem(
+      'unauthorized',
+      match ? 'The worker key is not valid.' : 'The worker endpoints need `Authorization: Bearer <worker key>`.',
+      {
+        headers: {
+          'www-authenticate': match ? 'Bearer realm="workers", error="invalid_token"' : 'Bearer realm="workers"',
+        },
+      },
+    );
   });
 }
 
@@ -79,7 +97,11 @@ export function workerKeyOf(request: FastifyRequest): WorkerKey {
 /** 403 `type-not-allowed` when the key is scoped and `type` is outside its scope. */
 export function assertTypeAllowed(key: WorkerKey, type: string, pointer?: string): void {
   if (key.types === null || key.types.has(type)) return;
-  throw new HttpProblem('type-not-allowed', `The worker key "${key.name}" may not serve job type "${type}"; it may serve: ${[...key.types].join(', ')}.`, {
-    ...(pointer ? { errors: [{ pointer, detail: 'outside the worker key\'s types' }] } : {}),
-  });
+  throw new HttpProblem(
+    'type-not-allowed',
+    `The worker key "${key.name}" may not serve job type "${type}"; it may serve: ${[...key.types].join(', ')}.`,
+    {
+      ...(pointer ? { errors: [{ pointer, detail: "outside the worker key's types" }] } : {}),
+    },
+  );
 }

@@ -42,7 +42,15 @@ export class InputSchemaError extends Error {
 let sharedAjv: Ajv2020 | undefined;
 function ajv(): Ajv2020 {
   if (!sharedAjv) {
-    sharedAjv = new Ajv2020({ allErrors: true, strict: true, strictTypes: false, strictTuples: false, strictRequired: false, allowUnionTypes: true, logger: false });
+    sharedAjv = new Ajv2020({
+      allErrors: true,
+      strict: true,
+      strictTypes: false,
+      strictTuples: false,
+      strictRequired: false,
+      allowUnionTypes: true,
+      logger: false,
+    });
     ajvFormats.default(sharedAjv);
   }
   return sharedAjv;
@@ -119,7 +127,8 @@ export class DeclaredTypes {
     for (const { def } of this.byType.values()) {
       const override = overrides[def.type] ?? {};
       const maxConcurrency = override.maxConcurrency ?? def.max_concurrency ?? undefined;
-      const rate = override.rate ?? (def.rate ? { max: def.rate.max, perMs: Math.round(def.rate.per_s * 1000) } : undefined);
+      const rate =
+        override.rate ?? (def.rate ? { max: def.rate.max, perMs: Math.round(def.rate.per_s * 1000) } : undefined);
       if (maxConcurrency === undefined && rate === undefined) continue;
       limits[def.type] = { ...(maxConcurrency !== undefined ? { maxConcurrency } : {}), ...(rate ? { rate } : {}) };
     }
@@ -144,7 +153,10 @@ export class DeclaredTypes {
         next.set(def.type, { def, validate: compileInputSchema(def.input_schema) });
       } catch (error) {
         // Declarations were compiled before they were stored; one that no longer compiles (another Ajv) is left out, loudly.
-        this.log?.error({ err: error, jobType: def.type }, 'a declared job type\'s input schema does not compile; the type is not served');
+        this.log?.error(
+          { err: error, jobType: def.type },
+          "a declared job type's input schema does not compile; the type is not served",
+        );
       }
     }
     this.byType = next;
@@ -168,7 +180,8 @@ export class DeclaredTypes {
   }
 }
 
-const sameSchema = (a: DeclaredType, b: DeclaredType): boolean => JSON.stringify(a.input_schema) === JSON.stringify(b.input_schema);
+const sameSchema = (a: DeclaredType, b: DeclaredType): boolean =>
+  JSON.stringify(a.input_schema) === JSON.stringify(b.input_schema);
 
 const escapePointer = (key: string): string => key.replaceAll('~', '~0').replaceAll('/', '~1');
 
@@ -176,7 +189,8 @@ const escapePointer = (key: string): string => key.replaceAll('~', '~0').replace
 function inputError(error: ErrorObject): InputError {
   const at = `/input${error.instancePath}`;
   const params = error.params as { missingProperty?: string; additionalProperty?: string };
-  if (params.missingProperty !== undefined) return { pointer: `${at}/${escapePointer(params.missingProperty)}`, detail: 'required' };
+  if (params.missingProperty !== undefined)
+    return { pointer: `${at}/${escapePointer(params.missingProperty)}`, detail: 'required' };
   if (error.keyword === 'additionalProperties' && params.additionalProperty !== undefined) {
     return { pointer: `${at}/${escapePointer(params.additionalProperty)}`, detail: 'unknown field' };
   }

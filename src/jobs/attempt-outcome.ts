@@ -18,11 +18,20 @@ export interface RetryTiming {
 }
 
 /** Retry when `error` is retryable and the job has attempts left (at `now` + the delay), else fail. */
-export function failedAttemptOutcome(job: { attempt: number; maxAttempts: number }, error: JobError, now: number, timing: RetryTiming): FailureOutcome {
+export function failedAttemptOutcome(
+  job: { attempt: number; maxAttempts: number },
+  error: JobError,
+  now: number,
+  timing: RetryTiming,
+): FailureOutcome {
   if (!error.retryable || job.attempt >= job.maxAttempts) return { kind: 'failed', error };
   const delay = timing.retryAfterMs ?? timing.backoffMs(job.attempt);
   return { kind: 'retry', error, runAt: now + Math.max(0, Math.round(delay)) };
 }
 
 /** The error of an attempt that ran past its timeout_s (in process or remote). */
-export const timeoutError = (): JobError => ({ code: 'timeout', message: 'the attempt ran longer than its timeout', retryable: true });
+export const timeoutError = (): JobError => ({
+  code: 'timeout',
+  message: 'the attempt ran longer than its timeout',
+  retryable: true,
+});

@@ -40,7 +40,8 @@ export const STACK_MAX = 2000;
 /** The error a job carries when its worker stopped renewing the lease of an attempt. */
 export const leaseExpiredError: JobError = {
   code: 'lease-expired',
-  message: 'The worker running this attempt stopped renewing its lease: it crashed, hung or lost its connection to the store.',
+  message:
+    'The worker running this attempt stopped renewing its lease: it crashed, hung or lost its connection to the store.',
   retryable: true,
 };
 

@@ -6,13 +6,23 @@ import type { JobLogLine } from './job.js';
  * Pure, so the worker pool and the routes share it without depending on each other.
  */
 
-export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'] as const satisfies readonly JobLogLine['level'][];
+export const LOG_LEVELS = [
+  'trace',
+  'debug',
+  'info',
+  'warn',
+  'error',
+  'fatal',
+] as const satisfies readonly JobLogLine['level'][];
 /** Longest kept line; the rest is cut. */
 export const LOG_LINE_MAX = 2000;
 
 const SECRET_TEXT: [RegExp, string][] = [
   [/(bearer\s+)[^\s"',;]+/gi, '$1[redacted]'],
-  [/(\b(?:password|passwd|pwd|secret|token|api[-_]?key|access[-_]?key)["']?\s*[:=]\s*["']?)[^\s"'&,;]+/gi, '$1[redacted]'],
+  [
+    /(\b(?:password|passwd|pwd|secret|token|api[-_]?key|access[-_]?key)["']?\s*[:=]\s*["']?)[^\s"'&,;]+/gi,
+    '$1[redacted]',
+  ],
   [/whsec_[A-Za-z0-9+/=]+/g, 'whsec_[redacted]'],
   [/(\b[a-z][a-z0-9+.-]*:\/\/[^:/\s@]*:)[^@\s/]+@/gi, '$1[redacted]@'],
 ];

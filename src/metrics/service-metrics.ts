@@ -55,15 +55,31 @@ export class ServiceMetrics implements WorkerPoolObserver {
   private readonly perType = new Map<string, TypeSeries>();
   private readonly knownTypes: readonly string[];
 
-  private readonly jobsCreated = new Counter({ name: 'jobs_created_total', help: 'Jobs created through this instance\'s API (idempotent replays not counted)', labelNames: ['type'] as const, registers: [this.registry] });
+  private readonly jobsCreated = new Counter({
+    name: 'jobs_created_total',
+    help: "Jobs created through this instance's API (idempotent replays not counted)",
+    labelNames: ['type'] as const,
+    registers: [this.registry],
+  });
   private readonly jobsFinished = new Counter({
     name: 'jobs_finished_total',
-    help: 'Jobs whose last attempt ran on this instance\'s workers and ended them succeeded, failed or canceled',
+    help: "Jobs whose last attempt ran on this instance's workers and ended them succeeded, failed or canceled",
     labelNames: ['type', 'status'] as const,
     registers: [this.registry],
   });
-  private readonly jobAttempts = new Counter({ name: 'job_attempts_total', help: 'Attempts started by this instance\'s workers', labelNames: ['type'] as const, registers: [this.registry] });
-  private readonly jobRun = new Histogram({ name: 'job_run_seconds', help: 'How long an attempt\'s handler ran, per attempt whose outcome was written', labelNames: ['type'] as const, buckets: jobBuckets, registers: [this.registry] });
+  private readonly jobAttempts = new Counter({
+    name: 'job_attempts_total',
+    help: "Attempts started by this instance's workers",
+    labelNames: ['type'] as const,
+    registers: [this.registry],
+  });
+  private readonly jobRun = new Histogram({
+    name: 'job_run_seconds',
+    help: "How long an attempt's handler ran, per attempt whose outcome was written",
+    labelNames: ['type'] as const,
+    buckets: jobBuckets,
+    registers: [this.registry],
+  });
   private readonly jobWait = new Histogram({
     name: 'job_wait_seconds',
     help: 'How long a ready job waited before a worker of this instance claimed it: claim time - max(run_at, created_at)',
@@ -77,12 +93,25 @@ export class ServiceMetrics implements WorkerPoolObserver {
     labelNames: ['state', 'type'] as const,
     registers: [this.registry],
   });
-  private readonly workerSlots = new Gauge({ name: 'worker_slots', help: 'This instance\'s worker slots: busy (a handler running) or idle', labelNames: ['state'] as const, registers: [this.registry] });
-  private readonly leasesLost = new Counter({ name: 'worker_leases_lost_total', help: 'Leases this instance\'s workers lost (the job was reclaimed, canceled or deleted meanwhile)', registers: [this.registry] });
-  private readonly storeUp = new Gauge({ name: 'store_up', help: '1 when the job store answered a ping at scrape time, else 0', registers: [this.registry] });
+  private readonly workerSlots = new Gauge({
+    name: 'worker_slots',
+    help: "This instance's worker slots: busy (a handler running) or idle",
+    labelNames: ['state'] as const,
+    registers: [this.registry],
+  });
+  private readonly leasesLost = new Counter({
+    name: 'worker_leases_lost_total',
+    help: "Leases this instance's workers lost (the job was reclaimed, canceled or deleted meanwhile)",
+    registers: [this.registry],
+  });
+  private readonly storeUp = new Gauge({
+    name: 'store_up',
+    help: '1 when the job store answered a ping at scrape time, else 0',
+    registers: [this.registry],
+  });
   private readonly storeCommand = new Histogram({
     name: 'store_command_seconds',
-    help: 'Job store calls: the scrape\'s ping and stats, the worker pool\'s finishAndClaim and renewLeases',
+    help: "Job store calls: the scrape's ping and stats, the worker pool's finishAndClaim and renewLeases",
     labelNames: ['command'] as const,
     buckets: storeBuckets,
     registers: [this.registry],

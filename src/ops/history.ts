@@ -1,4 +1,12 @@
-import { HISTORY_WINDOWS, type FinishedSample, type History, type HistoryBucket, type HistoryWindow, type Percentiles, type TypeHistory } from './ops-store.js';
+import {
+  HISTORY_WINDOWS,
+  type FinishedSample,
+  type History,
+  type HistoryBucket,
+  type HistoryWindow,
+  type Percentiles,
+  type TypeHistory,
+} from './ops-store.js';
 
 /**
  * How both ops stores keep stats history: per time bucket, one flat map of counters (a Redis hash, HINCRBY),
@@ -56,8 +64,10 @@ export function incrementsFor(samples: FinishedSample[], bucketMs: number): Map<
     let bucket = buckets.get(start);
     if (!bucket) buckets.set(start, (bucket = new Map<string, number>()));
     add(bucket, field(sample.type, statusMetric[sample.status]));
-    if (sample.waitMs !== null && Number.isFinite(sample.waitMs)) add(bucket, field(sample.type, `w${binOf(Math.max(0, sample.waitMs))}`));
-    if (sample.runMs !== null && Number.isFinite(sample.runMs)) add(bucket, field(sample.type, `r${binOf(Math.max(0, sample.runMs))}`));
+    if (sample.waitMs !== null && Number.isFinite(sample.waitMs))
+      add(bucket, field(sample.type, `w${binOf(Math.max(0, sample.waitMs))}`));
+    if (sample.runMs !== null && Number.isFinite(sample.runMs))
+      add(bucket, field(sample.type, `r${binOf(Math.max(0, sample.runMs))}`));
   }
   return buckets;
 }
@@ -74,7 +84,10 @@ export function windowBuckets(window: HistoryWindow, now: number): number[] {
 
 /** One bucket's flat counters → per type history. */
 export function bucketFromFields(at: number, fields: Record<string, string | number>): HistoryBucket {
-  const raw = new Map<string, { counts: Record<string, number>; depth: number | null; wait: Map<number, number>; run: Map<number, number> }>();
+  const raw = new Map<
+    string,
+    { counts: Record<string, number>; depth: number | null; wait: Map<number, number>; run: Map<number, number> }
+  >();
   for (const [name, value] of Object.entries(fields)) {
     const cut = name.lastIndexOf('|');
     if (cut < 0) continue;
@@ -107,7 +120,11 @@ export function bucketFromFields(at: number, fields: Record<string, string | num
 }
 
 /** The History answer from each bucket's fields (a missing bucket has none). */
-export function assembleHistory(window: HistoryWindow, starts: number[], fieldsOf: (start: number) => Record<string, string | number> | undefined): History {
+export function assembleHistory(
+  window: HistoryWindow,
+  starts: number[],
+  fieldsOf: (start: number) => Record<string, string | number> | undefined,
+): History {
   const { bucketMs } = HISTORY_WINDOWS[window];
   return {
     window,

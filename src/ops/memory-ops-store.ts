@@ -43,7 +43,9 @@ export class MemoryOpsStore implements OpsStore {
   private auditEntries: AuditRecord[] = [];
   private auditSeq = 0;
   /** Per window (bucket width): bucket start → field → value. */
-  private readonly history_ = new Map<HistoryWindow, Map<number, Map<string, number>>>(windows.map((window) => [window, new Map()]));
+  private readonly history_ = new Map<HistoryWindow, Map<number, Map<string, number>>>(
+    windows.map((window) => [window, new Map()]),
+  );
 
   constructor(options: OpsStoreOptions = {}) {
     this.beatIntervalMs = options.beatIntervalMs ?? DEFAULT_BEAT_INTERVAL_MS;
@@ -193,7 +195,9 @@ export class MemoryOpsStore implements OpsStore {
   }
 
   async declaredTypes(): Promise<DeclaredTypeDef[]> {
-    return [...this.declared.values()].sort((a, b) => (a.type < b.type ? -1 : a.type > b.type ? 1 : 0)).map((def) => structuredClone(def));
+    return [...this.declared.values()]
+      .sort((a, b) => (a.type < b.type ? -1 : a.type > b.type ? 1 : 0))
+      .map((def) => structuredClone(def));
   }
 
   async close(): Promise<void> {

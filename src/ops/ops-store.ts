@@ -236,7 +236,8 @@ export const DEFAULT_BEAT_INTERVAL_MS = 10_000;
 
 /** A worker's state at `now`: live within LIVE_BEATS beats, stale within 5 minutes, dead after. */
 /** The workers that claim jobs now: live and not draining (what `alarm` and /health count). */
-export const servingWorkers = (workers: WorkerView[]): WorkerView[] => workers.filter((worker) => worker.state === 'live' && !worker.draining);
+export const servingWorkers = (workers: WorkerView[]): WorkerView[] =>
+  workers.filter((worker) => worker.state === 'live' && !worker.draining);
 
 export function workerState(beatAt: number, now: number, beatIntervalMs: number): WorkerState {
   const age = now - beatAt;
@@ -249,7 +250,12 @@ export function workerState(beatAt: number, now: number, beatIntervalMs: number)
  * A record as listed: its state (rated by its own heartbeat interval when it has one, a remote worker's, else
  * the store's `beatIntervalMs`) and an operator's drain.
  */
-export function workerView(record: WorkerRecord, operatorDrained: boolean, now: number, beatIntervalMs: number): WorkerView {
+export function workerView(
+  record: WorkerRecord,
+  operatorDrained: boolean,
+  now: number,
+  beatIntervalMs: number,
+): WorkerView {
   const interval = record.heartbeat_s !== undefined ? record.heartbeat_s * 1000 : beatIntervalMs;
   return { ...record, draining: record.draining || operatorDrained, state: workerState(record.beat_at, now, interval) };
 }

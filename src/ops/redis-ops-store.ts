@@ -112,7 +112,9 @@ export class RedisOpsStore implements OpsStore {
 
   async saveSnapshot(snapshot: BulkSnapshot, ttlMs: number): Promise<string> {
     const token = randomBytes(18).toString('base64url');
-    await this.guard(() => this.redis.set(this.key.snapshot(token), JSON.stringify(snapshot), 'PX', Math.max(1, Math.round(ttlMs))));
+    await this.guard(() =>
+      this.redis.set(this.key.snapshot(token), JSON.stringify(snapshot), 'PX', Math.max(1, Math.round(ttlMs))),
+    );
     return token;
   }
 
@@ -165,7 +167,9 @@ export class RedisOpsStore implements OpsStore {
   }
 
   async workers(now: number): Promise<WorkerView[]> {
-    const [records, drained] = await this.guard(() => Promise.all([this.redis.hgetall(this.key.workers()), this.redis.smembers(this.key.draining())]));
+    const [records, drained] = await this.guard(() =>
+      Promise.all([this.redis.hgetall(this.key.workers()), this.redis.smembers(this.key.draining())]),
+    );
     const drainedSet = new Set(drained);
     const views: WorkerView[] = [];
     const pruned: string[] = [];
@@ -178,7 +182,9 @@ export class RedisOpsStore implements OpsStore {
       views.push(workerView(record, drainedSet.has(id), now, this.beatIntervalMs));
     }
     if (pruned.length > 0) {
-      await this.guard(() => Promise.all([this.redis.hdel(this.key.workers(), ...pruned), this.redis.srem(this.key.draining(), ...pruned)]));
+      await this.guard(() =>
+        Promise.all([this.redis.hdel(this.key.workers(), ...pruned), this.redis.srem(this.key.draining(), ...pruned)]),
+      );
     }
     return views.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   }
@@ -186,7 +192,9 @@ export class RedisOpsStore implements OpsStore {
   async setDraining(id: string, draining: boolean): Promise<boolean> {
     const known = await this.guard(() => this.redis.hexists(this.key.workers(), id));
     if (!known) return false;
-    await this.guard(() => (draining ? this.redis.sadd(this.key.draining(), id) : this.redis.srem(this.key.draining(), id)));
+    await this.guard(() =>
+      draining ? this.redis.sadd(this.key.draining(), id) : this.redis.srem(this.key.draining(), id),
+    );
     await this.publish({ kind: 'drain', workerId: id, draining });
     return true;
   }
@@ -196,12 +204,18 @@ export class RedisOpsStore implements OpsStore {
   }
 
   async worker(id: string, now: number): Promise<WorkerView | undefined> {
-    const [json, drained] = await this.guard(() => Promise.all([this.redis.hget(this.key.workers(), id), this.redis.sismember(this.key.draining(), id)]));
-    return json === null ? undefined : workerView(JSON.parse(json) as WorkerRecord, drained === 1, now, this.beatIntervalMs);
+    const [json, drained] = await this.guard(() =>
+      Promise.all([this.redis.hget(this.key.workers(), id), this.redis.sismember(this.key.draining(), id)]),
+    );
+    return json === null
+      ? undefined
+      : workerView(JSON.parse(json) as WorkerRecord, drained === 1, now, this.beatIntervalMs);
   }
 
   async removeWorker(id: string): Promise<boolean> {
-    const [removed] = await this.guard(() => Promise.all([this.redis.hdel(this.key.workers(), id), this.redis.srem(this.key.draining(), id)]));
+    const [removed] = await this.guard(() =>
+      Promise.all([this.redis.hdel(this.key.workers(), id), this.redis.srem(this.key.draining(), id)]),
+    );
     return removed > 0;
   }
 
@@ -212,7 +226,8 @@ export class RedisOpsStore implements OpsStore {
     for (let swaps = 0; stored !== null && swaps < MAX_SWAPS; swaps++) {
       const next = afterWorkerCall(JSON.parse(stored) as WorkerRecord, change, now);
       const json = JSON.stringify(next);
-      const answer = (await this.guard(() => this.redis.eval(SWAP_LUA, 1, this.key.workers(), id, stored!, json))) as 1 | string | null;
+      const answer = (await this.guard(() => this.redis.eval(SWAP_LUA, 1, this.key.workers(), id, stored!, json))) as
+        1 | string | null;
       if (answer === 1) return next;
       stored = answer;
     }
@@ -221,12 +236,16 @@ export class RedisOpsStore implements OpsStore {
   }
 
   async audit(entry: AuditEntry): Promise<void> {
-    await this.guard(() => this.redis.eval(AUDIT_LUA, 2, this.key.audit(), this.key.auditSeq(), JSON.stringify(entry), AUDIT_LOG_CAP));
+    await this.guard(() =>
+      this.redis.eval(AUDIT_LUA, 2, this.key.audit(), this.key.auditSeq(), JSON.stringify(entry), AUDIT_LOG_CAP),
+    );
   }
 
   async auditLog({ limit, before }: { limit: number; before?: string }): Promise<AuditPage> {
     const max = before !== undefined && /^\d+$/.test(before) ? `(${before}` : '+inf';
-    const members = await this.guard(() => this.redis.zrevrangebyscore(this.key.audit(), max, '-inf', 'LIMIT', 0, limit + 1));
+    const members = await this.guard(() =>
+      this.redis.zrevrangebyscore(this.key.audit(), max, '-inf', 'LIMIT', 0, limit + 1),
+    );
     const entries = members.slice(0, limit).map((member): AuditRecord => {
       const cut = member.indexOf(' ');
       return { ...(JSON.parse(member.slice(cut + 1)) as AuditEntry), id: member.slice(0, cut) };

@@ -31,7 +31,8 @@ export class OutboundPolicy {
     const ip = mapped ?? address;
     const family = isIP(ip) === 6 ? 'ipv6' : 'ipv4';
     if (this.allowed.check(ip, family)) return undefined;
-    if (this.refused.check(ip, family)) return `${host} resolves to ${address}, a private, loopback, link-local or reserved address (OUTBOUND_ALLOW can list it)`;
+    if (this.refused.check(ip, family))
+      return `${host} resolves to ${address}, a private, loopback, link-local or reserved address (OUTBOUND_ALLOW can list it)`;
     return undefined;
   }
 
@@ -48,7 +49,13 @@ export class OutboundPolicy {
    * A `lookup` for http.request that checks every address at connect time, so a host name that resolves
    * to a public address when checked and a private one when connecting (DNS rebinding) is still refused.
    */
-  lookupFor(host: string): (hostname: string, options: object, callback: (error: Error | null, address: string | LookupAddress[], family?: number) => void) => void {
+  lookupFor(
+    host: string,
+  ): (
+    hostname: string,
+    options: object,
+    callback: (error: Error | null, address: string | LookupAddress[], family?: number) => void,
+  ) => void {
     return (hostname, options, callback) => {
       dnsLookup(hostname, { ...options, all: true }, (error, addresses) => {
         if (error) return callback(error, []);
@@ -73,10 +80,27 @@ export class OutboundRefusedError extends Error {
 }
 
 const REFUSED_V4: [string, number][] = [
-  ['0.0.0.0', 8], ['10.0.0.0', 8], ['100.64.0.0', 10], ['127.0.0.0', 8], ['169.254.0.0', 16], ['172.16.0.0', 12],
-  ['192.0.0.0', 24], ['192.0.2.0', 24], ['192.168.0.0', 16], ['198.18.0.0', 15], ['198.51.100.0', 24],
-  ['203.0.113.0', 24], ['224.0.0.0', 4], ['240.0.0.0', 4],
+  ['0.0.0.0', 8],
+  ['10.0.0.0', 8],
+  ['100.64.0.0', 10],
+  ['127.0.0.0', 8],
+  ['169.254.0.0', 16],
+  ['172.16.0.0', 12],
+  ['192.0.0.0', 24],
+  ['192.0.2.0', 24],
+  ['192.168.0.0', 16],
+  ['198.18.0.0', 15],
+  ['198.51.100.0', 24],
+  ['203.0.113.0', 24],
+  ['224.0.0.0', 4],
+  ['240.0.0.0', 4],
 ];
 const REFUSED_V6: [string, number][] = [
-  ['::', 128], ['::1', 128], ['fc00::', 7], ['fe80::', 10], ['ff00::', 8], ['2001:db8::', 32], ['64:ff9b::', 96],
+  ['::', 128],
+  ['::1', 128],
+  ['fc00::', 7],
+  ['fe80::', 10],
+  ['ff00::', 8],
+  ['2001:db8::', 32],
+  ['64:ff9b::', 96],
 ];

@@ -31,13 +31,20 @@ export function outboundRequest(url: URL, options: OutboundRequest, policy: Outb
   const { maxBodyBytes, timeoutMs } = options;
   return new Promise((resolve, reject) => {
     const deadline = setTimeout(() => request.destroy(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
-    const settle = <T>(fn: (value: T) => void) => (value: T) => {
-      clearTimeout(deadline);
-      fn(value);
-    };
+    const settle =
+      <T>(fn: (value: T) => void) =>
+      (value: T) => {
+        clearTimeout(deadline);
+        fn(value);
+      };
     const request = (url.protocol === 'https:' ? httpsRequest : httpRequest)(
       url,
-      { method: options.method, headers: options.headers, lookup: policy.lookupFor(url.hostname), signal: options.signal },
+      {
+        method: options.method,
+        headers: options.headers,
+        lookup: policy.lookupFor(url.hostname),
+        signal: options.signal,
+      },
       (response) => {
         const chunks: Buffer[] = [];
         let size = 0;
@@ -52,7 +59,12 @@ export function outboundRequest(url: URL, options: OutboundRequest, policy: Outb
           size += Math.min(chunk.length, maxBodyBytes - size);
         });
         response.on('end', () =>
-          settle(resolve)({ status: response.statusCode ?? 0, headers: response.headers, body: Buffer.concat(chunks).toString('utf8'), truncated }),
+          settle(resolve)({
+            status: response.statusCode ?? 0,
+            headers: response.headers,
+            body: Buffer.concat(chunks).toString('utf8'),
+            truncated,
+          }),
         );
         response.on('error', settle(reject));
       },

@@ -16,16 +16,28 @@ const MIN_REST_MS = 10;
  * lease lapsing, a rate window ending), a resume or drain, and claims again; it stops at once when the client
  * goes away (`abort`) or the app closes. Answers the worker as last read and the jobs leased to it.
  */
-export async function claimLeases(context: RemoteContext, worker: WorkerView, max: number, waitMs: number, abort: AbortSignal): Promise<{ worker: WorkerView; jobs: JobRecord[] }> {
+export async function claimLeases(
+  context: RemoteContext,
+  worker: WorkerView,
+  max: number,
+  waitMs: number,
+  abort: AbortSignal,
+): Promise<{ worker: WorkerView; jobs: JobRecord[] }> {
   const deadline = Date.now() + waitMs;
   let current = worker;
   for (let round = 0; ; round++) {
-    const [reread, paused] = await Promise.all([round === 0 ? current : context.ops.worker(current.id, Date.now()), context.ops.pausedTypes()]);
+    const [reread, paused] = await Promise.all([
+      round === 0 ? current : context.ops.worker(current.id, Date.now()),
+      context.ops.pausedTypes(),
+    ]);
     if (!reread) return { worker: current, jobs: [] }; // deregistered meanwhile
     current = reread;
     const claimable = Math.min(max, freeSlots(current));
-    if (current.draining || claimable <= 0 || context.isShuttingDown() || context.signals.closed || abort.aborted) return { worker: current, jobs: [] };
-    const types = current.types.filter((type) => !Object.hasOwn(paused, type) && context.declaredTypes?.get(type) !== undefined);
+    if (current.draining || claimable <= 0 || context.isShuttingDown() || context.signals.closed || abort.aborted)
+      return { worker: current, jobs: [] };
+    const types = current.types.filter(
+      (type) => !Object.hasOwn(paused, type) && context.declaredTypes?.get(type) !== undefined,
+    );
     const limits = claimLimits(context);
     // Listening before the claim: a signal sent while the claim is on its way is not missed.
     const waiter = context.signals.listen(current.types, current.id);
@@ -33,7 +45,15 @@ export async function claimLeases(context: RemoteContext, worker: WorkerView, ma
       if (types.length > 0) {
         const leaseMs = (current.lease_s ?? context.settings.leaseS) * 1000;
         const now = Date.now();
-        const jobs = await context.store.claim({ types, limits, max: claimable, workerId: current.id, leaseId: newClaimLeaseId(current.id), leaseMs, now });
+        const jobs = await context.store.claim({
+          types,
+          limits,
+          max: claimable,
+          workerId: current.id,
+          leaseId: newClaimLeaseId(current.id),
+          leaseMs,
+          now,
+        });
         if (jobs.length > 0 && !abort.aborted) return { worker: current, jobs };
         if (jobs.length > 0) {
           await handBack(context, jobs, limits); // nobody is there to receive them

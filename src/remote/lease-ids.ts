@@ -41,5 +41,8 @@ export function parseLeaseId(leaseId: string): { lease: HeldLease; workerId: str
   if (!leaseIdPattern.test(leaseId)) return undefined;
   const dot = leaseId.indexOf('.');
   const storeLeaseId = leaseId.slice(dot + 1);
-  return { lease: { jobId: leaseId.slice(0, dot), leaseId: storeLeaseId }, workerId: storeLeaseId.slice(0, WORKER_ID_LENGTH) };
+  return {
+    lease: { jobId: leaseId.slice(0, dot), leaseId: storeLeaseId },
+    workerId: storeLeaseId.slice(0, WORKER_ID_LENGTH),
+  };
 }

@@ -64,4 +64,5 @@ export function leaseSOf(context: Pick<RemoteContext, 'declaredTypes' | 'setting
 }
 
 /** A declared type's default timeout_s (a job's own wins), null when it has none. */
-export const defaultTimeoutS = (context: Pick<RemoteContext, 'declaredTypes'>, type: string): number | null => context.declaredTypes?.get(type)?.timeout_s ?? null;
+export const defaultTimeoutS = (context: Pick<RemoteContext, 'declaredTypes'>, type: string): number | null =>
+  context.declaredTypes?.get(type)?.timeout_s ?? null;

@@ -113,16 +113,28 @@ export class RemoteTimeouts {
     entry.timer = null;
     if (this.known.get(id) !== entry) return;
     const now = Date.now();
-    if (entry.facts.timeoutAt !== null && entry.facts.timeoutAt > now) return this.arm(id, entry, entry.facts.timeoutAt);
-    const outcome = failedAttemptOutcome(entry.facts, timeoutError(), now, { backoffMs: (attempt) => backoffMs(attempt, this.options.backoff) });
+    if (entry.facts.timeoutAt !== null && entry.facts.timeoutAt > now)
+      return this.arm(id, entry, entry.facts.timeoutAt);
+    const outcome = failedAttemptOutcome(entry.facts, timeoutError(), now, {
+      backoffMs: (attempt) => backoffMs(attempt, this.options.backoff),
+    });
     try {
-      const result = await this.options.store.finish(entry.lease, outcome, now, { concurrencyLimited: this.options.concurrencyLimited(entry.facts.type) });
-      if (result !== 'lost') this.options.log?.info({ jobId: entry.lease.jobId, attempt: entry.facts.attempt, status: result.status }, 'remote attempt timed out');
+      const result = await this.options.store.finish(entry.lease, outcome, now, {
+        concurrencyLimited: this.options.concurrencyLimited(entry.facts.type),
+      });
+      if (result !== 'lost')
+        this.options.log?.info(
+          { jobId: entry.lease.jobId, attempt: entry.facts.attempt, status: result.status },
+          'remote attempt timed out',
+        );
       this.forget(id);
     } catch (error) {
       // The store did not answer: try again while the lease may still be held.
       if (this.known.get(id) !== entry || this.closed) return;
-      this.options.log?.warn({ err: error, jobId: entry.lease.jobId }, 'could not end a timed-out remote attempt; trying again');
+      this.options.log?.warn(
+        { err: error, jobId: entry.lease.jobId },
+        'could not end a timed-out remote attempt; trying again',
+      );
       this.arm(id, entry, now + RETRY_MS);
     }
   }

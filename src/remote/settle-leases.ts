@@ -42,12 +42,21 @@ export async function settleLeases(context: RemoteContext, requests: SettleReque
     const outcome = outcomeOf(context, request, known, now);
     if (outcome === 'lost') return;
     const type = typeof known === 'object' ? known.type : undefined;
-    finishes.push({ index, finish: { lease: request.lease, outcome, concurrencyLimited: type === undefined ? anyLimited : limits[type]?.maxConcurrency !== undefined } });
+    finishes.push({
+      index,
+      finish: {
+        lease: request.lease,
+        outcome,
+        concurrencyLimited: type === undefined ? anyLimited : limits[type]?.maxConcurrency !== undefined,
+      },
+    });
   });
   const results: FinishResult[] = requests.map(() => 'lost');
   if (finishes.length === 1) {
     const [{ index, finish }] = finishes as [(typeof finishes)[0]];
-    results[index] = await context.store.finish(finish.lease, finish.outcome, now, { concurrencyLimited: finish.concurrencyLimited });
+    results[index] = await context.store.finish(finish.lease, finish.outcome, now, {
+      concurrencyLimited: finish.concurrencyLimited,
+    });
   } else if (finishes.length > 1) {
     const reply = await context.store.finishAndClaim(
       finishes.map((each) => each.finish),
@@ -57,14 +66,19 @@ export async function settleLeases(context: RemoteContext, requests: SettleReque
     finishes.forEach(({ index }, i) => (results[index] = reply.results[i]!));
   }
   for (const request of requests) context.timeouts.forget(request.leaseId);
-  const settled: Settled[] = results.map((result) => (result === 'lost' ? { status: 'lost' } : { status: 'ok', jobStatus: result.status }));
+  const settled: Settled[] = results.map((result) =>
+    result === 'lost' ? { status: 'lost' } : { status: 'ok', jobStatus: result.status },
+  );
   const lost = requests.map((request, index) => ({ request, index })).filter(({ index }) => results[index] === 'lost');
   if (lost.length > 0) await explainLost(context, lost, settled, now);
   return settled;
 }
 
 /** A failure's outcome needs the attempt: known to this instance (it handed the lease out or heard of it), else read once. */
-async function failureFacts(context: RemoteContext, requests: SettleRequest[]): Promise<Map<number, LeaseFacts | 'lost'>> {
+async function failureFacts(
+  context: RemoteContext,
+  requests: SettleRequest[],
+): Promise<Map<number, LeaseFacts | 'lost'>> {
   const facts = new Map<number, LeaseFacts | 'lost'>();
   await Promise.all(
     requests.map(async (request, index) => {
@@ -80,17 +94,30 @@ async function failureFacts(context: RemoteContext, requests: SettleRequest[]): 
   return facts;
 }
 
-function outcomeOf(context: RemoteContext, request: SettleRequest, facts: LeaseFacts | 'lost' | undefined, now: number): AttemptOutcome | 'lost' {
+function outcomeOf(
+  context: RemoteContext,
+  request: SettleRequest,
+  facts: LeaseFacts | 'lost' | undefined,
+  now: number,
+): AttemptOutcome | 'lost' {
   const { settlement } = request;
   if (settlement.kind === 'complete') return { kind: 'succeeded', result: settlement.result };
   if (settlement.kind === 'release') return { kind: 'released' };
   if (facts === 'lost' || facts === undefined) return 'lost';
   const { backoff } = context.settings;
-  return failedAttemptOutcome(facts, settlement.error, now, { backoffMs: (attempt) => backoffMs(attempt, backoff), retryAfterMs: settlement.retryAfterMs });
+  return failedAttemptOutcome(facts, settlement.error, now, {
+    backoffMs: (attempt) => backoffMs(attempt, backoff),
+    retryAfterMs: settlement.retryAfterMs,
+  });
 }
 
 /** Reads the jobs of lost requests: a repeated complete is answered as the first; the rest leave a line on the job's log. */
-async function explainLost(context: RemoteContext, lost: { request: SettleRequest; index: number }[], settled: Settled[], now: number): Promise<void> {
+async function explainLost(
+  context: RemoteContext,
+  lost: { request: SettleRequest; index: number }[],
+  settled: Settled[],
+  now: number,
+): Promise<void> {
   const jobs = await Promise.all(lost.map(({ request }) => context.store.get(request.lease.jobId)));
   const lines: { jobId: string; lines: JobLogLine[] }[] = [];
   lost.forEach(({ request, index }, i) => {
@@ -106,7 +133,7 @@ async function explainLost(context: RemoteContext, lost: { request: SettleReques
   try {
     await context.store.appendLogs(lines);
   } catch (error) {
-    context.log.warn({ err: error, jobs: lines.length }, 'could not note late remote outcomes on the jobs\' logs');
+    context.log.warn({ err: error, jobs: lines.length }, "could not note late remote outcomes on the jobs' logs");
   }
 }
 

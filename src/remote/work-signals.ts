@@ -15,7 +15,10 @@ export class WorkSignals {
   private constructor() {}
 
   /** Subscribes; resolves once the subscriptions are in place. */
-  static async open(store: Pick<JobStore, 'subscribe'>, ops?: Pick<OpsStore, 'subscribeControl'>): Promise<WorkSignals> {
+  static async open(
+    store: Pick<JobStore, 'subscribe'>,
+    ops?: Pick<OpsStore, 'subscribeControl'>,
+  ): Promise<WorkSignals> {
     const signals = new WorkSignals();
     signals.unsubscribes.push(
       await store.subscribe((event) => {

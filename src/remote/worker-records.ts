@@ -63,7 +63,12 @@ export const freeSlots = (worker: WorkerRecord): number => worker.slots_total - 
  * The remote worker `id` when the worker key named `keyName` registered it; `foreign` when another key did
  * (or it is an in-process pool); undefined when no worker has this id.
  */
-export async function remoteWorker(ops: Pick<OpsStore, 'worker'>, id: string, keyName: string, now: number): Promise<WorkerView | 'foreign' | undefined> {
+export async function remoteWorker(
+  ops: Pick<OpsStore, 'worker'>,
+  id: string,
+  keyName: string,
+  now: number,
+): Promise<WorkerView | 'foreign' | undefined> {
   const worker = await ops.worker(id, now);
   if (!worker) return undefined;
   return worker.kind === 'remote' && worker.key_name === keyName ? worker : 'foreign';
@@ -73,7 +78,12 @@ export async function remoteWorker(ops: Pick<OpsStore, 'worker'>, id: string, ke
  * Records a call whose store change is done (see OpsStore.recordWorkerCall): a failed write is logged, not
  * answered, as the worker's next call updates the record again (its next heartbeat with every lease it holds).
  */
-export async function recordCall(ops: Pick<OpsStore, 'recordWorkerCall'>, workerId: string, change: WorkerCallChange, log: FastifyBaseLogger): Promise<void> {
+export async function recordCall(
+  ops: Pick<OpsStore, 'recordWorkerCall'>,
+  workerId: string,
+  change: WorkerCallChange,
+  log: FastifyBaseLogger,
+): Promise<void> {
   try {
     await ops.recordWorkerCall(workerId, change, Date.now());
   } catch (error) {
@@ -82,4 +92,7 @@ export async function recordCall(ops: Pick<OpsStore, 'recordWorkerCall'>, worker
 }
 
 /** The held lease a lease id names (its job id is its first part). */
-export const heldLease = (leaseId: string): HeldRemoteLease => ({ leaseId, jobId: parseLeaseId(leaseId)?.lease.jobId ?? leaseId });
+export const heldLease = (leaseId: string): HeldRemoteLease => ({
+  leaseId,
+  jobId: parseLeaseId(leaseId)?.lease.jobId ?? leaseId,
+});

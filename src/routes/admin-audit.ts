@@ -16,7 +16,11 @@ const auditEntrySchema = z
     id: z.string(),
     at: timestamp,
     actor: z.object({ key_id: z.string(), role: adminRole }),
-    action: z.string().describe('`type.pause`, `type.resume`, `worker.drain`, `worker.resume`, `bulk.retry`, `bulk.cancel`, `bulk.delete`, …'),
+    action: z
+      .string()
+      .describe(
+        '`type.pause`, `type.resume`, `worker.drain`, `worker.resume`, `bulk.retry`, `bulk.cancel`, `bulk.delete`, …',
+      ),
     target: z.string().describe('A job id, a type, a worker id, `ids` or `filter`'),
     count: z.number().int().describe('How many it changed'),
     detail: z.record(z.string(), z.unknown()),
@@ -25,7 +29,11 @@ const auditEntrySchema = z
 const auditQuery = z
   .object({
     limit: z.coerce.number().int().min(1).max(500).default(50),
-    cursor: z.string().regex(/^\d+$/, 'not a cursor this API gave').optional().describe('`next_cursor` of the previous page'),
+    cursor: z
+      .string()
+      .regex(/^\d+$/, 'not a cursor this API gave')
+      .optional()
+      .describe('`next_cursor` of the previous page'),
   })
   .strict();
 
@@ -41,10 +49,16 @@ export const adminAuditRoutes: FastifyPluginAsync<AdminAuditRoutesOptions> = asy
       tags: ['admin'],
       security,
       querystring: auditQuery,
-      response: { 200: z.object({ data: z.array(auditEntrySchema), next_cursor: z.string().nullable() }), ...problemResponses(400, 401, 403, 503) },
+      response: {
+        200: z.object({ data: z.array(auditEntrySchema), next_cursor: z.string().nullable() }),
+        ...problemResponses(400, 401, 403, 503),
+      },
     },
     handler: async (request) => {
-      const page = await ops.auditLog({ limit: request.query.limit, ...(request.query.cursor !== undefined ? { before: request.query.cursor } : {}) });
+      const page = await ops.auditLog({
+        limit: request.query.limit,
+        ...(request.query.cursor !== undefined ? { before: request.query.cursor } : {}),
+      });
       return {
         data: page.entries.map((entry) => ({
           id: entry.id,

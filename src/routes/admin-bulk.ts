@@ -43,7 +43,9 @@ const bulkDryRunSchema = z
   .object({
     action: bulkAction,
     count: z.number().int().describe('Jobs matched now'),
-    truncated: z.boolean().describe(`More than ${BULK_MAX_MATCHED} matched; the snapshot holds the first ${BULK_MAX_MATCHED}`),
+    truncated: z
+      .boolean()
+      .describe(`More than ${BULK_MAX_MATCHED} matched; the snapshot holds the first ${BULK_MAX_MATCHED}`),
     snapshot: z.string().describe('Send back as {action, snapshot} to act on exactly these jobs'),
     expires_at: timestamp,
   })
@@ -52,7 +54,10 @@ const bulkResultSchema = z
   .object({
     action: bulkAction,
     affected: z.number().int(),
-    skipped: z.number().int().describe('Gone, or no longer in a state the action applies to (e.g. retried, or already finished)'),
+    skipped: z
+      .number()
+      .int()
+      .describe('Gone, or no longer in a state the action applies to (e.g. retried, or already finished)'),
   })
   .meta({ id: 'BulkResult' });
 
@@ -81,53 +86,95 @@ export const adminBulkRoutes: FastifyPluginAsync<AdminBulkRoutesOptions> = async
     },
     handler: async (request) => {
       const { action, ids, filter, dry_run: dryRun, snapshot } = request.body;
-      const given = [ids && '/ids', filter && '/filter', snapshot && '/snapshot'].filter((pointer): pointer is string => typeof pointer === 'string');
+      const given = [ids && '/ids', filter && '/filter', snapshot && '/snapshot'].filter(
+        (pointer): pointer is string => typeof pointer === 'string',
+      );
       if (given.length !== 1) {
         throw new HttpProblem('validation-failed', 'Give exactly one of `ids`, `filter` or `snapshot`.', {
-          errors: (given.length === 0 ? ['/'] : given).map((pointer) => ({ pointer, detail: 'give exactly one of ids, filter, snapshot' })),
+          errors: (given.length === 0 ? ['/'] : given).map((pointer) => ({
+            pointer,
+            detail: 'give exactly one of ids, filter, snapshot',
+          })),
         });
       }
       const now = Date.now();
 
       if (snapshot !== undefined) {
-        if (dryRun) throw new HttpProblem('validation-failed', 'A snapshot is acted on, not dry-run again.', { errors: [{ pointer: '/dry_run', detail: 'not with snapshot' }] });
+        if (dryRun)
+          throw new HttpProblem('validation-failed', 'A snapshot is acted on, not dry-run again.', {
+            errors: [{ pointer: '/dry_run', detail: 'not with snapshot' }],
+          });
         const taken = await ops.takeSnapshot(snapshot);
         if (!taken) {
-          throw new HttpProblem('snapshot-gone', `This snapshot is unknown, expired (after ${SNAPSHOT_TTL_MIN} minutes) or already used: a snapshot acts once. Make a new dry run.`, {
-            errors: [{ pointer: '/snapshot', detail: 'unknown, expired or used' }],
-          });
+          throw new HttpProblem(
+            'snapshot-gone',
+            `This snapshot is unknown, expired (after ${SNAPSHOT_TTL_MIN} minutes) or already used: a snapshot acts once. Make a new dry run.`,
+            {
+              errors: [{ pointer: '/snapshot', detail: 'unknown, expired or used' }],
+            },
+          );
         }
         if (taken.action !== action) {
-          throw new HttpProblem('snapshot-mismatch', `This snapshot was made for ${taken.action}, not ${action}; it is spent now. Make a new dry run for ${action}.`, {
-            errors: [{ pointer: '/snapshot', detail: `made for ${taken.action}` }],
-          });
+          throw new HttpProblem(
+            'snapshot-mismatch',
+            `This snapshot was made for ${taken.action}, not ${action}; it is spent now. Make a new dry run for ${action}.`,
+            {
+              errors: [{ pointer: '/snapshot', detail: `made for ${taken.action}` }],
+            },
+          );
         }
         const outcome = await act(store, action, taken.ids, now);
         await recordAudit(ops, request, {
           action: `bulk.${action}`,
           target: 'filter',
           count: outcome.affected,
-          detail: { skipped: outcome.skipped, snapshot_size: taken.ids.length, filter: taken.filter ?? null, dry_run_by: taken.by },
+          detail: {
+            skipped: outcome.skipped,
+            snapshot_size: taken.ids.length,
+            filter: taken.filter ?? null,
+            dry_run_by: taken.by,
+          },
         });
         return { action, ...outcome };
       }
 
       if (filter !== undefined) {
         if (!dryRun) {
-          throw new HttpProblem('validation-failed', 'A bulk action by filter needs a dry run first: send `dry_run: true`, then `{action, snapshot}` with the snapshot it answers.', {
-            errors: [{ pointer: '/dry_run', detail: 'must be true with filter' }],
-          });
+          throw new HttpProblem(
+            'validation-failed',
+            'A bulk action by filter needs a dry run first: send `dry_run: true`, then `{action, snapshot}` with the snapshot it answers.',
+            {
+              errors: [{ pointer: '/dry_run', detail: 'must be true with filter' }],
+            },
+          );
         }
         const matched = await matchingIds(store, filter, BULK_MAX_MATCHED);
-        const token = await ops.saveSnapshot({ action, ids: matched.ids, filter, by: actorKeyId(request) }, SNAPSHOT_TTL_MS);
-        return { action, count: matched.ids.length, truncated: matched.truncated, snapshot: token, expires_at: rfc3339(now + SNAPSHOT_TTL_MS) };
+        const token = await ops.saveSnapshot(
+          { action, ids: matched.ids, filter, by: actorKeyId(request) },
+          SNAPSHOT_TTL_MS,
+        );
+        return {
+          action,
+          count: matched.ids.length,
+          truncated: matched.truncated,
+          snapshot: token,
+          expires_at: rfc3339(now + SNAPSHOT_TTL_MS),
+        };
       }
 
       const unique = [...new Set(ids)];
       if (dryRun) {
-        const existing = (await mapChunked(unique, async (id) => (isJobId(id) && (await store.get(id)) ? id : undefined))).filter((id): id is string => id !== undefined);
+        const existing = (
+          await mapChunked(unique, async (id) => (isJobId(id) && (await store.get(id)) ? id : undefined))
+        ).filter((id): id is string => id !== undefined);
         const token = await ops.saveSnapshot({ action, ids: existing, by: actorKeyId(request) }, SNAPSHOT_TTL_MS);
-        return { action, count: existing.length, truncated: false, snapshot: token, expires_at: rfc3339(now + SNAPSHOT_TTL_MS) };
+        return {
+          action,
+          count: existing.length,
+          truncated: false,
+          snapshot: token,
+          expires_at: rfc3339(now + SNAPSHOT_TTL_MS),
+        };
       }
       const outcome = await act(store, action, unique, now);
       await recordAudit(ops, request, {
@@ -145,7 +192,12 @@ export const adminBulkRoutes: FastifyPluginAsync<AdminBulkRoutesOptions> = async
  * Applies the action to each job, re-checking it there and then (each store call is atomic): retry takes only
  * failed or canceled jobs, cancel only active ones, delete anything still there. The rest are skipped, never touched.
  */
-async function act(store: JobStore, action: BulkAction, ids: string[], now: number): Promise<{ affected: number; skipped: number }> {
+async function act(
+  store: JobStore,
+  action: BulkAction,
+  ids: string[],
+  now: number,
+): Promise<{ affected: number; skipped: number }> {
   const done = await mapChunked(ids, async (id) => {
     if (!isJobId(id)) return false;
     switch (action) {

@@ -77,9 +77,13 @@ export const adminEventRoutes: FastifyPluginAsync<AdminEventRoutesOptions> = asy
     handler: async (request, reply) => {
       const ids = request.query.job_id === undefined ? [] : [...new Set([request.query.job_id].flat())];
       if (ids.length > MAX_JOBS_PER_STREAM || ids.some((id) => !isJobId(id))) {
-        throw new HttpProblem('bad-request', `Invalid query parameter: job_id (at most ${MAX_JOBS_PER_STREAM} job ids).`, {
-          errors: [{ pointer: 'job_id', detail: `at most ${MAX_JOBS_PER_STREAM} job ids` }],
-        });
+        throw new HttpProblem(
+          'bad-request',
+          `Invalid query parameter: job_id (at most ${MAX_JOBS_PER_STREAM} job ids).`,
+          {
+            errors: [{ pointer: 'job_id', detail: `at most ${MAX_JOBS_PER_STREAM} job ids` }],
+          },
+        );
       }
       const firstStats = await adminStats(store, pool); // a store that is down answers 503 before the stream opens
       const events = openStream(reply);

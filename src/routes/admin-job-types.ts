@@ -5,7 +5,13 @@ import { HttpProblem } from '../errors.js';
 import { jobTypePattern } from '../handlers/handler.js';
 import type { HandlerRegistry } from '../handlers/registry.js';
 import { rfc3339, timestamp } from '../http/value-schemas.js';
-import { compileInputSchema, InputSchemaError, MAX_INPUT_SCHEMA_BYTES, type DeclaredType, type DeclaredTypes } from '../job-types/declared-types.js';
+import {
+  compileInputSchema,
+  InputSchemaError,
+  MAX_INPUT_SCHEMA_BYTES,
+  type DeclaredType,
+  type DeclaredTypes,
+} from '../job-types/declared-types.js';
 import { recordAudit } from '../ops/audit.js';
 import type { OpsStore } from '../ops/ops-store.js';
 import type { JobStore } from '../store/job-store.js';
@@ -24,7 +30,12 @@ export interface AdminJobTypeRoutesOptions {
 }
 
 const typeParams = z.object({
-  type: z.string().regex(jobTypePattern, 'lowercase letters, digits, `_`, `.`, `-`, starting with a letter or digit; at most 64 characters'),
+  type: z
+    .string()
+    .regex(
+      jobTypePattern,
+      'lowercase letters, digits, `_`, `.`, `-`, starting with a letter or digit; at most 64 characters',
+    ),
 });
 
 const rateSchema = z
@@ -35,11 +46,33 @@ const rateSchema = z
 /** A declaration's settings: null (or, in a PUT, left out) takes the service's default. */
 const settings = z.object({
   description: z.string().max(2000).nullable().describe('What the type does, for clients (GET /v1/job-types)'),
-  timeout_s: z.number().positive().max(604_800).nullable().describe('Default seconds an attempt may run (a job\'s own timeout_s overrides it)'),
-  max_attempts: z.number().int().min(1).max(100).nullable().describe('Default attempts (a job\'s own max_attempts overrides it)'),
-  max_concurrency: z.number().int().min(1).nullable().describe('At most this many jobs of the type run at once across every instance'),
+  timeout_s: z
+    .number()
+    .positive()
+    .max(604_800)
+    .nullable()
+    .describe("Default seconds an attempt may run (a job's own timeout_s overrides it)"),
+  max_attempts: z
+    .number()
+    .int()
+    .min(1)
+    .max(100)
+    .nullable()
+    .describe("Default attempts (a job's own max_attempts overrides it)"),
+  max_concurrency: z
+    .number()
+    .int()
+    .min(1)
+    .nullable()
+    .describe('At most this many jobs of the type run at once across every instance'),
   rate: rateSchema.nullable(),
-  lease_s: z.number().int().min(5).max(3600).nullable().describe('How long a remote worker holds a job of this type between heartbeats; the service\'s LEASE_S when null'),
+  lease_s: z
+    .number()
+    .int()
+    .min(5)
+    .max(3600)
+    .nullable()
+    .describe("How long a remote worker holds a job of this type between heartbeats; the service's LEASE_S when null"),
 });
 
 const declareBody = settings
@@ -47,20 +80,41 @@ const declareBody = settings
   .extend({
     input_schema: z
       .record(z.string(), z.unknown())
-      .describe(`JSON Schema (2020-12) of the input, at most ${MAX_INPUT_SCHEMA_BYTES / 1024} KiB. \`format\` is checked; unknown keywords are refused; \`$ref\` resolves only inside the schema (nothing is fetched)`),
+      .describe(
+        `JSON Schema (2020-12) of the input, at most ${MAX_INPUT_SCHEMA_BYTES / 1024} KiB. \`format\` is checked; unknown keywords are refused; \`$ref\` resolves only inside the schema (nothing is fetched)`,
+      ),
   })
   .strict();
 
 const declaredTypeSchema = z
-  .object({ type: z.string(), input_schema: z.record(z.string(), z.unknown()), ...settings.shape, created_at: timestamp, updated_at: timestamp })
-  .meta({ id: 'DeclaredJobType', description: 'A job type an operator declared, run by remote workers; null settings take the service\'s defaults' });
+  .object({
+    type: z.string(),
+    input_schema: z.record(z.string(), z.unknown()),
+    ...settings.shape,
+    created_at: timestamp,
+    updated_at: timestamp,
+  })
+  .meta({
+    id: 'DeclaredJobType',
+    description: "A job type an operator declared, run by remote workers; null settings take the service's defaults",
+  });
 
-const render = (def: DeclaredType) => ({ ...def, created_at: rfc3339(def.created_at), updated_at: rfc3339(def.updated_at) });
+const render = (def: DeclaredType) => ({
+  ...def,
+  created_at: rfc3339(def.created_at),
+  updated_at: rfc3339(def.updated_at),
+});
 
 const notDeclared = (type: string) =>
-  new HttpProblem('job-type-not-declared', `The job type "${type}" is not declared (the types in-process handlers serve are not declared).`);
+  new HttpProblem(
+    'job-type-not-declared',
+    `The job type "${type}" is not declared (the types in-process handlers serve are not declared).`,
+  );
 
-export const adminJobTypeRoutes: FastifyPluginAsync<AdminJobTypeRoutesOptions> = async (fastify, { store, ops, handlers, declaredTypes }) => {
+export const adminJobTypeRoutes: FastifyPluginAsync<AdminJobTypeRoutesOptions> = async (
+  fastify,
+  { store, ops, handlers, declaredTypes },
+) => {
   const app = fastify.withTypeProvider<ZodTypeProvider>();
 
   app.put('/admin/job-types/:type', {
@@ -85,14 +139,19 @@ export const adminJobTypeRoutes: FastifyPluginAsync<AdminJobTypeRoutesOptions> =
     handler: async (request, reply) => {
       const { type } = request.params;
       if (handlers.get(type)) {
-        throw new HttpProblem('job-type-served-in-process', `A handler of this service runs the job type "${type}"; declare remote types under another name.`);
+        throw new HttpProblem(
+          'job-type-served-in-process',
+          `A handler of this service runs the job type "${type}"; declare remote types under another name.`,
+        );
       }
       const body = request.body;
       try {
         compileInputSchema(body.input_schema);
       } catch (error) {
         if (!(error instanceof InputSchemaError)) throw error;
-        throw new HttpProblem('validation-failed', `The input schema is not usable: ${error.message}.`, { errors: [{ pointer: '/input_schema', detail: error.message }] });
+        throw new HttpProblem('validation-failed', `The input schema is not usable: ${error.message}.`, {
+          errors: [{ pointer: '/input_schema', detail: error.message }],
+        });
       }
       const now = Date.now();
       const { def, created } = await ops.declareType({
@@ -110,7 +169,10 @@ export const adminJobTypeRoutes: FastifyPluginAsync<AdminJobTypeRoutesOptions> =
       await recordAudit(ops, request, { action: 'type.declare', target: type, count: 1, detail: { created } });
       // This instance serves the new declaration before it answers (the others as soon as they hear of it).
       await declaredTypes.refresh();
-      return reply.code(created ? 201 : 200).header('location', `/admin/job-types/${type}`).send(render(def));
+      return reply
+        .code(created ? 201 : 200)
+        .header('location', `/admin/job-types/${type}`)
+        .send(render(def));
     },
   });
 
@@ -122,7 +184,12 @@ export const adminJobTypeRoutes: FastifyPluginAsync<AdminJobTypeRoutesOptions> =
       tags: ['admin'],
       security,
       params: typeParams,
-      response: { 200: declaredTypeSchema, ...problemResponses(400, 401, 403), 404: problemAnswer('The type is not declared (job-type-not-declared)'), ...problemResponses(503) },
+      response: {
+        200: declaredTypeSchema,
+        ...problemResponses(400, 401, 403),
+        404: problemAnswer('The type is not declared (job-type-not-declared)'),
+        ...problemResponses(503),
+      },
     },
     handler: async (request) => {
       const { type } = request.params;
@@ -138,7 +205,8 @@ export const adminJobTypeRoutes: FastifyPluginAsync<AdminJobTypeRoutesOptions> =
     schema: {
       operationId: 'adminRemoveDeclaredJobType',
       summary: 'Remove a declared job type',
-      description: 'Refused (409 job-type-in-use) while jobs of the type are queued or running: cancel them first. Finished jobs of the type stay readable.',
+      description:
+        'Refused (409 job-type-in-use) while jobs of the type are queued or running: cancel them first. Finished jobs of the type stay readable.',
       tags: ['admin'],
       security,
       params: typeParams,
@@ -157,9 +225,13 @@ export const adminJobTypeRoutes: FastifyPluginAsync<AdminJobTypeRoutesOptions> =
       const counts = (await store.stats(Date.now())).byType[type];
       const active = (counts?.queued ?? 0) + (counts?.running ?? 0);
       if (active > 0) {
-        throw new HttpProblem('job-type-in-use', `${active} job(s) of type "${type}" are queued or running; cancel them (or let them finish) first.`, {
-          extensions: { active },
-        });
+        throw new HttpProblem(
+          'job-type-in-use',
+          `${active} job(s) of type "${type}" are queued or running; cancel them (or let them finish) first.`,
+          {
+            extensions: { active },
+          },
+        );
       }
       const removed = await ops.removeDeclaredType(type);
       if (!removed) throw notDeclared(type);

@@ -11,4 +11,6 @@ import { jobStatuses, type JobStatus } from '../jobs/job.js';
 export const adminRole = z.enum(ADMIN_ROLES);
 
 /** How many jobs are in each status (every status present). */
-export const statusCounts = z.object(Object.fromEntries(jobStatuses.map((status) => [status, z.number().int()])) as Record<JobStatus, z.ZodNumber>);
+export const statusCounts = z.object(
+  Object.fromEntries(jobStatuses.map((status) => [status, z.number().int()])) as Record<JobStatus, z.ZodNumber>,
+);

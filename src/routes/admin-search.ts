@@ -26,10 +26,13 @@ export function filterFromQuery(query: Record<string, unknown>, known: readonly 
   const filter: Record<string, unknown> = {};
   const metadata: Record<string, string> = {};
   for (const [name, value] of Object.entries(query)) {
-    if (name.startsWith('metadata.') && name.length > 'metadata.'.length && typeof value === 'string') metadata[name.slice('metadata.'.length)] = value;
+    if (name.startsWith('metadata.') && name.length > 'metadata.'.length && typeof value === 'string')
+      metadata[name.slice('metadata.'.length)] = value;
     else if (known.includes(name)) filter[name] = value;
     else {
-      throw new HttpProblem('bad-request', `Unknown query parameter: ${name}.`, { errors: [{ pointer: name, detail: 'not a search filter' }] });
+      throw new HttpProblem('bad-request', `Unknown query parameter: ${name}.`, {
+        errors: [{ pointer: name, detail: 'not a search filter' }],
+      });
     }
   }
   if (Object.keys(metadata).length > 0) filter.metadata = metadata;

@@ -40,7 +40,12 @@ const historySchema = z
       ),
     from: timestamp,
     to: timestamp,
-    buckets: z.array(z.object({ at: timestamp.describe('Start of the bucket'), types: z.record(z.string(), typeHistorySchema).describe('Only the types with activity') })),
+    buckets: z.array(
+      z.object({
+        at: timestamp.describe('Start of the bucket'),
+        types: z.record(z.string(), typeHistorySchema).describe('Only the types with activity'),
+      }),
+    ),
   })
   .meta({ id: 'StatsHistory' });
 

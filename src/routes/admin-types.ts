@@ -22,7 +22,7 @@ export interface AdminTypeRoutesOptions {
 
 const pauseSchema = z
   .object({
-    by: z.string().describe('Key id (first 8 hex digits of the admin key\'s SHA-256, or `loopback`) of who paused it'),
+    by: z.string().describe("Key id (first 8 hex digits of the admin key's SHA-256, or `loopback`) of who paused it"),
     reason: z.string(),
     at: timestamp,
   })
@@ -41,12 +41,23 @@ const typeSchema = z
   .meta({ id: 'AdminJobType' });
 
 const typeParams = z.object({ type: z.string().min(1).max(200) });
-const pauseBody = z.object({ reason: z.string().trim().min(1).max(500).describe('Why: shown to other operators and kept in the audit log') }).strict();
-const pauseStateSchema = z.object({ type: z.string(), paused: pauseSchema.nullable(), changed: z.boolean().describe('false when it already was in that state (resume only)') });
+const pauseBody = z
+  .object({
+    reason: z.string().trim().min(1).max(500).describe('Why: shown to other operators and kept in the audit log'),
+  })
+  .strict();
+const pauseStateSchema = z.object({
+  type: z.string(),
+  paused: pauseSchema.nullable(),
+  changed: z.boolean().describe('false when it already was in that state (resume only)'),
+});
 
 const renderPause = (pause: TypePause) => ({ by: pause.by, reason: pause.reason, at: rfc3339(pause.at) });
 
-export const adminTypeRoutes: FastifyPluginAsync<AdminTypeRoutesOptions> = async (fastify, { store, ops, handlers }) => {
+export const adminTypeRoutes: FastifyPluginAsync<AdminTypeRoutesOptions> = async (
+  fastify,
+  { store, ops, handlers },
+) => {
   const app = fastify.withTypeProvider<ZodTypeProvider>();
 
   app.get('/admin/types', {
@@ -54,7 +65,8 @@ export const adminTypeRoutes: FastifyPluginAsync<AdminTypeRoutesOptions> = async
     schema: {
       operationId: 'adminListTypes',
       summary: 'Job types: paused state, counts, live workers, alarm',
-      description: 'Every type this service knows (its handlers, and any found in the store), with its counts per status, whether it is paused, how many live workers run it, and an alarm when jobs wait and no live worker runs the type.',
+      description:
+        'Every type this service knows (its handlers, and any found in the store), with its counts per status, whether it is paused, how many live workers run it, and an alarm when jobs wait and no live worker runs the type.',
       tags: ['admin'],
       security,
       response: { 200: z.object({ data: z.array(typeSchema) }), ...problemResponses(401, 403, 503) },
@@ -89,7 +101,8 @@ export const adminTypeRoutes: FastifyPluginAsync<AdminTypeRoutesOptions> = async
     schema: {
       operationId: 'adminPauseType',
       summary: 'Pause a job type',
-      description: 'Workers on every instance stop claiming jobs of this type (running ones finish); who paused it, why and when are kept and audited. Pausing again replaces the reason.',
+      description:
+        'Workers on every instance stop claiming jobs of this type (running ones finish); who paused it, why and when are kept and audited. Pausing again replaces the reason.',
       tags: ['admin'],
       security,
       params: typeParams,
@@ -100,7 +113,12 @@ export const adminTypeRoutes: FastifyPluginAsync<AdminTypeRoutesOptions> = async
       const { type } = request.params;
       const pause = { by: actorKeyId(request), reason: request.body.reason, at: Date.now() };
       await ops.pauseType(type, pause);
-      await recordAudit(ops, request, { action: 'type.pause', target: type, count: 1, detail: { reason: pause.reason } });
+      await recordAudit(ops, request, {
+        action: 'type.pause',
+        target: type,
+        count: 1,
+        detail: { reason: pause.reason },
+      });
       return { type, paused: renderPause(pause), changed: true };
     },
   });
@@ -119,7 +137,12 @@ export const adminTypeRoutes: FastifyPluginAsync<AdminTypeRoutesOptions> = async
       const { type } = request.params;
       const was = (await ops.pausedTypes())[type];
       const changed = await ops.resumeType(type);
-      await recordAudit(ops, request, { action: 'type.resume', target: type, count: changed ? 1 : 0, ...(was ? { detail: { paused_by: was.by, reason: was.reason } } : {}) });
+      await recordAudit(ops, request, {
+        action: 'type.resume',
+        target: type,
+        count: changed ? 1 : 0,
+        ...(was ? { detail: { paused_by: was.by, reason: was.reason } } : {}),
+      });
       return { type, paused: null, changed };
     },
   });

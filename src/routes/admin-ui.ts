@@ -61,7 +61,10 @@ function loadAssets(): Map<string, Asset> {
   const assets = new Map<string, Asset>();
   for (const [name, type] of Object.entries(assetTypes)) {
     const path = fileURLToPath(new URL(name, assetDir));
-    if (!existsSync(path)) throw new Error(`Dashboard file ${path} is missing: run npm run build (it copies src/admin-ui to dist/admin-ui).`);
+    if (!existsSync(path))
+      throw new Error(
+        `Dashboard file ${path} is missing: run npm run build (it copies src/admin-ui to dist/admin-ui).`,
+      );
     const body = readFileSync(path);
     assets.set(name, { body, type, etag: `"${createHash('sha256').update(body).digest('base64url').slice(0, 22)}"` });
   }

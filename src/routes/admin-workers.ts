@@ -18,10 +18,17 @@ export interface AdminWorkerRoutesOptions {
 const workerSchema = z
   .object({
     id: z.string(),
-    kind: z.enum(['in-process', 'remote']).describe('`in-process`: a worker pool of an instance; `remote`: a worker process pulling jobs over HTTP (POST /v1/workers)'),
+    kind: z
+      .enum(['in-process', 'remote'])
+      .describe(
+        '`in-process`: a worker pool of an instance; `remote`: a worker process pulling jobs over HTTP (POST /v1/workers)',
+      ),
     name: z.string().nullable().describe("A remote worker's own name; null for in-process pools"),
     labels: z.record(z.string(), z.string()).describe("A remote worker's labels ({} for in-process pools)"),
-    key_name: z.string().nullable().describe('The worker key that registered a remote worker; null for in-process pools'),
+    key_name: z
+      .string()
+      .nullable()
+      .describe('The worker key that registered a remote worker; null for in-process pools'),
     state: z
       .enum(['live', 'stale', 'dead'])
       .describe(
@@ -52,7 +59,8 @@ export const adminWorkerRoutes: FastifyPluginAsync<AdminWorkerRoutesOptions> = a
     schema: {
       operationId: 'adminListWorkers',
       summary: 'The worker registry',
-      description: 'Every worker pool that beat within the last hour, with its state (live, stale, dead), the age of its last beat, its slots and the jobs it runs.',
+      description:
+        'Every worker pool that beat within the last hour, with its state (live, stale, dead), the age of its last beat, its slots and the jobs it runs.',
       tags: ['admin'],
       security,
       response: { 200: z.object({ data: z.array(workerSchema) }), ...problemResponses(401, 403, 503) },
@@ -110,7 +118,10 @@ export const adminWorkerRoutes: FastifyPluginAsync<AdminWorkerRoutesOptions> = a
       handler: async (request) => {
         const { id } = request.params;
         if (!(await ops.setDraining(id, draining))) {
-          throw new HttpProblem('worker-not-found', `No worker with id ${id} is known: workers appear once they beat, and are forgotten an hour after their last beat.`);
+          throw new HttpProblem(
+            'worker-not-found',
+            `No worker with id ${id} is known: workers appear once they beat, and are forgotten an hour after their last beat.`,
+          );
         }
         await recordAudit(ops, request, { action: `worker.${verb}`, target: id, count: 1 });
         return { id, draining };

@@ -13,7 +13,16 @@ import { renderAdminJob, renderAdminJobDetail } from './job-view.js';
 import { adminJobsQuery, filterFromQuery } from './admin-search.js';
 import { findJob } from './job-lookup.js';
 import { decodeCursor, nextCursor } from './paging.js';
-import { adminJobDetailSchema, adminSecurity, adminJobListSchema, adminJobSchema, jobIdParams, problemResponses, purgeQuery, statsSchema } from './schemas.js';
+import {
+  adminJobDetailSchema,
+  adminSecurity,
+  adminJobListSchema,
+  adminJobSchema,
+  jobIdParams,
+  problemResponses,
+  purgeQuery,
+  statsSchema,
+} from './schemas.js';
 
 export interface AdminRoutesOptions {
   store: JobStore;
@@ -26,8 +35,13 @@ const security = adminSecurity;
 
 export const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (fastify, { store, pool, ops }) => {
   const app = fastify.withTypeProvider<ZodTypeProvider>();
-  const audit = (request: FastifyRequest, action: string, target: string, count: number, detail?: Record<string, unknown>) =>
-    recordAudit(ops, request, { action, target, count, ...(detail ? { detail } : {}) });
+  const audit = (
+    request: FastifyRequest,
+    action: string,
+    target: string,
+    count: number,
+    detail?: Record<string, unknown>,
+  ) => recordAudit(ops, request, { action, target, count, ...(detail ? { detail } : {}) });
   // Registered inside buildApp's admin scope, whose guard checks each route's least role (config.adminRole): viewer reads, operator acts on jobs, admin purges.
 
   app.get('/admin/jobs', {
@@ -35,8 +49,7 @@ export const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (fastif
     schema: {
       operationId: 'adminSearchJobs',
       summary: 'Search all jobs',
-      description:
-        `Across tenants. Filters combine with AND; \`metadata.<key>=<value>\` (repeatable) matches metadata. \`status\`, \`type\`, \`tenant\` and the creation range use indexes; the other filters are checked job by job over at most ${SEARCH_SCAN_LIMIT.toLocaleString('en-US')} jobs per call, so a page may come back short (even empty) with a \`next_cursor\`: follow it to look further.`,
+      description: `Across tenants. Filters combine with AND; \`metadata.<key>=<value>\` (repeatable) matches metadata. \`status\`, \`type\`, \`tenant\` and the creation range use indexes; the other filters are checked job by job over at most ${SEARCH_SCAN_LIMIT.toLocaleString('en-US')} jobs per call, so a page may come back short (even empty) with a \`next_cursor\`: follow it to look further.`,
       tags: ['admin'],
       security,
       querystring: adminJobsQuery,
@@ -74,7 +87,8 @@ export const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (fastif
     schema: {
       operationId: 'adminCancelJob',
       summary: 'Cancel a job',
-      description: 'Queued: canceled at once (200). Running: its handler is aborted and it ends canceled (202). Finished: unchanged (200).',
+      description:
+        'Queued: canceled at once (200). Running: its handler is aborted and it ends canceled (202). Finished: unchanged (200).',
       tags: ['admin'],
       security,
       params: jobIdParams,
@@ -112,7 +126,8 @@ export const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (fastif
     schema: {
       operationId: 'adminRunJobNow',
       summary: 'Run a delayed job now',
-      description: 'A queued job waiting for its run_at (a delay or a retry backoff) becomes ready at once; 409 for any other job.',
+      description:
+        'A queued job waiting for its run_at (a delay or a retry backoff) becomes ready at once; 409 for any other job.',
       tags: ['admin'],
       security,
       params: jobIdParams,
@@ -121,7 +136,8 @@ export const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (fastif
     handler: async (request) => {
       const outcome = isJobId(request.params.id) ? await store.runNow(request.params.id, Date.now()) : undefined;
       if (outcome === undefined) await findJob(store, request.params.id);
-      if (outcome === 'not-delayed') throw new HttpProblem('job-not-delayed', 'Only a queued job waiting for a later run_at can be run now.');
+      if (outcome === 'not-delayed')
+        throw new HttpProblem('job-not-delayed', 'Only a queued job waiting for a later run_at can be run now.');
       await audit(request, 'job.run-now', request.params.id, 1);
       return renderAdminJob(outcome!);
     },
@@ -132,7 +148,8 @@ export const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (fastif
     schema: {
       operationId: 'adminCloneJob',
       summary: 'Queue a copy of a job',
-      description: 'A new job with the same type, input, metadata, priority, attempts, timeout, webhook and tenant, ready now (201, Location).',
+      description:
+        'A new job with the same type, input, metadata, priority, attempts, timeout, webhook and tenant, ready now (201, Location).',
       tags: ['admin'],
       security,
       params: jobIdParams,
@@ -176,7 +193,8 @@ export const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (fastif
     schema: {
       operationId: 'adminRetryJob',
       summary: 'Retry a failed or canceled job',
-      description: 'Re-queues it at once; `attempt` keeps counting and the job may run up to its original max_attempts more times.',
+      description:
+        'Re-queues it at once; `attempt` keeps counting and the job may run up to its original max_attempts more times.',
       tags: ['admin'],
       security,
       params: jobIdParams,
@@ -185,8 +203,12 @@ export const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (fastif
     handler: async (request) => {
       const outcome = isJobId(request.params.id) ? await store.retry(request.params.id, Date.now()) : undefined;
       if (outcome === undefined) await findJob(store, request.params.id);
-      if (outcome === 'not-retryable') throw new HttpProblem('job-not-retryable', 'Only failed or canceled jobs can be retried.');
-      request.log.info({ jobId: outcome!.id, attempt: outcome!.attempt, maxAttempts: outcome!.maxAttempts }, 'admin retry');
+      if (outcome === 'not-retryable')
+        throw new HttpProblem('job-not-retryable', 'Only failed or canceled jobs can be retried.');
+      request.log.info(
+        { jobId: outcome!.id, attempt: outcome!.attempt, maxAttempts: outcome!.maxAttempts },
+        'admin retry',
+      );
       await audit(request, 'job.retry', outcome!.id, 1);
       return renderAdminJob(outcome!);
     },
@@ -197,7 +219,8 @@ export const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (fastif
     schema: {
       operationId: 'adminPurgeJobs',
       summary: 'Purge finished jobs',
-      description: 'Deletes finished jobs (all three finished statuses unless `status` says) that finished at least `older_than_s` seconds ago.',
+      description:
+        'Deletes finished jobs (all three finished statuses unless `status` says) that finished at least `older_than_s` seconds ago.',
       tags: ['admin'],
       security,
       querystring: purgeQuery,
@@ -215,8 +238,15 @@ export const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (fastif
 };
 
 function validationProblem(error: z.ZodError): HttpProblem {
-  const errors = error.issues.map((issue) => ({ pointer: issue.path.map(String).join('.') || '(query)', detail: issue.message }));
-  return new HttpProblem('bad-request', `Invalid query parameter: ${errors.map((entry) => entry.pointer).join(', ')}.`, { errors });
+  const errors = error.issues.map((issue) => ({
+    pointer: issue.path.map(String).join('.') || '(query)',
+    detail: issue.message,
+  }));
+  return new HttpProblem(
+    'bad-request',
+    `Invalid query parameter: ${errors.map((entry) => entry.pointer).join(', ')}.`,
+    { errors },
+  );
 }
 
 /** The body of GET /admin/stats (also the `stats` event of GET /admin/events). */

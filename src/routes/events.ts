@@ -41,7 +41,12 @@ export const eventRoutes: FastifyPluginAsync<EventRoutesOptions> = async (fastif
       security: apiSecurity,
       params: jobIdParams,
       headers: z
-        .object({ 'last-event-id': z.string().optional().describe('Sent by EventSource on a reconnect: a finished job then answers 204 (nothing more to send)') })
+        .object({
+          'last-event-id': z
+            .string()
+            .optional()
+            .describe('Sent by EventSource on a reconnect: a finished job then answers 204 (nothing more to send)'),
+        })
         .loose(),
       response: {
         200: { description: 'The event stream', content: { 'text/event-stream': { schema: z.string() } } },
@@ -85,7 +90,11 @@ export const eventRoutes: FastifyPluginAsync<EventRoutesOptions> = async (fastif
   async function stream(reply: FastifyReply, jobs: JobRecord[], { single }: { single: boolean }): Promise<void> {
     const events = openStream(reply);
     const send = (event: string, job: JobRecord, data: unknown) =>
-      events.send(event, single ? data : { job_id: job.id, ...(data as object) }, single ? String(job.version) : `${job.id}:${job.version}`);
+      events.send(
+        event,
+        single ? data : { job_id: job.id, ...(data as object) },
+        single ? String(job.version) : `${job.id}:${job.version}`,
+      );
     const stops: (() => void)[] = [];
     let remaining = jobs.length;
     const end = events.end;
@@ -112,7 +121,11 @@ export const eventRoutes: FastifyPluginAsync<EventRoutesOptions> = async (fastif
   }
 
   /** Sends a job's changes (read again on every signal, at most one read per interval) until it is done. */
-  async function followJob(initial: JobRecord, send: (event: string, job: JobRecord, data: unknown) => void, onDone: () => void): Promise<() => void> {
+  async function followJob(
+    initial: JobRecord,
+    send: (event: string, job: JobRecord, data: unknown) => void,
+    onDone: () => void,
+  ): Promise<() => void> {
     let last = initial;
     let reading = false;
     let again = false;

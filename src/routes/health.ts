@@ -20,7 +20,8 @@ export interface HealthRoutesOptions {
 }
 
 type Status = 'pass' | 'warn' | 'fail';
-const worst = (...statuses: Status[]): Status => (statuses.includes('fail') ? 'fail' : statuses.includes('warn') ? 'warn' : 'pass');
+const worst = (...statuses: Status[]): Status =>
+  statuses.includes('fail') ? 'fail' : statuses.includes('warn') ? 'warn' : 'pass';
 /** Persistence settings change rarely: read at most this often. */
 const PERSISTENCE_CACHE_MS = 30_000;
 const WORKERS_CACHE_MS = 2000;
@@ -34,7 +35,10 @@ interface WorkersCheck {
 
 const HEALTH_CONTENT_TYPE = 'application/health+json';
 
-export const healthRoutes: FastifyPluginAsync<HealthRoutesOptions> = async (fastify, { store, storeFallback, pool, isShuttingDown, authMode, ops }) => {
+export const healthRoutes: FastifyPluginAsync<HealthRoutesOptions> = async (
+  fastify,
+  { store, storeFallback, pool, isShuttingDown, authMode, ops },
+) => {
   const app = fastify.withTypeProvider<ZodTypeProvider>();
   // Readiness must answer quickly even when Redis hangs: every store read waits STORE_PROBE_TIMEOUT_MS at most.
   let persistenceRead: { at: number; value: Promise<Awaited<ReturnType<JobStore['persistence']>>> } | undefined;
@@ -50,16 +54,27 @@ export const healthRoutes: FastifyPluginAsync<HealthRoutesOptions> = async (fast
     schema: {
       operationId: 'getLiveness',
       summary: 'Liveness',
-      description: 'Always 200 while the process runs; never depends on Redis (restarting the process would not fix Redis).',
+      description:
+        'Always 200 while the process runs; never depends on Redis (restarting the process would not fix Redis).',
       tags: ['health'],
       security: [], // no credentials
-      response: { 200: { description: 'Alive', content: { 'application/health+json': { schema: z.object({ status: z.literal('pass') }) } } } },
+      response: {
+        200: {
+          description: 'Alive',
+          content: { 'application/health+json': { schema: z.object({ status: z.literal('pass') }) } },
+        },
+      },
     },
     handler: async (_request, reply) => reply.type(HEALTH_CONTENT_TYPE).send({ status: 'pass' }),
   });
 
   /** Redis that keeps nothing on disk loses every job when it restarts. */
-  async function checkPersistence(): Promise<{ status: Status; aof: boolean | null; rdb: boolean | null; output?: string } | null> {
+  async function checkPersistence(): Promise<{
+    status: Status;
+    aof: boolean | null;
+    rdb: boolean | null;
+    output?: string;
+  } | null> {
     try {
       const kept = await persistence();
       if (!kept) return null;
@@ -67,11 +82,20 @@ export const healthRoutes: FastifyPluginAsync<HealthRoutesOptions> = async (fast
       return {
         status: none ? 'warn' : 'pass',
         ...kept,
-        ...(none ? { output: 'Redis has neither AOF nor RDB snapshots: a Redis restart loses every job (set appendonly yes)' } : {}),
-        ...(kept.rdb === null && !kept.aof ? { output: 'AOF is off and the RDB save setting cannot be read (CONFIG refused)' } : {}),
+        ...(none
+          ? { output: 'Redis has neither AOF nor RDB snapshots: a Redis restart loses every job (set appendonly yes)' }
+          : {}),
+        ...(kept.rdb === null && !kept.aof
+          ? { output: 'AOF is off and the RDB save setting cannot be read (CONFIG refused)' }
+          : {}),
       };
     } catch (error) {
-      return { status: 'warn', aof: null, rdb: null, output: `could not read the persistence settings: ${(error as Error).message}` };
+      return {
+        status: 'warn',
+        aof: null,
+        rdb: null,
+        output: `could not read the persistence settings: ${(error as Error).message}`,
+      };
     }
   }
 
@@ -83,14 +107,18 @@ export const healthRoutes: FastifyPluginAsync<HealthRoutesOptions> = async (fast
    */
   let workersRead: { at: number; value: Promise<WorkersCheck> } | undefined;
   function checkWorkers(): Promise<WorkersCheck> {
-    if (!workersRead || Date.now() - workersRead.at > WORKERS_CACHE_MS) workersRead = { at: Date.now(), value: readWorkers() };
+    if (!workersRead || Date.now() - workersRead.at > WORKERS_CACHE_MS)
+      workersRead = { at: Date.now(), value: readWorkers() };
     return workersRead.value;
   }
 
   async function readWorkers(): Promise<WorkersCheck> {
     try {
       const now = Date.now();
-      const [workers, stats] = await withDeadline(Promise.all([ops.workers(now), store.stats(now)]), STORE_PROBE_TIMEOUT_MS);
+      const [workers, stats] = await withDeadline(
+        Promise.all([ops.workers(now), store.stats(now)]),
+        STORE_PROBE_TIMEOUT_MS,
+      );
       const live = servingWorkers(workers);
       const served = new Set(live.flatMap((worker) => worker.types));
       const unserved = Object.entries(stats.byType)
@@ -104,7 +132,12 @@ export const healthRoutes: FastifyPluginAsync<HealthRoutesOptions> = async (fast
         ...(unserved.length > 0 ? { output: `jobs wait of types no live worker runs: ${unserved.join(', ')}` } : {}),
       };
     } catch (error) {
-      return { status: 'warn', live: 0, unserved_types: [], output: `could not read the worker registry: ${(error as Error).message}` };
+      return {
+        status: 'warn',
+        live: 0,
+        unserved_types: [],
+        output: `could not read the worker registry: ${(error as Error).message}`,
+      };
     }
   }
 
@@ -130,9 +163,12 @@ export const healthRoutes: FastifyPluginAsync<HealthRoutesOptions> = async (fast
         output = (error as Error).message;
       }
       const storeStatus: Status = latencyMs === null ? 'fail' : storeFallback ? 'warn' : 'pass';
-      const [persistenceCheck, workersCheck] = latencyMs === null ? [null, null] : await Promise.all([checkPersistence(), checkWorkers()]);
+      const [persistenceCheck, workersCheck] =
+        latencyMs === null ? [null, null] : await Promise.all([checkPersistence(), checkWorkers()]);
       const shuttingDown = isShuttingDown();
-      const status = shuttingDown ? 'fail' : worst(storeStatus, persistenceCheck?.status ?? 'pass', workersCheck?.status ?? 'pass');
+      const status = shuttingDown
+        ? 'fail'
+        : worst(storeStatus, persistenceCheck?.status ?? 'pass', workersCheck?.status ?? 'pass');
       const body = {
         status,
         ...(shuttingDown
@@ -141,9 +177,19 @@ export const healthRoutes: FastifyPluginAsync<HealthRoutesOptions> = async (fast
             ? { description: 'REDIS_URL is set but Redis was unreachable at start-up: jobs are in memory only' }
             : {}),
         checks: {
-          store: { kind: store.kind, fallback: storeFallback, status: storeStatus, latency_ms: latencyMs, ...(output ? { output } : {}) },
+          store: {
+            kind: store.kind,
+            fallback: storeFallback,
+            status: storeStatus,
+            latency_ms: latencyMs,
+            ...(output ? { output } : {}),
+          },
           ...(persistenceCheck ? { persistence: persistenceCheck } : {}),
-          workers: { concurrency: pool?.concurrency ?? 0, busy: pool?.busy ?? 0, ...(workersCheck ?? { status: 'pass' as const }) },
+          workers: {
+            concurrency: pool?.concurrency ?? 0,
+            busy: pool?.busy ?? 0,
+            ...(workersCheck ?? { status: 'pass' as const }),
+          },
           auth: { mode: authMode },
         },
       } as const;

@@ -33,8 +33,16 @@ export async function jobNotFound(store: JobStore, id: string, tenant: string | 
 }
 
 /** The job whose create answer was lost, found by the Idempotency-Key the create carried (if it fits the filters). */
-export async function findByIdempotencyKey(store: JobStore, tenant: string, key: string, filters: { status?: string[]; type?: string }): Promise<ListPage> {
+export async function findByIdempotencyKey(
+  store: JobStore,
+  tenant: string,
+  key: string,
+  filters: { status?: string[]; type?: string },
+): Promise<ListPage> {
   const job = await store.findByIdempotencyKey(tenant, key);
-  const matches = job !== undefined && (filters.status === undefined || filters.status.includes(job.status)) && (filters.type === undefined || filters.type === job.type);
+  const matches =
+    job !== undefined &&
+    (filters.status === undefined || filters.status.includes(job.status)) &&
+    (filters.type === undefined || filters.type === job.type);
   return { jobs: matches ? [job] : [], nextAfter: null };
 }

@@ -7,7 +7,15 @@ import { jsonPointer } from '../http/error-handler.js';
 import type { DeclaredType, DeclaredTypes } from '../job-types/declared-types.js';
 import { canonicalJson } from '../jobs/canonical-json.js';
 import { newJobId } from '../jobs/job-id.js';
-import { DEFAULT_MAX_ATTEMPTS, defaultWebhookEvents, WebhookEvent, type CacheRequest, type JobRecord, type JobWebhook, type NewJob } from '../jobs/job.js';
+import {
+  DEFAULT_MAX_ATTEMPTS,
+  defaultWebhookEvents,
+  WebhookEvent,
+  type CacheRequest,
+  type JobRecord,
+  type JobWebhook,
+  type NewJob,
+} from '../jobs/job.js';
 import type { OutboundPolicy } from '../outbound/outbound-policy.js';
 import { TooManyActiveJobsError, type JobStore } from '../store/job-store.js';
 import type { createJobBody } from './schemas.js';
@@ -35,7 +43,11 @@ export function knownTypes(handlers: HandlerRegistry, declared: DeclaredTypes | 
 }
 
 /** The definition of the submitted type; a 422 problem listing the known types when there is none. */
-export function definitionFor(handlers: HandlerRegistry, declared: DeclaredTypes | undefined, type: string): TypeDefinition {
+export function definitionFor(
+  handlers: HandlerRegistry,
+  declared: DeclaredTypes | undefined,
+  type: string,
+): TypeDefinition {
   const definition = handlers.get(type) ?? declared?.get(type);
   if (definition) return definition;
   const known = knownTypes(handlers, declared);
@@ -49,8 +61,14 @@ export function definitionFor(handlers: HandlerRegistry, declared: DeclaredTypes
  * The 422 problem when the input does not fit the type's schema (a pointer per issue), else undefined. A
  * declared type's schema is compiled in `declared` (where its definition came from).
  */
-export function inputProblem(definition: TypeDefinition, body: CreateJobBody, declared: DeclaredTypes | undefined): Problem | undefined {
-  const errors = isDeclared(definition) ? (declared?.validate(definition.type, body.input) ?? []) : zodInputErrors(definition, body.input);
+export function inputProblem(
+  definition: TypeDefinition,
+  body: CreateJobBody,
+  declared: DeclaredTypes | undefined,
+): Problem | undefined {
+  const errors = isDeclared(definition)
+    ? (declared?.validate(definition.type, body.input) ?? [])
+    : zodInputErrors(definition, body.input);
   if (errors.length === 0) return undefined;
   return problem('validation-failed', `The input does not fit job type "${body.type}".`, errors);
 }
@@ -86,7 +104,11 @@ export interface SubmitContext {
 }
 
 /** The job to store for a valid submit: the body's settings, else the type's, else the defaults. */
-export function buildNewJob(body: CreateJobBody, definition: TypeDefinition, { tenant, now, cacheControl, webhookPolicy }: SubmitContext): NewJob {
+export function buildNewJob(
+  body: CreateJobBody,
+  definition: TypeDefinition,
+  { tenant, now, cacheControl, webhookPolicy }: SubmitContext,
+): NewJob {
   const runAt = body.run_at !== undefined ? Date.parse(body.run_at) : now + Math.round((body.delay_s ?? 0) * 1000);
   return {
     id: newJobId(now),
@@ -101,7 +123,9 @@ export function buildNewJob(body: CreateJobBody, definition: TypeDefinition, { t
     runAt: Math.max(runAt, now),
     webhook: toWebhook(body.webhook, webhookPolicy),
     // Result reuse is a handler's promise (its result depends on the input alone); declared types make none.
-    cache: isDeclared(definition) ? undefined : cacheRequest(definition, tenant, body.type, body.input, runAt <= now, cacheControl),
+    cache: isDeclared(definition)
+      ? undefined
+      : cacheRequest(definition, tenant, body.type, body.input, runAt <= now, cacheControl),
   };
 }
 
@@ -119,7 +143,11 @@ export interface CreateRequest {
  * body made instead (`replayed`; undefined without a key). Problems: 429 too-many-active-jobs, 422
  * idempotency-key-reused (the key came with another body).
  */
-export async function createOrReplay(store: JobStore, newJob: NewJob, request: CreateRequest): Promise<{ job: JobRecord; replayed: boolean | undefined }> {
+export async function createOrReplay(
+  store: JobStore,
+  newJob: NewJob,
+  request: CreateRequest,
+): Promise<{ job: JobRecord; replayed: boolean | undefined }> {
   const options = { maxActive: request.maxActive };
   if (request.idempotencyKey === undefined) {
     return { job: await store.create(newJob, options).catch(tooManyActive), replayed: undefined };
@@ -129,27 +157,42 @@ export async function createOrReplay(store: JobStore, newJob: NewJob, request: C
     .createOnce(newJob, { key: request.idempotencyKey, fingerprint, ttlMs: request.idempotencyTtlMs }, options)
     .catch(tooManyActive);
   if (outcome === 'key-reused') {
-    throw new HttpProblem('idempotency-key-reused', 'This Idempotency-Key was used for a different request; use a new key for a new job.', {
-      errors: [{ pointer: 'Idempotency-Key', detail: 'already used with another request body' }],
-    });
+    throw new HttpProblem(
+      'idempotency-key-reused',
+      'This Idempotency-Key was used for a different request; use a new key for a new job.',
+      {
+        errors: [{ pointer: 'Idempotency-Key', detail: 'already used with another request body' }],
+      },
+    );
   }
   return outcome;
 }
 
 function tooManyActive(error: unknown): never {
   if (error instanceof TooManyActiveJobsError) {
-    throw new HttpProblem('too-many-active-jobs', `You have ${error.limit} or more jobs queued or running; submit more once some have finished.`, {
-      headers: { 'retry-after': String(TOO_MANY_ACTIVE_RETRY_AFTER_S) },
-    });
+    throw new HttpProblem(
+      'too-many-active-jobs',
+      `You have ${error.limit} or more jobs queued or running; submit more once some have finished.`,
+      {
+        headers: { 'retry-after': String(TOO_MANY_ACTIVE_RETRY_AFTER_S) },
+      },
+    );
   }
   throw error;
 }
 
 /** The job's webhook, checked: webhooks must be configured, and a literal address must pass the outbound rules. */
-function toWebhook(webhook: { url: string; events?: WebhookEvent[] } | undefined, policy: OutboundPolicy | undefined): JobWebhook | null {
+function toWebhook(
+  webhook: { url: string; events?: WebhookEvent[] } | undefined,
+  policy: OutboundPolicy | undefined,
+): JobWebhook | null {
   if (webhook === undefined) return null;
   if (!policy) {
-    throw fieldProblem('This service sends no webhooks: WEBHOOK_SECRET is not set.', '/webhook', 'webhooks are not configured on this service');
+    throw fieldProblem(
+      'This service sends no webhooks: WEBHOOK_SECRET is not set.',
+      '/webhook',
+      'webhooks are not configured on this service',
+    );
   }
   const refusal = policy.literalRefusal(new URL(webhook.url));
   if (refusal) throw fieldProblem(`The webhook URL is refused: ${refusal}.`, '/webhook/url', refusal);
@@ -161,9 +204,18 @@ function toWebhook(webhook: { url: string; events?: WebhookEvent[] } | undefined
  * Result reuse for this submit, when its type opted in (`cache` in the handler) and it is not delayed. The
  * digest covers tenant, type and canonical input: one tenant never gets another's results.
  */
-function cacheRequest(handler: Handler, tenant: string, type: string, input: unknown, runsNow: boolean, cacheControl: string | undefined): CacheRequest | undefined {
+function cacheRequest(
+  handler: Handler,
+  tenant: string,
+  type: string,
+  input: unknown,
+  runsNow: boolean,
+  cacheControl: string | undefined,
+): CacheRequest | undefined {
   if (!handler.cache || !runsNow) return undefined;
-  const digest = createHash('sha256').update(`${tenant}\n${type}\n${canonicalJson(input)}`).digest('hex');
+  const digest = createHash('sha256')
+    .update(`${tenant}\n${type}\n${canonicalJson(input)}`)
+    .digest('hex');
   const refresh = cacheControl !== undefined && /(^|,)\s*no-cache\s*(,|$)/i.test(cacheControl);
   return { digest, ttlMs: handler.cache.ttl_s * 1000, mode: refresh ? 'refresh' : 'reuse' };
 }

@@ -15,7 +15,13 @@ const MAX_POLL_RETRY_AFTER_S = 60;
 export const jobPath = (id: string): string => `/v1/jobs/${id}`;
 
 export function renderJobError(error: JobError): z.infer<typeof jobErrorSchema> {
-  return { type: '/problems/job-error', title: 'Job attempt failed', detail: error.message, code: error.code, retryable: error.retryable };
+  return {
+    type: '/problems/job-error',
+    title: 'Job attempt failed',
+    detail: error.message,
+    code: error.code,
+    retryable: error.retryable,
+  };
 }
 
 /**
@@ -82,14 +88,25 @@ export function renderAdminJobDetail(job: JobRecord, logs: JobLogLine[]): z.infe
       started_at: isoOrNull(attempt.startedAt),
       ended_at: rfc3339(attempt.endedAt),
       outcome: attempt.outcome,
-      error: attempt.error && { code: attempt.error.code, message: attempt.error.message, retryable: attempt.error.retryable, stack: attempt.error.stack ?? null },
+      error: attempt.error && {
+        code: attempt.error.code,
+        message: attempt.error.message,
+        retryable: attempt.error.retryable,
+        stack: attempt.error.stack ?? null,
+      },
     })),
-    logs: logs.map((line) => ({ at: rfc3339(line.at), attempt: line.attempt, level: line.level, message: line.message })),
+    logs: logs.map((line) => ({
+      at: rfc3339(line.at),
+      attempt: line.attempt,
+      level: line.level,
+      message: line.message,
+    })),
   };
 }
 
 /** Seconds a poller should wait before asking again: 1 while the job can start, else until its run_at (≤ MAX_POLL_RETRY_AFTER_S). */
 export function retryAfterSeconds(job: JobRecord, now: number): number {
-  if (job.status === 'queued' && job.runAt > now) return Math.min(MAX_POLL_RETRY_AFTER_S, Math.max(1, Math.ceil((job.runAt - now) / 1000)));
+  if (job.status === 'queued' && job.runAt > now)
+    return Math.min(MAX_POLL_RETRY_AFTER_S, Math.max(1, Math.ceil((job.runAt - now) / 1000)));
   return 1;
 }

@@ -17,7 +17,17 @@ import { findByIdempotencyKey, findJob, jobNotFound } from './job-lookup.js';
 import { buildNewJob, createOrReplay, definitionFor, idempotencyKeyOf, inputProblem } from './job-submit.js';
 import { jobPath, renderJob, renderJobError, retryAfterSeconds, type JobResource } from './job-view.js';
 import { renderPage, toListQuery } from './paging.js';
-import { apiSecurity, createJobBody, jobIdParams, jobListSchema, jobSchema, jobTypesSchema, listJobsQuery, problemResponses, storedJson } from './schemas.js';
+import {
+  apiSecurity,
+  createJobBody,
+  jobIdParams,
+  jobListSchema,
+  jobSchema,
+  jobTypesSchema,
+  listJobsQuery,
+  problemResponses,
+  storedJson,
+} from './schemas.js';
 
 /** The client API's jobs resource (/v1/jobs, /v1/job-types). Its events stream is in events.ts. */
 export interface JobRoutesOptions {
@@ -56,7 +66,15 @@ function notModified(ifNoneMatch: string | undefined, etag: string): boolean {
 
 export const jobRoutes: FastifyPluginAsync<JobRoutesOptions> = async (
   fastify,
-  { store, handlers, declaredTypes, idempotencyTtlMs = DEFAULT_IDEMPOTENCY_TTL_S * 1000, eventLinks, maxActiveJobsPerTenant, webhookPolicy },
+  {
+    store,
+    handlers,
+    declaredTypes,
+    idempotencyTtlMs = DEFAULT_IDEMPOTENCY_TTL_S * 1000,
+    eventLinks,
+    maxActiveJobsPerTenant,
+    webhookPolicy,
+  },
 ) => {
   const app = fastify.withTypeProvider<ZodTypeProvider>();
   const render = (job: JobRecord): JobResource => renderJob(job, eventLinks?.link(job.id, job.tenant));
@@ -75,13 +93,25 @@ export const jobRoutes: FastifyPluginAsync<JobRoutesOptions> = async (
           'idempotency-key': z
             .string()
             .optional()
-            .describe(`Makes retries safe: a repeat with the same key and body returns the same job (Idempotent-Replayed: true). 1 to 255 visible ASCII characters, kept IDEMPOTENCY_TTL_S (${DEFAULT_IDEMPOTENCY_TTL_S / 3600} h)`),
-          'cache-control': z.string().optional().describe('`no-cache`: run the job even if its type reuses results (its result is then the one reused)'),
-          prefer: z.string().optional().describe(`\`wait=N\` (N ≤ ${MAX_WAIT_S}): hold the answer until the job is done (200) or N seconds pass (202)`),
+            .describe(
+              `Makes retries safe: a repeat with the same key and body returns the same job (Idempotent-Replayed: true). 1 to 255 visible ASCII characters, kept IDEMPOTENCY_TTL_S (${DEFAULT_IDEMPOTENCY_TTL_S / 3600} h)`,
+            ),
+          'cache-control': z
+            .string()
+            .optional()
+            .describe('`no-cache`: run the job even if its type reuses results (its result is then the one reused)'),
+          prefer: z
+            .string()
+            .optional()
+            .describe(
+              `\`wait=N\` (N ≤ ${MAX_WAIT_S}): hold the answer until the job is done (200) or N seconds pass (202)`,
+            ),
         })
         .loose(),
       response: {
-        200: jobSchema.describe('The job is done already: it finished within `Prefer: wait=N`, reused a result, or is the finished job an Idempotency-Key replay names'),
+        200: jobSchema.describe(
+          'The job is done already: it finished within `Prefer: wait=N`, reused a result, or is the finished job an Idempotency-Key replay names',
+        ),
         202: jobSchema,
         ...problemResponses(400, 401, 413, 415, 422, 429, 503),
       },
@@ -93,27 +123,53 @@ export const jobRoutes: FastifyPluginAsync<JobRoutesOptions> = async (
       if (invalid) return sendProblem(reply, invalid);
       const now = Date.now();
       const idempotencyKey = idempotencyKeyOf(request.headers['idempotency-key']);
-      const newJob = buildNewJob(body, definition, { tenant: request.tenant, now, cacheControl: request.headers['cache-control'], webhookPolicy });
-      const created = await createOrReplay(store, newJob, { body, idempotencyKey, idempotencyTtlMs, maxActive: maxActiveJobsPerTenant });
+      const newJob = buildNewJob(body, definition, {
+        tenant: request.tenant,
+        now,
+        cacheControl: request.headers['cache-control'],
+        webhookPolicy,
+      });
+      const created = await createOrReplay(store, newJob, {
+        body,
+        idempotencyKey,
+        idempotencyTtlMs,
+        maxActive: maxActiveJobsPerTenant,
+      });
       let job = created.job;
       if (created.replayed) reply.header('idempotent-replayed', 'true');
       else request.server.metrics.jobCreated(job.type);
       const replayed = created.replayed === undefined ? {} : { replayed: created.replayed };
-      request.log.info({ jobId: job.id, jobType: job.type, ...replayed }, created.replayed ? 'job create replayed' : 'job created');
+      request.log.info(
+        { jobId: job.id, jobType: job.type, ...replayed },
+        created.replayed ? 'job create replayed' : 'job created',
+      );
       const waitS = preferredWaitS(request.headers.prefer);
       if (waitS !== undefined) {
         // Prefer: wait=N: hold the answer until the job is done or N seconds pass; the body is the Job either way.
         reply.header('preference-applied', `wait=${waitS}`);
-        const latest = await awaitJob(store, job.id, (current) => isTerminal(current.status), waitS * 1000, abortOnClose(reply));
+        const latest = await awaitJob(
+          store,
+          job.id,
+          (current) => isTerminal(current.status),
+          waitS * 1000,
+          abortOnClose(reply),
+        );
         if (latest) job = latest;
       }
       // Done already (a reused result, the replay of a finished job, or within Prefer: wait): 200, same body.
       if (isTerminal(job.status)) {
-        return reply.code(200).headers({ location: jobPath(job.id), 'content-location': jobPath(job.id) }).send(render(job));
+        return reply
+          .code(200)
+          .headers({ location: jobPath(job.id), 'content-location': jobPath(job.id) })
+          .send(render(job));
       }
       return reply
         .code(202)
-        .headers({ location: jobPath(job.id), 'content-location': jobPath(job.id), 'retry-after': String(retryAfterSeconds(job, Date.now())) })
+        .headers({
+          location: jobPath(job.id),
+          'content-location': jobPath(job.id),
+          'retry-after': String(retryAfterSeconds(job, Date.now())),
+        })
         .send(render(job));
     },
   });
@@ -122,7 +178,8 @@ export const jobRoutes: FastifyPluginAsync<JobRoutesOptions> = async (
     schema: {
       operationId: 'listJobs',
       summary: 'List jobs',
-      description: 'Newest first by default; page with `next_cursor`. Filters combine with AND; `status` takes several values.',
+      description:
+        'Newest first by default; page with `next_cursor`. Filters combine with AND; `status` takes several values.',
       tags: ['jobs'],
       security: apiSecurity,
       querystring: listJobsQuery,
@@ -130,8 +187,13 @@ export const jobRoutes: FastifyPluginAsync<JobRoutesOptions> = async (
     },
     handler: async (request) => {
       const { idempotency_key: idempotencyKey, ...filters } = request.query;
-      if (idempotencyKey === undefined) return renderPage(await store.list({ ...toListQuery(filters), tenant: request.tenant }), filters.order, render);
-      return renderPage(await findByIdempotencyKey(store, request.tenant, idempotencyKey, filters), filters.order, render);
+      if (idempotencyKey === undefined)
+        return renderPage(await store.list({ ...toListQuery(filters), tenant: request.tenant }), filters.order, render);
+      return renderPage(
+        await findByIdempotencyKey(store, request.tenant, idempotencyKey, filters),
+        filters.order,
+        render,
+      );
     },
   });
 
@@ -139,20 +201,30 @@ export const jobRoutes: FastifyPluginAsync<JobRoutesOptions> = async (
     schema: {
       operationId: 'getJob',
       summary: 'Get a job',
-      description: 'Send `If-None-Match: "v<version>"` to get 304 while nothing changed. `Retry-After` says when to poll again.',
+      description:
+        'Send `If-None-Match: "v<version>"` to get 304 while nothing changed. `Retry-After` says when to poll again.',
       tags: ['jobs'],
       security: apiSecurity,
       params: jobIdParams,
       headers: z
         .object({
-          'if-none-match': z.string().optional().describe('The ETag you have (`"v<version>"`): 304 while the job is unchanged'),
+          'if-none-match': z
+            .string()
+            .optional()
+            .describe('The ETag you have (`"v<version>"`): 304 while the job is unchanged'),
           prefer: z
             .string()
             .optional()
-            .describe(`\`wait=N\` (N ≤ ${MAX_WAIT_S}) with a matching If-None-Match: hold the answer until the job changes (200) or N seconds pass (304)`),
+            .describe(
+              `\`wait=N\` (N ≤ ${MAX_WAIT_S}) with a matching If-None-Match: hold the answer until the job changes (200) or N seconds pass (304)`,
+            ),
         })
         .loose(),
-      response: { 200: jobSchema, 304: z.undefined().describe('Not modified'), ...problemResponses(401, 404, 410, 429, 503) },
+      response: {
+        200: jobSchema,
+        304: z.undefined().describe('Not modified'),
+        ...problemResponses(401, 404, 410, 429, 503),
+      },
     },
     handler: async (request, reply) => {
       let job = await findJob(store, request.params.id, request.tenant);
@@ -161,7 +233,13 @@ export const jobRoutes: FastifyPluginAsync<JobRoutesOptions> = async (
         // Long-poll: held until the job changes (progress too, on any instance) or N seconds pass.
         reply.header('preference-applied', `wait=${waitS}`);
         const seen = job.version;
-        const latest = await awaitJob(store, job.id, (current) => current.version !== seen, waitS * 1000, abortOnClose(reply));
+        const latest = await awaitJob(
+          store,
+          job.id,
+          (current) => current.version !== seen,
+          waitS * 1000,
+          abortOnClose(reply),
+        );
         job = latest ?? (await findJob(store, request.params.id, request.tenant));
       }
       const etag = `"v${job.version}"`;
@@ -184,18 +262,31 @@ export const jobRoutes: FastifyPluginAsync<JobRoutesOptions> = async (
       security: apiSecurity,
       params: jobIdParams,
       response: {
-        200: { description: "The handler's result, as it returned it", content: { 'application/json': { schema: storedJson } } },
+        200: {
+          description: "The handler's result, as it returned it",
+          content: { 'application/json': { schema: storedJson } },
+        },
         202: jobSchema,
         ...problemResponses(401, 404, 409, 410, 429, 503),
       },
     },
     handler: async (request, reply) => {
       const job = await findJob(store, request.params.id, request.tenant);
-      if (job.status === 'succeeded') return reply.code(200).type('application/json; charset=utf-8').send(JSON.stringify(job.result ?? null));
+      if (job.status === 'succeeded')
+        return reply
+          .code(200)
+          .type('application/json; charset=utf-8')
+          .send(JSON.stringify(job.result ?? null));
       if (job.status === 'failed' || job.status === 'canceled') {
         const code = job.status === 'failed' ? 'job-failed' : 'job-canceled';
-        const detail = job.status === 'failed' ? `The job failed: ${job.error?.message ?? 'unknown error'}` : 'The job was canceled.';
-        return sendProblem(reply, problem(code, detail, undefined, { job: render(job), error: job.error ? renderJobError(job.error) : null }));
+        const detail =
+          job.status === 'failed'
+            ? `The job failed: ${job.error?.message ?? 'unknown error'}`
+            : 'The job was canceled.';
+        return sendProblem(
+          reply,
+          problem(code, detail, undefined, { job: render(job), error: job.error ? renderJobError(job.error) : null }),
+        );
       }
       return reply
         .code(202)
@@ -228,7 +319,8 @@ export const jobRoutes: FastifyPluginAsync<JobRoutesOptions> = async (
     schema: {
       operationId: 'deleteJob',
       summary: 'Delete a job',
-      description: 'Cancels it if active, then removes the job and its result. 204 also for an unknown id, so repeating is safe.',
+      description:
+        'Cancels it if active, then removes the job and its result. 204 also for an unknown id, so repeating is safe.',
       tags: ['jobs'],
       security: apiSecurity,
       params: jobIdParams,
@@ -248,7 +340,8 @@ export const jobRoutes: FastifyPluginAsync<JobRoutesOptions> = async (
     schema: {
       operationId: 'listJobTypes',
       summary: 'List the enabled job types',
-      description: 'Each type with the JSON Schema of its input: the types this service\'s handlers run (`in-process`), then those operators declared for remote workers (`remote`).',
+      description:
+        "Each type with the JSON Schema of its input: the types this service's handlers run (`in-process`), then those operators declared for remote workers (`remote`).",
       tags: ['jobs'],
       security: apiSecurity,
       response: { 200: jobTypesSchema, ...problemResponses(401, 429) },

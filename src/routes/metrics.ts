@@ -28,7 +28,10 @@ function metricsGuard(token: string): (request: FastifyRequest) => Promise<void>
 }
 
 /** `GET /metrics`: Prometheus text format, for every role (a worker-only instance is scraped too). */
-export const metricsRoutes: FastifyPluginAsync<MetricsRoutesOptions> = async (fastify, { metrics, store, pool, token }) => {
+export const metricsRoutes: FastifyPluginAsync<MetricsRoutesOptions> = async (
+  fastify,
+  { metrics, store, pool, token },
+) => {
   const app = fastify.withTypeProvider<ZodTypeProvider>();
   // This plugin's own scope: the guard covers /metrics only.
   if (token !== undefined) app.addHook('onRequest', metricsGuard(token));

@@ -9,19 +9,31 @@ import { ADMIN_SESSION_COOKIE } from '../http/admin-auth.js';
  */
 
 export const securitySchemes = {
-  apiKey: { type: 'http', scheme: 'bearer', description: 'An API key (API_KEYS); its tenant owns the jobs. Only when API_KEYS is set: the /v1 API is open otherwise.' },
-  adminToken: { type: 'http', scheme: 'bearer', description: 'An admin key (ADMIN_KEYS, or ADMIN_TOKEN, an admin-role key). With neither set, /admin answers loopback clients only.' },
+  apiKey: {
+    type: 'http',
+    scheme: 'bearer',
+    description:
+      'An API key (API_KEYS); its tenant owns the jobs. Only when API_KEYS is set: the /v1 API is open otherwise.',
+  },
+  adminToken: {
+    type: 'http',
+    scheme: 'bearer',
+    description:
+      'An admin key (ADMIN_KEYS, or ADMIN_TOKEN, an admin-role key). With neither set, /admin answers loopback clients only.',
+  },
   adminSession: {
     type: 'apiKey',
     in: 'cookie',
     name: ADMIN_SESSION_COOKIE,
-    description: "The dashboard's session cookie, set by POST /admin/session. Writes made with it must come from the same origin.",
+    description:
+      "The dashboard's session cookie, set by POST /admin/session. Writes made with it must come from the same origin.",
   },
   metricsToken: { type: 'http', scheme: 'bearer', description: 'METRICS_TOKEN; /metrics is open while it is unset.' },
   workerKey: {
     type: 'http',
     scheme: 'bearer',
-    description: 'A worker key (WORKER_KEYS), for the worker endpoints (/v1/workers, /v1/leases) only. Without WORKER_KEYS they are open while API_KEYS is unset too, closed otherwise.',
+    description:
+      'A worker key (WORKER_KEYS), for the worker endpoints (/v1/workers, /v1/leases) only. Without WORKER_KEYS they are open while API_KEYS is unset too, closed otherwise.',
   },
 } as const;
 
@@ -30,15 +42,27 @@ const stringHeader = (description: string) => ({ description, schema: { type: 's
 export const responseHeaders = {
   Location: stringHeader('The Job: poll it here'),
   'Content-Location': stringHeader('The Job the body is'),
-  'Retry-After': { description: 'Seconds to wait before polling (or retrying) again', schema: { type: 'integer' as const, minimum: 0 } },
+  'Retry-After': {
+    description: 'Seconds to wait before polling (or retrying) again',
+    schema: { type: 'integer' as const, minimum: 0 },
+  },
   ETag: stringHeader('`"v<version>"`: send it in If-None-Match to get 304 while nothing changed'),
-  'Preference-Applied': stringHeader('`wait=<N>` when the request\'s `Prefer: wait=N` was honoured'),
-  'Idempotent-Replayed': { description: '`true` when this answers an earlier request with the same Idempotency-Key', schema: { type: 'string' as const, enum: ['true'] } },
+  'Preference-Applied': stringHeader("`wait=<N>` when the request's `Prefer: wait=N` was honoured"),
+  'Idempotent-Replayed': {
+    description: '`true` when this answers an earlier request with the same Idempotency-Key',
+    schema: { type: 'string' as const, enum: ['true'] },
+  },
   RateLimit: stringHeader('When RATE_LIMIT_PER_MIN is set: `limit=<n>, remaining=<n>, reset=<seconds>` (IETF draft)'),
   'RateLimit-Policy': stringHeader('When RATE_LIMIT_PER_MIN is set: `<limit>;w=60` (IETF draft)'),
-  'WWW-Authenticate': stringHeader('The credentials the route takes: `Bearer realm="<realm>"`, with `error="invalid_token"` for a wrong one'),
-  'Set-Cookie': stringHeader(`The \`${ADMIN_SESSION_COOKIE}\` session cookie (HttpOnly, SameSite=Strict, Path=/admin); cleared on sign-out`),
-  'X-Request-Id': stringHeader("This request's id, as in the service's logs (the client's own X-Request-Id when it sent a sane one)"),
+  'WWW-Authenticate': stringHeader(
+    'The credentials the route takes: `Bearer realm="<realm>"`, with `error="invalid_token"` for a wrong one',
+  ),
+  'Set-Cookie': stringHeader(
+    `The \`${ADMIN_SESSION_COOKIE}\` session cookie (HttpOnly, SameSite=Strict, Path=/admin); cleared on sign-out`,
+  ),
+  'X-Request-Id': stringHeader(
+    "This request's id, as in the service's logs (the client's own X-Request-Id when it sent a sane one)",
+  ),
 };
 
 type ResponseHeader = keyof typeof responseHeaders;
@@ -48,7 +72,8 @@ export const parameters = {
     name: 'X-Request-Id',
     in: 'header' as const,
     required: false,
-    description: 'Your id for this request (1 to 128 of `A-Z a-z 0-9 _ . : -`), kept in the logs and echoed back; one is made otherwise',
+    description:
+      'Your id for this request (1 to 128 of `A-Z a-z 0-9 _ . : -`), kept in the logs and echoed back; one is made otherwise',
     schema: { type: 'string' as const, pattern: '^[\\w.:-]{1,128}$' },
   },
 };
@@ -59,7 +84,10 @@ const handlerHeaders: Record<string, Record<string, ResponseHeader[]>> = {
     200: ['Location', 'Content-Location', 'Preference-Applied', 'Idempotent-Replayed'],
     202: ['Location', 'Content-Location', 'Retry-After', 'Preference-Applied', 'Idempotent-Replayed'],
   },
-  'get /v1/jobs/{id}': { 200: ['ETag', 'Retry-After', 'Preference-Applied'], 304: ['ETag', 'Retry-After', 'Preference-Applied'] },
+  'get /v1/jobs/{id}': {
+    200: ['ETag', 'Retry-After', 'Preference-Applied'],
+    304: ['ETag', 'Retry-After', 'Preference-Applied'],
+  },
   'get /v1/jobs/{id}/result': { 202: ['Location', 'Retry-After'] },
   'post /admin/jobs/{id}/clone': { 201: ['Location'] },
   'post /v1/workers/{worker_id}/leases': { 200: ['Preference-Applied'] },
@@ -143,13 +171,17 @@ function documentHeaders(document: Document): void {
       for (const [status, response] of Object.entries(operation.responses ?? {})) {
         if (own[status]) seen.add(`${method} ${path} ${status}`);
         const names = [...new Set([...(own[status] ?? []), ...hookHeaders(path, status, response)])];
-        response.headers = { ...response.headers, ...Object.fromEntries(names.map((name) => [name, { $ref: `#/components/headers/${name}` }])) };
+        response.headers = {
+          ...response.headers,
+          ...Object.fromEntries(names.map((name) => [name, { $ref: `#/components/headers/${name}` }])),
+        };
       }
     }
   }
   for (const [operation, byStatus] of Object.entries(handlerHeaders)) {
     for (const status of Object.keys(byStatus)) {
-      if (!seen.has(`${operation} ${status}`)) throw new Error(`openapi: handler headers listed for ${operation} ${status}, which the document does not have`);
+      if (!seen.has(`${operation} ${status}`))
+        throw new Error(`openapi: handler headers listed for ${operation} ${status}, which the document does not have`);
     }
   }
 }
@@ -167,7 +199,8 @@ function requestDefaultsAsText(document: Document): void {
     done.add(schema);
     const node = schema as Record<string, unknown>;
     const ref = node.$ref;
-    if (typeof ref === 'string' && ref.startsWith('#/components/schemas/')) visit(schemas[ref.slice('#/components/schemas/'.length)]);
+    if (typeof ref === 'string' && ref.startsWith('#/components/schemas/'))
+      visit(schemas[ref.slice('#/components/schemas/'.length)]);
     if ('default' in node) {
       const said = `Default: \`${JSON.stringify(node.default)}\`.`;
       node.description = typeof node.description === 'string' ? `${node.description}. ${said}` : said;
@@ -175,7 +208,8 @@ function requestDefaultsAsText(document: Document): void {
     }
     for (const [key, child] of Object.entries(node)) {
       if (key === 'properties' && child && typeof child === 'object') Object.values(child).forEach(visit);
-      else if (['items', 'additionalProperties', 'anyOf', 'oneOf', 'allOf'].includes(key)) [child].flat().forEach(visit);
+      else if (['items', 'additionalProperties', 'anyOf', 'oneOf', 'allOf'].includes(key))
+        [child].flat().forEach(visit);
     }
   };
   for (const item of Object.values(document.paths ?? {})) {

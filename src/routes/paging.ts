@@ -22,9 +22,13 @@ export function encodeCursor(order: ListOrder, afterId: string): string {
 export function decodeCursor(cursor: string, order: ListOrder): string {
   const [version, cursorOrder, id] = Buffer.from(cursor, 'base64url').toString('utf8').split(':');
   if (version !== 'v1' || cursorOrder !== order || id === undefined || !isJobId(id)) {
-    throw new HttpProblem('bad-request', 'Invalid query parameter: cursor (use next_cursor of a page listed with the same order).', {
-      errors: [{ pointer: 'cursor', detail: 'not a cursor of this listing' }],
-    });
+    throw new HttpProblem(
+      'bad-request',
+      'Invalid query parameter: cursor (use next_cursor of a page listed with the same order).',
+      {
+        errors: [{ pointer: 'cursor', detail: 'not a cursor of this listing' }],
+      },
+    );
   }
   return id;
 }
@@ -52,4 +56,5 @@ export function renderPage(
 }
 
 /** The cursor of the page after the one that ended at `nextAfter`, or null on the last page. */
-export const nextCursor = (nextAfter: string | null, order: ListOrder): string | null => (nextAfter === null ? null : encodeCursor(order, nextAfter));
+export const nextCursor = (nextAfter: string | null, order: ListOrder): string | null =>
+  nextAfter === null ? null : encodeCursor(order, nextAfter);

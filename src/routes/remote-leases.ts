@@ -34,23 +34,46 @@ const jobErrorBody = z
     code: z
       .string()
       .regex(/^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$/, 'letters, digits and _ . : - (at most 64)')
-      .describe('Your machine code of the failure (`timeout`, `lease-expired` and `handler-error` mean what they do in-process)'),
+      .describe(
+        'Your machine code of the failure (`timeout`, `lease-expired` and `handler-error` mean what they do in-process)',
+      ),
     message: z.string().min(1).describe(`What went wrong (cut to ${ERROR_MESSAGE_MAX} characters)`),
-    detail: z.string().optional().describe(`A stack trace or the like: shown to operators in the attempt timeline, secrets masked, cut to ${STACK_MAX} characters`),
+    detail: z
+      .string()
+      .optional()
+      .describe(
+        `A stack trace or the like: shown to operators in the attempt timeline, secrets masked, cut to ${STACK_MAX} characters`,
+      ),
   })
   .strict();
-const retryable = z.boolean().optional().describe('Whether another attempt may follow (while attempts are left). Default: true');
-const retryAfterS = z.number().min(0).max(604_800).optional().describe('Wait this long before the next attempt instead of the backoff');
+const retryable = z
+  .boolean()
+  .optional()
+  .describe('Whether another attempt may follow (while attempts are left). Default: true');
+const retryAfterS = z
+  .number()
+  .min(0)
+  .max(604_800)
+  .optional()
+  .describe('Wait this long before the next attempt instead of the backoff');
 
-const completeBody = z.object({ result: jsonValue.describe('The result clients read') }).strict().meta({ id: 'CompleteLease' });
-const failBody = z.object({ error: jobErrorBody, retryable, retry_after_s: retryAfterS }).strict().meta({ id: 'FailLease' });
+const completeBody = z
+  .object({ result: jsonValue.describe('The result clients read') })
+  .strict()
+  .meta({ id: 'CompleteLease' });
+const failBody = z
+  .object({ error: jobErrorBody, retryable, retry_after_s: retryAfterS })
+  .strict()
+  .meta({ id: 'FailLease' });
 const logsBody = z
   .object({
     lines: z
       .array(z.object({ level: z.enum(LOG_LEVELS), message: z.string() }).strict())
       .min(1)
       .max(LOG_LINES_MAX)
-      .describe('Kept with the attempt, as ctx.log lines are: secrets masked, each cut to 2000 characters, the last 200 of the job kept'),
+      .describe(
+        'Kept with the attempt, as ctx.log lines are: secrets masked, each cut to 2000 characters, the last 200 of the job kept',
+      ),
   })
   .strict()
   .meta({ id: 'LeaseLogs' });
@@ -60,7 +83,14 @@ const batchBody = z
       .array(
         z.union([
           z.object({ lease_id: z.string().regex(leaseIdPattern, 'not a lease id'), result: jsonValue }).strict(),
-          z.object({ lease_id: z.string().regex(leaseIdPattern, 'not a lease id'), error: jobErrorBody, retryable, retry_after_s: retryAfterS }).strict(),
+          z
+            .object({
+              lease_id: z.string().regex(leaseIdPattern, 'not a lease id'),
+              error: jobErrorBody,
+              retryable,
+              retry_after_s: retryAfterS,
+            })
+            .strict(),
         ]),
       )
       .min(1)
@@ -74,20 +104,35 @@ const settledSchema = z
   .object({
     lease_id: z.string(),
     status: z.literal('ok'),
-    job_status: z.enum(['queued', 'running', 'succeeded', 'failed', 'canceled']).describe('The job now: `queued` after a release or a failure with a retry to come; `canceled` when a cancel was asked meanwhile'),
+    job_status: z
+      .enum(['queued', 'running', 'succeeded', 'failed', 'canceled'])
+      .describe(
+        'The job now: `queued` after a release or a failure with a retry to come; `canceled` when a cancel was asked meanwhile',
+      ),
   })
   .meta({ id: 'LeaseSettled' });
-const logsAnswer = z.object({ lease_id: z.string(), lines: z.number().int().describe('Lines kept') }).meta({ id: 'LeaseLogsKept' });
+const logsAnswer = z
+  .object({ lease_id: z.string(), lines: z.number().int().describe('Lines kept') })
+  .meta({ id: 'LeaseLogsKept' });
 const batchAnswer = z
   .object({
-    items: z.array(z.object({ lease_id: z.string(), status: z.enum(['ok', 'lost']).describe('`lost`: the lease no longer held the job; nothing changed') })).describe('One per item, in order'),
+    items: z
+      .array(
+        z.object({
+          lease_id: z.string(),
+          status: z.enum(['ok', 'lost']).describe('`lost`: the lease no longer held the job; nothing changed'),
+        }),
+      )
+      .describe('One per item, in order'),
   })
   .meta({ id: 'LeasesSettled' });
 
 const leaseResponses = {
   ...problemResponses(400, 401, 403, 415, 422, 503),
   404: problemAnswer('Not a lease id this service handed out to a worker of this key (lease-not-found)'),
-  409: problemAnswer('The lease no longer holds the job (lease-lost): it lapsed, the attempt timed out, the job was canceled, deleted or is held by another worker. Nothing changed; drop the job'),
+  409: problemAnswer(
+    'The lease no longer holds the job (lease-lost): it lapsed, the attempt timed out, the job was canceled, deleted or is held by another worker. Nothing changed; drop the job',
+  ),
 };
 
 /** The failure a remote worker reports, as the job keeps it. */
@@ -101,7 +146,10 @@ function jobErrorOf(error: z.infer<typeof jobErrorBody>, isRetryable: boolean | 
 }
 
 const leaseLost = (leaseId: string): HttpProblem =>
-  new HttpProblem('lease-lost', `Lease ${leaseId} no longer holds its job (it lapsed, the attempt timed out, the job was canceled, deleted or is held by another worker): nothing was changed. Drop the job.`);
+  new HttpProblem(
+    'lease-lost',
+    `Lease ${leaseId} no longer holds its job (it lapsed, the attempt timed out, the job was canceled, deleted or is held by another worker): nothing was changed. Drop the job.`,
+  );
 
 export const remoteLeaseRoutes: FastifyPluginAsync<RemoteLeaseRoutesOptions> = async (fastify, { context }) => {
   const app = fastify.withTypeProvider<ZodTypeProvider>();
@@ -118,11 +166,16 @@ export const remoteLeaseRoutes: FastifyPluginAsync<RemoteLeaseRoutesOptions> = a
 
   app.post('/v1/leases/:lease_id/complete', {
     schema: {
-      ...single('completeLease', 'Complete an attempt', 'The job succeeds with `result`. Repeating it with the same lease and result answers as the first did.'),
+      ...single(
+        'completeLease',
+        'Complete an attempt',
+        'The job succeeds with `result`. Repeating it with the same lease and result answers as the first did.',
+      ),
       body: completeBody,
       response: { 200: settledSchema, ...leaseResponses },
     },
-    handler: async (request) => settleOne(request, request.params.lease_id, { kind: 'complete', result: request.body.result }),
+    handler: async (request) =>
+      settleOne(request, request.params.lease_id, { kind: 'complete', result: request.body.result }),
   });
 
   app.post('/v1/leases/:lease_id/fail', {
@@ -137,13 +190,21 @@ export const remoteLeaseRoutes: FastifyPluginAsync<RemoteLeaseRoutesOptions> = a
     },
     handler: async (request) => {
       const { error, retryable: isRetryable, retry_after_s: after } = request.body;
-      return settleOne(request, request.params.lease_id, { kind: 'fail', error: jobErrorOf(error, isRetryable), ...(after === undefined ? {} : { retryAfterMs: after * 1000 }) });
+      return settleOne(request, request.params.lease_id, {
+        kind: 'fail',
+        error: jobErrorOf(error, isRetryable),
+        ...(after === undefined ? {} : { retryAfterMs: after * 1000 }),
+      });
     },
   });
 
   app.post('/v1/leases/:lease_id/release', {
     schema: {
-      ...single('releaseLease', 'Release an attempt', 'The job goes back to the queue at once; the attempt is not counted (a worker stopping before it ran the job, or giving up a canceled one).'),
+      ...single(
+        'releaseLease',
+        'Release an attempt',
+        'The job goes back to the queue at once; the attempt is not counted (a worker stopping before it ran the job, or giving up a canceled one).',
+      ),
       response: { 200: settledSchema, ...leaseResponses },
     },
     handler: async (request) => settleOne(request, request.params.lease_id, { kind: 'release' }),
@@ -151,7 +212,11 @@ export const remoteLeaseRoutes: FastifyPluginAsync<RemoteLeaseRoutesOptions> = a
 
   app.post('/v1/leases/:lease_id/logs', {
     schema: {
-      ...single('appendLeaseLogs', 'Log lines of an attempt', 'Kept with the job, as a handler\'s ctx.log lines are (operators read them in the dashboard).'),
+      ...single(
+        'appendLeaseLogs',
+        'Log lines of an attempt',
+        "Kept with the job, as a handler's ctx.log lines are (operators read them in the dashboard).",
+      ),
       body: logsBody,
       response: { 200: logsAnswer, ...leaseResponses },
     },
@@ -161,7 +226,12 @@ export const remoteLeaseRoutes: FastifyPluginAsync<RemoteLeaseRoutesOptions> = a
       const job = await store.get(lease.jobId);
       if (!job || job.status !== 'running' || job.lease?.id !== lease.leaseId) throw leaseLost(leaseId);
       const now = Date.now();
-      const lines = request.body.lines.map((line) => ({ at: now, attempt: job.attempt, level: line.level, message: keptLineText(line.message) }));
+      const lines = request.body.lines.map((line) => ({
+        at: now,
+        attempt: job.attempt,
+        level: line.level,
+        message: keptLineText(line.message),
+      }));
       await store.appendLogs([{ jobId: job.id, lines }]);
       if (worker) await recordCall(ops, worker.id, {}, request.log);
       return { lease_id: leaseId, lines: lines.length };
@@ -184,7 +254,11 @@ export const remoteLeaseRoutes: FastifyPluginAsync<RemoteLeaseRoutesOptions> = a
       const now = Date.now();
       const items = request.body.items.map((item) => ({ item, ...parseLeaseId(item.lease_id)! }));
       const workers = new Map<string, WorkerView | 'foreign' | undefined>();
-      await Promise.all([...new Set(items.map((each) => each.workerId))].map(async (id) => workers.set(id, await remoteWorker(ops, id, key.name, now))));
+      await Promise.all(
+        [...new Set(items.map((each) => each.workerId))].map(async (id) =>
+          workers.set(id, await remoteWorker(ops, id, key.name, now)),
+        ),
+      );
       // A lease of another key's worker is answered lost: this key holds nothing there.
       const requests: (SettleRequest | null)[] = items.map(({ item, lease, workerId }) => {
         const worker = workers.get(workerId);
@@ -192,7 +266,11 @@ export const remoteLeaseRoutes: FastifyPluginAsync<RemoteLeaseRoutesOptions> = a
         const settlement: Settlement =
           'result' in item
             ? { kind: 'complete', result: item.result }
-            : { kind: 'fail', error: jobErrorOf(item.error, item.retryable), ...(item.retry_after_s === undefined ? {} : { retryAfterMs: item.retry_after_s * 1000 }) };
+            : {
+                kind: 'fail',
+                error: jobErrorOf(item.error, item.retryable),
+                ...(item.retry_after_s === undefined ? {} : { retryAfterMs: item.retry_after_s * 1000 }),
+              };
         return { leaseId: item.lease_id, lease, workerId, workerName: worker?.name ?? workerId, settlement };
       });
       const settled = await settleLeases(
@@ -201,7 +279,10 @@ export const remoteLeaseRoutes: FastifyPluginAsync<RemoteLeaseRoutesOptions> = a
         now,
       );
       let next = 0;
-      const answers = requests.map((each, i) => ({ lease_id: items[i]!.item.lease_id, status: each === null ? ('lost' as const) : settled[next++]!.status }));
+      const answers = requests.map((each, i) => ({
+        lease_id: items[i]!.item.lease_id,
+        status: each === null ? ('lost' as const) : settled[next++]!.status,
+      }));
       for (const [id, worker] of workers) {
         if (worker === undefined || worker === 'foreign') continue;
         const done = new Set(items.filter((each) => each.workerId === id).map((each) => each.item.lease_id));
@@ -216,15 +297,21 @@ export const remoteLeaseRoutes: FastifyPluginAsync<RemoteLeaseRoutesOptions> = a
   async function ownLease(request: FastifyRequest, leaseId: string) {
     const parsed = parseLeaseId(leaseId);
     const worker = parsed && (await remoteWorker(ops, parsed.workerId, workerKeyOf(request).name, Date.now()));
-    if (!parsed || worker === 'foreign') throw new HttpProblem('lease-not-found', `No lease ${leaseId} was handed out to a worker of this worker key.`);
+    if (!parsed || worker === 'foreign')
+      throw new HttpProblem('lease-not-found', `No lease ${leaseId} was handed out to a worker of this worker key.`);
     return { lease: parsed.lease, workerId: parsed.workerId, worker };
   }
 
   async function settleOne(request: FastifyRequest, leaseId: string, settlement: Settlement) {
     const { lease, workerId, worker } = await ownLease(request, leaseId);
     const now = Date.now();
-    const [settled] = await settleLeases(context, [{ leaseId, lease, workerId, workerName: worker?.name ?? workerId, settlement }], now);
-    if (worker) await recordCall(ops, worker.id, { remove: [leaseId], lost: settled!.status === 'lost' ? 1 : 0 }, request.log);
+    const [settled] = await settleLeases(
+      context,
+      [{ leaseId, lease, workerId, workerName: worker?.name ?? workerId, settlement }],
+      now,
+    );
+    if (worker)
+      await recordCall(ops, worker.id, { remove: [leaseId], lost: settled!.status === 'lost' ? 1 : 0 }, request.log);
     if (settled!.status === 'lost') throw leaseLost(leaseId);
     return { lease_id: leaseId, status: 'ok' as const, job_status: settled!.jobStatus };
   }

@@ -29,8 +29,17 @@ const workerParams = z.object({ worker_id: z.string().min(1).max(64) });
 const registerBody = z
   .object({
     name: z.string().min(1).max(64).describe('Your name for this worker process (shown to operators)'),
-    types: z.array(z.string().min(1).max(64)).min(1).max(50).describe('Declared job types it runs (PUT /admin/job-types/{type}); within the worker key\'s types'),
-    slots: z.number().int().min(1).max(1000).describe('Jobs it runs at once: a claim never leases more than its free slots'),
+    types: z
+      .array(z.string().min(1).max(64))
+      .min(1)
+      .max(50)
+      .describe("Declared job types it runs (PUT /admin/job-types/{type}); within the worker key's types"),
+    slots: z
+      .number()
+      .int()
+      .min(1)
+      .max(1000)
+      .describe('Jobs it runs at once: a claim never leases more than its free slots'),
     labels: z
       .record(z.string().min(1).max(64), z.string().max(256))
       .refine((value) => Object.keys(value).length <= 32, 'at most 32 labels')
@@ -44,14 +53,19 @@ const registrationSchema = z
   .object({
     worker_id: z.string().describe('Name it in every call for this worker'),
     heartbeat_s: z.number().int().describe('Call heartbeat at least this often (a third of lease_s)'),
-    lease_s: z.number().int().describe('A lease lapses after this long without a heartbeat (the shortest lease_s of its types)'),
+    lease_s: z
+      .number()
+      .int()
+      .describe('A lease lapses after this long without a heartbeat (the shortest lease_s of its types)'),
     max_wait_s: z.number().int().describe('Longest `Prefer: wait` a claim honours'),
     max_claim: z.number().int().describe('Most leases one claim asks for (`max`)'),
   })
   .meta({ id: 'WorkerRegistration' });
 
 const claimBody = z
-  .object({ max: z.number().int().min(1).describe('Most jobs to lease: 1 to max_claim; never more than the free slots') })
+  .object({
+    max: z.number().int().min(1).describe('Most jobs to lease: 1 to max_claim; never more than the free slots'),
+  })
   .strict()
   .meta({ id: 'ClaimLeases' });
 
@@ -63,7 +77,7 @@ const leaseSchema = z
       id: z.string(),
       type: z.string(),
       input: storedJson,
-      attempt: z.number().int().describe('This attempt\'s number, from 1'),
+      attempt: z.number().int().describe("This attempt's number, from 1"),
       max_attempts: z.number().int(),
       timeout_at: timestamp.nullable().describe('The service fails the attempt with `timeout` then (null: no timeout)'),
       metadata: z.record(z.string(), z.string()),
@@ -82,7 +96,12 @@ const heartbeatBody = z
             lease_id: z.string().min(1).max(200),
             progress: z
               .object({
-                percent: z.number().min(0).max(100).nullable().describe('Never decreases within an attempt; capped at 99 until it succeeds'),
+                percent: z
+                  .number()
+                  .min(0)
+                  .max(100)
+                  .nullable()
+                  .describe('Never decreases within an attempt; capped at 99 until it succeeds'),
                 step: z.string().max(256).optional(),
                 message: z.string().max(2000).optional(),
               })
@@ -101,20 +120,26 @@ const heartbeatAnswer = z
   .object({
     worker: z
       .enum(['active', 'drain', 'stop'])
-      .describe('`drain`: an operator drained it: finish what you hold, claim nothing; `stop`: the service shuts down: finish or release what you hold, then stop'),
+      .describe(
+        '`drain`: an operator drained it: finish what you hold, claim nothing; `stop`: the service shuts down: finish or release what you hold, then stop',
+      ),
     leases: z.array(
       z.object({
         lease_id: z.string(),
         status: z
           .enum(['ok', 'cancel_requested', 'lost'])
-          .describe('`cancel_requested`: stop the job, then release or fail it; `lost`: drop it, every write would answer 409'),
+          .describe(
+            '`cancel_requested`: stop the job, then release or fail it; `lost`: drop it, every write would answer 409',
+          ),
         lease_until: timestamp.nullable().describe('Null when lost'),
       }),
     ),
   })
   .meta({ id: 'HeartbeatAnswer' });
 
-const notFound = problemAnswer('No remote worker with this id is registered with this key (worker-not-found): register again');
+const notFound = problemAnswer(
+  'No remote worker with this id is registered with this key (worker-not-found): register again',
+);
 
 /** Aborts when the client goes away (the response's `close`: a request emits its own as soon as its body was read). */
 function abortOnClose(reply: FastifyReply): AbortSignal {
@@ -131,7 +156,8 @@ export const remoteWorkerRoutes: FastifyPluginAsync<RemoteWorkerRoutesOptions> =
     schema: {
       operationId: 'registerWorker',
       summary: 'Register a remote worker',
-      description: 'A worker process announces itself and the declared job types it runs; the answer says how often to call and how much to ask for.',
+      description:
+        'A worker process announces itself and the declared job types it runs; the answer says how often to call and how much to ask for.',
       tags: ['workers'],
       security,
       body: registerBody,
@@ -142,19 +168,45 @@ export const remoteWorkerRoutes: FastifyPluginAsync<RemoteWorkerRoutesOptions> =
       const { name, slots, labels = {} } = request.body;
       request.body.types.forEach((type, i) => assertTypeAllowed(key, type, `/types/${i}`));
       const undeclared = request.body.types.flatMap((type, i) =>
-        context.declaredTypes?.get(type) ? [] : [{ pointer: `/types/${i}`, detail: `"${type}" is not a declared job type` }],
+        context.declaredTypes?.get(type)
+          ? []
+          : [{ pointer: `/types/${i}`, detail: `"${type}" is not a declared job type` }],
       );
       if (undeclared.length > 0) {
-        throw new HttpProblem('validation-failed', 'Remote workers run declared job types only (PUT /admin/job-types/{type}).', { errors: undeclared });
+        throw new HttpProblem(
+          'validation-failed',
+          'Remote workers run declared job types only (PUT /admin/job-types/{type}).',
+          { errors: undeclared },
+        );
       }
       const types = [...new Set(request.body.types)];
       const leaseS = leaseSOf(context, types);
       const heartbeatS = Math.max(1, Math.floor(leaseS / 3));
       const id = newWorkerId();
       const version = labels.version ?? '';
-      await ops.beat(newRemoteRecord({ id, name, labels, keyName: key.name, types, slots, leaseS, heartbeatS, host: request.ip, version, now: Date.now() }));
+      await ops.beat(
+        newRemoteRecord({
+          id,
+          name,
+          labels,
+          keyName: key.name,
+          types,
+          slots,
+          leaseS,
+          heartbeatS,
+          host: request.ip,
+          version,
+          now: Date.now(),
+        }),
+      );
       request.log.info({ workerId: id, workerName: name, keyName: key.name, types, slots }, 'remote worker registered');
-      return reply.code(201).send({ worker_id: id, heartbeat_s: heartbeatS, lease_s: leaseS, max_wait_s: settings.maxWaitS, max_claim: settings.maxClaim });
+      return reply.code(201).send({
+        worker_id: id,
+        heartbeat_s: heartbeatS,
+        lease_s: leaseS,
+        max_wait_s: settings.maxWaitS,
+        max_claim: settings.maxClaim,
+      });
     },
   });
 
@@ -169,7 +221,14 @@ export const remoteWorkerRoutes: FastifyPluginAsync<RemoteWorkerRoutesOptions> =
       params: workerParams,
       body: claimBody,
       headers: z
-        .object({ prefer: z.string().optional().describe(`\`wait=N\` (N ≤ max_wait_s, at most ${MAX_WAIT_S}): wait up to N seconds for work when none is ready`) })
+        .object({
+          prefer: z
+            .string()
+            .optional()
+            .describe(
+              `\`wait=N\` (N ≤ max_wait_s, at most ${MAX_WAIT_S}): wait up to N seconds for work when none is ready`,
+            ),
+        })
         .loose(),
       response: { 200: leasesSchema, ...problemResponses(400, 401, 403, 415, 422, 503), 404: notFound },
     },
@@ -179,15 +238,26 @@ export const remoteWorkerRoutes: FastifyPluginAsync<RemoteWorkerRoutesOptions> =
       // The key's types may have narrowed since the worker registered.
       for (const type of worker.types) assertTypeAllowed(key, type);
       if (request.body.max > settings.maxClaim) {
-        throw new HttpProblem('validation-failed', `A claim asks for at most max_claim (${settings.maxClaim}) jobs.`, { errors: [{ pointer: '/max', detail: `at most ${settings.maxClaim}` }] });
+        throw new HttpProblem('validation-failed', `A claim asks for at most max_claim (${settings.maxClaim}) jobs.`, {
+          errors: [{ pointer: '/max', detail: `at most ${settings.maxClaim}` }],
+        });
       }
       const asked = preferredWaitS(request.headers.prefer);
       const waitS = asked === undefined ? 0 : Math.min(asked, settings.maxWaitS);
       if (asked !== undefined) reply.header('preference-applied', `wait=${waitS}`);
       const claimed = await claimLeases(context, worker, request.body.max, waitS * 1000, abortOnClose(reply));
       const leases = claimed.jobs.map((job) => renderLease(job));
-      await recordCall(ops, claimed.worker.id, { add: leases.map((lease) => ({ leaseId: lease.lease_id, jobId: lease.job.id })) }, request.log);
-      if (leases.length > 0) request.log.debug({ workerId: worker.id, jobIds: claimed.jobs.map((job) => job.id) }, 'remote worker claimed jobs');
+      await recordCall(
+        ops,
+        claimed.worker.id,
+        { add: leases.map((lease) => ({ leaseId: lease.lease_id, jobId: lease.job.id })) },
+        request.log,
+      );
+      if (leases.length > 0)
+        request.log.debug(
+          { workerId: worker.id, jobIds: claimed.jobs.map((job) => job.id) },
+          'remote worker claimed jobs',
+        );
       return { leases };
     },
   });
@@ -215,30 +285,54 @@ export const remoteWorkerRoutes: FastifyPluginAsync<RemoteWorkerRoutesOptions> =
         return { entry, lease: parsed?.workerId === worker.id ? parsed.lease : undefined };
       });
       const held = listed.filter((each): each is typeof each & { lease: HeldLease } => each.lease !== undefined);
-      const renewal = held.length === 0 ? { lost: [], cancelRequested: [] } : await store.renewLeases(held.map((each) => each.lease), leaseMs, now);
+      const renewal =
+        held.length === 0
+          ? { lost: [], cancelRequested: [] }
+          : await store.renewLeases(
+              held.map((each) => each.lease),
+              leaseMs,
+              now,
+            );
       const lostJobs = new Set(renewal.lost);
       const canceling = new Set(renewal.cancelRequested);
       const status = new Map<string, 'ok' | 'cancel_requested' | 'lost'>(
-        listed.map(({ entry, lease }) => [entry.lease_id, !lease || lostJobs.has(lease.jobId) ? 'lost' : canceling.has(lease.jobId) ? 'cancel_requested' : 'ok']),
+        listed.map(({ entry, lease }) => [
+          entry.lease_id,
+          !lease || lostJobs.has(lease.jobId) ? 'lost' : canceling.has(lease.jobId) ? 'cancel_requested' : 'ok',
+        ]),
       );
       const live = held.filter(({ entry }) => status.get(entry.lease_id) !== 'lost');
       await Promise.all(
         live.map(async ({ entry, lease }) => {
           if (!entry.progress) return;
           const { percent, step, message } = entry.progress;
-          if (!(await store.reportProgress(lease, { percent, step: step ?? null, message: message ?? null }, now))) status.set(entry.lease_id, 'lost');
+          if (!(await store.reportProgress(lease, { percent, step: step ?? null, message: message ?? null }, now)))
+            status.set(entry.lease_id, 'lost');
         }),
       );
-      await armTimeouts(live.filter(({ entry }) => status.get(entry.lease_id) !== 'lost'), now + leaseMs);
-      const kept = listed.filter(({ entry }) => status.get(entry.lease_id) !== 'lost').map(({ entry }) => entry.lease_id);
+      await armTimeouts(
+        live.filter(({ entry }) => status.get(entry.lease_id) !== 'lost'),
+        now + leaseMs,
+      );
+      const kept = listed
+        .filter(({ entry }) => status.get(entry.lease_id) !== 'lost')
+        .map(({ entry }) => entry.lease_id);
       const lost = held.length - live.length + live.filter(({ entry }) => status.get(entry.lease_id) === 'lost').length;
       for (const { entry } of listed) if (status.get(entry.lease_id) === 'lost') timeouts.forget(entry.lease_id);
       await recordCall(ops, worker.id, { replace: kept.map(heldLease), lost }, request.log);
       return {
-        worker: context.isShuttingDown() ? ('stop' as const) : worker.draining ? ('drain' as const) : ('active' as const),
+        worker: context.isShuttingDown()
+          ? ('stop' as const)
+          : worker.draining
+            ? ('drain' as const)
+            : ('active' as const),
         leases: listed.map(({ entry }) => {
           const state = status.get(entry.lease_id)!;
-          return { lease_id: entry.lease_id, status: state, lease_until: state === 'lost' ? null : rfc3339(now + leaseMs) };
+          return {
+            lease_id: entry.lease_id,
+            status: state,
+            lease_until: state === 'lost' ? null : rfc3339(now + leaseMs),
+          };
         }),
       };
     },
@@ -248,7 +342,8 @@ export const remoteWorkerRoutes: FastifyPluginAsync<RemoteWorkerRoutesOptions> =
     schema: {
       operationId: 'deregisterWorker',
       summary: 'Deregister a remote worker',
-      description: 'A worker shutting down: every lease it holds goes back to the queue at once (the attempts are not counted), and it leaves the registry.',
+      description:
+        'A worker shutting down: every lease it holds goes back to the queue at once (the attempts are not counted), and it leaves the registry.',
       tags: ['workers'],
       security,
       params: workerParams,
@@ -264,9 +359,19 @@ export const remoteWorkerRoutes: FastifyPluginAsync<RemoteWorkerRoutesOptions> =
         const limits = claimLimits(context);
         const limited = (id: string) => {
           const type = timeouts.facts(id)?.type;
-          return type === undefined ? worker.types.some((each) => limits[each]?.maxConcurrency !== undefined) : limits[type]?.maxConcurrency !== undefined;
+          return type === undefined
+            ? worker.types.some((each) => limits[each]?.maxConcurrency !== undefined)
+            : limits[type]?.maxConcurrency !== undefined;
         };
-        await store.finishAndClaim(held.map(({ id, lease }) => ({ lease, outcome: { kind: 'released' as const }, concurrencyLimited: limited(id) })), null, Date.now());
+        await store.finishAndClaim(
+          held.map(({ id, lease }) => ({
+            lease,
+            outcome: { kind: 'released' as const },
+            concurrencyLimited: limited(id),
+          })),
+          null,
+          Date.now(),
+        );
         for (const { id } of held) timeouts.forget(id);
       }
       await ops.removeWorker(worker.id);
@@ -279,7 +384,10 @@ export const remoteWorkerRoutes: FastifyPluginAsync<RemoteWorkerRoutesOptions> =
   async function ownWorker(id: string, key: WorkerKey): Promise<WorkerView> {
     const worker = await remoteWorker(ops, id, key.name, Date.now());
     if (worker === undefined || worker === 'foreign') {
-      throw new HttpProblem('worker-not-found', `No remote worker ${id} is registered with this worker key (it deregistered, or was forgotten an hour after its last call): register again.`);
+      throw new HttpProblem(
+        'worker-not-found',
+        `No remote worker ${id} is registered with this worker key (it deregistered, or was forgotten an hour after its last call): register again.`,
+      );
     }
     return worker;
   }
@@ -307,12 +415,16 @@ export const remoteWorkerRoutes: FastifyPluginAsync<RemoteWorkerRoutesOptions> =
   }
 
   /** Known leases are renewed in the timeouts; one this instance has not heard of is read once, to arm its timeout. */
-  async function armTimeouts(leases: { entry: { lease_id: string }; lease: HeldLease }[], until: number): Promise<void> {
+  async function armTimeouts(
+    leases: { entry: { lease_id: string }; lease: HeldLease }[],
+    until: number,
+  ): Promise<void> {
     const unknown = leases.filter(({ entry }) => !timeouts.renewed(entry.lease_id, until));
     await Promise.all(
       unknown.map(async ({ entry, lease }) => {
         const job = await store.get(lease.jobId);
-        if (job?.status === 'running' && job.lease?.id === lease.leaseId) timeouts.track(entry.lease_id, lease, leaseFactsOf(job, defaultTimeoutS(context, job.type)), until);
+        if (job?.status === 'running' && job.lease?.id === lease.leaseId)
+          timeouts.track(entry.lease_id, lease, leaseFactsOf(job, defaultTimeoutS(context, job.type)), until);
       }),
     );
   }

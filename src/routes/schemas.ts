@@ -26,7 +26,10 @@ export function isJsonValue(value: unknown): value is JsonValue {
     } else if (Array.isArray(next)) {
       seen.add(next);
       for (const item of next) pending.push(item);
-    } else if (typeof next === 'object' && [Object.prototype, null].includes(Object.getPrototypeOf(next) as object | null)) {
+    } else if (
+      typeof next === 'object' &&
+      [Object.prototype, null].includes(Object.getPrototypeOf(next) as object | null)
+    ) {
       seen.add(next);
       for (const item of Object.values(next)) pending.push(item);
     } else {
@@ -65,7 +68,12 @@ export const problemSchema = z
     detail: z.string(),
     code: z.string().describe('Stable machine-readable code'),
     errors: z
-      .array(z.object({ pointer: z.string().describe('JSON Pointer into the body, or the parameter name'), detail: z.string() }))
+      .array(
+        z.object({
+          pointer: z.string().describe('JSON Pointer into the body, or the parameter name'),
+          detail: z.string(),
+        }),
+      )
       .optional(),
   })
   .catchall(z.unknown())
@@ -76,7 +84,7 @@ const statusText: Record<number, string> = {
   401: 'Missing or wrong credentials',
   403: 'Not allowed',
   404: 'No such job',
-  409: 'Conflict with the job\'s state',
+  409: "Conflict with the job's state",
   413: 'Body too large',
   410: 'The job was deleted or expired (gone_at says when); stop polling',
   415: 'Body is not JSON',
@@ -86,14 +94,20 @@ const statusText: Record<number, string> = {
 };
 
 /** A problem response entry with a route's own description (instead of the status's usual one). */
-export const problemAnswer = (description: string) => ({ description, content: { 'application/problem+json': { schema: problemSchema } } });
+export const problemAnswer = (description: string) => ({
+  description,
+  content: { 'application/problem+json': { schema: problemSchema } },
+});
 
 /** Response entries for error statuses, documented as application/problem+json. */
 export const problemResponses = (...statuses: number[]) =>
   Object.fromEntries(
     statuses.map((status) => [
       status,
-      { description: statusText[status] ?? 'Problem', content: { 'application/problem+json': { schema: problemSchema } } },
+      {
+        description: statusText[status] ?? 'Problem',
+        content: { 'application/problem+json': { schema: problemSchema } },
+      },
     ]),
   );
 
@@ -102,7 +116,7 @@ export const jobErrorSchema = z
     type: z.string(),
     title: z.string(),
     detail: z.string(),
-    code: z.string().describe('`handler-error`, `timeout`, `lease-expired`, `invalid-input`, or a handler\'s own code'),
+    code: z.string().describe("`handler-error`, `timeout`, `lease-expired`, `invalid-input`, or a handler's own code"),
     retryable: z.boolean(),
   })
   .meta({ id: 'JobError', description: 'Why the job (or, while a retry waits, its last attempt) failed' });
@@ -117,7 +131,13 @@ export const jobSchema = z
     metadata: z.record(z.string(), z.string()),
     priority: z.number().int(),
     progress: z.object({
-      percent: z.number().int().min(0).max(100).nullable().describe('Never decreases within an attempt; 100 only once succeeded'),
+      percent: z
+        .number()
+        .int()
+        .min(0)
+        .max(100)
+        .nullable()
+        .describe('Never decreases within an attempt; 100 only once succeeded'),
       step: z.string().nullable(),
       message: z.string().nullable(),
       updated_at: nullableTimestamp,
@@ -145,7 +165,9 @@ export const jobSchema = z
           .object({
             id: z.string().describe('The webhook-id header: `<job id>:<version>`, the same on every retry'),
             event: WebhookEvent,
-            status: z.enum(['delivered', 'retrying', 'failed']).describe('`failed`: given up (24 h of retries, a 410 answer, or a refused address)'),
+            status: z
+              .enum(['delivered', 'retrying', 'failed'])
+              .describe('`failed`: given up (24 h of retries, a 410 answer, or a refused address)'),
             attempts: z.number().int(),
             at: timestamp.describe('When the latest attempt ended'),
             response_status: z.number().int().nullable(),
@@ -156,8 +178,13 @@ export const jobSchema = z
           .describe('The latest delivery attempt, or null before the first'),
       })
       .nullable()
-      .describe('Where this job\'s events are POSTed, and how the latest delivery went'),
-    links: z.object({ self: z.string(), result: z.string(), cancel: z.string(), events: z.string().describe('Server-Sent Events of this job') }),
+      .describe("Where this job's events are POSTed, and how the latest delivery went"),
+    links: z.object({
+      self: z.string(),
+      result: z.string(),
+      cancel: z.string(),
+      events: z.string().describe('Server-Sent Events of this job'),
+    }),
   })
   .meta({ id: 'Job' });
 
@@ -177,9 +204,16 @@ export const attemptSchema = z
     ended_at: timestamp,
     outcome: z
       .enum(['succeeded', 'failed', 'retry', 'canceled', 'released', 'lease-expired', 'poison'])
-      .describe('`retry`: failed, another attempt scheduled; `lease-expired`: its worker died or hung; `released`: shut down before it ended; `poison`: its worker died POISON_AFTER times'),
+      .describe(
+        '`retry`: failed, another attempt scheduled; `lease-expired`: its worker died or hung; `released`: shut down before it ended; `poison`: its worker died POISON_AFTER times',
+      ),
     error: z
-      .object({ code: z.string(), message: z.string(), retryable: z.boolean(), stack: z.string().nullable().describe('Where the handler threw it (capped)') })
+      .object({
+        code: z.string(),
+        message: z.string(),
+        retryable: z.boolean(),
+        stack: z.string().nullable().describe('Where the handler threw it (capped)'),
+      })
       .nullable(),
   })
   .meta({ id: 'Attempt' });
@@ -195,7 +229,9 @@ export const jobLogLineSchema = z
 
 export const adminJobDetailSchema = adminJobSchema
   .extend({
-    attempts: z.array(attemptSchema).describe('Every ended attempt, oldest first; a running attempt shows in started_at and worker_id'),
+    attempts: z
+      .array(attemptSchema)
+      .describe('Every ended attempt, oldest first; a running attempt shows in started_at and worker_id'),
     logs: z.array(jobLogLineSchema).describe("The handler's ctx.log lines (the last 200), oldest first"),
   })
   .meta({ id: 'AdminJobDetail' });
@@ -203,7 +239,10 @@ export const adminJobDetailSchema = adminJobSchema
 export const adminJobListSchema = z
   .object({
     data: z.array(adminJobSchema),
-    next_cursor: z.string().nullable().describe('Pass as `cursor` for the next page; null when every job was looked at'),
+    next_cursor: z
+      .string()
+      .nullable()
+      .describe('Pass as `cursor` for the next page; null when every job was looked at'),
   })
   .meta({ id: 'AdminJobList' });
 
@@ -219,9 +258,25 @@ export const createJobBody = z
     metadata: metadataSchema.optional(),
     priority: z.number().int().min(PRIORITY_MIN).max(PRIORITY_MAX).default(0).describe('Higher runs first'),
     run_at: timestamp.optional().describe('Do not start before this time (not with delay_s)'),
-    delay_s: z.number().min(0).max(31_536_000).optional().describe('Do not start before this many seconds from now (not with run_at)'),
-    max_attempts: z.number().int().min(1).max(100).optional().describe(`Default: the type's setting, else ${DEFAULT_MAX_ATTEMPTS}`),
-    timeout_s: z.number().positive().max(604_800).optional().describe("Seconds an attempt may run; default: the type's setting"),
+    delay_s: z
+      .number()
+      .min(0)
+      .max(31_536_000)
+      .optional()
+      .describe('Do not start before this many seconds from now (not with run_at)'),
+    max_attempts: z
+      .number()
+      .int()
+      .min(1)
+      .max(100)
+      .optional()
+      .describe(`Default: the type's setting, else ${DEFAULT_MAX_ATTEMPTS}`),
+    timeout_s: z
+      .number()
+      .positive()
+      .max(604_800)
+      .optional()
+      .describe("Seconds an attempt may run; default: the type's setting"),
     webhook: z
       .object({
         url: z.url({ protocol: /^https?$/, error: 'must be an http or https URL' }).max(2048),
@@ -257,7 +312,12 @@ export const listJobsQuery = z
     created_after: timestamp.optional(),
     created_before: timestamp.optional(),
     ...pagingQuery,
-    idempotency_key: z.string().min(1).max(255).optional().describe('The job a create with this Idempotency-Key made (when its answer was lost)'),
+    idempotency_key: z
+      .string()
+      .min(1)
+      .max(255)
+      .optional()
+      .describe('The job a create with this Idempotency-Key made (when its answer was lost)'),
   })
   .strict();
 
@@ -272,8 +332,14 @@ export const jobIdParams = z.object({ id: z.string().min(1).max(64) });
 
 export const purgeQuery = z
   .object({
-    status: commaList(z.enum(['succeeded', 'failed', 'canceled'])).optional().describe('Finished statuses to purge (default: all three)'),
-    older_than_s: z.coerce.number().min(0).default(0).describe('Only jobs that finished at least this many seconds ago'),
+    status: commaList(z.enum(['succeeded', 'failed', 'canceled']))
+      .optional()
+      .describe('Finished statuses to purge (default: all three)'),
+    older_than_s: z.coerce
+      .number()
+      .min(0)
+      .default(0)
+      .describe('Only jobs that finished at least this many seconds ago'),
   })
   .strict();
 
@@ -336,7 +402,11 @@ export const jobTypesSchema = z
     data: z.array(
       z.object({
         type: z.string(),
-        served_by: z.enum(['in-process', 'remote']).describe('`in-process`: a handler of this service runs it; `remote`: an operator declared it and remote workers run it'),
+        served_by: z
+          .enum(['in-process', 'remote'])
+          .describe(
+            '`in-process`: a handler of this service runs it; `remote`: an operator declared it and remote workers run it',
+          ),
         description: z.string().nullable(),
         input_schema: z.record(z.string(), z.unknown()).describe('JSON Schema of the input'),
         timeout_s: z.number().nullable(),

@@ -20,17 +20,30 @@ const WALK_SCAN_LIMIT = 20_000;
 export const adminSearchFilter = z
   .object({
     id: z.string().min(1).max(64).optional().describe('Exactly this job'),
-    status: z.union([commaList(JobStatus), z.array(JobStatus)]).optional().describe('Comma-separated statuses (a bulk filter also takes an array)'),
+    status: z
+      .union([commaList(JobStatus), z.array(JobStatus)])
+      .optional()
+      .describe('Comma-separated statuses (a bulk filter also takes an array)'),
     type: z.string().min(1).optional().describe('A job type'),
     tenant: z.string().min(1).max(64).optional().describe('`-` is the anonymous tenant of an open API'),
     created_after: timestamp.optional().describe('RFC 3339'),
     created_before: timestamp.optional().describe('RFC 3339'),
     finished_after: timestamp.optional().describe('RFC 3339'),
     finished_before: timestamp.optional().describe('RFC 3339'),
-    error: z.string().min(1).max(200).optional().describe("An error code, or a substring of the error's message (case-insensitive)"),
+    error: z
+      .string()
+      .min(1)
+      .max(200)
+      .optional()
+      .describe("An error code, or a substring of the error's message (case-insensitive)"),
     min_attempts: z.coerce.number().int().min(1).optional().describe('Jobs that started at least this many attempts'),
     worker: z.string().min(1).max(200).optional().describe('Jobs whose latest attempt ran on this worker id'),
-    idempotency_key: z.string().min(1).max(255).optional().describe('The job a create with this key made (with `tenant`, else the anonymous tenant)'),
+    idempotency_key: z
+      .string()
+      .min(1)
+      .max(255)
+      .optional()
+      .describe('The job a create with this key made (with `tenant`, else the anonymous tenant)'),
     stuck: z.enum(['true', 'false']).optional().describe('true: only running jobs whose lease has lapsed'),
     metadata: z.record(z.string(), z.string()).optional().describe('Jobs whose metadata has all these key/value pairs'),
   })
@@ -47,7 +60,8 @@ export interface SearchPage {
 }
 
 /** A filter that names one job (by id, or by the Idempotency-Key that made it): one answer, never a next page. */
-export const namesOneJob = (filter: AdminSearchFilter): boolean => filter.id !== undefined || filter.idempotency_key !== undefined;
+export const namesOneJob = (filter: AdminSearchFilter): boolean =>
+  filter.id !== undefined || filter.idempotency_key !== undefined;
 
 /**
  * Finds jobs for operators. Status, type, tenant and creation time use the store's indexes; the other filters
@@ -85,7 +99,12 @@ export async function searchJobs(store: JobStore, filter: AdminSearchFilter, pag
 export async function* searchPages(store: JobStore, filter: AdminSearchFilter): AsyncGenerator<ListPage> {
   let after: string | undefined;
   for (;;) {
-    const page = await searchJobs(store, filter, { limit: WALK_PAGE_SIZE, after, order: 'asc', scanLimit: WALK_SCAN_LIMIT });
+    const page = await searchJobs(store, filter, {
+      limit: WALK_PAGE_SIZE,
+      after,
+      order: 'asc',
+      scanLimit: WALK_SCAN_LIMIT,
+    });
     yield page;
     if (page.nextAfter === null) return;
     after = page.nextAfter;
@@ -93,7 +112,11 @@ export async function* searchPages(store: JobStore, filter: AdminSearchFilter): 
 }
 
 /** Every id matching a filter, up to `max` (a bulk action's snapshot); `truncated` when more matched. */
-export async function matchingIds(store: JobStore, filter: AdminSearchFilter, max: number): Promise<{ ids: string[]; truncated: boolean }> {
+export async function matchingIds(
+  store: JobStore,
+  filter: AdminSearchFilter,
+  max: number,
+): Promise<{ ids: string[]; truncated: boolean }> {
   const ids: string[] = [];
   for await (const page of searchPages(store, filter)) {
     for (const job of page.jobs) {
@@ -128,7 +151,9 @@ function matches(filter: AdminSearchFilter): (job: JobRecord) => boolean {
     (createdBefore === undefined || job.createdAt < createdBefore) &&
     (finishedAfter === undefined || (job.completedAt !== null && job.completedAt > finishedAfter)) &&
     (finishedBefore === undefined || (job.completedAt !== null && job.completedAt < finishedBefore)) &&
-    (errorText === undefined || (job.error !== null && (job.error.code === filter.error || job.error.message.toLowerCase().includes(errorText)))) &&
+    (errorText === undefined ||
+      (job.error !== null &&
+        (job.error.code === filter.error || job.error.message.toLowerCase().includes(errorText)))) &&
     (filter.min_attempts === undefined || job.attempt >= filter.min_attempts) &&
     (filter.worker === undefined || job.workerId === filter.worker) &&
     metadata.every(([key, value]) => job.metadata[key] === value);

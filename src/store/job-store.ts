@@ -1,4 +1,13 @@
-import type { JobError, JobLogLine, JobProgress, JobRecord, JobStatus, NewJob, WebhookDeliveryState, WebhookEvent } from '../jobs/job.js';
+import type {
+  JobError,
+  JobLogLine,
+  JobProgress,
+  JobRecord,
+  JobStatus,
+  NewJob,
+  WebhookDeliveryState,
+  WebhookEvent,
+} from '../jobs/job.js';
 
 /**
  * The JobStore contract: the seam between the HTTP API / worker pool and where jobs live.
@@ -45,7 +54,11 @@ export interface JobStore {
    * 'key-reused' when it was made from a request with another fingerprint. Atomic, so two concurrent
    * requests with one key make one job. A key naming a job that is gone names the new one.
    */
-  createOnce(job: NewJob, idempotency: Idempotency, options?: CreateOptions): Promise<{ job: JobRecord; replayed: boolean } | 'key-reused'>;
+  createOnce(
+    job: NewJob,
+    idempotency: Idempotency,
+    options?: CreateOptions,
+  ): Promise<{ job: JobRecord; replayed: boolean } | 'key-reused'>;
   /** The job a tenant's idempotency key names, while the key is kept and the job exists. */
   findByIdempotencyKey(tenant: string, key: string): Promise<JobRecord | undefined>;
   /** The job, or undefined when it does not exist, was deleted or expired. */
@@ -61,7 +74,10 @@ export interface JobStore {
    * queued → canceled at once; running → cancel requested (the worker running it is signalled and the
    * job ends canceled); finished → unchanged. Undefined when the job does not exist.
    */
-  cancel(id: string, now: number): Promise<{ job: JobRecord; outcome: 'canceled' | 'cancel-requested' | 'unchanged' } | undefined>;
+  cancel(
+    id: string,
+    now: number,
+  ): Promise<{ job: JobRecord; outcome: 'canceled' | 'cancel-requested' | 'unchanged' } | undefined>;
   /** Removes the job and its result (signalling its worker if running). True when something was removed. */
   delete(id: string): Promise<boolean>;
   /** failed|canceled → queued now, granting `attemptBudget` more attempts; 'not-retryable' otherwise. */
@@ -94,7 +110,12 @@ export interface JobStore {
    * Ends the attempt. A cancel requested meanwhile wins over any other outcome. `concurrencyLimited`: the
    * type has a fleet-wide concurrency limit, so the freed slot is signalled ('work') when jobs of it wait.
    */
-  finish(lease: HeldLease, outcome: AttemptOutcome, now: number, options?: { concurrencyLimited?: boolean }): Promise<FinishResult>;
+  finish(
+    lease: HeldLease,
+    outcome: AttemptOutcome,
+    now: number,
+    options?: { concurrencyLimited?: boolean },
+  ): Promise<FinishResult>;
   /**
    * The earliest time a claim could find work nobody signals: a delayed job's `runAt`, a lease's expiry,
    * or the end of a rate window that holds back ready jobs.
@@ -117,7 +138,11 @@ export interface JobStore {
    * Up to `max` webhook deliveries due at `now`, each leased for `leaseMs`: until it is settled or the lease
    * lapses, no other caller gets it. `nextDueAt`: when the earliest delivery not handed out falls due.
    */
-  claimWebhookDeliveries(now: number, max: number, leaseMs: number): Promise<{ deliveries: WebhookDelivery[]; nextDueAt: number | null }>;
+  claimWebhookDeliveries(
+    now: number,
+    max: number,
+    leaseMs: number,
+  ): Promise<{ deliveries: WebhookDelivery[]; nextDueAt: number | null }>;
   /**
    * Ends an attempt of a delivery: drops it (delivered or given up) or schedules its retry at
    * `state.nextAttemptAt`; the job (when still there) shows `state` as its last delivery, as a change.

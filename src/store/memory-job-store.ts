@@ -73,7 +73,9 @@ export class MemoryJobStore implements JobStore {
   /** All ids, ascending: ids sort by creation time, so this is the listing index. */
   private readonly ids: string[] = [];
   private readonly ready = new Map<string, MinHeap<QueueEntry>>();
-  private readonly delayed = new MinHeap<QueueEntry>((a, b) => a.runAt < b.runAt || (a.runAt === b.runAt && a.id < b.id));
+  private readonly delayed = new MinHeap<QueueEntry>(
+    (a, b) => a.runAt < b.runAt || (a.runAt === b.runAt && a.id < b.id),
+  );
   private readonly running = new Set<string>();
   /** `tenant:key` → the job an idempotency key names. */
   private readonly idempotencyKeys = new Map<string, { jobId: string; fingerprint: string; expiresAt: number }>();
@@ -100,7 +102,11 @@ export class MemoryJobStore implements JobStore {
     this.sweepTimer.unref();
   }
 
-  async createOnce(newJob: NewJob, idempotency: Idempotency, options: CreateOptions = {}): Promise<{ job: JobRecord; replayed: boolean } | 'key-reused'> {
+  async createOnce(
+    newJob: NewJob,
+    idempotency: Idempotency,
+    options: CreateOptions = {},
+  ): Promise<{ job: JobRecord; replayed: boolean } | 'key-reused'> {
     const now = Date.now();
     const name = `${newJob.tenant}:${idempotency.key}`;
     const existing = this.idempotencyKeys.get(name);
@@ -110,7 +116,11 @@ export class MemoryJobStore implements JobStore {
       if (job) return { job: structuredClone(stripInternal(job)), replayed: true };
     }
     const job = this.createNow(newJob, options); // synchronous: a concurrent repeat sees the key set below
-    this.idempotencyKeys.set(name, { jobId: newJob.id, fingerprint: idempotency.fingerprint, expiresAt: now + idempotency.ttlMs });
+    this.idempotencyKeys.set(name, {
+      jobId: newJob.id,
+      fingerprint: idempotency.fingerprint,
+      expiresAt: now + idempotency.ttlMs,
+    });
     return { job, replayed: false };
   }
 
@@ -123,7 +133,8 @@ export class MemoryJobStore implements JobStore {
   private refuseOverActiveLimit(tenant: string, { maxActive }: CreateOptions): void {
     if (maxActive === undefined) return;
     let active = 0;
-    for (const job of this.jobs.values()) if (job.tenant === tenant && (job.status === 'queued' || job.status === 'running')) active++;
+    for (const job of this.jobs.values())
+      if (job.tenant === tenant && (job.status === 'queued' || job.status === 'running')) active++;
     if (active >= maxActive) throw new TooManyActiveJobsError(maxActive);
   }
 
@@ -222,7 +233,8 @@ export class MemoryJobStore implements JobStore {
   async goneAt(id: string, tenant?: string): Promise<number | null> {
     const now = Date.now();
     const job = this.jobs.get(id);
-    if (job?.expiresAt != null && job.expiresAt <= now) return tenant === undefined || job.tenant === tenant ? job.expiresAt : null; // not yet swept
+    if (job?.expiresAt != null && job.expiresAt <= now)
+      return tenant === undefined || job.tenant === tenant ? job.expiresAt : null; // not yet swept
     const gone = this.gone.get(id);
     if (!gone || gone.at + this.options.jobTtlMs <= now) return null;
     return tenant === undefined || gone.tenant === tenant ? gone.at : null;
@@ -243,21 +255,25 @@ export class MemoryJobStore implements JobStore {
     let scanned = 0;
     let index = descending
       ? (query.after !== undefined ? this.lowerIndex(query.after) : this.ids.length) - 1
-      : query.after !== undefined ? this.upperIndex(query.after) : 0;
+      : query.after !== undefined
+        ? this.upperIndex(query.after)
+        : 0;
     for (; index >= 0 && index < this.ids.length; index += descending ? -1 : 1) {
       const id = this.ids[index]!;
       if (id < low || id > high) {
         if (descending ? id < low : id > high) break;
         continue;
       }
-      if (query.match && scanned >= (query.scanLimit ?? 5000)) return { jobs: found, nextAfter: this.ids[index + (descending ? 1 : -1)]! };
+      if (query.match && scanned >= (query.scanLimit ?? 5000))
+        return { jobs: found, nextAfter: this.ids[index + (descending ? 1 : -1)]! };
       const job = this.live(id, now);
       if (!job) continue;
       scanned++;
       if (statuses && !statuses.has(job.status)) continue;
       if (query.type !== undefined && job.type !== query.type) continue;
       if (query.tenant !== undefined && job.tenant !== query.tenant) continue;
-      if (query.stuckAt !== undefined && !(job.status === 'running' && job.lease && job.lease.until <= query.stuckAt)) continue;
+      if (query.stuckAt !== undefined && !(job.status === 'running' && job.lease && job.lease.until <= query.stuckAt))
+        continue;
       if (query.match && !query.match(job)) continue;
       if (found.length === query.limit) return { jobs: found, nextAfter: found[found.length - 1]!.id };
       found.push(structuredClone(stripInternal(job)));
@@ -288,7 +304,8 @@ export class MemoryJobStore implements JobStore {
     if (!job) return false;
     if (job.status === 'running') this.emit({ kind: 'cancel', jobId: id });
     const now = Date.now();
-    if (job.cacheLead && (job.status === 'queued' || job.status === 'running')) this.settleFollowers(job, 'canceled', now);
+    if (job.cacheLead && (job.status === 'queued' || job.status === 'running'))
+      this.settleFollowers(job, 'canceled', now);
     const live = job.expiresAt === null || job.expiresAt > now;
     this.remove(job, live ? now : job.expiresAt!);
     return live;
@@ -333,7 +350,10 @@ export class MemoryJobStore implements JobStore {
     for (const job of this.jobs.values()) {
       if (job.expiresAt !== null && job.expiresAt <= now) continue;
       counts[job.status]++;
-      const perType = (byType[job.type] ??= Object.fromEntries(jobStatuses.map((s) => [s, 0])) as Record<JobStatus, number>);
+      const perType = (byType[job.type] ??= Object.fromEntries(jobStatuses.map((s) => [s, 0])) as Record<
+        JobStatus,
+        number
+      >);
       perType[job.status]++;
       if (job.status === 'queued') {
         if (job.runAt <= now) {
@@ -467,23 +487,36 @@ export class MemoryJobStore implements JobStore {
       updatedAt: now,
     };
     this.touch(job, now);
-    if (now - job.webhookProgressAt >= WEBHOOK_PROGRESS_INTERVAL_MS && this.queueWebhook(job, 'job.progress', now)) job.webhookProgressAt = now;
+    if (now - job.webhookProgressAt >= WEBHOOK_PROGRESS_INTERVAL_MS && this.queueWebhook(job, 'job.progress', now))
+      job.webhookProgressAt = now;
     return true;
   }
 
-  async finish(lease: HeldLease, outcome: AttemptOutcome, now: number, options: { concurrencyLimited?: boolean } = {}): Promise<FinishResult> {
+  async finish(
+    lease: HeldLease,
+    outcome: AttemptOutcome,
+    now: number,
+    options: { concurrencyLimited?: boolean } = {},
+  ): Promise<FinishResult> {
     return this.finishHeld(lease, outcome, now, options);
   }
 
-  private finishHeld(lease: HeldLease, outcome: AttemptOutcome, at: number, options: { concurrencyLimited?: boolean }): FinishResult {
+  private finishHeld(
+    lease: HeldLease,
+    outcome: AttemptOutcome,
+    at: number,
+    options: { concurrencyLimited?: boolean },
+  ): FinishResult {
     const now = this.monotonic(at);
     const job = this.heldJob(lease);
     if (!job) return 'lost';
-    if (options.concurrencyLimited && (this.ready.get(job.type)?.size ?? 0) > 0) this.emit({ kind: 'work', type: job.type });
+    if (options.concurrencyLimited && (this.ready.get(job.type)?.size ?? 0) > 0)
+      this.emit({ kind: 'work', type: job.type });
     job.lease = null;
     this.running.delete(job.id);
     const ended: AttemptRecord['outcome'] = job.cancelRequested ? 'canceled' : outcome.kind;
-    const error = !job.cancelRequested && (outcome.kind === 'failed' || outcome.kind === 'retry') ? outcome.error : null;
+    const error =
+      !job.cancelRequested && (outcome.kind === 'failed' || outcome.kind === 'retry') ? outcome.error : null;
     this.endAttempt(job, ended, error, now);
     if (job.cancelRequested) {
       this.finalize(job, 'canceled', now);
@@ -510,9 +543,16 @@ export class MemoryJobStore implements JobStore {
   }
 
   /** May answer the time of another type's delayed job: an early wake-up costs one empty claim. */
-  async finishAndClaim(finishes: FinishRequest[], claim: ClaimRequest | null, now: number): Promise<FinishAndClaimResult> {
+  async finishAndClaim(
+    finishes: FinishRequest[],
+    claim: ClaimRequest | null,
+    now: number,
+  ): Promise<FinishAndClaimResult> {
     const results: FinishResult[] = [];
-    for (const finish of finishes) results.push(this.finishHeld(finish.lease, finish.outcome, now, { concurrencyLimited: finish.concurrencyLimited }));
+    for (const finish of finishes)
+      results.push(
+        this.finishHeld(finish.lease, finish.outcome, now, { concurrencyLimited: finish.concurrencyLimited }),
+      );
     return { results, claimed: claim ? this.claimReady(claim) : [] };
   }
 
@@ -538,11 +578,19 @@ export class MemoryJobStore implements JobStore {
     };
   }
 
-  async claimWebhookDeliveries(now: number, max: number, leaseMs: number): ReturnType<JobStore['claimWebhookDeliveries']> {
-    const due = [...this.deliveries.values()].filter((entry) => entry.dueAt <= now).sort((a, b) => a.dueAt - b.dueAt).slice(0, max);
+  async claimWebhookDeliveries(
+    now: number,
+    max: number,
+    leaseMs: number,
+  ): ReturnType<JobStore['claimWebhookDeliveries']> {
+    const due = [...this.deliveries.values()]
+      .filter((entry) => entry.dueAt <= now)
+      .sort((a, b) => a.dueAt - b.dueAt)
+      .slice(0, max);
     for (const entry of due) entry.dueAt = now + leaseMs;
     let nextDueAt: number | null = null;
-    for (const entry of this.deliveries.values()) if (!due.includes(entry)) nextDueAt = Math.min(nextDueAt ?? Infinity, entry.dueAt);
+    for (const entry of this.deliveries.values())
+      if (!due.includes(entry)) nextDueAt = Math.min(nextDueAt ?? Infinity, entry.dueAt);
     return { deliveries: due.map((entry) => structuredClone(entry.delivery)), nextDueAt };
   }
 
@@ -560,7 +608,14 @@ export class MemoryJobStore implements JobStore {
   }
 
   private endAttempt(job: StoredJob, outcome: AttemptRecord['outcome'], error: JobError | null, now: number): void {
-    job.attempts.push({ attempt: job.attempt, workerId: job.workerId, startedAt: job.startedAt, endedAt: now, outcome, error: error && { ...error } });
+    job.attempts.push({
+      attempt: job.attempt,
+      workerId: job.workerId,
+      startedAt: job.startedAt,
+      endedAt: now,
+      outcome,
+      error: error && { ...error },
+    });
   }
 
   async appendLogs(entries: { jobId: string; lines: JobLogLine[] }[]): Promise<void> {
@@ -589,9 +644,21 @@ export class MemoryJobStore implements JobStore {
     if (this.jobs.has(record.id)) return 'exists';
     const finished = isTerminal(record.status);
     if (finished && record.expiresAt !== null && record.expiresAt <= now) return 'expired';
-    const job: StoredJob = { ...structuredClone(record), queueSeq: 0, webhookProgressAt: 0, cacheLead: null, lapses: 0 };
+    const job: StoredJob = {
+      ...structuredClone(record),
+      queueSeq: 0,
+      webhookProgressAt: 0,
+      cacheLead: null,
+      lapses: 0,
+    };
     if (!finished) {
-      Object.assign(job, { status: 'queued', lease: null, cancelRequested: false, cachedFrom: null, progress: emptyProgress() });
+      Object.assign(job, {
+        status: 'queued',
+        lease: null,
+        cancelRequested: false,
+        cachedFrom: null,
+        progress: emptyProgress(),
+      });
     }
     this.jobs.set(job.id, job);
     this.insertId(job.id);
@@ -604,7 +671,15 @@ export class MemoryJobStore implements JobStore {
   private queueWebhook(job: StoredJob, event: WebhookEvent, now: number): boolean {
     if (!job.webhook?.events.includes(event)) return false;
     const id = `${job.id}:${job.version}`;
-    const delivery: WebhookDelivery = { id, jobId: job.id, event, url: job.webhook.url, createdAt: now, attempts: 0, job: structuredClone(stripInternal(job)) };
+    const delivery: WebhookDelivery = {
+      id,
+      jobId: job.id,
+      event,
+      url: job.webhook.url,
+      createdAt: now,
+      attempts: 0,
+      job: structuredClone(stripInternal(job)),
+    };
     this.deliveries.set(id, { delivery, dueAt: now });
     this.emit({ kind: 'webhook' });
     return true;
@@ -671,8 +746,15 @@ export class MemoryJobStore implements JobStore {
       this.running.delete(id);
       job.lease = null;
       job.lapses++;
-      const poison = (this.options.poisonAfter ?? DEFAULT_POISON_AFTER) > 0 && job.lapses >= (this.options.poisonAfter ?? DEFAULT_POISON_AFTER);
-      this.endAttempt(job, job.cancelRequested ? 'canceled' : poison ? 'poison' : 'lease-expired', leaseExpiredError, now);
+      const poison =
+        (this.options.poisonAfter ?? DEFAULT_POISON_AFTER) > 0 &&
+        job.lapses >= (this.options.poisonAfter ?? DEFAULT_POISON_AFTER);
+      this.endAttempt(
+        job,
+        job.cancelRequested ? 'canceled' : poison ? 'poison' : 'lease-expired',
+        leaseExpiredError,
+        now,
+      );
       if (job.cancelRequested) {
         this.finalize(job, 'canceled', now);
       } else if (poison) {
@@ -751,13 +833,17 @@ export class MemoryJobStore implements JobStore {
   }
 
   private sweep(now: number): void {
-    for (const job of [...this.jobs.values()]) if (job.expiresAt !== null && job.expiresAt <= now) this.remove(job, job.expiresAt);
+    for (const job of [...this.jobs.values()])
+      if (job.expiresAt !== null && job.expiresAt <= now) this.remove(job, job.expiresAt);
     for (const [id, gone] of this.gone) if (gone.at + this.options.jobTtlMs <= now) this.gone.delete(id);
     for (const [name, entry] of this.idempotencyKeys) if (entry.expiresAt <= now) this.idempotencyKeys.delete(name);
-    for (const second of this.finishedPerSecond.keys()) if (second < Math.floor(now / 1000) - 120) this.finishedPerSecond.delete(second);
+    for (const second of this.finishedPerSecond.keys())
+      if (second < Math.floor(now / 1000) - 120) this.finishedPerSecond.delete(second);
     // A delivery nobody settled (no instance dispatching webhooks) is dropped once it could no longer be retried.
-    for (const [digest, entry] of this.cacheEntries) if (entry.expiresAt !== null && entry.expiresAt <= now) this.cacheEntries.delete(digest);
-    for (const [id, { delivery }] of this.deliveries) if (delivery.createdAt + WEBHOOK_RETRY_WINDOW_MS + 3_600_000 <= now) this.deliveries.delete(id);
+    for (const [digest, entry] of this.cacheEntries)
+      if (entry.expiresAt !== null && entry.expiresAt <= now) this.cacheEntries.delete(digest);
+    for (const [id, { delivery }] of this.deliveries)
+      if (delivery.createdAt + WEBHOOK_RETRY_WINDOW_MS + 3_600_000 <= now) this.deliveries.delete(id);
   }
 
   private insertId(id: string): void {
@@ -792,6 +878,12 @@ export class MemoryJobStore implements JobStore {
 }
 
 function stripInternal(job: StoredJob): JobRecord {
-  const { queueSeq: _queueSeq, webhookProgressAt: _webhookProgressAt, cacheLead: _cacheLead, lapses: _lapses, ...record } = job;
+  const {
+    queueSeq: _queueSeq,
+    webhookProgressAt: _webhookProgressAt,
+    cacheLead: _cacheLead,
+    lapses: _lapses,
+    ...record
+  } = job;
   return record;
 }

@@ -40,9 +40,21 @@ import type {
   StoreStats,
   WebhookDelivery,
 } from './job-store.js';
-import { createClient, guardRedis, subscriberFor, type RedisClient, type RedisConnectionOptions } from '../redis/redis-client.js';
+import {
+  createClient,
+  guardRedis,
+  subscriberFor,
+  type RedisClient,
+  type RedisConnectionOptions,
+} from '../redis/redis-client.js';
 import { RedisKeys } from './redis-keys.js';
-import { DEFAULT_POISON_AFTER, LOG_LINES_MAX, poisonError, TooManyActiveJobsError, WEBHOOK_PROGRESS_INTERVAL_MS } from './job-store.js';
+import {
+  DEFAULT_POISON_AFTER,
+  LOG_LINES_MAX,
+  poisonError,
+  TooManyActiveJobsError,
+  WEBHOOK_PROGRESS_INTERVAL_MS,
+} from './job-store.js';
 
 /**
  * A job's fields (absent = null). An active job is a hash of them; a finished one is packed into one JSON
@@ -54,17 +66,63 @@ import { DEFAULT_POISON_AFTER, LOG_LINES_MAX, poisonError, TooManyActiveJobsErro
  * Active jobs also have `lapses` (how many of its leases lapsed: POISON_AFTER) and `wh_p` (not packed).
  */
 export const JOB_FIELDS = [
-  'id', 'type', 'tenant', 'status', 'input', 'meta', 'prio', 'attempt', 'max_att', 'budget', 'timeout', 'ver',
-  'created', 'run_at', 'started', 'updated', 'completed', 'expires', 'pct', 'step', 'msg', 'p_at',
-  'result', 'error', 'lease', 'lease_until', 'worker', 'cancel', 'wh', 'wh_st', 'cached_from', 'cache', 'atts', 'lg',
+  'id',
+  'type',
+  'tenant',
+  'status',
+  'input',
+  'meta',
+  'prio',
+  'attempt',
+  'max_att',
+  'budget',
+  'timeout',
+  'ver',
+  'created',
+  'run_at',
+  'started',
+  'updated',
+  'completed',
+  'expires',
+  'pct',
+  'step',
+  'msg',
+  'p_at',
+  'result',
+  'error',
+  'lease',
+  'lease_until',
+  'worker',
+  'cancel',
+  'wh',
+  'wh_st',
+  'cached_from',
+  'cache',
+  'atts',
+  'lg',
 ] as const;
 
 const packedFieldsLua = `local PACKED_FIELDS = { ${JOB_FIELDS.map((field) => `'${field}'`).join(', ')} }
 local PACKED_INDEX = { ${JOB_FIELDS.map((field, i) => `${field} = ${i + 1}`).join(', ')} }
 `;
 const scriptNames = [
-  'create', 'claim', 'renew', 'progress', 'finish', 'finish_claim', 'cancel', 'delete', 'retry', 'purge', 'sweep', 'webhook_claim', 'webhook_settle',
-  'append_logs', 'run_now', 'import', 'read',
+  'create',
+  'claim',
+  'renew',
+  'progress',
+  'finish',
+  'finish_claim',
+  'cancel',
+  'delete',
+  'retry',
+  'purge',
+  'sweep',
+  'webhook_claim',
+  'webhook_settle',
+  'append_logs',
+  'run_now',
+  'import',
+  'read',
 ] as const;
 type ScriptName = (typeof scriptNames)[number];
 /** The worker's batched calls: each already carries many jobs, so they skip ioredis's auto-pipeline. */
@@ -79,12 +137,14 @@ const luaClaimLib = luaFile('claim-lib.lua');
 const luaFinishLib = luaFile('finish-lib.lua');
 /** Defining functions costs every call: each script gets only the library parts it uses. */
 const luaLibraryFor = (name: ScriptName): string =>
-  [luaCommon, ...(name === 'claim' || name === 'finish_claim' ? [luaClaimLib] : []), ...(name === 'finish' || name === 'finish_claim' ? [luaFinishLib] : [])].join('\n');
-const luaBodies = Object.fromEntries(scriptNames.map((name) => [name, readFileSync(new URL(`${name}.lua`, luaDir), 'utf8')])) as Record<
-  ScriptName,
-  string
->;
-
+  [
+    luaCommon,
+    ...(name === 'claim' || name === 'finish_claim' ? [luaClaimLib] : []),
+    ...(name === 'finish' || name === 'finish_claim' ? [luaFinishLib] : []),
+  ].join('\n');
+const luaBodies = Object.fromEntries(
+  scriptNames.map((name) => [name, readFileSync(new URL(`${name}.lua`, luaDir), 'utf8')]),
+) as Record<ScriptName, string>;
 
 const LIST_REFILL_ROUNDS = 5;
 /** Most candidates read per round when a listing filters job by job (ListQuery.match). */
@@ -131,7 +191,9 @@ export class RedisJobStore implements JobStore {
       // `read` is a plain read: it needs neither the library nor the field tables, which cost every call.
       const lua = name === 'read' ? luaBodies[name] : `${header}${luaLibraryFor(name)}\n${luaBodies[name]}`;
       redis.defineCommand(command, { numberOfKeys: 1, lua });
-      const call = (redis as unknown as Record<string, (...args: (string | number)[]) => Promise<unknown>>)[command]!.bind(redis);
+      const call = (redis as unknown as Record<string, (...args: (string | number)[]) => Promise<unknown>>)[
+        command
+      ]!.bind(redis);
       this.scripts[name] = (keys, args) => call(...keys, ...args);
     }
     this.sweepTimer = setInterval(() => {
@@ -160,14 +222,26 @@ export class RedisJobStore implements JobStore {
   }
 
   async create(job: NewJob, options: CreateOptions = {}): Promise<JobRecord> {
-    const [outcome, fields] = (await this.call('create', [this.keys.job(job.id)], this.createArgs(job, null, options))) as [string, string[]?];
+    const [outcome, fields] = (await this.call(
+      'create',
+      [this.keys.job(job.id)],
+      this.createArgs(job, null, options),
+    )) as [string, string[]?];
     if (outcome === 'too-many-active') throw new TooManyActiveJobsError(options.maxActive!);
     if (outcome === 'reused') return parseJob(pairsToHash(fields!));
     return newRecord(job);
   }
 
-  async createOnce(job: NewJob, idempotency: Idempotency, options: CreateOptions = {}): Promise<{ job: JobRecord; replayed: boolean } | 'key-reused'> {
-    const [outcome, fields] = (await this.call('create', [this.keys.job(job.id)], this.createArgs(job, idempotency, options))) as [string, string[]?];
+  async createOnce(
+    job: NewJob,
+    idempotency: Idempotency,
+    options: CreateOptions = {},
+  ): Promise<{ job: JobRecord; replayed: boolean } | 'key-reused'> {
+    const [outcome, fields] = (await this.call(
+      'create',
+      [this.keys.job(job.id)],
+      this.createArgs(job, idempotency, options),
+    )) as [string, string[]?];
     if (outcome === 'key-reused') return 'key-reused';
     if (outcome === 'too-many-active') throw new TooManyActiveJobsError(options.maxActive!);
     if (outcome === 'replayed') return { job: parseJob(pairsToHash(fields!)), replayed: true };
@@ -182,10 +256,32 @@ export class RedisJobStore implements JobStore {
 
   private createArgs(job: NewJob, idempotency: Idempotency | null, options: CreateOptions): (string | number)[] {
     const fields: (string | number)[] = [
-      'id', job.id, 'type', job.type, 'tenant', job.tenant, 'status', 'queued',
-      'input', this.pack(job.input), 'prio', job.priority,
-      'attempt', 0, 'max_att', job.maxAttempts, 'budget', job.maxAttempts, 'ver', 1,
-      'created', job.createdAt, 'run_at', job.runAt, 'updated', job.createdAt,
+      'id',
+      job.id,
+      'type',
+      job.type,
+      'tenant',
+      job.tenant,
+      'status',
+      'queued',
+      'input',
+      this.pack(job.input),
+      'prio',
+      job.priority,
+      'attempt',
+      0,
+      'max_att',
+      job.maxAttempts,
+      'budget',
+      job.maxAttempts,
+      'ver',
+      1,
+      'created',
+      job.createdAt,
+      'run_at',
+      job.runAt,
+      'updated',
+      job.createdAt,
     ];
     if (Object.keys(job.metadata).length > 0) fields.push('meta', JSON.stringify(job.metadata));
     if (job.timeoutS !== null) fields.push('timeout', job.timeoutS);
@@ -195,8 +291,17 @@ export class RedisJobStore implements JobStore {
       : ['', '', 0];
     const cacheArgs = job.cache ? [this.keys.cache(job.cache.digest), job.cache.mode, job.cache.ttlMs] : ['', '', 0];
     return [
-      job.id, job.type, job.priority, job.runAt, job.createdAt, ...idempotencyArgs, options.maxActive ?? 0, job.tenant,
-      ...cacheArgs, this.options.jobTtlMs, ...fields,
+      job.id,
+      job.type,
+      job.priority,
+      job.runAt,
+      job.createdAt,
+      ...idempotencyArgs,
+      options.maxActive ?? 0,
+      job.tenant,
+      ...cacheArgs,
+      this.options.jobTtlMs,
+      ...fields,
     ];
   }
 
@@ -206,7 +311,9 @@ export class RedisJobStore implements JobStore {
   }
 
   async goneAt(id: string, tenant?: string): Promise<number | null> {
-    const [tombstone, fields] = await this.guard(() => Promise.all([this.redis.get(this.keys.gone(id)), this.readFields(id)]));
+    const [tombstone, fields] = await this.guard(() =>
+      Promise.all([this.redis.get(this.keys.gone(id)), this.readFields(id)]),
+    );
     let at: number | null = null;
     let owner: string | undefined;
     if (tombstone !== null) {
@@ -223,11 +330,14 @@ export class RedisJobStore implements JobStore {
   async list(query: ListQuery): Promise<ListPage> {
     if (query.stuckAt !== undefined) return this.listStuck(query, query.stuckAt);
     const statuses = query.statuses && query.statuses.length > 0 ? query.statuses : jobStatuses;
-    const types = query.type !== undefined ? [query.type] : await this.guard(() => this.redis.smembers(this.keys.types));
+    const types =
+      query.type !== undefined ? [query.type] : await this.guard(() => this.redis.smembers(this.keys.types));
     const tenant = query.tenant !== undefined && query.tenant !== ANONYMOUS_TENANT ? query.tenant : undefined;
     // The open tenant has no indexes of its own: in open mode every job is its job.
     const indexKeys = statuses.flatMap((status) =>
-      types.map((type) => (tenant !== undefined ? this.keys.tenantIndex(tenant, status, type) : this.keys.index(status, type))),
+      types.map((type) =>
+        tenant !== undefined ? this.keys.tenantIndex(tenant, status, type) : this.keys.index(status, type),
+      ),
     );
     const descending = query.order === 'desc';
     const low = query.createdAfter !== undefined ? `[${lowestIdAt(query.createdAfter + 1)}` : '-';
@@ -301,9 +411,17 @@ export class RedisJobStore implements JobStore {
       for (const type of types) {
         let start = '-';
         for (;;) {
-          const ids = await this.guard(() => this.redis.zrangebylex(this.keys.index(status, type), start, highest, 'LIMIT', 0, PURGE_BATCH));
+          const ids = await this.guard(() =>
+            this.redis.zrangebylex(this.keys.index(status, type), start, highest, 'LIMIT', 0, PURGE_BATCH),
+          );
           if (ids.length === 0) break;
-          deleted += Number(await this.call('purge', [this.keys.expiry], [completedBefore, terminal.join(','), Date.now(), this.options.jobTtlMs, ...ids]));
+          deleted += Number(
+            await this.call(
+              'purge',
+              [this.keys.expiry],
+              [completedBefore, terminal.join(','), Date.now(), this.options.jobTtlMs, ...ids],
+            ),
+          );
           if (ids.length < PURGE_BATCH) break;
           start = `(${ids[ids.length - 1]}`;
         }
@@ -318,7 +436,9 @@ export class RedisJobStore implements JobStore {
     const seconds = Array.from({ length: 60 }, (_, i) => String(second - i));
     const [cards, readyCounts, dueCounts, futureCounts, oldestQueued, finished] = await this.guard(() =>
       Promise.all([
-        Promise.all(types.flatMap((type) => jobStatuses.map((status) => this.redis.zcard(this.keys.index(status, type))))),
+        Promise.all(
+          types.flatMap((type) => jobStatuses.map((status) => this.redis.zcard(this.keys.index(status, type)))),
+        ),
         Promise.all(types.map((type) => this.redis.zcard(this.keys.ready(type)))),
         Promise.all(types.map((type) => this.redis.zcount(this.keys.delayed(type), '-inf', now))),
         Promise.all(types.map((type) => this.redis.zcount(this.keys.delayed(type), `(${now}`, '+inf'))),
@@ -370,22 +490,51 @@ export class RedisJobStore implements JobStore {
   }
 
   async claim(request: ClaimRequest): Promise<JobRecord[]> {
-    const reply = (await this.call('claim', [this.keys.leases], [
-      request.now, request.leaseMs, request.leaseId, request.workerId, request.max,
-      this.options.jobTtlMs, LEASE_EXPIRED_JSON, ...this.poisonArgs(), ...claimTypeArgs(request),
-    ])) as string[][];
+    const reply = (await this.call(
+      'claim',
+      [this.keys.leases],
+      [
+        request.now,
+        request.leaseMs,
+        request.leaseId,
+        request.workerId,
+        request.max,
+        this.options.jobTtlMs,
+        LEASE_EXPIRED_JSON,
+        ...this.poisonArgs(),
+        ...claimTypeArgs(request),
+      ],
+    )) as string[][];
     return reply.map((pairs) => parseJob(pairsToHash(pairs)));
   }
 
-  async finishAndClaim(finishes: FinishRequest[], claim: ClaimRequest | null, now: number): Promise<FinishAndClaimResult> {
+  async finishAndClaim(
+    finishes: FinishRequest[],
+    claim: ClaimRequest | null,
+    now: number,
+  ): Promise<FinishAndClaimResult> {
     const claimArgs = claim
-      ? [claim.max, claim.leaseMs, claim.leaseId, claim.workerId, LEASE_EXPIRED_JSON, ...this.poisonArgs(), ...claimTypeArgs(claim)]
+      ? [
+          claim.max,
+          claim.leaseMs,
+          claim.leaseId,
+          claim.workerId,
+          LEASE_EXPIRED_JSON,
+          ...this.poisonArgs(),
+          ...claimTypeArgs(claim),
+        ]
       : [0];
-    const [results, claimed] = (await this.call('finish_claim', [this.keys.leases], [
-      now, this.options.jobTtlMs, finishes.length,
-      ...finishes.flatMap((finish) => this.finishArgs(finish.lease, finish.outcome, finish.concurrencyLimited)),
-      ...claimArgs,
-    ])) as [unknown[], string[][]];
+    const [results, claimed] = (await this.call(
+      'finish_claim',
+      [this.keys.leases],
+      [
+        now,
+        this.options.jobTtlMs,
+        finishes.length,
+        ...finishes.flatMap((finish) => this.finishArgs(finish.lease, finish.outcome, finish.concurrencyLimited)),
+        ...claimArgs,
+      ],
+    )) as [unknown[], string[][]];
     return { results: results.map(parseFinishReply), claimed: claimed.map((pairs) => parseJob(pairsToHash(pairs))) };
   }
 
@@ -399,7 +548,11 @@ export class RedisJobStore implements JobStore {
       entries
         .filter((entry) => entry.lines.length > 0)
         .map((entry) =>
-          this.call('append_logs', [this.keys.logs(entry.jobId)], [entry.jobId, LOG_LINES_MAX, ...entry.lines.map((line) => JSON.stringify(line))]),
+          this.call(
+            'append_logs',
+            [this.keys.logs(entry.jobId)],
+            [entry.jobId, LOG_LINES_MAX, ...entry.lines.map((line) => JSON.stringify(line))],
+          ),
         ),
     );
   }
@@ -424,12 +577,25 @@ export class RedisJobStore implements JobStore {
     if (finished) packed = JSON.stringify(JOB_FIELDS.map((field) => fields[field] ?? false));
     else {
       // It comes in queued: no lease, no result reuse link (its leader is not here), attempts go on from where they were.
-      for (const field of ['lease', 'lease_until', 'cancel', 'cached_from', 'cache', 'pct', 'step', 'msg', 'p_at'] as const) delete fields[field];
+      for (const field of [
+        'lease',
+        'lease_until',
+        'cancel',
+        'cached_from',
+        'cache',
+        'pct',
+        'step',
+        'msg',
+        'p_at',
+      ] as const)
+        delete fields[field];
       pairs = Object.entries(fields).flat();
     }
-    const outcome = (await this.call('import', [this.keys.job(job.id)], [
-      job.id, job.type, job.tenant, status, job.priority, job.runAt, now, job.expiresAt ?? 0, packed, ...pairs,
-    ])) as 'imported' | 'exists' | 'expired';
+    const outcome = (await this.call(
+      'import',
+      [this.keys.job(job.id)],
+      [job.id, job.type, job.tenant, status, job.priority, job.runAt, now, job.expiresAt ?? 0, packed, ...pairs],
+    )) as 'imported' | 'exists' | 'expired';
     if (outcome === 'imported' && logs.length > 0) await this.appendLogs([{ jobId: job.id, lines: logs }]);
     return outcome;
   }
@@ -437,29 +603,62 @@ export class RedisJobStore implements JobStore {
   async renewLeases(leases: HeldLease[], leaseMs: number, now: number): Promise<RenewResult> {
     if (leases.length === 0) return { lost: [], cancelRequested: [] };
     const args = leases.flatMap((lease) => [lease.jobId, lease.leaseId]);
-    const [lost, cancelRequested] = (await this.call('renew', [this.keys.leases], [now, leaseMs, ...args])) as [string[], string[]];
+    const [lost, cancelRequested] = (await this.call('renew', [this.keys.leases], [now, leaseMs, ...args])) as [
+      string[],
+      string[],
+    ];
     return { lost, cancelRequested };
   }
 
   async reportProgress(lease: HeldLease, update: ProgressUpdate, now: number): Promise<boolean> {
-    const reply = await this.call('progress', [this.keys.job(lease.jobId)], [
-      lease.leaseId, now, update.percent ?? '', update.step ?? '', update.message ?? '', lease.jobId, WEBHOOK_PROGRESS_INTERVAL_MS,
-    ]);
+    const reply = await this.call(
+      'progress',
+      [this.keys.job(lease.jobId)],
+      [
+        lease.leaseId,
+        now,
+        update.percent ?? '',
+        update.step ?? '',
+        update.message ?? '',
+        lease.jobId,
+        WEBHOOK_PROGRESS_INTERVAL_MS,
+      ],
+    );
     return reply !== 0;
   }
 
-  async finish(lease: HeldLease, outcome: AttemptOutcome, now: number, options: { concurrencyLimited?: boolean } = {}): Promise<FinishResult> {
+  async finish(
+    lease: HeldLease,
+    outcome: AttemptOutcome,
+    now: number,
+    options: { concurrencyLimited?: boolean } = {},
+  ): Promise<FinishResult> {
     const [id, leaseId, kind, payload, runAt, capped] = this.finishArgs(lease, outcome, options.concurrencyLimited);
-    const reply = await this.call('finish', [this.keys.job(lease.jobId)], [id, leaseId, kind, now, this.options.jobTtlMs, payload, runAt, capped]);
+    const reply = await this.call(
+      'finish',
+      [this.keys.job(lease.jobId)],
+      [id, leaseId, kind, now, this.options.jobTtlMs, payload, runAt, capped],
+    );
     return parseFinishReply(reply);
   }
 
   /** The six values finish.lua and finish_claim.lua take per attempt. */
-  private finishArgs(lease: HeldLease, outcome: AttemptOutcome, concurrencyLimited = false): [string, string, string, string, number, string] {
+  private finishArgs(
+    lease: HeldLease,
+    outcome: AttemptOutcome,
+    concurrencyLimited = false,
+  ): [string, string, string, string, number, string] {
     let payload = '';
     if (outcome.kind === 'succeeded') payload = this.pack(outcome.result);
     else if (outcome.kind === 'failed' || outcome.kind === 'retry') payload = JSON.stringify(outcome.error);
-    return [lease.jobId, lease.leaseId, outcome.kind, payload, outcome.kind === 'retry' ? outcome.runAt : 0, concurrencyLimited ? '1' : '0'];
+    return [
+      lease.jobId,
+      lease.leaseId,
+      outcome.kind,
+      payload,
+      outcome.kind === 'retry' ? outcome.runAt : 0,
+      concurrencyLimited ? '1' : '0',
+    ];
   }
 
   async nextWakeAt(types: string[], limits: Record<string, ClaimLimit> = {}): Promise<number | null> {
@@ -481,8 +680,15 @@ export class RedisJobStore implements JobStore {
     return times.length > 0 ? Math.min(...times) : null;
   }
 
-  async claimWebhookDeliveries(now: number, max: number, leaseMs: number): ReturnType<JobStore['claimWebhookDeliveries']> {
-    const [handed, nextDue] = (await this.call('webhook_claim', [this.keys.webhooksDue], [now, max, leaseMs])) as [[string, string[]][], string | null];
+  async claimWebhookDeliveries(
+    now: number,
+    max: number,
+    leaseMs: number,
+  ): ReturnType<JobStore['claimWebhookDeliveries']> {
+    const [handed, nextDue] = (await this.call('webhook_claim', [this.keys.webhooksDue], [now, max, leaseMs])) as [
+      [string, string[]][],
+      string | null,
+    ];
     const deliveries = handed.map(([id, pairs]): WebhookDelivery => {
       const fields = pairsToHash(pairs);
       return {
@@ -500,9 +706,19 @@ export class RedisJobStore implements JobStore {
 
   async settleWebhookDelivery(delivery: WebhookDelivery, state: WebhookDeliveryState, now: number): Promise<void> {
     const retry = state.status === 'retrying' && state.nextAttemptAt !== null;
-    await this.call('webhook_settle', [this.keys.job(delivery.jobId)], [
-      delivery.id, delivery.jobId, retry ? 'retry' : 'done', state.nextAttemptAt ?? 0, JSON.stringify(state), now, state.attempts,
-    ]);
+    await this.call(
+      'webhook_settle',
+      [this.keys.job(delivery.jobId)],
+      [
+        delivery.id,
+        delivery.jobId,
+        retry ? 'retry' : 'done',
+        state.nextAttemptAt ?? 0,
+        JSON.stringify(state),
+        now,
+        state.attempts,
+      ],
+    );
   }
 
   async subscribe(listener: (event: StoreEvent) => void): Promise<() => void> {
@@ -562,7 +778,13 @@ export class RedisJobStore implements JobStore {
   async sweep(now: number): Promise<number> {
     let dropped = 0;
     for (;;) {
-      const count = Number(await this.call('sweep', [this.keys.expiry], [now, SWEEP_BATCH, terminalStatusList.join(','), this.options.jobTtlMs]));
+      const count = Number(
+        await this.call(
+          'sweep',
+          [this.keys.expiry],
+          [now, SWEEP_BATCH, terminalStatusList.join(','), this.options.jobTtlMs],
+        ),
+      );
       dropped += count;
       if (count < SWEEP_BATCH) return dropped;
     }
@@ -590,7 +812,10 @@ export class RedisJobStore implements JobStore {
       .filter((job) => query.createdBefore === undefined || job.createdAt < query.createdBefore)
       .sort((a, b) => (a.id < b.id ? -1 : 1));
     if (query.order === 'desc') matching.reverse();
-    const start = query.after === undefined ? 0 : matching.findIndex((job) => (query.order === 'desc' ? job.id < query.after! : job.id > query.after!));
+    const start =
+      query.after === undefined
+        ? 0
+        : matching.findIndex((job) => (query.order === 'desc' ? job.id < query.after! : job.id > query.after!));
     const page = start < 0 ? [] : matching.slice(start, start + query.limit);
     const more = start >= 0 && start + query.limit < matching.length;
     return { jobs: page, nextAfter: more ? page[page.length - 1]!.id : null };
@@ -707,7 +932,8 @@ function liveRecord(hash: Record<string, string>, now: number): JobRecord | unde
 }
 
 function unpack(value: string): unknown {
-  if (value.startsWith(COMPRESSED_MARK)) return JSON.parse(inflateRawSync(Buffer.from(value.slice(COMPRESSED_MARK.length), 'base64')).toString('utf8'));
+  if (value.startsWith(COMPRESSED_MARK))
+    return JSON.parse(inflateRawSync(Buffer.from(value.slice(COMPRESSED_MARK.length), 'base64')).toString('utf8'));
   return JSON.parse(value);
 }
 
@@ -742,7 +968,10 @@ function parseJob(hash: Record<string, string>): JobRecord {
     updatedAt: Number(hash.updated),
     completedAt: num(hash.completed),
     expiresAt: num(hash.expires),
-    lease: hash.lease !== undefined && leaseUntil !== null ? { id: hash.lease, workerId: hash.worker ?? '', until: leaseUntil } : null,
+    lease:
+      hash.lease !== undefined && leaseUntil !== null
+        ? { id: hash.lease, workerId: hash.worker ?? '', until: leaseUntil }
+        : null,
     cancelRequested: hash.cancel === '1',
     webhook: hash.wh ? (JSON.parse(hash.wh) as JobWebhook) : null,
     webhookDelivery: hash.wh_st ? (JSON.parse(hash.wh_st) as WebhookDeliveryState) : null,
@@ -753,11 +982,24 @@ function parseJob(hash: Record<string, string>): JobRecord {
 }
 
 /** A record's fields as stored (the inverse of parseJob); absent = null. */
-function recordFields(job: JobRecord, pack: (value: unknown) => string): Partial<Record<(typeof JOB_FIELDS)[number], string>> {
+function recordFields(
+  job: JobRecord,
+  pack: (value: unknown) => string,
+): Partial<Record<(typeof JOB_FIELDS)[number], string>> {
   const fields: Partial<Record<(typeof JOB_FIELDS)[number], string>> = {
-    id: job.id, type: job.type, tenant: job.tenant, status: job.status, input: pack(job.input), prio: String(job.priority),
-    attempt: String(job.attempt), max_att: String(job.maxAttempts), budget: String(job.attemptBudget), ver: String(job.version),
-    created: String(job.createdAt), run_at: String(job.runAt), updated: String(job.updatedAt),
+    id: job.id,
+    type: job.type,
+    tenant: job.tenant,
+    status: job.status,
+    input: pack(job.input),
+    prio: String(job.priority),
+    attempt: String(job.attempt),
+    max_att: String(job.maxAttempts),
+    budget: String(job.attemptBudget),
+    ver: String(job.version),
+    created: String(job.createdAt),
+    run_at: String(job.runAt),
+    updated: String(job.updatedAt),
   };
   const optional: [(typeof JOB_FIELDS)[number], string | null][] = [
     ['meta', Object.keys(job.metadata).length > 0 ? JSON.stringify(job.metadata) : null],
@@ -785,8 +1027,20 @@ function recordFields(job: JobRecord, pack: (value: unknown) => string): Partial
 function attemptsOf(hash: Record<string, string>): AttemptRecord[] {
   const attempts = hash.atts ? (JSON.parse(hash.atts) as AttemptRecord[]) : [];
   const attempt = Number(hash.attempt);
-  if (hash.status === 'succeeded' && attempt > 0 && hash.started !== undefined && (attempts.at(-1)?.attempt ?? 0) < attempt) {
-    attempts.push({ attempt, workerId: hash.worker ?? null, startedAt: Number(hash.started), endedAt: Number(hash.completed), outcome: 'succeeded', error: null });
+  if (
+    hash.status === 'succeeded' &&
+    attempt > 0 &&
+    hash.started !== undefined &&
+    (attempts.at(-1)?.attempt ?? 0) < attempt
+  ) {
+    attempts.push({
+      attempt,
+      workerId: hash.worker ?? null,
+      startedAt: Number(hash.started),
+      endedAt: Number(hash.completed),
+      outcome: 'succeeded',
+      error: null,
+    });
   }
   return attempts;
 }

@@ -45,7 +45,8 @@ export class RedisKeys {
   ready = (type: string): string => `${this.base}ready:${type}`;
   delayed = (type: string): string => `${this.base}delayed:${type}`;
   index = (status: JobStatus, type: string): string => `${this.base}idx:${status}:${type}`;
-  tenantIndex = (tenant: string, status: JobStatus, type: string): string => `${this.base}tidx:${tenant}:${status}:${type}`;
+  tenantIndex = (tenant: string, status: JobStatus, type: string): string =>
+    `${this.base}tidx:${tenant}:${status}:${type}`;
   rate = (type: string): string => `${this.base}rate:${type}`;
   gone = (id: string): string => `${this.base}gone:${id}`;
   idempotency = (tenant: string, keyHash: string): string => `${this.base}idem:${tenant}:${keyHash}`;

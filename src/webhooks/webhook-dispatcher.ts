@@ -71,7 +71,10 @@ export class WebhookDispatcher {
     clearTimeout(this.timer);
     this.unsubscribe?.();
     let timer: NodeJS.Timeout | undefined;
-    await Promise.race([Promise.allSettled([...this.inFlight]), new Promise((resolve) => (timer = setTimeout(resolve, graceMs)))]);
+    await Promise.race([
+      Promise.allSettled([...this.inFlight]),
+      new Promise((resolve) => (timer = setTimeout(resolve, graceMs))),
+    ]);
     clearTimeout(timer);
   }
 
@@ -87,13 +90,20 @@ export class WebhookDispatcher {
         this.pumpAgain = false;
         const free = this.concurrency - this.inFlight.size;
         if (free <= 0) break; // each settled delivery pumps again
-        const { deliveries, nextDueAt } = await this.options.store.claimWebhookDeliveries(Date.now(), free, this.leaseMs);
+        const { deliveries, nextDueAt } = await this.options.store.claimWebhookDeliveries(
+          Date.now(),
+          free,
+          this.leaseMs,
+        );
         for (const delivery of deliveries) this.track(this.deliver(delivery));
         this.wakeAt(nextDueAt);
         if (deliveries.length === free) this.pumpAgain = true;
       } while (this.pumpAgain && !this.stopped);
     } catch (error) {
-      this.options.log.warn({ err: error }, `webhook deliveries could not be fetched; trying again in ${FETCH_RETRY_MS / 1000} s`);
+      this.options.log.warn(
+        { err: error },
+        `webhook deliveries could not be fetched; trying again in ${FETCH_RETRY_MS / 1000} s`,
+      );
       this.wakeAt(Date.now() + FETCH_RETRY_MS);
     } finally {
       this.pumping = false;
@@ -119,7 +129,11 @@ export class WebhookDispatcher {
     const { log, signer, policy, store } = this.options;
     const attempts = delivery.attempts + 1;
     const url = new URL(delivery.url);
-    const body = JSON.stringify({ type: delivery.event, timestamp: new Date(delivery.createdAt).toISOString(), data: renderJob(delivery.job) });
+    const body = JSON.stringify({
+      type: delivery.event,
+      timestamp: new Date(delivery.createdAt).toISOString(),
+      data: renderJob(delivery.job),
+    });
     const headers = {
       'content-type': 'application/json',
       'user-agent': 'async-job-service-webhooks',
@@ -129,7 +143,11 @@ export class WebhookDispatcher {
     let error: string | null = null;
     let retryable = true;
     try {
-      const response = await outboundRequest(url, { method: 'POST', headers, body, timeoutMs: this.timeoutMs, maxBodyBytes: MAX_ANSWER_BYTES }, policy);
+      const response = await outboundRequest(
+        url,
+        { method: 'POST', headers, body, timeoutMs: this.timeoutMs, maxBodyBytes: MAX_ANSWER_BYTES },
+        policy,
+      );
       responseStatus = response.status;
       if (response.status < 200 || response.status > 299) error = `the receiver answered ${response.status}`;
       // 410 Gone: the receiver says this endpoint is no more; retrying would only knock on a closed door.
@@ -139,14 +157,33 @@ export class WebhookDispatcher {
       if (failure instanceof OutboundRefusedError) retryable = false;
     }
     const now = Date.now();
-    const state: WebhookDeliveryState = { id: delivery.id, event: delivery.event, status: 'delivered', attempts, at: now, responseStatus, error, nextAttemptAt: null };
-    const context = { jobId: delivery.jobId, deliveryId: delivery.id, event: delivery.event, host: url.host, attempts, responseStatus };
+    const state: WebhookDeliveryState = {
+      id: delivery.id,
+      event: delivery.event,
+      status: 'delivered',
+      attempts,
+      at: now,
+      responseStatus,
+      error,
+      nextAttemptAt: null,
+    };
+    const context = {
+      jobId: delivery.jobId,
+      deliveryId: delivery.id,
+      event: delivery.event,
+      host: url.host,
+      attempts,
+      responseStatus,
+    };
     if (error !== null) {
       const nextAttemptAt = now + backoffMs(attempts, this.retryBackoff);
       if (retryable && nextAttemptAt <= delivery.createdAt + (this.options.retryWindowMs ?? WEBHOOK_RETRY_WINDOW_MS)) {
         state.status = 'retrying';
         state.nextAttemptAt = nextAttemptAt;
-        log.warn({ ...context, error, nextAttemptAt: new Date(nextAttemptAt).toISOString() }, 'webhook delivery failed; will retry');
+        log.warn(
+          { ...context, error, nextAttemptAt: new Date(nextAttemptAt).toISOString() },
+          'webhook delivery failed; will retry',
+        );
       } else {
         state.status = 'failed';
         log.error({ ...context, error }, 'webhook delivery failed; giving up');

@@ -16,7 +16,12 @@ function redactFields(value: unknown, depth = 0): unknown {
   if (value instanceof Error) return { type: value.name, message: value.message };
   if (value === null || typeof value !== 'object' || depth > 4) return value;
   if (Array.isArray(value)) return value.slice(0, 50).map((item) => redactFields(item, depth + 1));
-  return Object.fromEntries(Object.entries(value).map(([key, item]) => [key, SECRET_KEY.test(key) ? '[redacted]' : redactFields(item, depth + 1)]));
+  return Object.fromEntries(
+    Object.entries(value).map(([key, item]) => [
+      key,
+      SECRET_KEY.test(key) ? '[redacted]' : redactFields(item, depth + 1),
+    ]),
+  );
 }
 
 function lineText(args: unknown[]): string {
@@ -40,7 +45,8 @@ export function jobLogger(base: Logger, attempt: number, keep: (line: JobLogLine
   const logger = Object.create(base) as Logger;
   for (const level of LOG_LEVELS) {
     const write: (...args: unknown[]) => void = base[level].bind(base);
-    const kept = level === 'info' || level === 'warn' || level === 'error' || level === 'fatal' || base.isLevelEnabled(level);
+    const kept =
+      level === 'info' || level === 'warn' || level === 'error' || level === 'fatal' || base.isLevelEnabled(level);
     (logger as unknown as Record<string, (...args: unknown[]) => void>)[level] = (...args: unknown[]) => {
       write(...args);
       if (kept) keep({ at: Date.now(), attempt, level, message: keptLineText(lineText(args)) });
@@ -85,6 +91,8 @@ export class JobLogBuffer {
     if (this.pending.size === 0) return;
     const entries = [...this.pending].map(([jobId, lines]) => ({ jobId, lines }));
     this.pending.clear();
-    this.store.appendLogs(entries).catch((error: unknown) => this.log.warn({ err: error, jobs: entries.length }, 'could not store job log lines'));
+    this.store
+      .appendLogs(entries)
+      .catch((error: unknown) => this.log.warn({ err: error, jobs: entries.length }, 'could not store job log lines'));
   }
 }

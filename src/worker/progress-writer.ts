@@ -70,7 +70,12 @@ export class ProgressWriter {
     if (writeLast && this.pending && !this.controller.signal.aborted) {
       const update = this.pending;
       this.pending = null;
-      this.writes = this.writes.then(() => this.store.reportProgress(this.lease, update, Date.now()).then(() => undefined, () => undefined));
+      this.writes = this.writes.then(() =>
+        this.store.reportProgress(this.lease, update, Date.now()).then(
+          () => undefined,
+          () => undefined,
+        ),
+      );
     }
     return this.writes;
   }

@@ -67,7 +67,10 @@ export class RunningAttempt {
   private async callHandler({ handler, log, keepLogLine, backoff }: AttemptDeps): Promise<AttemptOutcome | null> {
     const { job, controller, progress } = this;
     const timeoutS = job.timeoutS ?? handler.timeout_s ?? null;
-    const timeout = timeoutS === null ? null : setTimeout(() => controller.abort('timeout' satisfies JobAbortReason), timeoutS * 1000);
+    const timeout =
+      timeoutS === null
+        ? null
+        : setTimeout(() => controller.abort('timeout' satisfies JobAbortReason), timeoutS * 1000);
     let handlerLog: Logger | undefined;
     const ctx: JobContext = {
       jobId: job.id,
@@ -93,7 +96,13 @@ export class RunningAttempt {
 }
 
 /** Null when nothing should be written: the lease was lost to another worker. */
-function outcomeOfFailure(job: JobRecord, signal: AbortSignal, thrown: unknown, log: Logger, backoff: BackoffOptions): AttemptOutcome | null {
+function outcomeOfFailure(
+  job: JobRecord,
+  signal: AbortSignal,
+  thrown: unknown,
+  log: Logger,
+  backoff: BackoffOptions,
+): AttemptOutcome | null {
   if (signal.aborted) {
     const reason = signal.reason as JobAbortReason;
     if (reason === 'canceled') return { kind: 'canceled' };
@@ -110,15 +119,22 @@ function outcomeOfFailure(job: JobRecord, signal: AbortSignal, thrown: unknown, 
 const failOrRetry = (job: JobRecord, error: JobError, backoff: BackoffOptions): AttemptOutcome =>
   failedAttemptOutcome(job, error, Date.now(), { backoffMs: (attempt) => backoffMs(attempt, backoff) });
 
-const stackOf = (thrown: Error): { stack?: string } => (thrown.stack ? { stack: redact(thrown.stack).slice(0, STACK_MAX) } : {});
+const stackOf = (thrown: Error): { stack?: string } =>
+  thrown.stack ? { stack: redact(thrown.stack).slice(0, STACK_MAX) } : {};
 
 /** Turns whatever a handler threw into a JobError, once, here. */
 export function toJobError(thrown: unknown): JobError {
-  if (thrown instanceof JobFailure) return { code: thrown.code, message: thrown.message, retryable: thrown.retryable, ...stackOf(thrown) };
+  if (thrown instanceof JobFailure)
+    return { code: thrown.code, message: thrown.message, retryable: thrown.retryable, ...stackOf(thrown) };
   if (thrown instanceof ZodError) {
-    return { code: 'invalid-input', message: `the job's input does not fit its type: ${thrown.issues.map((i) => i.message).join('; ')}`, retryable: false };
+    return {
+      code: 'invalid-input',
+      message: `the job's input does not fit its type: ${thrown.issues.map((i) => i.message).join('; ')}`,
+      retryable: false,
+    };
   }
-  if (thrown instanceof Error) return { code: 'handler-error', message: thrown.message || thrown.name, retryable: true, ...stackOf(thrown) };
+  if (thrown instanceof Error)
+    return { code: 'handler-error', message: thrown.message || thrown.name, retryable: true, ...stackOf(thrown) };
   return { code: 'handler-error', message: `handler threw a non-Error value: ${safeString(thrown)}`, retryable: true };
 }
 

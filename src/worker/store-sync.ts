@@ -99,7 +99,9 @@ export class StoreSync {
     private readonly options: StoreSyncOptions,
     private readonly host: StoreSyncHost,
   ) {
-    this.claimBatch = options.claimBatch ?? Math.min(MAX_CLAIM_BATCH, Math.max(1, Math.ceil(options.concurrency / MAX_CALLS_IN_FLIGHT)));
+    this.claimBatch =
+      options.claimBatch ??
+      Math.min(MAX_CLAIM_BATCH, Math.max(1, Math.ceil(options.concurrency / MAX_CALLS_IN_FLIGHT)));
   }
 
   /** True while outcomes wait to be written. */
@@ -115,7 +117,13 @@ export class StoreSync {
   }
 
   /** Queues an outcome; the promise resolves once it is written (or given up). */
-  queueFinish(job: JobRecord, lease: HeldLease, outcome: AttemptOutcome, log: Logger, runMs: number | null = null): Promise<void> {
+  queueFinish(
+    job: JobRecord,
+    lease: HeldLease,
+    outcome: AttemptOutcome,
+    log: Logger,
+    runMs: number | null = null,
+  ): Promise<void> {
     let settle!: () => void;
     const done = new Promise<void>((resolve) => (settle = resolve));
     this.pendingFinishes.push({ job, lease, outcome, log, leaseEnd: Date.now() + this.options.leaseMs, settle, runMs });
@@ -170,7 +178,8 @@ export class StoreSync {
   }
 
   markStoreDown(error: unknown): void {
-    if (!this.storeDown) this.options.log.error({ err: error }, 'job store unreachable: claiming paused until it answers again');
+    if (!this.storeDown)
+      this.options.log.error({ err: error }, 'job store unreachable: claiming paused until it answers again');
     this.storeDown = true;
   }
 
@@ -187,7 +196,11 @@ export class StoreSync {
     const callStarted = observer ? performance.now() : 0;
     try {
       reply = await store.finishAndClaim(
-        finishes.map((finish) => ({ lease: finish.lease, outcome: finish.outcome, concurrencyLimited: this.isConcurrencyLimited(finish.job.type) })),
+        finishes.map((finish) => ({
+          lease: finish.lease,
+          outcome: finish.outcome,
+          concurrencyLimited: this.isConcurrencyLimited(finish.job.type),
+        })),
         claim,
         Date.now(),
       );
@@ -209,7 +222,15 @@ export class StoreSync {
 
   private claimRequest(max: number): ClaimRequest {
     const { workerId, limits, leaseMs } = this.options;
-    return { types: this.host.claimTypes(), limits, max, workerId, leaseId: `${workerId}:${++this.leaseCounter}`, leaseMs, now: Date.now() };
+    return {
+      types: this.host.claimTypes(),
+      limits,
+      max,
+      workerId,
+      leaseId: `${workerId}:${++this.leaseCounter}`,
+      leaseMs,
+      now: Date.now(),
+    };
   }
 
   /** The store did not take the call: outcomes are retried until their lease would lapse; claiming resumes later. */
@@ -221,7 +242,10 @@ export class StoreSync {
     const keep = finishes.filter((finish) => unavailable && now < Math.min(finish.leaseEnd, this.giveUpWritesAt));
     for (const finish of finishes) {
       if (keep.includes(finish)) continue;
-      finish.log.error({ err: error, outcome: finish.outcome.kind }, 'could not record the outcome; the lease will lapse and the job run again');
+      finish.log.error(
+        { err: error, outcome: finish.outcome.kind },
+        'could not record the outcome; the lease will lapse and the job run again',
+      );
       this.settle(finish, null);
     }
     this.pendingFinishes.unshift(...keep);

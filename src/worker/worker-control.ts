@@ -30,7 +30,6 @@ export interface WorkerControlOptions {
 export const REGISTRY_WRITE_GAP_MS = 250;
 export const SAMPLES_FLUSH_MS = 1000;
 
-
 /**
  * Connects a worker pool to the operators: it keeps the pool's entry in the worker registry current (what it
  * runs, how busy it is), follows pauses and drains (the control channel, and a re-read on every beat should a
@@ -88,7 +87,9 @@ export class WorkerControl implements WorkerPoolObserver {
     this.stopWatchingPool = this.options.pool.onChange(this.poolChanged);
     this.watching = true;
     await this.subscribe();
-    await this.refresh().catch((error: unknown) => this.options.log.warn({ err: error }, 'could not read pauses and drains; claiming as usual until the next beat'));
+    await this.refresh().catch((error: unknown) =>
+      this.options.log.warn({ err: error }, 'could not read pauses and drains; claiming as usual until the next beat'),
+    );
     await this.beat();
     this.timer = setInterval(() => void this.tick(), this.beatIntervalMs);
     this.timer.unref();
@@ -127,7 +128,8 @@ export class WorkerControl implements WorkerPoolObserver {
 
   attemptFinished(type: string, status: JobStatus, runMs: number, waitMs: number): void {
     if (!isTerminal(status)) return; // a retry follows: the job has not finished
-    if (this.samples.length < 100_000) this.samples.push({ type, status: status as FinishedSample['status'], waitMs, runMs, at: Date.now() });
+    if (this.samples.length < 100_000)
+      this.samples.push({ type, status: status as FinishedSample['status'], waitMs, runMs, at: Date.now() });
     if (this.samplesTimer === undefined && !this.stopped) {
       this.samplesTimer = setTimeout(() => {
         this.samplesTimer = undefined;
@@ -155,10 +157,13 @@ export class WorkerControl implements WorkerPoolObserver {
 
   private scheduleWrite(waitMs: number): void {
     if (!this.watching || this.stopped || this.writeTimer !== undefined) return;
-    this.writeTimer = setTimeout(() => {
-      this.writeTimer = undefined;
-      void this.write();
-    }, Math.max(0, waitMs));
+    this.writeTimer = setTimeout(
+      () => {
+        this.writeTimer = undefined;
+        void this.write();
+      },
+      Math.max(0, waitMs),
+    );
     this.writeTimer.unref();
   }
 
@@ -215,7 +220,8 @@ export class WorkerControl implements WorkerPoolObserver {
         this.writeFailing = false;
       } catch (error) {
         this.lastWritten = ''; // not written: the next write sends it whatever it holds
-        if (!this.writeFailing) log.warn({ err: error }, 'could not write to the worker registry; trying again every second');
+        if (!this.writeFailing)
+          log.warn({ err: error }, 'could not write to the worker registry; trying again every second');
         this.writeFailing = true;
         // Try again soon (the beat would, but only every beatIntervalMs): what the operators see must catch up.
         this.dirty = true;
@@ -234,7 +240,10 @@ export class WorkerControl implements WorkerPoolObserver {
     try {
       await this.options.ops.recordFinished(samples);
     } catch (error) {
-      this.options.log.warn({ err: error, samples: samples.length }, 'could not record finished jobs in the stats history');
+      this.options.log.warn(
+        { err: error, samples: samples.length },
+        'could not record finished jobs in the stats history',
+      );
     }
   }
 
@@ -244,7 +253,10 @@ export class WorkerControl implements WorkerPoolObserver {
     this.lastDepthAt = now;
     try {
       const stats = await this.options.store.stats(now);
-      await this.options.ops.recordDepth(now, Object.fromEntries(Object.entries(stats.byType).map(([type, counts]) => [type, counts.queued])));
+      await this.options.ops.recordDepth(
+        now,
+        Object.fromEntries(Object.entries(stats.byType).map(([type, counts]) => [type, counts.queued])),
+      );
     } catch (error) {
       this.options.log.warn({ err: error }, 'could not record the queue depth in the stats history');
     }
@@ -255,7 +267,8 @@ export class WorkerControl implements WorkerPoolObserver {
 export function fanOut(observers: readonly WorkerPoolObserver[]): WorkerPoolObserver {
   return {
     attemptStarted: (type, waitMs) => observers.forEach((observer) => observer.attemptStarted(type, waitMs)),
-    attemptFinished: (type, status, runMs, waitMs) => observers.forEach((observer) => observer.attemptFinished(type, status, runMs, waitMs)),
+    attemptFinished: (type, status, runMs, waitMs) =>
+      observers.forEach((observer) => observer.attemptFinished(type, status, runMs, waitMs)),
     leaseLost: () => observers.forEach((observer) => observer.leaseLost()),
     storeCall: (command, seconds) => observers.forEach((observer) => observer.storeCall(command, seconds)),
   };

@@ -69,9 +69,19 @@ export class WorkerPool {
     this.logs = new JobLogBuffer(options.store, this.log);
     const { store, leaseMs, limits, claimBatch, observer } = options;
     this.sync = new StoreSync(
-      { store, log: this.log, workerId: this.workerId, leaseMs, concurrency: options.concurrency, limits, claimBatch, observer },
       {
-        freeSlots: () => (this.state === 'running' && this.claimTypes().length > 0 ? this.options.concurrency - this.handlersActive : 0),
+        store,
+        log: this.log,
+        workerId: this.workerId,
+        leaseMs,
+        concurrency: options.concurrency,
+        limits,
+        claimBatch,
+        observer,
+      },
+      {
+        freeSlots: () =>
+          this.state === 'running' && this.claimTypes().length > 0 ? this.options.concurrency - this.handlersActive : 0,
         claimTypes: () => this.claimTypes(),
         claimed: (jobs) => this.claimed(jobs),
         noWorkLeft: () => void this.sleepUntilNextDue(),
@@ -136,7 +146,10 @@ export class WorkerPool {
     if (control.pausedTypes) this.pausedTypes = new Set(control.pausedTypes);
     if (control.drained !== undefined) this.operatorDrained = control.drained;
     if (this.operatorDrained !== wasDrained) {
-      this.log.info({ drained: this.operatorDrained }, this.operatorDrained ? 'drained by an operator: claiming nothing' : 'resumed by an operator');
+      this.log.info(
+        { drained: this.operatorDrained },
+        this.operatorDrained ? 'drained by an operator: claiming nothing' : 'resumed by an operator',
+      );
       this.changed();
     }
     if (before !== this.claimTypes().join(',') || wasDrained !== this.operatorDrained) this.wake();
@@ -178,10 +191,14 @@ export class WorkerPool {
     this.sync.giveUpWritesAfter(Date.now() + graceMs + 1000);
     this.clearWakeTimer();
     await this.sync.callsEnded(); // a claim in flight must not start jobs after this point
-    if (this.running.size > 0) this.log.info({ running: this.running.size, graceMs }, 'draining: waiting for running jobs');
+    if (this.running.size > 0)
+      this.log.info({ running: this.running.size, graceMs }, 'draining: waiting for running jobs');
     const allDone = await this.waitForRunning(graceMs);
     if (!allDone) {
-      this.log.warn({ jobIds: [...this.running.keys()] }, 'grace period over: aborting running jobs and re-queueing them');
+      this.log.warn(
+        { jobIds: [...this.running.keys()] },
+        'grace period over: aborting running jobs and re-queueing them',
+      );
       for (const running of this.running.values()) running.abort('shutdown');
       await this.waitForRunning(Infinity);
     }
@@ -230,7 +247,12 @@ export class WorkerPool {
     if (this.state !== 'running') {
       for (const job of jobs) {
         // Handed back without counting the attempt; a drain waits for it like for a running job.
-        const done = this.sync.queueFinish(job, { jobId: job.id, leaseId: job.lease!.id }, { kind: 'released' }, this.log);
+        const done = this.sync.queueFinish(
+          job,
+          { jobId: job.id, leaseId: job.lease!.id },
+          { kind: 'released' },
+          this.log,
+        );
         this.settled.add(done);
         void done.then(() => this.settled.delete(done));
       }
@@ -280,12 +302,18 @@ export class WorkerPool {
     const { job } = running;
     const handler = this.options.handlers.get(job.type)!;
     const log = this.log.child({ jobId: job.id, jobType: job.type, attempt: job.attempt });
-    const { outcome, runMs } = await running.run({ handler, log, keepLogLine: this.logs.keep, backoff: this.options.backoff });
+    const { outcome, runMs } = await running.run({
+      handler,
+      log,
+      keepLogLine: this.logs.keep,
+      backoff: this.options.backoff,
+    });
     this.logs.flush();
     this.handlersActive--;
     running.handlerDone = true;
     this.changed();
-    if (outcome) await this.sync.queueFinish(job, running.lease, outcome, log, runMs); // this promise is in `settled` until then
+    if (outcome)
+      await this.sync.queueFinish(job, running.lease, outcome, log, runMs); // this promise is in `settled` until then
     else {
       this.running.delete(job.id); // lease lost: nothing to write
       this.sync.kick();
@@ -297,10 +325,14 @@ export class WorkerPool {
     if (result === 'lost') {
       this.counters.leasesLost++;
       this.options.observer?.leaseLost();
-      finish.log.warn({ outcome: finish.outcome.kind }, 'lease lost before the outcome was written; another attempt owns the job now');
+      finish.log.warn(
+        { outcome: finish.outcome.kind },
+        'lease lost before the outcome was written; another attempt owns the job now',
+      );
     } else if (result !== null) {
       this.count(result.status, finish.outcome);
-      if (finish.runMs !== null) this.options.observer?.attemptFinished(finish.job.type, result.status, finish.runMs, waitOf(finish.job));
+      if (finish.runMs !== null)
+        this.options.observer?.attemptFinished(finish.job.type, result.status, finish.runMs, waitOf(finish.job));
       finish.log.debug({ status: result.status, outcome: finish.outcome.kind }, 'attempt finished');
     }
     if (this.running.get(finish.job.id)?.lease.leaseId === finish.lease.leaseId) this.running.delete(finish.job.id);

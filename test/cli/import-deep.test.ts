@@ -17,8 +17,12 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 function run(args: string[], prefix: string): Promise<{ code: number; stderr: string }> {
   if (!existsSync(cli)) throw new Error(`${cli} is missing: run npm run build first (npm test does)`);
   return new Promise((resolve) => {
-    execFile(process.execPath, [cli, ...args], { env: { ...process.env, REDIS_URL: inject('redisUrl'), REDIS_KEY_PREFIX: prefix }, timeout: 20_000 }, (error, _stdout, stderr) =>
-      resolve({ code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, stderr }),
+    execFile(
+      process.execPath,
+      [cli, ...args],
+      { env: { ...process.env, REDIS_URL: inject('redisUrl'), REDIS_KEY_PREFIX: prefix }, timeout: 20_000 },
+      (error, _stdout, stderr) =>
+        resolve({ code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, stderr }),
     );
   });
 }
@@ -34,12 +38,23 @@ describe('npm run jobs -- import, hostile lines', () => {
     const deepId = newJobId(Date.now());
     const fineId = newJobId(Date.now() + 1);
     const file = join(dir, 'deep.ndjson');
-    writeFileSync(file, `${line(deepId, `{"value":${'['.repeat(300_000)}${']'.repeat(300_000)}}`)}\n${line(fineId, '{"value":[[[1]]]}')}\n`);
+    writeFileSync(
+      file,
+      `${line(deepId, `{"value":${'['.repeat(300_000)}${']'.repeat(300_000)}}`)}\n${line(fineId, '{"value":[[[1]]]}')}\n`,
+    );
     const result = await run(['import', file], prefix);
-    expect(result.stderr).toMatch(/line 1: not an exported job \(nested deeper than 512 levels at \/job\/input\/value(\/0)+\); skipped/);
+    expect(result.stderr).toMatch(
+      /line 1: not an exported job \(nested deeper than 512 levels at \/job\/input\/value(\/0)+\); skipped/,
+    );
     expect(result.stderr).toMatch(/imported 1 jobs/);
     expect(result.code).toBe(1);
-    const store = await RedisJobStore.connect({ url: inject('redisUrl'), keyPrefix: prefix, jobTtlMs: 3_600_000, connectTimeoutMs: 2000, commandTimeoutMs: 2000 });
+    const store = await RedisJobStore.connect({
+      url: inject('redisUrl'),
+      keyPrefix: prefix,
+      jobTtlMs: 3_600_000,
+      connectTimeoutMs: 2000,
+      commandTimeoutMs: 2000,
+    });
     try {
       expect(await store.get(deepId)).toBeUndefined();
       expect((await store.get(fineId))?.input).toEqual({ value: [[[1]]] });

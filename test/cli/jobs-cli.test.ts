@@ -20,7 +20,13 @@ afterEach(async () => {
 });
 
 const open = async (prefix: string) => {
-  const store = await RedisJobStore.connect({ url: inject('redisUrl'), keyPrefix: prefix, jobTtlMs: 3_600_000, connectTimeoutMs: 2000, commandTimeoutMs: 2000 });
+  const store = await RedisJobStore.connect({
+    url: inject('redisUrl'),
+    keyPrefix: prefix,
+    jobTtlMs: 3_600_000,
+    connectTimeoutMs: 2000,
+    commandTimeoutMs: 2000,
+  });
   stores.push(store);
   return store;
 };
@@ -28,8 +34,12 @@ const open = async (prefix: string) => {
 function run(args: string[], prefix: string): Promise<{ code: number; stdout: string; stderr: string }> {
   if (!existsSync(cli)) throw new Error(`${cli} is missing: run npm run build first (npm test does)`);
   return new Promise((resolve) => {
-    execFile(process.execPath, [cli, ...args], { env: { ...process.env, REDIS_URL: inject('redisUrl'), REDIS_KEY_PREFIX: prefix }, timeout: 20_000 }, (error, stdout, stderr) =>
-      resolve({ code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, stdout, stderr }),
+    execFile(
+      process.execPath,
+      [cli, ...args],
+      { env: { ...process.env, REDIS_URL: inject('redisUrl'), REDIS_KEY_PREFIX: prefix }, timeout: 20_000 },
+      (error, stdout, stderr) =>
+        resolve({ code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, stdout, stderr }),
     );
   });
 }
@@ -37,10 +47,24 @@ function run(args: string[], prefix: string): Promise<{ code: number; stdout: st
 let n = 0;
 const job = (overrides: Partial<NewJob> = {}): NewJob => {
   const now = Date.now() + n++;
-  return { id: newJobId(now), type: 'echo', tenant: 'acme', input: { n }, metadata: { team: 'search' }, priority: 0, maxAttempts: 1, timeoutS: null, createdAt: now, runAt: now, ...overrides };
+  return {
+    id: newJobId(now),
+    type: 'echo',
+    tenant: 'acme',
+    input: { n },
+    metadata: { team: 'search' },
+    priority: 0,
+    maxAttempts: 1,
+    timeoutS: null,
+    createdAt: now,
+    runAt: now,
+    ...overrides,
+  };
 };
 const claim = (store: RedisJobStore) =>
-  store.claim({ types: ['echo'], max: 1, workerId: 'w1', leaseId: randomUUID(), leaseMs: 30_000, now: Date.now() }).then(([claimed]) => claimed!);
+  store
+    .claim({ types: ['echo'], max: 1, workerId: 'w1', leaseId: randomUUID(), leaseMs: 30_000, now: Date.now() })
+    .then(([claimed]) => claimed!);
 
 describe('npm run jobs -- export / import', () => {
   it('moves jobs to another store keeping ids, states, attempts, results and logs; running ones arrive queued', async () => {
@@ -49,11 +73,19 @@ describe('npm run jobs -- export / import', () => {
     const source = await open(from);
     await source.create(job());
     const succeeded = await claim(source);
-    await source.finish({ jobId: succeeded.id, leaseId: succeeded.lease!.id }, { kind: 'succeeded', result: { big: 'x'.repeat(20_000) } }, Date.now());
+    await source.finish(
+      { jobId: succeeded.id, leaseId: succeeded.lease!.id },
+      { kind: 'succeeded', result: { big: 'x'.repeat(20_000) } },
+      Date.now(),
+    );
     await source.appendLogs([{ jobId: succeeded.id, lines: [{ at: 1, attempt: 1, level: 'info', message: 'hello' }] }]);
     await source.create(job());
     const failed = await claim(source);
-    await source.finish({ jobId: failed.id, leaseId: failed.lease!.id }, { kind: 'failed', error: { code: 'boom', message: 'no', retryable: false } }, Date.now());
+    await source.finish(
+      { jobId: failed.id, leaseId: failed.lease!.id },
+      { kind: 'failed', error: { code: 'boom', message: 'no', retryable: false } },
+      Date.now(),
+    );
     await source.create(job());
     const running = await claim(source);
     const delayed = await source.create(job({ runAt: Date.now() + 3_600_000, tenant: 'globex', metadata: {} }));
@@ -82,12 +114,29 @@ describe('npm run jobs -- export / import', () => {
     const source = await open(from);
     await source.create(job());
     const failed = await claim(source);
-    await source.finish({ jobId: failed.id, leaseId: failed.lease!.id }, { kind: 'failed', error: { code: 'boom', message: 'no', retryable: false } }, Date.now());
+    await source.finish(
+      { jobId: failed.id, leaseId: failed.lease!.id },
+      { kind: 'failed', error: { code: 'boom', message: 'no', retryable: false } },
+      Date.now(),
+    );
     const other = await source.create(job({ metadata: { team: 'ads' } }));
     const byStatus = await run(['export', '--out', '-', '--status', 'failed'], from);
-    expect(byStatus.stdout.trim().split('\n').map((line) => (JSON.parse(line) as { job: { id: string } }).job.id)).toEqual([failed.id]);
-    const byMetadata = await run(['export', '--out', '-', '--metadata.team', 'ads', '--created-after', new Date(0).toISOString()], from);
-    expect(byMetadata.stdout.trim().split('\n').map((line) => (JSON.parse(line) as { job: { id: string } }).job.id)).toEqual([other.id]);
+    expect(
+      byStatus.stdout
+        .trim()
+        .split('\n')
+        .map((line) => (JSON.parse(line) as { job: { id: string } }).job.id),
+    ).toEqual([failed.id]);
+    const byMetadata = await run(
+      ['export', '--out', '-', '--metadata.team', 'ads', '--created-after', new Date(0).toISOString()],
+      from,
+    );
+    expect(
+      byMetadata.stdout
+        .trim()
+        .split('\n')
+        .map((line) => (JSON.parse(line) as { job: { id: string } }).job.id),
+    ).toEqual([other.id]);
   });
 
   it('refuses bad usage with exit code 2, and reports lines that are not exported jobs', async () => {

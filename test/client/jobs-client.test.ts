@@ -9,7 +9,9 @@ import { harnessScope } from '../routes/helpers.js';
 const scope = harnessScope();
 afterEach(() => scope.closeAll());
 
-async function client(options: { workers?: boolean; fetch?: typeof fetch; extraHandlers?: Handler[] } = {}): Promise<JobsClient> {
+async function client(
+  options: { workers?: boolean; fetch?: typeof fetch; extraHandlers?: Handler[] } = {},
+): Promise<JobsClient> {
   const harness = await scope.open({ workers: options.workers ?? true, extraHandlers: options.extraHandlers });
   const baseUrl = await harness.app.listen({ port: 0, host: '127.0.0.1' });
   return new JobsClient({ baseUrl, fetch: options.fetch });
@@ -57,14 +59,21 @@ describe('JobsClient', () => {
   it('sends a webhook with the submit', async () => {
     const jobs = await client({ workers: false });
     // This service has no WEBHOOK_SECRET: the 422 names the webhook field, so the client sent it.
-    await expect(jobs.submit('echo', {}, { webhook: { url: 'https://example.com/hook', events: ['job.succeeded'] } })).rejects.toMatchObject({
+    await expect(
+      jobs.submit('echo', {}, { webhook: { url: 'https://example.com/hook', events: ['job.succeeded'] } }),
+    ).rejects.toMatchObject({
       status: 422,
       problem: { errors: [{ pointer: '/webhook' }] },
     });
   });
 
   it('skips result reuse with noCache', async () => {
-    const cached = defineHandler({ type: 'square', input: z.object({ n: z.number() }), cache: { ttl_s: 60 }, run: async ({ n }) => n * n });
+    const cached = defineHandler({
+      type: 'square',
+      input: z.object({ n: z.number() }),
+      cache: { ttl_s: 60 },
+      run: async ({ n }) => n * n,
+    });
     const jobs = await client({ extraHandlers: [cached] });
     const first = await jobs.wait((await jobs.submit('square', { n: 4 })).id, { timeoutMs: 10_000 });
     expect((await jobs.submit('square', { n: 4 })).cached_from).toBe(first.id);
@@ -76,8 +85,8 @@ describe('JobsClient', () => {
     // A fetch whose event-stream answers have no readable body, as behind some proxies and old runtimes.
     const noStreams: typeof fetch = async (input, init) => {
       const response = await fetch(input, init);
-      const url = typeof input === "string" ? input : input instanceof URL ? input.href : input.url;
-      if (url.endsWith("/events")) {
+      const url = typeof input === 'string' ? input : input instanceof URL ? input.href : input.url;
+      if (url.endsWith('/events')) {
         await response.body?.cancel();
         return new Response(null, { status: 200, headers: { 'content-type': 'text/event-stream' } });
       }

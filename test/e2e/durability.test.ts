@@ -38,7 +38,12 @@ describe('durability across process crashes and restarts', () => {
     const api2 = Api.of(second);
 
     const finished = await api2.job(echo.id);
-    expect(finished).toMatchObject({ status: 'succeeded', done: true, attempt: 1, result: { value: { hello: 'world', n: 42 } } });
+    expect(finished).toMatchObject({
+      status: 'succeeded',
+      done: true,
+      attempt: 1,
+      result: { value: { hello: 'world', n: 42 } },
+    });
     const result = await api2.request('GET', `/v1/jobs/${echo.id}/result`);
     expect(result.status).toBe(200);
     expect(result.body).toEqual({ value: { hello: 'world', n: 42 } });
@@ -56,52 +61,65 @@ describe('durability across process crashes and restarts', () => {
     );
   });
 
-  it('runs a job again, as attempt 2, after its worker was SIGKILLed and the lease lapsed', { timeout: 40_000 }, async () => {
-    const prefix = randomPrefix();
-    const env = onRedis(prefix, { LEASE_S: '2', WORKER_CONCURRENCY: '2' });
-    const first = await startService(env);
-    const api1 = Api.of(first);
+  it(
+    'runs a job again, as attempt 2, after its worker was SIGKILLed and the lease lapsed',
+    { timeout: 40_000 },
+    async () => {
+      const prefix = randomPrefix();
+      const env = onRedis(prefix, { LEASE_S: '2', WORKER_CONCURRENCY: '2' });
+      const first = await startService(env);
+      const api1 = Api.of(first);
 
-    const job = await api1.submit({ type: 'sleep', input: { ms: 3000, steps: 3 } });
-    const running = await api1.waitForJob(job.id, 'running', (j) => j.status === 'running', 10_000);
-    expect(running.attempt).toBe(1);
-    await first.kill('SIGKILL');
-    const killedAt = Date.now();
+      const job = await api1.submit({ type: 'sleep', input: { ms: 3000, steps: 3 } });
+      const running = await api1.waitForJob(job.id, 'running', (j) => j.status === 'running', 10_000);
+      expect(running.attempt).toBe(1);
+      await first.kill('SIGKILL');
+      const killedAt = Date.now();
 
-    const second = await startService(env);
-    const api2 = Api.of(second);
+      const second = await startService(env);
+      const api2 = Api.of(second);
 
-    const done = await api2.waitForJob(job.id, 'succeeded', (j) => j.done, 15_000, 100);
-    expect(done).toMatchObject({ status: 'succeeded', attempt: 2, result: { slept_ms: 3000, attempt: 2 }, error: null });
-    // Lease (≤ 2 s) + a full 3 s run: it cannot have been done sooner.
-    expect(Date.now() - killedAt).toBeGreaterThan(3000);
-  });
+      const done = await api2.waitForJob(job.id, 'succeeded', (j) => j.done, 15_000, 100);
+      expect(done).toMatchObject({
+        status: 'succeeded',
+        attempt: 2,
+        result: { slept_ms: 3000, attempt: 2 },
+        error: null,
+      });
+      // Lease (≤ 2 s) + a full 3 s run: it cannot have been done sooner.
+      expect(Date.now() - killedAt).toBeGreaterThan(3000);
+    },
+  );
 });
 
 describe('graceful shutdown (SIGTERM)', () => {
-  it('re-queues a long running job, without counting the attempt, when the grace period is over', { timeout: 40_000 }, async () => {
-    const prefix = randomPrefix();
-    const service = await startService(onRedis(prefix, { SHUTDOWN_GRACE_S: '1', WORKER_CONCURRENCY: '1' }));
-    const api = Api.of(service);
-    const job = await api.submit({ type: 'sleep', input: { ms: 10_000, steps: 10 } });
-    await api.waitForJob(job.id, 'running', (j) => j.status === 'running', 10_000);
+  it(
+    're-queues a long running job, without counting the attempt, when the grace period is over',
+    { timeout: 40_000 },
+    async () => {
+      const prefix = randomPrefix();
+      const service = await startService(onRedis(prefix, { SHUTDOWN_GRACE_S: '1', WORKER_CONCURRENCY: '1' }));
+      const api = Api.of(service);
+      const job = await api.submit({ type: 'sleep', input: { ms: 10_000, steps: 10 } });
+      await api.waitForJob(job.id, 'running', (j) => j.status === 'running', 10_000);
 
-    const signalledAt = performance.now();
-    const exit = await service.kill('SIGTERM', 10_000);
-    const tookMs = performance.now() - signalledAt;
-    expect(exit).toEqual({ code: 0, signal: null });
-    expect(tookMs).toBeLessThan(5000);
-    expect(tookMs).toBeGreaterThanOrEqual(900); // it did wait for the grace period
-    const messages = service.logs().map((line) => line.msg);
-    expect(messages).toContain('grace period over: aborting running jobs and re-queueing them');
-    expect(messages).toContain('shut down cleanly');
+      const signalledAt = performance.now();
+      const exit = await service.kill('SIGTERM', 10_000);
+      const tookMs = performance.now() - signalledAt;
+      expect(exit).toEqual({ code: 0, signal: null });
+      expect(tookMs).toBeLessThan(5000);
+      expect(tookMs).toBeGreaterThanOrEqual(900); // it did wait for the grace period
+      const messages = service.logs().map((line) => line.msg);
+      expect(messages).toContain('grace period over: aborting running jobs and re-queueing them');
+      expect(messages).toContain('shut down cleanly');
 
-    // A reader instance that runs no workers, so the job stays as the first instance left it.
-    const reader = await startService(onRedis(prefix, { WORKER_CONCURRENCY: '0' }));
-    const after = await Api.of(reader).job(job.id);
-    expect(after).toMatchObject({ status: 'queued', done: false, attempt: 0, error: null });
-    expect(after.progress.percent).toBeNull();
-  });
+      // A reader instance that runs no workers, so the job stays as the first instance left it.
+      const reader = await startService(onRedis(prefix, { WORKER_CONCURRENCY: '0' }));
+      const after = await Api.of(reader).job(job.id);
+      expect(after).toMatchObject({ status: 'queued', done: false, attempt: 0, error: null });
+      expect(after.progress.percent).toBeNull();
+    },
+  );
 
   it('lets a short running job finish before the process exits', { timeout: 40_000 }, async () => {
     const prefix = randomPrefix();
@@ -115,7 +133,9 @@ describe('graceful shutdown (SIGTERM)', () => {
     // The drain saw the job running, so the SIGTERM did arrive mid-run.
     const draining = service.logs().find((line) => line.msg === 'draining: waiting for running jobs');
     expect(draining).toMatchObject({ running: 1 });
-    expect(service.logs().map((line) => line.msg)).not.toContain('grace period over: aborting running jobs and re-queueing them');
+    expect(service.logs().map((line) => line.msg)).not.toContain(
+      'grace period over: aborting running jobs and re-queueing them',
+    );
 
     const reader = await startService(onRedis(prefix, { WORKER_CONCURRENCY: '0' }));
     const after = await waitFor(() => Api.of(reader).job(job.id), { intervalMs: 50, what: 'the reader to answer' });
@@ -136,7 +156,10 @@ describe('graceful shutdown (SIGTERM)', () => {
       const exit = await service.waitForExit(20_000);
       const tookMs = performance.now() - signalledAt;
       // SHUTDOWN_GRACE_S=1 and REDIS_COMMAND_TIMEOUT_MS=1000: nothing should keep it much beyond that.
-      expect(tookMs, `shutdown took ${Math.round(tookMs)} ms; last log line: ${service.logs().at(-1)?.msg}`).toBeLessThan(5000);
+      expect(
+        tookMs,
+        `shutdown took ${Math.round(tookMs)} ms; last log line: ${service.logs().at(-1)?.msg}`,
+      ).toBeLessThan(5000);
       expect(exit).toEqual({ code: 0, signal: null });
     } finally {
       await paused.stop();
@@ -179,4 +202,5 @@ describe('graceful shutdown (SIGTERM)', () => {
   });
 });
 
-const delayUntil = (at: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, Math.max(0, at - Date.now())));
+const delayUntil = (at: number): Promise<void> =>
+  new Promise((resolve) => setTimeout(resolve, Math.max(0, at - Date.now())));

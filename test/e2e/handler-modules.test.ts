@@ -31,31 +31,43 @@ const broken = join(dir, 'broken.mjs');
 writeFileSync(broken, `export default { type: 'broken' };\n`);
 
 describe('HANDLER_MODULES', () => {
-  it('enables the types of the modules it names, with their input schema, without naming them in JOB_TYPES', { timeout: 30_000 }, async () => {
-    const service = await startService({ HANDLER_MODULES: shout });
-    const api = new Api(service.baseUrl);
-    const job = await api.submit({ type: 'shout', input: { text: 'hello' } });
-    const done = await api.waitForJob(job.id, 'to succeed', (current) => current.status === 'succeeded');
-    expect(done.result).toEqual({ text: 'HELLO', attempt: 1 });
-    const invalid = await api.request<{ errors: { pointer: string }[] }>('POST', '/v1/jobs', { body: { type: 'shout', input: { text: '' } } });
-    expect(invalid.status).toBe(422);
-    expect(invalid.body.errors[0]!.pointer).toBe('/input/text');
-    const types = await api.request<{ data: { type: string; input_schema: { properties?: Record<string, unknown> } }[] }>('GET', '/v1/job-types');
-    expect(types.body.data.map((entry) => entry.type).sort()).toEqual(['echo', 'shout', 'sleep']);
-    expect(types.body.data.find((entry) => entry.type === 'shout')!.input_schema.properties).toHaveProperty('text');
-  });
+  it(
+    'enables the types of the modules it names, with their input schema, without naming them in JOB_TYPES',
+    { timeout: 30_000 },
+    async () => {
+      const service = await startService({ HANDLER_MODULES: shout });
+      const api = new Api(service.baseUrl);
+      const job = await api.submit({ type: 'shout', input: { text: 'hello' } });
+      const done = await api.waitForJob(job.id, 'to succeed', (current) => current.status === 'succeeded');
+      expect(done.result).toEqual({ text: 'HELLO', attempt: 1 });
+      const invalid = await api.request<{ errors: { pointer: string }[] }>('POST', '/v1/jobs', {
+        body: { type: 'shout', input: { text: '' } },
+      });
+      expect(invalid.status).toBe(422);
+      expect(invalid.body.errors[0]!.pointer).toBe('/input/text');
+      const types = await api.request<{
+        data: { type: string; input_schema: { properties?: Record<string, unknown> } }[];
+      }>('GET', '/v1/job-types');
+      expect(types.body.data.map((entry) => entry.type).sort()).toEqual(['echo', 'shout', 'sleep']);
+      expect(types.body.data.find((entry) => entry.type === 'shout')!.input_schema.properties).toHaveProperty('text');
+    },
+  );
 
-  it('stops the start-up when a module cannot be loaded, naming its path and the reason', { timeout: 20_000 }, async () => {
-    for (const [path, reason] of [
-      [broken, 'no run'],
-      [join(dir, 'missing.mjs'), 'missing.mjs'],
-    ] as const) {
-      const service = await spawnService({ HANDLER_MODULES: path });
-      const exit = await service.waitForExit(8000);
-      expect(exit.code).not.toBe(0);
-      expect(service.stderr()).toContain('HANDLER_MODULES');
-      expect(service.stderr()).toContain(path);
-      expect(service.stderr()).toContain(reason);
-    }
-  });
+  it(
+    'stops the start-up when a module cannot be loaded, naming its path and the reason',
+    { timeout: 20_000 },
+    async () => {
+      for (const [path, reason] of [
+        [broken, 'no run'],
+        [join(dir, 'missing.mjs'), 'missing.mjs'],
+      ] as const) {
+        const service = await spawnService({ HANDLER_MODULES: path });
+        const exit = await service.waitForExit(8000);
+        expect(exit.code).not.toBe(0);
+        expect(service.stderr()).toContain('HANDLER_MODULES');
+        expect(service.stderr()).toContain(path);
+        expect(service.stderr()).toContain(reason);
+      }
+    },
+  );
 });

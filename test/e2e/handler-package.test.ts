@@ -1,5 +1,14 @@
 import { execFile } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  realpathSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -20,7 +29,11 @@ afterAll(() => rmSync(outside, { recursive: true, force: true }));
 
 writeFileSync(
   join(outside, 'package.json'),
-  JSON.stringify({ name: 'my-job-types', private: true, type: 'module', dependencies: { 'async-job-service': `file:${repoRoot}` } }, null, 2),
+  JSON.stringify(
+    { name: 'my-job-types', private: true, type: 'module', dependencies: { 'async-job-service': `file:${repoRoot}` } },
+    null,
+    2,
+  ),
 );
 mkdirSync(join(outside, 'node_modules'));
 symlinkSync(repoRoot, join(outside, 'node_modules', 'async-job-service'), 'dir');
@@ -113,9 +126,18 @@ writeFileSync(
 
 function run(args: string[], timeoutMs: number): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, args, { cwd: outside, timeout: timeoutMs, env: { ...process.env, NODE_OPTIONS: '' } }, (error, stdout, stderr) => {
-      resolve({ code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, stdout, stderr: stderr + (error?.killed ? '\n(killed: timeout)' : '') });
-    });
+    execFile(
+      process.execPath,
+      args,
+      { cwd: outside, timeout: timeoutMs, env: { ...process.env, NODE_OPTIONS: '' } },
+      (error, stdout, stderr) => {
+        resolve({
+          code: error ? (typeof error.code === 'number' ? error.code : 1) : 0,
+          stdout,
+          stderr: stderr + (error?.killed ? '\n(killed: timeout)' : ''),
+        });
+      },
+    );
   });
 }
 
@@ -125,7 +147,9 @@ describe('async-job-service/handler from a project outside this one', () => {
   it('sits outside the repository; the README shows the example file as it is', () => {
     expect(relative(repoRoot, outside).startsWith('..')).toBe(true);
     const readme = readFileSync(join(repoRoot, 'README.md'), 'utf8');
-    expect(readme).toContain('```js\n' + readFileSync(join(repoRoot, 'examples/handlers/word-count.js'), 'utf8') + '```');
+    expect(readme).toContain(
+      '```js\n' + readFileSync(join(repoRoot, 'examples/handlers/word-count.js'), 'utf8') + '```',
+    );
   });
 
   it(
@@ -136,20 +160,30 @@ describe('async-job-service/handler from a project outside this one', () => {
       const api = new Api(service.baseUrl);
 
       // z is the service's own zod: the JSON Schema of the input keeps the descriptions and defaults.
-      const types = await api.request<{ data: { type: string; input_schema: { properties: Record<string, { description?: string; default?: unknown }> } }[] }>(
-        'GET',
-        '/v1/job-types',
-      );
+      const types = await api.request<{
+        data: {
+          type: string;
+          input_schema: { properties: Record<string, { description?: string; default?: unknown }> };
+        }[];
+      }>('GET', '/v1/job-types');
       const schema = types.body.data.find((entry) => entry.type === 'word-count')!.input_schema;
       expect(Object.keys(schema.properties).sort()).toEqual(['lines_per_step', 'pause_ms', 'text', 'top']);
-      expect(schema.properties.top).toMatchObject({ default: 10, description: 'how many of the most frequent words to return' });
+      expect(schema.properties.top).toMatchObject({
+        default: 10,
+        description: 'how many of the most frequent words to return',
+      });
 
-      const invalid = await api.request<{ errors: { pointer: string }[] }>('POST', '/v1/jobs', { body: { type: 'word-count', input: { text: 'x', top: 0 } } });
+      const invalid = await api.request<{ errors: { pointer: string }[] }>('POST', '/v1/jobs', {
+        body: { type: 'word-count', input: { text: 'x', top: 0 } },
+      });
       expect(invalid.status).toBe(422);
       expect(invalid.body.errors[0]!.pointer).toBe('/input/top');
 
       // One line per step, 300 ms apart: the progress is seen moving while it runs.
-      const job = await api.submit({ type: 'word-count', input: { text: lines.join('\n'), top: 3, lines_per_step: 1, pause_ms: 300 } });
+      const job = await api.submit({
+        type: 'word-count',
+        input: { text: lines.join('\n'), top: 3, lines_per_step: 1, pause_ms: 300 },
+      });
       const seen: JobView['progress'][] = [];
       const done = await api.waitForJob(job.id, 'to succeed', (current) => {
         if (current.status === 'running' && current.progress.percent !== null) seen.push(current.progress);
@@ -168,7 +202,9 @@ describe('async-job-service/handler from a project outside this one', () => {
         ],
       });
       expect(done.progress).toMatchObject({ percent: 100, step: 'done', message: '11 words, 7 distinct' });
-      const counting = seen.filter((progress) => progress.step === 'counting' && progress.percent! > 0 && progress.percent! < 100);
+      const counting = seen.filter(
+        (progress) => progress.step === 'counting' && progress.percent! > 0 && progress.percent! < 100,
+      );
       expect(counting.length).toBeGreaterThan(0);
       expect(counting[0]!.message).toMatch(/^line [1-3]\/4$/);
       // ctx.log lines carry the job's id.
@@ -181,15 +217,27 @@ describe('async-job-service/handler from a project outside this one', () => {
       // JobFailure from the module is the service's own class (one copy of the package): its code and retryable hold.
       const empty = await api.submit({ type: 'word-count', input: { text: '... !!! ...' } });
       const failed = await api.waitForJob(empty.id, 'to fail', (current) => current.done);
-      expect(failed).toMatchObject({ status: 'failed', attempt: 1, max_attempts: 2, error: { code: 'no-words', retryable: false } });
+      expect(failed).toMatchObject({
+        status: 'failed',
+        attempt: 1,
+        max_attempts: 2,
+        error: { code: 'no-words', retryable: false },
+      });
     },
   );
 
   it('stops the handler through ctx.signal when the job is canceled', { timeout: 30_000 }, async () => {
     const service = await startService({ HANDLER_MODULES: wordCount });
     const api = new Api(service.baseUrl);
-    const job = await api.submit({ type: 'word-count', input: { text: lines.join('\n'), lines_per_step: 1, pause_ms: 30_000 } });
-    await api.waitForJob(job.id, 'to report its first step', (current) => current.status === 'running' && current.progress.step === 'counting');
+    const job = await api.submit({
+      type: 'word-count',
+      input: { text: lines.join('\n'), lines_per_step: 1, pause_ms: 30_000 },
+    });
+    await api.waitForJob(
+      job.id,
+      'to report its first step',
+      (current) => current.status === 'running' && current.progress.step === 'counting',
+    );
     const cancel = await api.request('POST', `/v1/jobs/${job.id}/cancel`);
     expect(cancel.status).toBe(202);
     const canceled = await api.waitForJob(job.id, 'to be canceled', (current) => current.done);
@@ -210,30 +258,46 @@ describe('async-job-service/handler from a project outside this one', () => {
     expect(service.logs().some((line) => line.msg === 'word count done' && line.jobId === job.id)).toBe(false);
   });
 
-  it('loads async-job-service/handler and /client without starting anything; the client submits and gets a result', { timeout: 30_000 }, async () => {
-    const imported = await run(['count.js'], 10_000);
-    expect(imported.stderr).toBe('');
-    expect(imported.code).toBe(0);
-    expect(JSON.parse(imported.stdout)).toEqual({
-      handlerEntry: ['JobFailure', 'defineHandler', 'jobTypePattern', 'z'],
-      result: null,
-    });
+  it(
+    'loads async-job-service/handler and /client without starting anything; the client submits and gets a result',
+    { timeout: 30_000 },
+    async () => {
+      const imported = await run(['count.js'], 10_000);
+      expect(imported.stderr).toBe('');
+      expect(imported.code).toBe(0);
+      expect(JSON.parse(imported.stdout)).toEqual({
+        handlerEntry: ['JobFailure', 'defineHandler', 'jobTypePattern', 'z'],
+        result: null,
+      });
 
-    const service = await startService({ HANDLER_MODULES: wordCount });
-    const counted = await run(['count.js', service.baseUrl, 'b a b c'], 15_000);
-    expect(counted.stderr).toBe('');
-    expect(JSON.parse(counted.stdout)).toMatchObject({
-      result: { words: 4, lines: 1, distinct: 3, top: [{ word: 'b', count: 2 }, { word: 'a', count: 1 }] },
-    });
-  });
+      const service = await startService({ HANDLER_MODULES: wordCount });
+      const counted = await run(['count.js', service.baseUrl, 'b a b c'], 15_000);
+      expect(counted.stderr).toBe('');
+      expect(JSON.parse(counted.stdout)).toMatchObject({
+        result: {
+          words: 4,
+          lines: 1,
+          distinct: 3,
+          top: [
+            { word: 'b', count: 2 },
+            { word: 'a', count: 1 },
+          ],
+        },
+      });
+    },
+  );
 
-  it('also loads from inside the package folder (as /app/handlers in the image): the module resolves the package by its own name', { timeout: 20_000 }, async () => {
-    const service = await startService({ HANDLER_MODULES: join(repoRoot, 'examples/handlers/word-count.js') });
-    const api = new Api(service.baseUrl);
-    const job = await api.submit({ type: 'word-count', input: { text: 'to be or not to be', top: 1 } });
-    const done = await api.waitForJob(job.id, 'to succeed', (current) => current.done);
-    expect(done).toMatchObject({ status: 'succeeded', result: { words: 6, top: [{ word: 'be', count: 2 }] } });
-  });
+  it(
+    'also loads from inside the package folder (as /app/handlers in the image): the module resolves the package by its own name',
+    { timeout: 20_000 },
+    async () => {
+      const service = await startService({ HANDLER_MODULES: join(repoRoot, 'examples/handlers/word-count.js') });
+      const api = new Api(service.baseUrl);
+      const job = await api.submit({ type: 'word-count', input: { text: 'to be or not to be', top: 1 } });
+      const done = await api.waitForJob(job.id, 'to succeed', (current) => current.done);
+      expect(done).toMatchObject({ status: 'succeeded', result: { words: 6, top: [{ word: 'be', count: 2 }] } });
+    },
+  );
 
   it('type-checks the example and its callers against the published declarations', { timeout: 60_000 }, async () => {
     const tsc = join(repoRoot, 'node_modules/typescript/bin/tsc');

@@ -110,7 +110,8 @@ export async function spawnService(env: Record<string, string>, options: SpawnOp
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(
-        () => reject(new Error(`server pid ${child.pid} did not exit within ${timeoutMs} ms\n${tail(stdout + stderr)}`)),
+        () =>
+          reject(new Error(`server pid ${child.pid} did not exit within ${timeoutMs} ms\n${tail(stdout + stderr)}`)),
         timeoutMs,
       );
     });
@@ -146,7 +147,10 @@ export async function spawnService(env: Record<string, string>, options: SpawnOp
 }
 
 /** Starts the service and waits until GET /health/live answers 200 (fails early, with its output, if it exits). */
-export async function startService(env: Record<string, string>, options: SpawnOptions & { readyTimeoutMs?: number } = {}): Promise<ServiceProcess> {
+export async function startService(
+  env: Record<string, string>,
+  options: SpawnOptions & { readyTimeoutMs?: number } = {},
+): Promise<ServiceProcess> {
   const service = await spawnService(env, options);
   const timeoutMs = options.readyTimeoutMs ?? 10_000;
   let outcome: 'live' | 'exited';
@@ -170,7 +174,9 @@ export async function startService(env: Record<string, string>, options: SpawnOp
   }
   if (outcome === 'exited') {
     const exit = await service.exited;
-    throw new Error(`server exited before it was live (code ${exit.code}, signal ${exit.signal})\n${tail(service.output())}`);
+    throw new Error(
+      `server exited before it was live (code ${exit.code}, signal ${exit.signal})\n${tail(service.output())}`,
+    );
   }
   return service;
 }
@@ -310,19 +316,27 @@ export class Api {
   /** POST /v1/jobs; expects 202 and returns the Job. */
   async submit(body: Record<string, unknown>): Promise<JobView> {
     const answer = await this.request<JobView>('POST', '/v1/jobs', { body });
-    if (answer.status !== 202) throw new Error(`POST /v1/jobs answered ${answer.status}: ${JSON.stringify(answer.body)}`);
+    if (answer.status !== 202)
+      throw new Error(`POST /v1/jobs answered ${answer.status}: ${JSON.stringify(answer.body)}`);
     return answer.body;
   }
 
   /** GET /v1/jobs/{id}; expects 200. */
   async job(id: string): Promise<JobView> {
     const answer = await this.request<JobView>('GET', `/v1/jobs/${id}`);
-    if (answer.status !== 200) throw new Error(`GET /v1/jobs/${id} answered ${answer.status}: ${JSON.stringify(answer.body)}`);
+    if (answer.status !== 200)
+      throw new Error(`GET /v1/jobs/${id} answered ${answer.status}: ${JSON.stringify(answer.body)}`);
     return answer.body;
   }
 
   /** Polls the job until `predicate` holds; returns it. */
-  async waitForJob(id: string, what: string, predicate: (job: JobView) => boolean, timeoutMs = 10_000, intervalMs = 50): Promise<JobView> {
+  async waitForJob(
+    id: string,
+    what: string,
+    predicate: (job: JobView) => boolean,
+    timeoutMs = 10_000,
+    intervalMs = 50,
+  ): Promise<JobView> {
     let last: JobView | undefined;
     try {
       return await waitFor(
@@ -333,9 +347,12 @@ export class Api {
         { timeoutMs, intervalMs, what: `job ${id} ${what}` },
       );
     } catch (error) {
-      throw new Error(`${(error as Error).message}; last state: ${JSON.stringify(last && { status: last.status, attempt: last.attempt, error: last.error })}`, {
-        cause: error,
-      });
+      throw new Error(
+        `${(error as Error).message}; last state: ${JSON.stringify(last && { status: last.status, attempt: last.attempt, error: last.error })}`,
+        {
+          cause: error,
+        },
+      );
     }
   }
 

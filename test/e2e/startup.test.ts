@@ -16,26 +16,33 @@ const closedRedisUrl = async (auth = ''): Promise<{ url: string; port: number }>
 };
 
 describe('Redis unreachable at start-up', () => {
-  it('falls back to the in-memory store, warns on /health and in the log, and still runs jobs', { timeout: 30_000 }, async () => {
-    const { url } = await closedRedisUrl();
-    const service = await startService({ REDIS_URL: url, REDIS_KEY_PREFIX: randomPrefix() });
-    const api = Api.of(service);
+  it(
+    'falls back to the in-memory store, warns on /health and in the log, and still runs jobs',
+    { timeout: 30_000 },
+    async () => {
+      const { url } = await closedRedisUrl();
+      const service = await startService({ REDIS_URL: url, REDIS_KEY_PREFIX: randomPrefix() });
+      const api = Api.of(service);
 
-    const health = await api.health();
-    expect(health.status).toBe(200);
-    expect(health.headers.get('content-type')).toMatch(/^application\/health\+json/);
-    expect(health.body).toMatchObject({ status: 'warn', checks: { store: { kind: 'memory', fallback: true, status: 'warn' } } });
+      const health = await api.health();
+      expect(health.status).toBe(200);
+      expect(health.headers.get('content-type')).toMatch(/^application\/health\+json/);
+      expect(health.body).toMatchObject({
+        status: 'warn',
+        checks: { store: { kind: 'memory', fallback: true, status: 'warn' } },
+      });
 
-    const fallbackLine = service
-      .logs()
-      .find((line) => line.level >= 50 && /falling back/i.test(line.msg ?? '') && /memory/i.test(line.msg ?? ''));
-    expect(fallbackLine, `no error-level fallback line in:\n${service.stdout()}`).toBeDefined();
-    expect(fallbackLine).toMatchObject({ level: 50, redis: url });
+      const fallbackLine = service
+        .logs()
+        .find((line) => line.level >= 50 && /falling back/i.test(line.msg ?? '') && /memory/i.test(line.msg ?? ''));
+      expect(fallbackLine, `no error-level fallback line in:\n${service.stdout()}`).toBeDefined();
+      expect(fallbackLine).toMatchObject({ level: 50, redis: url });
 
-    const job = await api.submit({ type: 'echo', input: { value: 'still works' } });
-    const done = await api.waitForJob(job.id, 'succeeded', (j) => j.done, 5000);
-    expect(done).toMatchObject({ status: 'succeeded', result: { value: 'still works' } });
-  });
+      const job = await api.submit({ type: 'echo', input: { value: 'still works' } });
+      const done = await api.waitForJob(job.id, 'succeeded', (j) => j.done, 5000);
+      expect(done).toMatchObject({ status: 'succeeded', result: { value: 'still works' } });
+    },
+  );
 
   it('exits non-zero with REDIS_REQUIRED=true, naming the URL', { timeout: 30_000 }, async () => {
     const { url } = await closedRedisUrl();
@@ -84,7 +91,12 @@ describe('bad environment', () => {
       mentions: ['REDIS_URL'],
       secret: 'hunter2pass',
     },
-    { name: 'ADMIN_TOKEN too short (value not echoed)', env: { ADMIN_TOKEN: 'tiny-secret' }, mentions: ['ADMIN_TOKEN'], secret: 'tiny-secret' },
+    {
+      name: 'ADMIN_TOKEN too short (value not echoed)',
+      env: { ADMIN_TOKEN: 'tiny-secret' },
+      mentions: ['ADMIN_TOKEN'],
+      secret: 'tiny-secret',
+    },
   ];
 
   for (const { name, env, mentions, secret } of cases) {

@@ -27,11 +27,21 @@ describe('webhook deliveries across a crash', () => {
       const job = await Api.of(first).submit({ type: 'echo', input: { value: 1 }, webhook: { url: receiver.url } });
       await waitFor(() => receiver.received.length === 1, { intervalMs: 50, what: 'the first attempt' });
       // Its outcome (retry later) is recorded right after the answer; give it a moment, then kill.
-      await Api.of(first).waitForJob(job.id, 'a retry pending', (current) => (current as { webhook?: { last_delivery?: { status: string } } }).webhook?.last_delivery?.status === 'retrying');
+      await Api.of(first).waitForJob(
+        job.id,
+        'a retry pending',
+        (current) =>
+          (current as { webhook?: { last_delivery?: { status: string } } }).webhook?.last_delivery?.status ===
+          'retrying',
+      );
       await first.kill('SIGKILL');
 
       const second = await startService(env);
-      await waitFor(() => receiver.received.length === 2, { timeoutMs: 15_000, intervalMs: 50, what: 'the retry from the second instance' });
+      await waitFor(() => receiver.received.length === 2, {
+        timeoutMs: 15_000,
+        intervalMs: 50,
+        what: 'the retry from the second instance',
+      });
       const [attempt1, attempt2] = receiver.received;
       expect(attempt2!.headers['webhook-id']).toBe(attempt1!.headers['webhook-id']);
       expect(verifyStandardWebhook(secret, attempt2!)).toBe(true);
@@ -39,9 +49,13 @@ describe('webhook deliveries across a crash', () => {
       const delivered = await Api.of(second).waitForJob(
         job.id,
         'delivered',
-        (current) => (current as { webhook?: { last_delivery?: { status: string } } }).webhook?.last_delivery?.status === 'delivered',
+        (current) =>
+          (current as { webhook?: { last_delivery?: { status: string } } }).webhook?.last_delivery?.status ===
+          'delivered',
       );
-      expect((delivered as unknown as { webhook: { last_delivery: { attempts: number } } }).webhook.last_delivery.attempts).toBe(2);
+      expect(
+        (delivered as unknown as { webhook: { last_delivery: { attempts: number } } }).webhook.last_delivery.attempts,
+      ).toBe(2);
     } finally {
       await receiver.close();
     }

@@ -22,7 +22,9 @@ beforeAll(async () => {
       } else if (request.url === '/big') {
         response.writeHead(200, { 'content-type': 'text/plain' }).end('x'.repeat(2 * 1024 * 1024));
       } else {
-        response.writeHead(201, { 'content-type': 'application/json', 'x-upstream': 'yes' }).end(JSON.stringify({ got: body }));
+        response
+          .writeHead(201, { 'content-type': 'application/json', 'x-upstream': 'yes' })
+          .end(JSON.stringify({ got: body }));
       }
     });
   });
@@ -36,17 +38,32 @@ afterEach(() => scope.closeAll());
 
 async function run(allow: string[], input: Record<string, unknown>) {
   const { app } = await scope.open({ workers: true, extraHandlers: [createHttpHandler(new OutboundPolicy(allow))] });
-  const job = parseJob(await app.inject({ method: 'POST', url: '/v1/jobs', payload: { type: 'http', input, max_attempts: 1 } }));
+  const job = parseJob(
+    await app.inject({ method: 'POST', url: '/v1/jobs', payload: { type: 'http', input, max_attempts: 1 } }),
+  );
   return waitForStatus(app, job.id, 'succeeded', 'failed');
 }
 
 describe('the http job type', () => {
   it('performs the request and stores status, headers and body as the result', async () => {
-    const done = await run(['127.0.0.1'], { method: 'POST', url: `${base}/echo`, body: { order: 7 }, headers: { 'x-trace': 'abc' } });
+    const done = await run(['127.0.0.1'], {
+      method: 'POST',
+      url: `${base}/echo`,
+      body: { order: 7 },
+      headers: { 'x-trace': 'abc' },
+    });
     expect(done.status).toBe('succeeded');
-    expect(done.result).toMatchObject({ status: 201, headers: { 'x-upstream': 'yes' }, body: JSON.stringify({ got: '{"order":7}' }), truncated: false });
+    expect(done.result).toMatchObject({
+      status: 201,
+      headers: { 'x-upstream': 'yes' },
+      body: JSON.stringify({ got: '{"order":7}' }),
+      truncated: false,
+    });
     const request = seen.find((each) => each.url === '/echo')!;
-    expect(request).toMatchObject({ method: 'POST', headers: { 'x-trace': 'abc', 'content-type': 'application/json' } });
+    expect(request).toMatchObject({
+      method: 'POST',
+      headers: { 'x-trace': 'abc', 'content-type': 'application/json' },
+    });
   });
 
   it('does not follow redirects, and cuts a large body', async () => {
@@ -60,7 +77,14 @@ describe('the http job type', () => {
 
   it('refuses loopback, private, link-local and metadata addresses unless OUTBOUND_ALLOW lists them, without calling them', async () => {
     const before = seen.length;
-    for (const url of [`${base}/ok`, `http://localhost:${new URL(base).port}/ok`, 'http://169.254.169.254/latest/meta-data/', 'http://10.1.2.3/', 'http://[::1]/', 'http://192.168.1.1/']) {
+    for (const url of [
+      `${base}/ok`,
+      `http://localhost:${new URL(base).port}/ok`,
+      'http://169.254.169.254/latest/meta-data/',
+      'http://10.1.2.3/',
+      'http://[::1]/',
+      'http://192.168.1.1/',
+    ]) {
       const refused = await run([], { url, timeout_s: 2 });
       expect(refused.status, url).toBe('failed');
       expect(refused.error, url).toMatchObject({ code: 'outbound-refused', retryable: false });
@@ -74,7 +98,11 @@ describe('the http job type', () => {
 
   it('checks its input: an http(s) URL, a known method', async () => {
     const { app } = await scope.open({ extraHandlers: [createHttpHandler(new OutboundPolicy())] });
-    for (const input of [{ url: 'ftp://example.com/' }, { url: 'not a url' }, { url: 'https://example.com', method: 'BREW' }]) {
+    for (const input of [
+      { url: 'ftp://example.com/' },
+      { url: 'not a url' },
+      { url: 'https://example.com', method: 'BREW' },
+    ]) {
       const response = await app.inject({ method: 'POST', url: '/v1/jobs', payload: { type: 'http', input } });
       expect(response.statusCode, JSON.stringify(input)).toBe(422);
     }

@@ -62,7 +62,8 @@ function parse(data: Buffer, head: boolean, closed: boolean): Parsed | undefined
   const end = data.indexOf(HEADER_END);
   if (end === -1) return undefined;
   // Interim answers (100 Continue) come before the response: skip them.
-  if (/^HTTP\/1\.[01] 1\d\d/.test(data.subarray(0, 12).toString('latin1'))) return parse(data.subarray(end + HEADER_END.length), head, closed);
+  if (/^HTTP\/1\.[01] 1\d\d/.test(data.subarray(0, 12).toString('latin1')))
+    return parse(data.subarray(end + HEADER_END.length), head, closed);
   const lines = data.subarray(0, end).toString('latin1').split('\r\n');
   const statusMatch = /^HTTP\/1\.[01] (\d{3})/.exec(lines[0] ?? '');
   if (!statusMatch) return { status: 0, headers: {}, body: data };
@@ -90,7 +91,11 @@ function parse(data: Buffer, head: boolean, closed: boolean): Parsed | undefined
 }
 
 /** Sends `request` as is on a new connection to 127.0.0.1:`port` and reads the first response. */
-export function rawRequest(port: number, request: Buffer | string, options: RawRequestOptions = {}): Promise<RawOutcome> {
+export function rawRequest(
+  port: number,
+  request: Buffer | string,
+  options: RawRequestOptions = {},
+): Promise<RawOutcome> {
   const { head = false, holdMs, timeoutMs = 15_000 } = options;
   return new Promise((resolve) => {
     const chunks: Buffer[] = [];
@@ -107,14 +112,16 @@ export function rawRequest(port: number, request: Buffer | string, options: RawR
     const check = (closed: boolean): void => {
       const parsed = parse(Buffer.concat(chunks), head, closed);
       if (!parsed) {
-        if (closed) finish({ error: chunks.length === 0 ? 'closed without a response' : 'closed inside the response headers' });
+        if (closed)
+          finish({ error: chunks.length === 0 ? 'closed without a response' : 'closed inside the response headers' });
         return;
       }
       if (parsed.status === 200 && (parsed.headers['content-type'] ?? '').startsWith('text/event-stream')) {
         finish({ response: { status: parsed.status, headers: parsed.headers, body: Buffer.alloc(0) }, stream: true });
         return;
       }
-      if (parsed.body !== undefined) finish({ response: { status: parsed.status, headers: parsed.headers, body: parsed.body } });
+      if (parsed.body !== undefined)
+        finish({ response: { status: parsed.status, headers: parsed.headers, body: parsed.body } });
       else if (closed) finish({ error: 'closed inside the response body' });
     };
     socket.on('connect', () => socket.write(request));
@@ -142,9 +149,23 @@ export function rawRequest(port: number, request: Buffer | string, options: RawR
 }
 
 /** The bytes of an HTTP/1.1 request: `headers` are written as given (values may be raw bytes), then `Connection: close`. */
-export function requestBytes(method: string, target: string | Buffer, headers: [string, string | Buffer][], body?: Buffer | string): Buffer {
-  const parts: Buffer[] = [Buffer.from(`${method} `), Buffer.isBuffer(target) ? target : Buffer.from(target, 'latin1'), Buffer.from(' HTTP/1.1\r\n')];
-  for (const [name, value] of headers) parts.push(Buffer.from(`${name}: `), Buffer.isBuffer(value) ? value : Buffer.from(value, 'latin1'), Buffer.from('\r\n'));
+export function requestBytes(
+  method: string,
+  target: string | Buffer,
+  headers: [string, string | Buffer][],
+  body?: Buffer | string,
+): Buffer {
+  const parts: Buffer[] = [
+    Buffer.from(`${method} `),
+    Buffer.isBuffer(target) ? target : Buffer.from(target, 'latin1'),
+    Buffer.from(' HTTP/1.1\r\n'),
+  ];
+  for (const [name, value] of headers)
+    parts.push(
+      Buffer.from(`${name}: `),
+      Buffer.isBuffer(value) ? value : Buffer.from(value, 'latin1'),
+      Buffer.from('\r\n'),
+    );
   parts.push(Buffer.from('Connection: close\r\n\r\n'));
   if (body !== undefined) parts.push(Buffer.isBuffer(body) ? body : Buffer.from(body));
   return Buffer.concat(parts);

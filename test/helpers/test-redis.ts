@@ -11,7 +11,10 @@ const DOCKER_PROBE_MS = 5000;
 async function dockerAnswers(): Promise<boolean> {
   try {
     const { getContainerRuntimeClient } = await import('testcontainers');
-    const probe = getContainerRuntimeClient().then(() => true, () => false);
+    const probe = getContainerRuntimeClient().then(
+      () => true,
+      () => false,
+    );
     const timeout = new Promise<boolean>((resolve) => setTimeout(() => resolve(false), DOCKER_PROBE_MS).unref());
     return await Promise.race([probe, timeout]);
   } catch {

@@ -20,7 +20,10 @@ const DEFAULT_INTERVAL_MS = 10;
  * truthy value, and resolves with that value. A check that throws counts as "not yet" (the next call may
  * succeed). After `timeoutMs` it rejects with an Error naming `what` and the last answer or error seen.
  */
-export async function waitFor<T>(check: () => T | NotYet | Promise<T | NotYet>, options: WaitForOptions = {}): Promise<T> {
+export async function waitFor<T>(
+  check: () => T | NotYet | Promise<T | NotYet>,
+  options: WaitForOptions = {},
+): Promise<T> {
   const { timeoutMs = DEFAULT_TIMEOUT_MS, intervalMs = DEFAULT_INTERVAL_MS, what = 'the condition' } = options;
   const deadline = Date.now() + timeoutMs;
   let last: { value: unknown } | { error: unknown };
@@ -34,7 +37,10 @@ export async function waitFor<T>(check: () => T | NotYet | Promise<T | NotYet>, 
     }
     if (Date.now() >= deadline) {
       const seen = 'error' in last ? `threw ${describeError(last.error)}` : `answered ${describeValue(last.value)}`;
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}; the last check ${seen}`, 'error' in last ? { cause: last.error } : undefined);
+      throw new Error(
+        `timed out after ${timeoutMs} ms waiting for ${what}; the last check ${seen}`,
+        'error' in last ? { cause: last.error } : undefined,
+      );
     }
     await sleep(intervalMs);
   }

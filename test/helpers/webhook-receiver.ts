@@ -28,7 +28,12 @@ export async function startWebhookReceiver(): Promise<WebhookReceiver> {
     request.on('end', () => {
       const body = Buffer.concat(chunks).toString('utf8');
       const answered = answers.shift() ?? 204;
-      received.push({ headers: request.headers, body, payload: JSON.parse(body) as ReceivedWebhook['payload'], answered });
+      received.push({
+        headers: request.headers,
+        body,
+        payload: JSON.parse(body) as ReceivedWebhook['payload'],
+        answered,
+      });
       response.statusCode = answered;
       response.end();
     });
@@ -62,4 +67,5 @@ export function verifyStandardWebhook(secret: string, request: ReceivedWebhook):
   });
 }
 
-export const newWebhookSecret = (): string => `whsec_${Buffer.from(Array.from({ length: 24 }, () => Math.floor(Math.random() * 256))).toString('base64')}`;
+export const newWebhookSecret = (): string =>
+  `whsec_${Buffer.from(Array.from({ length: 24 }, () => Math.floor(Math.random() * 256))).toString('base64')}`;

@@ -5,7 +5,6 @@ import { seededRandom } from '../helpers/seeded-random.js';
 
 /* The nesting limit's scan, and canonical JSON without recursion. */
 
-
 const keys = ['a', 'b', 'a/b', '~', '"', '\\', '[', '{', '}', ']', ',', ':', '', 'é', '\u2028', '__proto__x'];
 
 function randomJson(next: () => number, depth: number): unknown {
@@ -13,7 +12,8 @@ function randomJson(next: () => number, depth: number): unknown {
   if (depth <= 0 || roll < 0.3) return [null, true, 1.5, -0, 'x', '[{"\\', '', 1e300][Math.floor(next() * 8)];
   if (roll < 0.65) return Array.from({ length: Math.floor(next() * 4) }, () => randomJson(next, depth - 1));
   const object: Record<string, unknown> = {};
-  for (let i = Math.floor(next() * 4); i > 0; i--) object[keys[Math.floor(next() * keys.length)]!] = randomJson(next, depth - 1);
+  for (let i = Math.floor(next() * 4); i > 0; i--)
+    object[keys[Math.floor(next() * keys.length)]!] = randomJson(next, depth - 1);
   return object;
 }
 
@@ -34,7 +34,7 @@ function depthOf(value: unknown): number {
   return 1 + Math.max(0, ...children.map(depthOf));
 }
 
-describe('findTooDeep (the body parser\'s scan of the text)', () => {
+describe("findTooDeep (the body parser's scan of the text)", () => {
   it('agrees with the parsed value on random JSON, strings full of brackets included', () => {
     const next = seededRandom(7);
     for (let i = 0; i < 2000; i++) {
@@ -78,7 +78,9 @@ describe('canonicalJson', () => {
       const value = randomJson(next, 6);
       expect(canonicalJson(value)).toBe(recursiveCanonical(value));
     }
-    expect(canonicalJson({ b: 1, a: [undefined, { d: undefined, c: 2 }], e: undefined })).toBe('{"a":[null,{"c":2}],"b":1}');
+    expect(canonicalJson({ b: 1, a: [undefined, { d: undefined, c: 2 }], e: undefined })).toBe(
+      '{"a":[null,{"c":2}],"b":1}',
+    );
     expect(canonicalJson(undefined)).toBe('null');
     expect(canonicalJson('\ud800')).toBe('"\\ud800"');
   });

@@ -11,14 +11,19 @@ import { beforeAll, describe, expect, it } from 'vitest';
  */
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
-const depcruiseBin = fileURLToPath(new URL('../../node_modules/dependency-cruiser/bin/dependency-cruise.mjs', import.meta.url));
+const depcruiseBin = fileURLToPath(
+  new URL('../../node_modules/dependency-cruiser/bin/dependency-cruise.mjs', import.meta.url),
+);
 const fixture = 'test/fixtures/import-rules/src';
 
 /** "depcruise src --config …": the arguments after the cruised folder. */
 function lintImportsArgs(): { folder: string; options: string[] } {
-  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { scripts: Record<string, string> };
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+    scripts: Record<string, string>;
+  };
   const [command, folder, ...options] = pkg.scripts['lint:imports']!.trim().split(/\s+/);
-  if (command !== 'depcruise' || folder === undefined) throw new Error(`lint:imports is not "depcruise <folder> …": ${pkg.scripts['lint:imports']}`);
+  if (command !== 'depcruise' || folder === undefined)
+    throw new Error(`lint:imports is not "depcruise <folder> …": ${pkg.scripts['lint:imports']}`);
   return { folder, options };
 }
 
@@ -31,15 +36,21 @@ interface Cruise {
 
 function cruise(folder: string, options: string[]): Promise<Cruise> {
   return new Promise((resolve, reject) => {
-    execFile(process.execPath, [depcruiseBin, folder, ...options], { cwd: root, timeout: 60_000, maxBuffer: 16 * 1024 * 1024 }, (error, stdout, stderr) => {
-      if (error && typeof error.code !== 'number') return reject(new Error(`depcruise did not finish: ${error.message}\n${stderr}`));
-      const output = `${stdout}${stderr}`;
-      // err / err-long lines: "  error <rule>: <from> → <to>" (a cycle goes on over the next lines).
-      const violations = [...output.matchAll(/^ {2}(?:error|warn|info) ([\w-]+): (\S+)/gm)].map(
-        ([, rule, from]) => `${from!.startsWith(`${folder}/`) ? from!.slice(folder.length + 1) : from} ${rule}`,
-      );
-      resolve({ exitCode: error ? (error.code as number) : 0, output, violations: violations.sort() });
-    });
+    execFile(
+      process.execPath,
+      [depcruiseBin, folder, ...options],
+      { cwd: root, timeout: 60_000, maxBuffer: 16 * 1024 * 1024 },
+      (error, stdout, stderr) => {
+        if (error && typeof error.code !== 'number')
+          return reject(new Error(`depcruise did not finish: ${error.message}\n${stderr}`));
+        const output = `${stdout}${stderr}`;
+        // err / err-long lines: "  error <rule>: <from> → <to>" (a cycle goes on over the next lines).
+        const violations = [...output.matchAll(/^ {2}(?:error|warn|info) ([\w-]+): (\S+)/gm)].map(
+          ([, rule, from]) => `${from!.startsWith(`${folder}/`) ? from!.slice(folder.length + 1) : from} ${rule}`,
+        );
+        resolve({ exitCode: error ? (error.code as number) : 0, output, violations: violations.sort() });
+      },
+    );
   });
 }
 

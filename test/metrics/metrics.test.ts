@@ -50,7 +50,8 @@ function parseExposition(text: string): Exposition {
     if (consumed !== body.length) throw new Error(`bad labels: ${line}`);
     // Floats as Go's ParseFloat reads them: NaN and Inf in any case (prom-client writes `Nan`).
     const raw = match[3]!.toLowerCase();
-    const value = raw === '+inf' || raw === 'inf' ? Infinity : raw === '-inf' ? -Infinity : raw === 'nan' ? NaN : Number(raw);
+    const value =
+      raw === '+inf' || raw === 'inf' ? Infinity : raw === '-inf' ? -Infinity : raw === 'nan' ? NaN : Number(raw);
     if (Number.isNaN(value) && raw !== 'nan') throw new Error(`bad value: ${line}`);
     samples.push({ name: match[1]!, labels, value });
   }
@@ -80,7 +81,11 @@ afterEach(async () => {
 });
 
 /** An app with a real worker pool over a memory store, both reporting to one ServiceMetrics, as server.ts wires them. */
-async function openInstance(options: { store?: JobStore; concurrency?: number } & Partial<Omit<AppDeps, 'store' | 'handlers' | 'pool' | 'metrics'>> = {}) {
+async function openInstance(
+  options: { store?: JobStore; concurrency?: number } & Partial<
+    Omit<AppDeps, 'store' | 'handlers' | 'pool' | 'metrics'>
+  > = {},
+) {
   const { store = new MemoryJobStore({ jobTtlMs: 60_000 }), concurrency = 4, ...deps } = options;
   const block = blockingHandler();
   const handlers = new HandlerRegistry([...builtInHandlers, block.handler]);
@@ -111,7 +116,10 @@ async function openInstance(options: { store?: JobStore; concurrency?: number } 
   return { app, store, pool, metrics, block } satisfies Instance & { block: ReturnType<typeof blockingHandler> };
 }
 
-async function scrape(app: FastifyInstance, headers: Record<string, string> = {}): Promise<{ response: LightMyRequestResponse; exposition: Exposition }> {
+async function scrape(
+  app: FastifyInstance,
+  headers: Record<string, string> = {},
+): Promise<{ response: LightMyRequestResponse; exposition: Exposition }> {
   const response = await app.inject({ method: 'GET', url: '/metrics', headers });
   expect(response.statusCode, response.body).toBe(200);
   return { response, exposition: parseExposition(response.body) };
@@ -125,7 +133,12 @@ describe('GET /metrics', () => {
 
     // echo: three that succeed, one more created with an Idempotency-Key and replayed (counted once).
     const echoes = await Promise.all([1, 2, 3].map((value) => createJob(app, { type: 'echo', input: { value } })));
-    const keyed = { method: 'POST' as const, url: '/v1/jobs', headers: { 'idempotency-key': 'metrics-test-1' }, payload: { type: 'echo', input: { value: 'once' } } };
+    const keyed = {
+      method: 'POST' as const,
+      url: '/v1/jobs',
+      headers: { 'idempotency-key': 'metrics-test-1' },
+      payload: { type: 'echo', input: { value: 'once' } },
+    };
     const first = await app.inject(keyed);
     expect(first.statusCode).toBe(202);
     const replay = await app.inject(keyed);
@@ -159,7 +172,9 @@ describe('GET /metrics', () => {
     expect((await app.inject({ method: 'POST', url: `/v1/jobs/${blocked.id}/cancel` })).statusCode).toBe(202);
     await waitForStatus(app, blocked.id, 'canceled');
     // The pool counts an outcome once the store took it; the metrics are told in the same step.
-    await waitFor(() => pool.counters.succeeded === 5 && pool.counters.failed === 1 && pool.counters.canceled === 1, { what: 'the pool to count every outcome' });
+    await waitFor(() => pool.counters.succeeded === 5 && pool.counters.failed === 1 && pool.counters.canceled === 1, {
+      what: 'the pool to count every outcome',
+    });
 
     const { response, exposition } = await scrape(app);
     expect(response.headers['content-type']).toBe('text/plain; version=0.0.4; charset=utf-8');
@@ -178,7 +193,11 @@ describe('GET /metrics', () => {
     expect(valueOf(exposition, 'job_attempts_total', { type: 'echo' })).toBe(4);
     expect(valueOf(exposition, 'job_attempts_total', { type: 'sleep' })).toBe(3);
     expect(valueOf(exposition, 'job_attempts_total', { type: 'block' })).toBe(1);
-    for (const [type, attempts] of [['echo', 4], ['sleep', 3], ['block', 1]] as const) {
+    for (const [type, attempts] of [
+      ['echo', 4],
+      ['sleep', 3],
+      ['block', 1],
+    ] as const) {
       expect(valueOf(exposition, 'job_wait_seconds_count', { type }), `job_wait_seconds_count ${type}`).toBe(attempts);
       expect(valueOf(exposition, 'job_run_seconds_count', { type }), `job_run_seconds_count ${type}`).toBe(attempts);
       expect(valueOf(exposition, 'job_run_seconds_bucket', { type, le: '+Inf' })).toBe(attempts);
@@ -215,9 +234,20 @@ describe('GET /metrics', () => {
     expect(routes).toContain('/v1/jobs/:id/cancel');
     expect(routes).not.toContain('/metrics');
     // Nine submits: 202, but the replay is 200 when its job finished already.
-    const submits = (status: string) => valueOf(exposition, 'http_request_duration_seconds_count', { method: 'POST', route: '/v1/jobs', status_code: status }) ?? 0;
+    const submits = (status: string) =>
+      valueOf(exposition, 'http_request_duration_seconds_count', {
+        method: 'POST',
+        route: '/v1/jobs',
+        status_code: status,
+      }) ?? 0;
     expect(submits('202') + submits('200')).toBe(9);
-    expect(valueOf(exposition, 'http_request_duration_seconds_count', { method: 'GET', route: '/v1/jobs/:id', status_code: '200' })).toBeGreaterThanOrEqual(7); // each job but the delayed one polled at least once
+    expect(
+      valueOf(exposition, 'http_request_duration_seconds_count', {
+        method: 'GET',
+        route: '/v1/jobs/:id',
+        status_code: '200',
+      }),
+    ).toBeGreaterThanOrEqual(7); // each job but the delayed one polled at least once
     const ids = [...echoes, failing, retried, delayed, blocked].map((job) => job.id);
     for (const sample of exposition.samples) {
       for (const value of Object.values(sample.labels)) {
@@ -228,21 +258,47 @@ describe('GET /metrics', () => {
 
   it('labels requests no route matched as "unmatched", not by their URL', async () => {
     const { app } = await openInstance();
-    expect((await app.inject({ method: 'GET', url: '/no/such/route/01JD3M5W6SX1T4KQ8V0ZC2N7GH' })).statusCode).toBe(404);
+    expect((await app.inject({ method: 'GET', url: '/no/such/route/01JD3M5W6SX1T4KQ8V0ZC2N7GH' })).statusCode).toBe(
+      404,
+    );
     expect((await app.inject({ method: 'GET', url: '/v1/jobs/01JD3M5W6SX1T4KQ8V0ZC2N7GH' })).statusCode).toBe(404);
     const { exposition } = await scrape(app);
-    expect(valueOf(exposition, 'http_request_duration_seconds_count', { method: 'GET', route: 'unmatched', status_code: '404' })).toBe(1);
-    expect(valueOf(exposition, 'http_request_duration_seconds_count', { method: 'GET', route: '/v1/jobs/:id', status_code: '404' })).toBe(1);
-    expect(exposition.samples.some((sample) => Object.values(sample.labels).some((value) => value.includes('01JD3M5W6SX1T4KQ8V0ZC2N7GH')))).toBe(false);
+    expect(
+      valueOf(exposition, 'http_request_duration_seconds_count', {
+        method: 'GET',
+        route: 'unmatched',
+        status_code: '404',
+      }),
+    ).toBe(1);
+    expect(
+      valueOf(exposition, 'http_request_duration_seconds_count', {
+        method: 'GET',
+        route: '/v1/jobs/:id',
+        status_code: '404',
+      }),
+    ).toBe(1);
+    expect(
+      exposition.samples.some((sample) =>
+        Object.values(sample.labels).some((value) => value.includes('01JD3M5W6SX1T4KQ8V0ZC2N7GH')),
+      ),
+    ).toBe(false);
   });
 
   it('has every job type series at 0 before any job, and no CORS headers', async () => {
     const { app } = await openInstance({ corsOrigins: '*' });
-    const response = await app.inject({ method: 'GET', url: '/metrics', headers: { origin: 'https://app.example.com' } });
+    const response = await app.inject({
+      method: 'GET',
+      url: '/metrics',
+      headers: { origin: 'https://app.example.com' },
+    });
     expect(response.statusCode).toBe(200);
     expect(response.headers['access-control-allow-origin']).toBeUndefined();
     // The /v1 API does answer that origin: CORS is on, just not here.
-    const api = await app.inject({ method: 'GET', url: '/v1/job-types', headers: { origin: 'https://app.example.com' } });
+    const api = await app.inject({
+      method: 'GET',
+      url: '/v1/job-types',
+      headers: { origin: 'https://app.example.com' },
+    });
     expect(api.headers['access-control-allow-origin']).toBe('*');
     const exposition = parseExposition(response.body);
     for (const type of ['echo', 'sleep', 'block']) {
@@ -270,7 +326,12 @@ describe('GET /metrics', () => {
 
   it('with METRICS_TOKEN: 401 problem+json with WWW-Authenticate without it or with a wrong one, 200 with it', async () => {
     const { app } = await openInstance({ metricsToken: TOKEN });
-    for (const headers of [{}, { authorization: 'Bearer wrong-token-0123456789' }, { authorization: `Basic ${TOKEN}` }, { authorization: `Bearer ${TOKEN}x` }]) {
+    for (const headers of [
+      {},
+      { authorization: 'Bearer wrong-token-0123456789' },
+      { authorization: `Basic ${TOKEN}` },
+      { authorization: `Bearer ${TOKEN}x` },
+    ]) {
       const response = await app.inject({ method: 'GET', url: '/metrics', headers });
       expectProblem(response, 401, 'unauthorized');
       expect(response.headers['www-authenticate']).toBe('Bearer realm="metrics"');
@@ -303,16 +364,34 @@ describe.each([
   {
     name: 'redis',
     open: (): Promise<JobStore> =>
-      RedisJobStore.connect({ url: inject('redisUrl'), keyPrefix: `t${randomUUID().slice(0, 8)}`, jobTtlMs: 60_000, connectTimeoutMs: 2000, commandTimeoutMs: 1000 }),
+      RedisJobStore.connect({
+        url: inject('redisUrl'),
+        keyPrefix: `t${randomUUID().slice(0, 8)}`,
+        jobTtlMs: 60_000,
+        connectTimeoutMs: 2000,
+        commandTimeoutMs: 1000,
+      }),
   },
 ])('jobs_in_state{state="delayed"} on the $name store', ({ open }) => {
   it('counts delayed jobs per type, apart from the ready ones, and drops them once they run', async () => {
     const store = await open();
     // No workers: what is queued stays queued.
-    const app = await buildApp({ store, handlers: new HandlerRegistry(builtInHandlers), pool: null, metrics: new ServiceMetrics({ jobTypes: ['echo', 'sleep'], processMetrics: false }) });
+    const app = await buildApp({
+      store,
+      handlers: new HandlerRegistry(builtInHandlers),
+      pool: null,
+      metrics: new ServiceMetrics({ jobTypes: ['echo', 'sleep'], processMetrics: false }),
+    });
     await app.ready();
-    opened.push({ close: async () => { await app.close(); await store.close(); } });
-    const delayedEchoes = await Promise.all([1, 2].map((value) => createJob(app, { type: 'echo', input: { value }, delay_s: 3600 })));
+    opened.push({
+      close: async () => {
+        await app.close();
+        await store.close();
+      },
+    });
+    const delayedEchoes = await Promise.all(
+      [1, 2].map((value) => createJob(app, { type: 'echo', input: { value }, delay_s: 3600 })),
+    );
     await createJob(app, { type: 'echo', input: { value: 'now' } });
     await createJob(app, { type: 'sleep', input: { ms: 1 }, delay_s: 600 });
     await createJob(app, { type: 'sleep', input: { ms: 1 } });
@@ -324,7 +403,9 @@ describe.each([
     expect(valueOf(exposition, 'jobs_in_state', { state: 'queued', type: 'echo' })).toBe(3);
     expect(valueOf(exposition, 'jobs_in_state', { state: 'queued', type: 'sleep' })).toBe(3);
     // The per-type series add up to the store's total.
-    const delayedSum = exposition.samples.filter((sample) => sample.name === 'jobs_in_state' && sample.labels.state === 'delayed').reduce((sum, sample) => sum + sample.value, 0);
+    const delayedSum = exposition.samples
+      .filter((sample) => sample.name === 'jobs_in_state' && sample.labels.state === 'delayed')
+      .reduce((sum, sample) => sum + sample.value, 0);
     expect(delayedSum).toBe((await store.stats(Date.now())).delayed);
 
     // Run one delayed echo now: it is ready, no longer delayed.

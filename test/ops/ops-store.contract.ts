@@ -123,7 +123,11 @@ export function describeOpsStoreContract(name: string, factory: OpsStoreFactory)
     describe('declared job types', () => {
       const declaration = (type: string, overrides: Partial<DeclaredTypeDef> = {}): DeclaredTypeDef => ({
         type,
-        input_schema: { type: 'object', properties: { url: { type: 'string' }, tags: { type: 'array', items: {}, maxItems: 0 } }, required: [] },
+        input_schema: {
+          type: 'object',
+          properties: { url: { type: 'string' }, tags: { type: 'array', items: {}, maxItems: 0 } },
+          required: [],
+        },
         description: 'renders a report',
         timeout_s: 120,
         max_attempts: 5,
@@ -142,7 +146,13 @@ export function describeOpsStoreContract(name: string, factory: OpsStoreFactory)
         expect(await ops.declaredTypes()).toEqual([]);
         expect(await ops.declareType(declaration('report'))).toEqual({ def: declaration('report'), created: true });
         expect(await ops.declareType(declaration('deep.research'))).toMatchObject({ created: true });
-        const replacement = declaration('report', { description: null, rate: null, input_schema: {}, created_at: 1_800_000_000_000, updated_at: 1_800_000_000_000 });
+        const replacement = declaration('report', {
+          description: null,
+          rate: null,
+          input_schema: {},
+          created_at: 1_800_000_000_000,
+          updated_at: 1_800_000_000_000,
+        });
         const replaced = await ops.declareType(replacement);
         expect(replaced).toEqual({ def: { ...replacement, created_at: 1_700_000_000_000 }, created: false });
         expect(await ops.declaredTypes()).toEqual([declaration('deep.research'), replaced.def]);
@@ -222,7 +232,17 @@ export function describeOpsStoreContract(name: string, factory: OpsStoreFactory)
       it('reads one worker as listed, rates a remote worker by its own heartbeat, and forgets a worker with its drain', async () => {
         const ops = await open({ beatIntervalMs: 10_000 });
         const now = Date.now();
-        const remote = workerRecord({ id: 'r-1', kind: 'remote', name: 'py', labels: { host: 'gpu' }, key_name: 'fleet', lease_s: 3, heartbeat_s: 1, lease_ids: ['J.L'], beat_at: now - 3500 });
+        const remote = workerRecord({
+          id: 'r-1',
+          kind: 'remote',
+          name: 'py',
+          labels: { host: 'gpu' },
+          key_name: 'fleet',
+          lease_s: 3,
+          heartbeat_s: 1,
+          lease_ids: ['J.L'],
+          beat_at: now - 3500,
+        });
         await ops.beat(remote);
         expect(await ops.worker('unknown', now)).toBeUndefined();
         // Silent for longer than 3 heartbeats (about its lease): no longer live, though the pools' beat is 10 s.
@@ -240,10 +260,23 @@ export function describeOpsStoreContract(name: string, factory: OpsStoreFactory)
       it("records a remote worker's calls atomically: concurrent claims and settles all count; none revives a removed worker", async () => {
         const ops = await open();
         const now = Date.now();
-        await ops.beat(workerRecord({ id: 'r-2', kind: 'remote', key_name: 'fleet', lease_ids: ['A.1'], job_ids: ['A'], slots_total: 100, slots_busy: 1, beat_at: now - 5000 }));
+        await ops.beat(
+          workerRecord({
+            id: 'r-2',
+            kind: 'remote',
+            key_name: 'fleet',
+            lease_ids: ['A.1'],
+            job_ids: ['A'],
+            slots_total: 100,
+            slots_busy: 1,
+            beat_at: now - 5000,
+          }),
+        );
         // 40 claims of one lease each and the settle of the first lease, all at once (as two instances may see them).
         await Promise.all([
-          ...Array.from({ length: 40 }, (_, i) => ops.recordWorkerCall('r-2', { add: [{ leaseId: `J${i}.x`, jobId: `J${i}` }] }, now)),
+          ...Array.from({ length: 40 }, (_, i) =>
+            ops.recordWorkerCall('r-2', { add: [{ leaseId: `J${i}.x`, jobId: `J${i}` }] }, now),
+          ),
           ops.recordWorkerCall('r-2', { remove: ['A.1'], lost: 1 }, now),
         ]);
         const after = (await ops.worker('r-2', now))!;
@@ -251,7 +284,9 @@ export function describeOpsStoreContract(name: string, factory: OpsStoreFactory)
         expect(after.job_ids.slice().sort()).toEqual(Array.from({ length: 40 }, (_, i) => `J${i}`).sort());
         expect(after).toMatchObject({ slots_busy: 40, leases_lost: 1, beat_at: now, state: 'live' });
         // A heartbeat states every lease held.
-        expect(await ops.recordWorkerCall('r-2', { replace: [{ leaseId: 'J1.x', jobId: 'J1' }] }, now + 1)).toMatchObject({ lease_ids: ['J1.x'], job_ids: ['J1'], slots_busy: 1 });
+        expect(
+          await ops.recordWorkerCall('r-2', { replace: [{ leaseId: 'J1.x', jobId: 'J1' }] }, now + 1),
+        ).toMatchObject({ lease_ids: ['J1.x'], job_ids: ['J1'], slots_busy: 1 });
         expect(await ops.removeWorker('r-2')).toBe(true);
         expect(await ops.recordWorkerCall('r-2', { add: [{ leaseId: 'K.x', jobId: 'K' }] }, now + 2)).toBeUndefined();
         expect(await ops.worker('r-2', now + 2)).toBeUndefined();
@@ -284,14 +319,20 @@ export function describeOpsStoreContract(name: string, factory: OpsStoreFactory)
         expect(third.next_cursor).toBeNull();
         // Entries added meanwhile do not shift the pages already handed out.
         await ops.audit(entry(6));
-        expect((await ops.auditLog({ limit: 2, before: first.next_cursor! })).entries.map((each) => each.target)).toEqual(['target-3', 'target-2']);
+        expect(
+          (await ops.auditLog({ limit: 2, before: first.next_cursor! })).entries.map((each) => each.target),
+        ).toEqual(['target-3', 'target-2']);
       });
 
       it(`keeps only the newest ${AUDIT_LOG_CAP} entries`, async () => {
         const ops = await open();
         const total = AUDIT_LOG_CAP + 5;
         for (let start = 0; start < total; start += 500) {
-          await Promise.all(Array.from({ length: Math.min(500, total - start) }, (_, i) => ops.audit({ ...entry(start + i), detail: undefined })));
+          await Promise.all(
+            Array.from({ length: Math.min(500, total - start) }, (_, i) =>
+              ops.audit({ ...entry(start + i), detail: undefined }),
+            ),
+          );
         }
         let kept = 0;
         let cursor: string | undefined;
@@ -309,7 +350,14 @@ export function describeOpsStoreContract(name: string, factory: OpsStoreFactory)
     });
 
     describe('stats history', () => {
-      const sample = (overrides: Partial<FinishedSample>): FinishedSample => ({ type: 'echo', status: 'succeeded', waitMs: 10, runMs: 100, at: Date.now(), ...overrides });
+      const sample = (overrides: Partial<FinishedSample>): FinishedSample => ({
+        type: 'echo',
+        status: 'succeeded',
+        waitMs: 10,
+        runMs: 100,
+        at: Date.now(),
+        ...overrides,
+      });
 
       it('counts finished jobs per type and bucket, with wait and run percentiles, in every window', async () => {
         const ops = await open();
@@ -361,7 +409,10 @@ export function describeOpsStoreContract(name: string, factory: OpsStoreFactory)
       it('puts each sample in the bucket of its time and adds batches up', async () => {
         const ops = await open();
         const now = Date.now();
-        await ops.recordFinished([sample({ at: now - 30 * 60_000 }), sample({ at: now - 3 * 3_600_000, status: 'failed' })]);
+        await ops.recordFinished([
+          sample({ at: now - 30 * 60_000 }),
+          sample({ at: now - 3 * 3_600_000, status: 'failed' }),
+        ]);
         await ops.recordFinished([sample({ at: now - 30 * 60_000, runMs: 300 })]);
         const hour = await ops.history('1h', now);
         const withData = hour.buckets.filter((bucket) => Object.keys(bucket.types).length > 0);

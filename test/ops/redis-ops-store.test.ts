@@ -48,7 +48,18 @@ describe('Redis ops store specifics', () => {
     await ops.audit({ at: now, actor: { key_id: 'k', role: 'admin' }, action: 'type.pause', target: 'echo', count: 1 });
     await ops.recordFinished([{ type: 'echo', status: 'succeeded', waitMs: 1, runMs: 2, at: now }]);
     await ops.recordDepth(now, { echo: 1 });
-    await ops.declareType({ type: 'report', input_schema: {}, description: null, timeout_s: null, max_attempts: null, max_concurrency: null, rate: null, lease_s: null, created_at: now, updated_at: now });
+    await ops.declareType({
+      type: 'report',
+      input_schema: {},
+      description: null,
+      timeout_s: null,
+      max_attempts: null,
+      max_concurrency: null,
+      rate: null,
+      lease_s: null,
+      created_at: now,
+      updated_at: now,
+    });
     const keys = await redis.keys(`${base.replace(/[{}]/g, '\\$&')}*`);
     expect(keys.length).toBeGreaterThanOrEqual(10);
     for (const key of keys) expect(key.startsWith(base)).toBe(true);
@@ -71,7 +82,13 @@ describe('Redis ops store specifics', () => {
     await first.pauseType('sleep', { by: 'k', reason: 'maintenance', at: now });
     await first.beat(workerRecord());
     await first.setDraining('w-1', true);
-    await first.audit({ at: now, actor: { key_id: 'k', role: 'admin' }, action: 'type.pause', target: 'sleep', count: 1 });
+    await first.audit({
+      at: now,
+      actor: { key_id: 'k', role: 'admin' },
+      action: 'type.pause',
+      target: 'sleep',
+      count: 1,
+    });
     await first.recordFinished([{ type: 'sleep', status: 'failed', waitMs: 5, runMs: 50, at: now }]);
     await first.close();
 
@@ -90,17 +107,26 @@ describe('Redis ops store specifics', () => {
     const heard: unknown[] = [];
     await listener.subscribeControl((message) => heard.push(message));
     await publisher.pauseType('echo', { by: 'k', reason: 'r', at: 1 });
-    await expect.poll(() => heard, { timeout: 3000 }).toEqual([{ kind: 'pause', type: 'echo', pause: { by: 'k', reason: 'r', at: 1 } }]);
+    await expect
+      .poll(() => heard, { timeout: 3000 })
+      .toEqual([{ kind: 'pause', type: 'echo', pause: { by: 'k', reason: 'r', at: 1 } }]);
   });
 
   it('answers StoreUnavailableError, quickly, when Redis cannot be reached', async () => {
-    const redis = new Redis(`redis://127.0.0.1:${await freePort()}`, { lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 0, retryStrategy: () => null });
+    const redis = new Redis(`redis://127.0.0.1:${await freePort()}`, {
+      lazyConnect: true,
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 0,
+      retryStrategy: () => null,
+    });
     redis.on('error', () => undefined);
     cleanups.push(async () => redis.disconnect());
     const ops = new RedisOpsStore(redis, uniqueBase(), { commandTimeoutMs: 500 });
     const started = Date.now();
     await expect(ops.pausedTypes()).rejects.toBeInstanceOf(StoreUnavailableError);
-    await expect(ops.recordFinished([{ type: 'echo', status: 'succeeded', waitMs: 1, runMs: 1, at: Date.now() }])).rejects.toBeInstanceOf(StoreUnavailableError);
+    await expect(
+      ops.recordFinished([{ type: 'echo', status: 'succeeded', waitMs: 1, runMs: 1, at: Date.now() }]),
+    ).rejects.toBeInstanceOf(StoreUnavailableError);
     await expect(ops.history('1h', Date.now())).rejects.toBeInstanceOf(StoreUnavailableError);
     await expect(ops.takeSnapshot('abcdefghijklmnopqrstuvwx')).rejects.toBeInstanceOf(StoreUnavailableError);
     expect(Date.now() - started).toBeLessThan(3000);

@@ -51,9 +51,13 @@ describe('GET /admin/events', () => {
       expect(stream.events[1]!.data).toMatchObject({ id: job.id, status: 'queued' });
 
       await app.inject({ method: 'POST', url: `/admin/jobs/${job.id}/cancel` });
-      await expect.poll(() => stream.events.some((event) => event.event === 'job' && event.data.status === 'canceled')).toBe(true);
       await expect
-        .poll(() => stream.events.some((event) => event.event === 'stats' && event.data.counts?.canceled === 1), { timeout: 6000 })
+        .poll(() => stream.events.some((event) => event.event === 'job' && event.data.status === 'canceled'))
+        .toBe(true);
+      await expect
+        .poll(() => stream.events.some((event) => event.event === 'stats' && event.data.counts?.canceled === 1), {
+          timeout: 6000,
+        })
         .toBe(true);
       await app.inject({ method: 'DELETE', url: `/admin/jobs/${job.id}` });
       await expect.poll(() => stream.events.at(-1)).toEqual({ event: 'gone', data: { id: job.id } });
@@ -65,7 +69,11 @@ describe('GET /admin/events', () => {
   it('refuses bad job ids, and asks for a key like every admin route', async () => {
     const { app } = await scope.open({ adminToken: 'an-admin-token-0123456789' });
     expectProblem(await app.inject({ method: 'GET', url: '/admin/events' }), 401, 'unauthorized');
-    const bad = await app.inject({ method: 'GET', url: '/admin/events?job_id=nope', headers: { authorization: 'Bearer an-admin-token-0123456789' } });
+    const bad = await app.inject({
+      method: 'GET',
+      url: '/admin/events?job_id=nope',
+      headers: { authorization: 'Bearer an-admin-token-0123456789' },
+    });
     expectProblem(bad, 400, 'bad-request');
   });
 });

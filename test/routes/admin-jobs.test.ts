@@ -28,7 +28,10 @@ const flaky = defineHandler({
   input: z.object({ label: z.string() }).strict(),
   max_attempts: 2,
   async run(input, ctx) {
-    ctx.log.info({ label: input.label, token: 'tok-1234567890', attempt: ctx.attempt }, 'calling upstream with Bearer abc.def.ghi');
+    ctx.log.info(
+      { label: input.label, token: 'tok-1234567890', attempt: ctx.attempt },
+      'calling upstream with Bearer abc.def.ghi',
+    );
     if (ctx.attempt === 1) throw new JobFailure('upstream answered 502 Bad Gateway', { code: 'upstream-502' });
     ctx.log.warn('second time lucky: password=hunter2 was not needed');
     return { ok: input.label };
@@ -39,8 +42,17 @@ describe('admin job search', () => {
   it('filters by status, type, error code or text, attempts, worker, metadata and finish time; and finds one id', async () => {
     const { app, pool } = await scope.open({ workers: true, extraHandlers: [flaky] });
     const before = new Date(Date.now() - 1).toISOString();
-    const retried = await createJob(app, { type: 'flaky', input: { label: 'a' }, metadata: { team: 'search', env: 'prod' } });
-    const failing = await createJob(app, { type: 'sleep', input: { ms: 1, fail_times: 5 }, max_attempts: 1, metadata: { team: 'ads' } });
+    const retried = await createJob(app, {
+      type: 'flaky',
+      input: { label: 'a' },
+      metadata: { team: 'search', env: 'prod' },
+    });
+    const failing = await createJob(app, {
+      type: 'sleep',
+      input: { ms: 1, fail_times: 5 },
+      max_attempts: 1,
+      metadata: { team: 'ads' },
+    });
     const plain = await createJob(app, { type: 'echo', input: { value: 1 }, metadata: { team: 'search', env: 'dev' } });
     await waitForStatus(app, retried.id, 'succeeded');
     await waitForStatus(app, failing.id, 'failed');
@@ -55,7 +67,9 @@ describe('admin job search', () => {
     expect(ids(await search(app, 'worker=someone-else'))).toEqual([]);
     expect(ids(await search(app, 'metadata.team=search'))).toEqual([retried.id, plain.id].sort());
     expect(ids(await search(app, 'metadata.team=search&metadata.env=prod'))).toEqual([retried.id]);
-    expect(ids(await search(app, `finished_after=${encodeURIComponent(before)}&status=succeeded`))).toEqual([retried.id, plain.id].sort());
+    expect(ids(await search(app, `finished_after=${encodeURIComponent(before)}&status=succeeded`))).toEqual(
+      [retried.id, plain.id].sort(),
+    );
     expect(ids(await search(app, `finished_before=${encodeURIComponent(before)}`))).toEqual([]);
     expect(ids(await search(app, `id=${plain.id}`))).toEqual([plain.id]);
     expect(ids(await search(app, `id=${plain.id}&status=failed`))).toEqual([]);
@@ -76,7 +90,8 @@ describe('admin job search', () => {
   it('pages a sparse filter by cursor without losing or repeating jobs', async () => {
     const { app } = await scope.open();
     const created = [];
-    for (let i = 0; i < 7; i++) created.push(await createJob(app, { type: 'echo', input: { value: i }, metadata: { odd: String(i % 2) } }));
+    for (let i = 0; i < 7; i++)
+      created.push(await createJob(app, { type: 'echo', input: { value: i }, metadata: { odd: String(i % 2) } }));
     const seen: string[] = [];
     let cursor: string | null = null;
     do {
@@ -86,14 +101,26 @@ describe('admin job search', () => {
     } while (cursor);
     // Ascending by id, each once. (Not necessarily in creation order: jobs created within one millisecond
     // share their id's time part, and its random part orders them.)
-    expect(seen).toEqual(created.filter((_, i) => i % 2 === 1).map((job) => job.id).sort());
+    expect(seen).toEqual(
+      created
+        .filter((_, i) => i % 2 === 1)
+        .map((job) => job.id)
+        .sort(),
+    );
   });
 
   it('refuses an unknown parameter or a bad value, naming it', async () => {
     const { app } = await scope.open();
-    expect(expectProblem(await app.inject({ method: 'GET', url: '/admin/jobs?colour=red' }), 400, 'bad-request').detail).toMatch(/colour/);
-    expect(expectProblem(await app.inject({ method: 'GET', url: '/admin/jobs?min_attempts=many' }), 400, 'bad-request').detail).toMatch(/min_attempts/);
-    expect(expectProblem(await app.inject({ method: 'GET', url: '/admin/jobs?status=sleeping' }), 400, 'bad-request').detail).toMatch(/status/);
+    expect(
+      expectProblem(await app.inject({ method: 'GET', url: '/admin/jobs?colour=red' }), 400, 'bad-request').detail,
+    ).toMatch(/colour/);
+    expect(
+      expectProblem(await app.inject({ method: 'GET', url: '/admin/jobs?min_attempts=many' }), 400, 'bad-request')
+        .detail,
+    ).toMatch(/min_attempts/);
+    expect(
+      expectProblem(await app.inject({ method: 'GET', url: '/admin/jobs?status=sleeping' }), 400, 'bad-request').detail,
+    ).toMatch(/status/);
   });
 });
 
@@ -102,17 +129,31 @@ describe('admin job detail and actions', () => {
     const { app, pool } = await scope.open({ workers: true, extraHandlers: [flaky] });
     const job = await createJob(app, { type: 'flaky', input: { label: 'x' } });
     await waitForStatus(app, job.id, 'succeeded');
-    const detail = await waitFor(async () => {
-      const response = await app.inject({ method: 'GET', url: `/admin/jobs/${job.id}` });
-      const parsed: AdminDetail = adminJobDetailSchema.parse(response.json());
-      return parsed.logs.length === 3 ? parsed : undefined;
-    }, { what: 'three log lines' });
+    const detail = await waitFor(
+      async () => {
+        const response = await app.inject({ method: 'GET', url: `/admin/jobs/${job.id}` });
+        const parsed: AdminDetail = adminJobDetailSchema.parse(response.json());
+        return parsed.logs.length === 3 ? parsed : undefined;
+      },
+      { what: 'three log lines' },
+    );
     expect(detail.attempts).toHaveLength(2);
-    expect(detail.attempts[0]).toMatchObject({ attempt: 1, worker_id: pool!.workerId, outcome: 'retry', error: { code: 'upstream-502', message: 'upstream answered 502 Bad Gateway' } });
+    expect(detail.attempts[0]).toMatchObject({
+      attempt: 1,
+      worker_id: pool!.workerId,
+      outcome: 'retry',
+      error: { code: 'upstream-502', message: 'upstream answered 502 Bad Gateway' },
+    });
     expect(detail.attempts[0]!.error!.stack).toMatch(/JobFailure: upstream answered 502/);
     expect(detail.attempts[1]).toMatchObject({ attempt: 2, outcome: 'succeeded', error: null });
-    expect(Date.parse(detail.attempts[1]!.ended_at)).toBeGreaterThanOrEqual(Date.parse(detail.attempts[1]!.started_at!));
-    expect(detail.logs.map((line) => [line.attempt, line.level])).toEqual([[1, 'info'], [2, 'info'], [2, 'warn']]);
+    expect(Date.parse(detail.attempts[1]!.ended_at)).toBeGreaterThanOrEqual(
+      Date.parse(detail.attempts[1]!.started_at!),
+    );
+    expect(detail.logs.map((line) => [line.attempt, line.level])).toEqual([
+      [1, 'info'],
+      [2, 'info'],
+      [2, 'warn'],
+    ]);
     const text = detail.logs.map((line) => line.message).join('\n');
     expect(text).toContain('calling upstream with Bearer [redacted]');
     expect(text).toContain('"token":"[redacted]"');
@@ -130,7 +171,11 @@ describe('admin job detail and actions', () => {
     const ran = await app.inject({ method: 'POST', url: `/admin/jobs/${delayed.id}/run-now` });
     expect(ran.statusCode, ran.body).toBe(200);
     expect(Date.parse(ran.json<{ run_at: string }>().run_at)).toBeLessThanOrEqual(Date.now());
-    expectProblem(await app.inject({ method: 'POST', url: `/admin/jobs/${delayed.id}/run-now` }), 409, 'job-not-delayed');
+    expectProblem(
+      await app.inject({ method: 'POST', url: `/admin/jobs/${delayed.id}/run-now` }),
+      409,
+      'job-not-delayed',
+    );
 
     const canceled = await app.inject({ method: 'POST', url: `/admin/jobs/${delayed.id}/cancel` });
     expect(canceled.statusCode).toBe(200);
@@ -139,13 +184,21 @@ describe('admin job detail and actions', () => {
     const clone = await app.inject({ method: 'POST', url: `/admin/jobs/${delayed.id}/clone` });
     expect(clone.statusCode, clone.body).toBe(201);
     const copy = clone.json<{ id: string; status: string; input: unknown; metadata: Record<string, string> }>();
-    expect(copy).toMatchObject({ status: 'queued', input: { value: 1 }, metadata: { team: 'x', cloned_from: delayed.id } });
+    expect(copy).toMatchObject({
+      status: 'queued',
+      input: { value: 1 },
+      metadata: { team: 'x', cloned_from: delayed.id },
+    });
     expect(clone.headers.location).toBe(`/admin/jobs/${copy.id}`);
 
     expect((await app.inject({ method: 'DELETE', url: `/admin/jobs/${delayed.id}` })).statusCode).toBe(204);
     expectProblem(await app.inject({ method: 'GET', url: `/admin/jobs/${delayed.id}` }), 410, 'job-gone');
     expectProblem(await app.inject({ method: 'DELETE', url: `/admin/jobs/${delayed.id}` }), 410, 'job-gone');
-    expectProblem(await app.inject({ method: 'GET', url: '/admin/jobs/01ARZ3NDEKTSV4RRFFQ69G5FAV' }), 404, 'job-not-found');
+    expectProblem(
+      await app.inject({ method: 'GET', url: '/admin/jobs/01ARZ3NDEKTSV4RRFFQ69G5FAV' }),
+      404,
+      'job-not-found',
+    );
   });
 
   it('lets a viewer read a job but not act on it', async () => {
@@ -156,7 +209,11 @@ describe('admin job detail and actions', () => {
     const as = { authorization: `Bearer ${VIEWER}` };
     expect((await app.inject({ method: 'GET', url: `/admin/jobs/${job.id}`, headers: as })).statusCode).toBe(200);
     for (const action of ['cancel', 'run-now', 'clone']) {
-      expectProblem(await app.inject({ method: 'POST', url: `/admin/jobs/${job.id}/${action}`, headers: as }), 403, 'forbidden');
+      expectProblem(
+        await app.inject({ method: 'POST', url: `/admin/jobs/${job.id}/${action}`, headers: as }),
+        403,
+        'forbidden',
+      );
     }
     expectProblem(await app.inject({ method: 'DELETE', url: `/admin/jobs/${job.id}`, headers: as }), 403, 'forbidden');
   });

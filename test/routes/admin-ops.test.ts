@@ -18,7 +18,12 @@ const keyId = (key: string) => createHash('sha256').update(key).digest('hex').sl
 const adminKeys = loadConfig({ ADMIN_KEYS: `${VIEWER}:viewer,${OPERATOR}:operator,${ADMIN}:admin` }).ADMIN_KEYS!;
 
 const call = (app: FastifyInstance, method: InjectOptions['method'], url: string, key: string, payload?: unknown) =>
-  app.inject({ method, url, headers: { authorization: `Bearer ${key}` }, ...(payload === undefined ? {} : { payload: payload as InjectOptions['payload'] }) });
+  app.inject({
+    method,
+    url,
+    headers: { authorization: `Bearer ${key}` },
+    ...(payload === undefined ? {} : { payload: payload as InjectOptions['payload'] }),
+  });
 
 interface AuditItem {
   id: string;
@@ -52,10 +57,21 @@ const typesOf = async (app: FastifyInstance) => {
 
 /** Claims every queued echo job (they are running then), to finish some as failed. */
 async function claimAll(store: JobStore): Promise<void> {
-  await store.claim({ types: ['echo'], max: 100, workerId: 'test-worker', leaseId: 'lease-1', leaseMs: 60_000, now: Date.now() });
+  await store.claim({
+    types: ['echo'],
+    max: 100,
+    workerId: 'test-worker',
+    leaseId: 'lease-1',
+    leaseMs: 60_000,
+    now: Date.now(),
+  });
 }
 async function fail(store: JobStore, id: string): Promise<void> {
-  const result = await store.finish({ jobId: id, leaseId: 'lease-1' }, { kind: 'failed', error: { code: 'boom', message: 'it broke', retryable: false } }, Date.now());
+  const result = await store.finish(
+    { jobId: id, leaseId: 'lease-1' },
+    { kind: 'failed', error: { code: 'boom', message: 'it broke', retryable: false } },
+    Date.now(),
+  );
   expect(result).toMatchObject({ status: 'failed' });
 }
 
@@ -66,9 +82,15 @@ describe('admin ops: job types', () => {
     const paused = await call(app, 'POST', '/admin/types/sleep/pause', ADMIN, { reason: '  downstream API is down  ' });
     expect(paused.statusCode, paused.body).toBe(200);
     const body = paused.json<{ type: string; paused: { by: string; reason: string; at: string }; changed: boolean }>();
-    expect(body).toMatchObject({ type: 'sleep', changed: true, paused: { by: keyId(ADMIN), reason: 'downstream API is down' } });
+    expect(body).toMatchObject({
+      type: 'sleep',
+      changed: true,
+      paused: { by: keyId(ADMIN), reason: 'downstream API is down' },
+    });
     expect(Date.parse(body.paused.at)).toBeGreaterThanOrEqual(before - 1);
-    expect(await ops.pausedTypes()).toEqual({ sleep: { by: keyId(ADMIN), reason: 'downstream API is down', at: Date.parse(body.paused.at) } });
+    expect(await ops.pausedTypes()).toEqual({
+      sleep: { by: keyId(ADMIN), reason: 'downstream API is down', at: Date.parse(body.paused.at) },
+    });
 
     const types = await typesOf(app);
     expect(types.sleep!.paused).toEqual(body.paused);
@@ -99,9 +121,17 @@ describe('admin ops: job types', () => {
       expect(expectProblem(refused, 403, 'forbidden').detail).toMatch(/needs the admin role/);
       expectProblem(await call(app, 'POST', '/admin/types/echo/resume', key), 403, 'forbidden');
     }
-    const blank = expectProblem(await call(app, 'POST', '/admin/types/echo/pause', ADMIN, { reason: '   ' }), 422, 'validation-failed');
+    const blank = expectProblem(
+      await call(app, 'POST', '/admin/types/echo/pause', ADMIN, { reason: '   ' }),
+      422,
+      'validation-failed',
+    );
     expect(blank.errors?.[0]?.pointer).toBe('/reason');
-    expectProblem(await call(app, 'POST', '/admin/types/echo/pause', ADMIN, { reason: 'r'.repeat(501) }), 422, 'validation-failed');
+    expectProblem(
+      await call(app, 'POST', '/admin/types/echo/pause', ADMIN, { reason: 'r'.repeat(501) }),
+      422,
+      'validation-failed',
+    );
     expectProblem(await call(app, 'POST', '/admin/types/echo/pause', ADMIN, {}), 422, 'validation-failed');
     expect(await ops.pausedTypes()).toEqual({});
     expect((await auditLog(app)).data).toEqual([]);
@@ -113,7 +143,13 @@ describe('admin ops: job types', () => {
     await createJob(app, { type: 'echo', input: { value: 2 } });
     let types = await typesOf(app);
     expect(Object.keys(types)).toEqual(['echo', 'sleep']);
-    expect(types.echo).toMatchObject({ queued: 2, running: 0, live_workers: 0, alarm: true, counts: { queued: 2, running: 0, succeeded: 0, failed: 0, canceled: 0 } });
+    expect(types.echo).toMatchObject({
+      queued: 2,
+      running: 0,
+      live_workers: 0,
+      alarm: true,
+      counts: { queued: 2, running: 0, succeeded: 0, failed: 0, canceled: 0 },
+    });
     expect(types.sleep).toMatchObject({ queued: 0, live_workers: 0, alarm: false });
 
     // A stale worker (no beat for a minute), a draining one and one for another type do not serve it.
@@ -163,7 +199,11 @@ describe('admin ops: workers', () => {
     const live = listed.find((worker) => worker.id === 'w-live')!;
     expect(live.beat_age_s).toBeGreaterThanOrEqual(2);
     expect(live.beat_age_s).toBeLessThan(10);
-    expect(live).toMatchObject({ slots_busy: 3, beat_at: new Date(now - 2000).toISOString(), job_ids: ['01JD3M5W6SX1T4KQ8V0ZC2N7GH'] });
+    expect(live).toMatchObject({
+      slots_busy: 3,
+      beat_at: new Date(now - 2000).toISOString(),
+      job_ids: ['01JD3M5W6SX1T4KQ8V0ZC2N7GH'],
+    });
     expect(listed.find((worker) => worker.id === 'w-stale')!.beat_age_s).toBeGreaterThanOrEqual(120);
 
     expectProblem(await call(app, 'POST', '/admin/workers/w-live/drain', VIEWER), 403, 'forbidden');
@@ -180,7 +220,11 @@ describe('admin ops: workers', () => {
     expect(await ops.isDraining('w-live')).toBe(false);
     expect((await workersOf(app)).find((worker) => worker.id === 'w-live')!.draining).toBe(false);
 
-    const unknown = expectProblem(await call(app, 'POST', '/admin/workers/nobody/drain', OPERATOR), 404, 'worker-not-found');
+    const unknown = expectProblem(
+      await call(app, 'POST', '/admin/workers/nobody/drain', OPERATOR),
+      404,
+      'worker-not-found',
+    );
     expect(unknown.detail).toMatch(/nobody/);
     expectProblem(await call(app, 'POST', '/admin/workers/nobody/resume', OPERATOR), 404, 'worker-not-found');
 
@@ -196,15 +240,30 @@ describe('admin ops: bulk actions', () => {
   it('a viewer cannot act in bulk, not even a dry run', async () => {
     const { app } = await scope.open({ adminKeys });
     const job = await createJob(app, { type: 'echo' });
-    expectProblem(await call(app, 'POST', '/admin/bulk', VIEWER, { action: 'cancel', ids: [job.id] }), 403, 'forbidden');
-    expectProblem(await call(app, 'POST', '/admin/bulk', VIEWER, { action: 'delete', filter: {}, dry_run: true }), 403, 'forbidden');
+    expectProblem(
+      await call(app, 'POST', '/admin/bulk', VIEWER, { action: 'cancel', ids: [job.id] }),
+      403,
+      'forbidden',
+    );
+    expectProblem(
+      await call(app, 'POST', '/admin/bulk', VIEWER, { action: 'delete', filter: {}, dry_run: true }),
+      403,
+      'forbidden',
+    );
     expect((await getJob(app, job.id)).status).toBe('queued');
   });
 
   it('by ids: acts at once, skipping jobs the action does not apply to and unknown ids', async () => {
     const { app } = await scope.open({ adminKeys });
-    const [a, b, c] = [await createJob(app, { type: 'echo' }), await createJob(app, { type: 'echo' }), await createJob(app, { type: 'echo' })];
-    const cancel = await call(app, 'POST', '/admin/bulk', OPERATOR, { action: 'cancel', ids: [a.id, b.id, a.id, '01JD3M5W6SX1T4KQ8V0ZC2N7GH', 'not-an-id'] });
+    const [a, b, c] = [
+      await createJob(app, { type: 'echo' }),
+      await createJob(app, { type: 'echo' }),
+      await createJob(app, { type: 'echo' }),
+    ];
+    const cancel = await call(app, 'POST', '/admin/bulk', OPERATOR, {
+      action: 'cancel',
+      ids: [a.id, b.id, a.id, '01JD3M5W6SX1T4KQ8V0ZC2N7GH', 'not-an-id'],
+    });
     expect(cancel.statusCode, cancel.body).toBe(200);
     expect(cancel.json()).toEqual({ action: 'cancel', affected: 2, skipped: 2 });
     expect((await getJob(app, a.id)).status).toBe('canceled');
@@ -234,9 +293,18 @@ describe('admin ops: bulk actions', () => {
     await claimAll(store);
     await fail(store, a.id);
 
-    const dryRun = await call(app, 'POST', '/admin/bulk', OPERATOR, { action: 'retry', filter: { status: 'failed', type: 'echo' }, dry_run: true });
+    const dryRun = await call(app, 'POST', '/admin/bulk', OPERATOR, {
+      action: 'retry',
+      filter: { status: 'failed', type: 'echo' },
+      dry_run: true,
+    });
     expect(dryRun.statusCode, dryRun.body).toBe(200);
-    const { snapshot, count, truncated, expires_at: expiresAt } = dryRun.json<{ snapshot: string; count: number; truncated: boolean; expires_at: string }>();
+    const {
+      snapshot,
+      count,
+      truncated,
+      expires_at: expiresAt,
+    } = dryRun.json<{ snapshot: string; count: number; truncated: boolean; expires_at: string }>();
     expect({ count, truncated }).toEqual({ count: 1, truncated: false });
     expect(snapshot).toMatch(/^[\w-]{22,}$/);
     expect(Date.parse(expiresAt) - Date.now()).toBeGreaterThan(9 * 60_000);
@@ -249,7 +317,11 @@ describe('admin ops: bulk actions', () => {
     const mismatch = await call(app, 'POST', '/admin/bulk', OPERATOR, { action: 'delete', snapshot });
     expect(expectProblem(mismatch, 409, 'snapshot-mismatch').errors?.[0]?.pointer).toBe('/snapshot');
 
-    const again = await call(app, 'POST', '/admin/bulk', OPERATOR, { action: 'retry', filter: { status: 'failed', type: 'echo' }, dry_run: true });
+    const again = await call(app, 'POST', '/admin/bulk', OPERATOR, {
+      action: 'retry',
+      filter: { status: 'failed', type: 'echo' },
+      dry_run: true,
+    });
     const token = again.json<{ snapshot: string; count: number }>();
     expect(token.count).toBe(2);
     // a is retried by someone else meanwhile: no longer failed, so the act skips it.
@@ -263,7 +335,11 @@ describe('admin ops: bulk actions', () => {
     // A snapshot acts once.
     const used = await call(app, 'POST', '/admin/bulk', OPERATOR, { action: 'retry', snapshot: token.snapshot });
     expect(expectProblem(used, 410, 'snapshot-gone').errors?.[0]?.pointer).toBe('/snapshot');
-    expectProblem(await call(app, 'POST', '/admin/bulk', OPERATOR, { action: 'retry', snapshot: 'made-up-token-0123456789' }), 410, 'snapshot-gone');
+    expectProblem(
+      await call(app, 'POST', '/admin/bulk', OPERATOR, { action: 'retry', snapshot: 'made-up-token-0123456789' }),
+      410,
+      'snapshot-gone',
+    );
 
     const [entry] = (await auditLog(app)).data.filter((each) => each.action === 'bulk.retry');
     expect(entry).toMatchObject({ target: 'filter', count: 1, actor: { key_id: keyId(OPERATOR), role: 'operator' } });
@@ -276,7 +352,11 @@ describe('admin ops: bulk actions', () => {
     const late = await createJob(app, { type: 'echo', input: { value: 'late' } });
     await claimAll(store);
     await fail(store, early.id);
-    const dryRun = await call(app, 'POST', '/admin/bulk', OPERATOR, { action: 'retry', filter: { status: ['failed'] }, dry_run: true });
+    const dryRun = await call(app, 'POST', '/admin/bulk', OPERATOR, {
+      action: 'retry',
+      filter: { status: ['failed'] },
+      dry_run: true,
+    });
     const { snapshot, count } = dryRun.json<{ snapshot: string; count: number }>();
     expect(count).toBe(1);
     await fail(store, late.id);
@@ -288,8 +368,15 @@ describe('admin ops: bulk actions', () => {
 
   it('by filter, cancel skips a job that finished after the dry run', async () => {
     const { app } = await scope.open({ adminKeys });
-    const jobs = [await createJob(app, { type: 'sleep', input: { ms: 1 } }), await createJob(app, { type: 'sleep', input: { ms: 2 } })];
-    const dryRun = await call(app, 'POST', '/admin/bulk', ADMIN, { action: 'cancel', filter: { status: 'queued', type: 'sleep' }, dry_run: true });
+    const jobs = [
+      await createJob(app, { type: 'sleep', input: { ms: 1 } }),
+      await createJob(app, { type: 'sleep', input: { ms: 2 } }),
+    ];
+    const dryRun = await call(app, 'POST', '/admin/bulk', ADMIN, {
+      action: 'cancel',
+      filter: { status: 'queued', type: 'sleep' },
+      dry_run: true,
+    });
     const { snapshot, count } = dryRun.json<{ snapshot: string; count: number }>();
     expect(count).toBe(2);
     await app.inject({ method: 'POST', url: `/v1/jobs/${jobs[0]!.id}/cancel` });
@@ -301,24 +388,55 @@ describe('admin ops: bulk actions', () => {
   it('refuses a filter without a dry run, and a body naming none or several of ids, filter, snapshot', async () => {
     const { app } = await scope.open({ adminKeys });
     const job = await createJob(app, { type: 'echo' });
-    const noDryRun = expectProblem(await call(app, 'POST', '/admin/bulk', OPERATOR, { action: 'delete', filter: { type: 'echo' } }), 422, 'validation-failed');
+    const noDryRun = expectProblem(
+      await call(app, 'POST', '/admin/bulk', OPERATOR, { action: 'delete', filter: { type: 'echo' } }),
+      422,
+      'validation-failed',
+    );
     expect(noDryRun.errors?.[0]?.pointer).toBe('/dry_run');
     expectProblem(await call(app, 'POST', '/admin/bulk', OPERATOR, { action: 'delete' }), 422, 'validation-failed');
-    const both = expectProblem(await call(app, 'POST', '/admin/bulk', OPERATOR, { action: 'delete', ids: [job.id], filter: {} }), 422, 'validation-failed');
+    const both = expectProblem(
+      await call(app, 'POST', '/admin/bulk', OPERATOR, { action: 'delete', ids: [job.id], filter: {} }),
+      422,
+      'validation-failed',
+    );
     expect(both.errors?.map((error) => error.pointer)).toEqual(['/ids', '/filter']);
-    expectProblem(await call(app, 'POST', '/admin/bulk', OPERATOR, { action: 'purge', ids: [job.id] }), 422, 'validation-failed');
-    expectProblem(await call(app, 'POST', '/admin/bulk', OPERATOR, { action: 'delete', filter: { colour: 'red' }, dry_run: true }), 422, 'validation-failed');
-    expectProblem(await call(app, 'POST', '/admin/bulk', OPERATOR, { action: 'delete', ids: Array.from({ length: 1001 }, () => job.id) }), 422, 'validation-failed');
+    expectProblem(
+      await call(app, 'POST', '/admin/bulk', OPERATOR, { action: 'purge', ids: [job.id] }),
+      422,
+      'validation-failed',
+    );
+    expectProblem(
+      await call(app, 'POST', '/admin/bulk', OPERATOR, { action: 'delete', filter: { colour: 'red' }, dry_run: true }),
+      422,
+      'validation-failed',
+    );
+    expectProblem(
+      await call(app, 'POST', '/admin/bulk', OPERATOR, {
+        action: 'delete',
+        ids: Array.from({ length: 1001 }, () => job.id),
+      }),
+      422,
+      'validation-failed',
+    );
     expect((await getJob(app, job.id)).status).toBe('queued');
   });
 
   it('by ids with a dry run: counts the jobs that exist and snapshots them', async () => {
     const { app } = await scope.open({ adminKeys });
     const job = await createJob(app, { type: 'echo' });
-    const dryRun = await call(app, 'POST', '/admin/bulk', OPERATOR, { action: 'delete', ids: [job.id, '01JD3M5W6SX1T4KQ8V0ZC2N7GH'], dry_run: true });
+    const dryRun = await call(app, 'POST', '/admin/bulk', OPERATOR, {
+      action: 'delete',
+      ids: [job.id, '01JD3M5W6SX1T4KQ8V0ZC2N7GH'],
+      dry_run: true,
+    });
     const { snapshot, count } = dryRun.json<{ snapshot: string; count: number }>();
     expect(count).toBe(1);
-    expect((await call(app, 'POST', '/admin/bulk', OPERATOR, { action: 'delete', snapshot })).json()).toEqual({ action: 'delete', affected: 1, skipped: 0 });
+    expect((await call(app, 'POST', '/admin/bulk', OPERATOR, { action: 'delete', snapshot })).json()).toEqual({
+      action: 'delete',
+      affected: 1,
+      skipped: 0,
+    });
   });
 });
 
@@ -327,7 +445,13 @@ describe('admin ops: history and audit', () => {
     const { app, ops } = await scope.open({ adminKeys });
     const now = Date.now();
     await ops.recordFinished([
-      ...Array.from({ length: 19 }, () => ({ type: 'echo', status: 'succeeded' as const, waitMs: 50, runMs: 200, at: now })),
+      ...Array.from({ length: 19 }, () => ({
+        type: 'echo',
+        status: 'succeeded' as const,
+        waitMs: 50,
+        runMs: 200,
+        at: now,
+      })),
       { type: 'echo', status: 'failed', waitMs: 50, runMs: 4000, at: now },
       { type: 'echo', status: 'canceled', waitMs: null, runMs: null, at: now - 20 * 60_000 },
     ]);
@@ -340,7 +464,21 @@ describe('admin ops: history and audit', () => {
       bucket_s: number;
       from: string;
       to: string;
-      buckets: { at: string; types: Record<string, { succeeded: number; failed: number; canceled: number; finished: number; depth: number | null; run_ms: { p50: number; p95: number; p99: number; count: number } | null; wait_ms: { p50: number } | null }> }[];
+      buckets: {
+        at: string;
+        types: Record<
+          string,
+          {
+            succeeded: number;
+            failed: number;
+            canceled: number;
+            finished: number;
+            depth: number | null;
+            run_ms: { p50: number; p95: number; p99: number; count: number } | null;
+            wait_ms: { p50: number } | null;
+          }
+        >;
+      }[];
     }>();
     expect(history).toMatchObject({ window: '1h', bucket_s: 60 });
     expect(history.buckets).toHaveLength(60);
@@ -358,10 +496,16 @@ describe('admin ops: history and audit', () => {
     expect(earlier).toHaveLength(1);
     expect(earlier[0]!.types.echo).toMatchObject({ finished: 1, depth: null, run_ms: null, wait_ms: null });
 
-    const day = (await call(app, 'GET', '/admin/stats/history?window=24h', VIEWER)).json<{ bucket_s: number; buckets: unknown[] }>();
+    const day = (await call(app, 'GET', '/admin/stats/history?window=24h', VIEWER)).json<{
+      bucket_s: number;
+      buckets: unknown[];
+    }>();
     expect(day.bucket_s).toBe(600);
     expect(day.buckets).toHaveLength(144);
-    const week = (await call(app, 'GET', '/admin/stats/history?window=7d', VIEWER)).json<{ bucket_s: number; buckets: { types: Record<string, { finished: number }> }[] }>();
+    const week = (await call(app, 'GET', '/admin/stats/history?window=7d', VIEWER)).json<{
+      bucket_s: number;
+      buckets: { types: Record<string, { finished: number }> }[];
+    }>();
     expect(week.bucket_s).toBe(3600);
     expect(week.buckets.reduce((total, bucket) => total + (bucket.types.echo?.finished ?? 0), 0)).toBe(21);
     expect((await call(app, 'GET', '/admin/stats/history', VIEWER)).json()).toMatchObject({ window: '1h' });
@@ -370,7 +514,11 @@ describe('admin ops: history and audit', () => {
 
   it('the audit log lists writes newest first with their counts, paged by cursor', async () => {
     const { app } = await scope.open({ adminKeys });
-    const jobs = [await createJob(app, { type: 'echo' }), await createJob(app, { type: 'echo' }), await createJob(app, { type: 'echo' })];
+    const jobs = [
+      await createJob(app, { type: 'echo' }),
+      await createJob(app, { type: 'echo' }),
+      await createJob(app, { type: 'echo' }),
+    ];
     await call(app, 'POST', '/admin/types/echo/pause', ADMIN, { reason: 'one' });
     await call(app, 'POST', '/admin/bulk', OPERATOR, { action: 'cancel', ids: jobs.map((job) => job.id) });
     await call(app, 'POST', '/admin/types/echo/resume', ADMIN);
@@ -410,13 +558,23 @@ describe('admin ops on Redis (the ops store beside the job store, one prefix)', 
     expect((await typesOf(app)).echo).toMatchObject({ queued: 2, alarm: true });
     await claimAll(store);
     await fail(store, early.id);
-    const { snapshot, count } = (await call(app, 'POST', '/admin/bulk', OPERATOR, { action: 'retry', filter: { status: 'failed' }, dry_run: true })).json<{ snapshot: string; count: number }>();
+    const { snapshot, count } = (
+      await call(app, 'POST', '/admin/bulk', OPERATOR, { action: 'retry', filter: { status: 'failed' }, dry_run: true })
+    ).json<{ snapshot: string; count: number }>();
     expect(count).toBe(1);
     await fail(store, late.id);
-    expect((await call(app, 'POST', '/admin/bulk', OPERATOR, { action: 'retry', snapshot })).json()).toEqual({ action: 'retry', affected: 1, skipped: 0 });
+    expect((await call(app, 'POST', '/admin/bulk', OPERATOR, { action: 'retry', snapshot })).json()).toEqual({
+      action: 'retry',
+      affected: 1,
+      skipped: 0,
+    });
     expect((await getJob(app, early.id)).status).toBe('queued');
     expect((await getJob(app, late.id)).status).toBe('failed');
-    expectProblem(await call(app, 'POST', '/admin/bulk', OPERATOR, { action: 'retry', snapshot }), 410, 'snapshot-gone');
+    expectProblem(
+      await call(app, 'POST', '/admin/bulk', OPERATOR, { action: 'retry', snapshot }),
+      410,
+      'snapshot-gone',
+    );
 
     expect((await auditLog(app)).data.map((entry) => [entry.action, entry.target, entry.count])).toEqual([
       ['bulk.retry', 'filter', 1],
@@ -424,7 +582,9 @@ describe('admin ops on Redis (the ops store beside the job store, one prefix)', 
     ]);
 
     await ops.recordFinished([{ type: 'echo', status: 'failed', waitMs: 5, runMs: 40, at: Date.now() }]);
-    const history = (await call(app, 'GET', '/admin/stats/history?window=24h', VIEWER)).json<{ buckets: { types: Record<string, { failed: number }> }[] }>();
+    const history = (await call(app, 'GET', '/admin/stats/history?window=24h', VIEWER)).json<{
+      buckets: { types: Record<string, { failed: number }> }[];
+    }>();
     expect(history.buckets.at(-1)!.types.echo).toMatchObject({ failed: 1 });
   });
 });

@@ -39,12 +39,16 @@ describe('admin roles (ADMIN_KEYS)', () => {
 
     const id = await canceledJob(app);
     const retry = await call(app, 'POST', `/admin/jobs/${id}/retry`, VIEWER);
-    expect(expectProblem(retry, 403, 'forbidden').detail).toMatch(/needs the operator role; this key has the viewer role/);
+    expect(expectProblem(retry, 403, 'forbidden').detail).toMatch(
+      /needs the operator role; this key has the viewer role/,
+    );
     expect(retry.headers['www-authenticate']).toMatch(/^Bearer .*error="insufficient_scope"/);
     const purge = await call(app, 'DELETE', '/admin/jobs?older_than_s=0', VIEWER);
     expect(expectProblem(purge, 403, 'forbidden').detail).toMatch(/needs the admin role/);
     // Refused writes did nothing: the job is still canceled.
-    expect((await app.inject({ method: 'GET', url: `/v1/jobs/${id}` })).json<{ status: string }>().status).toBe('canceled');
+    expect((await app.inject({ method: 'GET', url: `/v1/jobs/${id}` })).json<{ status: string }>().status).toBe(
+      'canceled',
+    );
   });
 
   it('operator: retries, but purging answers 403 naming the admin role', async () => {
@@ -55,7 +59,9 @@ describe('admin roles (ADMIN_KEYS)', () => {
     expect(retry.statusCode, retry.body).toBe(200);
     expect(retry.json<{ status: string }>().status).toBe('queued');
     const purge = await call(app, 'DELETE', '/admin/jobs?older_than_s=0', OPERATOR);
-    expect(expectProblem(purge, 403, 'forbidden').detail).toMatch(/DELETE \/admin\/jobs needs the admin role; this key has the operator role/);
+    expect(expectProblem(purge, 403, 'forbidden').detail).toMatch(
+      /DELETE \/admin\/jobs needs the admin role; this key has the operator role/,
+    );
   });
 
   it('admin: reads, retries and purges', async () => {
@@ -81,7 +87,9 @@ describe('admin roles (ADMIN_KEYS)', () => {
 
   it('a key configured as sha256:<hex> (any case) is matched by its hash and gets its role', async () => {
     const { app } = await scope.open({ adminKeys });
-    expect((await call(app, 'POST', `/admin/jobs/${await canceledJob(app)}/retry`, HASHED_OPERATOR)).statusCode).toBe(200);
+    expect((await call(app, 'POST', `/admin/jobs/${await canceledJob(app)}/retry`, HASHED_OPERATOR)).statusCode).toBe(
+      200,
+    );
     expectProblem(await call(app, 'DELETE', '/admin/jobs', HASHED_OPERATOR), 403, 'forbidden');
     // The hash itself is not a key.
     expectProblem(await call(app, 'GET', '/admin/stats', sha256(HASHED_OPERATOR)), 401, 'unauthorized');
@@ -101,15 +109,32 @@ describe('admin roles (ADMIN_KEYS)', () => {
       }
     }
     // Loopback alone is not enough once keys are configured.
-    expectProblem(await app.inject({ method: 'GET', url: '/admin/stats', remoteAddress: '127.0.0.1' }), 401, 'unauthorized');
-    expect((await app.inject({ method: 'GET', url: '/admin/stats', remoteAddress: '10.1.2.3', headers: { authorization: `bearer ${VIEWER}` } })).statusCode).toBe(200);
+    expectProblem(
+      await app.inject({ method: 'GET', url: '/admin/stats', remoteAddress: '127.0.0.1' }),
+      401,
+      'unauthorized',
+    );
+    expect(
+      (
+        await app.inject({
+          method: 'GET',
+          url: '/admin/stats',
+          remoteAddress: '10.1.2.3',
+          headers: { authorization: `bearer ${VIEWER}` },
+        })
+      ).statusCode,
+    ).toBe(200);
   });
 
   it('neither ADMIN_KEYS nor ADMIN_TOKEN: loopback clients keep every right, others get 403', async () => {
     const { app } = await scope.open();
     expect((await call(app, 'POST', `/admin/jobs/${await canceledJob(app)}/retry`)).statusCode).toBe(200);
     expect((await call(app, 'DELETE', '/admin/jobs')).statusCode).toBe(200);
-    expectProblem(await app.inject({ method: 'GET', url: '/admin/stats', remoteAddress: '10.1.2.3' }), 403, 'forbidden');
+    expectProblem(
+      await app.inject({ method: 'GET', url: '/admin/stats', remoteAddress: '10.1.2.3' }),
+      403,
+      'forbidden',
+    );
   });
 
   it('decorates the request with the role and a short non-secret key id, never the key', async () => {

@@ -75,10 +75,16 @@ const workers = async (app: FastifyInstance): Promise<WorkerItem[]> => {
   return response.json<{ data: WorkerItem[] }>().data;
 };
 
-const health = async (app: FastifyInstance) => healthSchema.parse((await app.inject({ method: 'GET', url: '/health' })).json());
+const health = async (app: FastifyInstance) =>
+  healthSchema.parse((await app.inject({ method: 'GET', url: '/health' })).json());
 
 /** Polls GET /admin/workers every 10 ms until `check` holds for this worker's entry; answers the entry and how long it took (ms). */
-async function until(app: FastifyInstance, workerId: string, check: (worker: WorkerItem) => boolean, deadlineMs = 3000): Promise<{ worker: WorkerItem; afterMs: number }> {
+async function until(
+  app: FastifyInstance,
+  workerId: string,
+  check: (worker: WorkerItem) => boolean,
+  deadlineMs = 3000,
+): Promise<{ worker: WorkerItem; afterMs: number }> {
   const from = Date.now();
   let last: WorkerItem | undefined;
   try {
@@ -91,16 +97,27 @@ async function until(app: FastifyInstance, workerId: string, check: (worker: Wor
     );
     return { worker, afterMs: Date.now() - from };
   } catch (error) {
-    throw new Error(`the registry did not follow within ${deadlineMs} ms; last entry: ${JSON.stringify(last)}`, { cause: error });
+    throw new Error(`the registry did not follow within ${deadlineMs} ms; last entry: ${JSON.stringify(last)}`, {
+      cause: error,
+    });
   }
 }
 
 const cases: { name: string; open: () => Promise<{ store: JobStore; ops: OpsStore }> }[] = [
-  { name: 'memory', open: async () => ({ store: new MemoryJobStore({ jobTtlMs: 60_000 }), ops: new MemoryOpsStore() }) },
+  {
+    name: 'memory',
+    open: async () => ({ store: new MemoryJobStore({ jobTtlMs: 60_000 }), ops: new MemoryOpsStore() }),
+  },
   {
     name: 'redis',
     open: async () => {
-      const store = await RedisJobStore.connect({ url: inject('redisUrl'), keyPrefix: `t${randomUUID().slice(0, 8)}`, jobTtlMs: 60_000, connectTimeoutMs: 2000, commandTimeoutMs: 1000 });
+      const store = await RedisJobStore.connect({
+        url: inject('redisUrl'),
+        keyPrefix: `t${randomUUID().slice(0, 8)}`,
+        jobTtlMs: 60_000,
+        connectTimeoutMs: 2000,
+        commandTimeoutMs: 1000,
+      });
       return { store, ops: new RedisOpsStore(store.redis, store.keys.base) };
     },
   },
@@ -113,7 +130,14 @@ describe.each(cases)('the worker registry follows the work ($name ops store)', (
     const harness = await scope.open({ workers: true, concurrency: 3, extraHandlers: [gate.handler], store, ops });
     const pool = harness.pool!;
     // The default 10 s beat: only a write on change can show the job in time.
-    const control = new WorkerControl({ ops, store, pool, log: pino({ level: 'silent' }), version: '9.9.9', role: 'all' });
+    const control = new WorkerControl({
+      ops,
+      store,
+      pool,
+      log: pino({ level: 'silent' }),
+      version: '9.9.9',
+      role: 'all',
+    });
     await control.start();
     cleanups.push(() => control.stop());
     const idle = (await workers(harness.app)).find((worker) => worker.id === pool.workerId)!;
@@ -132,7 +156,10 @@ describe.each(cases)('the worker registry follows the work ($name ops store)', (
 
     // It stays listed while it runs (more than a second on), not only as a blip: the elapsed time is the point, so a fixed wait.
     await new Promise((resolve) => setTimeout(resolve, 1200));
-    expect((await workers(harness.app)).find((worker) => worker.id === pool.workerId)).toMatchObject({ slots_busy: 1, job_ids: [job.id] });
+    expect((await workers(harness.app)).find((worker) => worker.id === pool.workerId)).toMatchObject({
+      slots_busy: 1,
+      job_ids: [job.id],
+    });
     expect((await health(harness.app)).checks.workers).toMatchObject({ busy: 1 });
 
     const endedAt = gate.release(job.id);
@@ -151,12 +178,21 @@ describe.each(cases)('the worker registry follows the work ($name ops store)', (
     const gate = gatedHandler();
     const harness = await scope.open({ workers: true, concurrency: 5, extraHandlers: [gate.handler], store, ops });
     const pool = harness.pool!;
-    const control = new WorkerControl({ ops, store, pool, log: pino({ level: 'silent' }), version: '9.9.9', role: 'all' });
+    const control = new WorkerControl({
+      ops,
+      store,
+      pool,
+      log: pino({ level: 'silent' }),
+      version: '9.9.9',
+      role: 'all',
+    });
     await control.start();
     cleanups.push(() => control.stop());
     // Five jobs claimed in one go: queued while their type is held back, then let through together.
     pool.setControl({ pausedTypes: ['gate'] });
-    const jobs = await Promise.all(Array.from({ length: 5 }, () => createJob(harness.app, { type: 'gate', input: {} })));
+    const jobs = await Promise.all(
+      Array.from({ length: 5 }, () => createJob(harness.app, { type: 'gate', input: {} })),
+    );
     const ids = jobs.map((job) => job.id).sort();
     const writesBefore = control.registryWrites;
     const from = Date.now();

@@ -20,7 +20,12 @@ afterEach(() => scope.closeAll());
 const TOKEN = 'test-admin-token-0123456789';
 
 /** Loopback by default (inject's remoteAddress is 127.0.0.1), so no token is needed without adminToken. */
-async function admin(app: FastifyInstance, method: InjectOptions['method'], url: string, headers: Record<string, string> = {}) {
+async function admin(
+  app: FastifyInstance,
+  method: InjectOptions['method'],
+  url: string,
+  headers: Record<string, string> = {},
+) {
   return app.inject({ method, url, headers });
 }
 
@@ -51,7 +56,12 @@ describe('admin access', () => {
       const response = await app.inject({ method, url, remoteAddress: '10.1.2.3' });
       expectProblem(response, 403, 'forbidden');
     }
-    const spoofed = await app.inject({ method: 'GET', url: '/admin/stats', remoteAddress: '10.1.2.3', headers: { 'x-forwarded-for': '127.0.0.1' } });
+    const spoofed = await app.inject({
+      method: 'GET',
+      url: '/admin/stats',
+      remoteAddress: '10.1.2.3',
+      headers: { 'x-forwarded-for': '127.0.0.1' },
+    });
     expectProblem(spoofed, 403, 'forbidden');
     // The client API is not guarded.
     expect((await app.inject({ method: 'GET', url: '/v1/jobs', remoteAddress: '10.1.2.3' })).statusCode).toBe(200);
@@ -64,7 +74,13 @@ describe('admin access', () => {
       expectProblem(response, 401, 'unauthorized');
       expect(response.headers['www-authenticate']).toMatch(/^Bearer\b/);
     }
-    for (const authorization of [`Bearer ${TOKEN}x`, 'Bearer wrong', `Basic ${Buffer.from(`admin:${TOKEN}`).toString('base64')}`, TOKEN, 'Bearer ']) {
+    for (const authorization of [
+      `Bearer ${TOKEN}x`,
+      'Bearer wrong',
+      `Basic ${Buffer.from(`admin:${TOKEN}`).toString('base64')}`,
+      TOKEN,
+      'Bearer ',
+    ]) {
       const response = await app.inject({ method: 'GET', url: '/admin/stats', headers: { authorization } });
       expectProblem(response, 401, 'unauthorized');
       expect(response.headers['www-authenticate']).toMatch(/^Bearer\b/);
@@ -73,7 +89,12 @@ describe('admin access', () => {
     expect(ok.statusCode).toBe(200);
     statsSchema.parse(ok.json());
     // The token works from any address; loopback alone is not enough once a token is set.
-    const remote = await app.inject({ method: 'GET', url: '/admin/jobs', remoteAddress: '10.1.2.3', headers: { authorization: `bearer ${TOKEN}` } });
+    const remote = await app.inject({
+      method: 'GET',
+      url: '/admin/jobs',
+      remoteAddress: '10.1.2.3',
+      headers: { authorization: `bearer ${TOKEN}` },
+    });
     expect(remote.statusCode).toBe(200);
   });
 });
@@ -94,7 +115,9 @@ describe('GET /admin/jobs', () => {
     expect((await listAdmin(app, '?order=asc', auth)).data.map((j) => j.id)).toEqual([a.id, b.id, c.id]);
     expect((await listAdmin(app, '?type=echo', auth)).data.map((j) => j.id)).toEqual([c.id, a.id]);
     expect((await listAdmin(app, '?status=canceled', auth)).data.map((j) => j.id)).toEqual([c.id]);
-    expect((await listAdmin(app, `?created_after=${encodeURIComponent(a.created_at)}`, auth)).data.map((j) => j.id)).toEqual([c.id, b.id]);
+    expect(
+      (await listAdmin(app, `?created_after=${encodeURIComponent(a.created_at)}`, auth)).data.map((j) => j.id),
+    ).toEqual([c.id, b.id]);
     const first = await listAdmin(app, '?limit=2', auth);
     expect(first.data.map((j) => j.id)).toEqual([c.id, b.id]);
     const second = await listAdmin(app, `?limit=2&cursor=${first.next_cursor!}`, auth);
@@ -112,7 +135,14 @@ describe('GET /admin/jobs', () => {
     await store.claim({ types: ['sleep'], max: 1, workerId: 'w', leaseId: 'l2', leaseMs: 60_000, now: Date.now() });
     const stuck = await createJob(app, { type: 'sleep', input: { ms: 10 } });
     const claimedAt = Date.now();
-    const [claimed] = await store.claim({ types: ['sleep'], max: 1, workerId: 'w', leaseId: 'l', leaseMs: 1, now: claimedAt });
+    const [claimed] = await store.claim({
+      types: ['sleep'],
+      max: 1,
+      workerId: 'w',
+      leaseId: 'l',
+      leaseMs: 1,
+      now: claimedAt,
+    });
     expect(claimed?.id).toBe(stuck.id);
     const queued = await createJob(app, { type: 'echo' });
     await waitFor(() => Date.now() > claimedAt + 1, { intervalMs: 1, what: 'the lease to lapse' });
@@ -142,7 +172,14 @@ describe('GET /admin/stats', () => {
     });
 
     const running = await createJob(app, { type: 'sleep', input: { ms: 10 } });
-    const [claimed] = await store.claim({ types: ['sleep'], max: 1, workerId: 'w', leaseId: 'l', leaseMs: 60_000, now: Date.now() });
+    const [claimed] = await store.claim({
+      types: ['sleep'],
+      max: 1,
+      workerId: 'w',
+      leaseId: 'l',
+      leaseMs: 60_000,
+      now: Date.now(),
+    });
     expect(claimed?.id).toBe(running.id);
     const ready = await createJob(app, { type: 'echo' });
     await createJob(app, { type: 'sleep', input: { ms: 10 }, delay_s: 60 });
@@ -176,7 +213,14 @@ describe('GET /admin/stats', () => {
     const job = await createJob(app, { type: 'block' });
     await waitFor(() => block.started.has(job.id), { what: 'the blocking job to start' });
     const stats = statsSchema.parse((await admin(app, 'GET', '/admin/stats')).json());
-    expect(stats.pool).toEqual({ worker_id: pool!.workerId, concurrency: 3, busy: 1, started: 2, succeeded: 1, failed: 0 });
+    expect(stats.pool).toEqual({
+      worker_id: pool!.workerId,
+      concurrency: 3,
+      busy: 1,
+      started: 2,
+      succeeded: 1,
+      failed: 0,
+    });
     expect(stats.counts.running).toBe(1);
     expect(stats.counts.succeeded).toBe(1);
     expect(stats.finished_last_minute).toBe(1);
@@ -195,11 +239,25 @@ describe('POST /admin/jobs/{id}/retry', () => {
     const response = await admin(app, 'POST', `/admin/jobs/${job.id}/retry`);
     expect(response.statusCode, response.body).toBe(200);
     const retried = parseJob(response);
-    expect(retried).toMatchObject({ id: job.id, status: 'queued', done: false, attempt: 2, max_attempts: 4, completed_at: null, expires_at: null });
+    expect(retried).toMatchObject({
+      id: job.id,
+      status: 'queued',
+      done: false,
+      attempt: 2,
+      max_attempts: 4,
+      completed_at: null,
+      expires_at: null,
+    });
     expect(retried.version).toBeGreaterThan(failed.version);
 
     const succeeded = await waitForStatus(app, job.id, 'succeeded', 'failed');
-    expect(succeeded).toMatchObject({ status: 'succeeded', attempt: 3, max_attempts: 4, error: null, result: { slept_ms: 0, attempt: 3 } });
+    expect(succeeded).toMatchObject({
+      status: 'succeeded',
+      attempt: 3,
+      max_attempts: 4,
+      error: null,
+      result: { slept_ms: 0, attempt: 3 },
+    });
   });
 
   it('re-queues a canceled job', async () => {
@@ -223,7 +281,10 @@ describe('POST /admin/jobs/{id}/retry', () => {
 describe('DELETE /admin/jobs', () => {
   it('purges finished jobs by status and age, never active ones', async () => {
     const { app } = await scope.open({ workers: true });
-    const succeeded = [await createJob(app, { type: 'echo', input: { value: 1 } }), await createJob(app, { type: 'echo', input: { value: 2 } })];
+    const succeeded = [
+      await createJob(app, { type: 'echo', input: { value: 1 } }),
+      await createJob(app, { type: 'echo', input: { value: 2 } }),
+    ];
     const failed = await createJob(app, { type: 'sleep', input: { ms: 0, steps: 1, fail_times: 1 }, max_attempts: 1 });
     const delayed = await createJob(app, { type: 'echo', delay_s: 60 });
     const finished = [
@@ -240,7 +301,8 @@ describe('DELETE /admin/jobs', () => {
     expect(purged.statusCode).toBe(200);
     expect(purged.headers['content-type']).toMatch(/^application\/json/);
     expect(purged.json()).toEqual({ deleted: 2 });
-    for (const job of succeeded) expectProblem(await app.inject({ method: 'GET', url: `/v1/jobs/${job.id}` }), 410, 'job-gone');
+    for (const job of succeeded)
+      expectProblem(await app.inject({ method: 'GET', url: `/v1/jobs/${job.id}` }), 410, 'job-gone');
     expect((await app.inject({ method: 'GET', url: `/v1/jobs/${failed.id}` })).statusCode).toBe(200);
 
     const rest = await admin(app, 'DELETE', '/admin/jobs');

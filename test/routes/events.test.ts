@@ -39,7 +39,9 @@ async function readStream(
       pings++;
       continue;
     }
-    const fields = Object.fromEntries(block.split('\n').map((line) => [line.slice(0, line.indexOf(':')), line.slice(line.indexOf(':') + 2)]));
+    const fields = Object.fromEntries(
+      block.split('\n').map((line) => [line.slice(0, line.indexOf(':')), line.slice(line.indexOf(':') + 2)]),
+    );
     events.push({ event: fields.event!, id: fields.id!, data: JSON.parse(fields.data!) as Record<string, unknown> });
   }
   return { status: response.status, headers: response.headers, events, pings };
@@ -54,7 +56,13 @@ describe('GET /v1/jobs/{id}/events', () => {
   it('streams snapshot, progress and status, then done, with version ids, and closes', async () => {
     const harness = await scope.open({ workers: true });
     const base = await listening(harness);
-    const job = parseJob(await harness.app.inject({ method: 'POST', url: '/v1/jobs', payload: { type: 'sleep', input: { ms: 900, steps: 3 } } }));
+    const job = parseJob(
+      await harness.app.inject({
+        method: 'POST',
+        url: '/v1/jobs',
+        payload: { type: 'sleep', input: { ms: 900, steps: 3 } },
+      }),
+    );
     const { status, headers, events } = await readStream(base, `/v1/jobs/${job.id}/events`);
     expect(status).toBe(200);
     expect(headers.get('content-type')).toMatch(/^text\/event-stream/);
@@ -79,9 +87,13 @@ describe('GET /v1/jobs/{id}/events', () => {
   it('answers 204 to a reconnect after done, and snapshot + done to a first connect to a finished job', async () => {
     const harness = await scope.open({ workers: true });
     const base = await listening(harness);
-    const job = parseJob(await harness.app.inject({ method: 'POST', url: '/v1/jobs', payload: { type: 'echo', input: { value: 1 } } }));
+    const job = parseJob(
+      await harness.app.inject({ method: 'POST', url: '/v1/jobs', payload: { type: 'echo', input: { value: 1 } } }),
+    );
     const done = await waitForStatus(harness.app, job.id, 'succeeded');
-    const reconnect = await fetch(`${base}/v1/jobs/${job.id}/events`, { headers: { 'last-event-id': String(done.version) } });
+    const reconnect = await fetch(`${base}/v1/jobs/${job.id}/events`, {
+      headers: { 'last-event-id': String(done.version) },
+    });
     expect(reconnect.status).toBe(204);
     const first = await readStream(base, `/v1/jobs/${job.id}/events`);
     expect(first.events.map((event) => event.event)).toEqual(['snapshot', 'done']);
@@ -106,8 +118,20 @@ describe('GET /v1/events?job_id=…', () => {
   it('streams several jobs on one connection, each event naming its job, and ends when all are done', async () => {
     const harness = await scope.open({ workers: true });
     const base = await listening(harness);
-    const a = parseJob(await harness.app.inject({ method: 'POST', url: '/v1/jobs', payload: { type: 'sleep', input: { ms: 300, steps: 2 } } }));
-    const b = parseJob(await harness.app.inject({ method: 'POST', url: '/v1/jobs', payload: { type: 'sleep', input: { ms: 600, steps: 2 } } }));
+    const a = parseJob(
+      await harness.app.inject({
+        method: 'POST',
+        url: '/v1/jobs',
+        payload: { type: 'sleep', input: { ms: 300, steps: 2 } },
+      }),
+    );
+    const b = parseJob(
+      await harness.app.inject({
+        method: 'POST',
+        url: '/v1/jobs',
+        payload: { type: 'sleep', input: { ms: 600, steps: 2 } },
+      }),
+    );
     const { status, events } = await readStream(base, `/v1/events?job_id=${a.id}&job_id=${b.id}`);
     expect(status).toBe(200);
     for (const id of [a.id, b.id]) {

@@ -63,7 +63,9 @@ const storeRoutes: InjectOptions[] = [
 
 describe('store outage', () => {
   it.each(storeRoutes)('$method $url → 503 store-unavailable with Retry-After', async (request) => {
-    const { app } = await scope.open({ store: failingStore(() => new StoreUnavailableError('redis: connection refused to 10.0.0.5:6379')) });
+    const { app } = await scope.open({
+      store: failingStore(() => new StoreUnavailableError('redis: connection refused to 10.0.0.5:6379')),
+    });
     const response = await app.inject(request);
     const problem = expectProblem(response, 503, 'store-unavailable');
     expect(response.headers['retry-after']).toMatch(/^\d+$/);
@@ -73,7 +75,11 @@ describe('store outage', () => {
 
   it('still validates before touching the store', async () => {
     const { app } = await scope.open({ store: failingStore(() => new StoreUnavailableError('down')) });
-    expectProblem(await app.inject({ method: 'POST', url: '/v1/jobs', payload: { type: 'nope' } }), 422, 'unknown-job-type');
+    expectProblem(
+      await app.inject({ method: 'POST', url: '/v1/jobs', payload: { type: 'nope' } }),
+      422,
+      'unknown-job-type',
+    );
     expectProblem(await app.inject({ method: 'GET', url: '/v1/jobs/abc' }), 404, 'job-not-found');
   });
 });
@@ -136,7 +142,9 @@ describe('docs', () => {
     const response = await app.inject({ method: 'GET', url: '/problems/job-not-found' });
     expect(response.statusCode).toBe(200);
     expect(response.json()).toMatchObject({ code: 'job-not-found', status: 404, title: 'Job not found' });
-    expect((await app.inject({ method: 'GET', url: '/problems/job-error' })).json()).toMatchObject({ code: 'job-error' });
+    expect((await app.inject({ method: 'GET', url: '/problems/job-error' })).json()).toMatchObject({
+      code: 'job-error',
+    });
     expectProblem(await app.inject({ method: 'GET', url: '/problems/nope' }), 404, 'not-found');
   });
 });
@@ -158,23 +166,43 @@ const json = { 'content-type': 'application/json' };
 async function deepRoundTrip(app: FastifyInstance): Promise<void> {
   // Exactly at the limit: accepted, stored, and read back unchanged (also with an Idempotency-Key: canonical JSON).
   for (const headers of [json, { ...json, 'idempotency-key': 'deep-1' }]) {
-    const created = await app.inject({ method: 'POST', url: '/v1/jobs', headers, payload: createNested(MAX_JSON_DEPTH) });
+    const created = await app.inject({
+      method: 'POST',
+      url: '/v1/jobs',
+      headers,
+      payload: createNested(MAX_JSON_DEPTH),
+    });
     expect(created.statusCode, created.body).toBe(202);
     const read = await app.inject({ method: 'GET', url: `/v1/jobs/${created.json<{ id: string }>().id}` });
     expect(read.statusCode).toBe(200);
-    expect(read.json<{ input: unknown }>().input).toEqual((JSON.parse(createNested(MAX_JSON_DEPTH)) as { input: unknown }).input);
+    expect(read.json<{ input: unknown }>().input).toEqual(
+      (JSON.parse(createNested(MAX_JSON_DEPTH)) as { input: unknown }).input,
+    );
   }
   // One level more: 422 json-too-deep, naming the array that is too deep.
-  const problem = expectProblem(await app.inject({ method: 'POST', url: '/v1/jobs', headers: json, payload: createNested(MAX_JSON_DEPTH + 1) }), 422, 'json-too-deep');
-  expect(problem.errors).toEqual([{ pointer: `/input/value${'/0'.repeat(MAX_JSON_DEPTH - 2)}`, detail: `nested deeper than ${MAX_JSON_DEPTH} levels` }]);
+  const problem = expectProblem(
+    await app.inject({ method: 'POST', url: '/v1/jobs', headers: json, payload: createNested(MAX_JSON_DEPTH + 1) }),
+    422,
+    'json-too-deep',
+  );
+  expect(problem.errors).toEqual([
+    {
+      pointer: `/input/value${'/0'.repeat(MAX_JSON_DEPTH - 2)}`,
+      detail: `nested deeper than ${MAX_JSON_DEPTH} levels`,
+    },
+  ]);
   // Far deeper (it used to overflow the stack: 500): still 422, with the idempotency key too.
   for (const headers of [json, { ...json, 'idempotency-key': 'deep-2' }]) {
-    expectProblem(await app.inject({ method: 'POST', url: '/v1/jobs', headers, payload: createNested(200_000) }), 422, 'json-too-deep');
+    expectProblem(
+      await app.inject({ method: 'POST', url: '/v1/jobs', headers, payload: createNested(200_000) }),
+      422,
+      'json-too-deep',
+    );
   }
 }
 
 describe('JSON nesting limit', () => {
-  it('is 64 levels, well below Lua cjson\'s 1000', () => {
+  it("is 64 levels, well below Lua cjson's 1000", () => {
     expect(MAX_JSON_DEPTH).toBe(64);
   });
 
@@ -195,38 +223,90 @@ describe('JSON nesting limit', () => {
     const { app } = await scope.open({ store, workers: true });
     await deepRoundTrip(app);
     // A worker runs the deepest input the API takes: the result (stored through Lua) comes back whole.
-    const created = await app.inject({ method: 'POST', url: '/v1/jobs', headers: { ...json, prefer: 'wait=10' }, payload: createNested(MAX_JSON_DEPTH) });
+    const created = await app.inject({
+      method: 'POST',
+      url: '/v1/jobs',
+      headers: { ...json, prefer: 'wait=10' },
+      payload: createNested(MAX_JSON_DEPTH),
+    });
     expect(created.statusCode, created.body).toBe(200);
-    expect(created.json<{ result: unknown }>().result).toEqual({ value: JSON.parse(nested(MAX_JSON_DEPTH - 2)) as unknown });
+    expect(created.json<{ result: unknown }>().result).toEqual({
+      value: JSON.parse(nested(MAX_JSON_DEPTH - 2)) as unknown,
+    });
   });
 
   it('names where in an object the nesting went too deep, escaping the pointer, and keeps long pointers short', async () => {
     const { app } = await scope.open();
     const keyed = `{"type":"echo","input":{"value":{"a/b":{"~k":${nested(MAX_JSON_DEPTH)}}}}}`;
-    const problem = expectProblem(await app.inject({ method: 'POST', url: '/v1/jobs', headers: json, payload: keyed }), 422, 'json-too-deep');
+    const problem = expectProblem(
+      await app.inject({ method: 'POST', url: '/v1/jobs', headers: json, payload: keyed }),
+      422,
+      'json-too-deep',
+    );
     expect(problem.errors![0]!.pointer).toBe(`/input/value/a~1b/~0k${'/0'.repeat(MAX_JSON_DEPTH - 4)}`);
     const longKeys = `{"type":"echo","input":${'{"kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk":'.repeat(100)}1${'}'.repeat(100)}}`;
-    const long = expectProblem(await app.inject({ method: 'POST', url: '/v1/jobs', headers: json, payload: longKeys }), 422, 'json-too-deep');
+    const long = expectProblem(
+      await app.inject({ method: 'POST', url: '/v1/jobs', headers: json, payload: longKeys }),
+      422,
+      'json-too-deep',
+    );
     expect(long.errors![0]!.pointer.length).toBeLessThanOrEqual(512);
     expect(long.errors![0]!.pointer).toMatch(/^\/input(\/k+)+$/);
-    const top = expectProblem(await app.inject({ method: 'POST', url: '/v1/jobs', headers: json, payload: nested(100_000) }), 422, 'json-too-deep');
+    const top = expectProblem(
+      await app.inject({ method: 'POST', url: '/v1/jobs', headers: json, payload: nested(100_000) }),
+      422,
+      'json-too-deep',
+    );
     expect(top.errors![0]!.pointer).toBe('/0'.repeat(MAX_JSON_DEPTH));
   });
 
   it('applies to every JSON body (admin routes too), and unterminated nesting is refused as well', async () => {
     const { app } = await scope.open();
-    expectProblem(await app.inject({ method: 'POST', url: '/admin/bulk', headers: json, payload: `{"action":"retry","ids":${nested(10_000)}}` }), 422, 'json-too-deep');
-    expectProblem(await app.inject({ method: 'POST', url: '/admin/session', headers: json, payload: `{"key":${nested(100)}}` }), 422, 'json-too-deep');
-    expectProblem(await app.inject({ method: 'POST', url: '/v1/jobs', headers: json, payload: '['.repeat(500_000) }), 422, 'json-too-deep');
-    expectProblem(await app.inject({ method: 'POST', url: '/v1/jobs', headers: json, payload: '['.repeat(10) }), 400, 'malformed-json');
+    expectProblem(
+      await app.inject({
+        method: 'POST',
+        url: '/admin/bulk',
+        headers: json,
+        payload: `{"action":"retry","ids":${nested(10_000)}}`,
+      }),
+      422,
+      'json-too-deep',
+    );
+    expectProblem(
+      await app.inject({ method: 'POST', url: '/admin/session', headers: json, payload: `{"key":${nested(100)}}` }),
+      422,
+      'json-too-deep',
+    );
+    expectProblem(
+      await app.inject({ method: 'POST', url: '/v1/jobs', headers: json, payload: '['.repeat(500_000) }),
+      422,
+      'json-too-deep',
+    );
+    expectProblem(
+      await app.inject({ method: 'POST', url: '/v1/jobs', headers: json, payload: '['.repeat(10) }),
+      400,
+      'malformed-json',
+    );
     // Brackets inside strings are text, not nesting.
-    const created = await app.inject({ method: 'POST', url: '/v1/jobs', headers: json, payload: `{"type":"echo","input":{"value":"${'[{'.repeat(1000)}\\"["}}` });
+    const created = await app.inject({
+      method: 'POST',
+      url: '/v1/jobs',
+      headers: json,
+      payload: `{"type":"echo","input":{"value":"${'[{'.repeat(1000)}\\"["}}`,
+    });
     expect(created.statusCode, created.body).toBe(202);
   });
 
   it('reuses results for deep (allowed) inputs: canonical JSON never recurses', async () => {
     const { app } = await scope.open({
-      extraHandlers: [defineHandler({ type: 'lookup', input: z.object({ q: z.json() }).strict(), cache: { ttl_s: 60 }, run: async () => ({ ok: true }) })],
+      extraHandlers: [
+        defineHandler({
+          type: 'lookup',
+          input: z.object({ q: z.json() }).strict(),
+          cache: { ttl_s: 60 },
+          run: async () => ({ ok: true }),
+        }),
+      ],
     });
     const body = `{"type":"lookup","input":{"q":${nested(MAX_JSON_DEPTH - 2)}}}`;
     const first = await app.inject({ method: 'POST', url: '/v1/jobs', headers: json, payload: body });
@@ -252,7 +332,11 @@ describe('refusals before a route runs are problem+json too', () => {
     for (const method of ['TRACE', 'PATCH', 'PROPFIND', 'OPTIONS', 'PUT'] as const) {
       expectProblem(await app.inject({ method, url: '/v1/jobs/x/result/y' }), 404, 'not-found');
     }
-    const long = expectProblem(await app.inject({ method: 'GET', url: `/nowhere/${'x'.repeat(5000)}` }), 404, 'not-found');
+    const long = expectProblem(
+      await app.inject({ method: 'GET', url: `/nowhere/${'x'.repeat(5000)}` }),
+      404,
+      'not-found',
+    );
     expect(long.detail.length).toBeLessThan(300);
   });
 
@@ -261,7 +345,11 @@ describe('refusals before a route runs are problem+json too', () => {
     for (const headers of [{}, { origin: 'https://app.example.com' }, { 'access-control-request-method': 'GET' }]) {
       expectProblem(await app.inject({ method: 'OPTIONS', url: '/v1/jobs/abc', headers }), 400, 'invalid-preflight');
     }
-    const ok = await app.inject({ method: 'OPTIONS', url: '/v1/jobs/abc', headers: { origin: 'https://app.example.com', 'access-control-request-method': 'GET' } });
+    const ok = await app.inject({
+      method: 'OPTIONS',
+      url: '/v1/jobs/abc',
+      headers: { origin: 'https://app.example.com', 'access-control-request-method': 'GET' },
+    });
     expect(ok.statusCode).toBe(204);
     expectProblem(await app.inject({ method: 'OPTIONS', url: '/admin/jobs' }), 404, 'not-found');
   });
@@ -270,29 +358,63 @@ describe('refusals before a route runs are problem+json too', () => {
     const { app } = await scope.open();
     const deleted = await app.inject({ method: 'DELETE', url: '/v1/jobs/abc', headers: json, payload: '{"a":1}' });
     expect(deleted.statusCode).toBe(204);
-    expectProblem(await app.inject({ method: 'DELETE', url: '/v1/jobs/abc', headers: { 'content-type': 'text/plain' }, payload: 'x' }), 415, 'unsupported-media-type');
-    expectProblem(await app.inject({ method: 'POST', url: '/v1/jobs/abc/cancel', headers: json, payload: '{bad' }), 400, 'malformed-json');
-    expectProblem(await app.inject({ method: 'POST', url: '/v1/jobs', headers: json, payload: '{"__proto__":{"x":1}}' }), 400, 'malformed-json');
+    expectProblem(
+      await app.inject({
+        method: 'DELETE',
+        url: '/v1/jobs/abc',
+        headers: { 'content-type': 'text/plain' },
+        payload: 'x',
+      }),
+      415,
+      'unsupported-media-type',
+    );
+    expectProblem(
+      await app.inject({ method: 'POST', url: '/v1/jobs/abc/cancel', headers: json, payload: '{bad' }),
+      400,
+      'malformed-json',
+    );
+    expectProblem(
+      await app.inject({ method: 'POST', url: '/v1/jobs', headers: json, payload: '{"__proto__":{"x":1}}' }),
+      400,
+      'malformed-json',
+    );
   });
 
   it('every problem code the service answers with is explained at /problems/{code}', async () => {
     const { app } = await scope.open();
-    for (const code of ['json-too-deep', 'malformed-request', 'headers-too-large', 'request-timeout', 'invalid-preflight', 'expectation-failed']) {
+    for (const code of [
+      'json-too-deep',
+      'malformed-request',
+      'headers-too-large',
+      'request-timeout',
+      'invalid-preflight',
+      'expectation-failed',
+    ]) {
       const response = await app.inject({ method: 'GET', url: `/problems/${code}` });
       expect(response.statusCode).toBe(200);
-      expect(response.json()).toMatchObject({ code, status: problemCatalog[code as keyof typeof problemCatalog].status });
+      expect(response.json()).toMatchObject({
+        code,
+        status: problemCatalog[code as keyof typeof problemCatalog].status,
+      });
     }
   });
 });
 
 describe('HEAD of an event stream', () => {
-  it('answers the stream\'s headers and ends, instead of holding the connection without a word', async () => {
+  it("answers the stream's headers and ends, instead of holding the connection without a word", async () => {
     const harness = await scope.open();
     const job = await harness.app.inject({ method: 'POST', url: '/v1/jobs', payload: { type: 'echo' } });
     await harness.app.listen({ host: '127.0.0.1', port: 0 });
     const port = (harness.app.server.address() as AddressInfo).port;
-    for (const path of [`/v1/jobs/${job.json<{ id: string }>().id}/events`, `/v1/events?job_id=${job.json<{ id: string }>().id}`, '/admin/events']) {
-      const outcome = await rawRequest(port, `HEAD ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n`, { head: true, timeoutMs: 5000 });
+    for (const path of [
+      `/v1/jobs/${job.json<{ id: string }>().id}/events`,
+      `/v1/events?job_id=${job.json<{ id: string }>().id}`,
+      '/admin/events',
+    ]) {
+      const outcome = await rawRequest(port, `HEAD ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n`, {
+        head: true,
+        timeoutMs: 5000,
+      });
       expect(outcome.error, path).toBeUndefined();
       expect(outcome.response?.status).toBe(200);
       expect(outcome.response?.headers['content-type']).toMatch(/^text\/event-stream/);

@@ -22,11 +22,13 @@ import { seededRandom } from '../helpers/seeded-random.js';
  */
 
 const DEFAULT_SEED = 20261204;
-const SEED = process.env.FUZZ_SEED !== undefined && process.env.FUZZ_SEED !== '' ? Number(process.env.FUZZ_SEED) >>> 0 : DEFAULT_SEED;
+const SEED =
+  process.env.FUZZ_SEED !== undefined && process.env.FUZZ_SEED !== ''
+    ? Number(process.env.FUZZ_SEED) >>> 0
+    : DEFAULT_SEED;
 const BODY_LIMIT = 65_536;
 /** A request the server may legitimately hold (Prefer: wait) is let go unanswered after this long. */
 const HOLD_MS = 250;
-
 
 class Random {
   constructor(readonly next: () => number) {}
@@ -86,7 +88,8 @@ interface Context {
   random: Random;
 }
 
-const deep = (depth: number, open: string, close: string, leaf = '1'): string => open.repeat(depth) + leaf + close.repeat(depth);
+const deep = (depth: number, open: string, close: string, leaf = '1'): string =>
+  open.repeat(depth) + leaf + close.repeat(depth);
 const deepObject = (depth: number): string => deep(depth, '{"a":', '}');
 const mixed = (depth: number): string => '[{"k":'.repeat(depth) + 'null' + '}]'.repeat(depth);
 
@@ -126,7 +129,7 @@ const hostileIds: Maker<string | Buffer>[] = [
   '%20',
   '+',
   '%0d%0aX-Injected:%201',
-  "'\"<script>",
+  '\'"<script>',
   '0',
   '-1',
   '1e309',
@@ -193,11 +196,13 @@ function validCreate({ random }: Context): string {
   const body: Record<string, unknown> = random.chance(0.5)
     ? { type: 'echo', input: { value: random.pick([null, 1, 'x', [1, 2], { a: { b: [] } }, 'é✓💩', 1.5e300]) } }
     : { type: 'sleep', input: { ms: random.int(3), steps: 1 + random.int(3) } };
-  if (random.chance(0.3)) body.metadata = { team: random.pick(['a', 'b', '']), [random.pick(['k', '__proto__', 'constructor'])]: 'v' };
+  if (random.chance(0.3))
+    body.metadata = { team: random.pick(['a', 'b', '']), [random.pick(['k', '__proto__', 'constructor'])]: 'v' };
   if (random.chance(0.3)) body.priority = random.int(201) - 100;
   if (random.chance(0.2)) body.delay_s = random.int(5);
   if (random.chance(0.2)) body.max_attempts = 1 + random.int(5);
-  if (random.chance(0.2)) body.webhook = { url: random.pick(['https://hooks.example.com/x', 'http://127.0.0.1:9/x', 'http://10.0.0.1/x']) };
+  if (random.chance(0.2))
+    body.webhook = { url: random.pick(['https://hooks.example.com/x', 'http://127.0.0.1:9/x', 'http://10.0.0.1/x']) };
   return JSON.stringify(body);
 }
 
@@ -318,7 +323,8 @@ const oddBodies: Maker<string | Buffer>[] = [
   '{"type":"echo","input":{},"max_attempts":0}',
   '{"type":"echo","input":{},"timeout_s":-5}',
   '{"type":"echo","input":{},"metadata":{"a":{"b":1}}}',
-  (c) => `{"type":"echo","input":{},"metadata":{${Array.from({ length: 100 }, (_, i) => `"k${i}":"${c.random.int(10)}"`).join(',')}}}`,
+  (c) =>
+    `{"type":"echo","input":{},"metadata":{${Array.from({ length: 100 }, (_, i) => `"k${i}":"${c.random.int(10)}"`).join(',')}}}`,
   '{"type":"echo","input":{},"webhook":{"url":"javascript:alert(1)"}}',
   '{"type":"echo","input":{},"webhook":{"url":"http://127.0.0.1:1/x"}}',
   '{"type":"echo","input":{},"webhook":{"url":"http://[::1]/","events":["nope"]}}',
@@ -412,12 +418,29 @@ const methods: Maker<string>[] = [
 ];
 
 /** Paths the app does not have, in the same rotation as its routes. */
-const strayPaths = ['/', '/../../etc/passwd', '//v1/jobs', '/v1', '/v1/', '/v1/jobs/x/result/y', '/v1/jobs/x/y/z/w', '/admin/../health', '/%2e%2e/%2e%2e/', '/docs/..%2f..%2fpackage.json', '/problems', '/v2/jobs', '/favicon.ico'];
+const strayPaths = [
+  '/',
+  '/../../etc/passwd',
+  '//v1/jobs',
+  '/v1',
+  '/v1/',
+  '/v1/jobs/x/result/y',
+  '/v1/jobs/x/y/z/w',
+  '/admin/../health',
+  '/%2e%2e/%2e%2e/',
+  '/docs/..%2f..%2fpackage.json',
+  '/problems',
+  '/v2/jobs',
+  '/favicon.ico',
+];
 
 /** Requests no HTTP library would send: bad request lines, header lines and framing. */
 function malformedRequests(port: number): { label: string; bytes: Buffer }[] {
   const host = `Host: 127.0.0.1:${port}\r\n`;
-  const raw = (label: string, text: string | Buffer): { label: string; bytes: Buffer } => ({ label, bytes: Buffer.isBuffer(text) ? text : Buffer.from(text, 'latin1') });
+  const raw = (label: string, text: string | Buffer): { label: string; bytes: Buffer } => ({
+    label,
+    bytes: Buffer.isBuffer(text) ? text : Buffer.from(text, 'latin1'),
+  });
   return [
     raw('garbage request line', 'GARBAGE\r\n\r\n'),
     raw('empty lines, then garbage', '\r\n\r\n\r\nGARBAGE\r\n\r\n'),
@@ -429,7 +452,14 @@ function malformedRequests(port: number): { label: string; bytes: Buffer }[] {
     raw('two hosts', `GET /v1/jobs HTTP/1.1\r\n${host}${host}Connection: close\r\n\r\n`),
     raw('h2 preface', 'PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'),
     raw('space in target', `GET /v1/jobs /x HTTP/1.1\r\n${host}\r\n`),
-    raw('raw utf-8 target', Buffer.concat([Buffer.from('GET /v1/jobs/'), Buffer.from('été', 'utf8'), Buffer.from(` HTTP/1.1\r\n${host}Connection: close\r\n\r\n`)])),
+    raw(
+      'raw utf-8 target',
+      Buffer.concat([
+        Buffer.from('GET /v1/jobs/'),
+        Buffer.from('été', 'utf8'),
+        Buffer.from(` HTTP/1.1\r\n${host}Connection: close\r\n\r\n`),
+      ]),
+    ),
     raw('control byte in target', `GET /v1/jobs/\x01 HTTP/1.1\r\n${host}\r\n`),
     raw('absolute-form target', `GET http://127.0.0.1:${port}/v1/jobs HTTP/1.1\r\n${host}Connection: close\r\n\r\n`),
     raw('asterisk target', `OPTIONS * HTTP/1.1\r\n${host}Connection: close\r\n\r\n`),
@@ -443,17 +473,47 @@ function malformedRequests(port: number): { label: string; bytes: Buffer }[] {
     raw('header over 16 KiB', `GET /v1/jobs HTTP/1.1\r\n${host}X-Big: ${'a'.repeat(20_000)}\r\n\r\n`),
     raw('many headers', `GET /v1/jobs HTTP/1.1\r\n${host}${'X-A: b\r\n'.repeat(3000)}\r\n`),
     raw('target over 16 KiB', `GET /v1/jobs?${'q'.repeat(20_000)} HTTP/1.1\r\n${host}\r\n`),
-    raw('two content-lengths', `POST /v1/jobs HTTP/1.1\r\n${host}Content-Type: application/json\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}`),
-    raw('content-length and chunked', `POST /v1/jobs HTTP/1.1\r\n${host}Content-Type: application/json\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n`),
-    raw('negative content-length', `POST /v1/jobs HTTP/1.1\r\n${host}Content-Type: application/json\r\nContent-Length: -1\r\n\r\n{}`),
-    raw('huge content-length', `POST /v1/jobs HTTP/1.1\r\n${host}Content-Type: application/json\r\nContent-Length: 99999999999999999999\r\n\r\n{}`),
-    raw('content-length over the limit', `POST /v1/jobs HTTP/1.1\r\n${host}Content-Type: application/json\r\nContent-Length: ${BODY_LIMIT * 4}\r\nConnection: close\r\n\r\n{}`),
-    raw('bad chunk size', `POST /v1/jobs HTTP/1.1\r\n${host}Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\nZZ\r\n{}\r\n0\r\n\r\n`),
-    raw('transfer-encoding not chunked', `POST /v1/jobs HTTP/1.1\r\n${host}Content-Type: application/json\r\nTransfer-Encoding: gzip\r\n\r\n{}`),
-    raw('DELETE with a body and no length', `DELETE /v1/jobs/abc HTTP/1.1\r\n${host}Content-Type: application/json\r\n\r\n{"a":1}`),
-    raw('GET with a body and no length', `GET /v1/jobs HTTP/1.1\r\n${host}Content-Type: application/json\r\n\r\n{"a":1}`),
+    raw(
+      'two content-lengths',
+      `POST /v1/jobs HTTP/1.1\r\n${host}Content-Type: application/json\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}`,
+    ),
+    raw(
+      'content-length and chunked',
+      `POST /v1/jobs HTTP/1.1\r\n${host}Content-Type: application/json\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n`,
+    ),
+    raw(
+      'negative content-length',
+      `POST /v1/jobs HTTP/1.1\r\n${host}Content-Type: application/json\r\nContent-Length: -1\r\n\r\n{}`,
+    ),
+    raw(
+      'huge content-length',
+      `POST /v1/jobs HTTP/1.1\r\n${host}Content-Type: application/json\r\nContent-Length: 99999999999999999999\r\n\r\n{}`,
+    ),
+    raw(
+      'content-length over the limit',
+      `POST /v1/jobs HTTP/1.1\r\n${host}Content-Type: application/json\r\nContent-Length: ${BODY_LIMIT * 4}\r\nConnection: close\r\n\r\n{}`,
+    ),
+    raw(
+      'bad chunk size',
+      `POST /v1/jobs HTTP/1.1\r\n${host}Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\nZZ\r\n{}\r\n0\r\n\r\n`,
+    ),
+    raw(
+      'transfer-encoding not chunked',
+      `POST /v1/jobs HTTP/1.1\r\n${host}Content-Type: application/json\r\nTransfer-Encoding: gzip\r\n\r\n{}`,
+    ),
+    raw(
+      'DELETE with a body and no length',
+      `DELETE /v1/jobs/abc HTTP/1.1\r\n${host}Content-Type: application/json\r\n\r\n{"a":1}`,
+    ),
+    raw(
+      'GET with a body and no length',
+      `GET /v1/jobs HTTP/1.1\r\n${host}Content-Type: application/json\r\n\r\n{"a":1}`,
+    ),
     raw('pipelined garbage', `GET /health/live HTTP/1.1\r\n${host}\r\nNOT HTTP AT ALL\r\n\r\n`),
-    raw('unknown Expect', `POST /v1/jobs HTTP/1.1\r\n${host}Expect: the-unexpected\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}`),
+    raw(
+      'unknown Expect',
+      `POST /v1/jobs HTTP/1.1\r\n${host}Expect: the-unexpected\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}`,
+    ),
     raw('lower-case method', `get /v1/jobs HTTP/1.1\r\n${host}\r\n`),
   ];
 }
@@ -481,11 +541,14 @@ function makeRequest(route: Route | string, context: Context): Sent {
   // Fill placeholders: mostly sane values for ids of jobs that exist, often hostile ones.
   for (const piece of path.split(/(:[a-z_]+|\*)/)) {
     if (piece.startsWith(':') || piece === '*') {
-      const filler = random.chance(0.3) ? random.pick(context.jobIds) : random.pickMade<string | Buffer, Context>(hostileIds, context);
+      const filler = random.chance(0.3)
+        ? random.pick(context.jobIds)
+        : random.pickMade<string | Buffer, Context>(hostileIds, context);
       pathParts.push(Buffer.isBuffer(filler) ? filler : Buffer.from(filler, 'latin1'));
     } else pathParts.push(Buffer.from(piece, 'latin1'));
   }
-  if (random.chance(0.05)) pathParts.push(Buffer.from(random.pick(['/', '//', '/..', '/.', '%', '/%ZZ', '?', '#frag'])));
+  if (random.chance(0.05))
+    pathParts.push(Buffer.from(random.pick(['/', '//', '/..', '/.', '%', '/%ZZ', '?', '#frag'])));
   const query = random.chance(0.45) ? random.pickMade(hostileQueries, context) : '';
   const target = Buffer.concat([...pathParts, Buffer.from(query, 'latin1')]);
   path = target.toString('latin1');
@@ -494,7 +557,11 @@ function makeRequest(route: Route | string, context: Context): Sent {
   // Usually valid credentials (so the route itself runs), often hostile headers besides.
   if (context.apiKeys.length > 0 || context.adminKeys.length > 0) {
     if (random.chance(0.7)) {
-      const key = path.startsWith('/admin') ? random.pick(context.adminKeys) : path.startsWith('/metrics') ? context.metricsToken : random.pick(context.apiKeys);
+      const key = path.startsWith('/admin')
+        ? random.pick(context.adminKeys)
+        : path.startsWith('/metrics')
+          ? context.metricsToken
+          : random.pick(context.apiKeys);
       if (key !== undefined) headers.push(['Authorization', `Bearer ${key}`]);
     }
   }
@@ -502,7 +569,8 @@ function makeRequest(route: Route | string, context: Context): Sent {
   for (let i = 0; i < extra; i++) headers.push(random.pickMade(hostileHeaders, context));
 
   let body: Buffer | undefined;
-  const wantsBody = method === 'POST' || method === 'PUT' || method === 'PATCH' ? random.chance(0.9) : random.chance(0.15);
+  const wantsBody =
+    method === 'POST' || method === 'PUT' || method === 'PATCH' ? random.chance(0.9) : random.chance(0.15);
   if (wantsBody) {
     const made = random.pickMade(random.pick(bodyKinds), context);
     body = Buffer.isBuffer(made) ? made : Buffer.from(made, 'utf8');
@@ -513,7 +581,7 @@ function makeRequest(route: Route | string, context: Context): Sent {
     else if (framing < 0.95) {
       headers.push(['Transfer-Encoding', 'chunked']);
       const chunks: Buffer[] = [];
-      for (let at = 0; at < body.length; ) {
+      for (let at = 0; at < body.length;) {
         const size = 1 + random.int(Math.max(1, Math.min(body.length - at, 4096)));
         chunks.push(Buffer.from(`${size.toString(16)}\r\n`), body.subarray(at, at + size), Buffer.from('\r\n'));
         at += size;
@@ -527,7 +595,12 @@ function makeRequest(route: Route | string, context: Context): Sent {
   }
   const prefer = headers.filter(([name]) => name === 'Prefer').map(([, value]) => value.toString());
   const bytes = requestBytes(method, target, headers, body);
-  return { label: `${method} ${path.length > 120 ? `${path.slice(0, 120)}…` : path}`, bytes, head: method === 'HEAD', mayHold: (preferredWaitS(prefer.join(',')) ?? 0) > 0 };
+  return {
+    label: `${method} ${path.length > 120 ? `${path.slice(0, 120)}…` : path}`,
+    bytes,
+    head: method === 'HEAD',
+    mayHold: (preferredWaitS(prefer.join(',')) ?? 0) > 0,
+  };
 }
 
 /**
@@ -538,15 +611,32 @@ function bodySweep(routes: Route[], context: Context): Sent[] {
   const { random } = context;
   const sent: Sent[] = [];
   for (const route of routes.filter((candidate) => candidate.method === 'POST' || candidate.method === 'DELETE')) {
-    const path = route.path.replace(/:id/g, context.jobIds[0]!).replace(/:type/g, 'echo').replace(/:[a-z_]+|\*/g, 'x');
+    const path = route.path
+      .replace(/:id/g, context.jobIds[0]!)
+      .replace(/:type/g, 'echo')
+      .replace(/:[a-z_]+|\*/g, 'x');
     const headers: Header[] = [['Host', `127.0.0.1:${context.port}`]];
     const key = path.startsWith('/admin') ? context.adminKeys[2] : context.apiKeys[0];
     if (key !== undefined) headers.push(['Authorization', `Bearer ${key}`]);
     for (const maker of [...deepBodies, ...prototypeBodies, ...sizeAndEncodingBodies, '', '{bad', 'null']) {
       const made = typeof maker === 'function' ? maker(context) : maker;
       const body = Buffer.isBuffer(made) ? made : Buffer.from(made, 'utf8');
-      const bytes = requestBytes(route.method, path, [...headers, ['Content-Type', random.pick(['application/json', 'application/json; charset=utf-8'])], ['Content-Length', String(body.length)]], body);
-      sent.push({ label: `sweep: ${route.method} ${path} with ${describeBytes(body).slice(0, 60)}`, bytes, head: false, mayHold: false });
+      const bytes = requestBytes(
+        route.method,
+        path,
+        [
+          ...headers,
+          ['Content-Type', random.pick(['application/json', 'application/json; charset=utf-8'])],
+          ['Content-Length', String(body.length)],
+        ],
+        body,
+      );
+      sent.push({
+        label: `sweep: ${route.method} ${path} with ${describeBytes(body).slice(0, 60)}`,
+        bytes,
+        head: false,
+        mayHold: false,
+      });
     }
   }
   return sent;
@@ -567,7 +657,8 @@ function judge(outcome: RawOutcome, head: boolean, mayHold: boolean): string | u
   if (status >= 500) return `${status}: ${body.toString('utf8').slice(0, 300)}`;
   if (status < 400) return undefined;
   const type = headers['content-type'] ?? '(none)';
-  if (!type.startsWith('application/problem+json')) return `${status} with content-type ${type}: ${body.toString('utf8').slice(0, 200)}`;
+  if (!type.startsWith('application/problem+json'))
+    return `${status} with content-type ${type}: ${body.toString('utf8').slice(0, 200)}`;
   if (head) return undefined;
   let document: unknown;
   try {
@@ -576,20 +667,31 @@ function judge(outcome: RawOutcome, head: boolean, mayHold: boolean): string | u
     return `${status} problem body is not JSON: ${body.toString('utf8').slice(0, 200)}`;
   }
   const problem = document as { code?: unknown; status?: unknown; type?: unknown; title?: unknown; detail?: unknown };
-  if (typeof problem.code !== 'string' || problem.code === '') return `${status} problem without a string code: ${body.toString('utf8').slice(0, 200)}`;
+  if (typeof problem.code !== 'string' || problem.code === '')
+    return `${status} problem without a string code: ${body.toString('utf8').slice(0, 200)}`;
   if (problem.status !== status) return `${status} problem says status ${String(problem.status)}`;
-  if (typeof problem.type !== 'string' || typeof problem.title !== 'string' || typeof problem.detail !== 'string') return `${status} problem without type/title/detail`;
+  if (typeof problem.type !== 'string' || typeof problem.title !== 'string' || typeof problem.detail !== 'string')
+    return `${status} problem without type/title/detail`;
   return undefined;
 }
 
 const API_KEYS = ['fuzz-api-key-acme-0123456789', 'fuzz-api-key-globex-012345678'];
-const ADMIN_KEYS = { viewer: 'fuzz-admin-viewer-0123456789', operator: 'fuzz-admin-operator-012345678', admin: 'fuzz-admin-admin-0123456789' };
+const ADMIN_KEYS = {
+  viewer: 'fuzz-admin-viewer-0123456789',
+  operator: 'fuzz-admin-operator-012345678',
+  admin: 'fuzz-admin-admin-0123456789',
+};
 const METRICS_TOKEN = 'fuzz-metrics-token-0123456789';
 
 type Mode = 'open' | 'keys';
 
 function harnessOptions(mode: Mode): HarnessOptions {
-  const common: HarnessOptions = { bodyLimitBytes: BODY_LIMIT, webhookPolicy: new OutboundPolicy(), workers: true, concurrency: 2 };
+  const common: HarnessOptions = {
+    bodyLimitBytes: BODY_LIMIT,
+    webhookPolicy: new OutboundPolicy(),
+    workers: true,
+    concurrency: 2,
+  };
   if (mode === 'open') return { ...common, corsOrigins: ['https://app.example.com'] };
   return {
     ...common,
@@ -598,7 +700,10 @@ function harnessOptions(mode: Mode): HarnessOptions {
       { key: API_KEYS[0]!, tenant: 'acme' },
       { key: API_KEYS[1]!, tenant: 'globex' },
     ]),
-    adminKeys: Object.entries(ADMIN_KEYS).map(([role, key]) => ({ key, role: role as 'viewer' | 'operator' | 'admin' })),
+    adminKeys: Object.entries(ADMIN_KEYS).map(([role, key]) => ({
+      key,
+      role: role as 'viewer' | 'operator' | 'admin',
+    })),
     metricsToken: METRICS_TOKEN,
     rateLimitPerMin: 10_000_000,
     maxActiveJobsPerTenant: 100_000,
@@ -610,7 +715,12 @@ function harnessOptions(mode: Mode): HarnessOptions {
 async function seedJobs(harness: Harness, mode: Mode): Promise<string[]> {
   const headers = mode === 'keys' ? { authorization: `Bearer ${API_KEYS[0]}` } : {};
   const create = async (body: unknown): Promise<string> => {
-    const response = await harness.app.inject({ method: 'POST', url: '/v1/jobs', headers, payload: body as Record<string, unknown> });
+    const response = await harness.app.inject({
+      method: 'POST',
+      url: '/v1/jobs',
+      headers,
+      payload: body as Record<string, unknown>,
+    });
     expect(response.statusCode, response.body).toBeLessThan(300);
     return response.json<{ id: string }>().id;
   };
@@ -620,10 +730,18 @@ async function seedJobs(harness: Harness, mode: Mode): Promise<string[]> {
     await create({ type: 'sleep', input: { ms: 0, fail_times: 5 }, max_attempts: 1 }),
   ];
   for (const id of done) {
-    await waitFor(async () => (await harness.store.get(id))?.status !== 'queued' && (await harness.store.get(id))?.status !== 'running', { what: `job ${id} to finish` });
+    await waitFor(
+      async () =>
+        (await harness.store.get(id))?.status !== 'queued' && (await harness.store.get(id))?.status !== 'running',
+      { what: `job ${id} to finish` },
+    );
   }
   await harness.pool!.drain(1000);
-  const waiting = [await create({ type: 'sleep', input: { ms: 1 } }), await create({ type: 'echo', input: {}, delay_s: 3600 }), await create({ type: 'echo', input: {} })];
+  const waiting = [
+    await create({ type: 'sleep', input: { ms: 1 } }),
+    await create({ type: 'echo', input: {}, delay_s: 3600 }),
+    await create({ type: 'echo', input: {} }),
+  ];
   const canceled = await create({ type: 'echo', input: {} });
   await harness.app.inject({ method: 'POST', url: `/v1/jobs/${canceled}/cancel`, headers });
   return [...done, ...waiting, canceled];
@@ -635,7 +753,11 @@ async function expectStillServing(port: number, mode: Mode): Promise<void> {
   const auth: Record<string, string> = mode === 'keys' ? { authorization: `Bearer ${API_KEYS[1]}` } : {};
   const health = await fetch(`${base}/health`);
   expect(health.status).toBe(200);
-  const created = await fetch(`${base}/v1/jobs`, { method: 'POST', headers: { 'content-type': 'application/json', ...auth }, body: JSON.stringify({ type: 'echo', input: { value: 'after the fuzz' } }) });
+  const created = await fetch(`${base}/v1/jobs`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...auth },
+    body: JSON.stringify({ type: 'echo', input: { value: 'after the fuzz' } }),
+  });
   expect(created.status).toBe(202);
   const job = (await created.json()) as { id: string; input: unknown };
   expect(job.input).toEqual({ value: 'after the fuzz' });
@@ -644,13 +766,29 @@ async function expectStillServing(port: number, mode: Mode): Promise<void> {
   expect(((await fetched.json()) as { id: string }).id).toBe(job.id);
 }
 
-async function fuzz(harness: Harness, mode: Mode, count: number, seed: number): Promise<{ sent: number; failures: Failure[]; statuses: Map<number, number> }> {
+async function fuzz(
+  harness: Harness,
+  mode: Mode,
+  count: number,
+  seed: number,
+): Promise<{ sent: number; failures: Failure[]; statuses: Map<number, number> }> {
   await harness.app.listen({ host: '127.0.0.1', port: 0 });
   const port = (harness.app.server.address() as AddressInfo).port;
   const jobIds = await seedJobs(harness, mode);
   const routes = routesOf(harness);
   expect(routes.length).toBeGreaterThan(30);
-  for (const expected of ['POST /v1/jobs', 'GET /v1/jobs/:id/events', 'GET /v1/events', 'POST /admin/bulk', 'GET /admin/events', 'GET /health', 'GET /metrics', 'GET /openapi.json', 'GET /docs', 'OPTIONS /*']) {
+  for (const expected of [
+    'POST /v1/jobs',
+    'GET /v1/jobs/:id/events',
+    'GET /v1/events',
+    'POST /admin/bulk',
+    'GET /admin/events',
+    'GET /health',
+    'GET /metrics',
+    'GET /openapi.json',
+    'GET /docs',
+    'OPTIONS /*',
+  ]) {
     expect(routes.map((route) => `${route.method} ${route.path}`)).toContain(expected);
   }
   const context: Context = {
@@ -664,8 +802,12 @@ async function fuzz(harness: Harness, mode: Mode, count: number, seed: number): 
   const failures: Failure[] = [];
   const statuses = new Map<number, number>();
   // Every route in turn; the ones that take a body (where most of the hostile input goes) twice, the create six times.
-  const weight = (route: Route): number => (route.method === 'POST' && route.path === '/v1/jobs' ? 6 : route.method === 'POST' ? 2 : 1);
-  const rotation: (Route | string)[] = [...routes.flatMap((route) => Array.from({ length: weight(route) }, () => route)), ...strayPaths];
+  const weight = (route: Route): number =>
+    route.method === 'POST' && route.path === '/v1/jobs' ? 6 : route.method === 'POST' ? 2 : 1;
+  const rotation: (Route | string)[] = [
+    ...routes.flatMap((route) => Array.from({ length: weight(route) }, () => route)),
+    ...strayPaths,
+  ];
   const record = (label: string, bytes: Buffer, outcome: RawOutcome, head: boolean, mayHold: boolean): void => {
     const status = outcome.response?.status ?? (outcome.stream ? 200 : 0);
     statuses.set(status, (statuses.get(status) ?? 0) + 1);
@@ -683,7 +825,10 @@ async function fuzz(harness: Harness, mode: Mode, count: number, seed: number): 
   }
   for (let i = 0; i < count; i++) {
     const request = makeRequest(rotation[i % rotation.length]!, context);
-    const outcome = await rawRequest(port, request.bytes, { head: request.head, holdMs: request.mayHold ? HOLD_MS : undefined });
+    const outcome = await rawRequest(port, request.bytes, {
+      head: request.head,
+      holdMs: request.mayHold ? HOLD_MS : undefined,
+    });
     record(request.label, request.bytes, outcome, request.head, request.mayHold);
     sent++;
   }
@@ -692,9 +837,14 @@ async function fuzz(harness: Harness, mode: Mode, count: number, seed: number): 
 }
 
 function report(name: string, result: { sent: number; failures: Failure[]; statuses: Map<number, number> }): void {
-  const histogram = [...result.statuses].sort(([a], [b]) => a - b).map(([status, n]) => `${status}×${n}`).join(' ');
+  const histogram = [...result.statuses]
+    .sort(([a], [b]) => a - b)
+    .map(([status, n]) => `${status}×${n}`)
+    .join(' ');
   console.log(`[fuzz] ${name}: ${result.sent} requests, seed ${SEED}; statuses ${histogram}`);
-  expect(result.failures.slice(0, 25), `${result.failures.length} bad answers (replay with FUZZ_SEED=${SEED})`).toEqual([]);
+  expect(result.failures.slice(0, 25), `${result.failures.length} bad answers (replay with FUZZ_SEED=${SEED})`).toEqual(
+    [],
+  );
 }
 
 const scope = harnessScope();

@@ -17,7 +17,13 @@ afterEach(async () => {
 async function healthOn(appendonly: boolean) {
   const server = await spawnRedis({ appendonly });
   servers.push(server);
-  const store = await RedisJobStore.connect({ url: server.url, keyPrefix: `h${randomUUID().slice(0, 6)}`, jobTtlMs: 60_000, connectTimeoutMs: 2000, commandTimeoutMs: 1000 });
+  const store = await RedisJobStore.connect({
+    url: server.url,
+    keyPrefix: `h${randomUUID().slice(0, 6)}`,
+    jobTtlMs: 60_000,
+    connectTimeoutMs: 2000,
+    commandTimeoutMs: 1000,
+  });
   const { app } = await scope.open({ store });
   return healthSchema.parse((await app.inject({ method: 'GET', url: '/health' })).json());
 }

@@ -70,12 +70,26 @@ describe('GET /health', () => {
     // A live worker for echo (another instance, say) clears it.
     const now = Date.now();
     await ops.beat({
-      id: 'other:1', host: 'other', pid: 1, version: '1', role: 'worker', started_at: now, beat_at: now, types: ['echo'],
-      slots_total: 4, slots_busy: 0, job_ids: [], leases_lost: 0, draining: false,
+      id: 'other:1',
+      host: 'other',
+      pid: 1,
+      version: '1',
+      role: 'worker',
+      started_at: now,
+      beat_at: now,
+      types: ['echo'],
+      slots_total: 4,
+      slots_busy: 0,
+      job_ids: [],
+      leases_lost: 0,
+      draining: false,
     });
     // The registry is read at most every 2 s.
     await expect
-      .poll(async () => healthSchema.parse((await app.inject({ method: 'GET', url: '/health' })).json()).checks.workers, { timeout: 5000, interval: 250 })
+      .poll(
+        async () => healthSchema.parse((await app.inject({ method: 'GET', url: '/health' })).json()).checks.workers,
+        { timeout: 5000, interval: 250 },
+      )
       .toMatchObject({ status: 'pass', live: 1, unserved_types: [] });
     health = healthSchema.parse((await app.inject({ method: 'GET', url: '/health' })).json());
     expect(health.status).toBe('pass');
@@ -110,12 +124,22 @@ describe('GET /health', () => {
     expect(response.headers['content-type']).toMatch(HEALTH_JSON);
     const health = healthSchema.parse(response.json());
     expect(health.status).toBe('fail');
-    expect(health.checks.store).toEqual({ kind: 'memory', fallback: false, status: 'fail', latency_ms: null, output: expect.any(String) as string });
+    expect(health.checks.store).toEqual({
+      kind: 'memory',
+      fallback: false,
+      status: 'fail',
+      latency_ms: null,
+      output: expect.any(String) as string,
+    });
   });
 
   it('is documented with the health schema for 200 and 503', async () => {
     const { app } = await scope.open();
-    const document = z.object({ paths: z.record(z.string(), z.record(z.string(), z.object({ responses: z.record(z.string(), z.unknown()) }))) }).parse(app.swagger());
+    const document = z
+      .object({
+        paths: z.record(z.string(), z.record(z.string(), z.object({ responses: z.record(z.string(), z.unknown()) }))),
+      })
+      .parse(app.swagger());
     expect(Object.keys(document.paths['/health']?.get?.responses ?? {}).sort()).toEqual(['200', '503']);
   });
 });

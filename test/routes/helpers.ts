@@ -72,7 +72,14 @@ export interface HarnessOptions extends Partial<Omit<AppDeps, 'handlers' | 'stor
 
 /** buildApp over a MemoryJobStore (or the given store), the built-in handlers plus extras, and optionally a running pool. */
 export async function startHarness(options: HarnessOptions = {}): Promise<Harness> {
-  const { workers = false, concurrency = 4, extraHandlers = [], store = new MemoryJobStore({ jobTtlMs: 60_000 }), ops = new MemoryOpsStore(), ...deps } = options;
+  const {
+    workers = false,
+    concurrency = 4,
+    extraHandlers = [],
+    store = new MemoryJobStore({ jobTtlMs: 60_000 }),
+    ops = new MemoryOpsStore(),
+    ...deps
+  } = options;
   const handlers = new HandlerRegistry([...builtInHandlers, ...extraHandlers]);
   const pool = workers
     ? new WorkerPool({
@@ -154,9 +161,12 @@ export async function waitForStatus(app: FastifyInstance, id: string, ...statuse
       { what: `job ${id} to be ${statuses.join('|')}` },
     );
   } catch (error) {
-    throw new Error(`${(error as Error).message}; last seen: ${JSON.stringify(last && { status: last.status, attempt: last.attempt, error: last.error })}`, {
-      cause: error,
-    });
+    throw new Error(
+      `${(error as Error).message}; last seen: ${JSON.stringify(last && { status: last.status, attempt: last.attempt, error: last.error })}`,
+      {
+        cause: error,
+      },
+    );
   }
 }
 

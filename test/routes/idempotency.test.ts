@@ -19,7 +19,9 @@ describe('Idempotency-Key on POST /v1/jobs', () => {
     expect(first.statusCode).toBe(202);
     expect(first.headers['idempotent-replayed']).toBeUndefined();
     // Same body with its keys in another order: the same request.
-    const again = await app.inject(post('order-42', { priority: 3, input: { value: { a: [1, 2], b: 1 } }, type: 'echo' }));
+    const again = await app.inject(
+      post('order-42', { priority: 3, input: { value: { a: [1, 2], b: 1 } }, type: 'echo' }),
+    );
     expect(again.statusCode).toBe(202);
     expect(again.headers['idempotent-replayed']).toBe('true');
     expect(parseJob(again).id).toBe(parseJob(first).id);
@@ -31,7 +33,11 @@ describe('Idempotency-Key on POST /v1/jobs', () => {
   it('refuses the same key with a different body (422 idempotency-key-reused) and makes nothing', async () => {
     const { app } = await scope.open();
     await app.inject(post('k', { type: 'echo', input: { value: 1 } }));
-    const reused = expectProblem(await app.inject(post('k', { type: 'echo', input: { value: 2 } })), 422, 'idempotency-key-reused');
+    const reused = expectProblem(
+      await app.inject(post('k', { type: 'echo', input: { value: 2 } })),
+      422,
+      'idempotency-key-reused',
+    );
     expect(reused.errors?.[0]?.pointer).toBe('Idempotency-Key');
     expect((await app.inject({ method: 'GET', url: '/v1/jobs' })).json<{ data: unknown[] }>().data).toHaveLength(1);
   });
@@ -42,7 +48,10 @@ describe('Idempotency-Key on POST /v1/jobs', () => {
     await app.inject(post(undefined, { type: 'echo' }));
     const found = await app.inject({ method: 'GET', url: '/v1/jobs?idempotency_key=lost-answer' });
     expect(found.statusCode).toBe(200);
-    expect(found.json<{ data: { id: string }[]; next_cursor: null }>()).toMatchObject({ data: [{ id: created.id }], next_cursor: null });
+    expect(found.json<{ data: { id: string }[]; next_cursor: null }>()).toMatchObject({
+      data: [{ id: created.id }],
+      next_cursor: null,
+    });
     const none = await app.inject({ method: 'GET', url: '/v1/jobs?idempotency_key=never-used' });
     expect(none.json()).toEqual({ data: [], next_cursor: null });
     const filteredOut = await app.inject({ method: 'GET', url: '/v1/jobs?idempotency_key=lost-answer&status=failed' });
@@ -51,7 +60,9 @@ describe('Idempotency-Key on POST /v1/jobs', () => {
 
   it('makes one job for concurrent repeats', async () => {
     const { app } = await scope.open();
-    const responses = await Promise.all(Array.from({ length: 5 }, () => app.inject(post('burst', { type: 'echo', input: { value: 'x' } }))));
+    const responses = await Promise.all(
+      Array.from({ length: 5 }, () => app.inject(post('burst', { type: 'echo', input: { value: 'x' } }))),
+    );
     expect(new Set(responses.map((response) => parseJob(response).id)).size).toBe(1);
     expect(responses.filter((response) => response.headers['idempotent-replayed'] === 'true')).toHaveLength(4);
   });

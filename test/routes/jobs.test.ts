@@ -23,7 +23,11 @@ describe('POST /v1/jobs', () => {
   it('answers 202 with the queued Job, Location, Content-Location and Retry-After', async () => {
     const { app } = await scope.open();
     const before = Date.now();
-    const response = await app.inject({ method: 'POST', url: '/v1/jobs', payload: { type: 'echo', input: { value: 42 }, metadata: { team: 'a' } } });
+    const response = await app.inject({
+      method: 'POST',
+      url: '/v1/jobs',
+      payload: { type: 'echo', input: { value: 42 }, metadata: { team: 'a' } },
+    });
     expect(response.statusCode).toBe(202);
     const job = parseJob(response);
     expect(job.id).toMatch(ULID_PATTERN);
@@ -44,7 +48,12 @@ describe('POST /v1/jobs', () => {
       completed_at: null,
       expires_at: null,
       progress: { percent: null, step: null, message: null, updated_at: null },
-      links: { self: `/v1/jobs/${job.id}`, result: `/v1/jobs/${job.id}/result`, cancel: `/v1/jobs/${job.id}/cancel`, events: `/v1/jobs/${job.id}/events` },
+      links: {
+        self: `/v1/jobs/${job.id}`,
+        result: `/v1/jobs/${job.id}/result`,
+        cancel: `/v1/jobs/${job.id}/cancel`,
+        events: `/v1/jobs/${job.id}/events`,
+      },
     });
     expect(job.run_at).toBe(job.created_at);
     expect(Date.parse(job.created_at)).toBeGreaterThanOrEqual(before);
@@ -68,7 +77,12 @@ describe('POST /v1/jobs', () => {
 
   it('keeps a sane X-Request-Id from the client', async () => {
     const { app } = await scope.open();
-    const response = await app.inject({ method: 'POST', url: '/v1/jobs', payload: { type: 'echo' }, headers: { 'x-request-id': 'req-123' } });
+    const response = await app.inject({
+      method: 'POST',
+      url: '/v1/jobs',
+      payload: { type: 'echo' },
+      headers: { 'x-request-id': 'req-123' },
+    });
     expect(response.statusCode).toBe(202);
     expect(response.headers['x-request-id']).toBe('req-123');
   });
@@ -98,11 +112,19 @@ describe('POST /v1/jobs', () => {
 
   it('422 when the input does not fit the type: pointer into the input', async () => {
     const { app } = await scope.open();
-    const wrongType = await app.inject({ method: 'POST', url: '/v1/jobs', payload: { type: 'sleep', input: { ms: 'x' } } });
+    const wrongType = await app.inject({
+      method: 'POST',
+      url: '/v1/jobs',
+      payload: { type: 'sleep', input: { ms: 'x' } },
+    });
     const problem = expectProblem(wrongType, 422, 'validation-failed');
     expect(problem.errors?.map((e) => e.pointer)).toEqual(['/input/ms']);
 
-    const unknownField = await app.inject({ method: 'POST', url: '/v1/jobs', payload: { type: 'sleep', input: { ms: 10, bogus: true } } });
+    const unknownField = await app.inject({
+      method: 'POST',
+      url: '/v1/jobs',
+      payload: { type: 'sleep', input: { ms: 10, bogus: true } },
+    });
     const unknown = expectProblem(unknownField, 422, 'validation-failed');
     expect(unknown.errors).toEqual([{ pointer: '/input/bogus', detail: 'unknown field' }]);
 
@@ -139,35 +161,67 @@ describe('POST /v1/jobs', () => {
 
   it('422 for a body that is not an object', async () => {
     const { app } = await scope.open();
-    const response = await app.inject({ method: 'POST', url: '/v1/jobs', payload: '[1,2]', headers: { 'content-type': 'application/json' } });
+    const response = await app.inject({
+      method: 'POST',
+      url: '/v1/jobs',
+      payload: '[1,2]',
+      headers: { 'content-type': 'application/json' },
+    });
     expectProblem(response, 422, 'validation-failed');
   });
 
   it('400 malformed-json for broken JSON', async () => {
     const { app } = await scope.open();
-    const response = await app.inject({ method: 'POST', url: '/v1/jobs', payload: '{"type": "echo",', headers: { 'content-type': 'application/json' } });
+    const response = await app.inject({
+      method: 'POST',
+      url: '/v1/jobs',
+      payload: '{"type": "echo",',
+      headers: { 'content-type': 'application/json' },
+    });
     expectProblem(response, 400, 'malformed-json');
   });
 
   it('400 malformed-json for invalid UTF-8 bytes', async () => {
     const { app } = await scope.open();
-    const payload = Buffer.concat([Buffer.from('{"type":"echo","input":{"value":"'), Buffer.from([0xc3, 0x28, 0xff]), Buffer.from('"}}')]);
-    const response = await app.inject({ method: 'POST', url: '/v1/jobs', payload, headers: { 'content-type': 'application/json' } });
+    const payload = Buffer.concat([
+      Buffer.from('{"type":"echo","input":{"value":"'),
+      Buffer.from([0xc3, 0x28, 0xff]),
+      Buffer.from('"}}'),
+    ]);
+    const response = await app.inject({
+      method: 'POST',
+      url: '/v1/jobs',
+      payload,
+      headers: { 'content-type': 'application/json' },
+    });
     expectProblem(response, 400, 'malformed-json');
   });
 
   it('413 payload-too-large over the body limit', async () => {
     const { app } = await scope.open({ bodyLimitBytes: 1024 });
-    const response = await app.inject({ method: 'POST', url: '/v1/jobs', payload: { type: 'echo', input: { value: 'x'.repeat(2000) } } });
+    const response = await app.inject({
+      method: 'POST',
+      url: '/v1/jobs',
+      payload: { type: 'echo', input: { value: 'x'.repeat(2000) } },
+    });
     expectProblem(response, 413, 'payload-too-large');
     // Just under the limit still works.
-    const small = await app.inject({ method: 'POST', url: '/v1/jobs', payload: { type: 'echo', input: { value: 'x'.repeat(900) } } });
+    const small = await app.inject({
+      method: 'POST',
+      url: '/v1/jobs',
+      payload: { type: 'echo', input: { value: 'x'.repeat(900) } },
+    });
     expect(small.statusCode).toBe(202);
   });
 
   it('415 for a body that is not JSON', async () => {
     const { app } = await scope.open();
-    const response = await app.inject({ method: 'POST', url: '/v1/jobs', payload: 'type=echo', headers: { 'content-type': 'text/plain' } });
+    const response = await app.inject({
+      method: 'POST',
+      url: '/v1/jobs',
+      payload: 'type=echo',
+      headers: { 'content-type': 'text/plain' },
+    });
     expectProblem(response, 415, 'unsupported-media-type');
   });
 });
@@ -184,12 +238,20 @@ describe('GET /v1/jobs/{id}', () => {
     expect(response.headers['retry-after']).toMatch(/^\d+$/);
     expect(response.headers['cache-control']).toBe('no-cache');
 
-    const notModified = await app.inject({ method: 'GET', url: `/v1/jobs/${created.id}`, headers: { 'if-none-match': '"v1"' } });
+    const notModified = await app.inject({
+      method: 'GET',
+      url: `/v1/jobs/${created.id}`,
+      headers: { 'if-none-match': '"v1"' },
+    });
     expect(notModified.statusCode).toBe(304);
     expect(notModified.body).toBe('');
     expect(notModified.headers.etag).toBe('"v1"');
 
-    const stale = await app.inject({ method: 'GET', url: `/v1/jobs/${created.id}`, headers: { 'if-none-match': '"v0"' } });
+    const stale = await app.inject({
+      method: 'GET',
+      url: `/v1/jobs/${created.id}`,
+      headers: { 'if-none-match': '"v0"' },
+    });
     expect(stale.statusCode).toBe(200);
     parseJob(stale);
   });
@@ -205,7 +267,11 @@ describe('GET /v1/jobs/{id}', () => {
     const response = await app.inject({ method: 'GET', url: `/v1/jobs/${created.id}` });
     expect(response.headers.etag).toBe(`"v${done.version}"`);
     expect(response.headers['retry-after']).toBeUndefined();
-    const notModified = await app.inject({ method: 'GET', url: `/v1/jobs/${created.id}`, headers: { 'if-none-match': `"v${done.version}"` } });
+    const notModified = await app.inject({
+      method: 'GET',
+      url: `/v1/jobs/${created.id}`,
+      headers: { 'if-none-match': `"v${done.version}"` },
+    });
     expect(notModified.statusCode).toBe(304);
     expect(notModified.body).toBe('');
   });
@@ -282,13 +348,21 @@ describe('GET /v1/jobs/{id}/result', () => {
     const { app } = await scope.open();
     const job = await createJob(app, { type: 'echo' });
     expect((await app.inject({ method: 'POST', url: `/v1/jobs/${job.id}/cancel` })).statusCode).toBe(200);
-    const problem = expectProblem(await app.inject({ method: 'GET', url: `/v1/jobs/${job.id}/result` }), 409, 'job-canceled');
+    const problem = expectProblem(
+      await app.inject({ method: 'GET', url: `/v1/jobs/${job.id}/result` }),
+      409,
+      'job-canceled',
+    );
     expect(jobSchema.parse(problem.job)).toMatchObject({ id: job.id, status: 'canceled', done: true });
   });
 
   it('404 for an unknown job', async () => {
     const { app } = await scope.open();
-    expectProblem(await app.inject({ method: 'GET', url: `/v1/jobs/${newJobId(Date.now())}/result` }), 404, 'job-not-found');
+    expectProblem(
+      await app.inject({ method: 'GET', url: `/v1/jobs/${newJobId(Date.now())}/result` }),
+      404,
+      'job-not-found',
+    );
   });
 });
 
@@ -327,7 +401,11 @@ describe('POST /v1/jobs/{id}/cancel', () => {
 
   it('404 for an unknown or malformed id', async () => {
     const { app } = await scope.open();
-    expectProblem(await app.inject({ method: 'POST', url: `/v1/jobs/${newJobId(Date.now())}/cancel` }), 404, 'job-not-found');
+    expectProblem(
+      await app.inject({ method: 'POST', url: `/v1/jobs/${newJobId(Date.now())}/cancel` }),
+      404,
+      'job-not-found',
+    );
     expectProblem(await app.inject({ method: 'POST', url: '/v1/jobs/abc/cancel' }), 404, 'job-not-found');
   });
 });
@@ -401,7 +479,14 @@ describe('GET /v1/jobs', () => {
     const { app, store } = await scope.open();
     // One succeeded and one running job, made through the store (no pool here).
     const succeeded = await createJob(app, { type: 'echo', priority: 100 });
-    const [claimedEcho] = await store.claim({ types: ['echo'], max: 1, workerId: 'w', leaseId: 'l1', leaseMs: 60_000, now: Date.now() });
+    const [claimedEcho] = await store.claim({
+      types: ['echo'],
+      max: 1,
+      workerId: 'w',
+      leaseId: 'l1',
+      leaseMs: 60_000,
+      now: Date.now(),
+    });
     expect(claimedEcho?.id).toBe(succeeded.id);
     await store.finish({ jobId: succeeded.id, leaseId: 'l1' }, { kind: 'succeeded', result: 1 }, Date.now());
     const running = await createJob(app, { type: 'sleep', input: { ms: 10 }, priority: 100 });
@@ -428,7 +513,9 @@ describe('GET /v1/jobs', () => {
     const q = (params: Record<string, string>) => `?${new URLSearchParams(params).toString()}`;
     expect((await list(app, q({ created_after: a!.created_at }))).data.map((j) => j.id)).toEqual([c!.id, b!.id]);
     expect((await list(app, q({ created_before: c!.created_at }))).data.map((j) => j.id)).toEqual([b!.id, a!.id]);
-    expect((await list(app, q({ created_after: a!.created_at, created_before: c!.created_at }))).data.map((j) => j.id)).toEqual([b!.id]);
+    expect(
+      (await list(app, q({ created_after: a!.created_at, created_before: c!.created_at }))).data.map((j) => j.id),
+    ).toEqual([b!.id]);
     expect((await list(app, q({ created_after: c!.created_at }))).data).toEqual([]);
     expectProblem(await app.inject({ method: 'GET', url: '/v1/jobs?created_after=yesterday' }), 400, 'bad-request');
   });
@@ -442,30 +529,37 @@ describe('GET /v1/jobs', () => {
     expect(one.next_cursor).toEqual(expect.any(String));
     expect((await list(app, '?limit=100')).data).toHaveLength(2);
     for (const limit of ['0', '101', 'ten']) {
-      const problem = expectProblem(await app.inject({ method: 'GET', url: `/v1/jobs?limit=${limit}` }), 400, 'bad-request');
+      const problem = expectProblem(
+        await app.inject({ method: 'GET', url: `/v1/jobs?limit=${limit}` }),
+        400,
+        'bad-request',
+      );
       expect(problem.errors?.map((e) => e.pointer)).toEqual(['limit']);
       expect(problem.detail).toContain('limit');
     }
   });
 
-  it.each(['desc', 'asc'] as const)('pages through 25 jobs with limit 10 (%s), each job exactly once', async (order) => {
-    const { app } = await scope.open();
-    const created: string[] = [];
-    for (let i = 0; i < 25; i++) created.push((await createJob(app, { type: 'echo', input: { value: i } })).id);
-    const seen: string[] = [];
-    const pageSizes: number[] = [];
-    let cursor: string | null = null;
-    do {
-      const page = await list(app, `?limit=10&order=${order}${cursor ? `&cursor=${cursor}` : ''}`);
-      pageSizes.push(page.data.length);
-      seen.push(...page.data.map((j) => j.id));
-      cursor = page.next_cursor;
-    } while (cursor !== null && pageSizes.length < 10);
-    expect(pageSizes).toEqual([10, 10, 5]);
-    expect(new Set(seen).size).toBe(25);
-    expect([...seen].sort()).toEqual([...created].sort());
-    expect(seen).toEqual(order === 'asc' ? [...seen].sort() : [...seen].sort().reverse());
-  });
+  it.each(['desc', 'asc'] as const)(
+    'pages through 25 jobs with limit 10 (%s), each job exactly once',
+    async (order) => {
+      const { app } = await scope.open();
+      const created: string[] = [];
+      for (let i = 0; i < 25; i++) created.push((await createJob(app, { type: 'echo', input: { value: i } })).id);
+      const seen: string[] = [];
+      const pageSizes: number[] = [];
+      let cursor: string | null = null;
+      do {
+        const page = await list(app, `?limit=10&order=${order}${cursor ? `&cursor=${cursor}` : ''}`);
+        pageSizes.push(page.data.length);
+        seen.push(...page.data.map((j) => j.id));
+        cursor = page.next_cursor;
+      } while (cursor !== null && pageSizes.length < 10);
+      expect(pageSizes).toEqual([10, 10, 5]);
+      expect(new Set(seen).size).toBe(25);
+      expect([...seen].sort()).toEqual([...created].sort());
+      expect(seen).toEqual(order === 'asc' ? [...seen].sort() : [...seen].sort().reverse());
+    },
+  );
 
   it('400 naming cursor for a bad cursor, also one from the other order', async () => {
     const { app } = await scope.open();
@@ -480,7 +574,11 @@ describe('GET /v1/jobs', () => {
 
   it('400 naming status for an unknown status, and for an unknown query parameter', async () => {
     const { app } = await scope.open();
-    const badStatus = expectProblem(await app.inject({ method: 'GET', url: '/v1/jobs?status=queued,bogus' }), 400, 'bad-request');
+    const badStatus = expectProblem(
+      await app.inject({ method: 'GET', url: '/v1/jobs?status=queued,bogus' }),
+      400,
+      'bad-request',
+    );
     expect(badStatus.errors?.map((e) => e.pointer)).toEqual(['status']);
     expect(badStatus.detail).toContain('status');
     const unknown = expectProblem(await app.inject({ method: 'GET', url: '/v1/jobs?colour=blue' }), 400, 'bad-request');
@@ -496,10 +594,16 @@ describe('GET /v1/job-types', () => {
     const response = await app.inject({ method: 'GET', url: '/v1/job-types' });
     expect(response.statusCode).toBe(200);
     expect(response.headers['content-type']).toMatch(/^application\/json/);
-    const body = response.json<{ data: { type: string; input_schema: Record<string, unknown>; timeout_s: number | null; max_attempts: number }[] }>();
+    const body = response.json<{
+      data: { type: string; input_schema: Record<string, unknown>; timeout_s: number | null; max_attempts: number }[];
+    }>();
     expect(body.data.map((t) => t.type)).toEqual(['echo', 'sleep']);
     const sleep = body.data.find((t) => t.type === 'sleep')!;
-    expect(sleep.input_schema).toMatchObject({ type: 'object', properties: { ms: { type: 'integer' } }, required: ['ms'] });
+    expect(sleep.input_schema).toMatchObject({
+      type: 'object',
+      properties: { ms: { type: 'integer' } },
+      required: ['ms'],
+    });
     expect(sleep.input_schema.additionalProperties).toBe(false);
     expect(sleep).toMatchObject({ timeout_s: null, max_attempts: 3 });
     const echo = body.data.find((t) => t.type === 'echo')!;

@@ -4,9 +4,12 @@ import { parseJob, startHarness, type Harness } from './helpers.js';
 
 /** JsonValue is documented as any value; at runtime it still refuses what is not JSON data (as z.json() did). */
 describe('the JsonValue schema (any-JSON fields)', () => {
-  it.each([[{}], [[]], [null], [0], [-1.5], ['text'], [true], [{ a: [1, null, { b: 'c', d: [[], {}] }] }]])('accepts %j', (value) => {
-    expect(jsonValue.safeParse(value).success).toBe(true);
-  });
+  it.each([[{}], [[]], [null], [0], [-1.5], ['text'], [true], [{ a: [1, null, { b: 'c', d: [[], {}] }] }]])(
+    'accepts %j',
+    (value) => {
+      expect(jsonValue.safeParse(value).success).toBe(true);
+    },
+  );
 
   it.each([
     ['undefined', undefined],
@@ -40,7 +43,9 @@ describe('the JsonValue schema (any-JSON fields)', () => {
 
     it('a submit keeps any JSON input as sent', async () => {
       const input = { value: { list: [1, 2.5, -3, null, true, 'four', [], {}], nested: { deeper: { n: 0 } } } };
-      const job = parseJob(await harness.app.inject({ method: 'POST', url: '/v1/jobs', payload: { type: 'echo', input } }));
+      const job = parseJob(
+        await harness.app.inject({ method: 'POST', url: '/v1/jobs', payload: { type: 'echo', input } }),
+      );
       expect(job.input).toEqual(input);
       const empty = parseJob(await harness.app.inject({ method: 'POST', url: '/v1/jobs', payload: { type: 'echo' } }));
       expect(empty.input).toEqual({});

@@ -63,7 +63,9 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe('TypeScript types generated from openapi.yaml (openapi-typescript)', () => {
   it('type-check a client that submits any JSON input and reads result, progress and error', async () => {
-    const document = parse(readFileSync(new URL('../../openapi.yaml', import.meta.url), 'utf8')) as Parameters<typeof openapiTS>[0];
+    const document = parse(readFileSync(new URL('../../openapi.yaml', import.meta.url), 'utf8')) as Parameters<
+      typeof openapiTS
+    >[0];
     // openapi-typescript's default settings, as a new user runs it: fields the service fills in must stay optional.
     const api = astToString(await openapiTS(document));
     expect(api).not.toMatch(/__shared/);
@@ -80,7 +82,10 @@ describe('TypeScript types generated from openapi.yaml (openapi-typescript)', ()
       types: [],
     });
     const diagnostics = ts.getPreEmitDiagnostics(program).map((diagnostic) => {
-      const where = diagnostic.file && diagnostic.start !== undefined ? diagnostic.file.getLineAndCharacterOfPosition(diagnostic.start) : undefined;
+      const where =
+        diagnostic.file && diagnostic.start !== undefined
+          ? diagnostic.file.getLineAndCharacterOfPosition(diagnostic.start)
+          : undefined;
       const file = diagnostic.file ? diagnostic.file.fileName.slice(dir.length + 1) : '';
       return `${file}${where ? `:${where.line + 1}:${where.character + 1}` : ''} ${ts.flattenDiagnosticMessageText(diagnostic.messageText, '\n')}`;
     });

@@ -38,14 +38,16 @@ function problemsOf(document: unknown): string[] {
   const problems: string[] = [];
   for (const [path, key, value] of walk(document)) {
     if (key === '$ref') {
-      if (typeof value !== 'string' || resolvePointer(document, value) === undefined) problems.push(`${path}: $ref ${String(value)} points at nothing`);
+      if (typeof value !== 'string' || resolvePointer(document, value) === undefined)
+        problems.push(`${path}: $ref ${String(value)} points at nothing`);
     }
     // Schemas sit under these keys; `nullable` is OpenAPI 3.0 (3.1 uses type arrays).
     if (key === 'nullable' || key === 'x-nullable') problems.push(`${path}: ${key} is not OpenAPI 3.1`);
     // A `type` key under `properties` is a property's name; security schemes have their own types.
     if (key === 'type' && !path.endsWith('/properties') && !path.includes('/securitySchemes/')) {
       const types: unknown[] = Array.isArray(value) ? value : [value];
-      if (!types.every((type) => typeof type === 'string' && jsonSchemaTypes.has(type))) problems.push(`${path}: type ${JSON.stringify(value)}`);
+      if (!types.every((type) => typeof type === 'string' && jsonSchemaTypes.has(type)))
+        problems.push(`${path}: type ${JSON.stringify(value)}`);
     }
   }
   return problems;
@@ -82,7 +84,9 @@ describe('the OpenAPI document', () => {
   });
 
   it('GET /openapi.json passes swagger-parser', async () => {
-    await expect(SwaggerParser.validate(structuredClone(await served(harness.app, '/openapi.json')) as never)).resolves.toBeDefined();
+    await expect(
+      SwaggerParser.validate(structuredClone(await served(harness.app, '/openapi.json')) as never),
+    ).resolves.toBeDefined();
   });
 
   it('has no $ref to nothing and no OpenAPI 3.0 keywords (committed and served)', async () => {
@@ -91,7 +95,10 @@ describe('the OpenAPI document', () => {
   });
 
   it('names every operation with a unique operationId (generated clients name their methods after it) and has a server', () => {
-    const document = committed() as { paths: Record<string, Record<string, { operationId?: string }>>; servers?: unknown[] };
+    const document = committed() as {
+      paths: Record<string, Record<string, { operationId?: string }>>;
+      servers?: unknown[];
+    };
     const ids = Object.entries(document.paths).flatMap(([path, item]) =>
       Object.entries(item)
         .filter(([method]) => method !== 'parameters')
@@ -108,11 +115,15 @@ describe('the OpenAPI document', () => {
     const job = resolvePointer(document, '#/components/schemas/Job/properties') as Record<string, { $ref?: string }>;
     expect(job.input?.$ref).toBe('#/components/schemas/JsonValue');
     expect(job.result?.$ref).toBe('#/components/schemas/JsonValue');
-    const create = resolvePointer(document, '#/components/schemas/CreateJobInput/properties/input') as { $ref?: string };
+    const create = resolvePointer(document, '#/components/schemas/CreateJobInput/properties/input') as {
+      $ref?: string;
+    };
     expect(create.$ref).toBe('#/components/schemas/JsonValueInput');
     // An empty schema (any value) with a description: every tool reads that as any JSON.
     expect(Object.keys(resolvePointer(document, '#/components/schemas/JsonValue') as object)).toEqual(['description']);
-    expect(Object.keys(resolvePointer(document, '#/components/schemas/JsonValueInput') as object)).toEqual(['description']);
+    expect(Object.keys(resolvePointer(document, '#/components/schemas/JsonValueInput') as object)).toEqual([
+      'description',
+    ]);
   });
 
   it('is the same whatever the configuration, and Swagger UI serves it', async () => {
@@ -122,14 +133,19 @@ describe('the OpenAPI document', () => {
     expect(await served(harness.app, '/docs/json')).toEqual(document);
     let page = await harness.app.inject({ method: 'GET', url: '/docs' });
     for (let hops = 0; hops < 3 && page.statusCode >= 300 && page.statusCode < 400; hops++) {
-      page = await harness.app.inject({ method: 'GET', url: new URL(page.headers.location!, 'http://localhost/docs/').pathname });
+      page = await harness.app.inject({
+        method: 'GET',
+        url: new URL(page.headers.location!, 'http://localhost/docs/').pathname,
+      });
     }
     expect(page.statusCode).toBe(200);
     expect(page.body.toLowerCase()).toContain('swagger');
   });
 
   it('GET /v1/job-types serves input schemas whose $refs resolve within themselves (z.json() puts its recursion in $defs)', async () => {
-    const { data } = (await served(harness.app, '/v1/job-types')) as { data: { type: string; input_schema: unknown }[] };
+    const { data } = (await served(harness.app, '/v1/job-types')) as {
+      data: { type: string; input_schema: unknown }[];
+    };
     expect(data.map((type) => type.type)).toEqual(expect.arrayContaining(['echo', 'http']));
     for (const { type, input_schema: schema } of data) expect(problemsOf(schema), type).toEqual([]);
   });

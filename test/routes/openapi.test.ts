@@ -51,12 +51,14 @@ describe('openapi.yaml', () => {
       for (const [method, operation] of Object.entries(operations)) {
         for (const [status, response] of Object.entries(operation.responses)) {
           if (bodiless.has(status)) {
-            if (response.content !== undefined) missing.push(`${method} ${path} ${status}: a ${status} must not have content`);
+            if (response.content !== undefined)
+              missing.push(`${method} ${path} ${status}: a ${status} must not have content`);
             continue;
           }
           const content = Object.entries(response.content ?? {});
           if (content.length === 0) missing.push(`${method} ${path} ${status}: no content`);
-          for (const [type, media] of content) if (media.schema === undefined) missing.push(`${method} ${path} ${status} ${type}: no schema`);
+          for (const [type, media] of content)
+            if (media.schema === undefined) missing.push(`${method} ${path} ${status} ${type}: no schema`);
           const wantsProblem = Number(status) >= 400 && !path.startsWith('/health');
           if (wantsProblem && !content.some(([type]) => type === 'application/problem+json')) {
             missing.push(`${method} ${path} ${status}: errors must be application/problem+json`);
@@ -71,7 +73,8 @@ describe('openapi.yaml', () => {
     const document = documentSchema.parse(parse(await renderOpenApiYaml()));
     const operations = new Map<string, string[]>();
     for (const [path, byMethod] of Object.entries(document.paths)) {
-      for (const [method, operation] of Object.entries(byMethod)) operations.set(`${method} ${path}`, Object.keys(operation.responses));
+      for (const [method, operation] of Object.entries(byMethod))
+        operations.set(`${method} ${path}`, Object.keys(operation.responses));
     }
     for (const [operation, statuses] of Object.entries(contract)) {
       expect(operations.has(operation), `${operation} is missing from the OpenAPI document`).toBe(true);
@@ -85,7 +88,10 @@ describe('openapi.yaml', () => {
       .parse(parse(await renderOpenApiYaml()));
     const names = Object.keys(document.components.schemas);
     for (const name of ['Job', 'JobList', 'CreateJob', 'Stats', 'Health', 'JobTypes']) {
-      expect(names.some((n) => n === name || n.startsWith(name)), `component ${name}`).toBe(true);
+      expect(
+        names.some((n) => n === name || n.startsWith(name)),
+        `component ${name}`,
+      ).toBe(true);
     }
     expect(names.some((n) => n.startsWith('Problem'))).toBe(true);
   });

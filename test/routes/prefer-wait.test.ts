@@ -8,7 +8,12 @@ afterEach(() => scope.closeAll());
 describe('Prefer: wait=N on POST /v1/jobs', () => {
   it('answers 200 with the finished Job when it finishes within N seconds', async () => {
     const { app } = await scope.open({ workers: true });
-    const response = await app.inject({ method: 'POST', url: '/v1/jobs', headers: { prefer: 'wait=5' }, payload: { type: 'echo', input: { value: 7 } } });
+    const response = await app.inject({
+      method: 'POST',
+      url: '/v1/jobs',
+      headers: { prefer: 'wait=5' },
+      payload: { type: 'echo', input: { value: 7 } },
+    });
     expect(response.statusCode).toBe(200);
     expect(response.headers['preference-applied']).toBe('wait=5');
     expect(response.headers.location).toBe(`/v1/jobs/${parseJob(response).id}`);
@@ -18,7 +23,12 @@ describe('Prefer: wait=N on POST /v1/jobs', () => {
   it('answers the usual 202 once N seconds pass without the job finishing', async () => {
     const { app } = await scope.open({ workers: true });
     const started = Date.now();
-    const response = await app.inject({ method: 'POST', url: '/v1/jobs', headers: { prefer: 'respond-async, wait=1' }, payload: { type: 'sleep', input: { ms: 5000 } } });
+    const response = await app.inject({
+      method: 'POST',
+      url: '/v1/jobs',
+      headers: { prefer: 'respond-async, wait=1' },
+      payload: { type: 'sleep', input: { ms: 5000 } },
+    });
     const waited = Date.now() - started;
     expect(response.statusCode).toBe(202);
     expect(response.headers['preference-applied']).toBe('wait=1');
@@ -30,7 +40,12 @@ describe('Prefer: wait=N on POST /v1/jobs', () => {
 
   it('caps the wait at 60 seconds', async () => {
     const { app } = await scope.open({ workers: true });
-    const response = await app.inject({ method: 'POST', url: '/v1/jobs', headers: { prefer: 'wait=600' }, payload: { type: 'echo' } });
+    const response = await app.inject({
+      method: 'POST',
+      url: '/v1/jobs',
+      headers: { prefer: 'wait=600' },
+      payload: { type: 'echo' },
+    });
     expect(response.headers['preference-applied']).toBe('wait=60');
     expect(response.statusCode).toBe(200);
   });
@@ -39,7 +54,9 @@ describe('Prefer: wait=N on POST /v1/jobs', () => {
 describe('long-poll: GET /v1/jobs/{id} with Prefer: wait=N and If-None-Match', () => {
   it('is held until the job changes, then answers 200 with the new version', async () => {
     const { app } = await scope.open({ workers: true });
-    const created = parseJob(await app.inject({ method: 'POST', url: '/v1/jobs', payload: { type: 'sleep', input: { ms: 600, steps: 3 } } }));
+    const created = parseJob(
+      await app.inject({ method: 'POST', url: '/v1/jobs', payload: { type: 'sleep', input: { ms: 600, steps: 3 } } }),
+    );
     const running = await waitForStatus(app, created.id, 'running');
     const started = Date.now();
     const response = await app.inject({
@@ -59,7 +76,11 @@ describe('long-poll: GET /v1/jobs/{id} with Prefer: wait=N and If-None-Match', (
     const { app } = await scope.open(); // no workers: the job stays queued
     const created = parseJob(await app.inject({ method: 'POST', url: '/v1/jobs', payload: { type: 'echo' } }));
     const started = Date.now();
-    const response = await app.inject({ method: 'GET', url: `/v1/jobs/${created.id}`, headers: { prefer: 'wait=1', 'if-none-match': '"v1"' } });
+    const response = await app.inject({
+      method: 'GET',
+      url: `/v1/jobs/${created.id}`,
+      headers: { prefer: 'wait=1', 'if-none-match': '"v1"' },
+    });
     expect(response.statusCode).toBe(304);
     expect(response.headers['preference-applied']).toBe('wait=1');
     expect(Date.now() - started).toBeGreaterThanOrEqual(900);
@@ -68,12 +89,22 @@ describe('long-poll: GET /v1/jobs/{id} with Prefer: wait=N and If-None-Match', (
   it('answers at once when the ETag is already stale, and 410 when the job is deleted while held', async () => {
     const { app, store } = await scope.open();
     const created = parseJob(await app.inject({ method: 'POST', url: '/v1/jobs', payload: { type: 'echo' } }));
-    const stale = await app.inject({ method: 'GET', url: `/v1/jobs/${created.id}`, headers: { prefer: 'wait=10', 'if-none-match': '"v0"' } });
+    const stale = await app.inject({
+      method: 'GET',
+      url: `/v1/jobs/${created.id}`,
+      headers: { prefer: 'wait=10', 'if-none-match': '"v0"' },
+    });
     expect(stale.statusCode).toBe(200);
     const watch = vi.spyOn(store, 'watch');
-    const held = app.inject({ method: 'GET', url: `/v1/jobs/${created.id}`, headers: { prefer: 'wait=10', 'if-none-match': '"v1"' } });
+    const held = app.inject({
+      method: 'GET',
+      url: `/v1/jobs/${created.id}`,
+      headers: { prefer: 'wait=10', 'if-none-match': '"v1"' },
+    });
     // Held: the long-poll watches the job (from then on a delete wakes it), so the DELETE below comes while it waits.
-    await waitFor(() => watch.mock.calls.some(([id]) => id === created.id), { what: 'the GET to be held (watching the job)' });
+    await waitFor(() => watch.mock.calls.some(([id]) => id === created.id), {
+      what: 'the GET to be held (watching the job)',
+    });
     await app.inject({ method: 'DELETE', url: `/v1/jobs/${created.id}` });
     const response = await held;
     expect(response.statusCode).toBe(410);

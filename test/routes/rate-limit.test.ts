@@ -23,7 +23,11 @@ describe('rate limits (RATE_LIMIT_PER_MIN)', () => {
     const { app } = await scope.open({ rateLimitPerMin: 2 });
     const job = parseJob(await app.inject({ method: 'POST', url: '/v1/jobs', payload: { type: 'echo' } }));
     for (let i = 0; i < 15; i++) {
-      const poll = await app.inject({ method: 'GET', url: `/v1/jobs/${job.id}`, headers: { 'if-none-match': `"v${job.version}"` } });
+      const poll = await app.inject({
+        method: 'GET',
+        url: `/v1/jobs/${job.id}`,
+        headers: { 'if-none-match': `"v${job.version}"` },
+      });
       expect(poll.statusCode).toBe(304);
     }
     expect((await app.inject({ method: 'GET', url: `/v1/jobs/${job.id}` })).statusCode).toBe(200);

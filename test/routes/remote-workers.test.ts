@@ -42,7 +42,12 @@ const declaration = (type: string, overrides: Partial<DeclaredTypeDef> = {}): De
 });
 
 /** research: plain; short: a 1 s lease; timed: a 1 s timeout, one attempt; other: outside the scoped key. */
-const declared = [declaration('research'), declaration('short', { lease_s: 1 }), declaration('timed', { timeout_s: 1, max_attempts: 1 }), declaration('other')];
+const declared = [
+  declaration('research'),
+  declaration('short', { lease_s: 1 }),
+  declaration('timed', { timeout_s: 1, max_attempts: 1 }),
+  declaration('other'),
+];
 
 interface Backend {
   name: string;
@@ -50,11 +55,20 @@ interface Backend {
 }
 
 const backends: Backend[] = [
-  { name: 'memory', open: async () => ({ store: new MemoryJobStore({ jobTtlMs: 60_000 }), ops: new MemoryOpsStore() }) },
+  {
+    name: 'memory',
+    open: async () => ({ store: new MemoryJobStore({ jobTtlMs: 60_000 }), ops: new MemoryOpsStore() }),
+  },
   {
     name: 'redis',
     open: async () => {
-      const store = await RedisJobStore.connect({ url: inject('redisUrl'), keyPrefix: `t${randomUUID().slice(0, 8)}`, jobTtlMs: 60_000, connectTimeoutMs: 2000, commandTimeoutMs: 1000 });
+      const store = await RedisJobStore.connect({
+        url: inject('redisUrl'),
+        keyPrefix: `t${randomUUID().slice(0, 8)}`,
+        jobTtlMs: 60_000,
+        connectTimeoutMs: 2000,
+        commandTimeoutMs: 1000,
+      });
       return { store, ops: new RedisOpsStore(store.redis, store.keys.base) };
     },
   },
@@ -70,11 +84,25 @@ type Json = Record<string, unknown>;
 interface Lease {
   lease_id: string;
   lease_until: string;
-  job: { id: string; type: string; input: unknown; attempt: number; max_attempts: number; timeout_at: string | null; metadata: Record<string, string>; priority: number };
+  job: {
+    id: string;
+    type: string;
+    input: unknown;
+    attempt: number;
+    max_attempts: number;
+    timeout_at: string | null;
+    metadata: Record<string, string>;
+    priority: number;
+  };
 }
 
 function client(app: FastifyInstance, key?: string) {
-  const call = (method: InjectOptions['method'], url: string, payload?: unknown, headers: Record<string, string> = {}): Promise<LightMyRequestResponse> =>
+  const call = (
+    method: InjectOptions['method'],
+    url: string,
+    payload?: unknown,
+    headers: Record<string, string> = {},
+  ): Promise<LightMyRequestResponse> =>
     app.inject({
       method,
       url,
@@ -89,12 +117,20 @@ function client(app: FastifyInstance, key?: string) {
   return {
     call,
     register: (body: Json = { name: 'w', types: ['research'], slots: 4 }) =>
-      ok<{ worker_id: string; heartbeat_s: number; lease_s: number; max_wait_s: number; max_claim: number }>(call('POST', '/v1/workers', body), 201),
+      ok<{ worker_id: string; heartbeat_s: number; lease_s: number; max_wait_s: number; max_claim: number }>(
+        call('POST', '/v1/workers', body),
+        201,
+      ),
     claim: (workerId: string, max = 10, waitS?: number) =>
-      ok<{ leases: Lease[] }>(call('POST', `/v1/workers/${workerId}/leases`, { max }, waitS === undefined ? {} : { prefer: `wait=${waitS}` })),
+      ok<{ leases: Lease[] }>(
+        call('POST', `/v1/workers/${workerId}/leases`, { max }, waitS === undefined ? {} : { prefer: `wait=${waitS}` }),
+      ),
     heartbeat: (workerId: string, leases: Json[]) =>
-      ok<{ worker: string; leases: { lease_id: string; status: string; lease_until: string | null }[] }>(call('POST', `/v1/workers/${workerId}/heartbeat`, { leases })),
-    settle: (leaseId: string, verb: 'complete' | 'fail' | 'release', body?: Json) => call('POST', `/v1/leases/${leaseId}/${verb}`, body),
+      ok<{ worker: string; leases: { lease_id: string; status: string; lease_until: string | null }[] }>(
+        call('POST', `/v1/workers/${workerId}/heartbeat`, { leases }),
+      ),
+    settle: (leaseId: string, verb: 'complete' | 'fail' | 'release', body?: Json) =>
+      call('POST', `/v1/leases/${leaseId}/${verb}`, body),
     ok,
   };
 }
@@ -103,43 +139,102 @@ describe.each(backends)('remote workers ($name store)', (backend) => {
   it('register, claim, heartbeat with progress, complete: the client sees progress and result; a repeated complete answers as the first', async () => {
     const { app, store } = await openService(backend);
     const worker = client(app);
-    const registered = await worker.register({ name: 'py-research', types: ['research'], slots: 2, labels: { host: 'gpu-1', version: '1.2.0' } });
-    expect(registered).toEqual({ worker_id: expect.stringMatching(/^[A-Za-z0-9]{20}$/) as string, heartbeat_s: 10, lease_s: 30, max_wait_s: 25, max_claim: 100 });
+    const registered = await worker.register({
+      name: 'py-research',
+      types: ['research'],
+      slots: 2,
+      labels: { host: 'gpu-1', version: '1.2.0' },
+    });
+    expect(registered).toEqual({
+      worker_id: expect.stringMatching(/^[A-Za-z0-9]{20}$/) as string,
+      heartbeat_s: 10,
+      lease_s: 30,
+      max_wait_s: 25,
+      max_claim: 100,
+    });
     const id = registered.worker_id;
 
-    const job = await createJob(app, { type: 'research', input: { topic: 'fencing' }, metadata: { team: 'a' }, priority: 3 });
+    const job = await createJob(app, {
+      type: 'research',
+      input: { topic: 'fencing' },
+      metadata: { team: 'a' },
+      priority: 3,
+    });
     const { leases } = await worker.claim(id, 5);
     expect(leases).toHaveLength(1);
     const lease = leases[0]!;
     expect(lease.lease_id).toMatch(new RegExp(`^${job.id}\\.${id}[A-Za-z0-9]{12}$`));
     expect(Date.parse(lease.lease_until)).toBeGreaterThan(Date.now() + 25_000);
-    expect(lease.job).toEqual({ id: job.id, type: 'research', input: { topic: 'fencing' }, attempt: 1, max_attempts: 3, timeout_at: null, metadata: { team: 'a' }, priority: 3 });
+    expect(lease.job).toEqual({
+      id: job.id,
+      type: 'research',
+      input: { topic: 'fencing' },
+      attempt: 1,
+      max_attempts: 3,
+      timeout_at: null,
+      metadata: { team: 'a' },
+      priority: 3,
+    });
 
-    const beat = await worker.heartbeat(id, [{ lease_id: lease.lease_id, progress: { percent: 40, step: 'search', message: 'searching the web' } }]);
-    expect(beat).toEqual({ worker: 'active', leases: [{ lease_id: lease.lease_id, status: 'ok', lease_until: expect.any(String) as string }] });
+    const beat = await worker.heartbeat(id, [
+      { lease_id: lease.lease_id, progress: { percent: 40, step: 'search', message: 'searching the web' } },
+    ]);
+    expect(beat).toEqual({
+      worker: 'active',
+      leases: [{ lease_id: lease.lease_id, status: 'ok', lease_until: expect.any(String) as string }],
+    });
     const running = await getJob(app, job.id);
-    expect(running).toMatchObject({ status: 'running', progress: { percent: 40, step: 'search', message: 'searching the web' } });
+    expect(running).toMatchObject({
+      status: 'running',
+      progress: { percent: 40, step: 'search', message: 'searching the web' },
+    });
     // Progress never goes back within an attempt, and stays below 100 until it succeeded.
     await worker.heartbeat(id, [{ lease_id: lease.lease_id, progress: { percent: 100 } }]);
     await worker.heartbeat(id, [{ lease_id: lease.lease_id, progress: { percent: 10 } }]);
     expect((await getJob(app, job.id)).progress.percent).toBe(99);
 
-    const logs = await worker.ok(worker.call('POST', `/v1/leases/${lease.lease_id}/logs`, { lines: [{ level: 'info', message: 'calling with token=abc123 now' }] }));
+    const logs = await worker.ok(
+      worker.call('POST', `/v1/leases/${lease.lease_id}/logs`, {
+        lines: [{ level: 'info', message: 'calling with token=abc123 now' }],
+      }),
+    );
     expect(logs).toEqual({ lease_id: lease.lease_id, lines: 1 });
-    expect(await store.logs(job.id)).toEqual([expect.objectContaining({ attempt: 1, level: 'info', message: 'calling with token=[redacted] now' })]);
+    expect(await store.logs(job.id)).toEqual([
+      expect.objectContaining({ attempt: 1, level: 'info', message: 'calling with token=[redacted] now' }),
+    ]);
 
-    const first = await worker.ok(worker.settle(lease.lease_id, 'complete', { result: { answer: 42, sources: ['a'] } }));
+    const first = await worker.ok(
+      worker.settle(lease.lease_id, 'complete', { result: { answer: 42, sources: ['a'] } }),
+    );
     expect(first).toEqual({ lease_id: lease.lease_id, status: 'ok', job_status: 'succeeded' });
-    expect(await getJob(app, job.id)).toMatchObject({ status: 'succeeded', result: { answer: 42, sources: ['a'] }, progress: { percent: 100 } });
+    expect(await getJob(app, job.id)).toMatchObject({
+      status: 'succeeded',
+      result: { answer: 42, sources: ['a'] },
+      progress: { percent: 100 },
+    });
     // The same complete again (its answer was lost on the way): answered as the first, key order aside.
-    expect(await worker.ok(worker.settle(lease.lease_id, 'complete', { result: { sources: ['a'], answer: 42 } }))).toEqual(first);
+    expect(
+      await worker.ok(worker.settle(lease.lease_id, 'complete', { result: { sources: ['a'], answer: 42 } })),
+    ).toEqual(first);
     // Another result is not the same complete: the lease is spent.
     expectProblem(await worker.settle(lease.lease_id, 'complete', { result: { answer: 41 } }), 409, 'lease-lost');
     expect((await getJob(app, job.id)).result).toEqual({ answer: 42, sources: ['a'] });
 
     const registry = await worker.ok<{ data: Json[] }>(app.inject({ method: 'GET', url: '/admin/workers' }));
     expect(registry.data).toEqual([
-      expect.objectContaining({ id, kind: 'remote', name: 'py-research', labels: { host: 'gpu-1', version: '1.2.0' }, key_name: 'anonymous', version: '1.2.0', state: 'live', slots_total: 2, slots_busy: 0, job_ids: [], types: ['research'] }),
+      expect.objectContaining({
+        id,
+        kind: 'remote',
+        name: 'py-research',
+        labels: { host: 'gpu-1', version: '1.2.0' },
+        key_name: 'anonymous',
+        version: '1.2.0',
+        state: 'live',
+        slots_total: 2,
+        slots_busy: 0,
+        job_ids: [],
+        types: ['research'],
+      }),
     ]);
   });
 
@@ -153,7 +248,9 @@ describe.each(backends)('remote workers ($name store)', (backend) => {
     const started = Date.now();
     expect((await worker.claim(id, 10, 5)).leases).toEqual([]); // no free slot: at once, whatever the wait
     expect(Date.now() - started).toBeLessThan(2000);
-    const registry = await worker.ok<{ data: { slots_busy: number; job_ids: string[] }[] }>(app.inject({ method: 'GET', url: '/admin/workers' }));
+    const registry = await worker.ok<{ data: { slots_busy: number; job_ids: string[] }[] }>(
+      app.inject({ method: 'GET', url: '/admin/workers' }),
+    );
     expect(registry.data[0]).toMatchObject({ slots_busy: 2, job_ids: first.leases.map((lease) => lease.job.id) });
     await worker.ok(worker.settle(first.leases[0]!.lease_id, 'complete', { result: null }));
     expect((await worker.claim(id, 10)).leases).toHaveLength(1);
@@ -196,21 +293,54 @@ describe.each(backends)('remote workers ($name store)', (backend) => {
     const { worker_id: id } = await worker.register();
     const job = await createJob(app, { type: 'research', input: {}, max_attempts: 2 });
     const [first] = (await worker.claim(id, 1)).leases;
-    const failed = await worker.ok(worker.settle(first!.lease_id, 'fail', { error: { code: 'upstream-503', message: 'the search API is down', detail: 'Traceback: password=hunter2' }, retry_after_s: 0 }));
+    const failed = await worker.ok(
+      worker.settle(first!.lease_id, 'fail', {
+        error: { code: 'upstream-503', message: 'the search API is down', detail: 'Traceback: password=hunter2' },
+        retry_after_s: 0,
+      }),
+    );
     expect(failed).toEqual({ lease_id: first!.lease_id, status: 'ok', job_status: 'queued' });
-    expect(await getJob(app, job.id)).toMatchObject({ status: 'queued', attempt: 1, error: { code: 'upstream-503', retryable: true } });
+    expect(await getJob(app, job.id)).toMatchObject({
+      status: 'queued',
+      attempt: 1,
+      error: { code: 'upstream-503', retryable: true },
+    });
 
     const [second] = (await worker.claim(id, 1)).leases;
     expect(second!.job).toMatchObject({ id: job.id, attempt: 2 });
-    expect(await worker.ok(worker.settle(second!.lease_id, 'fail', { error: { code: 'upstream-503', message: 'still down' } }))).toMatchObject({ job_status: 'failed' });
-    expect(await getJob(app, job.id)).toMatchObject({ status: 'failed', attempt: 2, error: { code: 'upstream-503', detail: 'still down' } });
+    expect(
+      await worker.ok(
+        worker.settle(second!.lease_id, 'fail', { error: { code: 'upstream-503', message: 'still down' } }),
+      ),
+    ).toMatchObject({ job_status: 'failed' });
+    expect(await getJob(app, job.id)).toMatchObject({
+      status: 'failed',
+      attempt: 2,
+      error: { code: 'upstream-503', detail: 'still down' },
+    });
 
     const fatal = await createJob(app, { type: 'research', input: {} });
     const [lease] = (await worker.claim(id, 1)).leases;
-    expect(await worker.ok(worker.settle(lease!.lease_id, 'fail', { error: { code: 'bad-input', message: 'no topic' }, retryable: false }))).toMatchObject({ job_status: 'failed' });
-    expect(await getJob(app, fatal.id)).toMatchObject({ status: 'failed', attempt: 1, error: { code: 'bad-input', retryable: false } });
-    expectProblem(await worker.settle(lease!.lease_id, 'fail', { error: { code: 'x', message: 'again' } }), 409, 'lease-lost');
-    expectProblem(await worker.settle(lease!.lease_id, 'fail', { error: { code: 'not a code!', message: 'x' } }), 422, 'validation-failed');
+    expect(
+      await worker.ok(
+        worker.settle(lease!.lease_id, 'fail', { error: { code: 'bad-input', message: 'no topic' }, retryable: false }),
+      ),
+    ).toMatchObject({ job_status: 'failed' });
+    expect(await getJob(app, fatal.id)).toMatchObject({
+      status: 'failed',
+      attempt: 1,
+      error: { code: 'bad-input', retryable: false },
+    });
+    expectProblem(
+      await worker.settle(lease!.lease_id, 'fail', { error: { code: 'x', message: 'again' } }),
+      409,
+      'lease-lost',
+    );
+    expectProblem(
+      await worker.settle(lease!.lease_id, 'fail', { error: { code: 'not a code!', message: 'x' } }),
+      422,
+      'validation-failed',
+    );
   });
 
   it('release: back to the queue at once, the attempt not counted', async () => {
@@ -231,12 +361,14 @@ describe.each(backends)('remote workers ($name store)', (backend) => {
     const job = await createJob(app, { type: 'research', input: {} });
     const [lease] = (await worker.claim(id, 1)).leases;
     expect((await app.inject({ method: 'POST', url: `/v1/jobs/${job.id}/cancel` })).statusCode).toBe(202);
-    expect((await worker.heartbeat(id, [{ lease_id: lease!.lease_id }])).leases).toEqual([{ lease_id: lease!.lease_id, status: 'cancel_requested', lease_until: expect.any(String) as string }]);
+    expect((await worker.heartbeat(id, [{ lease_id: lease!.lease_id }])).leases).toEqual([
+      { lease_id: lease!.lease_id, status: 'cancel_requested', lease_until: expect.any(String) as string },
+    ]);
     expect(await worker.ok(worker.settle(lease!.lease_id, 'release'))).toMatchObject({ job_status: 'canceled' });
     expect((await getJob(app, job.id)).status).toBe('canceled');
   });
 
-  it('a late complete after the lease lapsed and the job was claimed again answers 409, changes nothing, and is noted on the job\'s log', async () => {
+  it("a late complete after the lease lapsed and the job was claimed again answers 409, changes nothing, and is noted on the job's log", async () => {
     const { app, store } = await openService(backend);
     const worker = client(app);
     const slow = await worker.register({ name: 'slow', types: ['short'], slots: 1 });
@@ -250,13 +382,28 @@ describe.each(backends)('remote workers ($name store)', (backend) => {
 
     expectProblem(await worker.settle(stale!.lease_id, 'complete', { result: 'late' }), 409, 'lease-lost');
     expect(await getJob(app, job.id)).toMatchObject({ status: 'running', attempt: 2, result: null });
-    expect((await worker.heartbeat(slow.worker_id, [{ lease_id: stale!.lease_id }])).leases[0]).toMatchObject({ status: 'lost', lease_until: null });
+    expect((await worker.heartbeat(slow.worker_id, [{ lease_id: stale!.lease_id }])).leases[0]).toMatchObject({
+      status: 'lost',
+      lease_until: null,
+    });
     const lines = await store.logs(job.id);
     expect(lines).toEqual([
-      expect.objectContaining({ level: 'warn', attempt: 1, message: expect.stringContaining(`late outcome "complete" from remote worker "slow" (${slow.worker_id})`) as string }),
+      expect.objectContaining({
+        level: 'warn',
+        attempt: 1,
+        message: expect.stringContaining(
+          `late outcome "complete" from remote worker "slow" (${slow.worker_id})`,
+        ) as string,
+      }),
     ]);
-    expectProblem(await worker.call('POST', `/v1/leases/${stale!.lease_id}/logs`, { lines: [{ level: 'info', message: 'late' }] }), 409, 'lease-lost');
-    expect(await worker.ok(worker.settle(fresh!.lease_id, 'complete', { result: 'on time' }))).toMatchObject({ job_status: 'succeeded' });
+    expectProblem(
+      await worker.call('POST', `/v1/leases/${stale!.lease_id}/logs`, { lines: [{ level: 'info', message: 'late' }] }),
+      409,
+      'lease-lost',
+    );
+    expect(await worker.ok(worker.settle(fresh!.lease_id, 'complete', { result: 'on time' }))).toMatchObject({
+      job_status: 'succeeded',
+    });
   });
 
   it('POST /v1/leases:complete settles many leases in one call and answers each, in order', async () => {
@@ -290,9 +437,15 @@ describe.each(backends)('remote workers ($name store)', (backend) => {
     expect(await getJob(app, jobs[0]!.id)).toMatchObject({ status: 'succeeded', result: { n: 0 } });
     expect(await getJob(app, jobs[1]!.id)).toMatchObject({ status: 'failed', error: { code: 'boom' } });
     expect(await getJob(app, jobs[2]!.id)).toMatchObject({ status: 'succeeded', result: [2] });
-    const registry = await worker.ok<{ data: { slots_busy: number }[] }>(app.inject({ method: 'GET', url: '/admin/workers' }));
+    const registry = await worker.ok<{ data: { slots_busy: number }[] }>(
+      app.inject({ method: 'GET', url: '/admin/workers' }),
+    );
     expect(registry.data[0]!.slots_busy).toBe(0);
-    expectProblem(await worker.call('POST', '/v1/leases:complete', { items: [{ lease_id: 'nope', result: 1 }] }), 422, 'validation-failed');
+    expectProblem(
+      await worker.call('POST', '/v1/leases:complete', { items: [{ lease_id: 'nope', result: 1 }] }),
+      422,
+      'validation-failed',
+    );
     expectProblem(await worker.call('POST', '/v1/leases:complete', { items: [] }), 422, 'validation-failed');
   });
 
@@ -300,12 +453,17 @@ describe.each(backends)('remote workers ($name store)', (backend) => {
     const { app } = await openService(backend);
     const worker = client(app);
     const { worker_id: id } = await worker.register();
-    const jobs = [await createJob(app, { type: 'research', input: {} }), await createJob(app, { type: 'research', input: {} })];
+    const jobs = [
+      await createJob(app, { type: 'research', input: {} }),
+      await createJob(app, { type: 'research', input: {} }),
+    ];
     const { leases } = await worker.claim(id, 2);
     expect(leases).toHaveLength(2);
     expect((await worker.call('DELETE', `/v1/workers/${id}`)).statusCode).toBe(204);
     for (const job of jobs) expect(await getJob(app, job.id)).toMatchObject({ status: 'queued', attempt: 0 });
-    expect((await worker.ok<{ data: unknown[] }>(app.inject({ method: 'GET', url: '/admin/workers' }))).data).toEqual([]);
+    expect((await worker.ok<{ data: unknown[] }>(app.inject({ method: 'GET', url: '/admin/workers' }))).data).toEqual(
+      [],
+    );
     expectProblem(await worker.call('POST', `/v1/workers/${id}/leases`, { max: 1 }), 404, 'worker-not-found');
     expectProblem(await worker.settle(leases[0]!.lease_id, 'complete', { result: 1 }), 409, 'lease-lost');
   });
@@ -325,7 +483,7 @@ describe.each(backends)('remote workers ($name store)', (backend) => {
     expect((await worker.heartbeat(id, [])).worker).toBe('active');
   });
 
-  it('enforces timeout_s: the attempt fails with `timeout` at timeout_at, and the worker\'s lease is lost', async () => {
+  it("enforces timeout_s: the attempt fails with `timeout` at timeout_at, and the worker's lease is lost", async () => {
     const { app } = await openService(backend);
     const worker = client(app);
     const { worker_id: id } = await worker.register({ name: 't', types: ['timed'], slots: 1 });
@@ -350,16 +508,34 @@ describe('remote workers: registration and claims', () => {
   it('registers only declared types (422 naming each), takes the shortest lease of its types, and skips paused types', async () => {
     const { app } = await openService(backends[0]!);
     const worker = client(app);
-    const refused = expectProblem(await worker.call('POST', '/v1/workers', { name: 'w', types: ['research', 'echo', 'nope'], slots: 1 }), 422, 'validation-failed');
+    const refused = expectProblem(
+      await worker.call('POST', '/v1/workers', { name: 'w', types: ['research', 'echo', 'nope'], slots: 1 }),
+      422,
+      'validation-failed',
+    );
     expect(refused.errors?.map((error) => error.pointer)).toEqual(['/types/1', '/types/2']);
-    expectProblem(await worker.call('POST', '/v1/workers', { name: 'w', types: [], slots: 1 }), 422, 'validation-failed');
-    expectProblem(await worker.call('POST', '/v1/workers', { name: 'w', types: ['research'], slots: 0 }), 422, 'validation-failed');
-    expect(await worker.register({ name: 'w', types: ['research', 'short'], slots: 1 })).toMatchObject({ lease_s: 1, heartbeat_s: 1 });
+    expectProblem(
+      await worker.call('POST', '/v1/workers', { name: 'w', types: [], slots: 1 }),
+      422,
+      'validation-failed',
+    );
+    expectProblem(
+      await worker.call('POST', '/v1/workers', { name: 'w', types: ['research'], slots: 0 }),
+      422,
+      'validation-failed',
+    );
+    expect(await worker.register({ name: 'w', types: ['research', 'short'], slots: 1 })).toMatchObject({
+      lease_s: 1,
+      heartbeat_s: 1,
+    });
 
     const { worker_id: id } = await worker.register({ name: 'w', types: ['research', 'other'], slots: 5 });
     await createJob(app, { type: 'research', input: {} });
     const other = await createJob(app, { type: 'other', input: {} });
-    expect((await app.inject({ method: 'POST', url: '/admin/types/research/pause', payload: { reason: 'test' } })).statusCode).toBe(200);
+    expect(
+      (await app.inject({ method: 'POST', url: '/admin/types/research/pause', payload: { reason: 'test' } }))
+        .statusCode,
+    ).toBe(200);
     expect((await worker.claim(id, 5)).leases.map((lease) => lease.job.id)).toEqual([other.id]);
   });
 
@@ -394,50 +570,92 @@ describe('remote workers: keys', () => {
   const keys = () => ({
     apiKeys: parseApiKeys([{ key: API_KEY, tenant: 'acme' }]),
     adminKeys: loadConfig({ ADMIN_KEYS: `${ADMIN_KEY}:admin` }).ADMIN_KEYS!,
-    workerKeys: workerKeyring(loadConfig({ WORKER_KEYS: `${WORKER_KEY}:fleet,${SCOPED_KEY}:gpu:research|short,${OTHER_WORKER_KEY}:other-team` }).WORKER_KEYS!),
+    workerKeys: workerKeyring(
+      loadConfig({ WORKER_KEYS: `${WORKER_KEY}:fleet,${SCOPED_KEY}:gpu:research|short,${OTHER_WORKER_KEY}:other-team` })
+        .WORKER_KEYS!,
+    ),
   });
 
   it('worker keys call the worker endpoints only; API and admin keys cannot claim; no key or a wrong one is 401', async () => {
     const { app } = await openService(backends[0]!, keys());
     const asWorker = client(app, WORKER_KEY);
     expectProblem(await asWorker.call('GET', '/v1/jobs'), 403, 'worker-key-not-allowed');
-    expectProblem(await asWorker.call('POST', '/v1/jobs', { type: 'research', input: {} }), 403, 'worker-key-not-allowed');
-    expectProblem(await client(app, API_KEY).call('POST', '/v1/workers', { name: 'w', types: ['research'], slots: 1 }), 403, 'not-a-worker-key');
-    expectProblem(await client(app, ADMIN_KEY).call('POST', '/v1/workers', { name: 'w', types: ['research'], slots: 1 }), 403, 'not-a-worker-key');
-    const anonymous = expectProblem(await client(app).call('POST', '/v1/workers', { name: 'w', types: ['research'], slots: 1 }), 401, 'unauthorized');
+    expectProblem(
+      await asWorker.call('POST', '/v1/jobs', { type: 'research', input: {} }),
+      403,
+      'worker-key-not-allowed',
+    );
+    expectProblem(
+      await client(app, API_KEY).call('POST', '/v1/workers', { name: 'w', types: ['research'], slots: 1 }),
+      403,
+      'not-a-worker-key',
+    );
+    expectProblem(
+      await client(app, ADMIN_KEY).call('POST', '/v1/workers', { name: 'w', types: ['research'], slots: 1 }),
+      403,
+      'not-a-worker-key',
+    );
+    const anonymous = expectProblem(
+      await client(app).call('POST', '/v1/workers', { name: 'w', types: ['research'], slots: 1 }),
+      401,
+      'unauthorized',
+    );
     expect(anonymous.detail).toContain('worker key');
     const wrong = await client(app, 'not-a-key-0123456789abcdef').call('POST', '/v1/leases:complete', { items: [] });
     expectProblem(wrong, 401, 'unauthorized');
     expect(wrong.headers['www-authenticate']).toBe('Bearer realm="workers", error="invalid_token"');
 
     const { worker_id: id } = await asWorker.register();
-    const job = await client(app, API_KEY).ok<{ id: string }>(client(app, API_KEY).call('POST', '/v1/jobs', { type: 'research', input: {} }), 202);
+    const job = await client(app, API_KEY).ok<{ id: string }>(
+      client(app, API_KEY).call('POST', '/v1/jobs', { type: 'research', input: {} }),
+      202,
+    );
     const [lease] = (await asWorker.claim(id, 1)).leases;
     expect(lease!.job.id).toBe(job.id);
     // Another worker key sees neither this worker nor its leases.
     const other = client(app, OTHER_WORKER_KEY);
     expectProblem(await other.call('POST', `/v1/workers/${id}/heartbeat`, { leases: [] }), 404, 'worker-not-found');
     expectProblem(await other.settle(lease!.lease_id, 'complete', { result: 'stolen' }), 404, 'lease-not-found');
-    expect(await other.ok(other.call('POST', '/v1/leases:complete', { items: [{ lease_id: lease!.lease_id, result: 'stolen' }] }))).toEqual({ items: [{ lease_id: lease!.lease_id, status: 'lost' }] });
-    expect(await asWorker.ok(asWorker.settle(lease!.lease_id, 'complete', { result: 'mine' }))).toMatchObject({ job_status: 'succeeded' });
+    expect(
+      await other.ok(
+        other.call('POST', '/v1/leases:complete', { items: [{ lease_id: lease!.lease_id, result: 'stolen' }] }),
+      ),
+    ).toEqual({ items: [{ lease_id: lease!.lease_id, status: 'lost' }] });
+    expect(await asWorker.ok(asWorker.settle(lease!.lease_id, 'complete', { result: 'mine' }))).toMatchObject({
+      job_status: 'succeeded',
+    });
   });
 
   it('a scoped key registers and claims only its types (403 type-not-allowed)', async () => {
     const { app } = await openService(backends[0]!, keys());
     const scoped = client(app, SCOPED_KEY);
-    const refused = expectProblem(await scoped.call('POST', '/v1/workers', { name: 'gpu', types: ['research', 'other'], slots: 1 }), 403, 'type-not-allowed');
+    const refused = expectProblem(
+      await scoped.call('POST', '/v1/workers', { name: 'gpu', types: ['research', 'other'], slots: 1 }),
+      403,
+      'type-not-allowed',
+    );
     expect(refused.errors).toEqual([{ pointer: '/types/1', detail: expect.any(String) as string }]);
-    expect(await scoped.register({ name: 'gpu', types: ['research', 'short'], slots: 1 })).toMatchObject({ lease_s: 1 });
+    expect(await scoped.register({ name: 'gpu', types: ['research', 'short'], slots: 1 })).toMatchObject({
+      lease_s: 1,
+    });
   });
 
   it('without WORKER_KEYS the worker endpoints are open exactly when the API is', async () => {
     const closed = await openService(backends[0]!, { apiKeys: parseApiKeys([{ key: API_KEY, tenant: 'acme' }]) });
-    expectProblem(await client(closed.app, API_KEY).call('POST', '/v1/workers', { name: 'w', types: ['research'], slots: 1 }), 401, 'unauthorized');
+    expectProblem(
+      await client(closed.app, API_KEY).call('POST', '/v1/workers', { name: 'w', types: ['research'], slots: 1 }),
+      401,
+      'unauthorized',
+    );
     const open = await openService(backends[0]!);
     expect(await client(open.app).register()).toMatchObject({ lease_s: 30 });
     // With worker keys and an open API, a worker key still cannot submit.
     const mixed = await openService(backends[0]!, { workerKeys: keys().workerKeys });
-    expectProblem(await client(mixed.app, WORKER_KEY).call('POST', '/v1/jobs', { type: 'research', input: {} }), 403, 'worker-key-not-allowed');
+    expectProblem(
+      await client(mixed.app, WORKER_KEY).call('POST', '/v1/jobs', { type: 'research', input: {} }),
+      403,
+      'worker-key-not-allowed',
+    );
     expect((await client(mixed.app).call('GET', '/v1/jobs')).statusCode).toBe(200);
   });
 });

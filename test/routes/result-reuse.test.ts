@@ -32,11 +32,21 @@ describe('result reuse', () => {
     expect(first.cached_from).toBeNull();
     const done = await waitForStatus(app, first.id, 'succeeded');
     // Key order does not matter: inputs are compared as canonical JSON.
-    const repeat = await app.inject({ method: 'POST', url: '/v1/jobs', payload: { input: { page: 1, q: 'cats' }, type: 'lookup' } });
+    const repeat = await app.inject({
+      method: 'POST',
+      url: '/v1/jobs',
+      payload: { input: { page: 1, q: 'cats' }, type: 'lookup' },
+    });
     expect(repeat.statusCode).toBe(200);
     expect(repeat.headers.location).toMatch(/^\/v1\/jobs\//);
     const reused = parseJob(repeat);
-    expect(reused).toMatchObject({ status: 'succeeded', done: true, cached_from: first.id, result: done.result, attempt: 0 });
+    expect(reused).toMatchObject({
+      status: 'succeeded',
+      done: true,
+      cached_from: first.id,
+      result: done.result,
+      attempt: 0,
+    });
     expect(reused.id).not.toBe(first.id);
     const result = await app.inject({ method: 'GET', url: `/v1/jobs/${reused.id}/result` });
     expect(result.json()).toEqual({ hits: ['cats-1', 'cats-2'], page: 1 });
@@ -53,13 +63,22 @@ describe('result reuse', () => {
     const { app } = await harnesses.open({ workers: true, extraHandlers: [handler] });
     const first = await createJob(app, { type: 'lookup', input: { q: 'x' } });
     await waitForStatus(app, first.id, 'succeeded');
-    const fresh = await app.inject({ method: 'POST', url: '/v1/jobs', headers: { 'cache-control': 'no-cache' }, payload: { type: 'lookup', input: { q: 'x' } } });
+    const fresh = await app.inject({
+      method: 'POST',
+      url: '/v1/jobs',
+      headers: { 'cache-control': 'no-cache' },
+      payload: { type: 'lookup', input: { q: 'x' } },
+    });
     expect(fresh.statusCode).toBe(202);
     const freshJob = parseJob(fresh);
     expect(freshJob.cached_from).toBeNull();
     await waitForStatus(app, freshJob.id, 'succeeded');
     expect(runs).toHaveLength(2);
-    const repeat = await app.inject({ method: 'POST', url: '/v1/jobs', payload: { type: 'lookup', input: { q: 'x' } } });
+    const repeat = await app.inject({
+      method: 'POST',
+      url: '/v1/jobs',
+      payload: { type: 'lookup', input: { q: 'x' } },
+    });
     expect(parseJob(repeat).cached_from).toBe(freshJob.id);
   });
 
@@ -73,7 +92,10 @@ describe('result reuse', () => {
     const follower = await createJob(app, { type: 'lookup', input: { q: 'slow' } });
     expect(follower).toMatchObject({ status: 'queued', cached_from: leader.id });
     open();
-    const [leaderDone, followerDone] = await Promise.all([waitForStatus(app, leader.id, 'succeeded'), waitForStatus(app, follower.id, 'succeeded')]);
+    const [leaderDone, followerDone] = await Promise.all([
+      waitForStatus(app, leader.id, 'succeeded'),
+      waitForStatus(app, follower.id, 'succeeded'),
+    ]);
     expect(followerDone.result).toEqual(leaderDone.result);
     expect(runs).toHaveLength(1);
   });
@@ -89,7 +111,12 @@ describe('result reuse', () => {
       ]),
     });
     const submit = (key: string) =>
-      app.inject({ method: 'POST', url: '/v1/jobs', headers: { authorization: `Bearer ${key}` }, payload: { type: 'lookup', input: { q: 'secret' } } });
+      app.inject({
+        method: 'POST',
+        url: '/v1/jobs',
+        headers: { authorization: `Bearer ${key}` },
+        payload: { type: 'lookup', input: { q: 'secret' } },
+      });
     const acme = parseJob(await submit('key-of-acme-0123456789'));
     await expect.poll(() => runs.length).toBe(1);
     const globex = parseJob(await submit('key-of-globex-012345678'));
@@ -101,6 +128,8 @@ describe('result reuse', () => {
   });
 
   it('rejects a handler defined with a cache TTL that is not positive', () => {
-    expect(() => defineHandler({ type: 'bad', input: z.object({}), cache: { ttl_s: 0 }, run: async () => 1 })).toThrow(/cache.ttl_s/);
+    expect(() => defineHandler({ type: 'bad', input: z.object({}), cache: { ttl_s: 0 }, run: async () => 1 })).toThrow(
+      /cache.ttl_s/,
+    );
   });
 });

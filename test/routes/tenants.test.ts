@@ -33,8 +33,17 @@ describe('API keys and tenants', () => {
 
   it("lets no tenant read, wait on, cancel, delete or list another's jobs: they answer as unknown ids", async () => {
     const { app } = await scope.open({ apiKeys });
-    const mine = parseJob(await app.inject({ method: 'POST', url: '/v1/jobs', headers: as(ACME_KEY), payload: { type: 'echo', input: { value: 'acme' } } }));
-    const theirs = parseJob(await app.inject({ method: 'POST', url: '/v1/jobs', headers: as(GLOBEX_KEY), payload: { type: 'echo' } }));
+    const mine = parseJob(
+      await app.inject({
+        method: 'POST',
+        url: '/v1/jobs',
+        headers: as(ACME_KEY),
+        payload: { type: 'echo', input: { value: 'acme' } },
+      }),
+    );
+    const theirs = parseJob(
+      await app.inject({ method: 'POST', url: '/v1/jobs', headers: as(GLOBEX_KEY), payload: { type: 'echo' } }),
+    );
     for (const [method, url] of [
       ['GET', `/v1/jobs/${mine.id}`],
       ['GET', `/v1/jobs/${mine.id}/result`],
@@ -44,21 +53,43 @@ describe('API keys and tenants', () => {
     ] as const) {
       expectProblem(await app.inject({ method, url, headers: as(GLOBEX_KEY) }), 404, 'job-not-found');
     }
-    expect((await app.inject({ method: 'DELETE', url: `/v1/jobs/${mine.id}`, headers: as(GLOBEX_KEY) })).statusCode).toBe(204);
-    expect(parseJob(await app.inject({ method: 'GET', url: `/v1/jobs/${mine.id}`, headers: as(ACME_KEY) })).status).toBe('queued'); // untouched
-    const acmeList = (await app.inject({ method: 'GET', url: '/v1/jobs', headers: as(ACME_KEY) })).json<{ data: { id: string }[] }>();
+    expect(
+      (await app.inject({ method: 'DELETE', url: `/v1/jobs/${mine.id}`, headers: as(GLOBEX_KEY) })).statusCode,
+    ).toBe(204);
+    expect(
+      parseJob(await app.inject({ method: 'GET', url: `/v1/jobs/${mine.id}`, headers: as(ACME_KEY) })).status,
+    ).toBe('queued'); // untouched
+    const acmeList = (await app.inject({ method: 'GET', url: '/v1/jobs', headers: as(ACME_KEY) })).json<{
+      data: { id: string }[];
+    }>();
     expect(acmeList.data.map((job) => job.id)).toEqual([mine.id]);
-    const globexList = (await app.inject({ method: 'GET', url: '/v1/jobs', headers: as(GLOBEX_KEY) })).json<{ data: { id: string }[] }>();
+    const globexList = (await app.inject({ method: 'GET', url: '/v1/jobs', headers: as(GLOBEX_KEY) })).json<{
+      data: { id: string }[];
+    }>();
     expect(globexList.data.map((job) => job.id)).toEqual([theirs.id]);
     // Deleted by its owner: 410 to the owner, still 404 to anyone else.
     await app.inject({ method: 'DELETE', url: `/v1/jobs/${mine.id}`, headers: as(ACME_KEY) });
-    expectProblem(await app.inject({ method: 'GET', url: `/v1/jobs/${mine.id}`, headers: as(ACME_KEY) }), 410, 'job-gone');
-    expectProblem(await app.inject({ method: 'GET', url: `/v1/jobs/${mine.id}`, headers: as(GLOBEX_KEY) }), 404, 'job-not-found');
+    expectProblem(
+      await app.inject({ method: 'GET', url: `/v1/jobs/${mine.id}`, headers: as(ACME_KEY) }),
+      410,
+      'job-gone',
+    );
+    expectProblem(
+      await app.inject({ method: 'GET', url: `/v1/jobs/${mine.id}`, headers: as(GLOBEX_KEY) }),
+      404,
+      'job-not-found',
+    );
   });
 
   it('keeps idempotency keys per tenant', async () => {
     const { app } = await scope.open({ apiKeys });
-    const post = (key: string) => app.inject({ method: 'POST', url: '/v1/jobs', headers: { ...as(key), 'idempotency-key': 'same' }, payload: { type: 'echo' } });
+    const post = (key: string) =>
+      app.inject({
+        method: 'POST',
+        url: '/v1/jobs',
+        headers: { ...as(key), 'idempotency-key': 'same' },
+        payload: { type: 'echo' },
+      });
     const acme = parseJob(await post(ACME_KEY));
     const globex = parseJob(await post(GLOBEX_KEY));
     expect(globex.id).not.toBe(acme.id);
@@ -68,9 +99,20 @@ describe('API keys and tenants', () => {
 
 describe('signed events links', () => {
   it("let an EventSource (no Authorization header) open that job's stream, and nothing else", async () => {
-    const harness = await scope.open({ apiKeys, workers: true, linkSigningSecret: 'a-secret-of-at-least-32-characters!!' });
+    const harness = await scope.open({
+      apiKeys,
+      workers: true,
+      linkSigningSecret: 'a-secret-of-at-least-32-characters!!',
+    });
     const base = await harness.app.listen({ port: 0, host: '127.0.0.1' });
-    const job = parseJob(await harness.app.inject({ method: 'POST', url: '/v1/jobs', headers: as(ACME_KEY), payload: { type: 'echo', input: { value: 1 } } }));
+    const job = parseJob(
+      await harness.app.inject({
+        method: 'POST',
+        url: '/v1/jobs',
+        headers: as(ACME_KEY),
+        payload: { type: 'echo', input: { value: 1 } },
+      }),
+    );
     expect(job.links.events).toMatch(new RegExp(`^/v1/jobs/${job.id}/events\\?access=`));
     const stream = await fetch(`${base}${job.links.events}`);
     expect(stream.status).toBe(200);
@@ -80,7 +122,9 @@ describe('signed events links', () => {
     // The token opens only that stream: not the job itself, not another job's stream, not once tampered with.
     const token = new URL(`${base}${job.links.events}`).searchParams.get('access')!;
     expect((await fetch(`${base}/v1/jobs/${job.id}?access=${token}`)).status).toBe(401);
-    const other = parseJob(await harness.app.inject({ method: 'POST', url: '/v1/jobs', headers: as(ACME_KEY), payload: { type: 'echo' } }));
+    const other = parseJob(
+      await harness.app.inject({ method: 'POST', url: '/v1/jobs', headers: as(ACME_KEY), payload: { type: 'echo' } }),
+    );
     expect((await fetch(`${base}/v1/jobs/${other.id}/events?access=${token}`)).status).toBe(401);
     // Its last character changed, always to a different one (a fixed "xx" would be no change 1 time in 4096).
     const tampered = `${token.slice(0, -1)}${token.endsWith('A') ? 'B' : 'A'}`;

@@ -1,6 +1,14 @@
 import { expect } from 'vitest';
 import type { SpawnedRedis } from '../helpers/redis-server.js';
-import { Api, delay, randomPrefix, startService, type HttpAnswer, type JobView, type ServiceProcess } from '../e2e/helpers.js';
+import {
+  Api,
+  delay,
+  randomPrefix,
+  startService,
+  type HttpAnswer,
+  type JobView,
+  type ServiceProcess,
+} from '../e2e/helpers.js';
 import { waitFor } from '../helpers/wait-for.js';
 
 /*
@@ -58,7 +66,11 @@ export interface Fleet {
 }
 
 /** The environment of a service on `redis`; TYPE_LIMITS and ROLE are blanked so the caller's shell cannot leak them. */
-export function fleetEnv(redis: SpawnedRedis, prefix: string, extra: Record<string, string> = {}): Record<string, string> {
+export function fleetEnv(
+  redis: SpawnedRedis,
+  prefix: string,
+  extra: Record<string, string> = {},
+): Record<string, string> {
   return {
     REDIS_URL: redis.url,
     REDIS_REQUIRED: 'true',
@@ -180,7 +192,12 @@ export async function runBounded(count: number, limit: number, task: (index: num
 }
 
 /** `count` sleep jobs of `minMs..maxMs` (uniform), one step each. */
-export function sleepJobs(count: number, minMs: number, maxMs: number, extra: Record<string, unknown> = {}): Record<string, unknown>[] {
+export function sleepJobs(
+  count: number,
+  minMs: number,
+  maxMs: number,
+  extra: Record<string, unknown> = {},
+): Record<string, unknown>[] {
   return Array.from({ length: count }, () => ({
     type: 'sleep',
     input: { ms: minMs + Math.floor(Math.random() * (maxMs - minMs + 1)), steps: 1 },
@@ -192,7 +209,8 @@ export function sleepJobs(count: number, minMs: number, maxMs: number, extra: Re
 
 export async function stats(api: Api): Promise<StatsView> {
   const answer = await api.request<StatsView>('GET', '/admin/stats', { timeoutMs: 5000 });
-  if (answer.status !== 200) throw new Error(`GET /admin/stats on ${api.baseUrl} answered ${answer.status}: ${JSON.stringify(answer.body)}`);
+  if (answer.status !== 200)
+    throw new Error(`GET /admin/stats on ${api.baseUrl} answered ${answer.status}: ${JSON.stringify(answer.body)}`);
   return answer.body;
 }
 
@@ -200,7 +218,11 @@ export async function stats(api: Api): Promise<StatsView> {
  * Samples Redis's own count of running jobs of `type` (one ZCARD, so exact at its instant) every
  * `intervalMs` until `stop()`; returns the largest count seen and how many samples were taken.
  */
-export function sampleRunning(api: Api, type: string, intervalMs = 20): { stop(): Promise<{ max: number; samples: number }> } {
+export function sampleRunning(
+  api: Api,
+  type: string,
+  intervalMs = 20,
+): { stop(): Promise<{ max: number; samples: number }> } {
   let stopped = false;
   let max = 0;
   let samples = 0;
@@ -247,7 +269,9 @@ export async function waitUntilSettled(api: () => Api, total: number, timeoutMs:
       { timeoutMs, intervalMs: 200, what: `${total} jobs to be done` },
     );
   } catch (error) {
-    throw new Error(`${total} jobs were not all done within ${timeoutMs} ms; last counts: ${JSON.stringify(last)}`, { cause: error });
+    throw new Error(`${total} jobs were not all done within ${timeoutMs} ms; last counts: ${JSON.stringify(last)}`, {
+      cause: error,
+    });
   }
 }
 
@@ -289,7 +313,9 @@ export function expectAllSucceeded(listed: ScaleJob[], ids: string[], unknownOut
     notSucceeded.slice(0, 5).map((job) => ({ id: job.id, status: job.status, attempt: job.attempt, error: job.error })),
     `${notSucceeded.length} jobs did not succeed`,
   ).toEqual([]);
-  const badAttempts = listed.filter((job) => !(job.attempt >= 1) || job.result === null || job.result.attempt > job.attempt);
+  const badAttempts = listed.filter(
+    (job) => !(job.attempt >= 1) || job.result === null || job.result.attempt > job.attempt,
+  );
   expect(
     badAttempts.slice(0, 5).map((job) => ({ id: job.id, attempt: job.attempt, result: job.result })),
     `${badAttempts.length} jobs have attempt < 1 or a result from a later attempt than the job's`,

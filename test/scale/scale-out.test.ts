@@ -2,7 +2,18 @@ import { describe, expect, it } from 'vitest';
 import { useSpawnedRedis } from '../helpers/use-redis.js';
 import { delay, useServiceCleanup } from '../e2e/helpers.js';
 import { waitFor } from '../helpers/wait-for.js';
-import { expectAllSucceeded, listAll, secondsSince, sleepJobs, startFleet, stats, stuckJobs, submitAll, waitUntilSettled, type StatsView } from './fleet.js';
+import {
+  expectAllSucceeded,
+  listAll,
+  secondsSince,
+  sleepJobs,
+  startFleet,
+  stats,
+  stuckJobs,
+  submitAll,
+  waitUntilSettled,
+  type StatsView,
+} from './fleet.js';
 
 /*
  * Scale-out: several processes on one Redis share the work, each job runs to success once, and
@@ -21,7 +32,9 @@ describe('three instances on one Redis', () => {
     const fleet = await startFleet(redis, 3);
     const began = performance.now();
     let turn = 0;
-    const { ids, unknownOutcomes } = await submitAll(() => fleet.apis[turn++ % 3]!, sleepJobs(JOBS, 0, 50), { inFlight: 50 });
+    const { ids, unknownOutcomes } = await submitAll(() => fleet.apis[turn++ % 3]!, sleepJobs(JOBS, 0, 50), {
+      inFlight: 50,
+    });
     expect(unknownOutcomes).toBe(0);
     const submittedS = secondsSince(began);
 
@@ -47,7 +60,11 @@ describe('three instances on one Redis', () => {
     console.log(
       `[scale] ${JOBS} jobs on 3 instances: submitted in ${submittedS} s, all done at ${settledS} s; started per instance ${pools.map((p) => p.started).join('/')}`,
     );
-    expect({ started: sum('started'), succeeded: sum('succeeded'), failed: sum('failed') }).toEqual({ started: JOBS, succeeded: JOBS, failed: 0 });
+    expect({ started: sum('started'), succeeded: sum('succeeded'), failed: sum('failed') }).toEqual({
+      started: JOBS,
+      succeeded: JOBS,
+      failed: 0,
+    });
     for (const pool of pools) expect(pool.started, `instance ${pool.worker_id} ran none`).toBeGreaterThan(0);
     expect(new Set(pools.map((pool) => pool.worker_id)).size).toBe(3);
   });
@@ -82,10 +99,15 @@ describe('three instances on one Redis', () => {
     let submitted;
     try {
       // Spread over ~10 s so the kills land while jobs are being submitted and run.
-      submitted = await submitAll(() => fleet.liveApi(), sleepJobs(JOBS, 0, 50, { max_attempts: 10 }), { inFlight: 50, perSecond: 200 });
+      submitted = await submitAll(() => fleet.liveApi(), sleepJobs(JOBS, 0, 50, { max_attempts: 10 }), {
+        inFlight: 50,
+        perSecond: 200,
+      });
       const submittedS = secondsSince(began);
       await waitUntilSettled(() => fleet.liveApi(), JOBS, 60_000);
-      console.log(`[scale] chaos: ${JOBS} submitted by ${submittedS} s, all done at ${secondsSince(began)} s; kills ${kills.join(' ')}`);
+      console.log(
+        `[scale] chaos: ${JOBS} submitted by ${submittedS} s, all done at ${secondsSince(began)} s; kills ${kills.join(' ')}`,
+      );
     } finally {
       chaosOver = true;
       await chaos;
@@ -100,7 +122,9 @@ describe('three instances on one Redis', () => {
     const byId = expectAllSucceeded(listed, ids, unknownOutcomes);
     expect(await stuckJobs(fleet.liveApi())).toEqual([]);
     const rerun = [...byId.values()].filter((job) => job.attempt > 1).length;
-    console.log(`[scale] chaos: ${listed.length} jobs listed (${unknownOutcomes} POSTs without an answer), ${rerun} needed more than one attempt`);
+    console.log(
+      `[scale] chaos: ${listed.length} jobs listed (${unknownOutcomes} POSTs without an answer), ${rerun} needed more than one attempt`,
+    );
     expect(rerun, 'no kill caught a running job: the chaos proved nothing').toBeGreaterThan(0);
   });
 });

@@ -1,7 +1,14 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { newJobId } from '../../src/jobs/job-id.js';
 import type { JobRecord, NewJob, WebhookDeliveryState, WebhookEvent } from '../../src/jobs/job.js';
-import { LOG_LINES_MAX, TooManyActiveJobsError, type ClaimRequest, type JobStore, type StoreEvent, type WebhookDelivery } from '../../src/store/job-store.js';
+import {
+  LOG_LINES_MAX,
+  TooManyActiveJobsError,
+  type ClaimRequest,
+  type JobStore,
+  type StoreEvent,
+  type WebhookDelivery,
+} from '../../src/store/job-store.js';
 
 export interface StoreFactory {
   (options: { jobTtlMs: number }): Promise<JobStore>;
@@ -62,9 +69,23 @@ export function describeJobStoreContract(name: string, makeStore: StoreFactory):
 
     describe('create and get', () => {
       it('stores a queued job at version 1 and reads it back unchanged', async () => {
-        const input = { text: 'héllo ✓', big: 9007199254740991, fraction: 0.30000000000000004, nested: [1, { a: null }], empty: {}, list: [] };
+        const input = {
+          text: 'héllo ✓',
+          big: 9007199254740991,
+          fraction: 0.30000000000000004,
+          nested: [1, { a: null }],
+          empty: {},
+          list: [],
+        };
         const created = await store.create(newJob({ input, metadata: { team: 'search' }, priority: 7, timeoutS: 12 }));
-        expect(created).toMatchObject({ status: 'queued', version: 1, attempt: 0, result: null, error: null, expiresAt: null });
+        expect(created).toMatchObject({
+          status: 'queued',
+          version: 1,
+          attempt: 0,
+          result: null,
+          error: null,
+          expiresAt: null,
+        });
         const read = await store.get(created.id);
         expect(read).toEqual(created);
         expect(read!.input).toEqual(input);
@@ -95,7 +116,10 @@ export function describeJobStoreContract(name: string, makeStore: StoreFactory):
 
       it('keeps keys per tenant, makes one job for concurrent repeats, and a key whose job went names a new one', async () => {
         const mine = (await store.createOnce(newJob(), once('shared'))) as { job: JobRecord };
-        const theirs = (await store.createOnce(newJob({ tenant: 'other' }), once('shared'))) as { job: JobRecord; replayed: boolean };
+        const theirs = (await store.createOnce(newJob({ tenant: 'other' }), once('shared'))) as {
+          job: JobRecord;
+          replayed: boolean;
+        };
         expect(theirs.replayed).toBe(false);
         expect(theirs.job.id).not.toBe(mine.job.id);
         const results = await Promise.all([1, 2, 3].map(() => store.createOnce(newJob(), once('burst'))));
@@ -115,9 +139,13 @@ export function describeJobStoreContract(name: string, makeStore: StoreFactory):
         const first = await store.create(newJob({ tenant: 'acme' }), limit);
         await store.createOnce(newJob({ tenant: 'acme' }), { key: 'k', fingerprint: 'f', ttlMs: 60_000 }, limit);
         await expect(store.create(newJob({ tenant: 'acme' }), limit)).rejects.toBeInstanceOf(TooManyActiveJobsError);
-        await expect(store.createOnce(newJob({ tenant: 'acme' }), { key: 'k2', fingerprint: 'f', ttlMs: 60_000 }, limit)).rejects.toBeInstanceOf(TooManyActiveJobsError);
+        await expect(
+          store.createOnce(newJob({ tenant: 'acme' }), { key: 'k2', fingerprint: 'f', ttlMs: 60_000 }, limit),
+        ).rejects.toBeInstanceOf(TooManyActiveJobsError);
         expect(await store.findByIdempotencyKey('acme', 'k2')).toBeUndefined();
-        expect(await store.createOnce(newJob({ tenant: 'acme' }), { key: 'k', fingerprint: 'f', ttlMs: 60_000 }, limit)).toMatchObject({ replayed: true });
+        expect(
+          await store.createOnce(newJob({ tenant: 'acme' }), { key: 'k', fingerprint: 'f', ttlMs: 60_000 }, limit),
+        ).toMatchObject({ replayed: true });
         await store.create(newJob({ tenant: 'globex' }), limit);
         expect((await store.list({ tenant: 'acme', limit: 10, order: 'asc' })).jobs).toHaveLength(2);
         await store.cancel(first.id, Date.now());
@@ -154,7 +182,7 @@ export function describeJobStoreContract(name: string, makeStore: StoreFactory):
         const claimed = await store.claim(claimRequest({ types: ['echo'], max: 1 }));
         expect(claimed).toHaveLength(1);
         expect(claimed[0]!.type).toBe('echo');
-        expect((await store.claim(claimRequest({ types: ['other'] })))).toEqual([]);
+        expect(await store.claim(claimRequest({ types: ['other'] }))).toEqual([]);
       });
 
       it('does not claim a delayed job before its run time, and does after', async () => {
@@ -181,7 +209,9 @@ export function describeJobStoreContract(name: string, makeStore: StoreFactory):
         await store.subscribe((event) => events.push(event));
         const echo = first.find((job) => job.type === 'echo')!;
         await store.finish(lease(echo), { kind: 'succeeded', result: 1 }, Date.now(), { concurrencyLimited: true });
-        await expect.poll(() => events.some((event) => event.kind === 'work' && event.type === 'echo'), { timeout: 2000 }).toBe(true);
+        await expect
+          .poll(() => events.some((event) => event.kind === 'work' && event.type === 'echo'), { timeout: 2000 })
+          .toBe(true);
         expect(await store.claim(claimRequest({ limits, max: 10 }))).toHaveLength(1);
       });
 
@@ -204,7 +234,9 @@ export function describeJobStoreContract(name: string, makeStore: StoreFactory):
       it('never decreases within an attempt, shows 100 as 99 until success, and keeps step and message', async () => {
         await store.create(newJob());
         const job = await claimOne();
-        expect(await store.reportProgress(lease(job), { percent: 40, step: 'fetch', message: 'page 1' }, Date.now())).toBe(true);
+        expect(
+          await store.reportProgress(lease(job), { percent: 40, step: 'fetch', message: 'page 1' }, Date.now()),
+        ).toBe(true);
         await store.reportProgress(lease(job), { percent: 20, step: null, message: null }, Date.now());
         let read = await store.get(job.id);
         expect(read!.progress).toMatchObject({ percent: 40, step: 'fetch', message: 'page 1' });
@@ -220,7 +252,13 @@ export function describeJobStoreContract(name: string, makeStore: StoreFactory):
       it('is refused for a lease that is not held', async () => {
         await store.create(newJob());
         const job = await claimOne();
-        expect(await store.reportProgress({ jobId: job.id, leaseId: 'someone-else' }, { percent: 10, step: null, message: null }, Date.now())).toBe(false);
+        expect(
+          await store.reportProgress(
+            { jobId: job.id, leaseId: 'someone-else' },
+            { percent: 10, step: null, message: null },
+            Date.now(),
+          ),
+        ).toBe(false);
         expect((await store.get(job.id))!.progress.percent).toBeNull();
       });
     });
@@ -233,15 +271,32 @@ export function describeJobStoreContract(name: string, makeStore: StoreFactory):
         const result = await store.finish(lease(job), { kind: 'succeeded', result: { ok: true, list: [1, 2] } }, now);
         expect(result).toEqual({ status: 'succeeded', version: job.version + 1 });
         const read = await store.get(job.id);
-        expect(read).toMatchObject({ status: 'succeeded', result: { ok: true, list: [1, 2] }, error: null, completedAt: now, expiresAt: now + TTL, lease: null });
-        expect(await store.finish(lease(job), { kind: 'failed', error: { code: 'x', message: 'x', retryable: false } }, now)).toBe('lost');
+        expect(read).toMatchObject({
+          status: 'succeeded',
+          result: { ok: true, list: [1, 2] },
+          error: null,
+          completedAt: now,
+          expiresAt: now + TTL,
+          lease: null,
+        });
+        expect(
+          await store.finish(lease(job), { kind: 'failed', error: { code: 'x', message: 'x', retryable: false } }, now),
+        ).toBe('lost');
       });
 
       it('records a failure with its error', async () => {
         await store.create(newJob());
         const job = await claimOne();
-        await store.finish(lease(job), { kind: 'failed', error: { code: 'boom', message: 'it broke', retryable: false } }, Date.now());
-        expect(await store.get(job.id)).toMatchObject({ status: 'failed', error: { code: 'boom', message: 'it broke', retryable: false }, result: null });
+        await store.finish(
+          lease(job),
+          { kind: 'failed', error: { code: 'boom', message: 'it broke', retryable: false } },
+          Date.now(),
+        );
+        expect(await store.get(job.id)).toMatchObject({
+          status: 'failed',
+          error: { code: 'boom', message: 'it broke', retryable: false },
+          result: null,
+        });
       });
 
       it('queues a retry for its run time, keeping the error, and the next attempt starts from null progress', async () => {
@@ -249,9 +304,21 @@ export function describeJobStoreContract(name: string, makeStore: StoreFactory):
         const job = await claimOne();
         await store.reportProgress(lease(job), { percent: 50, step: 's', message: 'm' }, Date.now());
         const now = Date.now();
-        expect(await store.finish(lease(job), { kind: 'retry', error: { code: 'flaky', message: 'try again', retryable: true }, runAt: now + 1000 }, now)).toMatchObject({ status: 'queued' });
+        expect(
+          await store.finish(
+            lease(job),
+            { kind: 'retry', error: { code: 'flaky', message: 'try again', retryable: true }, runAt: now + 1000 },
+            now,
+          ),
+        ).toMatchObject({ status: 'queued' });
         const queued = await store.get(job.id);
-        expect(queued).toMatchObject({ status: 'queued', runAt: now + 1000, attempt: 1, error: { code: 'flaky' }, lease: null });
+        expect(queued).toMatchObject({
+          status: 'queued',
+          runAt: now + 1000,
+          attempt: 1,
+          error: { code: 'flaky' },
+          lease: null,
+        });
         expect(queued!.progress.percent).toBeNull();
         expect(await store.claim(claimRequest({ now }))).toEqual([]);
         const [second] = await store.claim(claimRequest({ now: now + 1001 }));
@@ -283,11 +350,19 @@ export function describeJobStoreContract(name: string, makeStore: StoreFactory):
           claimRequest({ max: 5, leaseId: 'next', now }),
           now,
         );
-        expect(results).toEqual([{ status: 'succeeded', version: a!.version + 1 }, 'lost', { status: 'failed', version: b!.version + 1 }]);
+        expect(results).toEqual([
+          { status: 'succeeded', version: a!.version + 1 },
+          'lost',
+          { status: 'failed', version: b!.version + 1 },
+        ]);
         expect(claimed).toHaveLength(2);
         expect(claimed.every((job) => job.lease?.id === 'next' && job.status === 'running')).toBe(true);
         expect(await store.get(a!.id)).toMatchObject({ status: 'succeeded', result: { n: 1 } });
-        const onlyFinish = await store.finishAndClaim([{ lease: lease(claimed[0]!), outcome: { kind: 'released' } }], null, Date.now());
+        const onlyFinish = await store.finishAndClaim(
+          [{ lease: lease(claimed[0]!), outcome: { kind: 'released' } }],
+          null,
+          Date.now(),
+        );
         expect(onlyFinish).toEqual({ results: [{ status: 'queued', version: claimed[0]!.version + 1 }], claimed: [] });
       });
     });
@@ -298,7 +373,11 @@ export function describeJobStoreContract(name: string, makeStore: StoreFactory):
         await store.create(newJob());
         const [a, b] = await store.claim(claimRequest({ max: 2, leaseMs: 1000 }));
         await store.finish(lease(b!), { kind: 'succeeded', result: null }, Date.now());
-        const { lost } = await store.renewLeases([lease(a!), lease(b!), { jobId: newJobId(Date.now()), leaseId: 'x' }], 60_000, Date.now());
+        const { lost } = await store.renewLeases(
+          [lease(a!), lease(b!), { jobId: newJobId(Date.now()), leaseId: 'x' }],
+          60_000,
+          Date.now(),
+        );
         expect(lost).toHaveLength(2);
         expect(lost).toContain(b!.id);
         expect(lost).not.toContain(a!.id);
@@ -316,7 +395,9 @@ export function describeJobStoreContract(name: string, makeStore: StoreFactory):
         expect(second.error).toMatchObject({ code: 'lease-expired', retryable: true });
         expect(await store.reportProgress(lease(first), { percent: 5, step: null, message: null }, later)).toBe(false);
         expect(await store.finish(lease(first), { kind: 'succeeded', result: 'stale' }, later)).toBe('lost');
-        expect(await store.finish(lease(second), { kind: 'succeeded', result: 'fresh' }, later)).toMatchObject({ status: 'succeeded' });
+        expect(await store.finish(lease(second), { kind: 'succeeded', result: 'fresh' }, later)).toMatchObject({
+          status: 'succeeded',
+        });
         expect((await store.get(first.id))!.result).toBe('fresh');
       });
 
@@ -356,9 +437,16 @@ export function describeJobStoreContract(name: string, makeStore: StoreFactory):
         const outcome = await store.cancel(job.id, Date.now());
         expect(outcome?.outcome).toBe('cancel-requested');
         expect(outcome?.job).toMatchObject({ status: 'running', cancelRequested: true });
-        await expect.poll(() => events.some((event) => event.kind === 'cancel' && event.jobId === job.id), { timeout: 2000 }).toBe(true);
-        expect(await store.renewLeases([lease(job)], 30_000, Date.now())).toEqual({ lost: [], cancelRequested: [job.id] });
-        expect(await store.finish(lease(job), { kind: 'succeeded', result: 'too late' }, Date.now())).toMatchObject({ status: 'canceled' });
+        await expect
+          .poll(() => events.some((event) => event.kind === 'cancel' && event.jobId === job.id), { timeout: 2000 })
+          .toBe(true);
+        expect(await store.renewLeases([lease(job)], 30_000, Date.now())).toEqual({
+          lost: [],
+          cancelRequested: [job.id],
+        });
+        expect(await store.finish(lease(job), { kind: 'succeeded', result: 'too late' }, Date.now())).toMatchObject({
+          status: 'canceled',
+        });
         expect(await store.get(job.id)).toMatchObject({ status: 'canceled', result: null });
         unsubscribe();
       });
@@ -409,9 +497,14 @@ export function describeJobStoreContract(name: string, makeStore: StoreFactory):
         await store.create(newJob());
         const job = await claimOne();
         expect(await store.delete(job.id)).toBe(true);
-        await expect.poll(() => events.some((event) => event.kind === 'cancel' && event.jobId === job.id), { timeout: 2000 }).toBe(true);
+        await expect
+          .poll(() => events.some((event) => event.kind === 'cancel' && event.jobId === job.id), { timeout: 2000 })
+          .toBe(true);
         expect(await store.finish(lease(job), { kind: 'succeeded', result: 1 }, Date.now())).toBe('lost');
-        expect(await store.renewLeases([lease(job)], 1000, Date.now())).toEqual({ lost: [job.id], cancelRequested: [] });
+        expect(await store.renewLeases([lease(job)], 1000, Date.now())).toEqual({
+          lost: [job.id],
+          cancelRequested: [],
+        });
         expect(await store.get(job.id)).toBeUndefined();
       });
 
@@ -426,11 +519,25 @@ export function describeJobStoreContract(name: string, makeStore: StoreFactory):
       it('re-queues a failed job now with another budget of attempts; the attempt count goes on', async () => {
         await store.create(newJob({ maxAttempts: 2 }));
         let job = await claimOne();
-        await store.finish(lease(job), { kind: 'retry', error: { code: 'e', message: 'e', retryable: true }, runAt: Date.now() }, Date.now());
+        await store.finish(
+          lease(job),
+          { kind: 'retry', error: { code: 'e', message: 'e', retryable: true }, runAt: Date.now() },
+          Date.now(),
+        );
         job = await claimOne();
-        await store.finish(lease(job), { kind: 'failed', error: { code: 'e', message: 'e', retryable: true }, }, Date.now());
+        await store.finish(
+          lease(job),
+          { kind: 'failed', error: { code: 'e', message: 'e', retryable: true } },
+          Date.now(),
+        );
         const retried = await store.retry(job.id, Date.now());
-        expect(retried).toMatchObject({ status: 'queued', attempt: 2, maxAttempts: 4, completedAt: null, expiresAt: null });
+        expect(retried).toMatchObject({
+          status: 'queued',
+          attempt: 2,
+          maxAttempts: 4,
+          completedAt: null,
+          expiresAt: null,
+        });
         expect(await claimOne()).toMatchObject({ id: job.id, attempt: 3 });
       });
 
@@ -446,7 +553,12 @@ export function describeJobStoreContract(name: string, makeStore: StoreFactory):
     describe('list', () => {
       async function seed(count: number, start = Date.now() - 10_000): Promise<JobRecord[]> {
         const jobs: JobRecord[] = [];
-        for (let i = 0; i < count; i++) jobs.push(await store.create(newJob({ createdAt: start + i, runAt: start + i, type: i % 3 === 0 ? 'sleep' : 'echo' })));
+        for (let i = 0; i < count; i++)
+          jobs.push(
+            await store.create(
+              newJob({ createdAt: start + i, runAt: start + i, type: i % 3 === 0 ? 'sleep' : 'echo' }),
+            ),
+          );
         return jobs;
       }
 
@@ -526,7 +638,9 @@ export function describeJobStoreContract(name: string, makeStore: StoreFactory):
         await store.cancel(mine[0]!.id, Date.now());
         const canceled = await store.list({ tenant: 'acme', statuses: ['canceled'], limit: 10, order: 'asc' });
         expect(canceled.jobs.map((job) => job.id)).toEqual([mine[0]!.id]);
-        expect((await store.list({ tenant: 'acme', statuses: ['queued'], limit: 10, order: 'asc' })).jobs).toHaveLength(3);
+        expect((await store.list({ tenant: 'acme', statuses: ['queued'], limit: 10, order: 'asc' })).jobs).toHaveLength(
+          3,
+        );
         expect((await store.list({ limit: 20, order: 'asc' })).jobs).toHaveLength(8);
       });
 
@@ -569,7 +683,11 @@ export function describeJobStoreContract(name: string, makeStore: StoreFactory):
         expect([a!.id, b!.id]).toEqual([done.id, failed.id]);
         const finishedAt = Date.now();
         await store.finish(lease(a!), { kind: 'succeeded', result: 1 }, finishedAt);
-        await store.finish(lease(b!), { kind: 'failed', error: { code: 'e', message: 'e', retryable: false } }, finishedAt);
+        await store.finish(
+          lease(b!),
+          { kind: 'failed', error: { code: 'e', message: 'e', retryable: false } },
+          finishedAt,
+        );
         expect(await store.purge(['succeeded', 'failed', 'canceled'], finishedAt - 1000)).toBe(0);
         expect(await store.purge(['succeeded'], finishedAt + 1)).toBe(1);
         expect(await store.get(done.id)).toBeUndefined();
@@ -631,7 +749,11 @@ export function describeJobStoreContract(name: string, makeStore: StoreFactory):
         await store.create(newJob({ type: 'other', runAt: now + 1000 }));
         // A retry waits out its backoff: delayed too.
         const [running] = await store.claim(claimRequest({ types: ['sleep'], max: 1 }));
-        await store.finish(lease(running!), { kind: 'retry', error: { code: 'flaky', message: 'again', retryable: true }, runAt: now + 30_000 }, now);
+        await store.finish(
+          lease(running!),
+          { kind: 'retry', error: { code: 'flaky', message: 'again', retryable: true }, runAt: now + 30_000 },
+          now,
+        );
         let stats = await store.stats(now);
         expect(stats.delayedByType).toMatchObject({ echo: 3, sleep: 2, other: 1 });
         expect(stats.delayed).toBe(6);
@@ -651,7 +773,9 @@ export function describeJobStoreContract(name: string, makeStore: StoreFactory):
         const events: StoreEvent[] = [];
         await store.subscribe((event) => events.push(event));
         await store.create(newJob({ type: 'sleep' }));
-        await expect.poll(() => events.some((event) => event.kind === 'work' && event.type === 'sleep'), { timeout: 2000 }).toBe(true);
+        await expect
+          .poll(() => events.some((event) => event.kind === 'work' && event.type === 'sleep'), { timeout: 2000 })
+          .toBe(true);
       });
 
       it('answers a ping', async () => {
@@ -663,7 +787,12 @@ export function describeJobStoreContract(name: string, makeStore: StoreFactory):
       it('records each ended attempt with its worker, times, outcome and error', async () => {
         await store.create(newJob());
         const first = await claimOne({ workerId: 'worker-a' });
-        const error = { code: 'boom', message: 'upstream 502', retryable: true, stack: 'Error: upstream 502\n    at run (handler.js:1:1)' };
+        const error = {
+          code: 'boom',
+          message: 'upstream 502',
+          retryable: true,
+          stack: 'Error: upstream 502\n    at run (handler.js:1:1)',
+        };
         await store.finish(lease(first), { kind: 'retry', error, runAt: Date.now() }, Date.now());
         const second = await claimOne({ workerId: 'worker-b' });
         expect(second.workerId).toBe('worker-b');
@@ -671,8 +800,22 @@ export function describeJobStoreContract(name: string, makeStore: StoreFactory):
         const done = (await store.get(first.id))!;
         expect(done.workerId).toBe('worker-b');
         expect(done.attempts).toEqual([
-          { attempt: 1, workerId: 'worker-a', startedAt: first.startedAt, endedAt: expect.any(Number) as number, outcome: 'retry', error },
-          { attempt: 2, workerId: 'worker-b', startedAt: second.startedAt, endedAt: expect.any(Number) as number, outcome: 'succeeded', error: null },
+          {
+            attempt: 1,
+            workerId: 'worker-a',
+            startedAt: first.startedAt,
+            endedAt: expect.any(Number) as number,
+            outcome: 'retry',
+            error,
+          },
+          {
+            attempt: 2,
+            workerId: 'worker-b',
+            startedAt: second.startedAt,
+            endedAt: expect.any(Number) as number,
+            outcome: 'succeeded',
+            error: null,
+          },
         ]);
         expect(done.attempts[1]!.endedAt).toBeGreaterThanOrEqual(done.attempts[1]!.startedAt!);
       });
@@ -700,7 +843,9 @@ export function describeJobStoreContract(name: string, makeStore: StoreFactory):
         const job = await store.create(newJob());
         const line = (n: number) => ({ at: 1000 + n, attempt: 1, level: 'info' as const, message: `line ${n}` });
         await store.appendLogs([{ jobId: job.id, lines: [line(1), line(2)] }]);
-        await store.appendLogs([{ jobId: job.id, lines: Array.from({ length: LOG_LINES_MAX }, (_, i) => line(3 + i)) }]);
+        await store.appendLogs([
+          { jobId: job.id, lines: Array.from({ length: LOG_LINES_MAX }, (_, i) => line(3 + i)) },
+        ]);
         const logs = await store.logs(job.id);
         expect(logs).toHaveLength(LOG_LINES_MAX);
         expect(logs[0]).toEqual(line(3));
@@ -729,7 +874,9 @@ export function describeJobStoreContract(name: string, makeStore: StoreFactory):
         await source.create(newJob({ input: { n: 'active' } }));
         const active = await claimOne();
         const exported = await Promise.all([running.id, active.id].map(async (id) => (await source.get(id))!));
-        await source.appendLogs([{ jobId: running.id, lines: [{ at: 1, attempt: 1, level: 'warn', message: 'kept' }] }]);
+        await source.appendLogs([
+          { jobId: running.id, lines: [{ at: 1, attempt: 1, level: 'warn', message: 'kept' }] },
+        ]);
         const logs = await source.logs(running.id);
         const target = await makeStore({ jobTtlMs: TTL });
         try {
@@ -763,10 +910,20 @@ export function describeJobStoreContract(name: string, makeStore: StoreFactory):
         const running = await claimOne();
         await store.finish(lease(running), { kind: 'succeeded', result: { answer: 42 } }, Date.now());
         const hit = await store.create(newJob({ cache: reuse(key) }));
-        expect(hit).toMatchObject({ status: 'succeeded', cachedFrom: leader.id, result: { answer: 42 }, attempt: 0, version: 2 });
+        expect(hit).toMatchObject({
+          status: 'succeeded',
+          cachedFrom: leader.id,
+          result: { answer: 42 },
+          attempt: 0,
+          version: 2,
+        });
         expect(hit.completedAt).not.toBeNull();
         expect(hit.progress.percent).toBe(100);
-        expect(await store.get(hit.id)).toMatchObject({ status: 'succeeded', cachedFrom: leader.id, result: { answer: 42 } });
+        expect(await store.get(hit.id)).toMatchObject({
+          status: 'succeeded',
+          cachedFrom: leader.id,
+          result: { answer: 42 },
+        });
         expect(await store.claim(claimRequest())).toEqual([]);
         const page = await store.list({ statuses: ['succeeded'], limit: 10, order: 'asc' });
         expect(page.jobs.map((job) => job.id)).toEqual([leader.id, hit.id]);
@@ -778,7 +935,9 @@ export function describeJobStoreContract(name: string, makeStore: StoreFactory):
         const running = await claimOne();
         await store.finish(lease(running), { kind: 'succeeded', result: 1 }, Date.now());
         const completedAt = (await store.get(running.id))!.completedAt!;
-        const late = await store.create(newJob({ cache: reuse(key, 1000), createdAt: completedAt + 1001, runAt: completedAt + 1001 }));
+        const late = await store.create(
+          newJob({ cache: reuse(key, 1000), createdAt: completedAt + 1001, runAt: completedAt + 1001 }),
+        );
         expect(late).toMatchObject({ status: 'queued', cachedFrom: null });
         const refreshed = await store.create(newJob({ cache: reuse(digest(), 60_000, 'refresh') }));
         expect(refreshed).toMatchObject({ status: 'queued', cachedFrom: null });
@@ -797,7 +956,12 @@ export function describeJobStoreContract(name: string, makeStore: StoreFactory):
         expect(late.cachedFrom).toBe(leader.id); // a running leader is followed too
         await store.finish(lease(claimed[0]!), { kind: 'succeeded', result: 'done' }, Date.now());
         for (const id of [follower.id, late.id]) {
-          expect(await store.get(id)).toMatchObject({ status: 'succeeded', result: 'done', cachedFrom: leader.id, attempt: 0 });
+          expect(await store.get(id)).toMatchObject({
+            status: 'succeeded',
+            result: 'done',
+            cachedFrom: leader.id,
+            attempt: 0,
+          });
         }
         expect(await store.claim(claimRequest())).toEqual([]);
       });
@@ -832,9 +996,19 @@ export function describeJobStoreContract(name: string, makeStore: StoreFactory):
 
     describe('webhook deliveries', () => {
       const hook = (events: WebhookEvent[]): NewJob['webhook'] => ({ url: 'https://hooks.example.com/in', events });
-      const state = (delivery: WebhookDelivery, overrides: Partial<WebhookDeliveryState> = {}): WebhookDeliveryState => ({
-        id: delivery.id, event: delivery.event, status: 'delivered', attempts: delivery.attempts + 1, at: Date.now(),
-        responseStatus: 204, error: null, nextAttemptAt: null, ...overrides,
+      const state = (
+        delivery: WebhookDelivery,
+        overrides: Partial<WebhookDeliveryState> = {},
+      ): WebhookDeliveryState => ({
+        id: delivery.id,
+        event: delivery.event,
+        status: 'delivered',
+        attempts: delivery.attempts + 1,
+        at: Date.now(),
+        responseStatus: 204,
+        error: null,
+        nextAttemptAt: null,
+        ...overrides,
       });
 
       it('queues one delivery per event the webhook asks for, carrying the job as it was then', async () => {
@@ -845,7 +1019,13 @@ export function describeJobStoreContract(name: string, makeStore: StoreFactory):
         expect((await store.claimWebhookDeliveries(Date.now(), 10, 30_000)).deliveries).toEqual([]);
         const running = await claimOne({ max: 2 });
         const [started] = (await store.claimWebhookDeliveries(Date.now(), 10, 30_000)).deliveries;
-        expect(started).toMatchObject({ id: `${running.id}:${running.version}`, jobId: running.id, event: 'job.started', url: 'https://hooks.example.com/in', attempts: 0 });
+        expect(started).toMatchObject({
+          id: `${running.id}:${running.version}`,
+          jobId: running.id,
+          event: 'job.started',
+          url: 'https://hooks.example.com/in',
+          attempts: 0,
+        });
         expect(started!.job).toMatchObject({ id: running.id, status: 'running', attempt: 1, version: running.version });
         await store.settleWebhookDelivery(started!, state(started!), Date.now());
         const finished = await store.finish(lease(running), { kind: 'succeeded', result: { ok: 1 } }, Date.now());
@@ -895,7 +1075,12 @@ export function describeJobStoreContract(name: string, makeStore: StoreFactory):
         const now = Date.now();
         const [delivery] = (await store.claimWebhookDeliveries(now, 10, 30_000)).deliveries;
         const before = (await store.get(job.id))!;
-        const retrying = state(delivery!, { status: 'retrying', responseStatus: 500, error: 'the receiver answered 500', nextAttemptAt: now + 2000 });
+        const retrying = state(delivery!, {
+          status: 'retrying',
+          responseStatus: 500,
+          error: 'the receiver answered 500',
+          nextAttemptAt: now + 2000,
+        });
         await store.settleWebhookDelivery(delivery!, retrying, now);
         const after = (await store.get(job.id))!;
         expect(after.webhookDelivery).toEqual(retrying);

@@ -12,7 +12,14 @@ beforeAll(async () => {
   // A fresh cluster may take a moment before every node serves its slots to a new client.
   await waitFor(
     async () => {
-      const store = await RedisJobStore.connect({ url: cluster.url, cluster: true, keyPrefix: 'warmup', jobTtlMs: 1000, connectTimeoutMs: 3000, commandTimeoutMs: 2000 });
+      const store = await RedisJobStore.connect({
+        url: cluster.url,
+        cluster: true,
+        keyPrefix: 'warmup',
+        jobTtlMs: 1000,
+        connectTimeoutMs: 3000,
+        commandTimeoutMs: 2000,
+      });
       await store.stats(Date.now());
       await store.close();
       return true;

@@ -11,7 +11,14 @@ import { spawnRedis, type SpawnedRedis } from '../helpers/redis-server.js';
  */
 
 const connect = (url: string, jobTtlMs: number, keyPrefix = `t${randomUUID().slice(0, 8)}`) =>
-  RedisJobStore.connect({ url, keyPrefix, jobTtlMs, connectTimeoutMs: 2000, commandTimeoutMs: 1000, sweepIntervalMs: 50 });
+  RedisJobStore.connect({
+    url,
+    keyPrefix,
+    jobTtlMs,
+    connectTimeoutMs: 2000,
+    commandTimeoutMs: 1000,
+    sweepIntervalMs: 50,
+  });
 
 describe('Redis store specifics', () => {
   const cleanups: (() => Promise<unknown>)[] = [];
@@ -21,7 +28,18 @@ describe('Redis store specifics', () => {
 
   const job = (type = 'echo') => {
     const now = Date.now();
-    return { id: newJobId(now), type, tenant: '-', input: { x: 'y'.repeat(120) }, metadata: {}, priority: 0, maxAttempts: 3, timeoutS: null, createdAt: now, runAt: now };
+    return {
+      id: newJobId(now),
+      type,
+      tenant: '-',
+      input: { x: 'y'.repeat(120) },
+      metadata: {},
+      priority: 0,
+      maxAttempts: 3,
+      timeoutS: null,
+      createdAt: now,
+      runAt: now,
+    };
   };
 
   describe('when Redis stops answering', () => {
@@ -41,7 +59,9 @@ describe('Redis store specifics', () => {
       expect(Date.now() - started).toBeLessThan(2000);
       await expect(store.ping()).rejects.toBeInstanceOf(StoreUnavailableError);
       server.signal('SIGCONT');
-      await expect.poll(() => store.get(created.id).catch(() => 'down'), { timeout: 10_000, interval: 100 }).toMatchObject({ id: created.id });
+      await expect
+        .poll(() => store.get(created.id).catch(() => 'down'), { timeout: 10_000, interval: 100 })
+        .toMatchObject({ id: created.id });
     });
 
     it('fails fast while Redis is down, and reconnects after a restart', async () => {
@@ -50,9 +70,20 @@ describe('Redis store specifics', () => {
       cleanups.push(() => store.close());
       const created = await store.create(job());
       server.signal('SIGKILL');
-      await expect.poll(() => store.get(created.id).then(() => 'up', (error: unknown) => (error instanceof StoreUnavailableError ? 'unavailable' : 'other')), { timeout: 3000 }).toBe('unavailable');
+      await expect
+        .poll(
+          () =>
+            store.get(created.id).then(
+              () => 'up',
+              (error: unknown) => (error instanceof StoreUnavailableError ? 'unavailable' : 'other'),
+            ),
+          { timeout: 3000 },
+        )
+        .toBe('unavailable');
       await server.restart();
-      await expect.poll(() => store.get(created.id).catch(() => undefined), { timeout: 10_000, interval: 100 }).toMatchObject({ id: created.id, status: 'queued' });
+      await expect
+        .poll(() => store.get(created.id).catch(() => undefined), { timeout: 10_000, interval: 100 })
+        .toMatchObject({ id: created.id, status: 'queued' });
     });
   });
 });

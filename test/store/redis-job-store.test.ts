@@ -7,7 +7,14 @@ import { RedisJobStore } from '../../src/store/redis-job-store.js';
 import { describeJobStoreContract } from './job-store.contract.js';
 
 const connect = (url: string, jobTtlMs: number, keyPrefix = `t${randomUUID().slice(0, 8)}`) =>
-  RedisJobStore.connect({ url, keyPrefix, jobTtlMs, connectTimeoutMs: 2000, commandTimeoutMs: 1000, sweepIntervalMs: 50 });
+  RedisJobStore.connect({
+    url,
+    keyPrefix,
+    jobTtlMs,
+    connectTimeoutMs: 2000,
+    commandTimeoutMs: 1000,
+    sweepIntervalMs: 50,
+  });
 
 describeJobStoreContract('redis', ({ jobTtlMs }) => connect(inject('redisUrl'), jobTtlMs));
 
@@ -19,7 +26,18 @@ describe('Redis store specifics', () => {
 
   const job = (type = 'echo') => {
     const now = Date.now();
-    return { id: newJobId(now), type, tenant: '-', input: { x: 'y'.repeat(120) }, metadata: {}, priority: 0, maxAttempts: 3, timeoutS: null, createdAt: now, runAt: now };
+    return {
+      id: newJobId(now),
+      type,
+      tenant: '-',
+      input: { x: 'y'.repeat(120) },
+      metadata: {},
+      priority: 0,
+      maxAttempts: 3,
+      timeoutS: null,
+      createdAt: now,
+      runAt: now,
+    };
   };
 
   it('keeps every key under one hash tag, and gives finished jobs a Redis TTL, packed in one value', async () => {
@@ -27,7 +45,14 @@ describe('Redis store specifics', () => {
     const store = await connect(inject('redisUrl'), 60_000, prefix);
     cleanups.push(() => store.close());
     const created = await store.create(job());
-    const [claimed] = await store.claim({ types: ['echo'], max: 1, workerId: 'w', leaseId: 'l', leaseMs: 1000, now: Date.now() });
+    const [claimed] = await store.claim({
+      types: ['echo'],
+      max: 1,
+      workerId: 'w',
+      leaseId: 'l',
+      leaseMs: 1000,
+      now: Date.now(),
+    });
     await store.finish({ jobId: claimed!.id, leaseId: 'l' }, { kind: 'succeeded', result: { ok: 1 } }, Date.now());
     const redis = new Redis(inject('redisUrl'));
     cleanups.push(() => redis.quit());
@@ -48,7 +73,14 @@ describe('Redis store specifics', () => {
     cleanups.push(() => redis.quit());
     const line = { at: 1, attempt: 1, level: 'info' as const, message: 'hi' };
     const created = await store.create(job());
-    const [claimed] = await store.claim({ types: ['echo'], max: 1, workerId: 'w', leaseId: 'l', leaseMs: 1000, now: Date.now() });
+    const [claimed] = await store.claim({
+      types: ['echo'],
+      max: 1,
+      workerId: 'w',
+      leaseId: 'l',
+      leaseMs: 1000,
+      now: Date.now(),
+    });
     await store.appendLogs([{ jobId: created.id, lines: [line] }]);
     expect(await redis.pttl(store.keys.logs(created.id))).toBe(-1); // running: kept until it finishes
     await store.finish({ jobId: claimed!.id, leaseId: 'l' }, { kind: 'succeeded', result: 1 }, Date.now());
@@ -57,7 +89,14 @@ describe('Redis store specifics', () => {
     await store.appendLogs([{ jobId: created.id, lines: [line] }]); // a late line of a finished job
     expect(await redis.pttl(store.keys.logs(created.id))).toBeGreaterThan(110_000);
     const silent = await store.create(job());
-    const [other] = await store.claim({ types: ['echo'], max: 1, workerId: 'w', leaseId: 'm', leaseMs: 1000, now: Date.now() });
+    const [other] = await store.claim({
+      types: ['echo'],
+      max: 1,
+      workerId: 'w',
+      leaseId: 'm',
+      leaseMs: 1000,
+      now: Date.now(),
+    });
     await store.finish({ jobId: other!.id, leaseId: 'm' }, { kind: 'succeeded', result: 1 }, Date.now());
     expect(await redis.exists(store.keys.logs(silent.id))).toBe(0);
   });
@@ -70,7 +109,14 @@ describe('Redis store specifics', () => {
     cleanups.push(() => redis.quit());
     const finishOne = async () => {
       await store.create(job());
-      const [claimed] = await store.claim({ types: ['echo'], max: 1, workerId: 'w', leaseId: 'l', leaseMs: 1000, now: Date.now() });
+      const [claimed] = await store.claim({
+        types: ['echo'],
+        max: 1,
+        workerId: 'w',
+        leaseId: 'l',
+        leaseMs: 1000,
+        now: Date.now(),
+      });
       await store.finish({ jobId: claimed!.id, leaseId: 'l' }, { kind: 'succeeded', result: 1 }, Date.now());
       return claimed!.id;
     };
@@ -87,8 +133,12 @@ describe('Redis store specifics', () => {
 
   it('stores large inputs and results deflated, transparently', async () => {
     const store = await RedisJobStore.connect({
-      url: inject('redisUrl'), keyPrefix: `t${randomUUID().slice(0, 8)}`, jobTtlMs: 60_000,
-      connectTimeoutMs: 2000, commandTimeoutMs: 1000, compressThresholdBytes: 1024,
+      url: inject('redisUrl'),
+      keyPrefix: `t${randomUUID().slice(0, 8)}`,
+      jobTtlMs: 60_000,
+      connectTimeoutMs: 2000,
+      commandTimeoutMs: 1000,
+      compressThresholdBytes: 1024,
     });
     cleanups.push(() => store.close());
     const big = { rows: Array.from({ length: 500 }, (_, i) => ({ i, text: `row ${i} ✓ ${'x'.repeat(20)}` })) };
@@ -98,7 +148,14 @@ describe('Redis store specifics', () => {
     const storedInput = await redis.hget(store.keys.job(created.id), 'input');
     expect(storedInput!.startsWith('~z:')).toBe(true);
     expect(storedInput!.length).toBeLessThan(JSON.stringify(big).length / 3);
-    const [claimed] = await store.claim({ types: ['echo'], max: 1, workerId: 'w', leaseId: 'l', leaseMs: 1000, now: Date.now() });
+    const [claimed] = await store.claim({
+      types: ['echo'],
+      max: 1,
+      workerId: 'w',
+      leaseId: 'l',
+      leaseMs: 1000,
+      now: Date.now(),
+    });
     expect(claimed!.input).toEqual(big);
     await store.finish({ jobId: created.id, leaseId: 'l' }, { kind: 'succeeded', result: big }, Date.now());
     // A finished job is one packed JSON value; its result field is still stored deflated.

@@ -16,7 +16,16 @@ describe('Redis store through Sentinel', () => {
     master = await spawnRedis();
     sentinelPort = await freePort();
     const config = join(master.dir, 'sentinel.conf');
-    writeFileSync(config, [`port ${sentinelPort}`, 'bind 127.0.0.1', `dir ${master.dir}`, `sentinel monitor mymaster 127.0.0.1 ${master.port} 1`, ''].join('\n'));
+    writeFileSync(
+      config,
+      [
+        `port ${sentinelPort}`,
+        'bind 127.0.0.1',
+        `dir ${master.dir}`,
+        `sentinel monitor mymaster 127.0.0.1 ${master.port} 1`,
+        '',
+      ].join('\n'),
+    );
     sentinel = spawn('redis-server', [config, '--sentinel'], { stdio: 'ignore' });
     sentinel.unref();
     await waitForRedis(`redis://127.0.0.1:${sentinelPort}`, 10_000);
@@ -43,8 +52,26 @@ describe('Redis store through Sentinel', () => {
     });
     try {
       const now = Date.now();
-      const created = await store.create({ id: newJobId(now), type: 'echo', tenant: '-', input: { via: 'sentinel' }, metadata: {}, priority: 0, maxAttempts: 1, timeoutS: null, createdAt: now, runAt: now });
-      const [claimed] = await store.claim({ types: ['echo'], max: 1, workerId: 'w', leaseId: 'l', leaseMs: 5000, now: Date.now() });
+      const created = await store.create({
+        id: newJobId(now),
+        type: 'echo',
+        tenant: '-',
+        input: { via: 'sentinel' },
+        metadata: {},
+        priority: 0,
+        maxAttempts: 1,
+        timeoutS: null,
+        createdAt: now,
+        runAt: now,
+      });
+      const [claimed] = await store.claim({
+        types: ['echo'],
+        max: 1,
+        workerId: 'w',
+        leaseId: 'l',
+        leaseMs: 5000,
+        now: Date.now(),
+      });
       expect(claimed?.id).toBe(created.id);
       await store.finish({ jobId: created.id, leaseId: 'l' }, { kind: 'succeeded', result: { ok: true } }, Date.now());
       expect(await store.get(created.id)).toMatchObject({ status: 'succeeded', result: { ok: true } });

@@ -19,7 +19,11 @@ const VIEWER = 'viewer-key-0123456789abcdef';
 const OPERATOR = 'operator-key-0123456789abcdef';
 const adminKeys = loadConfig({ ADMIN_KEYS: `${VIEWER}:viewer,${OPERATOR}:operator` }).ADMIN_KEYS!;
 
-async function signIn(app: FastifyInstance, key: string, headers: Record<string, string> = {}): Promise<LightMyRequestResponse> {
+async function signIn(
+  app: FastifyInstance,
+  key: string,
+  headers: Record<string, string> = {},
+): Promise<LightMyRequestResponse> {
   return app.inject({ method: 'POST', url: '/admin/session', payload: { key }, headers });
 }
 
@@ -83,25 +87,37 @@ describe('dashboard sign-in (POST /admin/session)', () => {
     const cookie = sessionCookie(await signIn(app, VIEWER));
     const [payload, signature] = cookie.slice('ajs_admin='.length).split('.');
     // Claiming the operator role with the viewer's signature:
-    const forged = Buffer.from(Buffer.from(payload!, 'base64url').toString().replace('viewer', 'operator')).toString('base64url');
+    const forged = Buffer.from(Buffer.from(payload!, 'base64url').toString().replace('viewer', 'operator')).toString(
+      'base64url',
+    );
     expect(forged).not.toBe(payload);
     // The signature with its first character changed, always to a different one (setting it to a fixed
     // character would leave it unchanged whenever the signature already starts with that character).
     const tampered = `${payload}.${signature!.startsWith('A') ? 'B' : 'A'}${signature!.slice(1)}`;
     expect(tampered).not.toBe(`${payload}.${signature}`);
     for (const value of [`${forged}.${signature}`, tampered, 'garbage', '']) {
-      const response = await app.inject({ method: 'GET', url: '/admin/stats', headers: { cookie: `ajs_admin=${value}` } });
+      const response = await app.inject({
+        method: 'GET',
+        url: '/admin/stats',
+        headers: { cookie: `ajs_admin=${value}` },
+      });
       expect(expectProblem(response, 401, 'unauthorized').detail).toMatch(/sign in again/);
     }
     // Another instance with its own random secret does not take this instance's tokens...
     const other = await scope.open({ adminKeys });
-    expectProblem(await other.app.inject({ method: 'GET', url: '/admin/stats', headers: { cookie } }), 401, 'unauthorized');
+    expectProblem(
+      await other.app.inject({ method: 'GET', url: '/admin/stats', headers: { cookie } }),
+      401,
+      'unauthorized',
+    );
     // ...while instances sharing LINK_SIGNING_SECRET do.
     const secret = 'shared-link-signing-secret-0123456789';
     const first = await scope.open({ adminKeys, linkSigningSecret: secret });
     const second = await scope.open({ adminKeys, linkSigningSecret: secret });
     const shared = sessionCookie(await signIn(first.app, VIEWER));
-    expect((await second.app.inject({ method: 'GET', url: '/admin/stats', headers: { cookie: shared } })).statusCode).toBe(200);
+    expect(
+      (await second.app.inject({ method: 'GET', url: '/admin/stats', headers: { cookie: shared } })).statusCode,
+    ).toBe(200);
 
     // Tokens end at their expiry, and with their key.
     const keys = adminKeyring(adminKeys, undefined)!;
@@ -111,24 +127,37 @@ describe('dashboard sign-in (POST /admin/session)', () => {
     expect(sessions.verify(token, keys)).toBeUndefined();
     const fresh = sessions.issue(viewer).token;
     expect(sessions.verify(fresh, keys)).toMatchObject(viewer);
-    expect(sessions.verify(fresh, keys.filter((key) => key.identity.role !== 'viewer'))).toBeUndefined();
+    expect(
+      sessions.verify(
+        fresh,
+        keys.filter((key) => key.identity.role !== 'viewer'),
+      ),
+    ).toBeUndefined();
   });
 
   it('DELETE /admin/session clears the cookie', async () => {
     const { app } = await scope.open({ adminKeys });
     const response = await app.inject({ method: 'DELETE', url: '/admin/session' });
     expect(response.statusCode).toBe(204);
-    expect(String(response.headers['set-cookie'])).toMatch(/^ajs_admin=; Path=\/admin; Max-Age=0; HttpOnly; SameSite=Strict/);
+    expect(String(response.headers['set-cookie'])).toMatch(
+      /^ajs_admin=; Path=\/admin; Max-Age=0; HttpOnly; SameSite=Strict/,
+    );
   });
 
   it('after 10 failed sign-ins a minute from one address, every sign-in from it answers 429 with Retry-After', async () => {
     const { app } = await scope.open({ adminKeys });
-    for (let i = 0; i < 10; i += 1) expectProblem(await signIn(app, `wrong-${i}-0123456789abcdef`), 401, 'unauthorized');
+    for (let i = 0; i < 10; i += 1)
+      expectProblem(await signIn(app, `wrong-${i}-0123456789abcdef`), 401, 'unauthorized');
     const limited = await signIn(app, OPERATOR);
     expectProblem(limited, 429, 'rate-limited');
     expect(Number(limited.headers['retry-after'])).toBeGreaterThan(0);
     // Another address is not held back.
-    const elsewhere = await app.inject({ method: 'POST', url: '/admin/session', payload: { key: OPERATOR }, remoteAddress: '10.9.8.7' });
+    const elsewhere = await app.inject({
+      method: 'POST',
+      url: '/admin/session',
+      payload: { key: OPERATOR },
+      remoteAddress: '10.9.8.7',
+    });
     expect(elsewhere.statusCode, elsewhere.body).toBe(200);
   });
 
@@ -158,12 +187,26 @@ describe('CSRF: writes made with the session cookie', () => {
       const refused = await retry(app, id, { cookie, ...headers });
       expect(expectProblem(refused, 403, 'forbidden').detail).toMatch(/CSRF/);
     }
-    expectProblem(await app.inject({ method: 'DELETE', url: `/admin/jobs/${id}`, headers: { cookie, 'sec-fetch-site': 'cross-site' } }), 403, 'forbidden');
+    expectProblem(
+      await app.inject({
+        method: 'DELETE',
+        url: `/admin/jobs/${id}`,
+        headers: { cookie, 'sec-fetch-site': 'cross-site' },
+      }),
+      403,
+      'forbidden',
+    );
     // Nothing happened: the job is still canceled.
-    expect((await app.inject({ method: 'GET', url: `/v1/jobs/${id}` })).json<{ status: string }>().status).toBe('canceled');
+    expect((await app.inject({ method: 'GET', url: `/v1/jobs/${id}` })).json<{ status: string }>().status).toBe(
+      'canceled',
+    );
 
     // A script's Bearer write is unaffected by these headers.
-    const bearer = await retry(app, id, { authorization: `Bearer ${OPERATOR}`, 'sec-fetch-site': 'cross-site', origin: 'https://evil.example' });
+    const bearer = await retry(app, id, {
+      authorization: `Bearer ${OPERATOR}`,
+      'sec-fetch-site': 'cross-site',
+      origin: 'https://evil.example',
+    });
     expect(bearer.statusCode, bearer.body).toBe(200);
 
     // The dashboard's own writes: Sec-Fetch-Site: same-origin, or (older browsers) an Origin naming this host.
@@ -173,18 +216,23 @@ describe('CSRF: writes made with the session cookie', () => {
     expect((await retry(app, third, { cookie, origin: 'http://localhost:80' })).statusCode).toBe(200);
   });
 
-  it('keeps roles: a viewer\'s same-origin cookie write answers 403 naming the role it needs', async () => {
+  it("keeps roles: a viewer's same-origin cookie write answers 403 naming the role it needs", async () => {
     const { app } = await scope.open({ adminKeys });
     const cookie = sessionCookie(await signIn(app, VIEWER));
     const id = await canceledJob(app);
     const refused = await retry(app, id, { cookie, 'sec-fetch-site': 'same-origin' });
-    expect(expectProblem(refused, 403, 'forbidden').detail).toMatch(/needs the operator role; this key has the viewer role/);
+    expect(expectProblem(refused, 403, 'forbidden').detail).toMatch(
+      /needs the operator role; this key has the viewer role/,
+    );
   });
 
   it('without admin keys (loopback only), a write a browser marks as cross-site is refused; curl-like writes are not', async () => {
     const { app } = await scope.open();
     expectProblem(await signIn(app, OPERATOR), 403, 'forbidden');
-    expect((await app.inject({ method: 'GET', url: '/admin/session' })).json()).toMatchObject({ role: 'admin', via: 'loopback' });
+    expect((await app.inject({ method: 'GET', url: '/admin/session' })).json()).toMatchObject({
+      role: 'admin',
+      via: 'loopback',
+    });
     const id = await canceledJob(app);
     expectProblem(await retry(app, id, { 'sec-fetch-site': 'cross-site' }), 403, 'forbidden');
     expectProblem(await retry(app, id, { origin: 'https://evil.example' }), 403, 'forbidden');
@@ -202,7 +250,12 @@ describe('the dashboard page', () => {
     expect(ADMIN_UI_CSP).toBe(
       "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
     );
-    for (const url of ['/admin/ui', '/admin/ui/', '/admin/ui/jobs?status=failed&type=sleep', '/admin/ui/jobs/01JD3M5W6SX1T4KQ8V0ZC2N7GH']) {
+    for (const url of [
+      '/admin/ui',
+      '/admin/ui/',
+      '/admin/ui/jobs?status=failed&type=sleep',
+      '/admin/ui/jobs/01JD3M5W6SX1T4KQ8V0ZC2N7GH',
+    ]) {
       const page = await app.inject({ method: 'GET', url });
       expect(page.statusCode, url).toBe(200);
       expect(page.headers['content-type']).toBe('text/html; charset=utf-8');
@@ -235,20 +288,35 @@ describe('the dashboard page', () => {
     const styles = await app.inject({ method: 'GET', url: '/admin/ui/assets/app.css' });
     expect(styles.headers['content-type']).toBe('text/css; charset=utf-8');
     const etag = String(styles.headers.etag);
-    expect((await app.inject({ method: 'GET', url: '/admin/ui/assets/app.css', headers: { 'if-none-match': etag } })).statusCode).toBe(304);
-    for (const url of ['/admin/ui/assets/index.html', '/admin/ui/assets/nope.js', '/admin/ui/assets/format.d.ts', '/admin/ui/assets/..%2Fapp-ui.ts']) {
+    expect(
+      (await app.inject({ method: 'GET', url: '/admin/ui/assets/app.css', headers: { 'if-none-match': etag } }))
+        .statusCode,
+    ).toBe(304);
+    for (const url of [
+      '/admin/ui/assets/index.html',
+      '/admin/ui/assets/nope.js',
+      '/admin/ui/assets/format.d.ts',
+      '/admin/ui/assets/..%2Fapp-ui.ts',
+    ]) {
       expect((await app.inject({ method: 'GET', url })).statusCode, url).toBe(404);
     }
   });
 
   it('the build copies the page beside the compiled routes (dist/admin-ui)', () => {
     if (!existsSync(new URL('../../dist/server.js', import.meta.url))) return; // not built: npm test builds before it runs the tests
-    const modules = readdirSync(new URL('../../src/admin-ui/', import.meta.url), { recursive: true, encoding: 'utf8' }).filter((name) => name.endsWith('.js'));
+    const modules = readdirSync(new URL('../../src/admin-ui/', import.meta.url), {
+      recursive: true,
+      encoding: 'utf8',
+    }).filter((name) => name.endsWith('.js'));
     expect(modules).toContain(join('views', 'jobs.js'));
     for (const name of ['index.html', 'app.css', ...modules]) {
-      expect(existsSync(new URL(`../../dist/admin-ui/${name}`, import.meta.url)), `dist/admin-ui/${name} (npm run build copies src/admin-ui)`).toBe(true);
+      expect(
+        existsSync(new URL(`../../dist/admin-ui/${name}`, import.meta.url)),
+        `dist/admin-ui/${name} (npm run build copies src/admin-ui)`,
+      ).toBe(true);
     }
     // Not the type checker's files: the page never loads them.
-    for (const name of ['format.d.ts', 'api-types.d.ts', 'tsconfig.json']) expect(existsSync(new URL(`../../dist/admin-ui/${name}`, import.meta.url)), name).toBe(false);
+    for (const name of ['format.d.ts', 'api-types.d.ts', 'tsconfig.json'])
+      expect(existsSync(new URL(`../../dist/admin-ui/${name}`, import.meta.url)), name).toBe(false);
   });
 });

@@ -76,7 +76,11 @@ beforeAll(async () => {
   harness = await startHarness({ workers: true, adminKeys, extraHandlers: [flaky, gate], ops });
   await harness.app.listen({ port: 0, host: '127.0.0.1' });
   baseUrl = `http://127.0.0.1:${(harness.app.server.address() as AddressInfo).port}`;
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-dev-shm-usage'], timeout: 30_000 });
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--no-sandbox', '--disable-dev-shm-usage'],
+    timeout: 30_000,
+  });
 });
 
 afterEach(async () => {
@@ -104,8 +108,19 @@ async function seedOperatorState(): Promise<void> {
   await ops.recordFinished(samples);
   const pool = harness.pool!;
   await ops.beat({
-    id: pool.workerId, host: 'test-host', pid: process.pid, version: '0.1.0', role: 'all', started_at: now - 60_000, beat_at: now,
-    types: ['echo', 'flaky', 'sleep'], slots_total: pool.concurrency, slots_busy: pool.busy, job_ids: [], leases_lost: 0, draining: false,
+    id: pool.workerId,
+    host: 'test-host',
+    pid: process.pid,
+    version: '0.1.0',
+    role: 'all',
+    started_at: now - 60_000,
+    beat_at: now,
+    types: ['echo', 'flaky', 'sleep'],
+    slots_total: pool.concurrency,
+    slots_busy: pool.busy,
+    job_ids: [],
+    leases_lost: 0,
+    draining: false,
   });
 }
 
@@ -119,7 +134,8 @@ async function openPage(viewport = { width: 1280, height: 900 }): Promise<{ page
   page.on('pageerror', (error) => problems.push(`page error: ${error.message}`));
   page.on('console', (message) => {
     // API refusals the page shows (401 at sign-in, 403 for a viewer) are logged by Chromium as failed loads; those are expected.
-    if (message.type() === 'error' && !/status of 40[13]/.test(message.text())) problems.push(`console: ${message.text()}`);
+    if (message.type() === 'error' && !/status of 40[13]/.test(message.text()))
+      problems.push(`console: ${message.text()}`);
   });
   return { page, problems };
 }
@@ -177,11 +193,16 @@ const setVisibility = (page: Page, visibility: 'hidden' | 'visible') =>
   })()`);
 
 /** The admin API as a script calls it (Bearer key), next to the browser. */
-async function adminCall(method: 'GET' | 'POST', url: string, key = ADMIN): Promise<{ statusCode: number; body: string; json<T>(): T }> {
+async function adminCall(
+  method: 'GET' | 'POST',
+  url: string,
+  key = ADMIN,
+): Promise<{ statusCode: number; body: string; json<T>(): T }> {
   return harness.app.inject({ method, url, headers: { authorization: `Bearer ${key}` } });
 }
 
-const statusOf = async (id: string) => (await harness.app.inject({ method: 'GET', url: `/v1/jobs/${id}` })).json<{ status: string }>().status;
+const statusOf = async (id: string) =>
+  (await harness.app.inject({ method: 'GET', url: `/v1/jobs/${id}` })).json<{ status: string }>().status;
 
 describe('the dashboard in Chromium', () => {
   it('refuses a wrong key, signs in, finds a failed job by filter, retries it and shows it succeed live', async () => {
@@ -246,7 +267,8 @@ describe('the dashboard in Chromium', () => {
     const renders = await page.evaluate<{ status: string; attempt: number; timeline: number[] }[]>('window.renders');
     expect(renders.map((render) => render.status)).toContain('succeeded');
     for (const render of renders) {
-      if (render.status !== 'queued' && render.attempt > 0) expect(render.timeline, JSON.stringify(render)).toContain(render.attempt);
+      if (render.status !== 'queued' && render.attempt > 0)
+        expect(render.timeline, JSON.stringify(render)).toContain(render.attempt);
     }
     await page.click('details[data-key=result] > summary');
     expect(await page.locator('details[data-key=result] pre').textContent()).toContain('"ok": true');
@@ -254,7 +276,7 @@ describe('the dashboard in Chromium', () => {
     expect(problems).toEqual([]);
   });
 
-  it('shows a viewer the API\'s 403 when it tries to retry', async () => {
+  it("shows a viewer the API's 403 when it tries to retry", async () => {
     const id = await failedJob('viewer');
     const { page, problems } = await openPage();
     await page.goto(`${baseUrl}/admin/ui/jobs/${id}`);
@@ -264,8 +286,12 @@ describe('the dashboard in Chromium', () => {
     await page.click('#confirm-ok');
     const flash = page.locator('#flash.flash-error');
     await flash.waitFor();
-    expect(await flash.textContent()).toMatch(/Retry failed: POST \/admin\/jobs\/:id\/retry needs the operator role; this key has the viewer role/);
-    expect((await harness.app.inject({ method: 'GET', url: `/v1/jobs/${id}` })).json<{ status: string }>().status).toBe('failed');
+    expect(await flash.textContent()).toMatch(
+      /Retry failed: POST \/admin\/jobs\/:id\/retry needs the operator role; this key has the viewer role/,
+    );
+    expect((await harness.app.inject({ method: 'GET', url: `/v1/jobs/${id}` })).json<{ status: string }>().status).toBe(
+      'failed',
+    );
     expect(problems).toEqual([]);
   });
 
@@ -312,7 +338,9 @@ describe('the dashboard in Chromium', () => {
       await fetch(url, { method: 'POST', mode: 'no-cors', credentials: 'include' }).catch(() => undefined);
     }, `${baseUrl}/admin/jobs/${id}/retry`);
     // No wait needed: the page awaited that fetch, so the server had answered it (or the browser never sent it).
-    expect((await harness.app.inject({ method: 'GET', url: `/v1/jobs/${id}` })).json<{ status: string }>().status).toBe('failed');
+    expect((await harness.app.inject({ method: 'GET', url: `/v1/jobs/${id}` })).json<{ status: string }>().status).toBe(
+      'failed',
+    );
   });
   it('follows a job over the event stream: a change made elsewhere shows at once, without polling or a reload', async () => {
     const job = await createJob(harness.app, { type: 'echo', input: { value: 'later' }, delay_s: 600 });
@@ -354,7 +382,15 @@ describe('the dashboard in Chromium', () => {
     // Leaving the job for the list closes its stream and opens one watching the jobs the list shows.
     await page.click('.crumbs a');
     await page.locator(`tr[data-job-id="${job.id}"]`).waitFor();
-    await expect.poll(() => streams.some((search) => new URLSearchParams(search).getAll('job_id').includes(job.id) && new URLSearchParams(search).getAll('job_id').length > 1)).toBe(true);
+    await expect
+      .poll(() =>
+        streams.some(
+          (search) =>
+            new URLSearchParams(search).getAll('job_id').includes(job.id) &&
+            new URLSearchParams(search).getAll('job_id').length > 1,
+        ),
+      )
+      .toBe(true);
     await page.locator('#live-mode[data-mode=live]').waitFor();
     await expect.poll(async () => (await streamStates(page)).filter((readyState) => readyState !== 2).length).toBe(1);
     expect((await streamStates(page))[0]).toBe(2);
@@ -376,7 +412,11 @@ describe('the dashboard in Chromium', () => {
     let refused = 0;
     await page.route('**/admin/events**', (route) => {
       refused += 1;
-      return route.fulfill({ status: 503, contentType: 'application/problem+json', body: JSON.stringify({ title: 'Service Unavailable', status: 503, detail: 'down for the test' }) });
+      return route.fulfill({
+        status: 503,
+        contentType: 'application/problem+json',
+        body: JSON.stringify({ title: 'Service Unavailable', status: 503, detail: 'down for the test' }),
+      });
     });
     await page.goto(`${baseUrl}/admin/ui/jobs/${job.id}`);
     await signIn(page, OPERATOR);
@@ -394,7 +434,7 @@ describe('the dashboard in Chromium', () => {
     expect(problems.filter((problem) => !/status of 503/.test(problem))).toEqual([]);
   });
 
-  it('retries every failed job of the list\'s filters by snapshot, after a confirmation that states the count', async () => {
+  it("retries every failed job of the list's filters by snapshot, after a confirmation that states the count", async () => {
     const batch = `bulk-${Date.now()}`;
     const ids = await Promise.all([1, 2, 3].map((n) => failedJob(`bulk ${n}`, { batch })));
     const { page, problems } = await openPage();
@@ -415,7 +455,9 @@ describe('the dashboard in Chromium', () => {
     await page.locator('#confirm').waitFor({ state: 'visible' });
     const question = await page.locator('#confirm-text').textContent();
     expect(question).toContain('3 jobs');
-    expect(question).toBe(`Retry 3 jobs matching status=failed, metadata.batch=${batch}? Jobs that match later are not included.`);
+    expect(question).toBe(
+      `Retry 3 jobs matching status=failed, metadata.batch=${batch}? Jobs that match later are not included.`,
+    );
     await page.click('#confirm-ok');
     const flash = page.locator('#flash.flash-ok');
     await flash.waitFor();
@@ -427,7 +469,9 @@ describe('the dashboard in Chromium', () => {
     // Nothing matches now: nothing to do, no confirmation.
     await page.click('#bulk-retry');
     await page.locator('#flash.flash-info').waitFor();
-    expect(await page.locator('#flash').textContent()).toMatch(new RegExp(`No job matches status=failed, metadata.batch=${batch}: nothing to retry`));
+    expect(await page.locator('#flash').textContent()).toMatch(
+      new RegExp(`No job matches status=failed, metadata.batch=${batch}: nothing to retry`),
+    );
     expect(await page.locator('#confirm').isVisible()).toBe(false);
     expect(problems).toEqual([]);
   });
@@ -435,7 +479,8 @@ describe('the dashboard in Chromium', () => {
   it('cancels the ticked jobs only, after a confirmation that states how many', async () => {
     const batch = `pick-${Date.now()}`;
     const jobs = [];
-    for (let n = 0; n < 3; n += 1) jobs.push(await createJob(harness.app, { type: 'sleep', input: { ms: 10 }, delay_s: 600, metadata: { batch } }));
+    for (let n = 0; n < 3; n += 1)
+      jobs.push(await createJob(harness.app, { type: 'sleep', input: { ms: 10 }, delay_s: 600, metadata: { batch } }));
     const { page, problems } = await openPage();
     await page.goto(`${baseUrl}/admin/ui/jobs?metadata.batch=${batch}`);
     await signIn(page, OPERATOR);
@@ -450,12 +495,16 @@ describe('the dashboard in Chromium', () => {
     await page.locator('#flash.flash-ok').waitFor();
     expect(await page.locator('#flash').textContent()).toMatch(/^Canceled 2 jobs\./);
     await page.locator(`tr[data-job-id="${jobs[0]!.id}"] .status-canceled`).waitFor();
-    expect([await statusOf(jobs[0]!.id), await statusOf(jobs[1]!.id), await statusOf(jobs[2]!.id)]).toEqual(['canceled', 'queued', 'canceled']);
+    expect([await statusOf(jobs[0]!.id), await statusOf(jobs[1]!.id), await statusOf(jobs[2]!.id)]).toEqual([
+      'canceled',
+      'queued',
+      'canceled',
+    ]);
     expect(await page.locator('#bulk-selected').isVisible()).toBe(false);
     expect(problems).toEqual([]);
   });
 
-  it('shows a viewer the API\'s 403 when it presses Retry all, and touches nothing', async () => {
+  it("shows a viewer the API's 403 when it presses Retry all, and touches nothing", async () => {
     const id = await failedJob('viewer bulk');
     const { page, problems } = await openPage();
     await page.goto(`${baseUrl}/admin/ui/jobs?status=failed`);
@@ -464,7 +513,9 @@ describe('the dashboard in Chromium', () => {
     await page.click('#bulk-retry');
     const flash = page.locator('#flash.flash-error');
     await flash.waitFor();
-    expect(await flash.textContent()).toMatch(/Retry all failed: POST \/admin\/bulk needs the operator role; this key has the viewer role/);
+    expect(await flash.textContent()).toMatch(
+      /Retry all failed: POST \/admin\/bulk needs the operator role; this key has the viewer role/,
+    );
     expect(await page.locator('#confirm').isVisible()).toBe(false);
     expect(await statusOf(id)).toBe('failed');
     expect(problems).toEqual([]);
@@ -480,13 +531,17 @@ describe('the dashboard in Chromium', () => {
     await page.fill('#confirm-input', 'not mine to pause');
     await page.click('#confirm-ok');
     await page.locator('#flash.flash-error').waitFor();
-    expect(await page.locator('#flash').textContent()).toMatch(/Pause failed: POST \/admin\/types\/:type\/pause needs the admin role; this key has the operator role/);
+    expect(await page.locator('#flash').textContent()).toMatch(
+      /Pause failed: POST \/admin\/types\/:type\/pause needs the admin role; this key has the operator role/,
+    );
 
     await page.click('#sign-out');
     await signIn(page, ADMIN);
     await sleepRow.locator('button[data-action=pause]').click();
     await page.locator('#confirm').waitFor({ state: 'visible' });
-    expect(await page.locator('#confirm-text').textContent()).toMatch(/^Pause job type sleep\? \d+ queued jobs? of it waits? until it is resumed\.$/);
+    expect(await page.locator('#confirm-text').textContent()).toMatch(
+      /^Pause job type sleep\? \d+ queued jobs? of it waits? until it is resumed\.$/,
+    );
     await page.click('#confirm-ok'); // no reason yet: the dialog asks for one
     await page.locator('#confirm-error').waitFor();
     expect(await page.locator('#confirm').isVisible()).toBe(true);
@@ -496,13 +551,20 @@ describe('the dashboard in Chromium', () => {
     await note.waitFor();
     expect(await note.textContent()).toMatch(new RegExp(`^Paused by ${keyId(ADMIN)} .+: upstream maintenance$`));
     expect(await sleepRow.locator('.badge', { hasText: 'paused' }).count()).toBe(1);
-    const types = (await adminCall('GET', '/admin/types')).json<{ data: { type: string; paused: { by: string; reason: string } | null }[] }>().data;
-    expect(types.find((entry) => entry.type === 'sleep')!.paused).toMatchObject({ by: keyId(ADMIN), reason: 'upstream maintenance' });
+    const types = (await adminCall('GET', '/admin/types')).json<{
+      data: { type: string; paused: { by: string; reason: string } | null }[];
+    }>().data;
+    expect(types.find((entry) => entry.type === 'sleep')!.paused).toMatchObject({
+      by: keyId(ADMIN),
+      reason: 'upstream maintenance',
+    });
     await page.screenshot({ path: new URL('overview-paused.png', SCREENSHOTS).pathname, fullPage: true });
 
     await sleepRow.locator('button[data-action=resume]').click();
     await page.locator('#confirm').waitFor({ state: 'visible' });
-    expect(await page.locator('#confirm-text').textContent()).toMatch(/^Resume job type sleep\? Workers claim its \d+ queued jobs? again\.$/);
+    expect(await page.locator('#confirm-text').textContent()).toMatch(
+      /^Resume job type sleep\? Workers claim its \d+ queued jobs? again\.$/,
+    );
     expect(await page.locator('#confirm-note').textContent()).toMatch(/upstream maintenance/);
     await page.click('#confirm-ok');
     await sleepRow.locator('button[data-action=pause]').waitFor();
@@ -513,7 +575,11 @@ describe('the dashboard in Chromium', () => {
     // A worker: drain, then resume.
     const workerRow = page.locator(`tr[data-worker-id="${harness.pool!.workerId}"]`);
     await workerRow.locator('button[data-action=drain]').click();
-    expect(await page.locator('#confirm-text').textContent()).toMatch(new RegExp(`^Drain worker ${harness.pool!.workerId}\\? (It runs no job now|It finishes the \\d+ jobs? it runs) and claims no new ones\\.$`));
+    expect(await page.locator('#confirm-text').textContent()).toMatch(
+      new RegExp(
+        `^Drain worker ${harness.pool!.workerId}\\? (It runs no job now|It finishes the \\d+ jobs? it runs) and claims no new ones\\.$`,
+      ),
+    );
     await page.click('#confirm-ok');
     await workerRow.locator('.badge', { hasText: 'draining' }).waitFor();
     await workerRow.locator('button[data-action=resume]').click();
@@ -526,7 +592,14 @@ describe('the dashboard in Chromium', () => {
   it("shows a running job in its worker's row within moments, and clears it when the job ends (the registry follows the work)", async () => {
     const pool = harness.pool!;
     // The service's worker control: writes the registry when the pool's work changes (its beat is 10 s).
-    const control = new WorkerControl({ ops, store: harness.store, pool, log: pino({ level: 'silent' }), version: '0.1.0', role: 'all' });
+    const control = new WorkerControl({
+      ops,
+      store: harness.store,
+      pool,
+      log: pino({ level: 'silent' }),
+      version: '0.1.0',
+      role: 'all',
+    });
     await control.start();
     try {
       const { page, problems } = await openPage();
@@ -539,9 +612,17 @@ describe('the dashboard in Chromium', () => {
       // The overview reads the registry again soon after the counts change (stats event, then a reload).
       await workerRow.locator(`td[data-label=Running] a[href="/admin/ui/jobs/${job.id}"]`).waitFor({ timeout: 10_000 });
       expect(await workerRow.locator('td[data-label=Slots]').textContent()).toBe(`1 / ${pool.concurrency}`);
-      const registry = (await adminCall('GET', '/admin/workers')).json<{ data: { id: string; slots_busy: number; job_ids: string[] }[] }>().data;
-      expect(registry.find((worker) => worker.id === pool.workerId)).toMatchObject({ slots_busy: 1, job_ids: [job.id] });
-      expect((await harness.app.inject({ method: 'GET', url: '/health' })).json<{ checks: { workers: { busy: number } } }>().checks.workers.busy).toBe(1);
+      const registry = (await adminCall('GET', '/admin/workers')).json<{
+        data: { id: string; slots_busy: number; job_ids: string[] }[];
+      }>().data;
+      expect(registry.find((worker) => worker.id === pool.workerId)).toMatchObject({
+        slots_busy: 1,
+        job_ids: [job.id],
+      });
+      expect(
+        (await harness.app.inject({ method: 'GET', url: '/health' })).json<{ checks: { workers: { busy: number } } }>()
+          .checks.workers.busy,
+      ).toBe(1);
       await page.screenshot({ path: new URL('overview-busy.png', SCREENSHOTS).pathname, fullPage: true });
 
       gateReleases.get(job.id)!();
@@ -549,7 +630,15 @@ describe('the dashboard in Chromium', () => {
       await workerRow.locator('td[data-label=Running]', { hasText: '—' }).waitFor({ timeout: 10_000 });
       expect(await workerRow.locator('td[data-label=Slots]').textContent()).toBe(`0 / ${pool.concurrency}`);
       // The job just finished: the "Last hour" panel is not empty next to "finished last minute".
-      expect(Number(await page.locator('.tile-label', { hasText: 'finished last minute' }).locator('..').locator('.tile-value').textContent())).toBeGreaterThan(0);
+      expect(
+        Number(
+          await page
+            .locator('.tile-label', { hasText: 'finished last minute' })
+            .locator('..')
+            .locator('.tile-value')
+            .textContent(),
+        ),
+      ).toBeGreaterThan(0);
       expect(await page.locator('#history-empty').count()).toBe(0);
       expect(problems).toEqual([]);
     } finally {

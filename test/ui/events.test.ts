@@ -15,7 +15,15 @@ describe('stable', () => {
 });
 
 describe('sameAs and progressOnly (does a job event say anything new?)', () => {
-  const known = { id: id(1), status: 'running', attempt: 1, progress: { percent: 10 }, version: 3, updated_at: 't1', logs: [] };
+  const known = {
+    id: id(1),
+    status: 'running',
+    attempt: 1,
+    progress: { percent: 10 },
+    version: 3,
+    updated_at: 't1',
+    logs: [],
+  };
   it('is the same when every field the event carries is equal (fields it lacks do not count)', () => {
     expect(sameAs({ id: id(1), status: 'running', progress: { percent: 10 } }, known)).toBe(true);
     expect(sameAs({ id: id(1), status: 'succeeded' }, known)).toBe(false);

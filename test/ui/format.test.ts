@@ -1,5 +1,15 @@
 import { describe, expect, it } from 'vitest';
-import { ago, fmtDuration, fmtTime, historyPoints, num, plural, pretty, shortId, updatedAt } from '../../src/admin-ui/format.js';
+import {
+  ago,
+  fmtDuration,
+  fmtTime,
+  historyPoints,
+  num,
+  plural,
+  pretty,
+  shortId,
+  updatedAt,
+} from '../../src/admin-ui/format.js';
 
 /* The dashboard's pure functions (src/admin-ui/format.js, served to the page as is), in Node. */
 
@@ -40,7 +50,9 @@ describe('fmtDuration', () => {
     for (let seconds = 0; seconds < 3 * 86_400; seconds += seconds < 120 ? 0.01 : seconds < 7200 ? 0.7 : 13.3) {
       const text = fmtDuration(seconds);
       expect(text, `${seconds} s`).not.toMatch(/\b1000 ms|\b10\.0 s|\b60 s|\b60 min|\b24 h\b|(^| )0 (s|min|h)$/);
-      expect(text, `${seconds} s`).toMatch(/^(\d+ ms|\d\.\d s|\d+ s|\d+ min( \d+ s)?|\d+ h( \d+ min)?|\d+ d( \d+ h)?)$/);
+      expect(text, `${seconds} s`).toMatch(
+        /^(\d+ ms|\d\.\d s|\d+ s|\d+ min( \d+ s)?|\d+ h( \d+ min)?|\d+ d( \d+ h)?)$/,
+      );
     }
   });
 
@@ -66,7 +78,7 @@ describe('ago', () => {
 });
 
 describe('fmtTime and the small formats', () => {
-  it('shows a time in the browser\'s zone (here: the test process\'s), to the second', () => {
+  it("shows a time in the browser's zone (here: the test process's), to the second", () => {
     const at = new Date(2026, 0, 2, 3, 4, 5); // local time
     expect(fmtTime(at.toISOString())).toBe('2026-01-02 03:04:05');
     expect(updatedAt(at.getTime())).toBe('updated 03:04:05');
@@ -106,10 +118,21 @@ describe('historyPoints (the "Last hour" panel)', () => {
   const total = (points: { finished: number }[]) => points.reduce((sum, point) => sum + point.finished, 0);
 
   it('has one point per minute of the hour, the current, partial minute last', () => {
-    const points = historyPoints(history([{ at: current - 10 * minute, finished: 4, failed: 1 }, { at: current, finished: 2 }]), 0, now);
+    const points = historyPoints(
+      history([
+        { at: current - 10 * minute, finished: 4, failed: 1 },
+        { at: current, finished: 2 },
+      ]),
+      0,
+      now,
+    );
     expect(points).toHaveLength(60);
     expect(points.at(-1)).toEqual({ at: current, finished: 2, failed: 0 });
-    expect(points.find((point) => point.at === current - 10 * minute)).toEqual({ at: current - 10 * minute, finished: 4, failed: 1 });
+    expect(points.find((point) => point.at === current - 10 * minute)).toEqual({
+      at: current - 10 * minute,
+      finished: 4,
+      failed: 1,
+    });
     expect(total(points)).toBe(6);
   });
 
@@ -119,7 +142,14 @@ describe('historyPoints (the "Last hour" panel)', () => {
     expect(total(points)).toBe(7);
     expect(points.at(-1)).toMatchObject({ at: current, finished: 7, pending: 7 });
     // Partly recorded: the current and the previous minute overlap the last 60 s; only what is missing is added.
-    const partly = historyPoints(history([{ at: current - minute, finished: 3 }, { at: current, finished: 2 }]), 7, now);
+    const partly = historyPoints(
+      history([
+        { at: current - minute, finished: 3 },
+        { at: current, finished: 2 },
+      ]),
+      7,
+      now,
+    );
     expect(total(partly)).toBe(7);
     expect(partly.at(-1)).toMatchObject({ finished: 4, pending: 2 });
     // Fully recorded (or more: the previous minute reaches back beyond 60 s): nothing is added.
@@ -133,7 +163,9 @@ describe('historyPoints (the "Last hour" panel)', () => {
 
   it('reads a history without bucket bounds, or none at all', () => {
     expect(historyPoints(null, 0, now)).toEqual([]);
-    expect(historyPoints({ buckets: [{ at: new Date(current).toISOString(), types: { a: { finished: 1 } } }] }, 0, now)).toEqual([{ at: current, finished: 1, failed: 0 }]);
+    expect(
+      historyPoints({ buckets: [{ at: new Date(current).toISOString(), types: { a: { finished: 1 } } }] }, 0, now),
+    ).toEqual([{ at: current, finished: 1, failed: 0 }]);
     expect(total(historyPoints(null, 3, now))).toBe(3);
   });
 });

@@ -26,7 +26,7 @@ describe('parsePath (which view a path shows)', () => {
 });
 
 describe('links', () => {
-  it('keeps only the dashboard\'s own paths for navigation without a page load', () => {
+  it("keeps only the dashboard's own paths for navigation without a page load", () => {
     expect(isDashboardPath(BASE)).toBe(true);
     expect(isDashboardPath('/admin/ui/jobs')).toBe(true);
     expect(isDashboardPath('/admin/uix')).toBe(false);
@@ -48,7 +48,9 @@ describe('links', () => {
     expect(jobsHref()).toBe('/admin/ui/jobs');
     expect(jobsHref('')).toBe('/admin/ui/jobs');
     expect(jobsHref('status=failed')).toBe('/admin/ui/jobs?status=failed');
-    expect(jobsHref(new URLSearchParams({ type: 'report', 'metadata.batch': 'b 1' }))).toBe('/admin/ui/jobs?type=report&metadata.batch=b+1');
+    expect(jobsHref(new URLSearchParams({ type: 'report', 'metadata.batch': 'b 1' }))).toBe(
+      '/admin/ui/jobs?type=report&metadata.batch=b+1',
+    );
     expect(jobsHref(new URLSearchParams())).toBe('/admin/ui/jobs');
   });
 });

@@ -6,7 +6,12 @@ import type { JobStore } from '../../src/store/job-store.js';
 import { MemoryJobStore } from '../../src/store/memory-job-store.js';
 import { WebhookDispatcher } from '../../src/webhooks/webhook-dispatcher.js';
 import { WebhookSigner } from '../../src/webhooks/webhook-signer.js';
-import { newWebhookSecret, startWebhookReceiver, verifyStandardWebhook, type WebhookReceiver } from '../helpers/webhook-receiver.js';
+import {
+  newWebhookSecret,
+  startWebhookReceiver,
+  verifyStandardWebhook,
+  type WebhookReceiver,
+} from '../helpers/webhook-receiver.js';
 import { createJob, expectProblem, harnessScope, waitForStatus, getJob, type Harness } from '../routes/helpers.js';
 import { waitFor } from '../helpers/wait-for.js';
 import { randomBytes } from 'node:crypto';
@@ -29,7 +34,10 @@ interface Setup {
   secrets: string[];
 }
 
-async function setUp(makeStore: () => Promise<JobStore>, options: { secrets?: string[]; allow?: string[]; retryBaseMs?: number } = {}): Promise<Setup> {
+async function setUp(
+  makeStore: () => Promise<JobStore>,
+  options: { secrets?: string[]; allow?: string[]; retryBaseMs?: number } = {},
+): Promise<Setup> {
   const secrets = options.secrets ?? [newWebhookSecret()];
   const receiver = await startWebhookReceiver();
   cleanups.push(() => receiver.close());
@@ -90,7 +98,11 @@ describe.each(stores)('webhooks (%s store)', (_name, makeStore) => {
   it('POSTs the terminal event, signed as Standard Webhooks says, and the job shows it delivered', async () => {
     const { harness, receiver, secrets } = await setUp(makeStore);
     const job = await createJob(harness.app, { type: 'echo', input: { value: 7 }, webhook: { url: receiver.url } });
-    expect(job.webhook).toEqual({ url: receiver.url, events: ['job.succeeded', 'job.failed', 'job.canceled'], last_delivery: null });
+    expect(job.webhook).toEqual({
+      url: receiver.url,
+      events: ['job.succeeded', 'job.failed', 'job.canceled'],
+      last_delivery: null,
+    });
     await waitFor(() => receiver.received.length === 1, { what: 'the webhook' });
     const [request] = receiver.received;
     expect(verifyStandardWebhook(secrets[0]!, request!)).toBe(true);
@@ -103,7 +115,13 @@ describe.each(stores)('webhooks (%s store)', (_name, makeStore) => {
       const current = await getJob(harness.app, job.id);
       return current.webhook?.last_delivery?.status === 'delivered' ? current : undefined;
     });
-    expect(shown.webhook!.last_delivery).toMatchObject({ event: 'job.succeeded', attempts: 1, response_status: 204, error: null, next_attempt_at: null });
+    expect(shown.webhook!.last_delivery).toMatchObject({
+      event: 'job.succeeded',
+      attempts: 1,
+      response_status: 204,
+      error: null,
+      next_attempt_at: null,
+    });
   });
 
   it('retries after a 500 with the same webhook-id, and shows the retry while it waits', async () => {
@@ -115,14 +133,20 @@ describe.each(stores)('webhooks (%s store)', (_name, makeStore) => {
       const current = await getJob(harness.app, job.id);
       return current.webhook?.last_delivery?.status === 'retrying' ? current : undefined;
     });
-    expect(waiting.webhook!.last_delivery).toMatchObject({ attempts: 1, response_status: 500, error: 'the receiver answered 500' });
+    expect(waiting.webhook!.last_delivery).toMatchObject({
+      attempts: 1,
+      response_status: 500,
+      error: 'the receiver answered 500',
+    });
     expect(Date.parse(waiting.webhook!.last_delivery!.next_attempt_at!)).toBeGreaterThan(Date.now() - 400);
     await waitFor(() => receiver.received.length === 2, { what: 'the retry' });
     const [first, second] = receiver.received;
     expect(second!.headers['webhook-id']).toBe(first!.headers['webhook-id']);
     expect(second!.body).toBe(first!.body);
     expect(verifyStandardWebhook(secrets[0]!, second!)).toBe(true);
-    await waitFor(async () => (await getJob(harness.app, job.id)).webhook?.last_delivery?.status === 'delivered', { what: 'delivered' });
+    await waitFor(async () => (await getJob(harness.app, job.id)).webhook?.last_delivery?.status === 'delivered', {
+      what: 'delivered',
+    });
     expect((await getJob(harness.app, job.id)).webhook!.last_delivery!.attempts).toBe(2);
   });
 
@@ -134,13 +158,17 @@ describe.each(stores)('webhooks (%s store)', (_name, makeStore) => {
       webhook: { url: receiver.url, events: ['job.succeeded', 'job.started', 'job.progress'] },
     });
     expect(job.webhook!.events).toEqual(['job.started', 'job.progress', 'job.succeeded']);
-    await waitFor(() => receiver.received.some((request) => request.payload.type === 'job.succeeded'), { what: 'job.succeeded' });
+    await waitFor(() => receiver.received.some((request) => request.payload.type === 'job.succeeded'), {
+      what: 'job.succeeded',
+    });
     const types = receiver.received.map((request) => request.payload.type);
     expect(types[0]).toBe('job.started');
     expect(types.at(-1)).toBe('job.succeeded');
     expect(types.filter((type) => type === 'job.progress').length).toBeLessThanOrEqual(1);
     expect(receiver.received[0]!.payload.data).toMatchObject({ status: 'running', attempt: 1 });
-    expect(new Set(receiver.received.map((request) => request.headers['webhook-id'])).size).toBe(receiver.received.length);
+    expect(new Set(receiver.received.map((request) => request.headers['webhook-id'])).size).toBe(
+      receiver.received.length,
+    );
   });
 
   it('signs with both secrets during a rotation', async () => {
@@ -166,7 +194,9 @@ describe.each(stores)('webhooks (%s store)', (_name, makeStore) => {
     expect(failed.webhook!.last_delivery).toMatchObject({ attempts: 1, response_status: 410, next_attempt_at: null });
     // The dispatcher had its chance to send again: after the outcome was recorded it asked the store for deliveries
     // and heard that none is due, now or later.
-    await waitFor(() => dispatcherCalls.toldNothingDueAfter(1), { what: 'the dispatcher to hear that nothing more is due' });
+    await waitFor(() => dispatcherCalls.toldNothingDueAfter(1), {
+      what: 'the dispatcher to hear that nothing more is due',
+    });
     expect(receiver.received).toHaveLength(1);
   });
 });
@@ -174,21 +204,42 @@ describe.each(stores)('webhooks (%s store)', (_name, makeStore) => {
 describe('webhook URLs and configuration', () => {
   it('refuses a webhook when the service has no WEBHOOK_SECRET, naming the field', async () => {
     const { app } = await harnesses.open();
-    const response = await app.inject({ method: 'POST', url: '/v1/jobs', payload: { type: 'echo', input: {}, webhook: { url: 'https://example.com/hook' } } });
+    const response = await app.inject({
+      method: 'POST',
+      url: '/v1/jobs',
+      payload: { type: 'echo', input: {}, webhook: { url: 'https://example.com/hook' } },
+    });
     const problem = expectProblem(response, 422, 'validation-failed');
     expect(problem.errors).toEqual([{ pointer: '/webhook', detail: 'webhooks are not configured on this service' }]);
   });
 
   it('refuses loopback, private and metadata addresses given literally (SSRF), and bad URLs and events', async () => {
     const { app } = await harnesses.open({ webhookPolicy: new OutboundPolicy([]) });
-    for (const url of ['http://127.0.0.1:8080/hook', 'http://10.1.2.3/hook', 'http://169.254.169.254/latest/meta-data', 'http://[::1]/hook']) {
-      const response = await app.inject({ method: 'POST', url: '/v1/jobs', payload: { type: 'echo', input: {}, webhook: { url } } });
+    for (const url of [
+      'http://127.0.0.1:8080/hook',
+      'http://10.1.2.3/hook',
+      'http://169.254.169.254/latest/meta-data',
+      'http://[::1]/hook',
+    ]) {
+      const response = await app.inject({
+        method: 'POST',
+        url: '/v1/jobs',
+        payload: { type: 'echo', input: {}, webhook: { url } },
+      });
       const problem = expectProblem(response, 422, 'validation-failed');
       expect(problem.errors![0]!.pointer).toBe('/webhook/url');
     }
-    const ftp = await app.inject({ method: 'POST', url: '/v1/jobs', payload: { type: 'echo', input: {}, webhook: { url: 'ftp://example.com/x' } } });
+    const ftp = await app.inject({
+      method: 'POST',
+      url: '/v1/jobs',
+      payload: { type: 'echo', input: {}, webhook: { url: 'ftp://example.com/x' } },
+    });
     expect(expectProblem(ftp, 422).errors![0]!.pointer).toBe('/webhook/url');
-    const events = await app.inject({ method: 'POST', url: '/v1/jobs', payload: { type: 'echo', input: {}, webhook: { url: 'https://example.com/x', events: ['job.exploded'] } } });
+    const events = await app.inject({
+      method: 'POST',
+      url: '/v1/jobs',
+      payload: { type: 'echo', input: {}, webhook: { url: 'https://example.com/x', events: ['job.exploded'] } },
+    });
     expect(expectProblem(events, 422).errors![0]!.pointer).toMatch(/^\/webhook\/events/);
     const listed = await app.inject({ method: 'GET', url: '/v1/jobs' });
     expect(listed.json<{ data: unknown[] }>().data).toEqual([]); // nothing was stored

@@ -2,7 +2,13 @@ import { randomUUID } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
 import { inject } from 'vitest';
 import { z } from 'zod';
-import { defineHandler, JobFailure, type Handler, type JobAbortReason, type JobContext } from '../../src/handlers/handler.js';
+import {
+  defineHandler,
+  JobFailure,
+  type Handler,
+  type JobAbortReason,
+  type JobContext,
+} from '../../src/handlers/handler.js';
 import { newJobId } from '../../src/jobs/job-id.js';
 import type { JobRecord } from '../../src/jobs/job.js';
 import type { JobStore, StoreEvent } from '../../src/store/job-store.js';
@@ -78,7 +84,14 @@ export async function waitForJob(
   } catch (error) {
     throw new Error(
       `${(error as Error).message}; last seen: ${JSON.stringify(
-        last && { status: last.status, attempt: last.attempt, error: last.error, progress: last.progress, lease: last.lease, runAt: last.runAt },
+        last && {
+          status: last.status,
+          attempt: last.attempt,
+          error: last.error,
+          progress: last.progress,
+          lease: last.lease,
+          runAt: last.runAt,
+        },
       )}`,
       { cause: error },
     );
@@ -89,7 +102,10 @@ export async function waitForJob(
  * Subscribes now; `event` settles with the next store event matching `match`. (Wrapped in an object:
  * an async function returning a bare promise would wait for the event itself.)
  */
-export async function nextEvent(store: JobStore, match: (event: StoreEvent) => boolean): Promise<{ event: Promise<StoreEvent> }> {
+export async function nextEvent(
+  store: JobStore,
+  match: (event: StoreEvent) => boolean,
+): Promise<{ event: Promise<StoreEvent> }> {
   const seen = deferred<StoreEvent>();
   const unsubscribe = await store.subscribe((event) => {
     if (!seen.settled && match(event)) {
@@ -105,7 +121,11 @@ export async function nextEvent(store: JobStore, match: (event: StoreEvent) => b
  * made has been answered, the pool has acted on all it asked for: a test that asserts that nothing more started waits
  * for that instead of sleeping. Install it before the pool starts; the store is the test's own.
  */
-export function countStoreCalls(store: JobStore): { readonly made: number; readonly answered: number; readonly settled: () => boolean } {
+export function countStoreCalls(store: JobStore): {
+  readonly made: number;
+  readonly answered: number;
+  readonly settled: () => boolean;
+} {
   const calls = {
     made: 0,
     answered: 0,

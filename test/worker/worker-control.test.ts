@@ -39,7 +39,16 @@ async function setUp() {
     backoff: { baseMs: 10, maxMs: 20 },
     observer: fanOut(observers),
   });
-  const control = new WorkerControl({ ops, store, pool, log: pino({ level: 'silent' }), version: '9.9.9', role: 'all', beatIntervalMs: 50, depthIntervalMs: 50 });
+  const control = new WorkerControl({
+    ops,
+    store,
+    pool,
+    log: pino({ level: 'silent' }),
+    version: '9.9.9',
+    role: 'all',
+    beatIntervalMs: 50,
+    depthIntervalMs: 50,
+  });
   observers.push(control);
   await pool.start();
   await control.start();
@@ -53,7 +62,18 @@ async function setUp() {
 
 const submit = async (store: JobStore, type: string, input: unknown) => {
   const now = Date.now();
-  return store.create({ id: newJobId(now), type, tenant: '-', input, metadata: {}, priority: 0, maxAttempts: 1, timeoutS: null, createdAt: now, runAt: now });
+  return store.create({
+    id: newJobId(now),
+    type,
+    tenant: '-',
+    input,
+    metadata: {},
+    priority: 0,
+    maxAttempts: 1,
+    timeoutS: null,
+    createdAt: now,
+    runAt: now,
+  });
 };
 
 const statusOf = async (store: JobStore, id: string) => (await store.get(id))!.status;
@@ -61,7 +81,10 @@ const statusOf = async (store: JobStore, id: string) => (await store.get(id))!.s
 /** Waits until the worker control has re-read the pauses and drains once more (and applied them to the pool). */
 async function controlReread(ops: RereadCountingOpsStore): Promise<void> {
   const before = ops.rereads;
-  await waitFor(() => ops.rereads > before, { timeoutMs: 3000, what: 'the worker control to re-read pauses and drains' });
+  await waitFor(() => ops.rereads > before, {
+    timeoutMs: 3000,
+    what: 'the worker control to re-read pauses and drains',
+  });
 }
 
 /** A memory ops store that counts registry writes. */
@@ -108,7 +131,15 @@ describe('worker control', () => {
     const job = await submit(store, 'sleep', { ms: 400 });
     await expect.poll(async () => (await ops.workers(Date.now()))[0]?.job_ids).toEqual([job.id]);
     const [worker] = await ops.workers(Date.now());
-    expect(worker).toMatchObject({ id: pool.workerId, version: '9.9.9', role: 'all', slots_total: 2, slots_busy: 1, state: 'live', pid: process.pid });
+    expect(worker).toMatchObject({
+      id: pool.workerId,
+      version: '9.9.9',
+      role: 'all',
+      slots_total: 2,
+      slots_busy: 1,
+      state: 'live',
+      pid: process.pid,
+    });
     expect(worker!.types).toEqual(expect.arrayContaining(['echo', 'sleep']));
     await expect.poll(() => statusOf(store, job.id), { timeout: 5000 }).toBe('succeeded');
     await expect
@@ -134,7 +165,14 @@ describe('worker control', () => {
       backoff: { baseMs: 10, maxMs: 20 },
     });
     // The default beat (10 s) and write gap (250 ms).
-    const control = new WorkerControl({ ops, store, pool, log: pino({ level: 'silent' }), version: '9.9.9', role: 'all' });
+    const control = new WorkerControl({
+      ops,
+      store,
+      pool,
+      log: pino({ level: 'silent' }),
+      version: '9.9.9',
+      role: 'all',
+    });
     await pool.start();
     await control.start();
     cleanups.push(async () => {
@@ -155,7 +193,9 @@ describe('worker control', () => {
     const seconds = (Date.now() - from) / 1000;
     const writes = ops.beats - before;
     // At most one write per 250 ms while the work changes, plus the last one after it stopped.
-    expect(writes, `${writes} registry writes in ${seconds.toFixed(2)} s for ${submitted} jobs`).toBeLessThanOrEqual(Math.ceil(seconds / 0.25) + 2);
+    expect(writes, `${writes} registry writes in ${seconds.toFixed(2)} s for ${submitted} jobs`).toBeLessThanOrEqual(
+      Math.ceil(seconds / 0.25) + 2,
+    );
     // …and the registry ends up showing the idle pool.
     await expect.poll(async () => (await ops.workers(Date.now()))[0]).toMatchObject({ slots_busy: 0, job_ids: [] });
   });

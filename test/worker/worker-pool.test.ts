@@ -7,7 +7,16 @@ import type { JobRecord } from '../../src/jobs/job.js';
 import type { AttemptOutcome, FinishResult, HeldLease, JobStore } from '../../src/store/job-store.js';
 import { WorkerPool, type WorkerPoolOptions } from '../../src/worker/worker-pool.js';
 import { waitFor } from '../helpers/wait-for.js';
-import { Controls, countStoreCalls, createJob, deferred, nextEvent, storeCases, testHandlers, waitForJob } from './helpers.js';
+import {
+  Controls,
+  countStoreCalls,
+  createJob,
+  deferred,
+  nextEvent,
+  storeCases,
+  testHandlers,
+  waitForJob,
+} from './helpers.js';
 
 const BACKOFF = { baseMs: 50, maxMs: 200 };
 
@@ -52,7 +61,13 @@ function record(store: JobStore): Recording {
   vi.spyOn(store, 'finishAndClaim').mockImplementation(async (finishes, claimRequest, now) => {
     const reply = await finishAndClaim(finishes, claimRequest, now);
     for (const [i, each] of finishes.entries()) {
-      recording.finishes.push({ lease: each.lease, outcome: each.outcome, now, result: reply.results[i]!, after: await store.get(each.lease.jobId) });
+      recording.finishes.push({
+        lease: each.lease,
+        outcome: each.outcome,
+        now,
+        result: reply.results[i]!,
+        after: await store.get(each.lease.jobId),
+      });
     }
     recording.claims.push(...reply.claimed);
     return reply;
@@ -81,7 +96,9 @@ describe.each(storeCases)('WorkerPool on the $name store', (storeCase) => {
     await store.close();
   });
 
-  async function startPool(options: Partial<Omit<WorkerPoolOptions, 'store' | 'handlers' | 'log'>> = {}): Promise<WorkerPool> {
+  async function startPool(
+    options: Partial<Omit<WorkerPoolOptions, 'store' | 'handlers' | 'log'>> = {},
+  ): Promise<WorkerPool> {
     const pool = new WorkerPool({
       store,
       handlers: new HandlerRegistry([...testHandlers(controls), sleep]),
@@ -214,7 +231,11 @@ describe.each(storeCases)('WorkerPool on the $name store', (storeCase) => {
 
       const mine = finishes.filter((call) => call.lease.jobId === job.id);
       expect(mine.map((call) => call.outcome.kind)).toEqual(['retry', 'retry', 'succeeded']);
-      expect(mine.map((call) => (call.result === 'lost' ? 'lost' : call.result.status))).toEqual(['queued', 'queued', 'succeeded']);
+      expect(mine.map((call) => (call.result === 'lost' ? 'lost' : call.result.status))).toEqual([
+        'queued',
+        'queued',
+        'succeeded',
+      ]);
       const attempts = claims.filter((claimed) => claimed.id === job.id);
       expect(attempts.map((claimed) => claimed.attempt)).toEqual([1, 2, 3]);
 
@@ -252,7 +273,10 @@ describe.each(storeCases)('WorkerPool on the $name store', (storeCase) => {
       expect(done.error!.message).toContain('attempt 2');
       expect(done.result).toBeNull();
       expect(done.completedAt).toEqual(expect.any(Number));
-      expect(finishes.filter((call) => call.lease.jobId === job.id).map((call) => call.outcome.kind)).toEqual(['retry', 'failed']);
+      expect(finishes.filter((call) => call.lease.jobId === job.id).map((call) => call.outcome.kind)).toEqual([
+        'retry',
+        'failed',
+      ]);
     });
 
     it('fails at once on a non-retryable JobFailure, whatever attempts are left', async () => {
@@ -261,7 +285,12 @@ describe.each(storeCases)('WorkerPool on the $name store', (storeCase) => {
 
       const done = await waitForJob(store, job.id, (j) => j.status === 'failed');
       expect(done.attempt).toBe(1);
-      expect(done.error).toEqual({ code: 'bad-thing', message: 'nope', retryable: false, stack: expect.stringMatching(/^JobFailure: nope\n\s+at /) as string });
+      expect(done.error).toEqual({
+        code: 'bad-thing',
+        message: 'nope',
+        retryable: false,
+        stack: expect.stringMatching(/^JobFailure: nope\n\s+at /) as string,
+      });
       expect(done.result).toBeNull();
       expect(controls.runs).toHaveLength(1);
       await waitFor(() => pool.counters.failed === 1, { timeoutMs: 1000, what: 'the failure to be counted' });
@@ -314,7 +343,10 @@ describe.each(storeCases)('WorkerPool on the $name store', (storeCase) => {
       expect(done.lease).toBeNull();
       expect(done.completedAt).toEqual(expect.any(Number));
       expect(controls.runs).toHaveLength(1); // not retried
-      await waitFor(() => pool.busy === 0 && pool.counters.canceled === 1, { timeoutMs: 1000, what: 'the cancel to be counted' });
+      await waitFor(() => pool.busy === 0 && pool.counters.canceled === 1, {
+        timeoutMs: 1000,
+        what: 'the cancel to be counted',
+      });
     });
   });
 
@@ -345,7 +377,14 @@ describe.each(storeCases)('WorkerPool on the $name store', (storeCase) => {
       expect(pool.busy).toBe(0);
       expect(controls.runs[0]!.abortReason).toBe('shutdown');
       const released = await store.get(job.id);
-      expect(released).toMatchObject({ status: 'queued', attempt: 0, lease: null, error: null, result: null, completedAt: null });
+      expect(released).toMatchObject({
+        status: 'queued',
+        attempt: 0,
+        lease: null,
+        error: null,
+        result: null,
+        completedAt: null,
+      });
     });
 
     it('claims nothing once drained', async () => {
@@ -465,21 +504,33 @@ describe.each(storeCases)('WorkerPool on the $name store', (storeCase) => {
       expect(reclaimed).toMatchObject({ id: job.id, status: 'running', attempt: 2 });
       expect(reclaimed!.lease).toMatchObject({ id: 'other-lease', workerId: 'other-worker' });
 
-      const byOther = await store.finish({ jobId: job.id, leaseId: 'other-lease' }, { kind: 'succeeded', result: { by: 'other' } }, Date.now());
+      const byOther = await store.finish(
+        { jobId: job.id, leaseId: 'other-lease' },
+        { kind: 'succeeded', result: { by: 'other' } },
+        Date.now(),
+      );
       expect(byOther).not.toBe('lost');
       const settled = await store.get(job.id);
       expect(settled).toMatchObject({ status: 'succeeded', attempt: 2, result: { by: 'other' } });
 
       // The original handler finally returns; the pool's write must be refused.
       controls.open('late');
-      await waitFor(() => finishes.some((call) => call.lease.leaseId !== 'other-lease'), { timeoutMs: 3000, what: "the pool's finish" });
+      await waitFor(() => finishes.some((call) => call.lease.leaseId !== 'other-lease'), {
+        timeoutMs: 3000,
+        what: "the pool's finish",
+      });
       const late = finishes.find((call) => call.lease.leaseId !== 'other-lease')!;
       expect(late.outcome.kind).toBe('succeeded');
       expect(late.result).toBe('lost');
       expect(pool.counters.leasesLost).toBe(1);
       expect(pool.counters.succeeded).toBe(0);
       const after = await store.get(job.id);
-      expect(after).toMatchObject({ status: 'succeeded', attempt: 2, result: { by: 'other' }, version: settled!.version });
+      expect(after).toMatchObject({
+        status: 'succeeded',
+        attempt: 2,
+        result: { by: 'other' },
+        version: settled!.version,
+      });
     });
 
     it('aborts the handler when the heartbeat finds the lease taken, and writes nothing', async () => {
@@ -498,7 +549,10 @@ describe.each(storeCases)('WorkerPool on the $name store', (storeCase) => {
       });
       expect(reclaimed).toMatchObject({ id: job.id, attempt: 2 });
 
-      await waitFor(() => controls.runs[0]!.abortReason !== undefined, { timeoutMs: 2000, what: 'the handler to be aborted' });
+      await waitFor(() => controls.runs[0]!.abortReason !== undefined, {
+        timeoutMs: 2000,
+        what: 'the handler to be aborted',
+      });
       expect(controls.runs[0]!.abortReason).toBe('lease-lost');
       await waitFor(() => pool.busy === 0, { timeoutMs: 1000, what: 'the slot to be freed' }); // even though the handler ignores its signal
       expect(pool.counters.leasesLost).toBe(1);

@@ -20,9 +20,24 @@ import { fmtTime, num, plural } from '../format.js';
  * @type {Record<BulkAction, { verb: string, past: string, applies: string[] | null, note: string }>}
  */
 const BULK = {
-  retry: { verb: 'Retry', past: 'Retried', applies: ['failed', 'canceled'], note: 'Each is checked again when acted on: one no longer failed or canceled is skipped.' },
-  cancel: { verb: 'Cancel', past: 'Canceled', applies: ['queued', 'running'], note: 'Each is checked again when acted on: one no longer queued or running is skipped; running ones have their handler aborted.' },
-  delete: { verb: 'Delete', past: 'Deleted', applies: null, note: 'They are removed for good (active ones are canceled first).' },
+  retry: {
+    verb: 'Retry',
+    past: 'Retried',
+    applies: ['failed', 'canceled'],
+    note: 'Each is checked again when acted on: one no longer failed or canceled is skipped.',
+  },
+  cancel: {
+    verb: 'Cancel',
+    past: 'Canceled',
+    applies: ['queued', 'running'],
+    note: 'Each is checked again when acted on: one no longer queued or running is skipped; running ones have their handler aborted.',
+  },
+  delete: {
+    verb: 'Delete',
+    past: 'Deleted',
+    applies: null,
+    note: 'They are removed for good (active ones are canceled first).',
+  },
 };
 
 /**
@@ -45,10 +60,26 @@ export function bulkActions({ params, results, shown, current, refresh }) {
     'div',
     { class: 'bulk-row', id: 'bulk-selected', hidden: true },
     selectedCount,
-    h('button', { type: 'button', class: 'small', id: 'selected-retry', onclick: () => void bulkSelected('retry') }, 'Retry selected'),
-    h('button', { type: 'button', class: 'small', id: 'selected-cancel', onclick: () => void bulkSelected('cancel') }, 'Cancel selected'),
-    h('button', { type: 'button', class: 'small danger', id: 'selected-delete', onclick: () => void bulkSelected('delete') }, 'Delete selected'),
-    h('button', { type: 'button', class: 'link', id: 'selected-clear', onclick: () => setSelection([]) }, 'Clear selection'),
+    h(
+      'button',
+      { type: 'button', class: 'small', id: 'selected-retry', onclick: () => void bulkSelected('retry') },
+      'Retry selected',
+    ),
+    h(
+      'button',
+      { type: 'button', class: 'small', id: 'selected-cancel', onclick: () => void bulkSelected('cancel') },
+      'Cancel selected',
+    ),
+    h(
+      'button',
+      { type: 'button', class: 'small danger', id: 'selected-delete', onclick: () => void bulkSelected('delete') },
+      'Delete selected',
+    ),
+    h(
+      'button',
+      { type: 'button', class: 'link', id: 'selected-clear', onclick: () => setSelection([]) },
+      'Clear selection',
+    ),
   );
   const bar = h(
     'section',
@@ -56,10 +87,28 @@ export function bulkActions({ params, results, shown, current, refresh }) {
     h(
       'div',
       { class: 'bulk-row' },
-      h('span', { class: 'bulk-label' }, described ? ['All jobs matching ', h('code', { class: 'bulk-filter' }, described), ':'] : 'All jobs (no filter):'),
-      h('button', { type: 'button', class: 'small', id: 'bulk-retry', onclick: () => void bulkAll('retry') }, 'Retry all'),
-      h('button', { type: 'button', class: 'small', id: 'bulk-cancel', onclick: () => void bulkAll('cancel') }, 'Cancel all'),
-      h('button', { type: 'button', class: 'small danger', id: 'bulk-delete', onclick: () => void bulkAll('delete') }, 'Delete all'),
+      h(
+        'span',
+        { class: 'bulk-label' },
+        described
+          ? ['All jobs matching ', h('code', { class: 'bulk-filter' }, described), ':']
+          : 'All jobs (no filter):',
+      ),
+      h(
+        'button',
+        { type: 'button', class: 'small', id: 'bulk-retry', onclick: () => void bulkAll('retry') },
+        'Retry all',
+      ),
+      h(
+        'button',
+        { type: 'button', class: 'small', id: 'bulk-cancel', onclick: () => void bulkAll('cancel') },
+        'Cancel all',
+      ),
+      h(
+        'button',
+        { type: 'button', class: 'small danger', id: 'bulk-delete', onclick: () => void bulkAll('delete') },
+        'Delete all',
+      ),
     ),
     selectionBar,
   );
@@ -103,12 +152,17 @@ export function bulkActions({ params, results, shown, current, refresh }) {
     const { verb, past, note, applies } = BULK[action];
     const statuses = statusesOf(params);
     if (applies && statuses.length > 0 && statuses.every((status) => !applies.includes(status))) {
-      flash(`Nothing to ${action}: only ${applies.join(' or ')} jobs can be, and this list shows ${statuses.join(' and ')} jobs.`, 'info');
+      flash(
+        `Nothing to ${action}: only ${applies.join(' or ')} jobs can be, and this list shows ${statuses.join(' and ')} jobs.`,
+        'info',
+      );
       return;
     }
     // Without a status filter that keeps to the jobs the action takes, say that the others are skipped.
     const mixed = applies && !(statuses.length > 0 && statuses.every((status) => applies.includes(status)));
-    const howMany = mixed ? ` Only the ${applies.join(' or ')} ones among them are ${past.toLowerCase()}; the others are skipped.` : ` ${note}`;
+    const howMany = mixed
+      ? ` Only the ${applies.join(' or ')} ones among them are ${past.toLowerCase()}; the others are skipped.`
+      : ` ${note}`;
     /** @type {BulkDryRun} */
     let dryRun;
     try {
@@ -122,12 +176,15 @@ export function bulkActions({ params, results, shown, current, refresh }) {
       flash(`No job ${described ? `matches ${described}` : 'exists'}: nothing to ${action}.`, 'info');
       return;
     }
-    const which = described ? `${plural(count, 'job')} matching ${described}` : `all ${plural(count, 'job')} (no filter)`;
+    const which = described
+      ? `${plural(count, 'job')} matching ${described}`
+      : `all ${plural(count, 'job')} (no filter)`;
     const text = dryRun.truncated
       ? `${verb} the first ${plural(count, 'job')} ${described ? `matching ${described}` : '(no filter)'}? More match than one bulk action takes: run it again for the rest. Jobs that match later are not included.`
       : `${verb} ${which}? Jobs that match later are not included.`;
     const expires = dryRun.expires_at ? ` Confirm before ${fmtTime(dryRun.expires_at).slice(11)}.` : '';
-    if (!(await confirmDialog(text, `Only these ${plural(count, 'job')} are touched.${howMany}${expires}`, verb))) return;
+    if (!(await confirmDialog(text, `Only these ${plural(count, 'job')} are touched.${howMany}${expires}`, verb)))
+      return;
     /** @type {BulkOutcome} */
     let outcome;
     try {
@@ -136,7 +193,10 @@ export function bulkActions({ params, results, shown, current, refresh }) {
       flash(`${verb} all failed: ${messageOf(error)}`, 'error');
       return;
     }
-    flash(`${past} ${plural(num(outcome.affected), 'job')}${num(outcome.skipped) > 0 ? `, skipped ${num(outcome.skipped)} (changed since)` : ''}.`, 'ok');
+    flash(
+      `${past} ${plural(num(outcome.affected), 'job')}${num(outcome.skipped) > 0 ? `, skipped ${num(outcome.skipped)} (changed since)` : ''}.`,
+      'ok',
+    );
     if (current()) await refresh();
   }
 
@@ -146,8 +206,18 @@ export function bulkActions({ params, results, shown, current, refresh }) {
     const ids = [...selected];
     if (ids.length === 0) return;
     const fitting = ids.filter((id) => !applies || applies.includes(shown().get(id)?.status ?? '')).length;
-    const fit = applies && fitting < ids.length ? ` ${fitting} of them ${fitting === 1 ? 'is' : 'are'} ${applies.join(' or ')} now; the others are skipped.` : '';
-    if (!(await confirmDialog(`${verb} ${plural(ids.length, 'selected job')}?`, `Only these ${plural(ids.length, 'job')} are touched. ${note}${fit}`, verb))) return;
+    const fit =
+      applies && fitting < ids.length
+        ? ` ${fitting} of them ${fitting === 1 ? 'is' : 'are'} ${applies.join(' or ')} now; the others are skipped.`
+        : '';
+    if (
+      !(await confirmDialog(
+        `${verb} ${plural(ids.length, 'selected job')}?`,
+        `Only these ${plural(ids.length, 'job')} are touched. ${note}${fit}`,
+        verb,
+      ))
+    )
+      return;
     /** @type {BulkOutcome} */
     let outcome;
     try {
@@ -156,7 +226,10 @@ export function bulkActions({ params, results, shown, current, refresh }) {
       flash(`${verb} selected failed: ${messageOf(error)}`, 'error');
       return;
     }
-    flash(`${past} ${plural(num(outcome.affected), 'job')}${num(outcome.skipped) > 0 ? `, skipped ${num(outcome.skipped)} (gone, or not ${applies ? applies.join(' or ') : 'there'})` : ''}.`, 'ok');
+    flash(
+      `${past} ${plural(num(outcome.affected), 'job')}${num(outcome.skipped) > 0 ? `, skipped ${num(outcome.skipped)} (gone, or not ${applies ? applies.join(' or ') : 'there'})` : ''}.`,
+      'ok',
+    );
     if (!current()) return;
     setSelection([]);
     await refresh();
@@ -176,7 +249,11 @@ async function bulkDryRun(action, params) {
     return await api('POST', '/admin/bulk', { action, filter: bulkFilter(params), dry_run: true });
   } catch (error) {
     // A service whose bulk filter takes `status` only as an array (as its OpenAPI document describes it).
-    const statusRefused = error instanceof ApiError && error.status === 422 && params.get('status') && (error.problem.errors ?? []).some((entry) => entry.pointer === '/filter/status');
+    const statusRefused =
+      error instanceof ApiError &&
+      error.status === 422 &&
+      params.get('status') &&
+      (error.problem.errors ?? []).some((entry) => entry.pointer === '/filter/status');
     if (!statusRefused) throw error;
     return api('POST', '/admin/bulk', { action, filter: bulkFilter(params, true), dry_run: true });
   }

@@ -22,11 +22,17 @@ const clock = (/** @type {number} */ at) => fmtTime(new Date(at).toISOString()).
  */
 export function historyChart(settled, stats) {
   if (settled.status === 'rejected') return h('p', { class: 'form-error' }, `History: ${settled.reason.message}`);
-  if (settled.value === null) return h('p', { class: 'muted' }, 'Throughput history is not available on this service (GET /admin/stats/history answers 404).');
+  if (settled.value === null)
+    return h(
+      'p',
+      { class: 'muted' },
+      'Throughput history is not available on this service (GET /admin/stats/history answers 404).',
+    );
   const points = historyPoints(settled.value, num(stats?.finished_last_minute), Date.now());
   const first = points[0];
   const last = points.at(-1);
-  if (!first || !last || !points.some((point) => point.finished > 0)) return h('p', { class: 'muted', id: 'history-empty' }, 'No job finished in the last hour.');
+  if (!first || !last || !points.some((point) => point.finished > 0))
+    return h('p', { class: 'muted', id: 'history-empty' }, 'No job finished in the last hour.');
   const max = Math.max(1, ...points.map((point) => point.finished));
   const slot = WIDTH / points.length;
   const barWidth = Math.max(1, slot * 0.8);
@@ -35,7 +41,13 @@ export function historyChart(settled, stats) {
   const totalFailed = points.reduce((sum, point) => sum + point.failed, 0);
   const chart = svg(
     'svg',
-    { class: 'chart', viewBox: `0 0 ${WIDTH} ${HEIGHT}`, preserveAspectRatio: 'none', role: 'img', 'aria-label': `Jobs finished per interval over the last hour: ${totalFinished} finished, ${totalFailed} failed` },
+    {
+      class: 'chart',
+      viewBox: `0 0 ${WIDTH} ${HEIGHT}`,
+      preserveAspectRatio: 'none',
+      role: 'img',
+      'aria-label': `Jobs finished per interval over the last hour: ${totalFinished} finished, ${totalFailed} failed`,
+    },
     svg('line', { class: 'chart-axis', x1: 0, x2: WIDTH, y1: HEIGHT - 0.5, y2: HEIGHT - 0.5 }),
     points.map((point, index) => {
       const x = index * slot + (slot - barWidth) / 2;
@@ -44,8 +56,22 @@ export function historyChart(settled, stats) {
         'g',
         {},
         svg('title', {}, label),
-        svg('rect', { class: 'bar-finished', x, width: barWidth, y: y(point.finished), height: HEIGHT - y(point.finished) }),
-        point.failed > 0 ? svg('rect', { class: 'bar-failed', x, width: barWidth, y: y(point.failed), height: HEIGHT - y(point.failed) }) : null,
+        svg('rect', {
+          class: 'bar-finished',
+          x,
+          width: barWidth,
+          y: y(point.finished),
+          height: HEIGHT - y(point.finished),
+        }),
+        point.failed > 0
+          ? svg('rect', {
+              class: 'bar-failed',
+              x,
+              width: barWidth,
+              y: y(point.failed),
+              height: HEIGHT - y(point.failed),
+            })
+          : null,
       );
     }),
   );
@@ -57,7 +83,14 @@ export function historyChart(settled, stats) {
       'figcaption',
       { class: 'chart-caption' },
       h('span', {}, clock(first.at)),
-      h('span', { class: 'legend' }, h('span', { class: 'key key-finished' }), `${totalFinished} finished `, h('span', { class: 'key key-failed' }), `${totalFailed} failed · peak ${max}`),
+      h(
+        'span',
+        { class: 'legend' },
+        h('span', { class: 'key key-finished' }),
+        `${totalFinished} finished `,
+        h('span', { class: 'key key-failed' }),
+        `${totalFailed} failed · peak ${max}`,
+      ),
       h('span', {}, clock(last.at)),
     ),
   );

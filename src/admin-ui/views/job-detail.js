@@ -22,16 +22,48 @@ export function renderJob(job, open, act) {
     percent === null || percent === undefined
       ? h('progress', { max: 100, 'aria-label': 'Progress', class: job.status === 'running' ? '' : 'idle' })
       : h('progress', { max: 100, value: percent, 'aria-label': 'Progress' });
-  const progressLine = [percent === null || percent === undefined ? null : `${percent}%`, job.progress?.step, job.progress?.message].filter(Boolean).join(' · ');
+  const progressLine = [
+    percent === null || percent === undefined ? null : `${percent}%`,
+    job.progress?.step,
+    job.progress?.message,
+  ]
+    .filter(Boolean)
+    .join(' · ');
   /** @param {string} term @param {...import('../dom.js').Child} value */
   const fact = (term, ...value) => [h('dt', {}, term), h('dd', {}, ...value)];
   /** @param {string} key @param {string} title @param {unknown} value */
-  const collapsible = (key, title, value) => h('details', { 'data-key': key, open: open.get(key) ?? false }, h('summary', {}, title), h('pre', { class: 'json' }, pretty(value)));
+  const collapsible = (key, title, value) =>
+    h(
+      'details',
+      { 'data-key': key, open: open.get(key) ?? false },
+      h('summary', {}, title),
+      h('pre', { class: 'json' }, pretty(value)),
+    );
   const actions = h(
     'div',
     { class: 'actions' },
-    h('button', { type: 'button', id: 'action-retry', onclick: () => act('retry'), disabled: !['failed', 'canceled'].includes(job.status), title: 'Failed or canceled jobs can be retried' }, 'Retry'),
-    h('button', { type: 'button', id: 'action-cancel', onclick: () => act('cancel'), disabled: job.done, title: 'Queued or running jobs can be canceled' }, 'Cancel'),
+    h(
+      'button',
+      {
+        type: 'button',
+        id: 'action-retry',
+        onclick: () => act('retry'),
+        disabled: !['failed', 'canceled'].includes(job.status),
+        title: 'Failed or canceled jobs can be retried',
+      },
+      'Retry',
+    ),
+    h(
+      'button',
+      {
+        type: 'button',
+        id: 'action-cancel',
+        onclick: () => act('cancel'),
+        disabled: job.done,
+        title: 'Queued or running jobs can be canceled',
+      },
+      'Cancel',
+    ),
     h('button', { type: 'button', id: 'action-delete', class: 'danger', onclick: () => act('delete') }, 'Delete'),
   );
   const metadata = Object.entries(job.metadata ?? {});
@@ -39,11 +71,31 @@ export function renderJob(job, open, act) {
     h(
       'section',
       { class: 'card job-summary' },
-      h('div', { class: 'job-status' }, h('span', { id: 'job-status' }, badge(job.status)), h('span', { class: 'muted' }, `attempt ${job.attempt} of ${job.max_attempts}`)),
-      h('div', { class: 'progress' }, progressBar, h('span', { class: 'progress-text', id: 'job-progress' }, progressLine || (job.done ? '' : 'no progress reported'))),
+      h(
+        'div',
+        { class: 'job-status' },
+        h('span', { id: 'job-status' }, badge(job.status)),
+        h('span', { class: 'muted' }, `attempt ${job.attempt} of ${job.max_attempts}`),
+      ),
+      h(
+        'div',
+        { class: 'progress' },
+        progressBar,
+        h(
+          'span',
+          { class: 'progress-text', id: 'job-progress' },
+          progressLine || (job.done ? '' : 'no progress reported'),
+        ),
+      ),
       actions,
       job.error
-        ? h('div', { class: 'job-error', role: 'note' }, h('strong', {}, job.error.code), ` ${job.error.title ? `${job.error.title}: ` : ''}${job.error.detail}`, job.error.retryable ? h('span', { class: 'muted' }, ' (retryable)') : null)
+        ? h(
+            'div',
+            { class: 'job-error', role: 'note' },
+            h('strong', {}, job.error.code),
+            ` ${job.error.title ? `${job.error.title}: ` : ''}${job.error.detail}`,
+            job.error.retryable ? h('span', { class: 'muted' }, ' (retryable)') : null,
+          )
         : null,
       h(
         'dl',
@@ -59,11 +111,31 @@ export function renderJob(job, open, act) {
         fact('Updated', when(job.updated_at)),
         job.expires_at ? fact('Expires', when(job.expires_at)) : null,
         job.cached_from ? fact('Result from', link(jobHref(job.cached_from), job.cached_from)) : null,
-        metadata.length > 0 ? fact('Metadata', h('span', { class: 'chips' }, metadata.map(([key, value]) => h('span', { class: 'chip' }, `${key}=${value}`)))) : null,
-        job.webhook ? fact('Webhook', `${job.webhook.url}${job.webhook.last_delivery ? ` · last delivery ${job.webhook.last_delivery.status}` : ''}`) : null,
+        metadata.length > 0
+          ? fact(
+              'Metadata',
+              h(
+                'span',
+                { class: 'chips' },
+                metadata.map(([key, value]) => h('span', { class: 'chip' }, `${key}=${value}`)),
+              ),
+            )
+          : null,
+        job.webhook
+          ? fact(
+              'Webhook',
+              `${job.webhook.url}${job.webhook.last_delivery ? ` · last delivery ${job.webhook.last_delivery.status}` : ''}`,
+            )
+          : null,
       ),
     ),
-    h('section', { class: 'card' }, h('h2', {}, 'Input and result'), collapsible('input', 'Input', job.input), collapsible('result', job.status === 'succeeded' ? 'Result' : 'Result (none yet)', job.result)),
+    h(
+      'section',
+      { class: 'card' },
+      h('h2', {}, 'Input and result'),
+      collapsible('input', 'Input', job.input),
+      collapsible('result', job.status === 'succeeded' ? 'Result' : 'Result (none yet)', job.result),
+    ),
     h('section', { class: 'card' }, h('h2', {}, 'Attempts'), attemptsOf(job, open)),
     h('section', { class: 'card' }, h('h2', {}, 'Logs'), logsOf(job)),
   ];
@@ -71,11 +143,19 @@ export function renderJob(job, open, act) {
 
 /** The attempt timeline: ended attempts, and the one running now (which shows in the job itself). @param {Job} job @param {Map<string, boolean>} open */
 function attemptsOf(job, open) {
-  if (!Array.isArray(job.attempts)) return h('p', { class: 'muted' }, 'This service does not record per-attempt history.');
+  if (!Array.isArray(job.attempts))
+    return h('p', { class: 'muted' }, 'This service does not record per-attempt history.');
   /** @type {Attempt[]} */
   const attempts = [...job.attempts];
   if (job.status === 'running' && !attempts.some((attempt) => attempt.attempt === job.attempt)) {
-    attempts.push({ attempt: job.attempt, worker_id: job.worker_id ?? null, started_at: job.started_at, ended_at: null, outcome: 'running', error: null });
+    attempts.push({
+      attempt: job.attempt,
+      worker_id: job.worker_id ?? null,
+      started_at: job.started_at,
+      ended_at: null,
+      outcome: 'running',
+      error: null,
+    });
   }
   if (attempts.length === 0) return h('p', { class: 'muted' }, 'No attempt has started yet.');
   return h(
@@ -95,15 +175,31 @@ function attemptsOf(job, open) {
           { class: 'attempt-head' },
           h('strong', {}, `Attempt ${attempt.attempt}`),
           h('span', { class: `badge outcome ${badgeClassOf(outcome)}` }, String(outcome)),
-          Number.isFinite(started) && Number.isFinite(ended) ? h('span', { class: 'muted' }, fmtDuration((ended - started) / 1000)) : null,
+          Number.isFinite(started) && Number.isFinite(ended)
+            ? h('span', { class: 'muted' }, fmtDuration((ended - started) / 1000))
+            : null,
         ),
-        h('div', { class: 'muted attempt-meta' }, `worker ${attempt.worker_id ?? '—'} · `, when(attempt.started_at), ' → ', attempt.ended_at ? when(attempt.ended_at) : 'running'),
+        h(
+          'div',
+          { class: 'muted attempt-meta' },
+          `worker ${attempt.worker_id ?? '—'} · `,
+          when(attempt.started_at),
+          ' → ',
+          attempt.ended_at ? when(attempt.ended_at) : 'running',
+        ),
         error
           ? h(
               'div',
               { class: 'attempt-error' },
               typeof error === 'string' ? error : `${error.code ?? 'error'}: ${error.detail ?? error.message ?? ''}`,
-              typeof error !== 'string' && error.stack ? h('details', { 'data-key': stackKey, open: open.get(stackKey) ?? false }, h('summary', {}, 'Stack'), h('pre', { class: 'json' }, String(error.stack))) : null,
+              typeof error !== 'string' && error.stack
+                ? h(
+                    'details',
+                    { 'data-key': stackKey, open: open.get(stackKey) ?? false },
+                    h('summary', {}, 'Stack'),
+                    h('pre', { class: 'json' }, String(error.stack)),
+                  )
+                : null,
             )
           : null,
       );
@@ -113,7 +209,15 @@ function attemptsOf(job, open) {
 
 /** Attempt outcomes: succeeded, failed, retry (failed, another attempt follows), canceled, released, lease-expired, poison. */
 const badgeClassOf = (/** @type {string} */ outcome) =>
-  outcome === 'succeeded' ? 'status-succeeded' : ['failed', 'lease-expired', 'poison'].includes(outcome) ? 'status-failed' : ['retry', 'canceled'].includes(outcome) ? 'status-canceled' : outcome === 'running' ? 'status-running' : 'status-other';
+  outcome === 'succeeded'
+    ? 'status-succeeded'
+    : ['failed', 'lease-expired', 'poison'].includes(outcome)
+      ? 'status-failed'
+      : ['retry', 'canceled'].includes(outcome)
+        ? 'status-canceled'
+        : outcome === 'running'
+          ? 'status-running'
+          : 'status-other';
 
 /** The handler's log lines (ctx.log), with the attempt that wrote each. @param {Job} job */
 function logsOf(job) {
@@ -122,8 +226,20 @@ function logsOf(job) {
   return h(
     'table',
     { class: 'grid logs', id: 'logs' },
-    h('thead', {}, h('tr', {}, ['Time', 'Attempt', 'Level', 'Message'].map((title) => h('th', {}, title)))),
-    h('tbody', {}, job.logs.map((line) => logRow(line))),
+    h(
+      'thead',
+      {},
+      h(
+        'tr',
+        {},
+        ['Time', 'Attempt', 'Level', 'Message'].map((title) => h('th', {}, title)),
+      ),
+    ),
+    h(
+      'tbody',
+      {},
+      job.logs.map((line) => logRow(line)),
+    ),
   );
 }
 

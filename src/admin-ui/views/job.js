@@ -40,7 +40,12 @@ export function jobView(generation, id) {
   const updated = h('span', { class: 'updated muted' });
   const problem = problemLine();
   const body = h('div', { class: 'job' }, h('p', { class: 'muted' }, 'Loading…'));
-  main.replaceChildren(h('p', { class: 'crumbs' }, link(state.lastListUrl, '← Jobs')), h('div', { class: 'view-head' }, h('h1', { class: 'job-title' }, 'Job ', h('code', {}, id)), updated), problem, body);
+  main.replaceChildren(
+    h('p', { class: 'crumbs' }, link(state.lastListUrl, '← Jobs')),
+    h('div', { class: 'view-head' }, h('h1', { class: 'job-title' }, 'Job ', h('code', {}, id)), updated),
+    problem,
+    body,
+  );
   /** Which <details> are open, so a redraw keeps them open. @type {Map<string, boolean>} */
   const open = new Map();
   let last = '';

@@ -28,17 +28,45 @@ function progressText(job) {
  * @param {Selection} selection
  */
 export function jobTable(jobs, more, selection) {
-  if (jobs.length === 0) return h('p', { class: 'muted empty' }, more ? 'No match among the jobs looked at so far: follow “Older →” to look further.' : 'No jobs match these filters.');
-  const all = h('input', { type: 'checkbox', id: 'select-page', 'aria-label': 'Select every job on this page', onchange: () => selection.all(all.checked) });
+  if (jobs.length === 0)
+    return h(
+      'p',
+      { class: 'muted empty' },
+      more
+        ? 'No match among the jobs looked at so far: follow “Older →” to look further.'
+        : 'No jobs match these filters.',
+    );
+  const all = h('input', {
+    type: 'checkbox',
+    id: 'select-page',
+    'aria-label': 'Select every job on this page',
+    onchange: () => selection.all(all.checked),
+  });
   return h(
     'table',
     { class: 'grid jobs' },
-    h('thead', {}, h('tr', {}, h('th', { class: 'pick-cell' }, all), COLUMNS.map((title) => h('th', {}, title)))),
+    h(
+      'thead',
+      {},
+      h(
+        'tr',
+        {},
+        h('th', { class: 'pick-cell' }, all),
+        COLUMNS.map((title) => h('th', {}, title)),
+      ),
+    ),
     h(
       'tbody',
       {},
       jobs.map((job) => {
-        const pick = h('input', { type: 'checkbox', class: 'pick', 'data-id': job.id, 'aria-label': `Select job ${job.id}`, checked: selection.has(job.id), onchange: () => selection.toggle(job.id, pick.checked) });
+        const pick = h('input', {
+          type: 'checkbox',
+          class: 'pick',
+          'data-id': job.id,
+          'aria-label': `Select job ${job.id}`,
+          checked: selection.has(job.id),
+          onchange: () => selection.toggle(job.id, pick.checked),
+        });
         return h(
           'tr',
           { 'data-job-id': job.id },
@@ -50,7 +78,11 @@ export function jobTable(jobs, more, selection) {
           h('td', { 'data-label': 'Progress', class: 'num' }, progressText(job)),
           h('td', { 'data-label': 'Created' }, agoTime(job.created_at)),
           h('td', { 'data-label': 'Finished' }, job.completed_at ? agoTime(job.completed_at) : '—'),
-          h('td', { 'data-label': 'Error', class: 'error-cell' }, job.error ? `${job.error.code}: ${job.error.detail}` : ''),
+          h(
+            'td',
+            { 'data-label': 'Error', class: 'error-cell' },
+            job.error ? `${job.error.code}: ${job.error.detail}` : '',
+          ),
         );
       }),
     ),

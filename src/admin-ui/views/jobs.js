@@ -31,8 +31,21 @@ export function jobsView(generation) {
   const pager = h('nav', { class: 'pager', 'aria-label': 'Pages' });
   /** The jobs on this page, by id. @type {Map<string, Job>} */
   let shown = new Map();
-  const bulk = bulkActions({ params, results, shown: () => shown, current: () => isCurrent(generation), refresh: () => view.refresh() });
-  main.replaceChildren(h('div', { class: 'view-head' }, h('h1', {}, 'Jobs'), updated), form, bulk.bar, problem, results, pager);
+  const bulk = bulkActions({
+    params,
+    results,
+    shown: () => shown,
+    current: () => isCurrent(generation),
+    refresh: () => view.refresh(),
+  });
+  main.replaceChildren(
+    h('div', { class: 'view-head' }, h('h1', {}, 'Jobs'), updated),
+    form,
+    bulk.bar,
+    problem,
+    results,
+    pager,
+  );
 
   // The URL's query is the API's query, so any search the admin API knows can be bookmarked.
   const query = listQuery(params);
@@ -65,7 +78,10 @@ export function jobsView(generation) {
     results.replaceChildren(jobTable(jobs, Boolean(page.next_cursor), bulk.selection));
     bulk.showSelection();
     const links = pagerLinks(params, page.next_cursor);
-    pager.replaceChildren(...(links.newest ? [link(links.newest, '← Newest')] : []), ...(links.older ? [link(links.older, 'Older →')] : []));
+    pager.replaceChildren(
+      ...(links.newest ? [link(links.newest, '← Newest')] : []),
+      ...(links.older ? [link(links.older, 'Older →')] : []),
+    );
   };
 
   const view = live(generation, refresh, {
@@ -91,15 +107,37 @@ function filterForm(params) {
   /** @param {string} name @param {string} label @param {HTMLElement} input */
   const field = (name, label, input) => h('div', { class: 'field' }, h('label', { for: `f-${name}` }, label), input);
   /** @param {string} name @param {string} placeholder */
-  const text = (name, placeholder) => h('input', { id: `f-${name}`, name, type: 'search', value: params.get(name) ?? '', placeholder, autocomplete: 'off' });
+  const text = (name, placeholder) =>
+    h('input', {
+      id: `f-${name}`,
+      name,
+      type: 'search',
+      value: params.get(name) ?? '',
+      placeholder,
+      autocomplete: 'off',
+    });
   /** @param {string} name */
-  const timeInput = (name) => h('input', { id: `f-${name}`, name, type: 'datetime-local', value: isoToLocalInput(params.get(name) ?? '') });
+  const timeInput = (name) =>
+    h('input', { id: `f-${name}`, name, type: 'datetime-local', value: isoToLocalInput(params.get(name) ?? '') });
   const current = params.get('status');
   // A status the form does not know (from a bookmark, say) stays selectable, so the form shows what the list shows.
   const statusOptions = current && !STATUSES.includes(current) ? [current, ...STATUSES] : STATUSES;
   const inputs = {
-    status: h('select', { id: 'f-status', name: 'status' }, h('option', { value: '' }, 'any'), statusOptions.map((value) => h('option', { value, selected: current === value }, value))),
-    type: h('input', { id: 'f-type', name: 'type', type: 'search', list: 'type-names', value: params.get('type') ?? '', placeholder: 'any', autocomplete: 'off' }),
+    status: h(
+      'select',
+      { id: 'f-status', name: 'status' },
+      h('option', { value: '' }, 'any'),
+      statusOptions.map((value) => h('option', { value, selected: current === value }, value)),
+    ),
+    type: h('input', {
+      id: 'f-type',
+      name: 'type',
+      type: 'search',
+      list: 'type-names',
+      value: params.get('type') ?? '',
+      placeholder: 'any',
+      autocomplete: 'off',
+    }),
     tenant: text('tenant', 'any'),
     error: text('error', 'e.g. timeout'),
     created_after: timeInput('created_after'),
@@ -111,13 +149,22 @@ function filterForm(params) {
     { class: 'filters', id: 'filters', role: 'search' },
     field('status', 'Status', inputs.status),
     field('type', 'Type', inputs.type),
-    h('datalist', { id: 'type-names' }, state.typeNames.map((name) => h('option', { value: name }))),
+    h(
+      'datalist',
+      { id: 'type-names' },
+      state.typeNames.map((name) => h('option', { value: name })),
+    ),
     field('tenant', 'Tenant', inputs.tenant),
     field('error', 'Error code or text', inputs.error),
     field('created_after', 'Created after', inputs.created_after),
     field('created_before', 'Created before', inputs.created_before),
     field('id', 'Job id', inputs.id),
-    h('div', { class: 'field field-buttons' }, h('button', { type: 'submit', class: 'primary' }, 'Apply'), h('button', { type: 'button', onclick: () => navigate(jobsHref()) }, 'Clear')),
+    h(
+      'div',
+      { class: 'field field-buttons' },
+      h('button', { type: 'submit', class: 'primary' }, 'Apply'),
+      h('button', { type: 'button', onclick: () => navigate(jobsHref()) }, 'Clear'),
+    ),
   );
   /** @param {Event} [event] */
   const apply = (event) => {

@@ -49,11 +49,19 @@ export function overviewView(generation) {
     if (!stats || !history || !workers) return;
     state.typeNames = Object.keys(stats.by_type ?? {}).sort();
     /** @type {Map<string, TypeInfo>} */
-    const typeInfo = new Map(types?.status === 'fulfilled' && Array.isArray(types.value?.data) ? types.value.data.map((entry) => [entry.type, entry]) : []);
+    const typeInfo = new Map(
+      types?.status === 'fulfilled' && Array.isArray(types.value?.data)
+        ? types.value.data.map((entry) => [entry.type, entry])
+        : [],
+    );
     const alarms = [...typeInfo.values()].filter((entry) => entry.alarm);
     body.replaceChildren(
       alarms.length > 0
-        ? h('p', { class: 'form-error', role: 'alert', id: 'alarms' }, `Alarm: jobs are queued and no live worker runs ${alarms.map((entry) => entry.type).join(', ')}.`)
+        ? h(
+            'p',
+            { class: 'form-error', role: 'alert', id: 'alarms' },
+            `Alarm: jobs are queued and no live worker runs ${alarms.map((entry) => entry.type).join(', ')}.`,
+          )
         : '',
       statusTiles(stats),
       queueTiles(stats),

@@ -11,10 +11,23 @@ import { state } from '../state.js';
 
 /** Shows the sign-in form, with `message` (why it is shown: signed out, session over) as its error line. */
 export function signInView(/** @type {string | undefined} */ message) {
-  const input = h('input', { type: 'password', id: 'admin-key', name: 'key', required: true, autocomplete: 'current-password', spellcheck: 'false' });
+  const input = h('input', {
+    type: 'password',
+    id: 'admin-key',
+    name: 'key',
+    required: true,
+    autocomplete: 'current-password',
+    spellcheck: 'false',
+  });
   const error = h('p', { class: 'form-error', id: 'signin-error', role: 'alert', hidden: !message }, message ?? '');
   const button = h('button', { type: 'submit', class: 'primary' }, 'Sign in');
-  const form = h('form', { class: 'signin-form', id: 'signin-form', novalidate: true }, h('label', { for: 'admin-key' }, 'Admin key'), input, button);
+  const form = h(
+    'form',
+    { class: 'signin-form', id: 'signin-form', novalidate: true },
+    h('label', { for: 'admin-key' }, 'Admin key'),
+    input,
+    button,
+  );
   form.addEventListener('submit', async (event) => {
     event.preventDefault();
     if (!input.value) {
@@ -41,7 +54,11 @@ export function signInView(/** @type {string | undefined} */ message) {
       'section',
       { class: 'card signin' },
       h('h1', {}, 'Sign in'),
-      h('p', { class: 'muted' }, 'Use an admin key (ADMIN_KEYS or ADMIN_TOKEN). The browser keeps a signed session cookie for 12 hours, never the key itself.'),
+      h(
+        'p',
+        { class: 'muted' },
+        'Use an admin key (ADMIN_KEYS or ADMIN_TOKEN). The browser keeps a signed session cookie for 12 hours, never the key itself.',
+      ),
       form,
       error,
     ),

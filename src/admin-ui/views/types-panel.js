@@ -20,7 +20,9 @@ import { jobsHref } from '../paths.js';
  */
 export function typesPanel(stats, typeInfo, reload) {
   // Every type with jobs, and every type the service knows (GET /admin/types): a type can be paused before its first job.
-  const names = [...new Set([...Object.keys(stats.by_type ?? {}), ...typeInfo.keys()])].sort((a, b) => a.localeCompare(b));
+  const names = [...new Set([...Object.keys(stats.by_type ?? {}), ...typeInfo.keys()])].sort((a, b) =>
+    a.localeCompare(b),
+  );
   if (names.length === 0) return h('p', { class: 'muted' }, 'No jobs yet.');
   // Without GET /admin/types there is nothing to say whether a type is paused: no Queue column.
   const control = typeInfo.size > 0;
@@ -28,19 +30,61 @@ export function typesPanel(stats, typeInfo, reload) {
   const flags = (info) => {
     if (!info) return null;
     return [
-      info.paused ? h('span', { class: 'badge status-canceled', title: `Paused by ${info.paused.by}: ${info.paused.reason}` }, 'paused') : null,
-      info.alarm ? h('span', { class: 'badge status-failed', title: 'Jobs are queued and no live worker runs this type' }, 'no worker') : null,
+      info.paused
+        ? h(
+            'span',
+            { class: 'badge status-canceled', title: `Paused by ${info.paused.by}: ${info.paused.reason}` },
+            'paused',
+          )
+        : null,
+      info.alarm
+        ? h(
+            'span',
+            { class: 'badge status-failed', title: 'Jobs are queued and no live worker runs this type' },
+            'no worker',
+          )
+        : null,
     ];
   };
   /** @param {string} type @param {TypeInfo} info */
   const button = (type, info) =>
     info.paused
-      ? h('button', { type: 'button', class: 'small', 'data-action': 'resume', title: 'Workers claim its jobs again (admin role)', onclick: () => void resumeType(type, info, reload) }, 'Resume')
-      : h('button', { type: 'button', class: 'small', 'data-action': 'pause', title: 'Workers claim none of its jobs until resumed (admin role)', onclick: () => void pauseType(type, info, reload) }, 'Pause');
+      ? h(
+          'button',
+          {
+            type: 'button',
+            class: 'small',
+            'data-action': 'resume',
+            title: 'Workers claim its jobs again (admin role)',
+            onclick: () => void resumeType(type, info, reload),
+          },
+          'Resume',
+        )
+      : h(
+          'button',
+          {
+            type: 'button',
+            class: 'small',
+            'data-action': 'pause',
+            title: 'Workers claim none of its jobs until resumed (admin role)',
+            onclick: () => void pauseType(type, info, reload),
+          },
+          'Pause',
+        );
   return h(
     'table',
     { class: 'grid types', id: 'types' },
-    h('thead', {}, h('tr', {}, h('th', {}, 'Type'), STATUSES.map((status) => h('th', { class: 'num' }, status)), control ? h('th', {}, 'Queue') : null)),
+    h(
+      'thead',
+      {},
+      h(
+        'tr',
+        {},
+        h('th', {}, 'Type'),
+        STATUSES.map((status) => h('th', { class: 'num' }, status)),
+        control ? h('th', {}, 'Queue') : null,
+      ),
+    ),
     h(
       'tbody',
       {},
@@ -56,10 +100,25 @@ export function typesPanel(stats, typeInfo, reload) {
             'td',
             { 'data-label': 'Type' },
             h('span', { class: 'type-name' }, link(jobsHref(filtered), type), flags(info)),
-            pause ? h('div', { class: 'pause-note' }, `Paused by ${pause.by} `, agoTime(pause.at), ': ', h('q', { class: 'pause-reason' }, pause.reason)) : null,
+            pause
+              ? h(
+                  'div',
+                  { class: 'pause-note' },
+                  `Paused by ${pause.by} `,
+                  agoTime(pause.at),
+                  ': ',
+                  h('q', { class: 'pause-reason' }, pause.reason),
+                )
+              : null,
           ),
           STATUSES.map((status) =>
-            h('td', { class: 'num', 'data-label': status }, num(counts[status]) === 0 ? '0' : link(jobsHref(`${filtered}&status=${status}`), String(num(counts[status])))),
+            h(
+              'td',
+              { class: 'num', 'data-label': status },
+              num(counts[status]) === 0
+                ? '0'
+                : link(jobsHref(`${filtered}&status=${status}`), String(num(counts[status]))),
+            ),
           ),
           control ? h('td', { 'data-label': 'Queue' }, info ? button(type, info) : null) : null,
         );
@@ -69,14 +128,21 @@ export function typesPanel(stats, typeInfo, reload) {
 }
 
 /** Asks for a reason (kept in the audit log and shown to other operators), then pauses the type. */
-async function pauseType(/** @type {string} */ type, /** @type {TypeInfo} */ info, /** @type {() => Promise<void>} */ reload) {
+async function pauseType(
+  /** @type {string} */ type,
+  /** @type {TypeInfo} */ info,
+  /** @type {() => Promise<void>} */ reload,
+) {
   const queued = num(info.queued);
   const running = num(info.running);
   const reason = await confirmDialog(
     `Pause job type ${type}? ${plural(queued, 'queued job')} of it ${queued === 1 ? 'waits' : 'wait'} until it is resumed.`,
     `Workers claim no ${type} jobs while it is paused; ${plural(running, 'running job')} ${running === 1 ? 'finishes' : 'finish'}. Needs the admin role.`,
     'Pause',
-    { label: 'Reason (shown to other operators and kept in the audit log)', placeholder: 'e.g. the upstream API is down' },
+    {
+      label: 'Reason (shown to other operators and kept in the audit log)',
+      placeholder: 'e.g. the upstream API is down',
+    },
   );
   if (reason === false) return;
   try {
@@ -90,10 +156,18 @@ async function pauseType(/** @type {string} */ type, /** @type {TypeInfo} */ inf
 }
 
 /** Resumes the type, after saying who paused it and why. */
-async function resumeType(/** @type {string} */ type, /** @type {TypeInfo} */ info, /** @type {() => Promise<void>} */ reload) {
+async function resumeType(
+  /** @type {string} */ type,
+  /** @type {TypeInfo} */ info,
+  /** @type {() => Promise<void>} */ reload,
+) {
   const queued = num(info.queued);
   const pause = info.paused;
-  const ok = await confirmDialog(`Resume job type ${type}? Workers claim its ${plural(queued, 'queued job')} again.`, pause ? `Paused by ${pause.by} at ${fmtTime(pause.at)}: ${pause.reason}` : '', 'Resume');
+  const ok = await confirmDialog(
+    `Resume job type ${type}? Workers claim its ${plural(queued, 'queued job')} again.`,
+    pause ? `Paused by ${pause.by} at ${fmtTime(pause.at)}: ${pause.reason}` : '',
+    'Resume',
+  );
   if (!ok) return;
   try {
     await api('POST', `/admin/types/${encodeURIComponent(type)}/resume`);

@@ -29,15 +29,43 @@ export function workersPanel(settled, stats, reload) {
   const thisInstance = h(
     'p',
     { class: 'muted' },
-    pool.worker_id ? `This instance (${pool.worker_id}): ${num(pool.busy)} of ${num(pool.concurrency)} slots busy; since start ${num(pool.started)} attempts, ${num(pool.succeeded)} succeeded, ${num(pool.failed)} failed.` : 'This instance runs no workers.',
+    pool.worker_id
+      ? `This instance (${pool.worker_id}): ${num(pool.busy)} of ${num(pool.concurrency)} slots busy; since start ${num(pool.started)} attempts, ${num(pool.succeeded)} succeeded, ${num(pool.failed)} failed.`
+      : 'This instance runs no workers.',
   );
-  if (settled.status === 'rejected') return [h('p', { class: 'form-error' }, `Workers: ${settled.reason.message}`), thisInstance];
-  if (settled.value === null) return [thisInstance, h('p', { class: 'muted' }, 'The fleet-wide worker registry (GET /admin/workers) is not available on this service.')];
+  if (settled.status === 'rejected')
+    return [h('p', { class: 'form-error' }, `Workers: ${settled.reason.message}`), thisInstance];
+  if (settled.value === null)
+    return [
+      thisInstance,
+      h(
+        'p',
+        { class: 'muted' },
+        'The fleet-wide worker registry (GET /admin/workers) is not available on this service.',
+      ),
+    ];
   const data = settled.value;
   const listed = /** @type {{ data?: Worker[], workers?: Worker[] }} */ (data);
   const workers = Array.isArray(data) ? data : (listed.data ?? listed.workers ?? []);
   if (workers.length === 0) return [h('p', { class: 'muted' }, 'No workers have reported.'), thisInstance];
-  return h('table', { class: 'grid' }, h('thead', {}, h('tr', {}, COLUMNS.map((title) => h('th', {}, title)))), h('tbody', {}, workers.map((worker) => workerRow(worker, reload))));
+  return h(
+    'table',
+    { class: 'grid' },
+    h(
+      'thead',
+      {},
+      h(
+        'tr',
+        {},
+        COLUMNS.map((title) => h('th', {}, title)),
+      ),
+    ),
+    h(
+      'tbody',
+      {},
+      workers.map((worker) => workerRow(worker, reload)),
+    ),
+  );
 }
 
 /** @param {Worker} worker @param {() => Promise<void>} reload */
@@ -57,12 +85,34 @@ function workerRow(worker, reload) {
       h('code', {}, String(worker.id ?? '?')),
       worker.version ? h('span', { class: 'muted' }, ` v${worker.version}`) : null,
     ),
-    h('td', { 'data-label': 'Kind', title: labelsText(worker.labels) }, worker.kind === 'remote' ? `remote${worker.key_name ? ` (key ${worker.key_name})` : ''}` : 'in-process'),
-    h('td', { 'data-label': 'State' }, h('span', { class: `badge worker-${state}` }, state), worker.draining ? h('span', { class: 'badge status-canceled' }, 'draining') : null),
-    h('td', { 'data-label': 'Host / pid' }, `${worker.host ?? '—'}${worker.pid !== undefined && worker.kind !== 'remote' ? ` / ${worker.pid}` : ''}`),
+    h(
+      'td',
+      { 'data-label': 'Kind', title: labelsText(worker.labels) },
+      worker.kind === 'remote' ? `remote${worker.key_name ? ` (key ${worker.key_name})` : ''}` : 'in-process',
+    ),
+    h(
+      'td',
+      { 'data-label': 'State' },
+      h('span', { class: `badge worker-${state}` }, state),
+      worker.draining ? h('span', { class: 'badge status-canceled' }, 'draining') : null,
+    ),
+    h(
+      'td',
+      { 'data-label': 'Host / pid' },
+      `${worker.host ?? '—'}${worker.pid !== undefined && worker.kind !== 'remote' ? ` / ${worker.pid}` : ''}`,
+    ),
     h('td', { 'data-label': 'Slots' }, busy === undefined ? '—' : `${busy} / ${total ?? '?'}`),
     h('td', { 'data-label': 'Last beat' }, beat === undefined ? '—' : `${fmtDuration(beat)} ago`),
-    h('td', { 'data-label': 'Running' }, current.length === 0 ? '—' : [current.slice(0, 3).map((id) => [link(jobHref(String(id)), shortId(String(id))), ' ']), current.length > 3 ? `+${current.length - 3}` : null]),
+    h(
+      'td',
+      { 'data-label': 'Running' },
+      current.length === 0
+        ? '—'
+        : [
+            current.slice(0, 3).map((id) => [link(jobHref(String(id)), shortId(String(id))), ' ']),
+            current.length > 3 ? `+${current.length - 3}` : null,
+          ],
+    ),
     h('td', { 'data-label': 'Leases lost', class: 'num' }, String(worker.leases_lost ?? 0)),
     h(
       'td',
@@ -70,8 +120,28 @@ function workerRow(worker, reload) {
       worker.id === undefined
         ? null
         : worker.draining
-          ? h('button', { type: 'button', class: 'small', 'data-action': 'resume', title: 'It claims jobs again (operator role)', onclick: () => void resumeWorker(worker, reload) }, 'Resume')
-          : h('button', { type: 'button', class: 'small', 'data-action': 'drain', title: 'It finishes what it runs and claims nothing new (operator role)', onclick: () => void drainWorker(worker, reload) }, 'Drain'),
+          ? h(
+              'button',
+              {
+                type: 'button',
+                class: 'small',
+                'data-action': 'resume',
+                title: 'It claims jobs again (operator role)',
+                onclick: () => void resumeWorker(worker, reload),
+              },
+              'Resume',
+            )
+          : h(
+              'button',
+              {
+                type: 'button',
+                class: 'small',
+                'data-action': 'drain',
+                title: 'It finishes what it runs and claims nothing new (operator role)',
+                onclick: () => void drainWorker(worker, reload),
+              },
+              'Drain',
+            ),
     ),
   );
 }
