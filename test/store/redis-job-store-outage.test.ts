@@ -1,8 +1,6 @@
-import { randomUUID } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { StoreUnavailableError } from '../../src/store/job-store.js';
-import { newJobId } from '../../src/jobs/job-id.js';
-import { RedisJobStore } from '../../src/store/redis-job-store.js';
+import { connectRedisStore, newTestJob } from './redis-store-fixtures.js';
 import { spawnRedis, type SpawnedRedis } from '../helpers/redis-server.js';
 
 /*
@@ -10,37 +8,11 @@ import { spawnRedis, type SpawnedRedis } from '../helpers/redis-server.js';
  * restarted), so these are apart from redis-job-store.test.ts, which needs only the shared Redis (npm run test:unit).
  */
 
-const connect = (url: string, jobTtlMs: number, keyPrefix = `t${randomUUID().slice(0, 8)}`) =>
-  RedisJobStore.connect({
-    url,
-    keyPrefix,
-    jobTtlMs,
-    connectTimeoutMs: 2000,
-    commandTimeoutMs: 1000,
-    sweepIntervalMs: 50,
-  });
-
 describe('Redis store specifics', () => {
   const cleanups: (() => Promise<unknown>)[] = [];
   afterEach(async () => {
     while (cleanups.length > 0) await cleanups.pop()!();
   });
-
-  const job = (type = 'echo') => {
-    const now = Date.now();
-    return {
-      id: newJobId(now),
-      type,
-      tenant: '-',
-      input: { x: 'y'.repeat(120) },
-      metadata: {},
-      priority: 0,
-      maxAttempts: 3,
-      timeoutS: null,
-      createdAt: now,
-      runAt: now,
-    };
-  };
 
   describe('when Redis stops answering', () => {
     let server: SpawnedRedis;
@@ -50,9 +22,9 @@ describe('Redis store specifics', () => {
 
     it('fails fast with StoreUnavailableError while paused, and recovers when it answers again', async () => {
       server = await spawnRedis();
-      const store = await connect(server.url, 60_000);
+      const store = await connectRedisStore(server.url, 60_000);
       cleanups.push(() => store.close());
-      const created = await store.create(job());
+      const created = await store.create(newTestJob());
       server.signal('SIGSTOP');
       const started = Date.now();
       await expect(store.get(created.id)).rejects.toBeInstanceOf(StoreUnavailableError);
@@ -66,9 +38,9 @@ describe('Redis store specifics', () => {
 
     it('fails fast while Redis is down, and reconnects after a restart', async () => {
       server = await spawnRedis({ appendonly: true });
-      const store = await connect(server.url, 60_000);
+      const store = await connectRedisStore(server.url, 60_000);
       cleanups.push(() => store.close());
-      const created = await store.create(job());
+      const created = await store.create(newTestJob());
       server.signal('SIGKILL');
       await expect
         .poll(

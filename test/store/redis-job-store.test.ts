@@ -2,21 +2,11 @@ import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { StoreUnavailableError } from '../../src/store/job-store.js';
-import { newJobId } from '../../src/jobs/job-id.js';
 import { RedisJobStore } from '../../src/store/redis-job-store.js';
+import { connectRedisStore, newTestJob } from './redis-store-fixtures.js';
 import { describeJobStoreContract } from './job-store.contract.js';
 
-const connect = (url: string, jobTtlMs: number, keyPrefix = `t${randomUUID().slice(0, 8)}`) =>
-  RedisJobStore.connect({
-    url,
-    keyPrefix,
-    jobTtlMs,
-    connectTimeoutMs: 2000,
-    commandTimeoutMs: 1000,
-    sweepIntervalMs: 50,
-  });
-
-describeJobStoreContract('redis', ({ jobTtlMs }) => connect(inject('redisUrl'), jobTtlMs));
+describeJobStoreContract('redis', ({ jobTtlMs }) => connectRedisStore(inject('redisUrl'), jobTtlMs));
 
 describe('Redis store specifics', () => {
   const cleanups: (() => Promise<unknown>)[] = [];
@@ -24,27 +14,11 @@ describe('Redis store specifics', () => {
     while (cleanups.length > 0) await cleanups.pop()!();
   });
 
-  const job = (type = 'echo') => {
-    const now = Date.now();
-    return {
-      id: newJobId(now),
-      type,
-      tenant: '-',
-      input: { x: 'y'.repeat(120) },
-      metadata: {},
-      priority: 0,
-      maxAttempts: 3,
-      timeoutS: null,
-      createdAt: now,
-      runAt: now,
-    };
-  };
-
   it('keeps every key under one hash tag, and gives finished jobs a Redis TTL, packed in one value', async () => {
     const prefix = `t${randomUUID().slice(0, 8)}`;
-    const store = await connect(inject('redisUrl'), 60_000, prefix);
+    const store = await connectRedisStore(inject('redisUrl'), 60_000, prefix);
     cleanups.push(() => store.close());
-    const created = await store.create(job());
+    const created = await store.create(newTestJob());
     const [claimed] = await store.claim({
       types: ['echo'],
       max: 1,
@@ -67,12 +41,12 @@ describe('Redis store specifics', () => {
   });
 
   it("gives a job's log lines the job's own expiry, whether they came while it ran or after it finished", async () => {
-    const store = await connect(inject('redisUrl'), 60_000);
+    const store = await connectRedisStore(inject('redisUrl'), 60_000);
     cleanups.push(() => store.close());
     const redis = new Redis(inject('redisUrl'));
     cleanups.push(() => redis.quit());
     const line = { at: 1, attempt: 1, level: 'info' as const, message: 'hi' };
-    const created = await store.create(job());
+    const created = await store.create(newTestJob());
     const [claimed] = await store.claim({
       types: ['echo'],
       max: 1,
@@ -88,7 +62,7 @@ describe('Redis store specifics', () => {
     expect(await expiresAt(store.keys.logs(created.id))).toBe(await expiresAt(store.keys.job(created.id)));
     await store.appendLogs([{ jobId: created.id, lines: [line] }]); // a late line of a finished job
     expect(await redis.pttl(store.keys.logs(created.id))).toBeGreaterThan(110_000);
-    const silent = await store.create(job());
+    const silent = await store.create(newTestJob());
     const [other] = await store.claim({
       types: ['echo'],
       max: 1,
@@ -103,12 +77,12 @@ describe('Redis store specifics', () => {
 
   it('sweeps expired jobs out of Redis and the listing indexes, also when Redis dropped the key first', async () => {
     const prefix = `t${randomUUID().slice(0, 8)}`;
-    const store = await connect(inject('redisUrl'), 100, prefix);
+    const store = await connectRedisStore(inject('redisUrl'), 100, prefix);
     cleanups.push(() => store.close());
     const redis = new Redis(inject('redisUrl'));
     cleanups.push(() => redis.quit());
     const finishOne = async () => {
-      await store.create(job());
+      await store.create(newTestJob());
       const [claimed] = await store.claim({
         types: ['echo'],
         max: 1,
@@ -142,7 +116,7 @@ describe('Redis store specifics', () => {
     });
     cleanups.push(() => store.close());
     const big = { rows: Array.from({ length: 500 }, (_, i) => ({ i, text: `row ${i} ✓ ${'x'.repeat(20)}` })) };
-    const created = await store.create({ ...job(), input: big });
+    const created = await store.create({ ...newTestJob(), input: big });
     const redis = new Redis(inject('redisUrl'));
     cleanups.push(() => redis.quit());
     const storedInput = await redis.hget(store.keys.job(created.id), 'input');
@@ -163,11 +137,11 @@ describe('Redis store specifics', () => {
     expect(packed.startsWith('[')).toBe(true);
     expect(packed).toContain('"~z:');
     expect((await store.get(created.id))!.result).toEqual(big);
-    const small = await store.create(job());
+    const small = await store.create(newTestJob());
     expect((await redis.hget(store.keys.job(small.id), 'input'))!.startsWith('{')).toBe(true);
   });
 
   it('refuses to connect to a closed port with StoreUnavailableError', async () => {
-    await expect(connect('redis://127.0.0.1:1', 1000)).rejects.toBeInstanceOf(StoreUnavailableError);
+    await expect(connectRedisStore('redis://127.0.0.1:1', 1000)).rejects.toBeInstanceOf(StoreUnavailableError);
   });
 });
