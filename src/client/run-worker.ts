@@ -117,6 +117,8 @@ export function runWorker(options: RunWorkerOptions): RemoteWorkerHandle {
 // ------------------------------------------------------------------------------------------ internals
 
 const BATCH_MAX = 100;
+/** Settle calls (leases:complete) on their way at once: the next batch forms while one is answered. */
+const SETTLES_IN_FLIGHT = 2;
 const LOG_LINES_PER_CALL = 200;
 const LOG_BUFFER_MAX = 1000;
 const MESSAGE_MAX = 2000;
@@ -235,7 +237,7 @@ class RemoteWorkerRunner {
   /** The calls that change the service's record of this worker, one at a time (see call()). */
   private lane: Promise<void> = Promise.resolve();
   private flushScheduled = false;
-  private flushing = false;
+  private flushing = 0;
   private registering: Promise<void> | undefined;
 
   constructor(private readonly options: RunWorkerOptions) {
@@ -594,8 +596,8 @@ class RemoteWorkerRunner {
   }
 
   private scheduleFlush(): void {
-    // One batch on its way at a time: what finishes meanwhile waits for the next one (bigger batches under load).
-    if (this.flushScheduled || this.flushing || this.pending.length === 0) return;
+    // At most SETTLES_IN_FLIGHT batches on their way: what finishes meanwhile waits for the next one (bigger batches under load).
+    if (this.flushScheduled || this.flushing >= SETTLES_IN_FLIGHT || this.pending.length === 0) return;
     this.flushScheduled = true;
     nextTick(() => {
       this.flushScheduled = false;
@@ -604,7 +606,7 @@ class RemoteWorkerRunner {
   }
 
   private async flush(): Promise<void> {
-    this.flushing = true;
+    this.flushing++;
     const batch = this.pending.splice(0, BATCH_MAX);
     const answered = new Set<PendingSettle>();
     for (const each of batch) {
@@ -623,6 +625,7 @@ class RemoteWorkerRunner {
         const answer = await this.withRetry('settle', () =>
           this.call<{ items: { lease_id: string; status: 'ok' | 'lost' }[] }>('POST', '/v1/leases:complete', {
             body: { items: live.map((each) => each.item) },
+            lane: false,
           }),
         );
         live.forEach((each, i) => {
@@ -634,7 +637,7 @@ class RemoteWorkerRunner {
       }
     } finally {
       for (const each of batch) each.resolve('failed'); // (only those not answered: an unexpected throw)
-      this.flushing = false;
+      this.flushing--;
       this.scheduleFlush();
     }
   }
