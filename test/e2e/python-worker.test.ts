@@ -258,8 +258,15 @@ describe('the Python example worker against a real service', () => {
       expect(cancel.status).toBe(202);
       const canceled = await waitForJob(job.id, 'to end canceled', (current) => current.done);
       expect(canceled).toMatchObject({ status: 'canceled', attempt: 1, result: null });
-      // The worker heard it in a heartbeat and gave the job back itself (not the end of its 100 steps).
-      const events = first.events().filter((event) => event.job_id === job.id);
+      // The worker heard it in a heartbeat and gave the job back itself (not the end of its 100 steps). It logs
+      // `released` once the service answered, which may be just after the job reads as canceled.
+      const events = await waitFor(
+        () => {
+          const own = first.events().filter((event) => event.job_id === job.id);
+          return own.some((event) => event.event === 'released') && own;
+        },
+        { what: "the worker's `released` line for the canceled job" },
+      );
       expect(events.map((event) => event.event)).toEqual(['claimed', 'started', 'cancel-requested', 'released']);
       expect(events.at(-1)).toMatchObject({ job_status: 'canceled' });
     },
@@ -275,9 +282,12 @@ describe('the Python example worker against a real service', () => {
         'to run on the first worker',
         (current) => current.status === 'running' && current.progress.step !== null,
       );
-      const claimed = first.events().find((event) => event.event === 'claimed' && event.job_id === job.id);
+      const claimed = await waitFor(
+        () => first.events().find((event) => event.event === 'claimed' && event.job_id === job.id),
+        { what: "the first worker's `claimed` line" },
+      );
       expect(claimed).toMatchObject({ attempt: '1' });
-      const staleLease = claimed!.lease_id!;
+      const staleLease = claimed.lease_id!;
 
       process.kill(first.pid, 'SIGKILL');
       expect(await first.exited).toMatchObject({ signal: 'SIGKILL' });
