@@ -1,8 +1,8 @@
 import type { JobRecord } from '../jobs/job.js';
 import type { WorkerView } from '../ops/ops-store.js';
-import type { ClaimLimit } from '../store/job-store.js';
-import { newClaimLeaseId } from './lease-ids.js';
+import { leaseIdOf, newClaimLeaseId } from './lease-ids.js';
 import { claimLimits, type RemoteContext } from './remote-context.js';
+import { releaseLeases } from './settle-leases.js';
 import { freeSlots } from './worker-records.js';
 
 /** Least pause between two claims of one long-poll, should the store name a wake-up time that has passed. */
@@ -56,7 +56,14 @@ export async function claimLeases(
         });
         if (jobs.length > 0 && !abort.aborted) return { worker: current, jobs };
         if (jobs.length > 0) {
-          await handBack(context, jobs, limits); // nobody is there to receive them
+          // Nobody is there to receive them: back to the queue at once, the attempt not counted.
+          await releaseLeases(
+            context,
+            jobs.map((job) => {
+              const lease = { jobId: job.id, leaseId: job.lease!.id };
+              return { leaseId: leaseIdOf(lease), lease, types: [job.type] };
+            }),
+          );
           return { worker: current, jobs: [] };
         }
       }
@@ -67,14 +74,4 @@ export async function claimLeases(
       waiter.dispose();
     }
   }
-}
-
-/** Jobs leased for a client that went away go back to the queue at once, the attempt not counted. */
-async function handBack(context: RemoteContext, jobs: JobRecord[], limits: Record<string, ClaimLimit>): Promise<void> {
-  const finishes = jobs.map((job) => ({
-    lease: { jobId: job.id, leaseId: job.lease!.id },
-    outcome: { kind: 'released' as const },
-    concurrencyLimited: limits[job.type]?.maxConcurrency !== undefined,
-  }));
-  await context.store.finishAndClaim(finishes, null, Date.now());
 }

@@ -41,7 +41,7 @@ export async function openRemoteContext(deps: Omit<RemoteContext, 'signals' | 't
   const timeouts = new RemoteTimeouts({
     store: deps.store,
     backoff: deps.settings.backoff,
-    concurrencyLimited: (type) => claimLimits(deps)[type]?.maxConcurrency !== undefined,
+    concurrencyLimited: (type) => freesLimitedSlot(deps, [type]),
     log: deps.log,
   });
   return { ...deps, signals, timeouts };
@@ -56,6 +56,19 @@ export function closeRemoteContext(context: RemoteContext): void {
 /** The fleet-wide limits of the declared types (their own, each setting overridden by TYPE_LIMITS): what claims pass the store. */
 export const claimLimits = (context: Pick<RemoteContext, 'declaredTypes' | 'settings'>): Record<string, ClaimLimit> =>
   context.declaredTypes?.limits(context.settings.typeLimits) ?? {};
+
+/**
+ * Whether ending an attempt of one of `types` frees a slot of a fleet-wide concurrency limit (the store then
+ * signals `work` when jobs of the type wait): the flag every finish of a remote attempt passes the store.
+ * Given several types (the job's type is not known here), true when any of them is limited.
+ */
+export const freesLimitedSlot = (
+  context: Pick<RemoteContext, 'declaredTypes' | 'settings'>,
+  types: readonly string[],
+): boolean => {
+  const limits = claimLimits(context);
+  return types.some((type) => limits[type]?.maxConcurrency !== undefined);
+};
 
 /** A remote worker's lease: the shortest of its types' lease_s (a type without one: LEASE_S). */
 export function leaseSOf(context: Pick<RemoteContext, 'declaredTypes' | 'settings'>, types: readonly string[]): number {

@@ -3,7 +3,7 @@ import { failedAttemptOutcome } from '../jobs/attempt-outcome.js';
 import { canonicalJson } from '../jobs/canonical-json.js';
 import type { JobError, JobLogLine, JobRecord, JobStatus } from '../jobs/job.js';
 import type { AttemptOutcome, FinishRequest, FinishResult, HeldLease } from '../store/job-store.js';
-import { claimLimits, defaultTimeoutS, type RemoteContext } from './remote-context.js';
+import { claimLimits, defaultTimeoutS, freesLimitedSlot, type RemoteContext } from './remote-context.js';
 import { leaseFactsOf, type LeaseFacts } from './remote-timeouts.js';
 
 /** What a remote worker says of an attempt it holds the lease of. */
@@ -33,8 +33,7 @@ export type Settled = { status: 'ok'; jobStatus: JobStatus } | { status: 'lost' 
  * first one was.
  */
 export async function settleLeases(context: RemoteContext, requests: SettleRequest[], now: number): Promise<Settled[]> {
-  const limits = claimLimits(context);
-  const anyLimited = Object.values(limits).some((limit) => limit.maxConcurrency !== undefined);
+  const declared = Object.keys(claimLimits(context));
   const facts = await failureFacts(context, requests);
   const finishes: { index: number; finish: FinishRequest }[] = [];
   requests.forEach((request, index) => {
@@ -47,7 +46,7 @@ export async function settleLeases(context: RemoteContext, requests: SettleReque
       finish: {
         lease: request.lease,
         outcome,
-        concurrencyLimited: type === undefined ? anyLimited : limits[type]?.maxConcurrency !== undefined,
+        concurrencyLimited: freesLimitedSlot(context, type === undefined ? declared : [type]),
       },
     });
   });
@@ -72,6 +71,24 @@ export async function settleLeases(context: RemoteContext, requests: SettleReque
   const lost = requests.map((request, index) => ({ request, index })).filter(({ index }) => results[index] === 'lost');
   if (lost.length > 0) await explainLost(context, lost, settled, now);
   return settled;
+}
+
+/**
+ * Hands leases back (a worker deregistering, a claim whose client went away): each job back to the queue at
+ * once, the attempt not counted, in one store call. `types`: the job's type when known, else the types it may be.
+ */
+export async function releaseLeases(
+  context: RemoteContext,
+  leases: { leaseId: string; lease: HeldLease; types: readonly string[] }[],
+): Promise<void> {
+  if (leases.length === 0) return;
+  const finishes = leases.map(({ lease, types }) => ({
+    lease,
+    outcome: { kind: 'released' as const },
+    concurrencyLimited: freesLimitedSlot(context, types),
+  }));
+  await context.store.finishAndClaim(finishes, null, Date.now());
+  for (const { leaseId } of leases) context.timeouts.forget(leaseId);
 }
 
 /** A failure's outcome needs the attempt: known to this instance (it handed the lease out or heard of it), else read once. */

@@ -9,8 +9,9 @@ import type { JobRecord } from '../jobs/job.js';
 import type { WorkerView } from '../ops/ops-store.js';
 import type { HeldLease } from '../store/job-store.js';
 import { claimLeases } from '../remote/claim-leases.js';
+import { releaseLeases } from '../remote/settle-leases.js';
 import { leaseIdOf, newWorkerId, parseLeaseId } from '../remote/lease-ids.js';
-import { claimLimits, defaultTimeoutS, leaseSOf, type RemoteContext } from '../remote/remote-context.js';
+import { defaultTimeoutS, leaseSOf, type RemoteContext } from '../remote/remote-context.js';
 import { leaseFactsOf } from '../remote/remote-timeouts.js';
 import { heldLease, heldLeaseIds, newRemoteRecord, recordCall, remoteWorker } from '../remote/worker-records.js';
 import { problemAnswer, problemResponses, storedJson, workerSecurity as security } from './schemas.js';
@@ -351,29 +352,13 @@ export const remoteWorkerRoutes: FastifyPluginAsync<RemoteWorkerRoutesOptions> =
     },
     handler: async (request, reply) => {
       const worker = await ownWorker(request.params.worker_id, workerKeyOf(request));
-      const held = heldLeaseIds(worker).flatMap((id) => {
-        const parsed = parseLeaseId(id);
-        return parsed ? [{ id, lease: parsed.lease }] : [];
+      // A lease's type is known when this instance handed it out or heard of it; else it is one of the worker's.
+      const held = heldLeaseIds(worker).flatMap((leaseId) => {
+        const parsed = parseLeaseId(leaseId);
+        const type = timeouts.facts(leaseId)?.type;
+        return parsed ? [{ leaseId, lease: parsed.lease, types: type === undefined ? worker.types : [type] }] : [];
       });
-      if (held.length > 0) {
-        const limits = claimLimits(context);
-        const limited = (id: string) => {
-          const type = timeouts.facts(id)?.type;
-          return type === undefined
-            ? worker.types.some((each) => limits[each]?.maxConcurrency !== undefined)
-            : limits[type]?.maxConcurrency !== undefined;
-        };
-        await store.finishAndClaim(
-          held.map(({ id, lease }) => ({
-            lease,
-            outcome: { kind: 'released' as const },
-            concurrencyLimited: limited(id),
-          })),
-          null,
-          Date.now(),
-        );
-        for (const { id } of held) timeouts.forget(id);
-      }
+      await releaseLeases(context, held);
       await ops.removeWorker(worker.id);
       request.log.info({ workerId: worker.id, released: held.length }, 'remote worker deregistered');
       return reply.code(204).send();
