@@ -589,6 +589,51 @@ describe('the dashboard in Chromium', () => {
     expect(problems).toEqual([]);
   });
 
+  it('shows a remote worker beside the in-process pool: its name, kind, slots, the job it holds and its state', async () => {
+    await seedOperatorState(); // the in-process pool's registry entry
+    const declared = await harness.app.inject({
+      method: 'PUT',
+      url: '/admin/job-types/ui.remote',
+      headers: { authorization: `Bearer ${ADMIN}` },
+      payload: { input_schema: { type: 'object' } },
+    });
+    expect(declared.statusCode, declared.body).toBe(201);
+    const registered = await harness.app.inject({
+      method: 'POST',
+      url: '/v1/workers',
+      payload: { name: 'py-gpu-1', types: ['ui.remote'], slots: 2, labels: { host: 'gpu-1' } },
+    });
+    expect(registered.statusCode, registered.body).toBe(201);
+    const workerId = registered.json<{ worker_id: string }>().worker_id;
+    const job = await createJob(harness.app, { type: 'ui.remote', input: { n: 1 } });
+    const claim = await harness.app.inject({
+      method: 'POST',
+      url: `/v1/workers/${workerId}/leases`,
+      payload: { max: 2 },
+    });
+    expect(claim.json<{ leases: { job: { id: string } }[] }>().leases.map((lease) => lease.job.id)).toEqual([job.id]);
+
+    const { page, problems } = await openPage();
+    await page.goto(`${baseUrl}/admin/ui`);
+    await signIn(page, VIEWER);
+    const row = page.locator(`tr[data-worker-id="${workerId}"]`);
+    await row.waitFor();
+    expect(await row.locator('td[data-label=Worker] strong').textContent()).toBe('py-gpu-1');
+    expect(await row.locator('td[data-label=Kind]').textContent()).toBe('remote (key anonymous)');
+    expect(await row.locator('td[data-label=Slots]').textContent()).toBe('1 / 2');
+    expect(await row.locator('td[data-label=State] .badge').first().textContent()).toBe('live');
+    await row.locator(`td[data-label=Running] a[href="/admin/ui/jobs/${job.id}"]`).waitFor();
+    // The in-process pool is listed beside it.
+    expect(await page.locator(`tr[data-worker-id="${harness.pool!.workerId}"] td[data-label=Kind]`).textContent()).toBe(
+      'in-process',
+    );
+    await page.screenshot({ path: new URL('overview-remote-worker.png', SCREENSHOTS).pathname, fullPage: true });
+
+    const gone = await harness.app.inject({ method: 'DELETE', url: `/v1/workers/${workerId}` });
+    expect(gone.statusCode).toBe(204);
+    expect(problems).toEqual([]);
+  });
+
   it("shows a running job in its worker's row within moments, and clears it when the job ends (the registry follows the work)", async () => {
     const pool = harness.pool!;
     // The service's worker control: writes the registry when the pool's work changes (its beat is 10 s).
