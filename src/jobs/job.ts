@@ -84,6 +84,11 @@ export interface JobRecord {
   lease: { id: string; workerId: string; until: number } | null;
   /** A cancel or delete asked a running job to stop; its worker aborts the handler. */
   cancelRequested: boolean;
+  /**
+   * Groups jobs for per-key caps and fairness (a customer id, a document id), set at submit: a type's
+   * `key_concurrency` caps how many jobs with one key run at once, fleet-wide, per tenant.
+   */
+  concurrencyKey: string | null;
   /** Where the job's events are POSTed (signed), or null. */
   webhook: JobWebhook | null;
   /** How the latest webhook delivery attempt went, or null before the first. */
@@ -150,6 +155,12 @@ export interface NewJob {
   createdAt: number;
   runAt: number;
   webhook?: JobWebhook | null;
+  concurrencyKey?: string | null;
+  /**
+   * The type shares claims fairly between the keys of a tenant (`fair_by: "key"`), fixed at submit: it decides
+   * where the job waits in the fair queue.
+   */
+  fairByKey?: boolean;
   /** Result reuse for this submit (the type opted in): see HandlerDefinition.cache. */
   cache?: CacheRequest;
 }

@@ -21,7 +21,11 @@ import type {
  * - `claim` hands each ready job to exactly one caller; a claimed job carries a fresh lease id.
  *   Every worker-side write (progress, finish, renew) takes that lease id and is refused (returns
  *   'lost' / false) once the lease lapsed and the job was reclaimed, canceled or deleted.
- * - Claim order: highest priority first, then earliest `runAt`, then id; a job is not claimed before `runAt`.
+ * - Claim order (fair queueing): highest priority first; among ready jobs of equal priority, claims go round-robin
+ *   over the tenants with ready work (a tenant of weight w gets w claims a round: `tenantWeights`), and within
+ *   a tenant by earliest `runAt`, then id; with `fairByKey` jobs, round-robin over the tenant's concurrency
+ *   keys first. A job is not claimed before `runAt`, nor while `keyConcurrency` jobs of its type with its
+ *   tenant and key are running (such jobs do not hold back others). One tenant and no keys: the plain order.
  * - Claim limits hold across every instance sharing the store: with `maxConcurrency` N no more than N jobs
  *   of the type are running; with `rate` no more than `max` of its claims fall in any `perMs` window.
  *   Finishing a job of a concurrency-limited type signals 'work' when jobs of that type wait.
@@ -162,6 +166,8 @@ export interface JobStore {
    * job past its expiry.
    */
   importJob(job: JobRecord, logs: JobLogLine[], now: number): Promise<'imported' | 'exists' | 'expired'>;
+  /** How many jobs of `type` with this tenant and concurrency key are running (what `keyConcurrency` caps). */
+  runningWithKey(type: string, tenant: string, key: string): Promise<number>;
   /** Idempotent. */
   close(): Promise<void>;
 }
@@ -263,12 +269,21 @@ export interface ClaimLimit {
   maxConcurrency?: number;
   /** At most `max` claims in any window of `perMs` milliseconds across every instance. */
   rate?: { max: number; perMs: number };
+  /** At most this many jobs of the type with one tenant's concurrency key running at once across every instance. */
+  keyConcurrency?: number;
+  /**
+   * `key`: claims are shared fairly between a tenant's concurrency keys too (not only between tenants). Read at
+   * submit (it decides where a job waits: NewJob.fairByKey), not by the claim.
+   */
+  fairBy?: 'tenant' | 'key';
 }
 
 export interface ClaimRequest {
   types: string[];
   /** Per-type limits; a type without an entry is unlimited. */
   limits?: Record<string, ClaimLimit>;
+  /** TENANT_WEIGHTS: claims per fair round of a tenant (default 1). */
+  tenantWeights?: Record<string, number>;
   max: number;
   workerId: string;
   leaseId: string;
@@ -328,6 +343,21 @@ export interface StoreStats {
   delayedByType: Record<string, number>;
   oldestReadyAgeS: number | null;
   finishedLastMinute: number;
+  /** The tenants with the most queued jobs (then running), at most STATS_TOP_TENANTS, each with both counts. */
+  tenants: { tenant: string; queued: number; running: number }[];
+  /** Per type: how many concurrency keys have ready jobs held back by `keyConcurrency` (types with none: absent or 0). */
+  keysAtCap: Record<string, number>;
+}
+
+/** How many tenants `stats` lists (the ones with the largest backlog). */
+export const STATS_TOP_TENANTS = 20;
+
+/** The tenants with the largest backlog (queued, then running), without those with no active job. */
+export function topTenants(entries: StoreStats['tenants']): StoreStats['tenants'] {
+  return entries
+    .filter((entry) => entry.queued > 0 || entry.running > 0)
+    .sort((a, b) => b.queued - a.queued || b.running - a.running || (a.tenant < b.tenant ? -1 : 1))
+    .slice(0, STATS_TOP_TENANTS);
 }
 
 export const progressRules = {

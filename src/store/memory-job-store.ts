@@ -15,6 +15,7 @@ import {
 } from '../jobs/job.js';
 import { highestIdAt, lowestIdAt } from '../jobs/job-id.js';
 import { MinHeap } from './min-heap.js';
+import { claimOrder, MemoryFairQueue, type InTurn, type QueueEntry } from './memory-fair-queue.js';
 import {
   progressRules,
   TooManyActiveJobsError,
@@ -36,19 +37,12 @@ import {
   type StoreStats,
   type WebhookDelivery,
   DEFAULT_POISON_AFTER,
+  topTenants,
   LOG_LINES_MAX,
   poisonError,
   WEBHOOK_PROGRESS_INTERVAL_MS,
   WEBHOOK_RETRY_WINDOW_MS,
 } from './job-store.js';
-
-interface QueueEntry {
-  id: string;
-  /** Matches the job's `queueSeq` while this entry is current; stale entries are skipped (lazy deletion). */
-  seq: number;
-  priority: number;
-  runAt: number;
-}
 
 interface StoredJob extends JobRecord {
   queueSeq: number;
@@ -58,10 +52,9 @@ interface StoredJob extends JobRecord {
   cacheLead: CacheRequest | null;
   /** How many of its leases lapsed (POISON_AFTER). */
   lapses: number;
+  /** Its keys take turns in the fair queue (fair_by key at submit). */
+  fairByKey: boolean;
 }
-
-const claimOrder = (a: QueueEntry, b: QueueEntry): boolean =>
-  a.priority !== b.priority ? a.priority > b.priority : a.runAt !== b.runAt ? a.runAt < b.runAt : a.id < b.id;
 
 /**
  * Jobs in this process's memory: lost on restart, not shared between instances. The fallback when no
@@ -72,7 +65,10 @@ export class MemoryJobStore implements JobStore {
   private readonly jobs = new Map<string, StoredJob>();
   /** All ids, ascending: ids sort by creation time, so this is the listing index. */
   private readonly ids: string[] = [];
-  private readonly ready = new Map<string, MinHeap<QueueEntry>>();
+  private readonly fair = new MemoryFairQueue(
+    (entry) => this.isCurrent(entry),
+    (id) => this.jobs.get(id)?.fairByKey === true,
+  );
   private readonly delayed = new MinHeap<QueueEntry>(
     (a, b) => a.runAt < b.runAt || (a.runAt === b.runAt && a.id < b.id),
   );
@@ -143,7 +139,7 @@ export class MemoryJobStore implements JobStore {
   }
 
   private createNow(newJob: NewJob, options: CreateOptions): JobRecord {
-    const { cache, ...fields } = newJob;
+    const { cache, fairByKey, ...fields } = newJob;
     const now = newJob.createdAt;
     const leader = cache?.mode === 'reuse' ? this.reusable(cache, now) : undefined;
     if (leader?.status !== 'succeeded') this.refuseOverActiveLimit(newJob.tenant, options);
@@ -171,6 +167,8 @@ export class MemoryJobStore implements JobStore {
       webhookProgressAt: 0,
       cacheLead: null,
       lapses: 0,
+      concurrencyKey: newJob.concurrencyKey ?? null,
+      fairByKey: fairByKey === true,
     };
     this.jobs.set(job.id, job);
     this.insertId(job.id);
@@ -365,6 +363,13 @@ export class MemoryJobStore implements JobStore {
         }
       }
     }
+    const perTenant = new Map<string, { tenant: string; queued: number; running: number }>();
+    for (const job of this.jobs.values()) {
+      if (job.status !== 'queued' && job.status !== 'running') continue;
+      let entry = perTenant.get(job.tenant);
+      if (!entry) perTenant.set(job.tenant, (entry = { tenant: job.tenant, queued: 0, running: 0 }));
+      entry[job.status]++;
+    }
     let finishedLastMinute = 0;
     const second = Math.floor(now / 1000);
     for (let s = second - 59; s <= second; s++) finishedLastMinute += this.finishedPerSecond.get(s) ?? 0;
@@ -376,6 +381,8 @@ export class MemoryJobStore implements JobStore {
       delayedByType,
       oldestReadyAgeS: oldestReady === null ? null : Math.max(0, (now - oldestReady) / 1000),
       finishedLastMinute,
+      tenants: topTenants([...perTenant.values()]),
+      keysAtCap: this.fair.keysAtCap(),
     };
   }
 
@@ -391,31 +398,64 @@ export class MemoryJobStore implements JobStore {
     return this.claimReady(request);
   }
 
+  /** The steps of claim-lib.lua: jobs in turn (memory-fair-queue.ts) across the types, a lone flow as one batch. */
   private claimReady(request: ClaimRequest): JobRecord[] {
     const now = this.monotonic(request.now);
     this.reapLapsedLeases(now);
     this.promoteDue(now);
     const budget = this.claimBudgets(request, now);
     const claimed: JobRecord[] = [];
-    while (claimed.length < request.max) {
-      let best: { heap: MinHeap<QueueEntry>; entry: QueueEntry } | undefined;
-      for (const type of request.types) {
-        if ((budget.get(type) ?? 0) <= 0) continue;
-        const heap = this.ready.get(type);
-        if (!heap) continue;
-        let entry = heap.peek();
-        while (entry && !this.isCurrent(entry)) {
-          heap.pop();
-          entry = heap.peek();
-        }
-        if (entry && (!best || claimOrder(entry, best.entry))) best = { heap, entry };
+    const nextOf = new Map<
+      string,
+      { inTurn: InTurn; batch?: { flow: MinHeap<QueueEntry>; left: number; taken: number } }
+    >();
+    const refill = (type: string): void => {
+      nextOf.delete(type);
+      if ((budget.get(type) ?? 0) <= 0) return;
+      const lone = this.fair.loneFlow(type);
+      const head = lone && this.fair.head(lone.flow);
+      if (lone && head) {
+        const left = Math.min(budget.get(type)!, request.max - claimed.length);
+        nextOf.set(type, {
+          inTurn: { entry: head, tenant: lone.tenant, key: '' },
+          batch: { flow: lone.flow, left, taken: 0 },
+        });
+        return;
       }
-      if (!best) break;
-      best.heap.pop();
-      const job = this.jobs.get(best.entry.id)!;
-      budget.set(job.type, budget.get(job.type)! - 1);
-      if (request.limits?.[job.type]?.rate) this.rateLog(job.type).push(now);
-      job.queueSeq = 0;
+      const inTurn = this.fair.nextInTurn(type, request.limits?.[type]?.keyConcurrency ?? 0);
+      if (inTurn) nextOf.set(type, { inTurn });
+    };
+    const endBatch = (type: string): void => {
+      const next = nextOf.get(type);
+      if (next?.batch && next.batch.taken > 0) this.fair.endBatch(type, next.inTurn.tenant);
+    };
+    for (const type of request.types) refill(type);
+    while (claimed.length < request.max) {
+      let best: string | undefined;
+      for (const type of request.types) {
+        const next = nextOf.get(type);
+        if (next && (best === undefined || claimOrder(next.inTurn.entry, nextOf.get(best)!.inTurn.entry))) best = type;
+      }
+      if (best === undefined) break;
+      const type = best;
+      const next = nextOf.get(type)!;
+      const job = this.jobs.get(next.inTurn.entry.id)!;
+      job.queueSeq = 0; // its queue entry is stale from here on
+      if (next.batch) {
+        next.batch.taken++;
+        next.batch.left--;
+      } else {
+        const limit = request.limits?.[type];
+        this.fair.tookTurn(
+          type,
+          next.inTurn,
+          job.fairByKey,
+          limit?.keyConcurrency ?? 0,
+          request.tenantWeights?.[job.tenant] ?? 1,
+        );
+      }
+      budget.set(type, budget.get(type)! - 1);
+      if (request.limits?.[type]?.rate) this.rateLog(type).push(now);
       job.attempt++;
       job.startedAt = now;
       job.progress = emptyProgress();
@@ -425,7 +465,14 @@ export class MemoryJobStore implements JobStore {
       this.touch(job, now);
       this.queueWebhook(job, 'job.started', now);
       claimed.push(structuredClone(stripInternal(job)));
+      const following = next.batch && next.batch.left > 0 && budget.get(type)! > 0 && this.fair.head(next.batch.flow);
+      if (following) next.inTurn = { ...next.inTurn, entry: following };
+      else {
+        endBatch(type);
+        refill(type);
+      }
     }
+    for (const type of request.types) endBatch(type);
     return claimed;
   }
 
@@ -510,8 +557,7 @@ export class MemoryJobStore implements JobStore {
     const now = this.monotonic(at);
     const job = this.heldJob(lease);
     if (!job) return 'lost';
-    if (options.concurrencyLimited && (this.ready.get(job.type)?.size ?? 0) > 0)
-      this.emit({ kind: 'work', type: job.type });
+    if (options.concurrencyLimited && this.fair.hasReady(job.type)) this.emit({ kind: 'work', type: job.type });
     job.lease = null;
     this.running.delete(job.id);
     const ended: AttemptRecord['outcome'] = job.cancelRequested ? 'canceled' : outcome.kind;
@@ -650,6 +696,8 @@ export class MemoryJobStore implements JobStore {
       webhookProgressAt: 0,
       cacheLead: null,
       lapses: 0,
+      concurrencyKey: record.concurrencyKey ?? null,
+      fairByKey: false,
     };
     if (!finished) {
       Object.assign(job, {
@@ -683,6 +731,10 @@ export class MemoryJobStore implements JobStore {
     this.deliveries.set(id, { delivery, dueAt: now });
     this.emit({ kind: 'webhook' });
     return true;
+  }
+
+  async runningWithKey(type: string, tenant: string, key: string): Promise<number> {
+    return this.fair.runningWithKey(type, tenant, key);
   }
 
   async close(): Promise<void> {
@@ -721,21 +773,15 @@ export class MemoryJobStore implements JobStore {
       this.emit({ kind: 'work', type: job.type }); // an idle worker must learn the new due time (as the Redis store does)
       return;
     }
-    this.readyHeap(job.type).push(entry);
+    this.fair.enqueue(job.type, job.tenant, job.concurrencyKey ?? '', entry);
     this.emit({ kind: 'work', type: job.type });
-  }
-
-  private readyHeap(type: string): MinHeap<QueueEntry> {
-    let heap = this.ready.get(type);
-    if (!heap) this.ready.set(type, (heap = new MinHeap(claimOrder)));
-    return heap;
   }
 
   private promoteDue(now: number): void {
     for (let entry = this.delayed.peek(); entry && entry.runAt <= now; entry = this.delayed.peek()) {
       this.delayed.pop();
       const job = this.jobs.get(entry.id);
-      if (job && this.isCurrent(entry)) this.readyHeap(job.type).push(entry);
+      if (job && this.isCurrent(entry)) this.fair.enqueue(job.type, job.tenant, job.concurrencyKey ?? '', entry);
     }
   }
 
@@ -781,7 +827,9 @@ export class MemoryJobStore implements JobStore {
 
   private finalize(job: StoredJob, status: JobStatus, now: number): void {
     job.lease = null;
+    const wasQueued = job.status === 'queued';
     job.queueSeq = 0;
+    if (wasQueued) this.fair.dequeued(job.type, job.tenant, job.concurrencyKey ?? '');
     job.completedAt = now;
     job.expiresAt = now + this.options.jobTtlMs;
     this.setStatus(job, status);
@@ -793,9 +841,15 @@ export class MemoryJobStore implements JobStore {
   }
 
   private setStatus(job: StoredJob, status: JobStatus): void {
+    if (job.status === 'running' && status !== 'running') this.stoppedRunning(job);
     job.status = status;
     if (status === 'running') this.running.add(job.id);
     else this.running.delete(job.id);
+  }
+
+  /** Its concurrency key's slot is free; a flow held back at the key's cap may be claimed again. */
+  private stoppedRunning(job: StoredJob): void {
+    if (this.fair.stoppedRunning(job.type, job.tenant, job.concurrencyKey)) this.emit({ kind: 'work', type: job.type });
   }
 
   private touch(job: StoredJob, now: number): void {
@@ -823,11 +877,13 @@ export class MemoryJobStore implements JobStore {
   }
 
   private remove(job: StoredJob, goneAt: number): void {
+    if (job.status === 'running') this.stoppedRunning(job);
     this.notifyWatchers(job.id, null);
     this.logLines.delete(job.id);
     this.gone.set(job.id, { at: goneAt, tenant: job.tenant });
     this.jobs.delete(job.id);
     this.running.delete(job.id);
+    if (job.status === 'queued') this.fair.dequeued(job.type, job.tenant, job.concurrencyKey ?? '');
     const index = this.lowerIndex(job.id);
     if (this.ids[index] === job.id) this.ids.splice(index, 1);
   }
@@ -883,6 +939,7 @@ function stripInternal(job: StoredJob): JobRecord {
     webhookProgressAt: _webhookProgressAt,
     cacheLead: _cacheLead,
     lapses: _lapses,
+    fairByKey: _fairByKey,
     ...record
   } = job;
   return record;

@@ -53,6 +53,7 @@ import {
   LOG_LINES_MAX,
   poisonError,
   TooManyActiveJobsError,
+  topTenants,
   WEBHOOK_PROGRESS_INTERVAL_MS,
 } from './job-store.js';
 
@@ -63,7 +64,9 @@ import {
  *   wh: the webhook {url, events} (JSON)   wh_st: the last delivery's state (JSON)
  *   cached_from: the job whose result it reuses   cache: '<cache key> <ttl ms>' on a job whose result others may reuse
  *   atts: the ended attempts (JSON array of AttemptRecord)   lg: '1' when its handler logged (its lines then expire with it)
- * Active jobs also have `lapses` (how many of its leases lapsed: POISON_AFTER) and `wh_p` (not packed).
+ *   ckey: the concurrency key
+ * Active jobs also have `lapses` (how many of its leases lapsed: POISON_AFTER), `wh_p` and `fk` ('1': the type was
+ * fair_by key at submit, so its keys take turns in the fair queue), none of them packed.
  */
 export const JOB_FIELDS = [
   'id',
@@ -100,6 +103,7 @@ export const JOB_FIELDS = [
   'cache',
   'atts',
   'lg',
+  'ckey',
 ] as const;
 
 const packedFieldsLua = `local PACKED_FIELDS = { ${JOB_FIELDS.map((field) => `'${field}'`).join(', ')} }
@@ -123,6 +127,7 @@ const scriptNames = [
   'run_now',
   'import',
   'read',
+  'adopt_ready',
 ] as const;
 type ScriptName = (typeof scriptNames)[number];
 /** The worker's batched calls: each already carries many jobs, so they skip ioredis's auto-pipeline. */
@@ -132,12 +137,14 @@ const commandOf = (name: ScriptName): string => `ajs_${name}`;
 const luaDir = new URL('./lua/', import.meta.url);
 /** Helper functions every script gets: shared state-change steps, then the claim and finish logic. */
 const luaFile = (file: string): string => readFileSync(new URL(file, luaDir), 'utf8');
+const luaFairQueue = luaFile('fair-queue.lua');
 const luaCommon = luaFile('common.lua');
 const luaClaimLib = luaFile('claim-lib.lua');
 const luaFinishLib = luaFile('finish-lib.lua');
 /** Defining functions costs every call: each script gets only the library parts it uses. */
 const luaLibraryFor = (name: ScriptName): string =>
   [
+    luaFairQueue,
     luaCommon,
     ...(name === 'claim' || name === 'finish_claim' ? [luaClaimLib] : []),
     ...(name === 'finish' || name === 'finish_claim' ? [luaFinishLib] : []),
@@ -218,7 +225,19 @@ export class RedisJobStore implements JobStore {
       redis.disconnect();
       throw new StoreUnavailableError(`cannot connect to Redis: ${(error as Error).message}`, { cause: error });
     }
-    return new RedisJobStore(redis, options);
+    const store = new RedisJobStore(redis, options);
+    await store.adoptLegacyReadyJobs();
+    return store;
+  }
+
+  /** Ready jobs stored before the fair queue (an upgrade) move into it: nothing queued is left behind. */
+  private async adoptLegacyReadyJobs(): Promise<void> {
+    while (Number(await this.call('adopt_ready', [this.keys.types], [1000])) > 0);
+  }
+
+  async runningWithKey(type: string, tenant: string, key: string): Promise<number> {
+    const running = await this.guard(() => this.redis.hget(this.keys.keyRunning(type), `${tenant}\n${key}`));
+    return Number(running ?? 0);
   }
 
   async create(job: NewJob, options: CreateOptions = {}): Promise<JobRecord> {
@@ -286,6 +305,8 @@ export class RedisJobStore implements JobStore {
     if (Object.keys(job.metadata).length > 0) fields.push('meta', JSON.stringify(job.metadata));
     if (job.timeoutS !== null) fields.push('timeout', job.timeoutS);
     if (job.webhook) fields.push('wh', JSON.stringify(job.webhook));
+    if (job.concurrencyKey) fields.push('ckey', job.concurrencyKey);
+    if (job.fairByKey) fields.push('fk', '1');
     const idempotencyArgs = idempotency
       ? [this.keys.idempotency(job.tenant, sha256(idempotency.key)), idempotency.fingerprint, idempotency.ttlMs]
       : ['', '', 0];
@@ -301,6 +322,7 @@ export class RedisJobStore implements JobStore {
       job.tenant,
       ...cacheArgs,
       this.options.jobTtlMs,
+      job.concurrencyKey ?? '',
       ...fields,
     ];
   }
@@ -431,19 +453,28 @@ export class RedisJobStore implements JobStore {
   }
 
   async stats(now: number): Promise<StoreStats> {
-    const types = await this.guard(() => this.redis.smembers(this.keys.types));
+    const [types, tenants] = await this.guard(() =>
+      Promise.all([this.redis.smembers(this.keys.types), this.redis.smembers(this.keys.tenants)]),
+    );
     const second = Math.floor(now / 1000);
     const seconds = Array.from({ length: 60 }, (_, i) => String(second - i));
-    const [cards, readyCounts, dueCounts, futureCounts, oldestQueued, finished] = await this.guard(() =>
+    const active = ['queued', 'running'] as const;
+    const [cards, futureCounts, oldestQueued, finished, tenantCards, atCap] = await this.guard(() =>
       Promise.all([
         Promise.all(
           types.flatMap((type) => jobStatuses.map((status) => this.redis.zcard(this.keys.index(status, type)))),
         ),
-        Promise.all(types.map((type) => this.redis.zcard(this.keys.ready(type)))),
-        Promise.all(types.map((type) => this.redis.zcount(this.keys.delayed(type), '-inf', now))),
         Promise.all(types.map((type) => this.redis.zcount(this.keys.delayed(type), `(${now}`, '+inf'))),
         Promise.all(types.map((type) => this.oldestReadyRunAt(type, now))),
         this.redis.hmget(this.keys.finished, ...seconds),
+        Promise.all(
+          tenants.flatMap((tenant) =>
+            active.flatMap((status) =>
+              types.map((type) => this.redis.zcard(this.keys.tenantIndex(tenant, status, type))),
+            ),
+          ),
+        ),
+        Promise.all(types.map((type) => this.redis.scard(this.keys.keysAtCap(type)))),
       ]),
     );
     const counts = Object.fromEntries(jobStatuses.map((s) => [s, 0])) as Record<JobStatus, number>;
@@ -455,16 +486,33 @@ export class RedisJobStore implements JobStore {
         counts[status] += perType[status];
       });
     });
+    // Named tenants have their own indexes; the open tenant holds whatever they do not.
+    const perTenant = tenants.map((tenant, n) => {
+      const at = (status: number): number =>
+        sum(tenantCards.slice((n * 2 + status) * types.length, (n * 2 + status + 1) * types.length));
+      return { tenant, queued: at(0), running: at(1) };
+    });
+    const open = {
+      tenant: ANONYMOUS_TENANT,
+      queued: counts.queued - sum(perTenant.map((entry) => entry.queued)),
+      running: counts.running - sum(perTenant.map((entry) => entry.running)),
+    };
     const oldest = Math.min(...oldestQueued.filter((at): at is number => at !== null));
+    const delayed = sum(futureCounts);
     return {
       counts,
       byType,
-      ready: sum(readyCounts) + sum(dueCounts),
-      delayed: sum(futureCounts),
+      // Queued jobs are ready or waiting for a later run_at (the few following another job's result count as ready).
+      ready: counts.queued - delayed,
+      delayed,
       // ZCOUNT of each type's delayed zset above the current time: already read for the total.
       delayedByType: Object.fromEntries(types.map((type, t) => [type, futureCounts[t]!])),
       oldestReadyAgeS: Number.isFinite(oldest) ? Math.max(0, (now - oldest) / 1000) : null,
       finishedLastMinute: sum(finished.map((count) => Number(count ?? 0))),
+      tenants: topTenants([open, ...perTenant]),
+      keysAtCap: Object.fromEntries(
+        types.flatMap((type, t): [string, number][] => (atCap[t] ? [[type, atCap[t]]] : [])),
+      ),
     };
   }
 
@@ -864,12 +912,26 @@ async function quit(client: RedisClient, timeoutMs: number): Promise<void> {
 
 const LEASE_EXPIRED_JSON = JSON.stringify(leaseExpiredError);
 
-/** Per job type: name, max concurrency, rate max, rate window ms (0 = no limit). */
+/**
+ * The tenant weights (how many, then tenant and weight pairs; weight 1 is everyone's default, so not sent), then per
+ * job type: name, max concurrency, rate max, rate window ms, key concurrency (0 = no limit).
+ */
 function claimTypeArgs(request: ClaimRequest): (string | number)[] {
-  return request.types.flatMap((type) => {
-    const limit = request.limits?.[type];
-    return [type, limit?.maxConcurrency ?? 0, limit?.rate?.max ?? 0, limit?.rate?.perMs ?? 0];
-  });
+  const weights = Object.entries(request.tenantWeights ?? {}).filter(([, weight]) => weight > 1);
+  return [
+    weights.length,
+    ...weights.flat(),
+    ...request.types.flatMap((type) => {
+      const limit = request.limits?.[type];
+      return [
+        type,
+        limit?.maxConcurrency ?? 0,
+        limit?.rate?.max ?? 0,
+        limit?.rate?.perMs ?? 0,
+        limit?.keyConcurrency ?? 0,
+      ];
+    }),
+  ];
 }
 
 /** The fields of a packed (finished) job. */
@@ -893,9 +955,10 @@ function sum(values: number[]): number {
 }
 
 /** The record `create` stores for a new job. */
-function newRecord(job: NewJob): JobRecord {
+function newRecord({ cache: _cache, fairByKey: _fairByKey, ...job }: NewJob): JobRecord {
   return {
     ...job,
+    concurrencyKey: job.concurrencyKey ?? null,
     status: 'queued',
     progress: { percent: null, step: null, message: null, updatedAt: null },
     result: null,
@@ -975,6 +1038,7 @@ function parseJob(hash: Record<string, string>): JobRecord {
     cancelRequested: hash.cancel === '1',
     webhook: hash.wh ? (JSON.parse(hash.wh) as JobWebhook) : null,
     webhookDelivery: hash.wh_st ? (JSON.parse(hash.wh_st) as WebhookDeliveryState) : null,
+    concurrencyKey: hash.ckey ?? null,
     cachedFrom: hash.cached_from ?? null,
     workerId: hash.worker ?? null,
     attempts: attemptsOf(hash),
@@ -1017,6 +1081,7 @@ function recordFields(
     ['wh', job.webhook ? JSON.stringify(job.webhook) : null],
     ['wh_st', job.webhookDelivery ? JSON.stringify(job.webhookDelivery) : null],
     ['cached_from', job.cachedFrom],
+    ['ckey', job.concurrencyKey],
     ['atts', job.attempts.length > 0 ? JSON.stringify(job.attempts) : null],
   ];
   for (const [field, value] of optional) if (value !== null) fields[field] = value;

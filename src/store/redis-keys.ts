@@ -7,7 +7,16 @@ import type { JobStatus } from '../jobs/job.js';
  * All keys share the hash tag `{<prefix>}` so each script touches one Redis Cluster slot.
  *
  *   {p}:job:<id>            hash   one job (fields: see redis-job-store.ts `fields`)
- *   {p}:ready:<type>        zset   queued jobs whose run_at has come; score (100 - priority)·2^42 + run_at ms
+ *   The fair queue of a type (fair-queue.lua): the queued jobs whose run_at has come, by tenant and concurrency key
+ *   {p}:fq:<type>:<tenant>:<key>  zset  one flow: a tenant's ready jobs with one concurrency key ('' = none);
+ *                                       score (100 - priority)·2^42 + run_at ms
+ *   {p}:ft:<type>:<tenant>  zset   the tenant's flows a claim may take from (member: the key); score: head's priority
+ *                                  band·2^42 + head's run_at, or (fair_by key) + the key's round
+ *   {p}:fr:<type>           zset   tenants with a flow a claim may take from; score: best band·2^42 + the tenant's round
+ *   {p}:fh:<type>           hash   c:<tenant>: claims a tenant of weight > 1 took in its current round
+ *   {p}:krun:<type>         hash   "<tenant>\n<key>" -> jobs with that key running
+ *   {p}:kcap:<type>         set    "<tenant>\n<key>": flows held back at key_concurrency (out of ft until a job ends)
+ *   {p}:ready:<type>        zset   (before the fair queue) ready jobs; moved into it at start-up
  *   {p}:delayed:<type>      zset   queued jobs waiting for run_at (delay, retry backoff); score run_at ms
  *   {p}:leases              zset   running jobs; score = lease expiry ms
  *   {p}:rate:<type>         zset   claims of a rate-limited type in its current window; score = claim time ms
@@ -42,7 +51,11 @@ export class RedisKeys {
   }
 
   job = (id: string): string => `${this.base}job:${id}`;
-  ready = (type: string): string => `${this.base}ready:${type}`;
+  /** Before the fair queue: a type's ready jobs (moved into the fair queue at start-up). */
+  legacyReady = (type: string): string => `${this.base}ready:${type}`;
+  fairTenants = (type: string): string => `${this.base}fr:${type}`;
+  keyRunning = (type: string): string => `${this.base}krun:${type}`;
+  keysAtCap = (type: string): string => `${this.base}kcap:${type}`;
   delayed = (type: string): string => `${this.base}delayed:${type}`;
   index = (status: JobStatus, type: string): string => `${this.base}idx:${status}:${type}`;
   tenantIndex = (tenant: string, status: JobStatus, type: string): string =>
@@ -85,7 +98,13 @@ export class RedisKeys {
     return [
       `local KEY_BASE = ${base}`,
       `local function job_key(id) return KEY_BASE .. 'job:' .. id end`,
-      `local function ready_key(t) return KEY_BASE .. 'ready:' .. t end`,
+      `local function legacy_ready_key(t) return KEY_BASE .. 'ready:' .. t end`,
+      `local function flow_key(t, tenant, k) return KEY_BASE .. 'fq:' .. t .. ':' .. tenant .. ':' .. k end`,
+      `local function flows_key(t, tenant) return KEY_BASE .. 'ft:' .. t .. ':' .. tenant end`,
+      `local function fair_tenants_key(t) return KEY_BASE .. 'fr:' .. t end`,
+      `local function fair_hash_key(t) return KEY_BASE .. 'fh:' .. t end`,
+      `local function key_running_key(t) return KEY_BASE .. 'krun:' .. t end`,
+      `local function key_cap_key(t) return KEY_BASE .. 'kcap:' .. t end`,
       `local function delayed_key(t) return KEY_BASE .. 'delayed:' .. t end`,
       `local function index_key(s, t) return KEY_BASE .. 'idx:' .. s .. ':' .. t end`,
       `local function rate_key(t) return KEY_BASE .. 'rate:' .. t end`,

@@ -1,3 +1,4 @@
+import { describeFairSchedulingContract } from './fair-scheduling.contract.js';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { newJobId } from '../../src/jobs/job-id.js';
 import type { JobRecord, NewJob, WebhookDeliveryState, WebhookEvent } from '../../src/jobs/job.js';
@@ -195,6 +196,8 @@ export function describeJobStoreContract(name: string, makeStore: StoreFactory):
         expect(job?.id).toBe(delayed.id);
       });
     });
+
+    describeFairSchedulingContract(() => store);
 
     describe('fleet-wide limits', () => {
       it('never has more than maxConcurrency jobs of a type running', async () => {

@@ -1,5 +1,5 @@
 -- Claim logic shared by claim.lua and finish_claim.lua (see claim.lua for the arguments).
--- `argv` holds the per-type quadruples from index `first`.
+-- `argv` holds, from index `first`: the number of tenant weights, that many (tenant, weight) pairs, then per-type quintuples.
 -- `poison_after` (0 = never): a job whose worker died while running it that many times fails with `poison_error`.
 local function claim_jobs(now, lease_ms, lease_id, worker_id, max, ttl_ms, lapsed_error, poison_after, poison_error, argv, first)
   -- 1. Lapsed leases, whatever their type: the worker holding them is gone or stuck.
@@ -30,18 +30,22 @@ local function claim_jobs(now, lease_ms, lease_id, worker_id, max, ttl_ms, lapse
   end
 
   -- 2. Delayed jobs whose time has come become ready; each type's budget under its fleet-wide limits.
-  local types, budget, rate_window = {}, {}, {}
-  for i = first, #argv, 4 do
+  local weights = {}
+  local n_weights = tonumber(argv[first])
+  for i = first + 1, first + 2 * n_weights, 2 do weights[argv[i]] = tonumber(argv[i + 1]) end
+  local types, budget, rate_window, key_cap = {}, {}, {}, {}
+  for i = first + 1 + 2 * n_weights, #argv, 5 do
     local job_type = argv[i]
     local max_running, rate_max, window = tonumber(argv[i + 1]), tonumber(argv[i + 2]), tonumber(argv[i + 3])
     types[#types + 1] = job_type
+    key_cap[job_type] = tonumber(argv[i + 4])
     local delayed = delayed_key(job_type)
     local due = redis.call('ZRANGEBYSCORE', delayed, '-inf', now, 'WITHSCORES', 'LIMIT', 0, 1000)
     for j = 1, #due, 2 do
       local id = due[j]
-      local priority = job_fields(job_key(id), 'prio')[1]
-      if priority then
-        redis.call('ZADD', ready_key(job_type), ready_score(tonumber(priority), tonumber(due[j + 1])), id)
+      local job = job_fields(job_key(id), 'prio', 'tenant', 'ckey')
+      if job[1] then
+        enqueue_ready(id, job_type, job[2], job[3] or '', ready_score(tonumber(job[1]), tonumber(due[j + 1])))
       end
       redis.call('ZREM', delayed, id)
     end
@@ -59,48 +63,86 @@ local function claim_jobs(now, lease_ms, lease_id, worker_id, max, ttl_ms, lapse
     budget[job_type] = allowed
   end
 
-  -- 3. The best ready jobs across the types (lowest score, then lowest id): each type's first `budget`
-  -- candidates are read in one call and merged here.
-  local candidates = {}
-  for _, job_type in ipairs(types) do
-    if budget[job_type] > 0 then
-      local head = redis.call('ZRANGE', ready_key(job_type), 0, budget[job_type] - 1, 'WITHSCORES')
-      for j = 1, #head, 2 do
-        candidates[#candidates + 1] = { id = head[j], score = tonumber(head[j + 1]), type = job_type }
-      end
-    end
-  end
-  if #types > 1 then
-    table.sort(candidates, function(a, b)
-      if a.score ~= b.score then return a.score < b.score end
-      return a.id < b.id
-    end)
-  end
-
+  -- 3. Jobs in turn (fair-queue.lua), across the types by ready score. A type whose queue holds one tenant with one
+  -- flow and no key has nobody to take turns with: its next jobs are read as one batch, in the flow's order.
+  local next_of = {}
   local claimed = {}
-  local lease_until = now + lease_ms
-  for _, candidate in ipairs(candidates) do
-    if #claimed >= max then break end
-    local id, job_type = candidate.id, candidate.type
-    if budget[job_type] > 0 then
-      local key = job_key(id)
-      redis.call('ZREM', ready_key(job_type), id)
-      local job = job_fields(key, 'status', 'attempt', 'ver', 'tenant', 'wh')
-      if job[1] == 'queued' then
-        budget[job_type] = budget[job_type] - 1
-        if rate_window[job_type] then
-          redis.call('ZADD', rate_key(job_type), now, id .. ':' .. now)
-          redis.call('PEXPIRE', rate_key(job_type), rate_window[job_type] * 2)
+  local function refill(job_type)
+    next_of[job_type] = nil
+    if budget[job_type] <= 0 then return end
+    local rotation = fair_tenants_key(job_type)
+    if redis.call('ZCARD', rotation) == 1 then
+      local tenant = redis.call('ZRANGE', rotation, 0, 0)[1]
+      local flows = flows_key(job_type, tenant)
+      if redis.call('ZCARD', flows) == 1 and redis.call('ZRANGE', flows, 0, 0)[1] == '' then
+        local head = redis.call('ZRANGE', flow_key(job_type, tenant, ''), 0, math.min(budget[job_type], max - #claimed) - 1, 'WITHSCORES')
+        if head[1] then
+          next_of[job_type] = { batch = head, at = 1, tenant = tenant, taken = 0 }
+          return
         end
-        -- No progress to clear: a queued job has none (requeue and retry remove it).
-        local version = change(key, id, job_type, 'queued', 'running', now, job[3], {
-          'attempt', tonumber(job[2]) + 1, 'started', now, 'lease', lease_id, 'lease_until', lease_until, 'worker', worker_id,
-        }, job[4])
-        redis.call('ZADD', LEASES_KEY, lease_until, id)
-        if job[5] then queue_webhook(id, job[5], 'job.started', version, now, function() return packed_snapshot(key) end) end
-        claimed[#claimed + 1] = redis.call('HGETALL', key)
       end
     end
+    local id, score, tenant, ckey = next_in_turn(job_type, key_cap[job_type])
+    if id then next_of[job_type] = { id = id, score = score, tenant = tenant, ckey = ckey } end
   end
+  -- A batch's flow and tenant take their places once, when the batch is done.
+  local function end_batch(job_type)
+    local entry = next_of[job_type]
+    if entry and entry.batch and entry.taken > 0 then
+      place_flow(job_type, entry.tenant, '')
+      local current = redis.call('ZSCORE', fair_tenants_key(job_type), entry.tenant)
+      place_tenant(job_type, entry.tenant, (current and low_of(tonumber(current)) or 0) + 1)
+    end
+  end
+  local function candidate(job_type)
+    local entry = next_of[job_type]
+    if not entry then return nil end
+    if entry.batch then return entry.batch[entry.at], tonumber(entry.batch[entry.at + 1]) end
+    return entry.id, entry.score
+  end
+  for _, job_type in ipairs(types) do refill(job_type) end
+
+  local lease_until = now + lease_ms
+  while #claimed < max do
+    local best_type, best_id, best_score = nil, nil, nil
+    for _, job_type in ipairs(types) do
+      local id, score = candidate(job_type)
+      if id and (not best_id or score < best_score or (score == best_score and id < best_id)) then
+        best_type, best_id, best_score = job_type, id, score
+      end
+    end
+    if not best_type then break end
+    local job_type, id, entry = best_type, best_id, next_of[best_type]
+    local key = job_key(id)
+    local job = job_fields(key, 'status', 'attempt', 'ver', 'tenant', 'wh', 'ckey', 'fk')
+    if entry.batch then
+      redis.call('ZREM', flow_key(job_type, entry.tenant, ''), id)
+      entry.at = entry.at + 2
+      entry.taken = entry.taken + 1
+    elseif job[1] == 'queued' then
+      took_turn(job_type, id, entry.tenant, entry.ckey, job[7] == '1', key_cap[job_type], weights[entry.tenant] or 1)
+    else
+      dequeue_ready(id, job_type, entry.tenant, entry.ckey) -- not queued: a stale entry
+    end
+    if job[1] == 'queued' then
+      budget[job_type] = budget[job_type] - 1
+      if rate_window[job_type] then
+        redis.call('ZADD', rate_key(job_type), now, id .. ':' .. now)
+        redis.call('PEXPIRE', rate_key(job_type), rate_window[job_type] * 2)
+      end
+      -- No progress to clear: a queued job has none (requeue and retry remove it).
+      local version = change(key, id, job_type, 'queued', 'running', now, job[3], {
+        'attempt', tonumber(job[2]) + 1, 'started', now, 'lease', lease_id, 'lease_until', lease_until, 'worker', worker_id,
+      }, job[4])
+      redis.call('ZADD', LEASES_KEY, lease_until, id)
+      if job[5] then queue_webhook(id, job[5], 'job.started', version, now, function() return packed_snapshot(key) end) end
+      claimed[#claimed + 1] = redis.call('HGETALL', key)
+    end
+    if not entry.batch or entry.at > #entry.batch or budget[job_type] <= 0 then
+      end_batch(job_type)
+      refill(job_type)
+    end
+  end
+  for _, job_type in ipairs(types) do end_batch(job_type) end
   return claimed
 end

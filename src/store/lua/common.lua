@@ -3,12 +3,6 @@
 -- Each state change reads what it needs with one HMGET and writes with one HSET: per-job work is the
 -- cost that bounds throughput.
 
-local PRIORITY_BAND = 4398046511104 -- 2^42: ready score = (100 - priority) * 2^42 + run_at ms
-
-local function ready_score(priority, run_at)
-  return (100 - priority) * PRIORITY_BAND + run_at
-end
-
 -- Instances stamp times with their own clocks, and a script may run a little after its stamp: a claim
 -- could then carry a time earlier than the finish that freed its slot, or trim a rate window another
 -- claim already counted in. Claims and finishes therefore never use a time earlier than the last one used.
@@ -139,19 +133,24 @@ local function change(key, id, job_type, from, to, now, version, fields, tenant)
   return next_version
 end
 
--- Queues a job (ready now, or delayed until run_at) and tells idle workers when that may wake them:
--- a ready queue that was empty, or a delayed job (whose time an idle worker must learn).
-local function enqueue(id, job_type, priority, run_at, now)
+-- Queues a job (ready now, or delayed until run_at) and tells idle workers when that may wake them: a tenant
+-- with nothing to claim before (a queue that was empty), or a delayed job (whose time an idle worker must learn).
+-- `flow`: the job's { tenant, concurrency key or false }, when the caller has read them (else read here).
+local function enqueue(id, job_type, priority, run_at, now, flow)
   if run_at > now then
     redis.call('ZADD', delayed_key(job_type), run_at, id)
     publish('{"kind":"work","type":"' .. job_type .. '"}')
-  else
-    local ready = ready_key(job_type)
-    redis.call('ZADD', ready, ready_score(priority, run_at), id)
-    if redis.call('ZCARD', ready) == 1 then
-      publish('{"kind":"work","type":"' .. job_type .. '"}')
-    end
+    return
   end
+  flow = flow or redis.call('HMGET', job_key(id), 'tenant', 'ckey')
+  if enqueue_ready(id, job_type, flow[1] or OPEN_TENANT, flow[2] or '', ready_score(priority, run_at)) then
+    publish('{"kind":"work","type":"' .. job_type .. '"}')
+  end
+end
+
+-- A running job stopped running: the slot of its concurrency key (if any) is free again.
+local function stopped_running(job_type, tenant, ckey)
+  if free_key_slot(job_type, tenant, ckey) then publish('{"kind":"work","type":"' .. job_type .. '"}') end
 end
 
 -- running -> queued (retry, release, lapsed lease): progress starts again from null.
@@ -161,7 +160,9 @@ local function requeue(key, id, job_type, priority, run_at, now, version, fields
   fields[#fields + 1] = run_at
   local next_version = change(key, id, job_type, 'running', 'queued', now, version, fields, tenant)
   redis.call('ZREM', LEASES_KEY, id)
-  enqueue(id, job_type, tonumber(priority), run_at, now)
+  local flow = redis.call('HMGET', key, 'tenant', 'ckey')
+  stopped_running(job_type, flow[1], flow[2])
+  enqueue(id, job_type, tonumber(priority), run_at, now, flow)
   return next_version
 end
 
@@ -178,6 +179,7 @@ local function finalize(key, id, job_type, from, to, now, ttl_ms, version, field
   if from == 'running' then redis.call('ZREM', LEASES_KEY, id) end
   values = values or redis.call('HMGET', key, unpack(PACKED_FIELDS))
   move_index(id, values[PACKED_INDEX['tenant']], job_type, from, to)
+  if from == 'running' then stopped_running(job_type, values[PACKED_INDEX['tenant']], values[PACKED_INDEX['ckey']]) end
   local next_version = tonumber(version) + 1
   for i = 1, #fields, 2 do values[PACKED_INDEX[fields[i]]] = fields[i + 1] end
   values[PACKED_INDEX['status']] = to

@@ -5,8 +5,8 @@
 -- ARGV[6] idempotency key name ('' = none), ARGV[7] request fingerprint, ARGV[8] how long the key is kept (ms),
 -- ARGV[9] most active (queued or running) jobs the tenant may have (0 = no limit), ARGV[10] tenant,
 -- ARGV[11] cache key name ('' = no reuse), ARGV[12] 'reuse' or 'refresh' (Cache-Control: no-cache: run, and be
--- the job later submits reuse), ARGV[13] cache TTL ms, ARGV[14] job TTL ms,
--- ARGV[15..] field, value pairs for the job hash
+-- the job later submits reuse), ARGV[13] cache TTL ms, ARGV[14] job TTL ms, ARGV[15] concurrency key ('' = none),
+-- ARGV[16..] field, value pairs for the job hash
 -- Returns { 'created' } (a plain new queued job), { 'reused', flat fields of the new job } (already succeeded,
 -- or following another), { 'replayed', flat fields of the job the key names }, { 'key-reused' } when the key
 -- names a job made from another request, or { 'too-many-active', count } (nothing stored).
@@ -51,7 +51,7 @@ if max_active > 0 and leader_status ~= 'succeeded' then
   if active >= max_active then return { 'too-many-active', active } end
 end
 if idempotency_key ~= '' then redis.call('SET', idempotency_key, id .. ' ' .. fingerprint, 'PX', ARGV[8]) end
-redis.call('HSET', key, unpack(ARGV, 15))
+redis.call('HSET', key, unpack(ARGV, 16))
 redis.call('ZADD', index_key('queued', job_type), 0, id)
 if tenant ~= OPEN_TENANT then
   redis.call('ZADD', tenant_index_key(tenant, 'queued', job_type), 0, id)
@@ -73,5 +73,5 @@ if cache_key ~= '' then
   redis.call('SET', cache_key, id)
   redis.call('HSET', key, 'cache', cache_key .. ' ' .. cache_ttl)
 end
-enqueue(id, job_type, priority, run_at, now)
+enqueue(id, job_type, priority, run_at, now, { tenant, ARGV[15] ~= '' and ARGV[15] or false })
 return { 'created' }

@@ -3,7 +3,7 @@
 -- ARGV[1] job id, ARGV[2] now ms, ARGV[3] how long to remember that it went (ms)
 -- Returns 1 when a live job was removed, else 0.
 local key, id, now = KEYS[1], ARGV[1], tonumber(ARGV[2])
-local job = job_fields(key, 'status', 'type', 'expires', 'tenant', 'cache')
+local job = job_fields(key, 'status', 'type', 'expires', 'tenant', 'cache', 'ckey')
 if not job[1] then return 0 end
 if job[5] and (job[1] == 'queued' or job[1] == 'running') then
   -- A leader that will never finish: its followers run on their own.
@@ -13,7 +13,8 @@ if job[5] and (job[1] == 'queued' or job[1] == 'running') then
 end
 local live = not is_expired(job[3], now)
 drop_index(id, job[4], job[2], job[1])
-redis.call('ZREM', ready_key(job[2]), id)
+if job[1] == 'queued' then dequeue_ready(id, job[2], job[4], job[6] or '') end
+if job[1] == 'running' then stopped_running(job[2], job[4], job[6]) end
 redis.call('ZREM', delayed_key(job[2]), id)
 redis.call('ZREM', LEASES_KEY, id)
 redis.call('ZREM', EXPIRY_KEY, id)

@@ -36,7 +36,7 @@ local function finish_job(id, lease_id, outcome, now, ttl_ms, payload, run_at, c
   else
     return redis.error_reply('finish: unknown outcome ' .. outcome)
   end
-  if capped == '1' and redis.call('ZCARD', ready_key(job_type)) > 0 then
+  if capped == '1' and redis.call('ZCARD', fair_tenants_key(job_type)) > 0 then
     publish('{"kind":"work","type":"' .. job_type .. '"}')
   end
   return { status, version }

@@ -1,0 +1,185 @@
+-- The fair queue: where a ready job waits and in which order claims take ready jobs (the rule is stated in
+-- job-store.ts, "Claim order"; memory-fair-queue.ts is the memory store's copy of these steps, and the shared
+-- contract suite holds both to the same order). Keys per type T (redis-keys.ts):
+--   fq:T:<tenant>:<key>  a flow: one tenant's ready jobs with one concurrency key ('' = none), by ready score
+--   ft:T:<tenant>        the tenant's flows a claim may take from, by their head's band, then the head's run_at
+--                        (or, for fair_by key jobs, the key's round: keys take turns)
+--   fr:T                 the tenants with such a flow, by their best band, then their round (tenants take turns)
+--   fh:T                 'c:<tenant>': claims a tenant of weight > 1 took in its current round
+--   krun:T, kcap:T       running jobs per '<tenant>\n<key>', and the flows held back at their key's cap
+-- Every step is O(log n) in the jobs, flows and tenants of the type: a claim never scans tenants or keys.
+
+local PRIORITY_BAND = 4398046511104 -- 2^42: ready score = (100 - priority) * 2^42 + run_at ms; rounds stay below it
+
+local function ready_score(priority, run_at)
+  return (100 - priority) * PRIORITY_BAND + run_at
+end
+
+local function band_of(score)
+  return math.floor(score / PRIORITY_BAND)
+end
+
+-- The part of a score below its band: a run_at, or a round.
+local function low_of(score)
+  return score - band_of(score) * PRIORITY_BAND
+end
+
+local function flow_name(tenant, ckey)
+  return tenant .. '\n' .. ckey
+end
+
+-- The round a tenant (or key) that joins `band` of a rotation zset starts at: the lowest round there, so it waits for
+-- at most one turn of each other member of its band, however many jobs they hold (0 in an empty band).
+local function entry_round(rotation, band)
+  local first = redis.call('ZRANGEBYSCORE', rotation, band * PRIORITY_BAND, '(' .. ((band + 1) * PRIORITY_BAND),
+    'WITHSCORES', 'LIMIT', 0, 1)
+  return first[2] and low_of(tonumber(first[2])) or 0
+end
+
+-- The tenant's place in the rotation once its flows changed: its best band; in that band, `round` when given (after
+-- its claim), else the round it has, else (it joins the band) the band's entry round.
+local function place_tenant(job_type, tenant, round)
+  local rotation = fair_tenants_key(job_type)
+  local best = redis.call('ZRANGE', flows_key(job_type, tenant), 0, 0, 'WITHSCORES')
+  if not best[1] then
+    redis.call('ZREM', rotation, tenant)
+    return
+  end
+  local band = band_of(tonumber(best[2]))
+  local current = redis.call('ZSCORE', rotation, tenant)
+  local same_band = current and band_of(tonumber(current)) == band
+  if not (same_band and round) then
+    if same_band then return end
+    round = entry_round(rotation, band)
+    redis.call('HDEL', fair_hash_key(job_type), 'c:' .. tenant)
+  end
+  redis.call('ZADD', rotation, band * PRIORITY_BAND + round, tenant)
+end
+
+-- The flow's place among its tenant's flows once its head changed: gone when empty, none while held back at its
+-- key's cap. Keys of fair_by key jobs (the head's `fk`) take turns as tenants do (`round` after a claim); other
+-- flows are in their head's order.
+local function place_flow(job_type, tenant, ckey, round)
+  local flows = flows_key(job_type, tenant)
+  local head = redis.call('ZRANGE', flow_key(job_type, tenant, ckey), 0, 0, 'WITHSCORES')
+  if not head[1] then
+    redis.call('ZREM', flows, ckey)
+    if ckey ~= '' then redis.call('SREM', key_cap_key(job_type), flow_name(tenant, ckey)) end
+    return
+  end
+  if ckey ~= '' and redis.call('SISMEMBER', key_cap_key(job_type), flow_name(tenant, ckey)) == 1 then return end
+  local score = tonumber(head[2])
+  if redis.call('HGET', job_key(head[1]), 'fk') == '1' then
+    local band = band_of(score)
+    local current = redis.call('ZSCORE', flows, ckey)
+    local same_band = current and band_of(tonumber(current)) == band
+    if not same_band then
+      round = entry_round(flows, band)
+    elseif not round then
+      round = low_of(tonumber(current))
+    end
+    score = band * PRIORITY_BAND + round
+  end
+  redis.call('ZADD', flows, score, ckey)
+end
+
+-- A job becomes ready (`score`: its ready score). Returns true when its tenant had nothing to claim before.
+local function enqueue_ready(id, job_type, tenant, ckey, score)
+  local flow = flow_key(job_type, tenant, ckey)
+  redis.call('ZADD', flow, score, id)
+  if redis.call('ZRANGE', flow, 0, 0)[1] ~= id then return false end
+  local was_idle = redis.call('ZSCORE', fair_tenants_key(job_type), tenant) == false
+  place_flow(job_type, tenant, ckey)
+  place_tenant(job_type, tenant)
+  return was_idle
+end
+
+-- A ready job leaves the queue without being claimed (canceled, deleted).
+local function dequeue_ready(id, job_type, tenant, ckey)
+  local flow = flow_key(job_type, tenant, ckey)
+  local head = redis.call('ZRANGE', flow, 0, 0)[1]
+  if redis.call('ZREM', flow, id) == 0 or head ~= id then return end
+  place_flow(job_type, tenant, ckey)
+  place_tenant(job_type, tenant)
+end
+
+-- Holds a flow back: its key has `key_cap` jobs running. It comes back when one of them ends (free_key_slot).
+local function hold_back(job_type, tenant, ckey)
+  redis.call('ZREM', flows_key(job_type, tenant), ckey)
+  redis.call('SADD', key_cap_key(job_type), flow_name(tenant, ckey))
+  place_tenant(job_type, tenant)
+end
+
+-- The job the next claim of `job_type` takes: the head of the best flow of the tenant whose turn it is, holding back
+-- flows whose key is at `key_cap` (0 = no cap) on the way. Returns id, ready score, tenant, key; nil when none.
+local function next_in_turn(job_type, key_cap)
+  local rotation = fair_tenants_key(job_type)
+  -- Each pass holds back a flow or drops a stale entry, so this ends; the bound keeps one call short.
+  for _ = 1, 1000 do
+    local tenant = redis.call('ZRANGE', rotation, 0, 0)[1]
+    if not tenant then return nil end
+    local ckey = redis.call('ZRANGE', flows_key(job_type, tenant), 0, 0)[1]
+    if not ckey then
+      redis.call('ZREM', rotation, tenant)
+    elseif
+      ckey ~= ''
+      and key_cap > 0
+      and tonumber(redis.call('HGET', key_running_key(job_type), flow_name(tenant, ckey)) or '0') >= key_cap
+    then
+      hold_back(job_type, tenant, ckey)
+    else
+      local head = redis.call('ZRANGE', flow_key(job_type, tenant, ckey), 0, 0, 'WITHSCORES')
+      if head[1] then return head[1], tonumber(head[2]), tenant, ckey end
+      place_flow(job_type, tenant, ckey)
+      place_tenant(job_type, tenant)
+    end
+  end
+  return nil
+end
+
+-- A claim took job `id` from its flow: the key's running count goes up (holding the flow back at `key_cap`), the key
+-- (fair_by key: `by_key`) and the tenant take their next turn. `weight`: the tenant's claims per round.
+local function took_turn(job_type, id, tenant, ckey, by_key, key_cap, weight)
+  local flow = flow_key(job_type, tenant, ckey)
+  redis.call('ZREM', flow, id)
+  local at_cap = false
+  if ckey ~= '' then
+    local running = redis.call('HINCRBY', key_running_key(job_type), flow_name(tenant, ckey), 1)
+    at_cap = key_cap > 0 and running >= key_cap
+  end
+  local flows = flows_key(job_type, tenant)
+  if at_cap and redis.call('ZCARD', flow) > 0 then
+    redis.call('ZREM', flows, ckey)
+    redis.call('SADD', key_cap_key(job_type), flow_name(tenant, ckey))
+  else
+    local key_round = nil
+    if by_key then
+      local current = redis.call('ZSCORE', flows, ckey)
+      key_round = (current and low_of(tonumber(current)) or 0) + 1
+    end
+    place_flow(job_type, tenant, ckey, key_round)
+  end
+  local current = redis.call('ZSCORE', fair_tenants_key(job_type), tenant)
+  local round = current and low_of(tonumber(current)) or 0
+  if weight <= 1 then
+    round = round + 1
+  elseif redis.call('HINCRBY', fair_hash_key(job_type), 'c:' .. tenant, 1) >= weight then
+    redis.call('HDEL', fair_hash_key(job_type), 'c:' .. tenant)
+    round = round + 1
+  end
+  place_tenant(job_type, tenant, round)
+end
+
+-- A job with a concurrency key stopped running: its key has a free slot, and its flow, if held back, comes back.
+-- Returns true when a flow came back (workers may be idle with nothing else to claim: the caller signals work).
+local function free_key_slot(job_type, tenant, ckey)
+  if not ckey or ckey == '' then return false end
+  local name = flow_name(tenant, ckey)
+  if redis.call('HINCRBY', key_running_key(job_type), name, -1) <= 0 then
+    redis.call('HDEL', key_running_key(job_type), name)
+  end
+  if redis.call('SREM', key_cap_key(job_type), name) == 0 then return false end
+  place_flow(job_type, tenant, ckey)
+  place_tenant(job_type, tenant)
+  return true
+end
