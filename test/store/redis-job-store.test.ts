@@ -40,6 +40,37 @@ describe('Redis store specifics', () => {
     expect(ttl).toBeLessThanOrEqual(120_000);
   });
 
+  it('adopts ready jobs queued before the fair queue (an upgrade), in their order, when it connects', async () => {
+    const prefix = `t${randomUUID().slice(0, 8)}`;
+    const first = await connectRedisStore(inject('redisUrl'), 60_000, prefix);
+    cleanups.push(() => first.close());
+    const jobs = [];
+    for (let i = 0; i < 3; i++) jobs.push(await first.create(newTestJob()));
+    // The layout before: one ready zset per type, scored (100 - priority)·2^42 + run_at; no fair queue.
+    const redis = new Redis(inject('redisUrl'));
+    cleanups.push(() => redis.quit());
+    const band = 4398046511104;
+    for (const key of await redis.keys(`{${prefix}}:f[qtr]:*`)) await redis.del(key);
+    for (const [i, job] of jobs.entries())
+      await redis.zadd(first.keys.legacyReady('echo'), 100 * band + job.runAt - i * 10, job.id);
+    expect(
+      await first.claim({ types: ['echo'], max: 5, workerId: 'w', leaseId: 'l0', leaseMs: 1000, now: Date.now() }),
+    ).toEqual([]);
+
+    const upgraded = await connectRedisStore(inject('redisUrl'), 60_000, prefix);
+    cleanups.push(() => upgraded.close());
+    expect(await redis.exists(upgraded.keys.legacyReady('echo'))).toBe(0);
+    const claimed = await upgraded.claim({
+      types: ['echo'],
+      max: 5,
+      workerId: 'w',
+      leaseId: 'l',
+      leaseMs: 1000,
+      now: Date.now(),
+    });
+    expect(claimed.map((job) => job.id)).toEqual(jobs.map((job) => job.id).reverse());
+  });
+
   it("gives a job's log lines the job's own expiry, whether they came while it ran or after it finished", async () => {
     const store = await connectRedisStore(inject('redisUrl'), 60_000);
     cleanups.push(() => store.close());
