@@ -97,6 +97,17 @@ export default {
       to: { path: src('ops/(?:memory-ops-store|redis-ops-store|history)[.]ts$') },
     },
 
+    {
+      name: 'schedule-store-implementation-only-in-composition-root',
+      severity: 'error',
+      comment:
+        'Outside schedules/, code sees the ScheduleStore contract (src/schedules/schedule-store.ts) and the rules ' +
+        '(schedule.ts, scheduler.ts): server.ts picks MemoryScheduleStore or RedisScheduleStore with the job store, ' +
+        'and app.ts falls back to a MemoryScheduleStore when handed none (tests).',
+      from: { path: src(''), pathNot: [src('schedules/'), src('(?:server|app)[.]ts$')] },
+      to: { path: src('schedules/(?:memory-schedule-store|redis-schedule-store)[.]ts$') },
+    },
+
     // ---- the model and the handler API -----------------------------------------------------------------
     {
       name: 'jobs-model-is-pure',

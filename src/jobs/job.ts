@@ -89,6 +89,9 @@ export interface JobRecord {
    * `key_concurrency` caps how many jobs with one key run at once, fleet-wide, per tenant.
    */
   concurrencyKey: string | null;
+  /** The recurring schedule that made this job, and the fire time it was made for; null for a submitted job. */
+  scheduleId: string | null;
+  scheduledFor: number | null;
   /** Where the job's events are POSTed (signed), or null. */
   webhook: JobWebhook | null;
   /** How the latest webhook delivery attempt went, or null before the first. */
@@ -156,6 +159,8 @@ export interface NewJob {
   runAt: number;
   webhook?: JobWebhook | null;
   concurrencyKey?: string | null;
+  scheduleId?: string | null;
+  scheduledFor?: number | null;
   /**
    * The type shares claims fairly between the keys of a tenant (`fair_by: "key"`), fixed at submit: it decides
    * where the job waits in the fair queue.

@@ -168,6 +168,8 @@ export class MemoryJobStore implements JobStore {
       cacheLead: null,
       lapses: 0,
       concurrencyKey: newJob.concurrencyKey ?? null,
+      scheduleId: newJob.scheduleId ?? null,
+      scheduledFor: newJob.scheduleId ? (newJob.scheduledFor ?? newJob.runAt) : null,
       fairByKey: fairByKey === true,
     };
     this.jobs.set(job.id, job);
@@ -697,6 +699,8 @@ export class MemoryJobStore implements JobStore {
       cacheLead: null,
       lapses: 0,
       concurrencyKey: record.concurrencyKey ?? null,
+      scheduleId: record.scheduleId ?? null,
+      scheduledFor: record.scheduledFor ?? null,
       fairByKey: false,
     };
     if (!finished) {

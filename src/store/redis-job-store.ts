@@ -64,7 +64,7 @@ import {
  *   wh: the webhook {url, events} (JSON)   wh_st: the last delivery's state (JSON)
  *   cached_from: the job whose result it reuses   cache: '<cache key> <ttl ms>' on a job whose result others may reuse
  *   atts: the ended attempts (JSON array of AttemptRecord)   lg: '1' when its handler logged (its lines then expire with it)
- *   ckey: the concurrency key
+ *   ckey: the concurrency key   sid, sfor: the schedule that made it and the fire time (ms)
  * Active jobs also have `lapses` (how many of its leases lapsed: POISON_AFTER), `wh_p` and `fk` ('1': the type was
  * fair_by key at submit, so its keys take turns in the fair queue), none of them packed.
  */
@@ -104,6 +104,8 @@ export const JOB_FIELDS = [
   'atts',
   'lg',
   'ckey',
+  'sid',
+  'sfor',
 ] as const;
 
 const packedFieldsLua = `local PACKED_FIELDS = { ${JOB_FIELDS.map((field) => `'${field}'`).join(', ')} }
@@ -306,6 +308,7 @@ export class RedisJobStore implements JobStore {
     if (job.timeoutS !== null) fields.push('timeout', job.timeoutS);
     if (job.webhook) fields.push('wh', JSON.stringify(job.webhook));
     if (job.concurrencyKey) fields.push('ckey', job.concurrencyKey);
+    if (job.scheduleId) fields.push('sid', job.scheduleId, 'sfor', job.scheduledFor ?? job.runAt);
     if (job.fairByKey) fields.push('fk', '1');
     const idempotencyArgs = idempotency
       ? [this.keys.idempotency(job.tenant, sha256(idempotency.key)), idempotency.fingerprint, idempotency.ttlMs]
@@ -959,6 +962,8 @@ function newRecord({ cache: _cache, fairByKey: _fairByKey, ...job }: NewJob): Jo
   return {
     ...job,
     concurrencyKey: job.concurrencyKey ?? null,
+    scheduleId: job.scheduleId ?? null,
+    scheduledFor: job.scheduledFor ?? null,
     status: 'queued',
     progress: { percent: null, step: null, message: null, updatedAt: null },
     result: null,
@@ -1039,6 +1044,8 @@ function parseJob(hash: Record<string, string>): JobRecord {
     webhook: hash.wh ? (JSON.parse(hash.wh) as JobWebhook) : null,
     webhookDelivery: hash.wh_st ? (JSON.parse(hash.wh_st) as WebhookDeliveryState) : null,
     concurrencyKey: hash.ckey ?? null,
+    scheduleId: hash.sid ?? null,
+    scheduledFor: num(hash.sfor),
     cachedFrom: hash.cached_from ?? null,
     workerId: hash.worker ?? null,
     attempts: attemptsOf(hash),
@@ -1082,6 +1089,8 @@ function recordFields(
     ['wh_st', job.webhookDelivery ? JSON.stringify(job.webhookDelivery) : null],
     ['cached_from', job.cachedFrom],
     ['ckey', job.concurrencyKey],
+    ['sid', job.scheduleId],
+    ['sfor', job.scheduledFor === null ? null : String(job.scheduledFor)],
     ['atts', job.attempts.length > 0 ? JSON.stringify(job.attempts) : null],
   ];
   for (const [field, value] of optional) if (value !== null) fields[field] = value;

@@ -100,6 +100,7 @@ describe('import rules (npm run lint:imports)', () => {
         'store/bad-store.ts store-knows-no-http-or-runtime',
         'unresolvable.ts not-to-unresolvable',
         'webhooks/bad-webhook.ts ops-store-implementation-only-in-composition-root',
+        'webhooks/bad-webhook.ts schedule-store-implementation-only-in-composition-root',
         'worker/bad-worker.ts worker-no-metrics-routes-http',
       ].sort(),
     );

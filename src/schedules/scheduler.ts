@@ -1,0 +1,152 @@
+import type { Logger } from 'pino';
+import type { JobRecord, NewJob } from '../jobs/job.js';
+import type { JobStore } from '../store/job-store.js';
+import { planFires, type ScheduleRecord } from './schedule.js';
+import type { ScheduleStore } from './schedule-store.js';
+
+/** What firings are counted as (schedule_fires_total's `outcome`). */
+export type FireOutcome = 'created' | 'skipped' | 'missed';
+
+export interface SchedulerObserver {
+  /** `count` fire times of a schedule of `type` ended as `outcome`; `lagMs` (created): from fire time to job. */
+  fired(type: string, outcome: FireOutcome, count: number, lagMs?: number): void;
+}
+
+export interface SchedulerOptions {
+  schedules: ScheduleStore;
+  jobs: JobStore;
+  log: Logger;
+  /**
+   * The job for one fire time, built as a submit of the schedule's definition would be (the type's defaults and
+   * fair_by), or an Error when its type can no longer be submitted.
+   */
+  newJob(schedule: ScheduleRecord, scheduledFor: number, now: number): NewJob | Error;
+  /** How long the (schedule, fire time) idempotency key of a job is kept. */
+  idempotencyTtlMs: number;
+  observer?: SchedulerObserver;
+  /** How often due schedules are looked for. */
+  intervalMs?: number;
+}
+
+/** How often a running scheduler looks for due schedules: fire times are met within about this. */
+export const SCHEDULER_INTERVAL_MS = 250;
+/** Schedules fired per look. */
+const DUE_BATCH = 50;
+/** The request fingerprint of every fire: a repeat of one fire time always replays its job. */
+const FIRE_FINGERPRINT = 'schedule-fire';
+
+/**
+ * Fires due schedules: any number of instances may run one (ROLE=all|worker). For a due schedule it plans the fire
+ * times (planFires), makes each one's job with the idempotency key (schedule, fire time), and then advances the
+ * schedule by compare-and-set. Two instances firing at once make each job once (the key) and advance once (the
+ * version); an instance killed between the two leaves the schedule due, and the next firing replays the job made
+ * and advances.
+ */
+export class Scheduler {
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<void> | undefined;
+  private stopped = true;
+
+  constructor(private readonly options: SchedulerOptions) {}
+
+  start(): void {
+    if (!this.stopped) return;
+    this.stopped = false;
+    this.schedule(0);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    await this.running;
+  }
+
+  /** Fires every schedule due at `now` (the loop's step; tests call it directly). */
+  async tick(now = Date.now()): Promise<void> {
+    const due = await this.options.schedules.due(now, DUE_BATCH);
+    for (const schedule of due) {
+      try {
+        await this.fire(schedule, now);
+      } catch (error) {
+        this.options.log.warn({ err: error, scheduleId: schedule.id, tenant: schedule.tenant }, 'schedule not fired');
+      }
+    }
+  }
+
+  /** One job now, outside the schedule's times (POST /v1/schedules/{id}/trigger); the schedule records it as its last. */
+  async trigger(schedule: ScheduleRecord, now: number): Promise<JobRecord | Error> {
+    const job = this.options.newJob(schedule, now, now);
+    if (job instanceof Error) return job;
+    const created = await this.options.jobs.create(job);
+    for (let current: ScheduleRecord | undefined = schedule; current;) {
+      const next = { ...current, lastRunAt: now, lastJobId: created.id, updatedAt: now, version: current.version + 1 };
+      if ((await this.options.schedules.save(next, current.version)) !== 'conflict') break;
+      current = await this.options.schedules.get(schedule.tenant, schedule.id);
+    }
+    return created;
+  }
+
+  private async fire(schedule: ScheduleRecord, now: number): Promise<void> {
+    const { jobs, observer, log } = this.options;
+    const plan = planFires(schedule, now);
+    let { lastJobId, lastRunAt } = schedule;
+    let created = 0;
+    let skipped = 0;
+    for (const at of plan.create) {
+      if (schedule.overlap === 'skip' && lastJobId !== null) {
+        const last = await jobs.get(lastJobId);
+        if (last?.status === 'queued' || last?.status === 'running') {
+          skipped++;
+          continue;
+        }
+      }
+      const job = this.options.newJob(schedule, at, now);
+      if (job instanceof Error) {
+        log.warn(
+          { scheduleId: schedule.id, tenant: schedule.tenant, reason: job.message },
+          'schedule fire made no job',
+        );
+        skipped++;
+        continue;
+      }
+      const outcome = await jobs.createOnce(job, {
+        key: `schedule:${schedule.id}:${at}`,
+        fingerprint: FIRE_FINGERPRINT,
+        ttlMs: this.options.idempotencyTtlMs,
+      });
+      if (outcome === 'key-reused') continue;
+      lastJobId = outcome.job.id;
+      lastRunAt = at;
+      created++;
+      if (!outcome.replayed) observer?.fired(schedule.type, 'created', 1, now - at);
+    }
+    const advanced: ScheduleRecord = {
+      ...schedule,
+      nextRunAt: plan.nextRunAt,
+      lastRunAt,
+      lastJobId,
+      fires: {
+        created: schedule.fires.created + created,
+        skipped: schedule.fires.skipped + skipped,
+        missed: schedule.fires.missed + plan.missed,
+      },
+      updatedAt: now,
+      version: schedule.version + 1,
+    };
+    // 'conflict': another instance advanced it (the jobs it made are the same ones), or it was edited meanwhile.
+    if ((await this.options.schedules.save(advanced, schedule.version)) === 'saved') {
+      if (skipped > 0) observer?.fired(schedule.type, 'skipped', skipped);
+      if (plan.missed > 0) observer?.fired(schedule.type, 'missed', plan.missed);
+    }
+  }
+
+  private schedule(delayMs: number): void {
+    if (this.stopped) return;
+    this.timer = setTimeout(() => {
+      this.running = this.tick()
+        .catch((error: unknown) => this.options.log.warn({ err: error }, 'schedules could not be read'))
+        .finally(() => this.schedule(this.options.intervalMs ?? SCHEDULER_INTERVAL_MS));
+    }, delayMs);
+    this.timer.unref();
+  }
+}
