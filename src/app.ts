@@ -22,6 +22,7 @@ import { frameworkErrors, registerErrorHandling } from './http/error-handler.js'
 import { clientErrorHandler } from './http/client-error.js';
 import type { HandlerRegistry } from './handlers/registry.js';
 import { DeclaredTypes } from './job-types/declared-types.js';
+import { schedulingOf } from './job-types/type-scheduling.js';
 import { adminRoutes } from './routes/admin.js';
 import { adminTypeRoutes } from './routes/admin-types.js';
 import { adminJobTypeRoutes } from './routes/admin-job-types.js';
@@ -42,7 +43,7 @@ import { remoteWorkerRoutes } from './routes/remote-workers.js';
 import { closeRemoteContext, openRemoteContext, type RemoteSettings } from './remote/remote-context.js';
 import { openApiTransformObject, parameters, responseHeaders, securitySchemes } from './routes/openapi.js';
 import { ServiceMetrics } from './metrics/service-metrics.js';
-import type { JobStore } from './store/job-store.js';
+import type { ClaimLimit, JobStore } from './store/job-store.js';
 import { MemoryOpsStore } from './ops/memory-ops-store.js';
 import type { OpsStore } from './ops/ops-store.js';
 import type { WorkerPool } from './worker/worker-pool.js';
@@ -75,7 +76,12 @@ export interface AppDeps {
    * /v1/leases) are open exactly when the /v1 API is (no apiKeys), as one worker key `anonymous`.
    */
   workerKeys?: Map<string, WorkerKey>;
-  /** The pull-worker protocol's settings (LEASE_S, REMOTE_MAX_WAIT_S, REMOTE_MAX_CLAIM, the retry backoff, TYPE_LIMITS); the config's defaults for those not given. */
+  /**
+   * TYPE_LIMITS: each setting overrides a type's own (a handler's or a declaration's): what submits (fair_by), a
+   * Job's waiting_for (key_concurrency) and remote claims go by. None when not given.
+   */
+  typeLimits?: Record<string, ClaimLimit>;
+  /** The pull-worker protocol's settings (LEASE_S, REMOTE_MAX_WAIT_S, REMOTE_MAX_CLAIM, the retry backoff, TENANT_WEIGHTS); the config's defaults for those not given, `typeLimits` for TYPE_LIMITS. */
   remote?: Partial<RemoteSettings>;
   /** Signs events links; every instance must share it (else a random one: links open on this instance only). */
   linkSigningSecret?: string;
@@ -204,6 +210,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   if (!operationalOnly) {
     const declaredTypes = deps.declaredTypes ?? (await DeclaredTypes.load(ops, deps.logger));
     if (!deps.declaredTypes) app.addHook('onClose', () => declaredTypes.close());
+    const scheduling = schedulingOf(deps.handlers, declaredTypes, deps.typeLimits ?? {});
     // With API keys, each Job's links.events is signed, so an EventSource (no headers) can open it.
     const eventLinks = deps.apiKeys
       ? new EventLinkSigner(deps.linkSigningSecret ? Buffer.from(deps.linkSigningSecret) : randomBytes(32))
@@ -215,19 +222,20 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         store: deps.store,
         handlers: deps.handlers,
         declaredTypes,
+        scheduling,
         idempotencyTtlMs: deps.idempotencyTtlMs,
         eventLinks,
         maxActiveJobsPerTenant: deps.maxActiveJobsPerTenant,
         webhookPolicy: deps.webhookPolicy,
       });
-      await v1.register(eventRoutes, { store: deps.store });
+      await v1.register(eventRoutes, { store: deps.store, scheduling });
     });
     // One admin scope: the guard runs once, before every admin API route (jobs, and the operator routes on types, workers, history, audit, bulk).
     const adminKeys = adminKeyring(deps.adminKeys, deps.adminToken);
     await app.register(async (admin) => {
       admin.decorateRequest('admin', null);
       admin.addHook('onRequest', adminGuard(adminKeys));
-      await admin.register(adminRoutes, { store: deps.store, ops, pool: deps.pool });
+      await admin.register(adminRoutes, { store: deps.store, ops, pool: deps.pool, scheduling });
       // In this order: it is the order of openapi.yaml's paths and components.
       await admin.register(adminTypeRoutes, { store: deps.store, ops, handlers: deps.handlers });
       await admin.register(adminJobTypeRoutes, { store: deps.store, ops, handlers: deps.handlers, declaredTypes });
@@ -235,7 +243,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       await admin.register(adminStatsHistoryRoutes, { ops });
       await admin.register(adminAuditRoutes, { ops });
       await admin.register(adminBulkRoutes, { store: deps.store, ops });
-      await admin.register(adminEventRoutes, { store: deps.store, pool: deps.pool });
+      await admin.register(adminEventRoutes, { store: deps.store, pool: deps.pool, scheduling });
     });
     // The pull-worker protocol: a scope of its own beside /v1's, so worker keys (not API keys) guard it.
     await app.register(async (workers) => {
@@ -256,7 +264,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
           maxWaitS: DEFAULT_REMOTE_MAX_WAIT_S,
           maxClaim: DEFAULT_REMOTE_MAX_CLAIM,
           backoff: DEFAULT_RETRY_BACKOFF,
-          typeLimits: {},
+          typeLimits: deps.typeLimits ?? {},
+          tenantWeights: {},
           ...deps.remote,
         },
         isShuttingDown: deps.isShuttingDown ?? (() => false),

@@ -52,7 +52,10 @@ const typeName = jobTypePattern.source.slice(1, -1);
 /** WORKER_KEYS' label: `name`, or `name:type1|type2` (the types the key may claim). */
 const workerKeyLabel = new RegExp(`^[A-Za-z0-9_.-]{1,64}(?::${typeName}(?:\\|${typeName})*)?$`);
 
-/** `type:max_concurrency=5:rate=20/1;other:rate=100/60` → per-type limits (the rate's window in ms). */
+/**
+ * `type:max_concurrency=5:rate=20/1;docs:key_concurrency=1:fair_by=key` → per-type scheduling settings (the rate's
+ * window in ms); each overrides the type's own.
+ */
 const typeLimitsSchema = z.string().transform((value, ctx) => {
   const limits: Record<string, ClaimLimit> = {};
   for (const entry of value
@@ -68,13 +71,17 @@ const typeLimitsSchema = z.string().transform((value, ctx) => {
     for (const setting of settings) {
       const concurrency = /^max_concurrency=(\d+)$/.exec(setting);
       const rate = /^rate=(\d+)\/(\d+(?:\.\d+)?)$/.exec(setting);
+      const keyConcurrency = /^key_concurrency=(\d+)$/.exec(setting);
+      const fairBy = /^fair_by=(tenant|key)$/.exec(setting);
       if (concurrency && Number(concurrency[1]) > 0) limit.maxConcurrency = Number(concurrency[1]);
       else if (rate && Number(rate[1]) > 0 && Number(rate[2]) > 0)
         limit.rate = { max: Number(rate[1]), perMs: Math.round(Number(rate[2]) * 1000) };
+      else if (keyConcurrency && Number(keyConcurrency[1]) > 0) limit.keyConcurrency = Number(keyConcurrency[1]);
+      else if (fairBy) limit.fairBy = fairBy[1] as 'tenant' | 'key';
       else {
         ctx.addIssue({
           code: 'custom',
-          message: `"${setting}" in "${entry}": use max_concurrency=N or rate=MAX/PER_SECONDS (positive numbers)`,
+          message: `"${setting}" in "${entry}": use max_concurrency=N, rate=MAX/PER_SECONDS, key_concurrency=N (positive numbers) or fair_by=tenant|key`,
         });
         return z.NEVER;
       }
@@ -82,6 +89,36 @@ const typeLimitsSchema = z.string().transform((value, ctx) => {
     limits[type] = limit;
   }
   return limits;
+});
+
+/** API_KEYS' tenant label, also what TENANT_WEIGHTS names. */
+const tenantLabel = /^[A-Za-z0-9_.]{1,64}$/;
+/** Highest TENANT_WEIGHTS weight: claims per fair round, so one tenant cannot take every claim for long. */
+const MAX_TENANT_WEIGHT = 1000;
+
+/** `acme:3,globex:2` → claims per fair round of each tenant (a tenant not named: 1). */
+const tenantWeightsSchema = z.string().transform((value, ctx) => {
+  const weights: Record<string, number> = {};
+  for (const entry of value
+    .split(',')
+    .map((part) => part.trim())
+    .filter(Boolean)) {
+    const match = /^(.+):(\d+)$/.exec(entry);
+    const weight = Number(match?.[2]);
+    if (!match || !tenantLabel.test(match[1]!) || !(weight >= 1 && weight <= MAX_TENANT_WEIGHT)) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `"${entry}" is not tenant:weight (tenant: letters, digits, _ and ., at most 64; weight: an integer 1 to ${MAX_TENANT_WEIGHT})`,
+      });
+      return z.NEVER;
+    }
+    if (Object.hasOwn(weights, match[1]!)) {
+      ctx.addIssue({ code: 'custom', message: `tenant "${match[1]}" is named twice` });
+      return z.NEVER;
+    }
+    weights[match[1]!] = weight;
+  }
+  return weights;
 });
 
 /** A configured key: the key itself (16+ characters) or, written `sha256:<64 hex digits>`, only its SHA-256. */
@@ -181,7 +218,7 @@ export const configSchema = z.object({
   MAX_ACTIVE_JOBS_PER_TENANT: positiveInt.optional(),
   LINK_SIGNING_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
   API_KEYS: keyPairs('key:tenant (tenant: letters, digits, _ and ., at most 64)', (label): label is string =>
-    /^[A-Za-z0-9_.]{1,64}$/.test(label),
+    tenantLabel.test(label),
   )
     .transform((entries) => entries.map(({ label, ...key }) => ({ ...key, tenant: label })))
     .optional(),
@@ -246,6 +283,7 @@ export const configSchema = z.object({
     )
     .default([]),
   TYPE_LIMITS: typeLimitsSchema.default({}),
+  TENANT_WEIGHTS: tenantWeightsSchema.default({}),
   CORS_ORIGINS: z
     .string()
     .transform((value, ctx) => {

@@ -97,6 +97,7 @@ async function main(): Promise<void> {
           store,
           handlers,
           limits: handlers.limits(config.TYPE_LIMITS),
+          tenantWeights: config.TENANT_WEIGHTS,
           log: logger,
           concurrency: config.WORKER_CONCURRENCY,
           leaseMs: config.LEASE_S * 1000,
@@ -139,13 +140,14 @@ async function main(): Promise<void> {
     corsOrigins: config.CORS_ORIGINS,
     apiKeys: config.API_KEYS ? parseApiKeys(config.API_KEYS) : undefined,
     workerKeys: config.WORKER_KEYS ? workerKeyring(config.WORKER_KEYS) : undefined,
+    typeLimits: config.TYPE_LIMITS,
     // Remote workers' leases, claims and retries: the settings the in-process pool runs with.
     remote: {
       leaseS: config.LEASE_S,
       maxWaitS: config.REMOTE_MAX_WAIT_S,
       maxClaim: config.REMOTE_MAX_CLAIM,
       backoff: { baseMs: config.RETRY_BACKOFF_BASE_MS, maxMs: config.RETRY_BACKOFF_MAX_MS },
-      typeLimits: config.TYPE_LIMITS,
+      tenantWeights: config.TENANT_WEIGHTS,
     },
     linkSigningSecret: config.LINK_SIGNING_SECRET,
     rateLimitPerMin: config.RATE_LIMIT_PER_MIN,

@@ -81,6 +81,50 @@ describe('configuration', () => {
     expect(() => loadConfig({ CORS_ORIGINS: 'https://a.example/path' })).toThrow(/CORS_ORIGINS/);
   });
 
+  it('parses key_concurrency and fair_by in TYPE_LIMITS, and names TYPE_LIMITS for a bad one', () => {
+    expect(loadConfig({ TYPE_LIMITS: 'docs:key_concurrency=1:fair_by=key;sleep:fair_by=tenant' }).TYPE_LIMITS).toEqual({
+      docs: { keyConcurrency: 1, fairBy: 'key' },
+      sleep: { fairBy: 'tenant' },
+    });
+    for (const bad of [
+      'docs:key_concurrency=0',
+      'docs:key_concurrency=1.5',
+      'docs:key_concurrency=',
+      'docs:fair_by=job',
+    ]) {
+      let error: unknown;
+      try {
+        loadConfig({ TYPE_LIMITS: bad });
+      } catch (caught) {
+        error = caught;
+      }
+      expect(error, bad).toBeInstanceOf(ConfigError);
+      expect((error as Error).message).toMatch(/TYPE_LIMITS: .*key_concurrency=N .*fair_by=tenant\|key/);
+    }
+  });
+
+  it('parses TENANT_WEIGHTS as tenant:weight pairs, and names TENANT_WEIGHTS for a bad one', () => {
+    expect(loadConfig({}).TENANT_WEIGHTS).toEqual({});
+    expect(loadConfig({ TENANT_WEIGHTS: 'acme:3, globex.eu:1000,small_co:1' }).TENANT_WEIGHTS).toEqual({
+      acme: 3,
+      'globex.eu': 1000,
+      small_co: 1,
+    });
+    for (const bad of [
+      'acme',
+      'acme:0',
+      'acme:1001',
+      'acme:2.5',
+      'acme:-1',
+      'ac me:2',
+      ':2',
+      `${'a'.repeat(65)}:2`,
+      'acme:2,acme:3',
+    ]) {
+      expect(() => loadConfig({ TENANT_WEIGHTS: bad }), bad).toThrow(/TENANT_WEIGHTS: /);
+    }
+  });
+
   it('parses ADMIN_KEYS as key:role pairs, and rejects a bad role or pair naming ADMIN_KEYS without echoing a key', () => {
     const hex = 'AB'.repeat(32);
     expect(

@@ -40,7 +40,19 @@ export interface Stats {
   delayed?: number;
   oldest_queued_age_s?: number | null;
   finished_last_minute?: number;
+  /** The tenants with the most queued jobs (then running), most first. */
+  tenants?: TenantLoad[];
+  /** Per type with `key_concurrency`: concurrency keys whose ready jobs wait because the key's cap is reached. */
+  keys_at_cap?: Record<string, number>;
   pool?: PoolStats;
+}
+
+/** One tenant's backlog, in GET /admin/stats. */
+export interface TenantLoad {
+  /** `-`: the anonymous tenant of an open API. */
+  tenant?: string;
+  queued?: number;
+  running?: number;
 }
 
 export interface TypePause {
@@ -142,6 +154,10 @@ export interface Job {
   cached_from?: string | null;
   webhook?: { url: string; last_delivery?: { status: string } | null } | null;
   tenant?: string | null;
+  /** Groups the tenant's jobs for the type's `key_concurrency` cap. */
+  concurrency_key?: string | null;
+  /** Why a queued job is not running yet: read as text, or as its fields when it is an object. */
+  waiting_for?: unknown;
   worker_id?: string | null;
   attempts?: Attempt[];
   logs?: LogLine[];

@@ -10,7 +10,16 @@ import { jobsHref } from './paths.js';
 /** @type {typeof import('./filters.js').STATUSES} */
 export const STATUSES = ['queued', 'running', 'succeeded', 'failed', 'canceled'];
 /** @type {typeof import('./filters.js').FILTERS} */
-export const FILTERS = ['status', 'type', 'tenant', 'error', 'created_after', 'created_before', 'id'];
+export const FILTERS = [
+  'status',
+  'type',
+  'tenant',
+  'concurrency_key',
+  'error',
+  'created_after',
+  'created_before',
+  'id',
+];
 /** @type {typeof import('./filters.js').TIME_FILTERS} */
 export const TIME_FILTERS = ['created_after', 'created_before'];
 /** @type {typeof import('./filters.js').PAGING} */

@@ -22,7 +22,7 @@ import { RedisJobStore } from '../store/redis-job-store.js';
 const USAGE = `Usage:
   npm run jobs -- export --out FILE|- [--status failed,canceled] [--type T] [--tenant T] [--created-after ISO]
                          [--created-before ISO] [--finished-after ISO] [--finished-before ISO] [--error TEXT]
-                         [--min-attempts N] [--worker ID] [--metadata.KEY VALUE]...
+                         [--min-attempts N] [--worker ID] [--concurrency-key KEY] [--metadata.KEY VALUE]...
   npm run jobs -- import FILE|-
 The store is the one the service would use: REDIS_URL, REDIS_KEY_PREFIX, REDIS_CLUSTER, … (see README).`;
 
@@ -30,7 +30,14 @@ const FORMAT = 'ajs-job/1';
 const lineSchema = z.object({
   format: z.literal(FORMAT),
   job: z
-    .object({ id: z.string().refine(isJobId, 'not a job id'), type: z.string(), tenant: z.string(), status: JobStatus })
+    .object({
+      id: z.string().refine(isJobId, 'not a job id'),
+      type: z.string(),
+      tenant: z.string(),
+      status: JobStatus,
+      // Exports made before concurrency keys existed have none.
+      concurrencyKey: z.string().nullable().default(null),
+    })
     .loose(),
   logs: z.array(z.object({ at: z.number(), attempt: z.number(), level: z.string(), message: z.string() })).default([]),
 });

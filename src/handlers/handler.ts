@@ -42,6 +42,18 @@ export interface HandlerDefinition<Schema extends z.ZodType = z.ZodType, Result 
   /** At most `max` starts per `per_s` seconds across all instances, e.g. for a rate-limited upstream API. */
   rate?: { max: number; per_s: number };
   /**
+   * At most this many jobs of this type with one tenant's `concurrency_key` run at once across all instances (a
+   * positive integer; TYPE_LIMITS overrides it). `1` runs each key's jobs one at a time, in order. Jobs held back by
+   * their key's cap do not hold back jobs of other keys. Jobs without a key are not capped.
+   */
+  key_concurrency?: number;
+  /**
+   * Who takes turns at claims among ready jobs of equal priority: `tenant` (the default) round-robin over tenants;
+   * `key` round-robin over tenants and, within a tenant, over its concurrency keys, so one key's backlog cannot
+   * starve the tenant's other keys. Read when a job is submitted (TYPE_LIMITS overrides it).
+   */
+  fair_by?: 'tenant' | 'key';
+  /**
    * Result reuse: a submit of this type whose input (as canonical JSON) matches a job of the same tenant that
    * succeeded within `ttl_s` is answered at once with a new, already succeeded job carrying that result; one
    * matching a job still queued or running finishes with it. Only for handlers whose result depends on the
@@ -63,6 +75,15 @@ export function defineHandler<Schema extends z.ZodType, Result>(
   }
   if (definition.cache !== undefined && !(definition.cache.ttl_s > 0)) {
     throw new Error(`handler type "${definition.type}": cache.ttl_s must be a positive number of seconds`);
+  }
+  if (
+    definition.key_concurrency !== undefined &&
+    !(Number.isInteger(definition.key_concurrency) && definition.key_concurrency > 0)
+  ) {
+    throw new Error(`handler type "${definition.type}": key_concurrency must be a positive integer`);
+  }
+  if (definition.fair_by !== undefined && definition.fair_by !== 'tenant' && definition.fair_by !== 'key') {
+    throw new Error(`handler type "${definition.type}": fair_by must be "tenant" or "key"`);
   }
   return definition;
 }

@@ -49,18 +49,37 @@ export class HandlerRegistry {
     return [...this.byType.values()];
   }
 
-  /** Each type's fleet-wide limits: the handler's own, each setting overridden by TYPE_LIMITS. */
+  /** Each type's scheduling settings (a type without any has no entry): the handler's own, each overridden by TYPE_LIMITS. */
   limits(overrides: Record<string, ClaimLimit> = {}): Record<string, ClaimLimit> {
     const limits: Record<string, ClaimLimit> = {};
     for (const handler of this.byType.values()) {
-      const override = overrides[handler.type] ?? {};
-      const maxConcurrency = override.maxConcurrency ?? handler.max_concurrency;
-      const rate =
-        override.rate ??
-        (handler.rate ? { max: handler.rate.max, perMs: Math.round(handler.rate.per_s * 1000) } : undefined);
-      if (maxConcurrency === undefined && rate === undefined) continue;
-      limits[handler.type] = { ...(maxConcurrency !== undefined ? { maxConcurrency } : {}), ...(rate ? { rate } : {}) };
+      const limit = claimLimitOf(handler, overrides[handler.type]);
+      if (limit) limits[handler.type] = limit;
     }
     return limits;
   }
+}
+
+/** A type's scheduling settings as its definition spells them: a handler's (HandlerDefinition) or an operator's declaration (null: not set). */
+export interface TypeSchedulingSettings {
+  max_concurrency?: number | null;
+  rate?: { max: number; per_s: number } | null;
+  key_concurrency?: number | null;
+  fair_by?: 'tenant' | 'key' | null;
+}
+
+/** The ClaimLimit of a type's own settings, each TYPE_LIMITS setting (`override`) winning over its own; undefined when none is set. */
+export function claimLimitOf(own: TypeSchedulingSettings, override: ClaimLimit = {}): ClaimLimit | undefined {
+  const maxConcurrency = override.maxConcurrency ?? own.max_concurrency ?? undefined;
+  const rate =
+    override.rate ?? (own.rate ? { max: own.rate.max, perMs: Math.round(own.rate.per_s * 1000) } : undefined);
+  const keyConcurrency = override.keyConcurrency ?? own.key_concurrency ?? undefined;
+  const fairBy = override.fairBy ?? own.fair_by ?? undefined;
+  const limit: ClaimLimit = {
+    ...(maxConcurrency !== undefined ? { maxConcurrency } : {}),
+    ...(rate ? { rate } : {}),
+    ...(keyConcurrency !== undefined ? { keyConcurrency } : {}),
+    ...(fairBy !== undefined ? { fairBy } : {}),
+  };
+  return Object.keys(limit).length > 0 ? limit : undefined;
 }

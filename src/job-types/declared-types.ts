@@ -1,6 +1,7 @@
 import { Ajv2020, type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js';
 import ajvFormats from 'ajv-formats';
 import type { Logger } from 'pino';
+import { claimLimitOf } from '../handlers/registry.js';
 import type { DeclaredTypeDef, OpsStore } from '../ops/ops-store.js';
 import type { ClaimLimit } from '../store/job-store.js';
 
@@ -121,16 +122,12 @@ export class DeclaredTypes {
     return (entry.validate.errors ?? []).slice(0, MAX_INPUT_ERRORS).map(inputError);
   }
 
-  /** Each declared type's fleet-wide limits (a type without any has no entry); `overrides` (TYPE_LIMITS) win per setting. */
+  /** Each declared type's scheduling settings (a type without any has no entry); `overrides` (TYPE_LIMITS) win per setting. */
   limits(overrides: Record<string, ClaimLimit> = {}): Record<string, ClaimLimit> {
     const limits: Record<string, ClaimLimit> = {};
     for (const { def } of this.byType.values()) {
-      const override = overrides[def.type] ?? {};
-      const maxConcurrency = override.maxConcurrency ?? def.max_concurrency ?? undefined;
-      const rate =
-        override.rate ?? (def.rate ? { max: def.rate.max, perMs: Math.round(def.rate.per_s * 1000) } : undefined);
-      if (maxConcurrency === undefined && rate === undefined) continue;
-      limits[def.type] = { ...(maxConcurrency !== undefined ? { maxConcurrency } : {}), ...(rate ? { rate } : {}) };
+      const limit = claimLimitOf(def, overrides[def.type]);
+      if (limit) limits[def.type] = limit;
     }
     return limits;
   }

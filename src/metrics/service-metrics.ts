@@ -48,7 +48,7 @@ const storeBuckets = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025
 /**
  * Every Prometheus metric of one app, in a registry of its own (not prom-client's global one), so several
  * apps in one process (tests) do not collide. Counters and histograms are fed as things happen; the gauges
- * (jobs_in_state, worker_slots, store_up) are read from the store and the pool at scrape time.
+ * (jobs_in_state, jobs_keys_at_cap, worker_slots, store_up) are read from the store and the pool at scrape time.
  */
 export class ServiceMetrics implements WorkerPoolObserver {
   readonly registry = new Registry();
@@ -91,6 +91,12 @@ export class ServiceMetrics implements WorkerPoolObserver {
     name: 'jobs_in_state',
     help: 'Jobs in the store by state and type, read at scrape time: queued (all queued, delayed included), running, and delayed (queued for a later run_at: a delay or a retry backoff; a part of queued)',
     labelNames: ['state', 'type'] as const,
+    registers: [this.registry],
+  });
+  private readonly keysAtCap = new Gauge({
+    name: 'jobs_keys_at_cap',
+    help: "Concurrency keys per type with ready jobs held back because the type's key_concurrency is reached, read at scrape time",
+    labelNames: ['type'] as const,
     registers: [this.registry],
   });
   private readonly workerSlots = new Gauge({
@@ -173,9 +179,9 @@ export class ServiceMetrics implements WorkerPoolObserver {
   }
 
   /**
-   * A scrape: pings the store (store_up, store_command_seconds), reads its stats (jobs_in_state) and the
-   * pool's slots, then renders every metric in the Prometheus text format. Never throws for a store that
-   * is down or slow: store_up is then 0 and jobs_in_state has no series.
+   * A scrape: pings the store (store_up, store_command_seconds), reads its stats (jobs_in_state,
+   * jobs_keys_at_cap) and the pool's slots, then renders every metric in the Prometheus text format. Never
+   * throws for a store that is down or slow: store_up is then 0 and the stats' gauges have no series.
    */
   async scrape({ store, pool }: ScrapeSources): Promise<string> {
     let up = true;
@@ -200,6 +206,7 @@ export class ServiceMetrics implements WorkerPoolObserver {
     // From here to registry.metrics() nothing awaits, so a concurrent scrape never renders half an update.
     this.storeUp.set(up ? 1 : 0);
     this.jobsInState.reset();
+    this.keysAtCap.reset();
     if (stats) {
       for (const type of [...this.knownTypes, ...Object.keys(stats.byType)]) {
         const counts = stats.byType[type];
@@ -207,6 +214,8 @@ export class ServiceMetrics implements WorkerPoolObserver {
         this.jobsInState.set({ state: 'running', type }, counts?.running ?? 0);
         this.jobsInState.set({ state: 'delayed', type }, stats.delayedByType[type] ?? 0);
       }
+      for (const type of new Set([...this.knownTypes, ...Object.keys(stats.keysAtCap)]))
+        this.keysAtCap.set({ type }, stats.keysAtCap[type] ?? 0);
     }
     const busy = pool?.busy ?? 0;
     this.workerSlots.set({ state: 'busy' }, busy);

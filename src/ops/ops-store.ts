@@ -144,6 +144,13 @@ export interface DeclaredTypeDef {
   rate: { max: number; per_s: number } | null;
   /** The lease a remote worker gets on a job of this type, in seconds (the service's default when null). */
   lease_s: number | null;
+  /**
+   * At most this many jobs of the type with one tenant's concurrency key running at once across the fleet. This and
+   * `fair_by` are absent from declarations stored before they existed: read absent as null.
+   */
+  key_concurrency?: number | null;
+  /** Who takes turns at claims: `tenant` (default) or `key` (a tenant's concurrency keys too). */
+  fair_by?: 'tenant' | 'key' | null;
   created_at: number;
   updated_at: number;
 }

@@ -48,6 +48,7 @@ export async function claimLeases(
         const jobs = await context.store.claim({
           types,
           limits,
+          tenantWeights: context.settings.tenantWeights,
           max: claimable,
           workerId: current.id,
           leaseId: newClaimLeaseId(current.id),

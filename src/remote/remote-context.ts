@@ -18,6 +18,8 @@ export interface RemoteSettings {
   backoff: BackoffOptions;
   /** TYPE_LIMITS: each setting overrides a declared type's own. */
   typeLimits: Record<string, ClaimLimit>;
+  /** TENANT_WEIGHTS: claims per fair round of a tenant (default 1), passed with every claim. */
+  tenantWeights: Record<string, number>;
 }
 
 /**
@@ -58,16 +60,17 @@ export const claimLimits = (context: Pick<RemoteContext, 'declaredTypes' | 'sett
   context.declaredTypes?.limits(context.settings.typeLimits) ?? {};
 
 /**
- * Whether ending an attempt of one of `types` frees a slot of a fleet-wide concurrency limit (the store then
- * signals `work` when jobs of the type wait): the flag every finish of a remote attempt passes the store.
- * Given several types (the job's type is not known here), true when any of them is limited.
+ * Whether ending an attempt of one of `types` frees a slot of a fleet-wide concurrency limit, of the type or of
+ * one of its concurrency keys (the store then signals `work` when jobs of the type wait): the flag every finish
+ * of a remote attempt passes the store. Given several types (the job's type is not known here), true when any
+ * of them is limited.
  */
 export const freesLimitedSlot = (
   context: Pick<RemoteContext, 'declaredTypes' | 'settings'>,
   types: readonly string[],
 ): boolean => {
   const limits = claimLimits(context);
-  return types.some((type) => limits[type]?.maxConcurrency !== undefined);
+  return types.some((type) => limits[type]?.maxConcurrency !== undefined || limits[type]?.keyConcurrency !== undefined);
 };
 
 /** A remote worker's lease: the shortest of its types' lease_s (a type without one: LEASE_S). */

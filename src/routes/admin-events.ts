@@ -4,8 +4,9 @@ import { z } from 'zod';
 import { HttpProblem } from '../errors.js';
 import { ADMIN_STATS_INTERVAL_MS, EVENT_STREAM_PING_INTERVAL_MS } from '../config.js';
 import { eventStreams, MAX_JOBS_PER_STREAM } from '../http/event-stream.js';
+import type { SchedulingOf } from '../job-types/type-scheduling.js';
 import { isJobId } from '../jobs/job-id.js';
-import { renderAdminJob } from './job-view.js';
+import { renderAdminJob, waitingFor } from './job-view.js';
 import type { JobStore } from '../store/job-store.js';
 import type { WorkerPool } from '../worker/worker-pool.js';
 import { adminStats } from './admin.js';
@@ -16,6 +17,8 @@ type AdminStats = Awaited<ReturnType<typeof adminStats>>;
 export interface AdminEventRoutesOptions {
   store: JobStore;
   pool: WorkerPool | null;
+  /** Each type's scheduling settings: a job's waiting_for. */
+  scheduling: SchedulingOf;
   /** How often the queue statistics are read for a stream (sent only when they changed). Default ADMIN_STATS_INTERVAL_MS. */
   statsIntervalMs?: number;
   pingIntervalMs?: number;
@@ -28,7 +31,7 @@ export interface AdminEventRoutesOptions {
  */
 export const adminEventRoutes: FastifyPluginAsync<AdminEventRoutesOptions> = async (fastify, options) => {
   const app = fastify.withTypeProvider<ZodTypeProvider>();
-  const { store, pool } = options;
+  const { store, pool, scheduling } = options;
   const statsIntervalMs = options.statsIntervalMs ?? ADMIN_STATS_INTERVAL_MS;
   const pingIntervalMs = options.pingIntervalMs ?? EVENT_STREAM_PING_INTERVAL_MS;
   const openStream = eventStreams(fastify, pingIntervalMs);
@@ -122,8 +125,9 @@ export const adminEventRoutes: FastifyPluginAsync<AdminEventRoutesOptions> = asy
                 if (lastVersion !== 0) events.send('gone', { id });
                 lastVersion = 0;
               } else if (job.version !== lastVersion) {
+                const [waiting] = await waitingFor(store, scheduling, [job]);
                 lastVersion = job.version;
-                events.send('job', renderAdminJob(job));
+                events.send('job', renderAdminJob(job, waiting!));
               }
             } while (again && events.open);
           } catch {

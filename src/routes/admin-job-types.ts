@@ -73,6 +73,20 @@ const settings = z.object({
     .max(3600)
     .nullable()
     .describe("How long a remote worker holds a job of this type between heartbeats; the service's LEASE_S when null"),
+  key_concurrency: z
+    .number()
+    .int()
+    .min(1)
+    .nullable()
+    .describe(
+      "At most this many jobs of the type with one tenant's `concurrency_key` run at once across every instance (1: one at a time, in order); keyless jobs are not capped",
+    ),
+  fair_by: z
+    .enum(['tenant', 'key'])
+    .nullable()
+    .describe(
+      "Who takes turns at claims among ready jobs of equal priority: `tenant` (the default when null) or `key` (a tenant's concurrency keys too); applies to jobs submitted from then on",
+    ),
 });
 
 const declareBody = settings
@@ -101,6 +115,9 @@ const declaredTypeSchema = z
 
 const render = (def: DeclaredType) => ({
   ...def,
+  // Absent from declarations stored before these settings existed.
+  key_concurrency: def.key_concurrency ?? null,
+  fair_by: def.fair_by ?? null,
   created_at: rfc3339(def.created_at),
   updated_at: rfc3339(def.updated_at),
 });
@@ -163,6 +180,8 @@ export const adminJobTypeRoutes: FastifyPluginAsync<AdminJobTypeRoutesOptions> =
         max_concurrency: body.max_concurrency ?? null,
         rate: body.rate ?? null,
         lease_s: body.lease_s ?? null,
+        key_concurrency: body.key_concurrency ?? null,
+        fair_by: body.fair_by ?? null,
         created_at: now,
         updated_at: now,
       });

@@ -47,6 +47,7 @@ const ADMIN_UI_MODULES = [
   'views/overview-tiles.js',
   'views/overview.js',
   'views/sign-in.js',
+  'views/tenants-panel.js',
   'views/types-panel.js',
   'views/workers-panel.js',
 ] as const;

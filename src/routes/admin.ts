@@ -4,12 +4,13 @@ import type { OpsStore } from '../ops/ops-store.js';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { HttpProblem } from '../errors.js';
+import type { SchedulingOf } from '../job-types/type-scheduling.js';
 import { isJobId, newJobId } from '../jobs/job-id.js';
-import { terminalStatusList } from '../jobs/job.js';
+import { terminalStatusList, type JobRecord } from '../jobs/job.js';
 import type { JobStore } from '../store/job-store.js';
 import type { WorkerPool } from '../worker/worker-pool.js';
 import { adminSearchFilter, namesOneJob, SEARCH_SCAN_LIMIT, searchJobs } from '../search/job-search.js';
-import { renderAdminJob, renderAdminJobDetail } from './job-view.js';
+import { renderAdminJob, renderAdminJobDetail, waitingFor } from './job-view.js';
 import { adminJobsQuery, filterFromQuery } from './admin-search.js';
 import { findJob } from './job-lookup.js';
 import { decodeCursor, nextCursor } from './paging.js';
@@ -29,12 +30,19 @@ export interface AdminRoutesOptions {
   /** Where admin writes are recorded (the audit log). */
   ops: OpsStore;
   pool: WorkerPool | null;
+  /** Each type's scheduling settings: a job's waiting_for, a clone's fair_by. */
+  scheduling: SchedulingOf;
 }
 
 const security = adminSecurity;
 
-export const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (fastify, { store, pool, ops }) => {
+export const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (
+  fastify,
+  { store, pool, ops, scheduling },
+) => {
   const app = fastify.withTypeProvider<ZodTypeProvider>();
+  /** A job as operators see it, with its waiting_for. */
+  const render = async (job: JobRecord) => renderAdminJob(job, (await waitingFor(store, scheduling, [job]))[0]!);
   const audit = (
     request: FastifyRequest,
     action: string,
@@ -62,7 +70,11 @@ export const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (fastif
       // A filter naming one job answers it alone: its cursor is not read.
       const after = cursor === undefined || namesOneJob(parsed.data) ? undefined : decodeCursor(cursor, order);
       const page = await searchJobs(store, parsed.data, { limit, after, order });
-      return { data: page.jobs.map(renderAdminJob), next_cursor: nextCursor(page.nextAfter, order) };
+      const waiting = await waitingFor(store, scheduling, page.jobs);
+      return {
+        data: page.jobs.map((job, i) => renderAdminJob(job, waiting[i]!)),
+        next_cursor: nextCursor(page.nextAfter, order),
+      };
     },
   });
 
@@ -78,7 +90,8 @@ export const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (fastif
     },
     handler: async (request) => {
       const job = await findJob(store, request.params.id);
-      return renderAdminJobDetail(job, await store.logs(job.id));
+      const [logs, [waiting]] = await Promise.all([store.logs(job.id), waitingFor(store, scheduling, [job])]);
+      return renderAdminJobDetail(job, logs, waiting!);
     },
   });
 
@@ -98,7 +111,7 @@ export const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (fastif
       const outcome = isJobId(request.params.id) ? await store.cancel(request.params.id, Date.now()) : undefined;
       if (!outcome) await findJob(store, request.params.id);
       await audit(request, 'job.cancel', request.params.id, outcome!.outcome === 'unchanged' ? 0 : 1);
-      return reply.code(outcome!.outcome === 'cancel-requested' ? 202 : 200).send(renderAdminJob(outcome!.job));
+      return reply.code(outcome!.outcome === 'cancel-requested' ? 202 : 200).send(await render(outcome!.job));
     },
   });
 
@@ -139,7 +152,7 @@ export const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (fastif
       if (outcome === 'not-delayed')
         throw new HttpProblem('job-not-delayed', 'Only a queued job waiting for a later run_at can be run now.');
       await audit(request, 'job.run-now', request.params.id, 1);
-      return renderAdminJob(outcome!);
+      return await render(outcome!);
     },
   });
 
@@ -149,7 +162,7 @@ export const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (fastif
       operationId: 'adminCloneJob',
       summary: 'Queue a copy of a job',
       description:
-        'A new job with the same type, input, metadata, priority, attempts, timeout, webhook and tenant, ready now (201, Location).',
+        'A new job with the same type, input, metadata, priority, attempts, timeout, webhook, concurrency key and tenant, ready now (201, Location).',
       tags: ['admin'],
       security,
       params: jobIdParams,
@@ -170,9 +183,15 @@ export const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (fastif
         createdAt: now,
         runAt: now,
         webhook: source.webhook,
+        concurrencyKey: source.concurrencyKey,
+        // The type's fair_by as it is now, as for a submit.
+        fairByKey: scheduling(source.type).fairBy === 'key',
       });
       await audit(request, 'job.clone', source.id, 1, { copy: copy.id });
-      return reply.code(201).header('location', `/admin/jobs/${copy.id}`).send(renderAdminJob(copy));
+      return reply
+        .code(201)
+        .header('location', `/admin/jobs/${copy.id}`)
+        .send(await render(copy));
     },
   });
 
@@ -210,7 +229,7 @@ export const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (fastif
         'admin retry',
       );
       await audit(request, 'job.retry', outcome!.id, 1);
-      return renderAdminJob(outcome!);
+      return await render(outcome!);
     },
   });
 
@@ -260,6 +279,14 @@ export async function adminStats(store: JobStore, pool: WorkerPool | null): Prom
     delayed: stats.delayed,
     oldest_queued_age_s: stats.oldestReadyAgeS,
     finished_last_minute: stats.finishedLastMinute,
+    tenants: stats.tenants.map(({ tenant, queued, running }) => ({ tenant, queued, running })),
+    // Only types with keys held back, by name: the stores may list a type at 0 or leave it out, and the events
+    // stream compares this body as JSON to decide whether anything changed.
+    keys_at_cap: Object.fromEntries(
+      Object.entries(stats.keysAtCap)
+        .filter(([, keys]) => keys > 0)
+        .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)),
+    ),
     pool: {
       worker_id: pool?.workerId ?? '',
       concurrency: pool?.concurrency ?? 0,

@@ -5,14 +5,17 @@ import { HttpProblem } from '../errors.js';
 import { EVENT_STREAM_PING_INTERVAL_MS, JOB_EVENT_MIN_INTERVAL_MS } from '../config.js';
 import { eventStreams, MAX_JOBS_PER_STREAM } from '../http/event-stream.js';
 import { isTerminal, type JobRecord } from '../jobs/job.js';
+import type { SchedulingOf } from '../job-types/type-scheduling.js';
 import { isJobId } from '../jobs/job-id.js';
 import type { JobStore } from '../store/job-store.js';
 import { findJob } from './job-lookup.js';
-import { renderJob } from './job-view.js';
+import { renderJob, waitingFor } from './job-view.js';
 import { apiSecurity, jobIdParams, problemResponses } from './schemas.js';
 
 export interface EventRoutesOptions {
   store: JobStore;
+  /** Each type's scheduling settings: a Job's waiting_for. */
+  scheduling: SchedulingOf;
   /** Comment lines that keep proxies from closing an idle stream (default EVENT_STREAM_PING_INTERVAL_MS). */
   pingIntervalMs?: number;
   /** Least time between two events of one job: progress is coalesced to a few events per second. */
@@ -26,7 +29,10 @@ export interface EventRoutesOptions {
  */
 export const eventRoutes: FastifyPluginAsync<EventRoutesOptions> = async (fastify, options) => {
   const app = fastify.withTypeProvider<ZodTypeProvider>();
-  const { store } = options;
+  const { store, scheduling } = options;
+  /** The Job as the stream sends it, with its waiting_for. */
+  const render = async (job: JobRecord) =>
+    renderJob(job, { waitingFor: (await waitingFor(store, scheduling, [job]))[0]! });
   const pingIntervalMs = options.pingIntervalMs ?? EVENT_STREAM_PING_INTERVAL_MS;
   const minEventIntervalMs = options.minEventIntervalMs ?? JOB_EVENT_MIN_INTERVAL_MS;
   // On shutdown open streams are ended; clients reconnect with Last-Event-ID (to another instance, or this one restarted).
@@ -99,8 +105,9 @@ export const eventRoutes: FastifyPluginAsync<EventRoutesOptions> = async (fastif
     let remaining = jobs.length;
     const end = events.end;
     try {
-      for (const job of jobs) {
-        send('snapshot', job, renderJob(job));
+      const waiting = await waitingFor(store, scheduling, jobs);
+      for (const [i, job] of jobs.entries()) {
+        send('snapshot', job, renderJob(job, { waitingFor: waiting[i]! }));
         if (isTerminal(job.status)) {
           send('done', job, renderJob(job));
           remaining--;
@@ -148,13 +155,16 @@ export const eventRoutes: FastifyPluginAsync<EventRoutesOptions> = async (fastif
           }
           if (job.version > last.version) {
             if (isTerminal(job.status)) {
-              send('done', job, renderJob(job));
+              send('done', job, renderJob(job)); // a finished job waits for nothing
               stopped = true;
               onDone();
               return;
             }
-            if (job.status !== last.status || job.attempt !== last.attempt) send('status', job, renderJob(job));
-            else send('progress', job, { version: job.version, progress: renderJob(job).progress });
+            if (job.status !== last.status || job.attempt !== last.attempt) {
+              const rendered = await render(job);
+              if (stopped) return;
+              send('status', job, rendered);
+            } else send('progress', job, { version: job.version, progress: renderJob(job).progress });
             last = job;
           }
           await new Promise((resolve) => setTimeout(resolve, minEventIntervalMs));

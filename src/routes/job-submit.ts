@@ -17,7 +17,7 @@ import {
   type NewJob,
 } from '../jobs/job.js';
 import type { OutboundPolicy } from '../outbound/outbound-policy.js';
-import { TooManyActiveJobsError, type JobStore } from '../store/job-store.js';
+import { TooManyActiveJobsError, type ClaimLimit, type JobStore } from '../store/job-store.js';
 import type { createJobBody } from './schemas.js';
 
 /**
@@ -101,13 +101,15 @@ export interface SubmitContext {
   cacheControl: string | undefined;
   /** Set when webhooks are configured: the outbound rules a webhook URL must pass. */
   webhookPolicy: OutboundPolicy | undefined;
+  /** The type's scheduling settings (its own, TYPE_LIMITS overriding): `fair_by` decides where the job waits. */
+  scheduling: ClaimLimit;
 }
 
 /** The job to store for a valid submit: the body's settings, else the type's, else the defaults. */
 export function buildNewJob(
   body: CreateJobBody,
   definition: TypeDefinition,
-  { tenant, now, cacheControl, webhookPolicy }: SubmitContext,
+  { tenant, now, cacheControl, webhookPolicy, scheduling }: SubmitContext,
 ): NewJob {
   const runAt = body.run_at !== undefined ? Date.parse(body.run_at) : now + Math.round((body.delay_s ?? 0) * 1000);
   return {
@@ -122,6 +124,8 @@ export function buildNewJob(
     createdAt: now,
     runAt: Math.max(runAt, now),
     webhook: toWebhook(body.webhook, webhookPolicy),
+    concurrencyKey: body.concurrency_key ?? null,
+    fairByKey: scheduling.fairBy === 'key',
     // Result reuse is a handler's promise (its result depends on the input alone); declared types make none.
     cache: isDeclared(definition)
       ? undefined

@@ -1,11 +1,52 @@
 import type { z } from 'zod';
 import { rfc3339 } from '../http/value-schemas.js';
+import type { SchedulingOf } from '../job-types/type-scheduling.js';
 import { isTerminal, type JobError, type JobLogLine, type JobRecord } from '../jobs/job.js';
+import type { JobStore } from '../store/job-store.js';
 import type { adminJobDetailSchema, adminJobSchema, jobErrorSchema, jobSchema } from './schemas.js';
 
 /** The HTTP rendering of a job: the Job resource (clients, webhooks) and the operators' AdminJob. */
 
 export type JobResource = z.infer<typeof jobSchema>;
+
+/** Why a job that could start is not running: its concurrency key is at its type's key_concurrency; else null. */
+export type WaitingFor = JobResource['waiting_for'];
+
+/** What a rendering adds to the stored job: its `waiting_for` (see waitingFor; null when not given) and events link. */
+export interface RenderExtras {
+  waitingFor?: WaitingFor;
+  /** Replaces the plain events path (with API keys: a signed link an EventSource can open without an Authorization header). */
+  eventsLink?: string;
+}
+
+/**
+ * `waiting_for` of each of `jobs`, in their order: 'concurrency_key' for a queued job whose run_at has come, that
+ * has a concurrency key, whose type caps keys (key_concurrency n) and whose key already has n jobs running.
+ * The store is asked once per distinct type, tenant and key, and never about a job that cannot be waiting.
+ */
+export async function waitingFor(
+  store: JobStore,
+  scheduling: SchedulingOf,
+  jobs: readonly JobRecord[],
+  now = Date.now(),
+): Promise<WaitingFor[]> {
+  const runningByKey = new Map<string, Promise<number>>();
+  return Promise.all(
+    jobs.map(async (job): Promise<WaitingFor> => {
+      const key = job.concurrencyKey;
+      if (job.status !== 'queued' || job.runAt > now || !key) return null;
+      const cap = scheduling(job.type).keyConcurrency;
+      if (cap === undefined) return null;
+      const id = JSON.stringify([job.type, job.tenant, key]);
+      let running = runningByKey.get(id);
+      if (!running) {
+        running = store.runningWithKey(job.type, job.tenant, key);
+        runningByKey.set(id, running);
+      }
+      return (await running) >= cap ? 'concurrency_key' : null;
+    }),
+  );
+}
 
 const isoOrNull = (ms: number | null): string | null => (ms === null ? null : rfc3339(ms));
 
@@ -24,11 +65,8 @@ export function renderJobError(error: JobError): z.infer<typeof jobErrorSchema> 
   };
 }
 
-/**
- * The Job resource: one shape for create, get and list. `eventsLink` replaces the plain events path
- * (with API keys: a signed link an EventSource can open without an Authorization header).
- */
-export function renderJob(job: JobRecord, eventsLink?: string): JobResource {
+/** The Job resource: one shape for create, get and list. */
+export function renderJob(job: JobRecord, { waitingFor = null, eventsLink }: RenderExtras = {}): JobResource {
   const self = jobPath(job.id);
   return {
     id: job.id,
@@ -38,6 +76,9 @@ export function renderJob(job: JobRecord, eventsLink?: string): JobResource {
     input: job.input,
     metadata: job.metadata,
     priority: job.priority,
+    // A record stored before concurrency keys existed has none.
+    concurrency_key: job.concurrencyKey ?? null,
+    waiting_for: waitingFor,
     progress: {
       percent: job.progress.percent,
       step: job.progress.step,
@@ -74,14 +115,18 @@ export function renderJob(job: JobRecord, eventsLink?: string): JobResource {
   };
 }
 
-export function renderAdminJob(job: JobRecord): z.infer<typeof adminJobSchema> {
-  return { ...renderJob(job), tenant: job.tenant, worker_id: job.workerId };
+export function renderAdminJob(job: JobRecord, waitingFor: WaitingFor): z.infer<typeof adminJobSchema> {
+  return { ...renderJob(job, { waitingFor }), tenant: job.tenant, worker_id: job.workerId };
 }
 
 /** An operator's view of one job: its attempt timeline and log lines too. */
-export function renderAdminJobDetail(job: JobRecord, logs: JobLogLine[]): z.infer<typeof adminJobDetailSchema> {
+export function renderAdminJobDetail(
+  job: JobRecord,
+  logs: JobLogLine[],
+  waitingFor: WaitingFor,
+): z.infer<typeof adminJobDetailSchema> {
   return {
-    ...renderAdminJob(job),
+    ...renderAdminJob(job, waitingFor),
     attempts: job.attempts.map((attempt) => ({
       attempt: attempt.attempt,
       worker_id: attempt.workerId,

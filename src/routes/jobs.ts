@@ -7,6 +7,7 @@ import { sendProblem } from '../http/error-handler.js';
 import type { EventLinkSigner } from '../http/event-links.js';
 import { MAX_WAIT_S, preferredWaitS } from '../http/prefer.js';
 import type { DeclaredTypes } from '../job-types/declared-types.js';
+import type { SchedulingOf } from '../job-types/type-scheduling.js';
 import { isJobId } from '../jobs/job-id.js';
 import { DEFAULT_MAX_ATTEMPTS, isTerminal, type JobRecord } from '../jobs/job.js';
 import type { OutboundPolicy } from '../outbound/outbound-policy.js';
@@ -15,7 +16,7 @@ import { DEFAULT_IDEMPOTENCY_TTL_S } from '../config.js';
 import { awaitJob } from './await-job.js';
 import { findByIdempotencyKey, findJob, jobNotFound } from './job-lookup.js';
 import { buildNewJob, createOrReplay, definitionFor, idempotencyKeyOf, inputProblem } from './job-submit.js';
-import { jobPath, renderJob, renderJobError, retryAfterSeconds, type JobResource } from './job-view.js';
+import { jobPath, renderJob, renderJobError, retryAfterSeconds, waitingFor, type JobResource } from './job-view.js';
 import { renderPage, toListQuery } from './paging.js';
 import {
   apiSecurity,
@@ -35,6 +36,8 @@ export interface JobRoutesOptions {
   handlers: HandlerRegistry;
   /** The types operators declared for remote workers; none when absent. */
   declaredTypes?: DeclaredTypes;
+  /** Each type's scheduling settings: a submit's fair_by, a Job's waiting_for. */
+  scheduling: SchedulingOf;
   /** How long an Idempotency-Key is kept (default IDEMPOTENCY_TTL_S's). */
   idempotencyTtlMs?: number;
   /** With API keys: signs each Job's `links.events` so an EventSource can open it. */
@@ -70,6 +73,7 @@ export const jobRoutes: FastifyPluginAsync<JobRoutesOptions> = async (
     store,
     handlers,
     declaredTypes,
+    scheduling,
     idempotencyTtlMs = DEFAULT_IDEMPOTENCY_TTL_S * 1000,
     eventLinks,
     maxActiveJobsPerTenant,
@@ -77,7 +81,14 @@ export const jobRoutes: FastifyPluginAsync<JobRoutesOptions> = async (
   },
 ) => {
   const app = fastify.withTypeProvider<ZodTypeProvider>();
-  const render = (job: JobRecord): JobResource => renderJob(job, eventLinks?.link(job.id, job.tenant));
+  /** Jobs as the client sees them, with their waiting_for (one store read per concurrency key at most). */
+  const renderAll = async (jobs: JobRecord[]): Promise<JobResource[]> => {
+    const waiting = await waitingFor(store, scheduling, jobs);
+    return jobs.map((job, i) =>
+      renderJob(job, { waitingFor: waiting[i]!, eventsLink: eventLinks?.link(job.id, job.tenant) }),
+    );
+  };
+  const render = async (job: JobRecord): Promise<JobResource> => (await renderAll([job]))[0]!;
 
   app.post('/v1/jobs', {
     schema: {
@@ -128,6 +139,7 @@ export const jobRoutes: FastifyPluginAsync<JobRoutesOptions> = async (
         now,
         cacheControl: request.headers['cache-control'],
         webhookPolicy,
+        scheduling: scheduling(body.type),
       });
       const created = await createOrReplay(store, newJob, {
         body,
@@ -161,7 +173,7 @@ export const jobRoutes: FastifyPluginAsync<JobRoutesOptions> = async (
         return reply
           .code(200)
           .headers({ location: jobPath(job.id), 'content-location': jobPath(job.id) })
-          .send(render(job));
+          .send(await render(job));
       }
       return reply
         .code(202)
@@ -170,7 +182,7 @@ export const jobRoutes: FastifyPluginAsync<JobRoutesOptions> = async (
           'content-location': jobPath(job.id),
           'retry-after': String(retryAfterSeconds(job, Date.now())),
         })
-        .send(render(job));
+        .send(await render(job));
     },
   });
 
@@ -188,11 +200,15 @@ export const jobRoutes: FastifyPluginAsync<JobRoutesOptions> = async (
     handler: async (request) => {
       const { idempotency_key: idempotencyKey, ...filters } = request.query;
       if (idempotencyKey === undefined)
-        return renderPage(await store.list({ ...toListQuery(filters), tenant: request.tenant }), filters.order, render);
+        return renderPage(
+          await store.list({ ...toListQuery(filters), tenant: request.tenant }),
+          filters.order,
+          renderAll,
+        );
       return renderPage(
         await findByIdempotencyKey(store, request.tenant, idempotencyKey, filters),
         filters.order,
-        render,
+        renderAll,
       );
     },
   });
@@ -248,7 +264,7 @@ export const jobRoutes: FastifyPluginAsync<JobRoutesOptions> = async (
         reply.header('retry-after', String(retryAfterSeconds(job, Date.now())));
       }
       if (notModified(request.headers['if-none-match'], etag)) return reply.code(304).send();
-      return render(job);
+      return await render(job);
     },
   });
 
@@ -285,13 +301,16 @@ export const jobRoutes: FastifyPluginAsync<JobRoutesOptions> = async (
             : 'The job was canceled.';
         return sendProblem(
           reply,
-          problem(code, detail, undefined, { job: render(job), error: job.error ? renderJobError(job.error) : null }),
+          problem(code, detail, undefined, {
+            job: await render(job),
+            error: job.error ? renderJobError(job.error) : null,
+          }),
         );
       }
       return reply
         .code(202)
         .headers({ location: jobPath(job.id), 'retry-after': String(retryAfterSeconds(job, Date.now())) })
-        .send(render(job));
+        .send(await render(job));
     },
   });
 
@@ -311,7 +330,7 @@ export const jobRoutes: FastifyPluginAsync<JobRoutesOptions> = async (
       const outcome = await store.cancel(request.params.id, Date.now());
       if (!outcome) return jobNotFound(store, request.params.id, request.tenant);
       request.log.info({ jobId: outcome.job.id, outcome: outcome.outcome }, 'job cancel');
-      return reply.code(outcome.outcome === 'cancel-requested' ? 202 : 200).send(render(outcome.job));
+      return reply.code(outcome.outcome === 'cancel-requested' ? 202 : 200).send(await render(outcome.job));
     },
   });
 

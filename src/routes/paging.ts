@@ -3,7 +3,7 @@ import { HttpProblem } from '../errors.js';
 import { isJobId } from '../jobs/job-id.js';
 import type { JobRecord } from '../jobs/job.js';
 import type { ListQuery } from '../store/job-store.js';
-import { renderJob, type JobResource } from './job-view.js';
+import type { JobResource } from './job-view.js';
 import type { jobListSchema, listJobsQuery } from './schemas.js';
 
 /**
@@ -46,13 +46,13 @@ export function toListQuery(query: Omit<z.infer<typeof listJobsQuery>, 'idempote
   };
 }
 
-/** A listing page as the API answers it: the jobs, rendered, and the cursor of the next page (null on the last). */
-export function renderPage(
+/** A listing page as the API answers it: the jobs, rendered (all at once), and the cursor of the next page (null on the last). */
+export async function renderPage(
   page: { jobs: JobRecord[]; nextAfter: string | null },
   order: ListOrder,
-  render: (job: JobRecord) => JobResource = (job) => renderJob(job),
-): z.infer<typeof jobListSchema> {
-  return { data: page.jobs.map(render), next_cursor: nextCursor(page.nextAfter, order) };
+  render: (jobs: JobRecord[]) => Promise<JobResource[]>,
+): Promise<z.infer<typeof jobListSchema>> {
+  return { data: await render(page.jobs), next_cursor: nextCursor(page.nextAfter, order) };
 }
 
 /** The cursor of the page after the one that ended at `nextAfter`, or null on the last page. */

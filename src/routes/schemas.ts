@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { commaList, timestamp } from '../http/value-schemas.js';
 import { DEFAULT_MAX_ATTEMPTS, JobStatus, PRIORITY_MAX, PRIORITY_MIN, WebhookEvent } from '../jobs/job.js';
-import { statusCounts } from './admin-schemas.js';
+import { keysAtCap, statusCounts, topTenants } from './admin-schemas.js';
 
 /**
  * The HTTP contract's shapes: they validate requests and generate openapi.yaml. The order in which schemas
@@ -130,6 +130,16 @@ export const jobSchema = z
     input: storedJson.describe('The input as submitted'),
     metadata: z.record(z.string(), z.string()),
     priority: z.number().int(),
+    concurrency_key: z
+      .string()
+      .nullable()
+      .describe("The submit's `concurrency_key`: the type's `key_concurrency` caps how many jobs with it run at once"),
+    waiting_for: z
+      .enum(['concurrency_key'])
+      .nullable()
+      .describe(
+        '`concurrency_key`: the job could start but its key already has `key_concurrency` jobs of its type running, so it waits for one of them to end; null otherwise',
+      ),
     progress: z.object({
       percent: z
         .number()
@@ -246,6 +256,9 @@ export const adminJobListSchema = z
   })
   .meta({ id: 'AdminJobList' });
 
+/** Longest `concurrency_key` of a submit, in characters. */
+const MAX_CONCURRENCY_KEY_LENGTH = 128;
+
 const metadataSchema = z
   .record(z.string().min(1).max(64), z.string().max(512))
   .refine((value) => Object.keys(value).length <= 32, 'at most 32 keys')
@@ -257,6 +270,15 @@ export const createJobBody = z
     input: jsonValue.default({}).describe("The handler's input, checked against the type's schema"),
     metadata: metadataSchema.optional(),
     priority: z.number().int().min(PRIORITY_MIN).max(PRIORITY_MAX).default(0).describe('Higher runs first'),
+    concurrency_key: z
+      .string()
+      .min(1)
+      .max(MAX_CONCURRENCY_KEY_LENGTH)
+      .regex(/^\P{Cc}*$/u, 'must not contain control characters')
+      .optional()
+      .describe(
+        `Groups your jobs (a customer id, a document id): a type with \`key_concurrency\` n runs at most n of your jobs with one key at once, and with \`fair_by: key\` your keys take turns. 1 to ${MAX_CONCURRENCY_KEY_LENGTH} characters, no control characters`,
+      ),
     run_at: timestamp.optional().describe('Do not start before this time (not with delay_s)'),
     delay_s: z
       .number()
@@ -352,6 +374,8 @@ export const statsSchema = z
     delayed: z.number().int().describe('Queued jobs waiting for a later run_at (delay or retry backoff)'),
     oldest_queued_age_s: z.number().nullable().describe('How long the oldest ready job has waited'),
     finished_last_minute: z.number().int(),
+    tenants: topTenants,
+    keys_at_cap: keysAtCap,
     pool: z.object({
       worker_id: z.string(),
       concurrency: z.number().int(),

@@ -44,6 +44,7 @@ export const adminSearchFilter = z
       .max(255)
       .optional()
       .describe('The job a create with this key made (with `tenant`, else the anonymous tenant)'),
+    concurrency_key: z.string().min(1).max(128).optional().describe('Jobs submitted with exactly this concurrency_key'),
     stuck: z.enum(['true', 'false']).optional().describe('true: only running jobs whose lease has lapsed'),
     metadata: z.record(z.string(), z.string()).optional().describe('Jobs whose metadata has all these key/value pairs'),
   })
@@ -133,6 +134,7 @@ const needsScan = (filter: AdminSearchFilter): boolean =>
   filter.error !== undefined ||
   filter.min_attempts !== undefined ||
   filter.worker !== undefined ||
+  filter.concurrency_key !== undefined ||
   (filter.metadata !== undefined && Object.keys(filter.metadata).length > 0);
 
 /** The whole filter as one test (used as is for exact lookups, and for the fields no index holds). */
@@ -156,5 +158,6 @@ function matches(filter: AdminSearchFilter): (job: JobRecord) => boolean {
         (job.error.code === filter.error || job.error.message.toLowerCase().includes(errorText)))) &&
     (filter.min_attempts === undefined || job.attempt >= filter.min_attempts) &&
     (filter.worker === undefined || job.workerId === filter.worker) &&
+    (filter.concurrency_key === undefined || job.concurrencyKey === filter.concurrency_key) &&
     metadata.every(([key, value]) => job.metadata[key] === value);
 }

@@ -71,6 +71,8 @@ export interface StoreSyncOptions {
   /** The pool's slots: the default claim batch is a share of them. */
   concurrency: number;
   limits?: Record<string, ClaimLimit>;
+  /** TENANT_WEIGHTS, passed with every claim. */
+  tenantWeights?: Record<string, number>;
   claimBatch?: number;
   observer?: WorkerPoolObserver;
 }
@@ -221,10 +223,11 @@ export class StoreSync {
   }
 
   private claimRequest(max: number): ClaimRequest {
-    const { workerId, limits, leaseMs } = this.options;
+    const { workerId, limits, tenantWeights, leaseMs } = this.options;
     return {
       types: this.host.claimTypes(),
       limits,
+      tenantWeights,
       max,
       workerId,
       leaseId: `${workerId}:${++this.leaseCounter}`,
@@ -269,7 +272,9 @@ export class StoreSync {
     finish.settle();
   }
 
+  /** A fleet-wide cap of the type (or of one key of it) may be holding jobs back that this finish lets run. */
   private isConcurrencyLimited(type: string): boolean {
-    return this.options.limits?.[type]?.maxConcurrency !== undefined;
+    const limit = this.options.limits?.[type];
+    return limit?.maxConcurrency !== undefined || limit?.keyConcurrency !== undefined;
   }
 }

@@ -17,8 +17,10 @@ export interface WorkerPoolOptions {
   concurrency: number;
   leaseMs: number;
   backoff: BackoffOptions;
-  /** Fleet-wide per-type limits (max concurrency, rate), enforced by the store's claim. */
+  /** Fleet-wide per-type limits (max concurrency, rate, key concurrency), enforced by the store's claim. */
   limits?: Record<string, ClaimLimit>;
+  /** TENANT_WEIGHTS: claims per fair round of a tenant (default 1), passed with every claim. */
+  tenantWeights?: Record<string, number>;
   /** Most jobs leased in one claim call. */
   claimBatch?: number;
   /** Least time between two progress writes of one job. */
@@ -67,7 +69,7 @@ export class WorkerPool {
     this.log = options.log.child({ component: 'worker-pool', workerId: this.workerId });
     this.types = options.handlers.types;
     this.logs = new JobLogBuffer(options.store, this.log);
-    const { store, leaseMs, limits, claimBatch, observer } = options;
+    const { store, leaseMs, limits, tenantWeights, claimBatch, observer } = options;
     this.sync = new StoreSync(
       {
         store,
@@ -76,6 +78,7 @@ export class WorkerPool {
         leaseMs,
         concurrency: options.concurrency,
         limits,
+        tenantWeights,
         claimBatch,
         observer,
       },

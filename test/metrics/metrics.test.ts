@@ -5,6 +5,7 @@ import { afterEach, describe, expect, inject, it } from 'vitest';
 import { buildApp, type AppDeps } from '../../src/app.js';
 import { ConfigError, loadConfig } from '../../src/config.js';
 import { builtInHandlers, HandlerRegistry } from '../../src/handlers/registry.js';
+import { newJobId } from '../../src/jobs/job-id.js';
 import { ServiceMetrics } from '../../src/metrics/service-metrics.js';
 import { StoreUnavailableError, type JobStore } from '../../src/store/job-store.js';
 import { MemoryJobStore } from '../../src/store/memory-job-store.js';
@@ -414,6 +415,59 @@ describe.each([
     ({ exposition } = await scrape(app));
     expect(valueOf(exposition, 'jobs_in_state', { state: 'delayed', type: 'echo' })).toBe(1);
     expect(valueOf(exposition, 'jobs_in_state', { state: 'queued', type: 'echo' })).toBe(3);
+  });
+});
+
+describe('jobs_keys_at_cap', () => {
+  it('counts per type the concurrency keys whose ready jobs wait at key_concurrency, 0 for the known types', async () => {
+    const store = new MemoryJobStore({ jobTtlMs: 60_000 });
+    const app = await buildApp({
+      store,
+      handlers: new HandlerRegistry(builtInHandlers),
+      pool: null,
+      metrics: new ServiceMetrics({ jobTypes: ['echo'], processMetrics: false }),
+    });
+    await app.ready();
+    opened.push({
+      close: async () => {
+        await app.close();
+        await store.close();
+      },
+    });
+    let { exposition } = await scrape(app);
+    expect(exposition.types.get('jobs_keys_at_cap')).toBe('gauge');
+    expect(valueOf(exposition, 'jobs_keys_at_cap', { type: 'echo' })).toBe(0);
+
+    // Two jobs of one key, and a claim that may run one of them at a time: the other waits at the cap.
+    for (let n = 0; n < 2; n += 1) {
+      const now = Date.now();
+      await store.create({
+        id: newJobId(now),
+        type: 'keyed',
+        tenant: '-',
+        input: {},
+        metadata: {},
+        priority: 0,
+        maxAttempts: 1,
+        timeoutS: null,
+        createdAt: now,
+        runAt: now,
+        concurrencyKey: 'customer-1',
+      });
+    }
+    const claimed = await store.claim({
+      types: ['keyed'],
+      limits: { keyed: { keyConcurrency: 1 } },
+      max: 2,
+      workerId: 'w',
+      leaseId: 'l',
+      leaseMs: 30_000,
+      now: Date.now(),
+    });
+    expect(claimed).toHaveLength(1);
+    ({ exposition } = await scrape(app));
+    expect(valueOf(exposition, 'jobs_keys_at_cap', { type: 'keyed' })).toBe(1);
+    expect(valueOf(exposition, 'jobs_keys_at_cap', { type: 'echo' })).toBe(0);
   });
 });
 

@@ -121,6 +121,8 @@ describe.each([{ backend: () => memory }, { backend: redisBackend }])(
         max_concurrency: null,
         rate: { max: 10, per_s: 2 },
         lease_s: null,
+        key_concurrency: null,
+        fair_by: null,
         created_at: expect.any(String) as string,
         updated_at: first.created_at,
       });
@@ -128,6 +130,8 @@ describe.each([{ backend: () => memory }, { backend: redisBackend }])(
       const replaced = await call(app, 'PUT', '/admin/job-types/report', ADMIN, {
         input_schema: { type: 'object' },
         lease_s: 60,
+        key_concurrency: 2,
+        fair_by: 'key',
       });
       expect(replaced.statusCode, replaced.body).toBe(200);
       const second = replaced.json<Record<string, unknown>>();
@@ -137,6 +141,8 @@ describe.each([{ backend: () => memory }, { backend: redisBackend }])(
         timeout_s: null,
         rate: null,
         lease_s: 60,
+        key_concurrency: 2,
+        fair_by: 'key',
         created_at: first.created_at,
       });
       expect(Date.parse(second.updated_at as string)).toBeGreaterThanOrEqual(Date.parse(first.created_at as string));

@@ -1,6 +1,8 @@
 import type { FastifyInstance, InjectOptions } from 'fastify';
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { parseApiKeys } from '../../src/http/api-auth.js';
 import { newJobId } from '../../src/jobs/job-id.js';
+import type { JobStore } from '../../src/store/job-store.js';
 import { jobListSchema, statsSchema } from '../../src/routes/schemas.js';
 import {
   blockingHandler,
@@ -226,6 +228,93 @@ describe('GET /admin/stats', () => {
     expect(stats.finished_last_minute).toBe(1);
     await app.inject({ method: 'POST', url: `/v1/jobs/${job.id}/cancel` });
     await waitForStatus(app, job.id, 'canceled');
+  });
+});
+
+describe('GET /admin/stats: tenants and keys at their cap', () => {
+  const ACME_KEY = 'acme-key-0123456789abcdef';
+  const GLOBEX_KEY = 'globex-key-0123456789abcdef';
+  const apiKeys = parseApiKeys([
+    { key: ACME_KEY, tenant: 'acme' },
+    { key: GLOBEX_KEY, tenant: 'globex' },
+  ]);
+
+  /** A ready job of `type` with a concurrency key, straight into the store (no handler needs to know the type). */
+  const keyedJob = (store: JobStore, type: string, tenant: string, key: string) => {
+    const now = Date.now();
+    return store.create({
+      id: newJobId(now),
+      type,
+      tenant,
+      input: {},
+      metadata: {},
+      priority: 0,
+      maxAttempts: 1,
+      timeoutS: null,
+      createdAt: now,
+      runAt: now,
+      concurrencyKey: key,
+    });
+  };
+
+  it("lists each tenant's queued and running jobs, the largest backlog first", async () => {
+    const { app, store } = await scope.open({ apiKeys });
+    const submit = async (key: string, body: Record<string, unknown>) => {
+      const response = await app.inject({
+        method: 'POST',
+        url: '/v1/jobs',
+        headers: { authorization: `Bearer ${key}` },
+        payload: body,
+      });
+      expect(response.statusCode, response.body).toBe(202);
+    };
+    await submit(GLOBEX_KEY, { type: 'echo', input: { value: 1 } });
+    await submit(ACME_KEY, { type: 'sleep', input: { ms: 10 } });
+    for (const value of [1, 2]) await submit(ACME_KEY, { type: 'echo', input: { value } });
+    // acme's sleep job runs: the only sleep job there is.
+    const claimed = await store.claim({
+      types: ['sleep'],
+      max: 1,
+      workerId: 'w',
+      leaseId: 'l',
+      leaseMs: 60_000,
+      now: Date.now(),
+    });
+    expect(claimed.map((job) => job.tenant)).toEqual(['acme']);
+
+    const stats = statsSchema.parse((await admin(app, 'GET', '/admin/stats')).json());
+    expect(stats.tenants).toEqual([
+      { tenant: 'acme', queued: 2, running: 1 },
+      { tenant: 'globex', queued: 1, running: 0 },
+    ]);
+    expect(stats.keys_at_cap).toEqual({});
+  });
+
+  it('counts, per type, the concurrency keys whose ready jobs wait at key_concurrency', async () => {
+    const { app, store } = await scope.open();
+    const empty = statsSchema.parse((await admin(app, 'GET', '/admin/stats')).json());
+    expect(empty.tenants).toEqual([]);
+    expect(empty.keys_at_cap).toEqual({});
+
+    const type = 'keyed';
+    const first = await keyedJob(store, type, '-', 'customer-1');
+    await clockPast(first.createdAt);
+    await keyedJob(store, type, '-', 'customer-1');
+    const [claimed] = await store.claim({
+      types: [type],
+      limits: { [type]: { keyConcurrency: 1 } },
+      max: 1,
+      workerId: 'w',
+      leaseId: 'l',
+      leaseMs: 30_000,
+      now: Date.now(),
+    });
+    expect(claimed?.id).toBe(first.id);
+
+    const stats = statsSchema.parse((await admin(app, 'GET', '/admin/stats')).json());
+    expect(stats.keys_at_cap).toEqual({ [type]: 1 });
+    expect(stats.tenants).toEqual([{ tenant: '-', queued: 1, running: 1 }]);
+    expect(stats.by_type[type]).toMatchObject({ queued: 1, running: 1 });
   });
 });
 

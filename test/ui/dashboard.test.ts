@@ -7,6 +7,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { loadConfig } from '../../src/config.js';
 import { defineHandler } from '../../src/handlers/handler.js';
+import { newJobId } from '../../src/jobs/job-id.js';
 import { MemoryOpsStore } from '../../src/ops/memory-ops-store.js';
 import { WorkerControl } from '../../src/worker/worker-control.js';
 import { createJob, startHarness, waitForStatus, type Harness } from '../routes/helpers.js';
@@ -54,6 +55,9 @@ const gate = defineHandler({
   },
 });
 
+/** A type with key_concurrency 1 and no handler: the tests' own claims decide which of its jobs run. */
+const KEYED = 'ui.keyed';
+
 let harness: Harness;
 const ops = new MemoryOpsStore();
 let baseUrl: string;
@@ -73,7 +77,14 @@ beforeAll(async () => {
     );
   }
   mkdirSync(SCREENSHOTS, { recursive: true });
-  harness = await startHarness({ workers: true, adminKeys, extraHandlers: [flaky, gate], ops });
+  harness = await startHarness({
+    workers: true,
+    adminKeys,
+    extraHandlers: [flaky, gate],
+    ops,
+    // A type no worker here runs, whose jobs wait at one running job per concurrency key.
+    typeLimits: { [KEYED]: { keyConcurrency: 1 } },
+  });
   await harness.app.listen({ port: 0, host: '127.0.0.1' });
   baseUrl = `http://127.0.0.1:${(harness.app.server.address() as AddressInfo).port}`;
   browser = await chromium.launch({
@@ -689,5 +700,95 @@ describe('the dashboard in Chromium', () => {
     } finally {
       await control.stop();
     }
+  });
+  it('shows the tenants with the largest backlog and the keys waiting at their cap; finds jobs by concurrency key', async () => {
+    const type = KEYED;
+    // Keys come from clients: one with markup, which the page must show as text.
+    const key = '<b>cust</b>&1';
+    const keyed = async (tenant: string, concurrencyKey: string | null) => {
+      const now = Date.now();
+      return harness.store.create({
+        id: newJobId(now),
+        type,
+        tenant,
+        input: {},
+        metadata: {},
+        priority: 0,
+        maxAttempts: 1,
+        timeoutS: null,
+        createdAt: now,
+        runAt: now,
+        concurrencyKey,
+      });
+    };
+    const first = await keyed('acme', key);
+    const second = await keyed('acme', key);
+    const other = await keyed('acme', 'cust-2');
+    // One job per key runs; the key's second job waits at its cap.
+    const claimed = await harness.store.claim({
+      types: [type],
+      limits: { [type]: { keyConcurrency: 1 } },
+      max: 10,
+      workerId: 'ui-test',
+      leaseId: 'ui-lease',
+      leaseMs: 120_000,
+      now: Date.now(),
+    });
+    expect(claimed.map((job) => job.id).sort()).toEqual([first.id, other.id].sort());
+    await keyed('globex', null);
+    await keyed('globex', null);
+
+    const { page, problems } = await openPage();
+    await page.goto(`${baseUrl}/admin/ui`);
+    await signIn(page, VIEWER);
+    const acme = page.locator('#tenants tr[data-tenant="acme"]');
+    const globex = page.locator('#tenants tr[data-tenant="globex"]');
+    await acme.waitFor();
+    expect(await acme.locator('td[data-label=queued]').textContent()).toBe('1');
+    expect(await acme.locator('td[data-label=running]').textContent()).toBe('2');
+    expect(await globex.locator('td[data-label=queued]').textContent()).toBe('2');
+    expect(await globex.locator('td[data-label=running]').textContent()).toBe('0');
+    // The largest backlog first.
+    const order = await page
+      .locator('#tenants tbody tr')
+      .evaluateAll((rows) => rows.map((row) => (row as unknown as { dataset: { tenant: string } }).dataset.tenant));
+    expect(order.indexOf('globex')).toBeLessThan(order.indexOf('acme'));
+    expect(await acme.locator('td[data-label=queued] a').getAttribute('href')).toBe(
+      '/admin/ui/jobs?tenant=acme&status=queued',
+    );
+    expect(await page.locator(`#types tr[data-type="${type}"] .keys-at-cap`).textContent()).toBe('1 key at cap');
+    await page.screenshot({ path: new URL('overview-tenants.png', SCREENSHOTS).pathname, fullPage: true });
+
+    // The jobs list, searched by concurrency key: that key's jobs only.
+    await page.click('#nav a[data-view=jobs]');
+    await page.locator('#filters').waitFor();
+    await page.fill('#f-concurrency_key', key);
+    await page.click('#filters button[type=submit]');
+    await page.waitForURL((url) => url.searchParams.get('concurrency_key') === key);
+    await page.locator(`tr[data-job-id="${second.id}"]`).waitFor();
+    const listed = await page
+      .locator('tr[data-job-id]')
+      .evaluateAll((rows) => rows.map((row) => (row as unknown as { dataset: { jobId: string } }).dataset.jobId));
+    expect(listed.sort()).toEqual([first.id, second.id].sort());
+    expect(await page.inputValue('#f-concurrency_key')).toBe(key);
+
+    // The waiting job's page names its key (as text) and what it waits for.
+    await page.locator(`tr[data-job-id="${second.id}"] a`).first().click();
+    await page.waitForURL(`**/admin/ui/jobs/${second.id}`);
+    const keyFact = page.locator('dt', { hasText: 'Concurrency key' }).locator('xpath=following-sibling::dd[1]');
+    await keyFact.waitFor();
+    expect(await keyFact.textContent()).toBe(key);
+    expect(await keyFact.locator('b').count()).toBe(0);
+    expect(await keyFact.locator('a').getAttribute('href')).toBe(
+      `/admin/ui/jobs?${new URLSearchParams({ tenant: 'acme', concurrency_key: key }).toString()}`,
+    );
+    expect(await page.locator('#job-waiting-for').getAttribute('data-reason')).toBe('concurrency_key');
+    expect(await page.locator('#job-waiting-for').textContent()).toMatch(/key_concurrency/);
+    await page.screenshot({ path: new URL('job-waiting.png', SCREENSHOTS).pathname, fullPage: true });
+    // The running one waits for nothing.
+    await page.goto(`${baseUrl}/admin/ui/jobs/${first.id}`);
+    await page.locator('#job-status .status-running').waitFor();
+    expect(await page.locator('#job-waiting-for').count()).toBe(0);
+    expect(problems).toEqual([]);
   });
 });

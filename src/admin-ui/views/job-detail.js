@@ -102,6 +102,10 @@ export function renderJob(job, open, act) {
         { class: 'facts' },
         fact('Type', link(jobsHref(`type=${encodeURIComponent(job.type)}`), job.type)),
         job.tenant !== undefined ? fact('Tenant', String(job.tenant)) : null,
+        typeof job.concurrency_key === 'string' && job.concurrency_key !== ''
+          ? fact('Concurrency key', link(jobsHref(sameKey(job, job.concurrency_key)), job.concurrency_key))
+          : null,
+        waitingFor(job.waiting_for),
         job.worker_id ? fact('Worker', h('code', {}, job.worker_id)) : null,
         fact('Priority', String(job.priority)),
         fact('Created', when(job.created_at)),
@@ -139,6 +143,37 @@ export function renderJob(job, open, act) {
     h('section', { class: 'card' }, h('h2', {}, 'Attempts'), attemptsOf(job, open)),
     h('section', { class: 'card' }, h('h2', {}, 'Logs'), logsOf(job)),
   ];
+}
+
+/**
+ * The jobs list's query for the jobs sharing this job's concurrency key (a key's cap is per tenant).
+ * @param {Job} job
+ * @param {string} key
+ */
+function sameKey(job, key) {
+  const query = new URLSearchParams();
+  if (typeof job.tenant === 'string') query.set('tenant', job.tenant);
+  query.set('concurrency_key', key);
+  return query;
+}
+
+/**
+ * What `waiting_for` values mean, in words; another value is shown as the API sent it.
+ * @type {Record<string, string>}
+ */
+const WAITING_FOR = {
+  concurrency_key: "a free slot of its concurrency key: the type's key_concurrency of its jobs are running",
+};
+
+/**
+ * The "Waiting for" fact of a job that could start but waits; nothing when it waits for nothing.
+ * @param {unknown} value
+ */
+function waitingFor(value) {
+  if (value === undefined || value === null || value === '') return null;
+  if (typeof value !== 'string') return [h('dt', {}, 'Waiting for'), h('dd', {}, JSON.stringify(value))];
+  const text = Object.hasOwn(WAITING_FOR, value) ? WAITING_FOR[value] : value;
+  return [h('dt', {}, 'Waiting for'), h('dd', { id: 'job-waiting-for', 'data-reason': value }, text)];
 }
 
 /** The attempt timeline: ended attempts, and the one running now (which shows in the job itself). @param {Job} job @param {Map<string, boolean>} open */

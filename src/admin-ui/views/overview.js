@@ -1,8 +1,9 @@
 // @ts-check
 /*
  * The overview (/admin/ui): counts per status and per type, the queue, the last hour's throughput, the job
- * types (pause, resume) and the workers (drain, resume). Its counts come with every `stats` event of the
- * stream; the panels the event does not carry (types, workers, history) are read again soon after.
+ * types (pause, resume), the tenants with the largest backlog and the workers (drain, resume). Its counts and
+ * tenants come with every `stats` event of the stream; the panels the event does not carry (types, workers,
+ * history) are read again soon after.
  */
 
 /** @import { Page, Stats, TypeInfo } from '../api-types.js' */
@@ -15,6 +16,7 @@ import { live } from '../live.js';
 import { isCurrent, state } from '../state.js';
 import { historyChart } from './history-chart.js';
 import { queueTiles, statusTiles } from './overview-tiles.js';
+import { tenantsPanel } from './tenants-panel.js';
 import { typesPanel } from './types-panel.js';
 import { workersPanel } from './workers-panel.js';
 
@@ -67,6 +69,7 @@ export function overviewView(generation) {
       queueTiles(stats),
       section('Last hour', historyChart(history, stats)),
       section('Job types', typesPanel(stats, typeInfo, reload)),
+      section('Tenants', tenantsPanel(stats)),
       section('Workers', workersPanel(workers, stats, reload)),
     );
     updated.textContent = updatedAt(Date.now());

@@ -1,7 +1,8 @@
 // @ts-check
 /*
  * The overview's "Job types" panel: jobs per type and status (each a link to the list of them), whether a
- * type is paused (who, when, why) or has queued jobs and no live worker, and its Pause / Resume buttons
+ * type is paused (who, when, why), has queued jobs and no live worker, or has concurrency keys whose jobs wait
+ * at the type's `key_concurrency`, and its Pause / Resume buttons
  * (POST /admin/types/{type}/pause|resume; the API asks for the admin role and says so when it is missing).
  */
 
@@ -45,6 +46,23 @@ export function typesPanel(stats, typeInfo, reload) {
           )
         : null,
     ];
+  };
+  /**
+   * "3 keys at cap": concurrency keys with ready jobs that wait because `key_concurrency` of theirs already run.
+   * @param {string} type
+   */
+  const keysAtCap = (type) => {
+    const keys = num(stats.keys_at_cap?.[type]);
+    return keys > 0
+      ? h(
+          'span',
+          {
+            class: 'badge keys-at-cap',
+            title: "Concurrency keys whose ready jobs wait: the type's key_concurrency of theirs already run",
+          },
+          `${plural(keys, 'key')} at cap`,
+        )
+      : null;
   };
   /** @param {string} type @param {TypeInfo} info */
   const button = (type, info) =>
@@ -99,7 +117,7 @@ export function typesPanel(stats, typeInfo, reload) {
           h(
             'td',
             { 'data-label': 'Type' },
-            h('span', { class: 'type-name' }, link(jobsHref(filtered), type), flags(info)),
+            h('span', { class: 'type-name' }, link(jobsHref(filtered), type), flags(info), keysAtCap(type)),
             pause
               ? h(
                   'div',
