@@ -70,6 +70,8 @@ export interface SubmitOptions {
   webhook?: { url: string; events?: NonNullable<Job['webhook']>['events'] };
   /** Run even if the type reuses results (Cache-Control: no-cache). */
   noCache?: boolean;
+  /** Groups the job for its type's `key_concurrency` cap and `fair_by: "key"` turns (a customer id, a document id). */
+  concurrencyKey?: string;
 }
 
 export interface WaitOptions {
@@ -111,6 +113,7 @@ export class JobsClient {
       ...(options.maxAttempts !== undefined ? { max_attempts: options.maxAttempts } : {}),
       ...(options.timeoutS !== undefined ? { timeout_s: options.timeoutS } : {}),
       ...(options.webhook ? { webhook: options.webhook } : {}),
+      ...(options.concurrencyKey !== undefined ? { concurrency_key: options.concurrencyKey } : {}),
     };
     const headers: Record<string, string> = { 'content-type': 'application/json' };
     if (options.idempotencyKey) headers['idempotency-key'] = options.idempotencyKey;

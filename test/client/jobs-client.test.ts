@@ -29,6 +29,13 @@ describe('JobsClient', () => {
     expect(await jobs.result(job.id)).toEqual({ slept_ms: 600, attempt: 1 });
   });
 
+  it('submits a concurrency key, which the Job carries', async () => {
+    const jobs = await client({ workers: false });
+    const job = await jobs.submit('sleep', { ms: 0 }, { concurrencyKey: 'customer-42' });
+    expect(job).toMatchObject({ concurrency_key: 'customer-42', waiting_for: null });
+    expect((await jobs.get(job.id)).concurrency_key).toBe('customer-42');
+  });
+
   it('turns problems into ApiError, carrying the failed Job', async () => {
     const jobs = await client();
     const failing = await jobs.submit('sleep', { ms: 0, fail_times: 5 }, { maxAttempts: 1 });
