@@ -186,12 +186,12 @@ export class MemoryFairQueue {
       flows.remove(key);
       this.heldBackOf(type).add(`${tenant}\n${key}`);
     } else {
-      let keyRound: number | undefined;
+      let round: number | undefined;
       if (byKey) {
         const current = flows.score(key);
-        keyRound = (current === undefined ? 0 : lowOf(current)) + 1;
+        round = (current === undefined ? 0 : lowOf(current)) + 1;
       }
-      this.placeFlow(type, tenant, key, keyRound);
+      this.placeFlow(type, tenant, key, { byKey, round });
     }
     const current = this.rotation(type).score(tenant);
     let round = current === undefined ? 0 : lowOf(current);
@@ -254,7 +254,8 @@ export class MemoryFairQueue {
     rotation.add(tenant, band * PRIORITY_BAND + round);
   }
 
-  private placeFlow(type: string, tenant: string, key: string, round?: number): void {
+  /** `claimed`: right after a claim took from the flow, the claimed job's mode and its key's next round. */
+  private placeFlow(type: string, tenant: string, key: string, claimed?: { byKey: boolean; round?: number }): void {
     const flows = this.tenantFlowsOf(type, tenant);
     const head = this.head(this.flow(type, tenant, key));
     if (!head) {
@@ -263,9 +264,10 @@ export class MemoryFairQueue {
       if (key !== '') this.heldBackOf(type).delete(`${tenant}\n${key}`);
       return;
     }
-    if (key !== '' && this.heldBackOf(type).has(`${tenant}\n${key}`)) return;
+    if (!claimed && key !== '' && this.heldBackOf(type).has(`${tenant}\n${key}`)) return;
+    let round = claimed?.round;
     let score = readyScore(head);
-    if (this.byKey(head.id)) {
+    if (claimed ? claimed.byKey : this.byKey(head.id)) {
       const band = bandOf(score);
       const current = flows.score(key);
       const sameBand = current !== undefined && bandOf(current) === band;

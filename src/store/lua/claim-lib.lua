@@ -91,7 +91,7 @@ local function claim_jobs(now, lease_ms, lease_id, worker_id, max, ttl_ms, lapse
     if entry and entry.batch and entry.taken > 0 then
       place_flow(job_type, entry.tenant, '')
       local current = redis.call('ZSCORE', fair_tenants_key(job_type), entry.tenant)
-      place_tenant(job_type, entry.tenant, (current and low_of(tonumber(current)) or 0) + 1)
+      place_tenant(job_type, entry.tenant, (current and low_of(tonumber(current)) or 0) + 1, current)
     end
   end
   local function candidate(job_type)

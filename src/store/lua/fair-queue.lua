@@ -37,8 +37,9 @@ local function entry_round(rotation, band)
 end
 
 -- The tenant's place in the rotation once its flows changed: its best band; in that band, `round` when given (after
--- its claim), else the round it has, else (it joins the band) the band's entry round.
-local function place_tenant(job_type, tenant, round)
+-- its claim), else the round it has, else (it joins the band) the band's entry round. `current`: its score in the
+-- rotation (false: none), when the caller read it already.
+local function place_tenant(job_type, tenant, round, current)
   local rotation = fair_tenants_key(job_type)
   local best = redis.call('ZRANGE', flows_key(job_type, tenant), 0, 0, 'WITHSCORES')
   if not best[1] then
@@ -46,7 +47,7 @@ local function place_tenant(job_type, tenant, round)
     return
   end
   local band = band_of(tonumber(best[2]))
-  local current = redis.call('ZSCORE', rotation, tenant)
+  if current == nil then current = redis.call('ZSCORE', rotation, tenant) end
   local same_band = current and band_of(tonumber(current)) == band
   if not (same_band and round) then
     if same_band then return end
@@ -57,9 +58,10 @@ local function place_tenant(job_type, tenant, round)
 end
 
 -- The flow's place among its tenant's flows once its head changed: gone when empty, none while held back at its
--- key's cap. Keys of fair_by key jobs (the head's `fk`) take turns as tenants do (`round` after a claim); other
--- flows are in their head's order.
-local function place_flow(job_type, tenant, ckey, round)
+-- key's cap. Keys of fair_by key jobs (the head's `fk`) take turns as tenants do; other flows are in their head's
+-- order. `claimed`: { by_key = the claimed job's fk, round = its key's next round } right after a claim took from
+-- the flow (which was claimable, so not held back): spares the reads of both.
+local function place_flow(job_type, tenant, ckey, claimed)
   local flows = flows_key(job_type, tenant)
   local head = redis.call('ZRANGE', flow_key(job_type, tenant, ckey), 0, 0, 'WITHSCORES')
   if not head[1] then
@@ -67,9 +69,15 @@ local function place_flow(job_type, tenant, ckey, round)
     if ckey ~= '' then redis.call('SREM', key_cap_key(job_type), flow_name(tenant, ckey)) end
     return
   end
-  if ckey ~= '' and redis.call('SISMEMBER', key_cap_key(job_type), flow_name(tenant, ckey)) == 1 then return end
+  local by_key, round = nil, nil
+  if claimed then
+    by_key, round = claimed.by_key, claimed.round
+  else
+    if ckey ~= '' and redis.call('SISMEMBER', key_cap_key(job_type), flow_name(tenant, ckey)) == 1 then return end
+    by_key = redis.call('HGET', job_key(head[1]), 'fk') == '1'
+  end
   local score = tonumber(head[2])
-  if redis.call('HGET', job_key(head[1]), 'fk') == '1' then
+  if by_key then
     local band = band_of(score)
     local current = redis.call('ZSCORE', flows, ckey)
     local same_band = current and band_of(tonumber(current)) == band
@@ -157,7 +165,7 @@ local function took_turn(job_type, id, tenant, ckey, by_key, key_cap, weight)
       local current = redis.call('ZSCORE', flows, ckey)
       key_round = (current and low_of(tonumber(current)) or 0) + 1
     end
-    place_flow(job_type, tenant, ckey, key_round)
+    place_flow(job_type, tenant, ckey, { by_key = by_key, round = key_round })
   end
   local current = redis.call('ZSCORE', fair_tenants_key(job_type), tenant)
   local round = current and low_of(tonumber(current)) or 0
@@ -167,7 +175,7 @@ local function took_turn(job_type, id, tenant, ckey, by_key, key_cap, weight)
     redis.call('HDEL', fair_hash_key(job_type), 'c:' .. tenant)
     round = round + 1
   end
-  place_tenant(job_type, tenant, round)
+  place_tenant(job_type, tenant, round, current)
 end
 
 -- A job with a concurrency key stopped running: its key has a free slot, and its flow, if held back, comes back.
