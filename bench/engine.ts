@@ -1,7 +1,8 @@
 import { Queue, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { HandlerRegistry } from '../src/handlers/registry.js';
-import type { HeldLease, JobStore } from '../src/store/job-store.js';
+import type { NewJob } from '../src/jobs/job.js';
+import type { ClaimLimit, HeldLease, JobStore } from '../src/store/job-store.js';
 import { MemoryJobStore } from '../src/store/memory-job-store.js';
 import { RedisJobStore } from '../src/store/redis-job-store.js';
 import { WorkerPool } from '../src/worker/worker-pool.js';
@@ -122,7 +123,7 @@ export function probeStore(store: JobStore, probe: StoreProbe): JobStore {
   });
 }
 
-function newPool(store: JobStore, concurrency: number): WorkerPool {
+function newPool(store: JobStore, concurrency: number, limits?: Record<string, ClaimLimit>): WorkerPool {
   return new WorkerPool({
     store,
     handlers: new HandlerRegistry([noopHandler]),
@@ -130,6 +131,7 @@ function newPool(store: JobStore, concurrency: number): WorkerPool {
     concurrency,
     leaseMs: 30_000,
     backoff: { baseMs: 1000, maxMs: 300_000 },
+    limits,
   });
 }
 
@@ -146,29 +148,39 @@ export interface ThroughputRun {
   probe: StoreProbe | null;
 }
 
-/** Ours: create N no-op jobs, then start a pool of `concurrency` and time until all succeeded. */
+/**
+ * Ours: create N no-op jobs, then start a pool of `concurrency` and time until all succeeded. With `queued` > N,
+ * that many jobs are created and the timing stops once N of them succeeded (the queue stays long throughout).
+ * `makeJob(i)` builds the i-th job (default: the anonymous tenant's, no concurrency key); `limits` go to the pool.
+ */
 export async function oursThroughput(options: {
   store: JobStore;
   concurrency: number;
   jobs: number;
   timeoutMs: number;
   costRedis?: Redis;
+  queued?: number;
+  makeJob?: (index: number) => NewJob;
+  limits?: Record<string, ClaimLimit>;
 }): Promise<ThroughputRun> {
   const { store, concurrency, jobs } = options;
+  const queued = Math.max(jobs, options.queued ?? jobs);
+  const makeJob = options.makeJob ?? (() => newJob(noopHandler.type, PAYLOAD));
   const addStart = performance.now();
-  await inBatches(jobs, CREATE_BATCH, () => store.create(newJob(noopHandler.type, PAYLOAD)));
-  const addPerS = jobs / ((performance.now() - addStart) / 1000);
+  await inBatches(queued, CREATE_BATCH, (index) => store.create(makeJob(index)));
+  const addPerS = queued / ((performance.now() - addStart) / 1000);
 
   const probe = newProbe();
-  const pool = newPool(probeStore(store, probe), concurrency);
+  const pool = newPool(probeStore(store, probe), concurrency, options.limits);
   const before = options.costRedis ? await costSnapshot(options.costRedis) : null;
   const started = performance.now();
   await pool.start();
   const finished = await waitUntil(() => pool.counters.succeeded >= jobs, options.timeoutMs);
   const seconds = (performance.now() - started) / 1000;
   const completed = pool.counters.succeeded;
-  const cost =
-    before && options.costRedis ? costPerJob(before, await costSnapshot(options.costRedis), completed) : null;
+  const after = before && options.costRedis ? await costSnapshot(options.costRedis) : null;
+  // Over the jobs done by the snapshot's time: with `queued` > N the pool keeps going meanwhile.
+  const cost = before && after ? costPerJob(before, after, pool.counters.succeeded) : null;
   await pool.drain(5000);
   return { jobs, completed, seconds, jobsPerS: completed / seconds, addPerS, timedOut: !finished, cost, probe };
 }

@@ -30,14 +30,18 @@
  *   BENCH_LIST_BIG=1000000       finished jobs in the big listing set
  *   BENCH_LIST_CONNECTIONS=10    closed-loop clients of the listing section
  *   BENCH_LIST_S=4               seconds per listing set (in two interleaved halves)
- *   BENCH_SECTIONS=engine,memstore,latency,memory,http,list,remote   the sections to run (all by default)
+ *   BENCH_FAIR_TENANTS=10        tenants the fairness section spreads its jobs over (section 8a)
+ *   BENCH_FAIR_KEYS=100000       queued jobs, and distinct concurrency keys, of section 8b's many-keys side
+ *   BENCH_SECTIONS=engine,memstore,latency,memory,http,list,remote,fairness   the sections to run (all by default);
+ *                                BENCH_SECTIONS=fairness runs only the fairness section
  *   BENCH_REDIS_URL              a loopback Redis to use instead of spawning one (redis://127.0.0.1:6379)
  * (BENCH_SERVER_* are set by the bench for bench/http-server.ts, not by hand.)
  *
  * Duration: with the defaults, about 6 minutes on the 2-core machine of bench/results.md when it is quiet
  * (load average ≈ 2), about 10 under heavy load (≈ 12). To fit three rounds in that, BENCH_JOBS went from
  * 50000 to 30000 and BENCH_MEMSTORE_JOBS from 100000 to 50000 (still 4–10 s of timed work per run); the
- * untimed job creation before each run costs about as much wall time as the timed part.
+ * untimed job creation before each run costs about as much wall time as the timed part. The fairness section
+ * (8) adds about 4–5 minutes, most of it creating section 8b's 2 × BENCH_FAIR_KEYS jobs per round.
  */
 import { spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -58,6 +62,7 @@ import { listBench, type ListRun } from './list.js';
 import { bullMemory, oursMemory, type MemoryRun } from './memory.js';
 import { machineLine, openBenchRedis, resetRedis, type BenchRedis } from './redis.js';
 import { remoteBench, remoteRow, type RemoteRun } from './remote.js';
+import { fairnessBench, fairnessRows, type FairnessRun } from './fairness.js';
 import {
   envNumber,
   fmtInt,
@@ -125,8 +130,14 @@ const sizes = {
   listBig: numberSetting('BENCH_LIST_BIG', 1_000_000, 'finished jobs in the big listing set'),
   listConnections: numberSetting('BENCH_LIST_CONNECTIONS', 10, 'closed-loop clients of the listing section'),
   listS: numberSetting('BENCH_LIST_S', 4, 'seconds per listing set'),
+  fairTenants: numberSetting('BENCH_FAIR_TENANTS', 10, 'tenants the fairness section spreads its jobs over'),
+  fairKeys: numberSetting(
+    'BENCH_FAIR_KEYS',
+    100_000,
+    "queued jobs, and distinct concurrency keys, of the fairness section's many-keys side",
+  ),
 };
-const allSections = ['engine', 'memstore', 'latency', 'memory', 'http', 'list', 'remote'] as const;
+const allSections = ['engine', 'memstore', 'latency', 'memory', 'http', 'list', 'remote', 'fairness'] as const;
 type Section = (typeof allSections)[number];
 const wanted = new Set(listSetting('BENCH_SECTIONS', allSections.join(','), 'the sections to run'));
 for (const section of wanted) {
@@ -172,6 +183,7 @@ interface Results {
   http?: HttpRun;
   list?: ListRun;
   remote?: RemoteRun;
+  fairness?: FairnessRun;
   /** Section → seconds it took. */
   timings: [string, number][];
 }
@@ -345,6 +357,21 @@ async function httpSection(redis: BenchRedis, results: Results): Promise<void> {
 
 async function remoteSection(redis: BenchRedis, results: Results): Promise<void> {
   results.remote = await remoteBench({ redis, jobs: sizes.jobs, rounds, timeoutMs: sizes.runTimeoutMs, log });
+}
+
+async function fairnessSection(redis: BenchRedis, results: Results): Promise<void> {
+  const compared = comparedConcurrencies.length > 0 ? comparedConcurrencies : [10];
+  results.fairness = await fairnessBench({
+    redis,
+    jobs: sizes.jobs,
+    queued: Math.max(sizes.fairKeys, sizes.jobs),
+    tenants: Math.max(2, Math.floor(sizes.fairTenants)),
+    concurrencies: compared,
+    keysConcurrency: compared[0]!,
+    rounds,
+    timeoutMs: sizes.runTimeoutMs,
+    log,
+  });
 }
 
 async function listSection(redis: BenchRedis, results: Results): Promise<void> {
@@ -587,6 +614,7 @@ function rows(results: Results): Row[] {
     );
   }
   if (results.remote) out.push(remoteRow(results.remote));
+  if (results.fairness) out.push(...fairnessRows(results.fairness));
   return out;
 }
 
@@ -754,6 +782,7 @@ ${settingLines}
 - **4 memory.** \`INFO memory\` \`used_memory\` after − before (FLUSHALL'd Redis, the engine's clients closed), over N, after creating and processing N jobs with a pool / Worker of 10; one round (ours, then BullMQ). The "one job key" figure is \`MEMORY USAGE\` of one job key (ours: the packed string of a finished job; BullMQ: its job hash).
 - **5 scale.** ${'`'}bench/list.ts${'`'} fills Redis directly: one job goes through the real store (create → claim → finish), its hash is the template, and the rest are written with pipelines that mirror what create.lua + claim.lua + finish.lua leave for a finished job (the job hash with its own id and shifted times, PEXPIREAT, \`idx:succeeded:echo\`, \`expiry\`); fill took ${results.list ? results.list.fillSeconds.toFixed(0) : '?'} s. Both sets live in Redis at once under their own prefixes; the app (API role) serves each; after a 2 s warm-up of each, ${sizes.listConnections} keep-alive clients in a closed loop, ${sizes.listS} s per set in two interleaved halves (small, big, small, big), every request timed with \`performance.now()\` (autocannon's histogram has 1 ms steps). One round.
 - **6 memory store.** As (1) at concurrency 10, with \`MemoryJobStore\` (after a 2000-job warm-up), against ours on Redis at concurrency 10 (BENCH_JOBS jobs) run back to back in alternated rounds.
+- **8 fairness** (issue #13; \`bench/fairness.ts\`). As (1), ours only, each side on a fresh key prefix after a 2000-job warm-up of the fair paths, in alternated rounds. (a) BENCH_JOBS jobs spread round-robin over ${sizes.fairTenants} tenants, so every claim takes turns between them, against the same number all of one tenant (one flow: the claim's plain batch path); both sides use named tenants, so the per-tenant indexes cost the same. (b) ${fmtInt(sizes.fairKeys)} queued jobs of a \`fair_by: key\` type whose \`key_concurrency\` equals the pool's concurrency (checked on every claim, never binding), with ${fmtInt(sizes.fairKeys)} distinct concurrency keys against the same jobs over 10 keys, one tenant, timed over their first BENCH_JOBS (the queue stays long throughout); the job creation is untimed. The Redis CPU per job is from \`INFO cpu\` over each timed run.
 `;
 }
 
@@ -786,6 +815,7 @@ try {
     ['http', httpSection],
     ['list', listSection],
     ['remote', remoteSection],
+    ['fairness', fairnessSection],
   ];
   for (const [section, run] of sections) {
     if (!runs(section)) continue;
