@@ -121,16 +121,6 @@ export class MemoryFairQueue {
     return (this.rotations.get(type)?.size ?? 0) > 0;
   }
 
-  /** The flow a claim may batch from: its type's only tenant's only flow, without a key; else undefined. */
-  loneFlow(type: string): { tenant: string; flow: MinHeap<QueueEntry> } | undefined {
-    const rotation = this.rotations.get(type);
-    if (rotation?.size !== 1) return undefined;
-    const tenant = rotation.first()!.member;
-    const flows = this.tenantFlows.get(`${type}\0${tenant}`)!;
-    if (flows.size !== 1 || flows.first()!.member !== '') return undefined;
-    return { tenant, flow: this.flow(type, tenant, '') };
-  }
-
   /** The head of a flow (stale entries dropped), without taking it. */
   head(flow: MinHeap<QueueEntry>): QueueEntry | undefined {
     let entry = flow.peek();
@@ -139,13 +129,6 @@ export class MemoryFairQueue {
       entry = flow.peek();
     }
     return entry;
-  }
-
-  /** After a batch from a lone flow: the flow and its tenant take their places once. */
-  endBatch(type: string, tenant: string): void {
-    this.placeFlow(type, tenant, '');
-    const current = this.rotation(type).score(tenant);
-    this.placeTenant(type, tenant, (current === undefined ? 0 : lowOf(current)) + 1);
   }
 
   /** The job the next claim of `type` takes, holding back flows at `keyCap` (0 = none) on the way. */

@@ -400,64 +400,45 @@ export class MemoryJobStore implements JobStore {
     return this.claimReady(request);
   }
 
-  /** The steps of claim-lib.lua: jobs in turn (memory-fair-queue.ts) across the types, a lone flow as one batch. */
+  /**
+   * Claim-lib.lua's order: jobs in turn (memory-fair-queue.ts) across the types by ready score. (The Redis store plans
+   * several turns at once where it can; the order is the same, which the contract suite checks.)
+   */
   private claimReady(request: ClaimRequest): JobRecord[] {
     const now = this.monotonic(request.now);
     this.reapLapsedLeases(now);
     this.promoteDue(now);
     const budget = this.claimBudgets(request, now);
     const claimed: JobRecord[] = [];
-    const nextOf = new Map<
-      string,
-      { inTurn: InTurn; batch?: { flow: MinHeap<QueueEntry>; left: number; taken: number } }
-    >();
+    const nextOf = new Map<string, InTurn>();
     const refill = (type: string): void => {
       nextOf.delete(type);
       if ((budget.get(type) ?? 0) <= 0) return;
-      const lone = this.fair.loneFlow(type);
-      const head = lone && this.fair.head(lone.flow);
-      if (lone && head) {
-        const left = Math.min(budget.get(type)!, request.max - claimed.length);
-        nextOf.set(type, {
-          inTurn: { entry: head, tenant: lone.tenant, key: '' },
-          batch: { flow: lone.flow, left, taken: 0 },
-        });
-        return;
-      }
       const inTurn = this.fair.nextInTurn(type, request.limits?.[type]?.keyConcurrency ?? 0);
-      if (inTurn) nextOf.set(type, { inTurn });
-    };
-    const endBatch = (type: string): void => {
-      const next = nextOf.get(type);
-      if (next?.batch && next.batch.taken > 0) this.fair.endBatch(type, next.inTurn.tenant);
+      if (inTurn) nextOf.set(type, inTurn);
     };
     for (const type of request.types) refill(type);
     while (claimed.length < request.max) {
       let best: string | undefined;
       for (const type of request.types) {
         const next = nextOf.get(type);
-        if (next && (best === undefined || claimOrder(next.inTurn.entry, nextOf.get(best)!.inTurn.entry))) best = type;
+        if (next && (best === undefined || claimOrder(next.entry, nextOf.get(best)!.entry))) best = type;
       }
       if (best === undefined) break;
       const type = best;
       const next = nextOf.get(type)!;
-      const job = this.jobs.get(next.inTurn.entry.id)!;
+      const job = this.jobs.get(next.entry.id)!;
       job.queueSeq = 0; // its queue entry is stale from here on
-      if (next.batch) {
-        next.batch.taken++;
-        next.batch.left--;
-      } else {
-        const limit = request.limits?.[type];
-        this.fair.tookTurn(
-          type,
-          next.inTurn,
-          job.fairByKey,
-          limit?.keyConcurrency ?? 0,
-          request.tenantWeights?.[job.tenant] ?? 1,
-        );
-      }
+      const limit = request.limits?.[type];
+      this.fair.tookTurn(
+        type,
+        next,
+        job.fairByKey,
+        limit?.keyConcurrency ?? 0,
+        request.tenantWeights?.[job.tenant] ?? 1,
+      );
       budget.set(type, budget.get(type)! - 1);
-      if (request.limits?.[type]?.rate) this.rateLog(type).push(now);
+      if (limit?.rate) this.rateLog(type).push(now);
       job.attempt++;
       job.startedAt = now;
       job.progress = emptyProgress();
@@ -467,14 +448,8 @@ export class MemoryJobStore implements JobStore {
       this.touch(job, now);
       this.queueWebhook(job, 'job.started', now);
       claimed.push(structuredClone(stripInternal(job)));
-      const following = next.batch && next.batch.left > 0 && budget.get(type)! > 0 && this.fair.head(next.batch.flow);
-      if (following) next.inTurn = { ...next.inTurn, entry: following };
-      else {
-        endBatch(type);
-        refill(type);
-      }
+      refill(type);
     }
-    for (const type of request.types) endBatch(type);
     return claimed;
   }
 

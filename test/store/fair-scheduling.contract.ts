@@ -87,6 +87,15 @@ export function describeFairSchedulingContract(currentStore: () => JobStore): vo
       ]);
     });
 
+    it('takes weighted turns, priority bands and keyed tenants in one big claim as one at a time', async () => {
+      const [a1, a2, a3, a4] = [await submit('acme'), await submit('acme'), await submit('acme'), await submit('acme')];
+      const [b1, b2] = [await submit('bolt'), await submit('bolt')];
+      const c1 = await submit('core', { concurrencyKey: 'x' });
+      const b3 = await submit('bolt', { priority: 5 });
+      const claimed = await currentStore().claim(request({ max: 9, tenantWeights: { acme: 2 } }));
+      expect(claimed.map((job) => job.id)).toEqual([b3.id, a1.id, a2.id, b1.id, c1.id, a3.id, a4.id, b2.id]);
+    });
+
     it('gives a tenant of weight 3 three claims to another tenant’s one', async () => {
       for (let i = 0; i < 120; i++) await submit('acme');
       for (let i = 0; i < 120; i++) await submit('bolt');

@@ -63,41 +63,30 @@ local function claim_jobs(now, lease_ms, lease_id, worker_id, max, ttl_ms, lapse
     budget[job_type] = allowed
   end
 
-  -- 3. Jobs in turn (fair-queue.lua), across the types by ready score. A type whose queue holds one tenant with one
-  -- flow and no key has nobody to take turns with: its next jobs are read as one batch, in the flow's order.
+  -- 3. Jobs in turn (fair-queue.lua), across the types by ready score: while the tenants in turn hold no keyed flows,
+  -- a type's next turns are planned at once (plan_turns), else taken one at a time (next_in_turn, took_turn).
   local next_of = {}
   local claimed = {}
   local function refill(job_type)
     next_of[job_type] = nil
     if budget[job_type] <= 0 then return end
-    local rotation = fair_tenants_key(job_type)
-    if redis.call('ZCARD', rotation) == 1 then
-      local tenant = redis.call('ZRANGE', rotation, 0, 0)[1]
-      local flows = flows_key(job_type, tenant)
-      if redis.call('ZCARD', flows) == 1 and redis.call('ZRANGE', flows, 0, 0)[1] == '' then
-        local head = redis.call('ZRANGE', flow_key(job_type, tenant, ''), 0, math.min(budget[job_type], max - #claimed) - 1, 'WITHSCORES')
-        if head[1] then
-          next_of[job_type] = { batch = head, at = 1, tenant = tenant, taken = 0 }
-          return
-        end
-      end
+    local turns = plan_turns(job_type, math.min(budget[job_type], max - #claimed), weights)
+    if turns and turns[1] then
+      next_of[job_type] = { turns = turns, at = 1 }
+      return
     end
     local id, score, tenant, ckey = next_in_turn(job_type, key_cap[job_type])
     if id then next_of[job_type] = { id = id, score = score, tenant = tenant, ckey = ckey } end
   end
-  -- A batch's flow and tenant take their places once, when the batch is done.
-  local function end_batch(job_type)
+  -- A plan's tenants take their places once, for the turns taken.
+  local function end_plan(job_type)
     local entry = next_of[job_type]
-    if entry and entry.batch and entry.taken > 0 then
-      place_flow(job_type, entry.tenant, '')
-      local current = redis.call('ZSCORE', fair_tenants_key(job_type), entry.tenant)
-      place_tenant(job_type, entry.tenant, (current and low_of(tonumber(current)) or 0) + 1, current)
-    end
+    if entry and entry.turns and entry.at > 1 then end_turns(job_type, entry.turns, entry.at - 1) end
   end
   local function candidate(job_type)
     local entry = next_of[job_type]
     if not entry then return nil end
-    if entry.batch then return entry.batch[entry.at], tonumber(entry.batch[entry.at + 1]) end
+    if entry.turns then return entry.turns[entry.at].id, entry.turns[entry.at].score end
     return entry.id, entry.score
   end
   for _, job_type in ipairs(types) do refill(job_type) end
@@ -115,10 +104,9 @@ local function claim_jobs(now, lease_ms, lease_id, worker_id, max, ttl_ms, lapse
     local job_type, id, entry = best_type, best_id, next_of[best_type]
     local key = job_key(id)
     local job = job_fields(key, 'status', 'attempt', 'ver', 'tenant', 'wh', 'ckey', 'fk')
-    if entry.batch then
-      redis.call('ZREM', flow_key(job_type, entry.tenant, ''), id)
-      entry.at = entry.at + 2
-      entry.taken = entry.taken + 1
+    if entry.turns then
+      redis.call('ZREM', flow_key(job_type, entry.turns[entry.at].tenant, ''), id)
+      entry.at = entry.at + 1
     elseif job[1] == 'queued' then
       took_turn(job_type, id, entry.tenant, entry.ckey, job[7] == '1', key_cap[job_type], weights[entry.tenant] or 1)
     else
@@ -138,11 +126,11 @@ local function claim_jobs(now, lease_ms, lease_id, worker_id, max, ttl_ms, lapse
       if job[5] then queue_webhook(id, job[5], 'job.started', version, now, function() return packed_snapshot(key) end) end
       claimed[#claimed + 1] = redis.call('HGETALL', key)
     end
-    if not entry.batch or entry.at > #entry.batch or budget[job_type] <= 0 then
-      end_batch(job_type)
+    if not entry.turns or entry.at > #entry.turns or budget[job_type] <= 0 then
+      end_plan(job_type)
       refill(job_type)
     end
   end
-  for _, job_type in ipairs(types) do end_batch(job_type) end
+  for _, job_type in ipairs(types) do end_plan(job_type) end
   return claimed
 end

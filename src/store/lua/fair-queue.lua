@@ -178,6 +178,109 @@ local function took_turn(job_type, id, tenant, ckey, by_key, key_cap, weight)
   place_tenant(job_type, tenant, round, current)
 end
 
+-- Most tenants a claim plans its turns over at once (plan_turns); with more, it takes them one at a time.
+local PLAN_TENANTS_MAX = 64
+
+-- The turns of the next `want` claims of `job_type` while the tenants in turn each hold one flow without a key (the
+-- common case), worked out from the rotation and each tenant's queued heads (read once, when its first turn
+-- comes), in exactly the order next_in_turn and took_turn would take them one at a time, without writing. Each
+-- turn is { id, score, tenant } and the tenant's state after it: band and round (its rotation score), credit, and
+-- `active` (false: that was its last job). The plan stops before a tenant with keyed flows (the caller then goes
+-- on one at a time); nil when the rotation holds more than PLAN_TENANTS_MAX tenants.
+local function plan_turns(job_type, want, weights)
+  local rotation = fair_tenants_key(job_type)
+  local count = redis.call('ZCARD', rotation)
+  if count > PLAN_TENANTS_MAX then return nil end
+  local states = {}
+  local members = redis.call('ZRANGE', rotation, 0, -1, 'WITHSCORES')
+  for i = 1, #members, 2 do
+    local score = tonumber(members[i + 1])
+    states[#states + 1] = { tenant = members[i], band = band_of(score), round = low_of(score), active = true }
+  end
+  local turns = {}
+  while #turns < want do
+    local best = nil
+    for _, state in ipairs(states) do
+      if
+        state.active
+        and (
+          not best
+          or state.band < best.band
+          or (state.band == best.band and (state.round < best.round or (state.round == best.round and state.tenant < best.tenant)))
+        )
+      then
+        best = state
+      end
+    end
+    if not best then break end
+    if not best.jobs then
+      local flows = flows_key(job_type, best.tenant)
+      if redis.call('ZCARD', flows) ~= 1 or redis.call('ZRANGE', flows, 0, 0)[1] ~= '' then break end
+      -- As many jobs as it could take in this plan, and one more: the head it is left with decides its band.
+      local wanted = want - #turns
+      best.jobs = redis.call('ZRANGE', flow_key(job_type, best.tenant, ''), 0, wanted, 'WITHSCORES')
+      if not best.jobs[1] then break end
+      best.at = 1
+      best.weight = weights[best.tenant] or 1
+      best.credit = best.weight > 1 and tonumber(redis.call('HGET', fair_hash_key(job_type), 'c:' .. best.tenant) or '0') or 0
+    end
+    local id, score = best.jobs[best.at], tonumber(best.jobs[best.at + 1])
+    best.at = best.at + 2
+    -- took_turn's rules: the round goes on after `weight` claims.
+    if best.weight <= 1 then
+      best.round = best.round + 1
+    else
+      best.credit = best.credit + 1
+      if best.credit >= best.weight then
+        best.credit = 0
+        best.round = best.round + 1
+      end
+    end
+    if best.at > #best.jobs then
+      best.active = false -- its flow is empty (it never takes the one job read beyond what it could take)
+    else
+      -- place_tenant's rules: a new band is joined at its lowest round, with the credit reset.
+      local band = band_of(tonumber(best.jobs[best.at + 1]))
+      if band ~= best.band then
+        local lowest = nil
+        for _, state in ipairs(states) do
+          if state ~= best and state.active and state.band == band and (not lowest or state.round < lowest) then
+            lowest = state.round
+          end
+        end
+        best.band, best.round, best.credit = band, lowest or 0, 0
+      end
+    end
+    turns[#turns + 1] = {
+      id = id, score = score, tenant = best.tenant, band = best.band, round = best.round, credit = best.credit,
+      weight = best.weight, active = best.active,
+    }
+  end
+  return turns
+end
+
+-- Writes the outcome of the first `taken` turns of a plan (their jobs already left their flows): each tenant's flow
+-- and rotation place and credit as its last turn left them.
+local function end_turns(job_type, turns, taken)
+  local last = {}
+  for i = 1, taken do last[turns[i].tenant] = turns[i] end
+  for tenant, turn in pairs(last) do
+    place_flow(job_type, tenant, '', { by_key = false })
+    if turn.active then
+      redis.call('ZADD', fair_tenants_key(job_type), turn.band * PRIORITY_BAND + turn.round, tenant)
+    else
+      redis.call('ZREM', fair_tenants_key(job_type), tenant)
+    end
+    if turn.weight > 1 then
+      if turn.credit > 0 then
+        redis.call('HSET', fair_hash_key(job_type), 'c:' .. tenant, turn.credit)
+      else
+        redis.call('HDEL', fair_hash_key(job_type), 'c:' .. tenant)
+      end
+    end
+  end
+end
+
 -- A job with a concurrency key stopped running: its key has a free slot, and its flow, if held back, comes back.
 -- Returns true when a flow came back (workers may be idle with nothing else to claim: the caller signals work).
 local function free_key_slot(job_type, tenant, ckey)
