@@ -87,6 +87,20 @@ export function describeFairSchedulingContract(currentStore: () => JobStore): vo
       ]);
     });
 
+    it('goes on with the tenant left when another runs out within one claim', async () => {
+      for (let i = 0; i < 30; i++) await submit('acme');
+      for (let i = 0; i < 2; i++) await submit('bolt');
+      const claimed = await currentStore().claim(request({ max: 20 }));
+      expect(claimed.map((job) => job.tenant)).toEqual([
+        'acme',
+        'bolt',
+        'acme',
+        'bolt',
+        ...Array.from({ length: 16 }, () => 'acme'),
+      ]);
+      expect((await currentStore().claim(request({ max: 20 }))).length).toBe(12);
+    });
+
     it('takes weighted turns, priority bands and keyed tenants in one big claim as one at a time', async () => {
       const [a1, a2, a3, a4] = [await submit('acme'), await submit('acme'), await submit('acme'), await submit('acme')];
       const [b1, b2] = [await submit('bolt'), await submit('bolt')];

@@ -181,6 +181,15 @@ end
 -- Most tenants a claim plans its turns over at once (plan_turns); with more, it takes them one at a time.
 local PLAN_TENANTS_MAX = 64
 
+-- The next `state.chunk` queued jobs of a planned tenant's flow, after those read (the flow does not change while
+-- a plan is made).
+local function read_more(job_type, state)
+  local from = #state.jobs / 2
+  local more = redis.call('ZRANGE', flow_key(job_type, state.tenant, ''), from, from + state.chunk - 1, 'WITHSCORES')
+  for _, value in ipairs(more) do state.jobs[#state.jobs + 1] = value end
+  state.complete = #more < 2 * state.chunk
+end
+
 -- The turns of the next `want` claims of `job_type` while the tenants in turn each hold one flow without a key (the
 -- common case), worked out from the rotation and each tenant's queued heads (read once, when its first turn
 -- comes), in exactly the order next_in_turn and took_turn would take them one at a time, without writing. Each
@@ -214,14 +223,16 @@ local function plan_turns(job_type, want, weights)
     end
     if not best then break end
     if not best.jobs then
-      local flows = flows_key(job_type, best.tenant)
-      if redis.call('ZCARD', flows) ~= 1 or redis.call('ZRANGE', flows, 0, 0)[1] ~= '' then break end
-      -- As many jobs as it could take in this plan, and one more: the head it is left with decides its band.
-      local wanted = want - #turns
-      best.jobs = redis.call('ZRANGE', flow_key(job_type, best.tenant, ''), 0, wanted, 'WITHSCORES')
+      local flows = redis.call('ZRANGE', flows_key(job_type, best.tenant), 0, 1)
+      if #flows ~= 1 or flows[1] ~= '' then break end
+      best.jobs, best.complete = {}, false
+      best.weight = weights[best.tenant] or 1
+      -- About its share of the plan at first (more when it gets more turns), and one job beyond: the head it is
+      -- left with decides its band.
+      best.chunk = math.min(want - #turns, math.ceil(want / #states) * best.weight) + 1
+      read_more(job_type, best)
       if not best.jobs[1] then break end
       best.at = 1
-      best.weight = weights[best.tenant] or 1
       best.credit = best.weight > 1 and tonumber(redis.call('HGET', fair_hash_key(job_type), 'c:' .. best.tenant) or '0') or 0
     end
     local id, score = best.jobs[best.at], tonumber(best.jobs[best.at + 1])
@@ -236,8 +247,9 @@ local function plan_turns(job_type, want, weights)
         best.round = best.round + 1
       end
     end
+    if best.at > #best.jobs and not best.complete then read_more(job_type, best) end
     if best.at > #best.jobs then
-      best.active = false -- its flow is empty (it never takes the one job read beyond what it could take)
+      best.active = false -- its flow is empty
     else
       -- place_tenant's rules: a new band is joined at its lowest round, with the credit reset.
       local band = band_of(tonumber(best.jobs[best.at + 1]))
