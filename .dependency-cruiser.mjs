@@ -27,6 +27,9 @@ const routeHelpers = [
   'job-view',
   'openapi',
   'paging',
+  'schedule-definition',
+  'schedule-schemas',
+  'schedule-view',
   'schemas',
 ];
 const routeResource = { path: src('routes/[^/]+[.]ts$'), pathNot: src(`routes/(?:${routeHelpers.join('|')})[.]ts$`) };
@@ -103,8 +106,9 @@ export default {
       comment:
         'Outside schedules/, code sees the ScheduleStore contract (src/schedules/schedule-store.ts) and the rules ' +
         '(schedule.ts, scheduler.ts): server.ts picks MemoryScheduleStore or RedisScheduleStore with the job store, ' +
-        'and app.ts falls back to a MemoryScheduleStore when handed none (tests).',
-      from: { path: src(''), pathNot: [src('schedules/'), src('(?:server|app)[.]ts$')] },
+        'src/cli/jobs.ts (export/import) a RedisScheduleStore beside its RedisJobStore, and app.ts falls back to a ' +
+        'MemoryScheduleStore when handed none (tests).',
+      from: { path: src(''), pathNot: [src('schedules/'), src('(?:server|app)[.]ts$'), src('cli/jobs[.]ts$')] },
       to: { path: src('schedules/(?:memory-schedule-store|redis-schedule-store)[.]ts$') },
     },
 
@@ -226,7 +230,8 @@ export default {
         'A route resource file (one per resource: jobs.ts, events.ts, admin*.ts, health.ts, metrics.ts) is ' +
         'registered by app.ts and imported by nothing else, not by another resource. Put what two resources ' +
         'share in a helper beside them (job-lookup, paging, job-view, job-submit, await-job, admin-search, ' +
-        'schemas, admin-schemas, openapi; a new helper goes into the list in .dependency-cruiser.mjs). ' +
+        'schemas, admin-schemas, openapi, schedule-view, schedule-schemas, schedule-definition; a new helper ' +
+        'goes into the list in .dependency-cruiser.mjs). ' +
         'The one exception, admin-events.ts -> admin.ts, has its own rule.',
       from: { path: src(''), pathNot: [src('app[.]ts$'), src('routes/admin-events[.]ts$')] },
       to: routeResource,

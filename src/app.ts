@@ -7,10 +7,13 @@ import { jsonSchemaTransform, validatorCompiler, type ZodTypeProvider } from 'fa
 import { z } from 'zod';
 import {
   DEFAULT_BODY_LIMIT_BYTES,
+  DEFAULT_IDEMPOTENCY_TTL_S,
   DEFAULT_LEASE_S,
+  DEFAULT_MAX_SCHEDULES_PER_TENANT,
   DEFAULT_REMOTE_MAX_CLAIM,
   DEFAULT_REMOTE_MAX_WAIT_S,
   DEFAULT_RETRY_BACKOFF,
+  scheduleFireKeyTtlMs,
 } from './config.js';
 import { jobErrorAbout, problemCatalog, type ProblemCode } from './errors.js';
 import { adminGuard, adminKeyring, AdminSessions, type AdminRole } from './http/admin-auth.js';
@@ -30,6 +33,7 @@ import { adminWorkerRoutes } from './routes/admin-workers.js';
 import { adminStatsHistoryRoutes } from './routes/admin-stats-history.js';
 import { adminAuditRoutes } from './routes/admin-audit.js';
 import { adminBulkRoutes } from './routes/admin-bulk.js';
+import { adminScheduleRoutes } from './routes/admin-schedules.js';
 import { adminEventRoutes } from './routes/admin-events.js';
 import { adminSessionRoutes } from './routes/admin-session.js';
 import { adminUiRoutes } from './routes/admin-ui.js';
@@ -46,7 +50,14 @@ import { ServiceMetrics } from './metrics/service-metrics.js';
 import type { ClaimLimit, JobStore } from './store/job-store.js';
 import { MemoryOpsStore } from './ops/memory-ops-store.js';
 import type { OpsStore } from './ops/ops-store.js';
+import { MemoryScheduleStore } from './schedules/memory-schedule-store.js';
+import type { ScheduleStore } from './schedules/schedule-store.js';
+import { Scheduler } from './schedules/scheduler.js';
 import type { WorkerPool } from './worker/worker-pool.js';
+// Last: the order modules make their zod schemas in is the order of openapi.yaml's components.
+import type { SubmitSettings } from './routes/job-submit.js';
+import { scheduledJobMaker } from './routes/schedule-definition.js';
+import { scheduleRoutes } from './routes/schedules.js';
 
 export interface AppDeps {
   store: JobStore;
@@ -54,6 +65,15 @@ export interface AppDeps {
   storeFallback?: boolean;
   /** Operator state that is not jobs (pauses, worker registry, audit, history, bulk snapshots); a MemoryOpsStore when not given (closed with the app). */
   ops?: OpsStore;
+  /** Recurring schedules; a MemoryScheduleStore when not given (closed with the app). */
+  schedules?: ScheduleStore;
+  /**
+   * The scheduler firing `schedules` (server.ts runs it where ROLE is all or worker); POST /v1/schedules/{id}/trigger
+   * makes its job through it. When not given, the app makes one for triggers and never starts it.
+   */
+  scheduler?: Scheduler;
+  /** Most schedules one tenant may have (MAX_SCHEDULES_PER_TENANT); DEFAULT_MAX_SCHEDULES_PER_TENANT when unset. */
+  maxSchedulesPerTenant?: number;
   handlers: HandlerRegistry;
   /** The job types operators declared for remote workers; when not given, the app follows `ops`'s own (closed with the app). */
   declaredTypes?: DeclaredTypes;
@@ -110,7 +130,7 @@ const CORS_MAX_AGE_S = 600;
 async function registerCors(app: FastifyInstance, origins: string[] | '*'): Promise<void> {
   const apiOptions = {
     origin: origins === '*' ? '*' : origins,
-    methods: ['GET', 'POST', 'DELETE'],
+    methods: ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'],
     allowedHeaders: ['Authorization', 'Content-Type', 'Idempotency-Key', 'Prefer', 'If-None-Match', 'Last-Event-ID'],
     exposedHeaders: [
       'Location',
@@ -174,6 +194,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const operationalOnly = deps.role === 'worker';
   const ops = deps.ops ?? new MemoryOpsStore();
   if (!deps.ops) app.addHook('onClose', () => ops.close());
+  const schedules = deps.schedules ?? new MemoryScheduleStore();
+  if (!deps.schedules) app.addHook('onClose', () => schedules.close());
   await app.register(fastifySwagger, {
     openapi: {
       openapi: '3.1.0',
@@ -187,6 +209,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       servers: [{ url: '/', description: 'This service (paths are relative to where it is served)' }],
       tags: [
         { name: 'jobs', description: 'The client API: Bearer <API key> when API_KEYS is set, open otherwise' },
+        {
+          name: 'schedules',
+          description:
+            'Recurring schedules of the client API (same keys and tenants as jobs): each fire time of a cron expression or interval makes one job',
+        },
         {
           name: 'workers',
           description:
@@ -215,6 +242,22 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     const eventLinks = deps.apiKeys
       ? new EventLinkSigner(deps.linkSigningSecret ? Buffer.from(deps.linkSigningSecret) : randomBytes(32))
       : undefined;
+    const submit: SubmitSettings = {
+      handlers: deps.handlers,
+      declaredTypes,
+      scheduling,
+      webhookPolicy: deps.webhookPolicy,
+    };
+    // One scheduler makes the triggers' jobs of /v1 and of the admin API.
+    const scheduler =
+      deps.scheduler ??
+      new Scheduler({
+        schedules,
+        jobs: deps.store,
+        log: app.log,
+        newJob: scheduledJobMaker(submit),
+        idempotencyTtlMs: scheduleFireKeyTtlMs(deps.idempotencyTtlMs ?? DEFAULT_IDEMPOTENCY_TTL_S * 1000),
+      });
     await app.register(async (v1) => {
       registerApiKeyAuth(v1, deps.apiKeys, eventLinks, deps.workerKeys);
       if (deps.rateLimitPerMin) await registerRateLimit(v1, deps.rateLimitPerMin, deps.rateLimitRedis);
@@ -229,6 +272,15 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         webhookPolicy: deps.webhookPolicy,
       });
       await v1.register(eventRoutes, { store: deps.store, scheduling });
+      await v1.register(scheduleRoutes, {
+        schedules,
+        store: deps.store,
+        ops,
+        scheduler,
+        submit,
+        maxSchedulesPerTenant: deps.maxSchedulesPerTenant ?? DEFAULT_MAX_SCHEDULES_PER_TENANT,
+        eventLinks,
+      });
     });
     // One admin scope: the guard runs once, before every admin API route (jobs, and the operator routes on types, workers, history, audit, bulk).
     const adminKeys = adminKeyring(deps.adminKeys, deps.adminToken);
@@ -243,6 +295,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       await admin.register(adminStatsHistoryRoutes, { ops });
       await admin.register(adminAuditRoutes, { ops });
       await admin.register(adminBulkRoutes, { store: deps.store, ops });
+      await admin.register(adminScheduleRoutes, { schedules, store: deps.store, ops, scheduler, scheduling });
       await admin.register(adminEventRoutes, { store: deps.store, pool: deps.pool, scheduling });
     });
     // The pull-worker protocol: a scope of its own beside /v1's, so worker keys (not API keys) guard it.

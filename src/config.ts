@@ -18,6 +18,16 @@ export const DEFAULT_RETRY_BACKOFF = { baseMs: 1000, maxMs: 300_000 } as const;
 export const DEFAULT_REMOTE_MAX_WAIT_S = 25;
 /** Most jobs one remote claim may lease (REMOTE_MAX_CLAIM). */
 export const DEFAULT_REMOTE_MAX_CLAIM = 100;
+/** Most recurring schedules one tenant may have (MAX_SCHEDULES_PER_TENANT). */
+export const DEFAULT_MAX_SCHEDULES_PER_TENANT = 1000;
+
+/**
+ * How long the (schedule, fire time) idempotency key of a schedule's job is kept: IDEMPOTENCY_TTL_S, but at least
+ * 25 hours. A fire time stays due until the schedule is advanced past it (an instance stopped, or cut off from
+ * Redis, between making the job and advancing leaves it due), and whichever instance fires it later must find that
+ * job rather than make a second: a short IDEMPOTENCY_TTL_S, meant for clients' keys, must not shorten that.
+ */
+export const scheduleFireKeyTtlMs = (idempotencyTtlMs: number): number => Math.max(idempotencyTtlMs, 25 * 3_600_000);
 
 /*
  * Settings an operator may want to change that have no environment variable: change them here. (Limits
@@ -216,6 +226,7 @@ export const configSchema = z.object({
     .optional(),
   RATE_LIMIT_PER_MIN: positiveInt.optional(),
   MAX_ACTIVE_JOBS_PER_TENANT: positiveInt.optional(),
+  MAX_SCHEDULES_PER_TENANT: positiveInt.default(DEFAULT_MAX_SCHEDULES_PER_TENANT),
   LINK_SIGNING_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
   API_KEYS: keyPairs('key:tenant (tenant: letters, digits, _ and ., at most 64)', (label): label is string =>
     tenantLabel.test(label),

@@ -109,6 +109,24 @@ export const problemCatalog = {
     about:
       'The worker key is scoped to some job types (WORKER_KEYS `key:name:type1|type2`) and this type is not among them.',
   },
+  'schedule-not-found': {
+    status: 404,
+    title: 'Schedule not found',
+    about:
+      "None of your schedules has this id: it never existed or was deleted (another tenant's schedules answer as unknown).",
+  },
+  'schedule-exists': {
+    status: 409,
+    title: 'Schedule exists',
+    about:
+      'POST /v1/schedules named an id one of your schedules already has, with another definition (the same definition answers 200 with the schedule). PUT /v1/schedules/{id} replaces it; or choose another id.',
+  },
+  'too-many-schedules': {
+    status: 409,
+    title: 'Too many schedules',
+    about:
+      'The tenant already has MAX_SCHEDULES_PER_TENANT schedules: delete one before creating another (waiting does not help, so this is not a 429).',
+  },
   'job-type-not-declared': {
     status: 404,
     title: 'Job type not declared',

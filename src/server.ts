@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import closeWithGrace from 'close-with-grace';
 import { pino } from 'pino';
 import { buildApp } from './app.js';
-import { ConfigError, loadConfig, WEBHOOK_TIMEOUT_MS } from './config.js';
+import { ConfigError, loadConfig, scheduleFireKeyTtlMs, WEBHOOK_TIMEOUT_MS } from './config.js';
 import { createHttpHandler } from './handlers/http.js';
 import { loadHandlerModules } from './handlers/load-modules.js';
 import { parseApiKeys } from './http/api-auth.js';
@@ -10,6 +10,11 @@ import { workerKeyring } from './http/worker-auth.js';
 import { OutboundPolicy } from './outbound/outbound-policy.js';
 import { builtInHandlers, HandlerRegistry } from './handlers/registry.js';
 import { DeclaredTypes } from './job-types/declared-types.js';
+import { schedulingOf } from './job-types/type-scheduling.js';
+import { scheduledJobMaker } from './routes/schedule-definition.js';
+import { MemoryScheduleStore } from './schedules/memory-schedule-store.js';
+import { RedisScheduleStore } from './schedules/redis-schedule-store.js';
+import { Scheduler } from './schedules/scheduler.js';
 import { createJobStore, RedisRequiredError } from './store/create-job-store.js';
 import { RedisJobStore } from './store/redis-job-store.js';
 import { MemoryOpsStore } from './ops/memory-ops-store.js';
@@ -22,8 +27,9 @@ import { fanOut, WorkerControl } from './worker/worker-control.js';
 import type { WorkerPoolObserver } from './worker/pool-observer.js';
 
 /**
- * The process: reads the environment, picks the store, starts the worker pool and the HTTP server,
- * and shuts down in one order on SIGTERM/SIGINT: HTTP, then the pool (grace, then re-queue), then the store.
+ * The process: reads the environment, picks the store, starts the worker pool, the scheduler and the HTTP server,
+ * and shuts down in one order on SIGTERM/SIGINT: HTTP, then the pool (grace, then re-queue) and the scheduler, then
+ * the stores.
  */
 async function main(): Promise<void> {
   let config;
@@ -85,11 +91,30 @@ async function main(): Promise<void> {
     : new MemoryOpsStore();
   // The job types operators declared for remote workers, kept in the ops store and followed on every instance.
   const declaredTypes = await DeclaredTypes.load(ops, logger);
+  // Recurring schedules live beside the jobs (same Redis, same key base), so every instance sees the same ones.
+  const schedules = redis
+    ? new RedisScheduleStore(redis.client, redis.keyBase, { commandTimeoutMs: config.REDIS_COMMAND_TIMEOUT_MS })
+    : new MemoryScheduleStore();
 
   const unknownLimited = Object.keys(config.TYPE_LIMITS).filter((type) => !handlers.get(type));
   if (unknownLimited.length > 0)
     logger.warn({ types: unknownLimited }, 'TYPE_LIMITS names job types that are not enabled here');
   const metrics = new ServiceMetrics({ jobTypes: handlers.types });
+  const webhookPolicy = config.WEBHOOK_SECRET ? outboundPolicy : undefined;
+  // Built on every instance (triggers use it); it fires schedules only where jobs run (ROLE all or worker).
+  const scheduler = new Scheduler({
+    schedules,
+    jobs: store,
+    log: logger,
+    newJob: scheduledJobMaker({
+      handlers,
+      declaredTypes,
+      scheduling: schedulingOf(handlers, declaredTypes, config.TYPE_LIMITS),
+      webhookPolicy,
+    }),
+    idempotencyTtlMs: scheduleFireKeyTtlMs(config.IDEMPOTENCY_TTL_S * 1000),
+    observer: metrics.schedules,
+  });
   const poolObservers: WorkerPoolObserver[] = [metrics];
   const pool =
     config.ROLE !== 'api' && config.WORKER_CONCURRENCY > 0
@@ -127,6 +152,9 @@ async function main(): Promise<void> {
   const app = await buildApp({
     store,
     ops,
+    schedules,
+    scheduler,
+    maxSchedulesPerTenant: config.MAX_SCHEDULES_PER_TENANT,
     storeFallback: fallback,
     handlers,
     declaredTypes,
@@ -153,7 +181,7 @@ async function main(): Promise<void> {
     rateLimitPerMin: config.RATE_LIMIT_PER_MIN,
     rateLimitRedis: redis && { client: redis.client, keyPrefix: redis.rateLimitPrefix },
     maxActiveJobsPerTenant: config.MAX_ACTIVE_JOBS_PER_TENANT,
-    webhookPolicy: config.WEBHOOK_SECRET ? outboundPolicy : undefined,
+    webhookPolicy,
     isShuttingDown: () => shuttingDown,
     metrics,
     metricsToken: config.METRICS_TOKEN,
@@ -166,12 +194,15 @@ async function main(): Promise<void> {
     else logger.info({ signal }, 'shutting down');
     await app.close();
     // Deliveries in flight get their timeout to end (within the grace); the rest are sent again once their lease lapses.
+    // A firing in progress ends first (its jobs are made and the schedule advanced, or left due for another instance).
     await Promise.all([
       pool?.drain(config.SHUTDOWN_GRACE_S * 1000),
       webhooks?.stop(Math.min(WEBHOOK_TIMEOUT_MS, config.SHUTDOWN_GRACE_S * 1000)),
+      scheduler.stop(),
     ]);
     await control?.stop();
     await declaredTypes.close();
+    await schedules.close();
     await ops.close();
     await store.close();
     logger.info('shut down cleanly');
@@ -188,6 +219,7 @@ async function main(): Promise<void> {
   await pool?.start();
   await control?.start();
   await webhooks?.start();
+  if (config.ROLE !== 'api') scheduler.start();
   logger.info(
     {
       role: config.ROLE,
@@ -197,6 +229,7 @@ async function main(): Promise<void> {
       jobTypes: handlers.types,
       admin: adminAccess(config.ADMIN_KEYS, config.ADMIN_TOKEN),
       metrics: config.METRICS_TOKEN ? 'token' : 'open',
+      schedules: config.ROLE !== 'api' ? 'fired here' : 'fired by all and worker instances',
       webhooks: webhooks
         ? 'sent from here'
         : config.WEBHOOK_SECRET

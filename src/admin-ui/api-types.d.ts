@@ -156,6 +156,9 @@ export interface Job {
   tenant?: string | null;
   /** Groups the tenant's jobs for the type's `key_concurrency` cap. */
   concurrency_key?: string | null;
+  /** The recurring schedule that made it (its id, unique within the job's tenant), and the fire time it was made for. */
+  schedule_id?: string | null;
+  scheduled_for?: string | null;
   /** Why a queued job is not running yet: read as text, or as its fields when it is an object. */
   waiting_for?: unknown;
   worker_id?: string | null;
@@ -175,4 +178,38 @@ export interface BulkDryRun {
 export interface BulkOutcome {
   affected?: number;
   skipped?: number;
+}
+
+/** A recurring schedule as GET /admin/schedules and GET /admin/schedules/{tenant}/{id} show it (the Schedule of /v1, and its tenant). */
+export interface Schedule {
+  id: string;
+  tenant: string;
+  /** A cron expression, or null for an `every_s` schedule. */
+  cron?: string | null;
+  every_s?: number | null;
+  /** IANA timezone the cron expression is read in. */
+  timezone?: string;
+  type: string;
+  input?: unknown;
+  metadata?: Record<string, string>;
+  priority?: number;
+  max_attempts?: number | null;
+  timeout_s?: number | null;
+  concurrency_key?: string | null;
+  /** `skip`: a fire time whose previous job is still queued or running makes none. */
+  overlap?: string;
+  /** After fire times were missed: `none`, `latest` or `all`. */
+  catch_up?: string;
+  start_at?: string | null;
+  end_at?: string | null;
+  paused: boolean;
+  /** Null while paused, or once no fire time is left. */
+  next_run_at?: string | null;
+  last_run_at?: string | null;
+  /** The latest job it made, with that job's status now (`gone` once deleted or expired). */
+  last_job?: { id: string; status: string } | null;
+  fires?: { created?: number; skipped?: number; missed?: number };
+  created_at?: string;
+  updated_at?: string;
+  version?: number;
 }

@@ -18,9 +18,18 @@ import { state } from './state.js';
 import { jobView } from './views/job.js';
 import { jobsView } from './views/jobs.js';
 import { overviewView } from './views/overview.js';
+import { scheduleView } from './views/schedule.js';
+import { schedulesView } from './views/schedules.js';
 import { signInView } from './views/sign-in.js';
 
-startRouter({ signIn: signInView, overview: overviewView, jobs: jobsView, job: jobView });
+startRouter({
+  signIn: signInView,
+  overview: overviewView,
+  jobs: jobsView,
+  job: jobView,
+  schedules: schedulesView,
+  schedule: scheduleView,
+});
 // A 401 while signed in: the session expired, or its key was removed. Back to the sign-in, saying why.
 onSessionEnded(signedOut);
 

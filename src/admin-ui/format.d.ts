@@ -27,6 +27,9 @@ export function num(value: unknown): number;
 /** JSON as shown in the page: indented, "undefined" for no value. */
 export function pretty(value: unknown): string;
 
+/** When a schedule fires: "cron 0 3 * * * (Europe/Paris)", "every 1 h 30 min"; "—" when it says neither. */
+export function scheduleRule(schedule: { cron?: string | null; every_s?: number | null; timezone?: string }): string;
+
 export interface HistoryPoint {
   /** Start of the bucket, epoch ms. */
   at: number;

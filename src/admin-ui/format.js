@@ -66,6 +66,13 @@ export const num = (value) => (typeof value === 'number' && Number.isFinite(valu
 /** @type {typeof import('./format.js').pretty} */
 export const pretty = (value) => JSON.stringify(value, null, 2) ?? 'undefined';
 
+/** @type {typeof import('./format.js').scheduleRule} */
+export function scheduleRule({ cron, every_s: everyS, timezone }) {
+  if (typeof cron === 'string') return `cron ${cron}${timezone ? ` (${timezone})` : ''}`;
+  if (typeof everyS === 'number' && everyS > 0) return `every ${fmtDuration(everyS)}`;
+  return '—';
+}
+
 /**
  * GET /admin/stats/history as historyPoints reads it; it takes `unknown` because it checks every field.
  * @typedef {{ from?: unknown, to?: unknown, bucket_s?: unknown, buckets?: unknown }} HistoryAnswer

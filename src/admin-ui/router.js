@@ -18,6 +18,8 @@ import { state } from './state.js';
  *   overview: (generation: number) => void,
  *   jobs: (generation: number) => void,
  *   job: (generation: number, id: string) => void,
+ *   schedules: (generation: number) => void,
+ *   schedule: (generation: number, tenant: string, id: string) => void,
  * }} Views
  */
 
@@ -41,6 +43,10 @@ export function route() {
       return views.jobs(generation);
     case 'job':
       return views.job(generation, target.id);
+    case 'schedules':
+      return views.schedules(generation);
+    case 'schedule':
+      return views.schedule(generation, target.tenant, target.id);
     case 'not-found':
       main.replaceChildren(
         h(
@@ -60,7 +66,7 @@ export function navigate(/** @type {string} */ url, { replace = false } = {}) {
   route();
 }
 
-/** Marks the header's link of the part of the dashboard shown (Overview or Jobs). */
+/** Marks the header's link of the part of the dashboard shown (Overview, Jobs or Schedules). */
 function markNav(/** @type {string} */ pathname) {
   const section = navSection(pathname);
   for (const anchor of document.querySelectorAll('#nav a')) {

@@ -23,7 +23,15 @@ export const state = {
   lastListUrl: `${BASE}/jobs`,
   /** Job types seen on the overview: the jobs list's type field suggests them. */
   typeNames: /** @type {string[]} */ ([]),
+  /** The schedules list as last shown (with its filters), where a schedule page's "← Schedules" goes back to. */
+  lastSchedulesUrl: `${BASE}/schedules`,
 };
 
 /** Whether the view of `generation` is still the one shown. */
 export const isCurrent = (/** @type {number} */ generation) => generation === state.generation;
+
+/**
+ * Whether the signed-in key may act (operator or admin). Views that know it hide their write buttons from a
+ * viewer; the API refuses a viewer's write anyway (403).
+ */
+export const canAct = () => state.me !== null && state.me.role !== 'viewer';

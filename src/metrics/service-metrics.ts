@@ -4,6 +4,7 @@ import type { JobStore, StoreStats } from '../store/job-store.js';
 import { STORE_PROBE_TIMEOUT_MS } from '../config.js';
 import { withDeadline } from '../deadline.js';
 import type { PoolStoreCommand, WorkerPoolObserver } from '../worker/pool-observer.js';
+import { ScheduleFireMetrics } from './schedule-metrics.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -52,6 +53,8 @@ const storeBuckets = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025
  */
 export class ServiceMetrics implements WorkerPoolObserver {
   readonly registry = new Registry();
+  /** The scheduler's observer (schedule_fires_total, schedule_fire_lag_seconds), in this registry. */
+  readonly schedules: ScheduleFireMetrics;
   private readonly perType = new Map<string, TypeSeries>();
   private readonly knownTypes: readonly string[];
 
@@ -133,6 +136,7 @@ export class ServiceMetrics implements WorkerPoolObserver {
 
   constructor(options: ServiceMetricsOptions = {}) {
     this.knownTypes = [...(options.jobTypes ?? [])];
+    this.schedules = new ScheduleFireMetrics(this.registry, this.knownTypes);
     this.storeCommands = {
       ping: this.storeCommand.labels('ping'),
       stats: this.storeCommand.labels('stats'),

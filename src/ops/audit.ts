@@ -1,5 +1,6 @@
 import type { FastifyRequest } from 'fastify';
-import type { OpsStore } from './ops-store.js';
+import { ANONYMOUS_TENANT } from '../jobs/job.js';
+import type { AuditEntry, OpsStore } from './ops-store.js';
 
 export interface AuditAction {
   /** What was done: `type.pause`, `worker.drain`, `bulk.retry`, `job.cancel`, … */
@@ -14,15 +15,25 @@ export interface AuditAction {
 /** The key id of the admin making a request (set by the admin guard), as the audit log and pauses name who. */
 export const actorKeyId = (request: { admin: { keyId: string } | null }): string => request.admin?.keyId ?? 'unknown';
 
+/** A client's write through /v1 (schedules) is audited as its API key's tenant, or `open` when the API runs open. */
+export const clientActor = (tenant: string): AuditEntry['actor'] => ({
+  key_id: tenant === ANONYMOUS_TENANT ? 'open' : tenant,
+  role: 'api',
+});
+
 /**
- * Records an admin write in the audit log, as the caller the admin guard identified (`request.admin`), and
+ * Records a write in the audit log, by default as the admin the admin guard identified (`request.admin`), and
  * logs it. Call it after the write took effect. A failure to record (the store is down) is logged, never
  * thrown: the write itself already happened and must not answer as if it had not.
  */
-export async function recordAudit(ops: OpsStore, request: FastifyRequest, what: AuditAction): Promise<void> {
-  const actor = { key_id: actorKeyId(request), role: request.admin?.role ?? 'admin' };
+export async function recordAudit(
+  ops: OpsStore,
+  request: FastifyRequest,
+  what: AuditAction,
+  actor: AuditEntry['actor'] = { key_id: actorKeyId(request), role: request.admin?.role ?? 'admin' },
+): Promise<void> {
   const entry = { at: Date.now(), actor, ...what };
-  request.log.info({ audit: entry }, 'admin write');
+  request.log.info({ audit: entry }, actor.role === 'api' ? 'client write' : 'admin write');
   try {
     await ops.audit(entry);
   } catch (error) {

@@ -270,7 +270,8 @@ export function workerView(
 export interface AuditEntry {
   /** Epoch ms. */
   at: number;
-  actor: { key_id: string; role: AdminRole };
+  /** An admin key (its id and role), or `api`: a client's write through /v1 (schedules), `key_id` its tenant or `open`. */
+  actor: { key_id: string; role: AdminRole | 'api' };
   /** What was done: `type.pause`, `worker.drain`, `bulk.retry`, `job.cancel`, … */
   action: string;
   /** What it was done to: a job id, a type, a worker id, `filter`, `ids` … */

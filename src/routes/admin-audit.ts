@@ -15,11 +15,14 @@ const auditEntrySchema = z
   .object({
     id: z.string(),
     at: timestamp,
-    actor: z.object({ key_id: z.string(), role: adminRole }),
+    actor: z.object({
+      key_id: z.string().describe("The admin key; for `api`, the API key's tenant, or `open` when the API runs open"),
+      role: z.enum([...adminRole.options, 'api']).describe("`api`: a client's change through /v1 (schedules)"),
+    }),
     action: z
       .string()
       .describe(
-        '`type.pause`, `type.resume`, `worker.drain`, `worker.resume`, `bulk.retry`, `bulk.cancel`, `bulk.delete`, …',
+        '`type.pause`, `type.resume`, `worker.drain`, `worker.resume`, `bulk.retry`, `bulk.cancel`, `bulk.delete`, `schedule.create`, …',
       ),
     target: z.string().describe('A job id, a type, a worker id, `ids` or `filter`'),
     count: z.number().int().describe('How many it changed'),
@@ -44,8 +47,8 @@ export const adminAuditRoutes: FastifyPluginAsync<AdminAuditRoutesOptions> = asy
     config: { adminRole: 'viewer' },
     schema: {
       operationId: 'adminListAudit',
-      summary: 'The audit log: every admin write',
-      description: `Who (key id and role), what, on what, how many jobs, when; newest first; the last ${AUDIT_LOG_CAP.toLocaleString('en-US')} kept.`,
+      summary: 'The audit log: every admin write and schedule change',
+      description: `Every admin write, and every change clients make to schedules (role \`api\`). Who (key id and role), what, on what, how many jobs, when; newest first; the last ${AUDIT_LOG_CAP.toLocaleString('en-US')} kept.`,
       tags: ['admin'],
       security,
       querystring: auditQuery,

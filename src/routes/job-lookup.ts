@@ -37,12 +37,13 @@ export async function findByIdempotencyKey(
   store: JobStore,
   tenant: string,
   key: string,
-  filters: { status?: string[]; type?: string },
+  filters: { status?: string[]; type?: string; schedule_id?: string },
 ): Promise<ListPage> {
   const job = await store.findByIdempotencyKey(tenant, key);
   const matches =
     job !== undefined &&
     (filters.status === undefined || filters.status.includes(job.status)) &&
-    (filters.type === undefined || filters.type === job.type);
+    (filters.type === undefined || filters.type === job.type) &&
+    (filters.schedule_id === undefined || filters.schedule_id === job.scheduleId);
   return { jobs: matches ? [job] : [], nextAfter: null };
 }

@@ -5,6 +5,7 @@ import type { Handler } from '../handlers/handler.js';
 import type { HandlerRegistry } from '../handlers/registry.js';
 import { jsonPointer } from '../http/error-handler.js';
 import type { DeclaredType, DeclaredTypes } from '../job-types/declared-types.js';
+import type { SchedulingOf } from '../job-types/type-scheduling.js';
 import { canonicalJson } from '../jobs/canonical-json.js';
 import { newJobId } from '../jobs/job-id.js';
 import {
@@ -26,7 +27,7 @@ import type { createJobBody } from './schemas.js';
  * job an earlier request with the same Idempotency-Key made replayed.
  */
 
-type CreateJobBody = z.infer<typeof createJobBody>;
+export type CreateJobBody = z.infer<typeof createJobBody>;
 
 const idempotencyKeyPattern = /^[\x21-\x7e]{1,255}$/;
 /** Retry-After of a refusal for too many active jobs: long enough for some to finish. */
@@ -131,6 +132,39 @@ export function buildNewJob(
       ? undefined
       : cacheRequest(definition, tenant, body.type, body.input, runAt <= now, cacheControl),
   };
+}
+
+/** What a submit is checked and built with that is the service's, not the request's. */
+export interface SubmitSettings {
+  handlers: HandlerRegistry;
+  /** The types operators declared for remote workers; none when absent. */
+  declaredTypes: DeclaredTypes | undefined;
+  /** Each type's scheduling settings: a submit's fair_by. */
+  scheduling: SchedulingOf;
+  /** Set when webhooks are configured (WEBHOOK_SECRET): the outbound rules a webhook URL must pass. */
+  webhookPolicy: OutboundPolicy | undefined;
+}
+
+/**
+ * The job a submit of `body` makes, checked as POST /v1/jobs checks it: a 422 HttpProblem for an unknown type, an
+ * input that does not fit its type, or a webhook this service cannot send. No request needed: a schedule's fire
+ * builds its job with it too.
+ */
+export function submittedJob(
+  body: CreateJobBody,
+  settings: SubmitSettings,
+  { tenant, now, cacheControl }: { tenant: string; now: number; cacheControl?: string },
+): NewJob {
+  const definition = definitionFor(settings.handlers, settings.declaredTypes, body.type);
+  const invalid = inputProblem(definition, body, settings.declaredTypes);
+  if (invalid) throw new HttpProblem(invalid.code, invalid.detail, { errors: invalid.errors });
+  return buildNewJob(body, definition, {
+    tenant,
+    now,
+    cacheControl,
+    webhookPolicy: settings.webhookPolicy,
+    scheduling: settings.scheduling(body.type),
+  });
 }
 
 export interface CreateRequest {

@@ -78,6 +78,9 @@ export function renderJob(job: JobRecord, { waitingFor = null, eventsLink }: Ren
     priority: job.priority,
     // A record stored before concurrency keys existed has none.
     concurrency_key: job.concurrencyKey ?? null,
+    // Records stored before schedules existed have neither.
+    schedule_id: job.scheduleId ?? null,
+    scheduled_for: isoOrNull(job.scheduledFor ?? null),
     waiting_for: waitingFor,
     progress: {
       percent: job.progress.percent,

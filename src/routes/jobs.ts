@@ -11,11 +11,12 @@ import type { SchedulingOf } from '../job-types/type-scheduling.js';
 import { isJobId } from '../jobs/job-id.js';
 import { DEFAULT_MAX_ATTEMPTS, isTerminal, type JobRecord } from '../jobs/job.js';
 import type { OutboundPolicy } from '../outbound/outbound-policy.js';
-import type { JobStore } from '../store/job-store.js';
+import { SEARCH_SCAN_LIMIT } from '../search/job-search.js';
+import type { JobStore, ListQuery } from '../store/job-store.js';
 import { DEFAULT_IDEMPOTENCY_TTL_S } from '../config.js';
 import { awaitJob } from './await-job.js';
 import { findByIdempotencyKey, findJob, jobNotFound } from './job-lookup.js';
-import { buildNewJob, createOrReplay, definitionFor, idempotencyKeyOf, inputProblem } from './job-submit.js';
+import { createOrReplay, idempotencyKeyOf, submittedJob, type SubmitSettings } from './job-submit.js';
 import { jobPath, renderJob, renderJobError, retryAfterSeconds, waitingFor, type JobResource } from './job-view.js';
 import { renderPage, toListQuery } from './paging.js';
 import {
@@ -81,6 +82,7 @@ export const jobRoutes: FastifyPluginAsync<JobRoutesOptions> = async (
   },
 ) => {
   const app = fastify.withTypeProvider<ZodTypeProvider>();
+  const submitSettings: SubmitSettings = { handlers, declaredTypes, scheduling, webhookPolicy };
   /** Jobs as the client sees them, with their waiting_for (one store read per concurrency key at most). */
   const renderAll = async (jobs: JobRecord[]): Promise<JobResource[]> => {
     const waiting = await waitingFor(store, scheduling, jobs);
@@ -129,18 +131,12 @@ export const jobRoutes: FastifyPluginAsync<JobRoutesOptions> = async (
     },
     handler: async (request, reply) => {
       const body = request.body;
-      const definition = definitionFor(handlers, declaredTypes, body.type);
-      const invalid = inputProblem(definition, body, declaredTypes);
-      if (invalid) return sendProblem(reply, invalid);
-      const now = Date.now();
-      const idempotencyKey = idempotencyKeyOf(request.headers['idempotency-key']);
-      const newJob = buildNewJob(body, definition, {
+      const newJob = submittedJob(body, submitSettings, {
         tenant: request.tenant,
-        now,
+        now: Date.now(),
         cacheControl: request.headers['cache-control'],
-        webhookPolicy,
-        scheduling: scheduling(body.type),
       });
+      const idempotencyKey = idempotencyKeyOf(request.headers['idempotency-key']);
       const created = await createOrReplay(store, newJob, {
         body,
         idempotencyKey,
@@ -199,12 +195,16 @@ export const jobRoutes: FastifyPluginAsync<JobRoutesOptions> = async (
     },
     handler: async (request) => {
       const { idempotency_key: idempotencyKey, ...filters } = request.query;
-      if (idempotencyKey === undefined)
-        return renderPage(
-          await store.list({ ...toListQuery(filters), tenant: request.tenant }),
-          filters.order,
-          renderAll,
-        );
+      if (idempotencyKey === undefined) {
+        const query: ListQuery = { ...toListQuery(filters), tenant: request.tenant };
+        const scheduleId = filters.schedule_id;
+        if (scheduleId !== undefined) {
+          // No index holds a job's schedule: its jobs are picked out of the tenant's, a bounded number per page.
+          query.match = (job) => job.scheduleId === scheduleId;
+          query.scanLimit = SEARCH_SCAN_LIMIT;
+        }
+        return renderPage(await store.list(query), filters.order, renderAll);
+      }
       return renderPage(
         await findByIdempotencyKey(store, request.tenant, idempotencyKey, filters),
         filters.order,

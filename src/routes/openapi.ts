@@ -40,7 +40,7 @@ export const securitySchemes = {
 const stringHeader = (description: string) => ({ description, schema: { type: 'string' as const } });
 
 export const responseHeaders = {
-  Location: stringHeader('The Job: poll it here'),
+  Location: stringHeader('The Job (poll it here), or the Schedule'),
   'Content-Location': stringHeader('The Job the body is'),
   'Retry-After': {
     description: 'Seconds to wait before polling (or retrying) again',
@@ -89,6 +89,9 @@ const handlerHeaders: Record<string, Record<string, ResponseHeader[]>> = {
     304: ['ETag', 'Retry-After', 'Preference-Applied'],
   },
   'get /v1/jobs/{id}/result': { 202: ['Location', 'Retry-After'] },
+  'post /v1/schedules': { 200: ['Location'], 201: ['Location'] },
+  'put /v1/schedules/{id}': { 201: ['Location'] },
+  'post /v1/schedules/{id}/trigger': { 201: ['Location'] },
   'post /admin/jobs/{id}/clone': { 201: ['Location'] },
   'post /v1/workers/{worker_id}/leases': { 200: ['Preference-Applied'] },
   'post /admin/session': { 200: ['Set-Cookie'] },

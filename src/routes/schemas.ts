@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { commaList, timestamp } from '../http/value-schemas.js';
 import { DEFAULT_MAX_ATTEMPTS, JobStatus, PRIORITY_MAX, PRIORITY_MIN, WebhookEvent } from '../jobs/job.js';
+import { SEARCH_SCAN_LIMIT } from '../search/job-search.js';
 import { keysAtCap, statusCounts, topTenants } from './admin-schemas.js';
 
 /**
@@ -134,6 +135,13 @@ export const jobSchema = z
       .string()
       .nullable()
       .describe("The submit's `concurrency_key`: the type's `key_concurrency` caps how many jobs with it run at once"),
+    schedule_id: z
+      .string()
+      .nullable()
+      .describe('The recurring schedule that made this job (GET /v1/schedules/{id}); null for a submitted job'),
+    scheduled_for: nullableTimestamp.describe(
+      "The schedule's fire time this job was made for (when triggered: the trigger's time); null for a submitted job",
+    ),
     waiting_for: z
       .enum(['concurrency_key'])
       .nullable()
@@ -340,6 +348,14 @@ export const listJobsQuery = z
       .max(255)
       .optional()
       .describe('The job a create with this Idempotency-Key made (when its answer was lost)'),
+    schedule_id: z
+      .string()
+      .min(1)
+      .max(256)
+      .optional()
+      .describe(
+        `Jobs made by this schedule. Checked job by job over at most ${SEARCH_SCAN_LIMIT} jobs per page, so a page may hold fewer than \`limit\` (even none) and still have a \`next_cursor\``,
+      ),
   })
   .strict();
 

@@ -15,7 +15,8 @@ export interface SchedulerObserver {
 export interface SchedulerOptions {
   schedules: ScheduleStore;
   jobs: JobStore;
-  log: Logger;
+  /** Warnings only (a schedule not fired, a fire that made no job): pino's, or Fastify's. */
+  log: Pick<Logger, 'warn'>;
   /**
    * The job for one fire time, built as a submit of the schedule's definition would be (the type's defaults and
    * fair_by), or an Error when its type can no longer be submitted.

@@ -45,6 +45,14 @@ export const adminSearchFilter = z
       .optional()
       .describe('The job a create with this key made (with `tenant`, else the anonymous tenant)'),
     concurrency_key: z.string().min(1).max(128).optional().describe('Jobs submitted with exactly this concurrency_key'),
+    schedule_id: z
+      .string()
+      .min(1)
+      .max(256)
+      .optional()
+      .describe(
+        "Jobs made by the recurring schedule with exactly this id (ids are per tenant: add `tenant` for one tenant's)",
+      ),
     stuck: z.enum(['true', 'false']).optional().describe('true: only running jobs whose lease has lapsed'),
     metadata: z.record(z.string(), z.string()).optional().describe('Jobs whose metadata has all these key/value pairs'),
   })
@@ -135,6 +143,7 @@ const needsScan = (filter: AdminSearchFilter): boolean =>
   filter.min_attempts !== undefined ||
   filter.worker !== undefined ||
   filter.concurrency_key !== undefined ||
+  filter.schedule_id !== undefined ||
   (filter.metadata !== undefined && Object.keys(filter.metadata).length > 0);
 
 /** The whole filter as one test (used as is for exact lookups, and for the fields no index holds). */
@@ -159,5 +168,6 @@ function matches(filter: AdminSearchFilter): (job: JobRecord) => boolean {
     (filter.min_attempts === undefined || job.attempt >= filter.min_attempts) &&
     (filter.worker === undefined || job.workerId === filter.worker) &&
     (filter.concurrency_key === undefined || job.concurrencyKey === filter.concurrency_key) &&
+    (filter.schedule_id === undefined || job.scheduleId === filter.schedule_id) &&
     metadata.every(([key, value]) => job.metadata[key] === value);
 }

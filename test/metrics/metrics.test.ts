@@ -7,6 +7,9 @@ import { ConfigError, loadConfig } from '../../src/config.js';
 import { builtInHandlers, HandlerRegistry } from '../../src/handlers/registry.js';
 import { newJobId } from '../../src/jobs/job-id.js';
 import { ServiceMetrics } from '../../src/metrics/service-metrics.js';
+import { MemoryScheduleStore } from '../../src/schedules/memory-schedule-store.js';
+import type { ScheduleRecord } from '../../src/schedules/schedule.js';
+import { Scheduler } from '../../src/schedules/scheduler.js';
 import { StoreUnavailableError, type JobStore } from '../../src/store/job-store.js';
 import { MemoryJobStore } from '../../src/store/memory-job-store.js';
 import { RedisJobStore } from '../../src/store/redis-job-store.js';
@@ -468,6 +471,103 @@ describe('jobs_keys_at_cap', () => {
     ({ exposition } = await scrape(app));
     expect(valueOf(exposition, 'jobs_keys_at_cap', { type: 'keyed' })).toBe(1);
     expect(valueOf(exposition, 'jobs_keys_at_cap', { type: 'echo' })).toBe(0);
+  });
+});
+
+describe('schedule_fires_total and schedule_fire_lag_seconds', () => {
+  it("count each fire time by the schedule's type and outcome, and time created ones from their fire time", async () => {
+    const store = new MemoryJobStore({ jobTtlMs: 60_000 });
+    const schedules = new MemoryScheduleStore();
+    const metrics = new ServiceMetrics({ jobTypes: ['echo', 'sleep'], processMetrics: false });
+    const app = await buildApp({ store, handlers: new HandlerRegistry(builtInHandlers), pool: null, metrics });
+    await app.ready();
+    opened.push({
+      close: async () => {
+        await app.close();
+        await store.close();
+      },
+    });
+    let { exposition } = await scrape(app);
+    expect(exposition.types.get('schedule_fires_total')).toBe('counter');
+    expect(exposition.types.get('schedule_fire_lag_seconds')).toBe('histogram');
+    for (const outcome of ['created', 'skipped', 'missed'])
+      expect(valueOf(exposition, 'schedule_fires_total', { schedule_type: 'echo', outcome })).toBe(0);
+    expect(valueOf(exposition, 'schedule_fire_lag_seconds_count', { schedule_type: 'sleep' })).toBe(0);
+
+    const scheduler = new Scheduler({
+      schedules,
+      jobs: store,
+      log: pino({ level: 'silent' }),
+      idempotencyTtlMs: 60_000,
+      observer: metrics.schedules,
+      newJob: (schedule, scheduledFor, now) => ({
+        id: newJobId(now),
+        type: schedule.type,
+        tenant: schedule.tenant,
+        input: schedule.input,
+        metadata: {},
+        priority: 0,
+        maxAttempts: 1,
+        timeoutS: null,
+        createdAt: now,
+        runAt: now,
+        scheduleId: schedule.id,
+        scheduledFor,
+      }),
+    });
+    // Every second since `start`, fired once at start + 10.5 s: 10 fire times are due, the last two on time (at
+    // most 2 s late: 1.5 s and 0.5 s), the 8 before them missed (catch_up none). With overlap skip, the second
+    // on-time one finds the first one's job still queued.
+    const start = Date.now() - 60_000;
+    const record = (id: string, type: string, overlap: 'allow' | 'skip'): ScheduleRecord => ({
+      id,
+      tenant: 'acme',
+      cron: null,
+      everyS: 1,
+      timezone: 'UTC',
+      type,
+      input: {},
+      metadata: {},
+      priority: 0,
+      maxAttempts: null,
+      timeoutS: null,
+      concurrencyKey: null,
+      webhook: null,
+      overlap,
+      catchUp: 'none',
+      startAt: null,
+      endAt: null,
+      paused: false,
+      nextRunAt: start + 1000,
+      lastRunAt: null,
+      lastJobId: null,
+      fires: { created: 0, skipped: 0, missed: 0 },
+      createdAt: start,
+      updatedAt: start,
+      version: 1,
+    });
+    expect(await schedules.save(record('echoes', 'echo', 'allow'), 0)).toBe('saved');
+    expect(await schedules.save(record('sleeps', 'sleep', 'skip'), 0)).toBe('saved');
+    await scheduler.tick(start + 10_500);
+
+    ({ exposition } = await scrape(app));
+    const fires = (schedule_type: string, outcome: string) =>
+      valueOf(exposition, 'schedule_fires_total', { schedule_type, outcome });
+    expect([fires('echo', 'created'), fires('echo', 'skipped'), fires('echo', 'missed')]).toEqual([2, 0, 8]);
+    expect([fires('sleep', 'created'), fires('sleep', 'skipped'), fires('sleep', 'missed')]).toEqual([1, 1, 8]);
+    expect(valueOf(exposition, 'schedule_fire_lag_seconds_count', { schedule_type: 'echo' })).toBe(2);
+    expect(valueOf(exposition, 'schedule_fire_lag_seconds_sum', { schedule_type: 'echo' })).toBeCloseTo(2, 6);
+    expect(valueOf(exposition, 'schedule_fire_lag_seconds_bucket', { schedule_type: 'echo', le: '0.5' })).toBe(1);
+    expect(valueOf(exposition, 'schedule_fire_lag_seconds_bucket', { schedule_type: 'echo', le: '2.5' })).toBe(2);
+    expect(valueOf(exposition, 'schedule_fire_lag_seconds_sum', { schedule_type: 'sleep' })).toBeCloseTo(1.5, 6);
+    // The schedules record the same counts.
+    expect((await schedules.get('acme', 'sleeps'))!.fires).toEqual({ created: 1, skipped: 1, missed: 8 });
+    // A type first seen on a schedule gets its series then (the other schedules are not due again yet).
+    expect(await schedules.save(record('other', 'report', 'allow'), 0)).toBe('saved');
+    await scheduler.tick(start + 10_600);
+    ({ exposition } = await scrape(app));
+    expect([fires('report', 'created'), fires('report', 'skipped'), fires('report', 'missed')]).toEqual([2, 0, 8]);
+    expect(fires('echo', 'created')).toBe(2);
   });
 });
 

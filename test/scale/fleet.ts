@@ -386,3 +386,30 @@ export const ms = (iso: string | null): number => {
 
 /** Elapsed seconds since `since` (performance.now()), for the timing lines the tests print. */
 export const secondsSince = (since: number): string => ((performance.now() - since) / 1000).toFixed(1);
+
+// ---------------------------------------------------------------- schedules
+
+/** A Job as listed, with the schedule that made it and the fire time it was made for (null for a submitted job). */
+export interface ScheduledJob extends ScaleJob {
+  schedule_id: string | null;
+  scheduled_for: string | null;
+}
+
+/** `POST /v1/schedules`; expects 201 and returns the Schedule. */
+export async function createSchedule(api: Api, body: Record<string, unknown>): Promise<Record<string, unknown>> {
+  const answer = await api.request<Record<string, unknown>>('POST', '/v1/schedules', { body, timeoutMs: 5000 });
+  if (answer.status !== 201)
+    throw new Error(`POST /v1/schedules answered ${answer.status}: ${JSON.stringify(answer.body)}`);
+  return answer.body;
+}
+
+/** Every job schedule `id` made, as `GET /v1/jobs?schedule_id=<id>` lists them (all pages). */
+export async function scheduleJobs(api: Api, id: string): Promise<ScheduledJob[]> {
+  return (await listAll(api, '/v1/jobs', `schedule_id=${encodeURIComponent(id)}`, 20)) as ScheduledJob[];
+}
+
+/** Resolves once the wall clock reads `at` (ms since the epoch); at once when it is past. */
+export const sleepUntil = (at: number): Promise<void> => delay(Math.max(0, at - Date.now()));
+
+/** An instant as ISO text, for readable assertion diffs. */
+export const iso = (at: number): string => new Date(at).toISOString();

@@ -7,6 +7,7 @@ import {
   num,
   plural,
   pretty,
+  scheduleRule,
   shortId,
   updatedAt,
 } from '../../src/admin-ui/format.js';
@@ -167,5 +168,17 @@ describe('historyPoints (the "Last hour" panel)', () => {
       historyPoints({ buckets: [{ at: new Date(current).toISOString(), types: { a: { finished: 1 } } }] }, 0, now),
     ).toEqual([{ at: current, finished: 1, failed: 0 }]);
     expect(total(historyPoints(null, 3, now))).toBe(3);
+  });
+});
+
+describe('scheduleRule', () => {
+  it.each([
+    [{ cron: '0 3 * * *', every_s: null, timezone: 'Europe/Paris' }, 'cron 0 3 * * * (Europe/Paris)'],
+    [{ cron: '*/5 * * * * *', timezone: '' }, 'cron */5 * * * * *'],
+    [{ cron: null, every_s: 5400, timezone: 'UTC' }, 'every 1 h 30 min'],
+    [{ every_s: 30 }, 'every 30 s'],
+    [{}, '—'],
+  ])('%j → %s', (schedule, text) => {
+    expect(scheduleRule(schedule)).toBe(text);
   });
 });

@@ -1,5 +1,14 @@
 import { describe, expect, it } from 'vitest';
-import { BASE, isDashboardPath, jobHref, jobsHref, navSection, parsePath } from '../../src/admin-ui/paths.js';
+import {
+  BASE,
+  isDashboardPath,
+  jobHref,
+  jobsHref,
+  navSection,
+  parsePath,
+  scheduleHref,
+  schedulesHref,
+} from '../../src/admin-ui/paths.js';
 
 /* The dashboard's router path parsing and links (src/admin-ui/paths.js, served to the page as is), in Node. */
 
@@ -20,6 +29,13 @@ describe('parsePath (which view a path shows)', () => {
     ['/admin/ui/workers', { view: 'not-found' }],
     ['/admin/uix', { view: 'not-found' }],
     ['/admin/ui/jobs/%E0%A4%A', { view: 'not-found' }], // broken percent-encoding names no job
+    ['/admin/ui/schedules', { view: 'schedules' }],
+    ['/admin/ui/schedules/', { view: 'schedules' }],
+    ['/admin/ui/schedules/acme/nightly', { view: 'schedule', tenant: 'acme', id: 'nightly' }],
+    ['/admin/ui/schedules/-/a%2Fb%20c', { view: 'schedule', tenant: '-', id: 'a/b c' }],
+    ['/admin/ui/schedules/acme', { view: 'not-found' }],
+    ['/admin/ui/schedules/acme/nightly/jobs', { view: 'not-found' }],
+    ['/admin/ui/schedules/acme/%E0%A4%A', { view: 'not-found' }],
   ])('%s → %j', (path, route) => {
     expect(parsePath(path)).toEqual(route);
   });
@@ -34,9 +50,12 @@ describe('links', () => {
     expect(isDashboardPath('/admin')).toBe(false);
   });
 
-  it('marks Jobs in the nav on the list and on a job, Overview elsewhere', () => {
+  it('marks Jobs in the nav on the list and on a job, Schedules on theirs, Overview elsewhere', () => {
     expect(navSection('/admin/ui/jobs')).toBe('jobs');
     expect(navSection(`/admin/ui/jobs/${ID}`)).toBe('jobs');
+    expect(navSection('/admin/ui/schedules')).toBe('schedules');
+    expect(navSection('/admin/ui/schedules/acme/nightly')).toBe('schedules');
+    expect(navSection('/admin/ui/schedulesx')).toBe('overview');
     expect(navSection('/admin/ui')).toBe('overview');
     expect(navSection('/admin/ui/nothing-here')).toBe('overview');
   });
@@ -52,5 +71,11 @@ describe('links', () => {
       '/admin/ui/jobs?type=report&metadata.batch=b+1',
     );
     expect(jobsHref(new URLSearchParams())).toBe('/admin/ui/jobs');
+    expect(scheduleHref('acme', 'a/b c')).toBe('/admin/ui/schedules/acme/a%2Fb%20c');
+    expect(parsePath(scheduleHref('-', 'a/b c'))).toEqual({ view: 'schedule', tenant: '-', id: 'a/b c' });
+    expect(schedulesHref()).toBe('/admin/ui/schedules');
+    expect(schedulesHref(new URLSearchParams({ tenant: 'acme', paused: 'true' }))).toBe(
+      '/admin/ui/schedules?tenant=acme&paused=true',
+    );
   });
 });

@@ -9,7 +9,7 @@
 /** @import { JobAction } from './job.js' */
 import { badge, h, link, when } from '../dom.js';
 import { fmtDuration, fmtTime, pretty } from '../format.js';
-import { jobHref, jobsHref } from '../paths.js';
+import { jobHref, jobsHref, scheduleHref } from '../paths.js';
 
 /**
  * @param {Job} job
@@ -104,6 +104,13 @@ export function renderJob(job, open, act) {
         job.tenant !== undefined ? fact('Tenant', String(job.tenant)) : null,
         typeof job.concurrency_key === 'string' && job.concurrency_key !== ''
           ? fact('Concurrency key', link(jobsHref(sameKey(job, job.concurrency_key)), job.concurrency_key))
+          : null,
+        typeof job.schedule_id === 'string' && typeof job.tenant === 'string'
+          ? fact(
+              'Schedule',
+              link(scheduleHref(job.tenant, job.schedule_id), job.schedule_id),
+              job.scheduled_for ? [' · fire time ', when(job.scheduled_for)] : null,
+            )
           : null,
         waitingFor(job.waiting_for),
         job.worker_id ? fact('Worker', h('code', {}, job.worker_id)) : null,
