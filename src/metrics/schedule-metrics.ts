@@ -4,7 +4,7 @@ import type { FireOutcome, SchedulerObserver } from '../schedules/scheduler.js';
 const outcomes: readonly FireOutcome[] = ['created', 'skipped', 'missed'];
 
 /**
- * Seconds from a fire time to its job: about the scheduler's interval (250 ms) when it fires on time; up to
+ * Seconds from a fire time to its job: milliseconds when a scheduler is running; up to
  * hours for a fire time made late by catch_up after no instance was firing.
  */
 const lagBuckets = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 21_600, 86_400];

@@ -5,6 +5,7 @@ import { scheduleCursor, type ScheduleQuery, type ScheduleStore } from './schedu
 export class MemoryScheduleStore implements ScheduleStore {
   /** `tenant\nid` → the schedule. */
   private readonly schedules = new Map<string, ScheduleRecord>();
+  private readonly listeners = new Set<() => void>();
 
   async get(tenant: string, id: string): Promise<ScheduleRecord | undefined> {
     const record = this.schedules.get(scheduleCursor({ tenant, id }));
@@ -25,11 +26,28 @@ export class MemoryScheduleStore implements ScheduleStore {
       if (count >= options.maxPerTenant) return 'too-many';
     }
     this.schedules.set(name, structuredClone(record));
+    this.changed();
     return 'saved';
   }
 
   async delete(tenant: string, id: string): Promise<boolean> {
-    return this.schedules.delete(scheduleCursor({ tenant, id }));
+    const deleted = this.schedules.delete(scheduleCursor({ tenant, id }));
+    if (deleted) this.changed();
+    return deleted;
+  }
+
+  async subscribe(listener: () => void): Promise<() => void> {
+    this.listeners.add(listener);
+    return () => {
+      this.listeners.delete(listener);
+    };
+  }
+
+  /** Listeners hear of it asynchronously, as from Redis. */
+  private changed(): void {
+    queueMicrotask(() => {
+      for (const listener of [...this.listeners]) listener();
+    });
   }
 
   async list(query: ScheduleQuery): Promise<{ schedules: ScheduleRecord[]; nextAfter: string | null }> {
@@ -63,7 +81,9 @@ export class MemoryScheduleStore implements ScheduleStore {
     return next;
   }
 
-  async close(): Promise<void> {}
+  async close(): Promise<void> {
+    this.listeners.clear();
+  }
 
   /** A tenant's listing pages by id; the admin's by tenant and id. */
   private cursorOf(record: ScheduleRecord, query: ScheduleQuery): string {

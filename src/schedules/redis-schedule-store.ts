@@ -1,4 +1,4 @@
-import { guardRedis, type RedisClient } from '../redis/redis-client.js';
+import { guardRedis, subscriberFor, type RedisClient } from '../redis/redis-client.js';
 import type { ScheduleRecord } from './schedule.js';
 import { scheduleCursor, type ScheduleQuery, type ScheduleStore } from './schedule-store.js';
 
@@ -7,10 +7,11 @@ import { scheduleCursor, type ScheduleQuery, type ScheduleStore } from './schedu
  *   {p}:sched:<tenant>:<id>  hash    v: the version, json: the ScheduleRecord
  *   {p}:sched-ids            zset    "<tenant>\n<id>", all scores 0: lexical order = tenant, then id
  *   {p}:sched-due            zset    "<tenant>\n<id>" of each schedule not paused, score its nextRunAt
+ *   {p}:sched-changed        channel  a message on every save and delete (wakes idle schedulers)
  */
 
 /** Compare-and-set of a schedule with its two indexes; refuses a creation over the tenant's limit. */
-const SAVE_LUA = `-- KEYS: schedule hash, ids zset, due zset
+const SAVE_LUA = `-- KEYS: schedule hash, ids zset, due zset, changed channel
 -- ARGV: member, json, expected version, new version, due score ('' = not due), most per tenant (0 = no limit),
 -- the tenant's lexical range (min, max)
 local stored = tonumber(redis.call('HGET', KEYS[1], 'v') or '0')
@@ -21,12 +22,15 @@ end
 redis.call('HSET', KEYS[1], 'v', ARGV[4], 'json', ARGV[2])
 redis.call('ZADD', KEYS[2], 0, ARGV[1])
 if ARGV[5] == '' then redis.call('ZREM', KEYS[3], ARGV[1]) else redis.call('ZADD', KEYS[3], ARGV[5], ARGV[1]) end
+redis.call('PUBLISH', KEYS[4], ARGV[5])
 return 'saved'`;
 
-const DELETE_LUA = `-- KEYS: schedule hash, ids zset, due zset; ARGV: member
+const DELETE_LUA = `-- KEYS: schedule hash, ids zset, due zset, changed channel; ARGV: member
 redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('ZREM', KEYS[3], ARGV[1])
-return redis.call('DEL', KEYS[1])`;
+local deleted = redis.call('DEL', KEYS[1])
+if deleted == 1 then redis.call('PUBLISH', KEYS[4], '') end
+return deleted`;
 
 /** Schedules read per round of a filtered listing. */
 const LIST_BATCH = 200;
@@ -43,7 +47,11 @@ export class RedisScheduleStore implements ScheduleStore {
     schedule: (tenant: string, id: string) => `${this.base}sched:${tenant}:${id}`,
     ids: () => `${this.base}sched-ids`,
     due: () => `${this.base}sched-due`,
+    changed: () => `${this.base}sched-changed`,
   };
+  private readonly listeners = new Set<() => void>();
+  private subscriber: RedisClient | undefined;
+  private subscribed: Promise<void> | undefined;
 
   async get(tenant: string, id: string): Promise<ScheduleRecord | undefined> {
     const json = await this.guard(() => this.redis.hget(this.key.schedule(tenant, id), 'json'));
@@ -59,10 +67,11 @@ export class RedisScheduleStore implements ScheduleStore {
     return (await this.guard(() =>
       this.redis.eval(
         SAVE_LUA,
-        3,
+        4,
         this.key.schedule(record.tenant, record.id),
         this.key.ids(),
         this.key.due(),
+        this.key.changed(),
         scheduleCursor(record),
         JSON.stringify(record),
         expectedVersion,
@@ -79,10 +88,11 @@ export class RedisScheduleStore implements ScheduleStore {
     const removed = await this.guard(() =>
       this.redis.eval(
         DELETE_LUA,
-        3,
+        4,
         this.key.schedule(tenant, id),
         this.key.ids(),
         this.key.due(),
+        this.key.changed(),
         scheduleCursor({ tenant, id }),
       ),
     );
@@ -129,7 +139,37 @@ export class RedisScheduleStore implements ScheduleStore {
     return first.length === 2 ? Number(first[1]) : null;
   }
 
-  async close(): Promise<void> {}
+  async subscribe(listener: () => void): Promise<() => void> {
+    this.listeners.add(listener);
+    try {
+      this.subscribed ??= this.openSubscriber();
+      await this.subscribed;
+    } catch (error) {
+      this.listeners.delete(listener);
+      this.subscribed = undefined;
+      this.subscriber?.disconnect();
+      this.subscriber = undefined;
+      throw error;
+    }
+    return () => {
+      this.listeners.delete(listener);
+    };
+  }
+
+  async close(): Promise<void> {
+    this.listeners.clear();
+    this.subscriber?.disconnect();
+    this.subscriber = undefined;
+  }
+
+  private async openSubscriber(): Promise<void> {
+    const subscriber = subscriberFor(this.redis);
+    subscriber.on('message', () => {
+      for (const listener of [...this.listeners]) listener();
+    });
+    this.subscriber = subscriber;
+    await this.guard(() => subscriber.subscribe(this.key.changed()));
+  }
 
   private async read(members: string[]): Promise<(ScheduleRecord | undefined)[]> {
     if (members.length === 0) return [];

@@ -9,6 +9,9 @@ import type { ScheduleRecord } from './schedule.js';
  *   learns of it ('conflict'), so a firing never overwrites an edit, nor two firings each other.
  * - `due` lists schedules whose `nextRunAt` has come (not paused), soonest first.
  * - A tenant's schedules list in id order; the admin listing covers every tenant (tenant, then id).
+ * - Every save and delete, on any instance sharing the store, reaches `subscribe`'s listeners (so an idle scheduler
+ *   sleeps until the next fire time, not in a polling loop); a reconnect may lose one, hence schedulers also wake
+ *   now and then.
  */
 export interface ScheduleStore {
   get(tenant: string, id: string): Promise<ScheduleRecord | undefined>;
@@ -28,6 +31,8 @@ export interface ScheduleStore {
   due(now: number, max: number): Promise<ScheduleRecord[]>;
   /** The earliest `nextRunAt` of any schedule not paused, or null. */
   nextDueAt(): Promise<number | null>;
+  /** Calls `listener` after every save or delete; resolves once listening, to a function that stops it. */
+  subscribe(listener: () => void): Promise<() => void>;
   close(): Promise<void>;
 }
 

@@ -54,7 +54,7 @@ export interface ScheduleRecord extends ScheduleSpec {
   version: number;
 }
 
-/** A fire time this much later than due counts as missed (the scheduler fires within about 250 ms when it runs). */
+/** A fire time this much later than due counts as missed (a running scheduler fires within milliseconds). */
 export const MISSED_AFTER_MS = 2000;
 /** catch_up "all" makes at most this many jobs for the missed times of one gap (the latest ones). */
 export const CATCH_UP_MAX = 100;

@@ -25,12 +25,15 @@ export interface SchedulerOptions {
   /** How long the (schedule, fire time) idempotency key of a job is kept. */
   idempotencyTtlMs: number;
   observer?: SchedulerObserver;
-  /** How often due schedules are looked for. */
-  intervalMs?: number;
 }
 
-/** How often a running scheduler looks for due schedules: fire times are met within about this. */
-export const SCHEDULER_INTERVAL_MS = 250;
+/**
+ * A running scheduler sleeps until the next fire time of any schedule, woken early by every schedule change (on
+ * any instance); this often it looks anyway, should a change signal have been lost on a reconnect.
+ */
+export const SCHEDULER_IDLE_WAKE_MS = 30_000;
+/** After a look that failed (the store unreachable, a schedule that could not be fired), the next comes this much later. */
+const RETRY_AFTER_MS = 1000;
 /** Schedules fired per look. */
 const DUE_BATCH = 50;
 /** The request fingerprint of every fire: a repeat of one fire time always replays its job. */
@@ -47,31 +50,48 @@ export class Scheduler {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
   private stopped = true;
+  private looking = false;
+  /** A change came while looking: look again at once (it may have made a schedule due sooner). */
+  private lookAgain = false;
+  private unsubscribe: Promise<(() => void) | undefined> | undefined;
 
   constructor(private readonly options: SchedulerOptions) {}
 
   start(): void {
     if (!this.stopped) return;
     this.stopped = false;
+    this.unsubscribe = this.options.schedules
+      .subscribe(() => this.wake())
+      .catch((error: unknown) => {
+        this.options.log.warn({ err: error }, 'schedule changes cannot be heard: looking every 30 s');
+        return undefined;
+      });
     this.schedule(0);
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.timer);
+    (await this.unsubscribe)?.();
     await this.running;
   }
 
-  /** Fires every schedule due at `now` (the loop's step; tests call it directly). */
-  async tick(now = Date.now()): Promise<void> {
+  /**
+   * Fires every schedule due at `now` (the loop's step; tests call it directly). Answers how many due schedules
+   * it found and how many of them could not be fired.
+   */
+  async tick(now = Date.now()): Promise<{ due: number; failed: number }> {
     const due = await this.options.schedules.due(now, DUE_BATCH);
+    let failed = 0;
     for (const schedule of due) {
       try {
         await this.fire(schedule, now);
       } catch (error) {
+        failed++;
         this.options.log.warn({ err: error, scheduleId: schedule.id, tenant: schedule.tenant }, 'schedule not fired');
       }
     }
+    return { due: due.length, failed };
   }
 
   /** One job now, outside the schedule's times (POST /v1/schedules/{id}/trigger); the schedule records it as its last. */
@@ -141,13 +161,40 @@ export class Scheduler {
     }
   }
 
+  private wake(): void {
+    if (this.stopped) return;
+    if (this.looking) this.lookAgain = true;
+    else this.schedule(0);
+  }
+
   private schedule(delayMs: number): void {
     if (this.stopped) return;
+    clearTimeout(this.timer);
     this.timer = setTimeout(() => {
-      this.running = this.tick()
-        .catch((error: unknown) => this.options.log.warn({ err: error }, 'schedules could not be read'))
-        .finally(() => this.schedule(this.options.intervalMs ?? SCHEDULER_INTERVAL_MS));
+      this.running = this.look();
     }, delayMs);
     this.timer.unref();
+  }
+
+  /** Fires what is due, then sleeps until the next fire time (at most SCHEDULER_IDLE_WAKE_MS). */
+  private async look(): Promise<void> {
+    this.looking = true;
+    this.lookAgain = false;
+    let delay = SCHEDULER_IDLE_WAKE_MS;
+    try {
+      const { due, failed } = await this.tick(Date.now());
+      if (failed > 0) delay = RETRY_AFTER_MS;
+      else if (due >= DUE_BATCH) delay = 0;
+      else {
+        const next = await this.options.schedules.nextDueAt();
+        if (next !== null) delay = Math.min(delay, Math.max(0, next - Date.now()));
+      }
+    } catch (error) {
+      this.options.log.warn({ err: error }, 'schedules could not be read');
+      delay = RETRY_AFTER_MS;
+    } finally {
+      this.looking = false;
+    }
+    this.schedule(this.lookAgain ? 0 : delay);
   }
 }

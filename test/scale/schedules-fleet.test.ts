@@ -5,7 +5,7 @@ import { createSchedule, iso, ms, scheduleJobs, secondsSince, sleepUntil, startF
 
 /*
  * A recurring schedule on a fleet: three real server processes (ROLE=all) on one Redis and one key prefix all
- * fire due schedules, each about every 250 ms. An `every_s: 1` schedule runs for ten fire times while one instance
+ * fire due schedules (each sleeping until the next fire time). An `every_s: 1` schedule runs for ten fire times while one instance
  * is SIGKILLed and started again in the middle; over HTTP, the jobs it made name ten consecutive fire times, each
  * once, each made within moments of its time. Issue #14.
  */

@@ -61,6 +61,19 @@ for (const kind of ['memory', 'redis'] as const) {
       ]);
     });
 
+    it('tells subscribers of every save and delete', async () => {
+      let heard = 0;
+      const stop = await pair.schedules.subscribe(() => heard++);
+      await pair.schedules.save(scheduleRecord({ id: 'a' }), 0);
+      await pair.schedules.delete('-', 'a');
+      await pair.schedules.delete('-', 'a'); // nothing deleted: nothing to tell
+      await expect.poll(() => heard, { timeout: 2000 }).toBe(2);
+      stop();
+      await pair.schedules.save(scheduleRecord({ id: 'b' }), 0);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      expect(heard).toBe(2);
+    });
+
     it('lists due schedules soonest first, not paused ones nor ones without a next run; deletes', async () => {
       const now = Date.now();
       await pair.schedules.save(scheduleRecord({ id: 'later', nextRunAt: now - 10 }), 0);

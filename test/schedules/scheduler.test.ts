@@ -181,6 +181,28 @@ for (const kind of ['memory', 'redis'] as const) {
       expect((await pair.schedules.get('-', 'held'))!.lastJobId).toBe((job as { id: string }).id);
     });
 
+    it('sleeps while idle, and wakes for a schedule made meanwhile, firing it on time', async () => {
+      const { pair, scheduler } = await setUp();
+      let looks = 0;
+      const due = pair.schedules.due.bind(pair.schedules);
+      pair.schedules.due = (now, max) => {
+        looks++;
+        return due(now, max);
+      };
+      scheduler.start();
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      expect(looks).toBeLessThanOrEqual(2); // the first look, and none until something changes
+      const start = Date.now();
+      await pair.schedules.save(scheduleRecord({ id: 'new', everyS: 1, createdAt: start, nextRunAt: start + 500 }), 0);
+      await expect
+        .poll(async () => (await jobsOf(pair, 'new')).length, { timeout: 3000, interval: 50 })
+        .toBeGreaterThanOrEqual(1);
+      await scheduler.stop();
+      const [first] = await jobsOf(pair, 'new');
+      expect(first!.scheduledFor).toBe(start + 500);
+      expect(first!.createdAt - first!.scheduledFor!).toBeLessThan(1000); // the issue: within 1 s
+    });
+
     it('fires by itself once started, within a second of the fire time', async () => {
       const { pair, scheduler } = await setUp();
       const start = Date.now();
