@@ -43,7 +43,9 @@ export async function waitingFor(
         running = store.runningWithKey(job.type, job.tenant, key);
         runningByKey.set(id, running);
       }
-      return (await running) >= cap ? 'concurrency_key' : null;
+      if ((await running) < cap) return null;
+      // The record may predate this job's own claim (a submit answered as a worker took it): then it is the running one.
+      return (await store.get(job.id))?.status === 'queued' ? 'concurrency_key' : null;
     }),
   );
 }

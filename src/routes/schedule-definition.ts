@@ -116,14 +116,17 @@ export function submitBodyOf(spec: ScheduleSpec): CreateJobBody {
 function scheduleFieldErrors(spec: ScheduleSpec): FieldError[] {
   const errors: FieldError[] = [];
   if (spec.cron !== null && spec.everyS !== null)
-    errors.push({ pointer: '/every_s', detail: 'give cron or every_s, not both' });
+    errors.push({ pointer: '/every_s', detail: 'cannot be given with cron: give one of cron and every_s' });
   if (spec.cron === null && spec.everyS === null)
-    errors.push({ pointer: '/cron', detail: 'give cron (a cron expression) or every_s (an interval in seconds)' });
+    errors.push({
+      pointer: '/cron',
+      detail: 'is missing: give cron (a cron expression) or every_s (an interval in seconds)',
+    });
   if (!isKnownTimezone(spec.timezone)) {
-    errors.push({ pointer: '/timezone', detail: `"${spec.timezone}" is not an IANA timezone this service knows` });
+    errors.push({ pointer: '/timezone', detail: `is not an IANA timezone this service knows: "${spec.timezone}"` });
   } else if (spec.cron !== null) {
     const problem = cronProblem(spec.cron, spec.timezone);
-    if (problem !== null) errors.push({ pointer: '/cron', detail: `not a valid cron expression: ${problem}` });
+    if (problem !== null) errors.push({ pointer: '/cron', detail: `is not a valid cron expression (${problem})` });
   }
   if (spec.startAt !== null && spec.endAt !== null && spec.endAt <= spec.startAt)
     errors.push({ pointer: '/end_at', detail: 'must be after start_at' });
@@ -142,6 +145,7 @@ export function checkedSpec(
 ): ScheduleSpec {
   const errors = scheduleFieldErrors(spec);
   if (errors.length > 0) {
+    // Each detail reads after its field's name: "cron is not a valid cron expression (…)".
     const summary = errors.map((error) => `${error.pointer.slice(1)} ${error.detail}`).join('; ');
     throw new HttpProblem('validation-failed', `The schedule is invalid: ${summary}.`, { errors });
   }

@@ -336,7 +336,7 @@ describe('validation: 422 naming the field', () => {
   it("names croner's reason for a bad cron expression", async () => {
     const { app } = await open();
     const problem = expectProblem(await post(app, { cron: '61 * * * *', type: 'echo' }), 422, 'validation-failed');
-    expect(problem.errors![0]!.detail).toMatch(/^not a valid cron expression: .+/);
+    expect(problem.errors![0]!.detail).toMatch(/^is not a valid cron expression \(.+\)$/);
     expect(problem.detail).toContain('cron');
   });
 
