@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { ChainableCommander } from 'ioredis';
-import { guardRedis, storeError, subscriberFor, type RedisClient } from '../redis/redis-client.js';
+import { ChannelListeners } from '../redis/channel-listeners.js';
+import { guardRedis, storeError, type RedisClient } from '../redis/redis-client.js';
 import { assembleHistory, bucketStart, field, incrementsFor, windowBuckets } from './history.js';
 import type { OpsStoreOptions } from './memory-ops-store.js';
 import {
@@ -29,6 +30,15 @@ import {
 export interface RedisOpsStoreOptions extends OpsStoreOptions {
   /** A command (or a batch) answering later than this fails with StoreUnavailableError. Default DEFAULT_COMMAND_TIMEOUT_MS (the service passes REDIS_COMMAND_TIMEOUT_MS). */
   commandTimeoutMs?: number;
+}
+
+/** A control message as published, or undefined for one that is not JSON. */
+function parseControl(raw: string): ControlMessage | undefined {
+  try {
+    return JSON.parse(raw) as ControlMessage;
+  } catch {
+    return undefined;
+  }
 }
 
 /** A snapshot token as saveSnapshot makes them (anything else is not looked up). */
@@ -82,9 +92,7 @@ export class RedisOpsStore implements OpsStore {
   readonly kind = 'redis' as const;
   private readonly beatIntervalMs: number;
   private readonly commandTimeoutMs: number;
-  private readonly listeners = new Set<(message: ControlMessage) => void>();
-  private subscriber: RedisClient | undefined;
-  private subscribed: Promise<void> | undefined;
+  private readonly control: ChannelListeners<ControlMessage>;
   private closed = false;
   private lastPruneAt = 0;
 
@@ -96,6 +104,7 @@ export class RedisOpsStore implements OpsStore {
   ) {
     this.beatIntervalMs = options.beatIntervalMs ?? DEFAULT_BEAT_INTERVAL_MS;
     this.commandTimeoutMs = options.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS;
+    this.control = new ChannelListeners(redis, this.key.control(), parseControl, this.commandTimeoutMs);
   }
 
   private readonly key = {
@@ -140,21 +149,8 @@ export class RedisOpsStore implements OpsStore {
     return Object.fromEntries(Object.entries(all).map(([type, json]) => [type, JSON.parse(json) as TypePause]));
   }
 
-  async subscribeControl(listener: (message: ControlMessage) => void): Promise<() => void> {
-    this.listeners.add(listener);
-    try {
-      this.subscribed ??= this.openSubscriber();
-      await this.subscribed;
-    } catch (error) {
-      this.listeners.delete(listener);
-      this.subscribed = undefined;
-      this.subscriber?.disconnect();
-      this.subscriber = undefined;
-      throw error;
-    }
-    return () => {
-      this.listeners.delete(listener);
-    };
+  subscribeControl(listener: (message: ControlMessage) => void): Promise<() => void> {
+    return this.control.add(listener);
   }
 
   async beat(record: WorkerRecord): Promise<void> {
@@ -320,29 +316,7 @@ export class RedisOpsStore implements OpsStore {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    this.listeners.clear();
-    this.subscriber?.disconnect();
-  }
-
-  private async openSubscriber(): Promise<void> {
-    const subscriber = subscriberFor(this.redis);
-    subscriber.on('message', (_channel: string, raw: string) => {
-      let message: ControlMessage;
-      try {
-        message = JSON.parse(raw) as ControlMessage;
-      } catch {
-        return;
-      }
-      for (const listener of [...this.listeners]) {
-        try {
-          listener(message);
-        } catch {
-          // a listener's fault is its own; the others still hear
-        }
-      }
-    });
-    this.subscriber = subscriber;
-    await this.guard(() => subscriber.subscribe(this.key.control()));
+    this.control.clear();
   }
 
   private async publish(message: ControlMessage): Promise<void> {

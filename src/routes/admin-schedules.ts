@@ -5,11 +5,12 @@ import { HttpProblem } from '../errors.js';
 import type { SchedulingOf } from '../job-types/type-scheduling.js';
 import { recordAudit } from '../ops/audit.js';
 import type { OpsStore } from '../ops/ops-store.js';
-import { nextFireAfter, type ScheduleRecord } from '../schedules/schedule.js';
-import { scheduleCursor, type ScheduleStore } from '../schedules/schedule-store.js';
+import { withPaused, type ScheduleRecord } from '../schedules/schedule.js';
+import { changeSchedule, scheduleCursor, type ScheduleStore } from '../schedules/schedule-store.js';
 import type { Scheduler } from '../schedules/scheduler.js';
 import type { JobStore } from '../store/job-store.js';
 import { renderAdminJob, waitingFor } from './job-view.js';
+import { listSchedulesQuery } from './schedule-schemas.js';
 import { renderSchedules, scheduleSchema } from './schedule-view.js';
 import { adminSecurity as security, adminJobSchema, problemAnswer, problemResponses } from './schemas.js';
 
@@ -40,24 +41,12 @@ const adminScheduleList = z.object({
 const tenant = z.string().min(1).max(64);
 const scheduleParams = z.object({ tenant, id: z.string().min(1).max(256) });
 
-const listQuery = z
-  .object({
-    tenant: tenant.optional().describe("Only this tenant's schedules (`-`: the anonymous tenant of an open API)"),
-    type: z.string().min(1).optional().describe('Only schedules of this job type'),
-    paused: z
-      .enum(['true', 'false'])
-      .transform((value) => value === 'true')
-      .optional()
-      .describe('`true`: only paused schedules; `false`: only running ones'),
-    limit: z.coerce.number().int().min(1).max(100).default(20),
-    cursor: z.string().min(1).optional().describe('`next_cursor` of the previous page (with the same filters)'),
-  })
-  .strict();
+const listQuery = listSchedulesQuery.extend({
+  tenant: tenant.optional().describe("Only this tenant's schedules (`-`: the anonymous tenant of an open API)"),
+  cursor: z.string().min(1).optional().describe('`next_cursor` of the previous page (with the same filters)'),
+});
 
 const noSchedule = problemAnswer('No schedule with this id for this tenant');
-
-/** How often a change is read and tried again after another writer (a firing scheduler) saved first. */
-const MAX_SAVE_TRIES = 10;
 
 /** `base64url("v1:<tenant>\n<id>")` of the last schedule of a page, whatever the filters. */
 const encodeCursor = (after: string): string => Buffer.from(`v1:${after}`).toString('base64url');
@@ -80,16 +69,6 @@ function decodeCursor(cursor: string, tenantFilter: string | undefined): string 
 
 const notFound = (tenantName: string, id: string): HttpProblem =>
   new HttpProblem('schedule-not-found', `Tenant ${tenantName} has no schedule with id ${id}.`);
-
-/**
- * `current` paused or resumed (undefined: it already is); a resumed schedule fires next at its first fire time
- * after now, as through /v1 (routes/schedules.ts): the times passed while paused make no jobs.
- */
-function withPaused(current: ScheduleRecord, paused: boolean, now: number): ScheduleRecord | undefined {
-  if (current.paused === paused) return undefined;
-  const changed = { ...current, paused, updatedAt: now, version: current.version + 1 };
-  return { ...changed, nextRunAt: paused ? null : nextFireAfter(changed, now) };
-}
 
 export const adminScheduleRoutes: FastifyPluginAsync<AdminScheduleRoutesOptions> = async (
   fastify,
@@ -171,17 +150,12 @@ export const adminScheduleRoutes: FastifyPluginAsync<AdminScheduleRoutesOptions>
       },
       handler: async (request) => {
         const { tenant: tenantName, id } = request.params;
-        // Compare-and-set: a scheduler advancing the schedule meanwhile makes this read it again.
-        for (let tries = 1; ; tries++) {
-          const current = await find(tenantName, id);
-          const next = withPaused(current, paused, Date.now());
-          const saved = next === undefined ? 'unchanged' : await schedules.save(next, current.version);
-          if (saved === 'conflict' && tries < MAX_SAVE_TRIES) continue;
-          if (saved === 'conflict')
-            throw new Error(`schedule ${tenantName}/${id}: still changed by others after ${tries} tries`);
-          await audit(request, `schedule.${verb}`, current, saved === 'saved' ? 1 : 0);
-          return (await render([next ?? current]))[0]!;
-        }
+        const { before, after, outcome } = await changeSchedule(schedules, tenantName, id, (current) =>
+          current ? withPaused(current, paused, Date.now()) : undefined,
+        );
+        if (!before || !after) throw notFound(tenantName, id);
+        await audit(request, `schedule.${verb}`, before, outcome === 'changed' ? 1 : 0);
+        return (await render([after]))[0]!;
       },
     });
   }

@@ -6,8 +6,8 @@ import { HttpProblem } from '../errors.js';
 import type { EventLinkSigner } from '../http/event-links.js';
 import { clientActor, recordAudit, type AuditAction } from '../ops/audit.js';
 import type { OpsStore } from '../ops/ops-store.js';
-import { nextFireAfter, type ScheduleRecord, type ScheduleSpec } from '../schedules/schedule.js';
-import type { ScheduleStore } from '../schedules/schedule-store.js';
+import { nextFireAfter, withPaused, type ScheduleRecord, type ScheduleSpec } from '../schedules/schedule.js';
+import { changeSchedule as changeStored, type ScheduleStore } from '../schedules/schedule-store.js';
 import type { Scheduler } from '../schedules/scheduler.js';
 import type { JobStore } from '../store/job-store.js';
 import type { SubmitSettings } from './job-submit.js';
@@ -39,9 +39,6 @@ export interface ScheduleRoutesOptions {
   eventLinks?: EventLinkSigner;
 }
 
-/** How often a change is read and tried again after another writer (a firing scheduler) saved first. */
-const MAX_SAVE_TRIES = 10;
-
 const notFound = (id: string): HttpProblem => new HttpProblem('schedule-not-found', `No schedule with id ${id}.`);
 const noSchedule = problemAnswer("No such schedule (another tenant's answer as unknown)");
 const invalid = problemAnswer(
@@ -72,13 +69,6 @@ function newSchedule(tenant: string, id: string, spec: ScheduleSpec, paused: boo
     updatedAt: now,
     version: 1,
   };
-}
-
-/** `current` paused or resumed; a resumed schedule fires next at its first fire time after now (none missed). */
-function withPaused(current: ScheduleRecord, paused: boolean, now: number): ScheduleRecord | undefined {
-  if (current.paused === paused) return undefined;
-  const changed = { ...current, paused, updatedAt: now, version: current.version + 1 };
-  return { ...changed, nextRunAt: paused ? null : nextFireAfter(changed, now) };
 }
 
 /**
@@ -126,24 +116,18 @@ export const scheduleRoutes: FastifyPluginAsync<ScheduleRoutesOptions> = async (
     id: string,
     change: (current: ScheduleRecord | undefined) => ScheduleRecord | undefined,
   ): Promise<{ schedule: ScheduleRecord; outcome: 'created' | 'changed' | 'unchanged' }> {
-    for (let tries = 1; ; tries++) {
-      const current = await schedules.get(tenant, id);
-      const next = change(current);
-      if (next === undefined) {
-        if (!current) throw notFound(id);
-        return { schedule: current, outcome: 'unchanged' };
-      }
-      const saved = await schedules.save(next, current?.version ?? 0, { maxPerTenant: maxSchedulesPerTenant });
-      if (saved === 'saved') return { schedule: next, outcome: current ? 'changed' : 'created' };
-      if (saved === 'too-many') {
-        throw new HttpProblem(
-          'too-many-schedules',
-          `You have ${maxSchedulesPerTenant} schedules (MAX_SCHEDULES_PER_TENANT); delete one before creating another.`,
-          { extensions: { limit: maxSchedulesPerTenant } },
-        );
-      }
-      if (tries === MAX_SAVE_TRIES) throw new Error(`schedule ${id}: still changed by others after ${tries} tries`);
+    const { after, outcome } = await changeStored(schedules, tenant, id, change, {
+      maxPerTenant: maxSchedulesPerTenant,
+    });
+    if (outcome === 'too-many') {
+      throw new HttpProblem(
+        'too-many-schedules',
+        `You have ${maxSchedulesPerTenant} schedules (MAX_SCHEDULES_PER_TENANT); delete one before creating another.`,
+        { extensions: { limit: maxSchedulesPerTenant } },
+      );
     }
+    if (!after) throw notFound(id);
+    return { schedule: after, outcome };
   }
 
   app.post('/v1/schedules', {

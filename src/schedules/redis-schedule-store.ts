@@ -1,4 +1,5 @@
-import { guardRedis, subscriberFor, type RedisClient } from '../redis/redis-client.js';
+import { ChannelListeners } from '../redis/channel-listeners.js';
+import { guardRedis, type RedisClient } from '../redis/redis-client.js';
 import type { ScheduleRecord } from './schedule.js';
 import { scheduleCursor, type ScheduleQuery, type ScheduleStore } from './schedule-store.js';
 
@@ -41,7 +42,9 @@ export class RedisScheduleStore implements ScheduleStore {
     /** The job store's key base, `{prefix}:`. */
     private readonly base: string,
     private readonly options: { commandTimeoutMs: number },
-  ) {}
+  ) {
+    this.changes = new ChannelListeners(redis, this.key.changed(), () => true, options.commandTimeoutMs);
+  }
 
   private readonly key = {
     schedule: (tenant: string, id: string) => `${this.base}sched:${tenant}:${id}`,
@@ -49,9 +52,7 @@ export class RedisScheduleStore implements ScheduleStore {
     due: () => `${this.base}sched-due`,
     changed: () => `${this.base}sched-changed`,
   };
-  private readonly listeners = new Set<() => void>();
-  private subscriber: RedisClient | undefined;
-  private subscribed: Promise<void> | undefined;
+  private readonly changes: ChannelListeners<true>;
 
   async get(tenant: string, id: string): Promise<ScheduleRecord | undefined> {
     const json = await this.guard(() => this.redis.hget(this.key.schedule(tenant, id), 'json'));
@@ -139,36 +140,12 @@ export class RedisScheduleStore implements ScheduleStore {
     return first.length === 2 ? Number(first[1]) : null;
   }
 
-  async subscribe(listener: () => void): Promise<() => void> {
-    this.listeners.add(listener);
-    try {
-      this.subscribed ??= this.openSubscriber();
-      await this.subscribed;
-    } catch (error) {
-      this.listeners.delete(listener);
-      this.subscribed = undefined;
-      this.subscriber?.disconnect();
-      this.subscriber = undefined;
-      throw error;
-    }
-    return () => {
-      this.listeners.delete(listener);
-    };
+  subscribe(listener: () => void): Promise<() => void> {
+    return this.changes.add(listener);
   }
 
   async close(): Promise<void> {
-    this.listeners.clear();
-    this.subscriber?.disconnect();
-    this.subscriber = undefined;
-  }
-
-  private async openSubscriber(): Promise<void> {
-    const subscriber = subscriberFor(this.redis);
-    subscriber.on('message', () => {
-      for (const listener of [...this.listeners]) listener();
-    });
-    this.subscriber = subscriber;
-    await this.guard(() => subscriber.subscribe(this.key.changed()));
+    this.changes.clear();
   }
 
   private async read(members: string[]): Promise<(ScheduleRecord | undefined)[]> {

@@ -46,5 +46,36 @@ export interface ScheduleQuery {
   after?: string;
 }
 
+/** How often a change is read and tried again after other writers saved first (changeSchedule). */
+export const MAX_SAVE_TRIES = 10;
+
+/**
+ * Reads the tenant's schedule `id`, asks `change` what it becomes (undefined: nothing to change), and saves that by
+ * compare-and-set, again from a fresh read after another writer (a firing scheduler) saved first. `before` is the
+ * schedule as `change` last saw it; `after` what is stored now (undefined when there is none).
+ */
+export async function changeSchedule(
+  store: ScheduleStore,
+  tenant: string,
+  id: string,
+  change: (current: ScheduleRecord | undefined) => ScheduleRecord | undefined,
+  options: { maxPerTenant?: number } = {},
+): Promise<{
+  before: ScheduleRecord | undefined;
+  after: ScheduleRecord | undefined;
+  outcome: 'created' | 'changed' | 'unchanged' | 'too-many';
+}> {
+  for (let tries = 1; ; tries++) {
+    const before = await store.get(tenant, id);
+    const after = change(before);
+    if (after === undefined) return { before, after: before, outcome: 'unchanged' };
+    const saved = await store.save(after, before?.version ?? 0, options);
+    if (saved === 'saved') return { before, after, outcome: before ? 'changed' : 'created' };
+    if (saved === 'too-many') return { before, after: before, outcome: 'too-many' };
+    if (tries === MAX_SAVE_TRIES)
+      throw new Error(`schedule ${tenant}/${id}: still changed by others after ${tries} tries`);
+  }
+}
+
 /** A page cursor: tenant and id (a tenant's own listing pages by id alone, in the same order). */
 export const scheduleCursor = (record: { tenant: string; id: string }): string => `${record.tenant}\n${record.id}`;

@@ -94,6 +94,13 @@ export function nextFireAfter(schedule: ScheduleSpec & { createdAt: number }, af
   return next !== null && (schedule.endAt === null || next <= schedule.endAt) ? next : null;
 }
 
+/** The schedule paused (no next run) or resumed (timed afresh from `now`); undefined when it already is. */
+export function withPaused(current: ScheduleRecord, paused: boolean, now: number): ScheduleRecord | undefined {
+  if (current.paused === paused) return undefined;
+  const changed = { ...current, paused, updatedAt: now, version: current.version + 1 };
+  return { ...changed, nextRunAt: paused ? null : nextFireAfter(changed, now) };
+}
+
 /** What one firing of a due schedule does at `now`. */
 export interface FirePlan {
   /** Fire times to make jobs for, oldest first. */

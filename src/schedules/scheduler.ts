@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import type { JobRecord, NewJob } from '../jobs/job.js';
 import type { JobStore } from '../store/job-store.js';
 import { planFires, type ScheduleRecord } from './schedule.js';
-import type { ScheduleStore } from './schedule-store.js';
+import { changeSchedule, type ScheduleStore } from './schedule-store.js';
 
 /** What firings are counted as (schedule_fires_total's `outcome`). */
 export type FireOutcome = 'created' | 'skipped' | 'missed';
@@ -99,11 +99,13 @@ export class Scheduler {
     const job = this.options.newJob(schedule, now, now);
     if (job instanceof Error) return job;
     const created = await this.options.jobs.create(job);
-    for (let current: ScheduleRecord | undefined = schedule; current;) {
-      const next = { ...current, lastRunAt: now, lastJobId: created.id, updatedAt: now, version: current.version + 1 };
-      if ((await this.options.schedules.save(next, current.version)) !== 'conflict') break;
-      current = await this.options.schedules.get(schedule.tenant, schedule.id);
-    }
+    await changeSchedule(
+      this.options.schedules,
+      schedule.tenant,
+      schedule.id,
+      (current) =>
+        current && { ...current, lastRunAt: now, lastJobId: created.id, updatedAt: now, version: current.version + 1 },
+    );
     return created;
   }
 

@@ -20,7 +20,8 @@ end
 -- A finished job is kept packed: its fields as one JSON string (a string key holds a finished job in about
 -- a third of the memory of a hash whose input is over 64 bytes). Active jobs are hashes, as they change.
 -- These read either form; `false` stands for an absent field, as HMGET answers.
--- A packed job is a JSON array of the values of PACKED_FIELDS (defined in redis-job-store.ts), in order.
+-- A packed job is a JSON array of the values of PACKED_FIELDS (defined in redis-job-store.ts), in order; absent
+-- ones at the end may be left out.
 local function job_fields(key, ...)
   local reply = redis.pcall('HMGET', key, ...)
   if not reply.err then return reply end
@@ -191,6 +192,13 @@ local function finalize(key, id, job_type, from, to, now, ttl_ms, version, field
   values[PACKED_INDEX['lease_until']] = false
   -- Redis drops the key a minute after `expires` (reads treat it as gone from `expires` on): the sweeper,
   -- which runs every few seconds, then still finds the job and removes its index entry directly.
+  -- Absent fields at the end are left out (a reader takes a missing value as absent): the fields added last are the
+  -- rarely set ones, so a typical finished job is shorter by them.
+  local last = #PACKED_FIELDS
+  while last > 0 and not values[last] do
+    values[last] = nil
+    last = last - 1
+  end
   local packed = cjson.encode(values)
   redis.call('SET', key, packed, 'PXAT', expires + 60000)
   redis.call('PUBLISH', changed_channel(id), next_version)
