@@ -257,6 +257,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         log: app.log,
         newJob: scheduledJobMaker(submit),
         idempotencyTtlMs: scheduleFireKeyTtlMs(deps.idempotencyTtlMs ?? DEFAULT_IDEMPOTENCY_TTL_S * 1000),
+        maxActivePerTenant: deps.maxActiveJobsPerTenant,
       });
     await app.register(async (v1) => {
       registerApiKeyAuth(v1, deps.apiKeys, eventLinks, deps.workerKeys);
@@ -279,6 +280,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         scheduler,
         submit,
         maxSchedulesPerTenant: deps.maxSchedulesPerTenant ?? DEFAULT_MAX_SCHEDULES_PER_TENANT,
+        maxActiveJobsPerTenant: deps.maxActiveJobsPerTenant,
         eventLinks,
       });
     });

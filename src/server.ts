@@ -114,6 +114,7 @@ async function main(): Promise<void> {
     }),
     idempotencyTtlMs: scheduleFireKeyTtlMs(config.IDEMPOTENCY_TTL_S * 1000),
     observer: metrics.schedules,
+    maxActivePerTenant: config.MAX_ACTIVE_JOBS_PER_TENANT,
   });
   const poolObservers: WorkerPoolObserver[] = [metrics];
   const pool =

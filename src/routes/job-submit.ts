@@ -206,7 +206,8 @@ export async function createOrReplay(
   return outcome;
 }
 
-function tooManyActive(error: unknown): never {
+/** A TooManyActiveJobsError as the 429 problem a client gets; any other error as it is. */
+export function tooManyActive(error: unknown): never {
   if (error instanceof TooManyActiveJobsError) {
     throw new HttpProblem(
       'too-many-active-jobs',

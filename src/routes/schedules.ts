@@ -10,7 +10,7 @@ import { nextFireAfter, withPaused, type ScheduleRecord, type ScheduleSpec } fro
 import { changeSchedule as changeStored, type ScheduleStore } from '../schedules/schedule-store.js';
 import type { Scheduler } from '../schedules/scheduler.js';
 import type { JobStore } from '../store/job-store.js';
-import type { SubmitSettings } from './job-submit.js';
+import { tooManyActive, type SubmitSettings } from './job-submit.js';
 import { jobPath, renderJob, waitingFor } from './job-view.js';
 import { checkedSpec, patchedSpec, sameDefinition, specFromBody } from './schedule-definition.js';
 import {
@@ -35,6 +35,8 @@ export interface ScheduleRoutesOptions {
   /** What a schedule's job is checked and built with, as a submit is. */
   submit: SubmitSettings;
   maxSchedulesPerTenant: number;
+  /** MAX_ACTIVE_JOBS_PER_TENANT: a trigger over it is refused (429), as a submit is. */
+  maxActiveJobsPerTenant?: number;
   /** With API keys: signs a triggered Job's `links.events`. */
   eventLinks?: EventLinkSigner;
 }
@@ -94,7 +96,7 @@ function redefined(
 
 export const scheduleRoutes: FastifyPluginAsync<ScheduleRoutesOptions> = async (
   fastify,
-  { schedules, store, ops, scheduler, submit, maxSchedulesPerTenant, eventLinks },
+  { schedules, store, ops, scheduler, submit, maxSchedulesPerTenant, maxActiveJobsPerTenant, eventLinks },
 ) => {
   const app = fastify.withTypeProvider<ZodTypeProvider>();
   const render = async (schedule: ScheduleRecord) => (await renderSchedules(store, [schedule]))[0]!;
@@ -350,7 +352,9 @@ export const scheduleRoutes: FastifyPluginAsync<ScheduleRoutesOptions> = async (
       const { id } = request.params;
       const schedule = await schedules.get(request.tenant, id);
       if (!schedule) throw notFound(id);
-      const job = await scheduler.trigger(schedule, Date.now());
+      const job = await scheduler
+        .trigger(schedule, Date.now(), { maxActive: maxActiveJobsPerTenant })
+        .catch(tooManyActive);
       if (job instanceof Error) throw job; // the 422 problem a submit of the definition gets now
       request.server.metrics.jobCreated(job.type);
       await audit(request, 'schedule.trigger', id, { job_id: job.id });

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import type { JobRecord, NewJob } from '../jobs/job.js';
-import type { JobStore } from '../store/job-store.js';
+import { TooManyActiveJobsError, type JobStore } from '../store/job-store.js';
 import { planFires, type ScheduleRecord } from './schedule.js';
 import { changeSchedule, type ScheduleStore } from './schedule-store.js';
 
@@ -25,6 +25,11 @@ export interface SchedulerOptions {
   /** How long the (schedule, fire time) idempotency key of a job is kept. */
   idempotencyTtlMs: number;
   observer?: SchedulerObserver;
+  /**
+   * MAX_ACTIVE_JOBS_PER_TENANT: a fire time whose tenant already has this many queued or running jobs makes no job
+   * (counted skipped), as a submit over it is refused.
+   */
+  maxActivePerTenant?: number;
 }
 
 /**
@@ -94,11 +99,18 @@ export class Scheduler {
     return { due: due.length, failed };
   }
 
-  /** One job now, outside the schedule's times (POST /v1/schedules/{id}/trigger); the schedule records it as its last. */
-  async trigger(schedule: ScheduleRecord, now: number): Promise<JobRecord | Error> {
+  /**
+   * One job now, outside the schedule's times (POST /v1/schedules/{id}/trigger); the schedule records it as its last.
+   * `maxActive`: refused (TooManyActiveJobsError) when the tenant has that many queued or running jobs.
+   */
+  async trigger(
+    schedule: ScheduleRecord,
+    now: number,
+    options: { maxActive?: number } = {},
+  ): Promise<JobRecord | Error> {
     const job = this.options.newJob(schedule, now, now);
     if (job instanceof Error) return job;
-    const created = await this.options.jobs.create(job);
+    const created = await this.options.jobs.create(job, options);
     await changeSchedule(
       this.options.schedules,
       schedule.tenant,
@@ -132,11 +144,22 @@ export class Scheduler {
         skipped++;
         continue;
       }
-      const outcome = await jobs.createOnce(job, {
-        key: `schedule:${schedule.id}:${at}`,
-        fingerprint: FIRE_FINGERPRINT,
-        ttlMs: this.options.idempotencyTtlMs,
-      });
+      let outcome: Awaited<ReturnType<JobStore['createOnce']>>;
+      try {
+        outcome = await jobs.createOnce(
+          job,
+          { key: `schedule:${schedule.id}:${at}`, fingerprint: FIRE_FINGERPRINT, ttlMs: this.options.idempotencyTtlMs },
+          { maxActive: this.options.maxActivePerTenant },
+        );
+      } catch (error) {
+        if (!(error instanceof TooManyActiveJobsError)) throw error;
+        log.warn(
+          { scheduleId: schedule.id, tenant: schedule.tenant, limit: error.limit },
+          'schedule fire over the tenant’s active jobs: no job',
+        );
+        skipped++;
+        continue;
+      }
       if (outcome === 'key-reused') continue;
       lastJobId = outcome.job.id;
       lastRunAt = at;

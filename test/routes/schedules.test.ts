@@ -424,6 +424,14 @@ describe('pause, resume, trigger, delete', () => {
     expect(await listed('paused=false')).toEqual(['s']);
   });
 
+  it('refuses a trigger over MAX_ACTIVE_JOBS_PER_TENANT (429), as a submit', async () => {
+    const { app } = await open({ maxActiveJobsPerTenant: 1, workers: false });
+    parseSchedule(await put(app, 'busy', hourly), 201);
+    expect((await act(app, 'busy', 'trigger')).statusCode).toBe(201);
+    const refused = await act(app, 'busy', 'trigger');
+    expectProblem(refused, 429, 'too-many-active-jobs');
+  });
+
   it('triggers one job now (201, Location) carrying the schedule, shown as its last job, also while paused', async () => {
     const { app } = await open();
     parseSchedule(await put(app, 'report', { ...hourly, max_attempts: 7, metadata: { from: 'schedule' } }), 201);

@@ -4,6 +4,7 @@ import { newJobId } from '../../src/jobs/job-id.js';
 import type { NewJob } from '../../src/jobs/job.js';
 import { MISSED_AFTER_MS, type ScheduleRecord } from '../../src/schedules/schedule.js';
 import { Scheduler, type FireOutcome } from '../../src/schedules/scheduler.js';
+import { TooManyActiveJobsError } from '../../src/store/job-store.js';
 import { scheduleRecord, storePair, type StorePair } from './schedule-fixtures.js';
 
 const log = pino({ level: 'silent' });
@@ -148,6 +149,38 @@ for (const kind of ['memory', 'redis'] as const) {
       expect(jobs.map((job) => job.scheduledFor)).toEqual([start + 1000, start + 4000]);
       expect((await pair.schedules.get('-', 'skip'))!.fires).toEqual({ created: 2, skipped: 2, missed: 0 });
       expect(fired.filter(([, outcome]) => outcome === 'skipped').length).toBe(2);
+    });
+
+    it('makes no job for a tenant that has MAX_ACTIVE_JOBS_PER_TENANT active jobs (counted skipped); trigger is refused', async () => {
+      const pair = await storePair(kind, inject('redisUrl'));
+      pairs.push(pair);
+      const scheduler = new Scheduler({
+        schedules: pair.schedules,
+        jobs: pair.jobs,
+        log,
+        newJob,
+        idempotencyTtlMs: 86_400_000,
+        maxActivePerTenant: 1,
+      });
+      const start = Date.now() - 10_000;
+      const record = scheduleRecord({
+        id: 'busy',
+        tenant: 'acme',
+        everyS: 1,
+        createdAt: start,
+        nextRunAt: start + 1000,
+      });
+      await pair.schedules.save(record, 0);
+      await pair.jobs.create(newJob({ ...record, id: 'other' }, start, start)); // acme's one active job
+      await scheduler.tick(start + 1100);
+      expect(await jobsOf(pair, 'busy')).toEqual([]);
+      expect((await pair.schedules.get('acme', 'busy'))!).toMatchObject({
+        fires: { created: 0, skipped: 1, missed: 0 },
+        nextRunAt: start + 2000,
+      });
+      await expect(scheduler.trigger(record, Date.now(), { maxActive: 1 })).rejects.toBeInstanceOf(
+        TooManyActiveJobsError,
+      );
     });
 
     it('after five missed fire times: catch_up none, latest and all make 0, 1 and 5 jobs', async () => {
