@@ -8,39 +8,20 @@ import {
   planFires,
   type ScheduleRecord,
 } from '../../src/schedules/schedule.js';
+import { scheduleRecord } from './schedule-fixtures.js';
 
 const at = (iso: string): number => Date.parse(iso);
 
-function schedule(overrides: Partial<ScheduleRecord> = {}): ScheduleRecord {
-  return {
+/** A schedule created at 2026-01-01 00:00 UTC, every 10 s unless overridden. */
+const schedule = (overrides: Partial<ScheduleRecord> = {}): ScheduleRecord =>
+  scheduleRecord({
     id: 's',
-    tenant: '-',
-    cron: null,
     everyS: 10,
-    timezone: 'UTC',
-    type: 'echo',
-    input: {},
-    metadata: {},
-    priority: 0,
-    maxAttempts: null,
-    timeoutS: null,
-    concurrencyKey: null,
-    webhook: null,
-    overlap: 'allow',
-    catchUp: 'latest',
-    startAt: null,
-    endAt: null,
-    paused: false,
     nextRunAt: null,
-    lastRunAt: null,
-    lastJobId: null,
-    fires: { created: 0, skipped: 0, missed: 0 },
     createdAt: at('2026-01-01T00:00:00Z'),
     updatedAt: at('2026-01-01T00:00:00Z'),
-    version: 1,
     ...overrides,
-  };
-}
+  });
 
 describe('fire times', () => {
   it('counts an interval from the start (or creation), strictly after the given time, within start and end', () => {
