@@ -72,6 +72,9 @@ export function compileInputSchema(schema: Record<string, unknown>): ValidateFun
   }
 }
 
+/** A lookup that misses re-reads the declarations at most this often (DeclaredTypes.knowsAll). */
+const MISS_REFRESH_GAP_MS = 1000;
+
 export class DeclaredTypes {
   private byType = new Map<string, { def: DeclaredType; validate: ValidateFunction }>();
   private unsubscribe: (() => void) | undefined;
@@ -107,6 +110,21 @@ export class DeclaredTypes {
 
   get(type: string): DeclaredType | undefined {
     return this.byType.get(type)?.def;
+  }
+
+  /**
+   * Whether every one of `types` is declared, reading the declarations again first when one is not known here:
+   * a type declared through another instance a moment ago may not have reached this one (its control message is on
+   * its way). Misses re-read at most once per MISS_REFRESH_GAP_MS, so unknown names cannot make a read each.
+   */
+  async knowsAll(types: readonly string[]): Promise<boolean> {
+    if (types.every((type) => this.byType.has(type))) return true;
+    const now = Date.now();
+    if (now - this.lastMissRefreshAt >= MISS_REFRESH_GAP_MS) {
+      this.lastMissRefreshAt = now;
+      await this.refreshQuietly();
+    }
+    return types.every((type) => this.byType.has(type));
   }
 
   /** Ordered by type. */
@@ -166,6 +184,8 @@ export class DeclaredTypes {
     clearInterval(this.timer);
     this.unsubscribe?.();
   }
+
+  private lastMissRefreshAt = 0;
 
   private async refreshQuietly(): Promise<void> {
     if (this.closed) return;

@@ -168,6 +168,8 @@ export const remoteWorkerRoutes: FastifyPluginAsync<RemoteWorkerRoutesOptions> =
       const key = workerKeyOf(request);
       const { name, slots, labels = {} } = request.body;
       request.body.types.forEach((type, i) => assertTypeAllowed(key, type, `/types/${i}`));
+      // A type declared through another instance a moment ago: this one reads the declarations again before refusing.
+      await context.declaredTypes?.knowsAll(request.body.types);
       const undeclared = request.body.types.flatMap((type, i) =>
         context.declaredTypes?.get(type)
           ? []
