@@ -131,6 +131,8 @@ export const jobRoutes: FastifyPluginAsync<JobRoutesOptions> = async (
     },
     handler: async (request, reply) => {
       const body = request.body;
+      // A type declared through another instance a moment ago: read the declarations again before refusing it.
+      if (!submitSettings.handlers.get(body.type)) await submitSettings.declaredTypes?.knowsAll([body.type]);
       const newJob = submittedJob(body, submitSettings, {
         tenant: request.tenant,
         now: Date.now(),
