@@ -35,6 +35,7 @@ for (const kind of ['memory', 'redis'] as const) {
 
     async function setUp(
       prefix?: string,
+      options: { maxActivePerTenant?: number } = {},
     ): Promise<{ pair: StorePair; scheduler: Scheduler; fired: [string, FireOutcome, number][] }> {
       const pair = await storePair(kind, inject('redisUrl'), prefix);
       pairs.push(pair);
@@ -46,6 +47,7 @@ for (const kind of ['memory', 'redis'] as const) {
         newJob,
         idempotencyTtlMs: 86_400_000,
         observer: { fired: (type, outcome, count) => fired.push([type, outcome, count]) },
+        ...options,
       });
       return { pair, scheduler, fired };
     }
@@ -152,16 +154,7 @@ for (const kind of ['memory', 'redis'] as const) {
     });
 
     it('makes no job for a tenant that has MAX_ACTIVE_JOBS_PER_TENANT active jobs (counted skipped); trigger is refused', async () => {
-      const pair = await storePair(kind, inject('redisUrl'));
-      pairs.push(pair);
-      const scheduler = new Scheduler({
-        schedules: pair.schedules,
-        jobs: pair.jobs,
-        log,
-        newJob,
-        idempotencyTtlMs: 86_400_000,
-        maxActivePerTenant: 1,
-      });
+      const { pair, scheduler } = await setUp(undefined, { maxActivePerTenant: 1 });
       const start = Date.now() - 10_000;
       const record = scheduleRecord({
         id: 'busy',

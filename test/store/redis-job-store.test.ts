@@ -3,7 +3,7 @@ import { Redis } from 'ioredis';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { StoreUnavailableError } from '../../src/store/job-store.js';
 import { RedisJobStore } from '../../src/store/redis-job-store.js';
-import { connectRedisStore, newTestJob } from './redis-store-fixtures.js';
+import { claimEcho, connectRedisStore, newTestJob } from './redis-store-fixtures.js';
 import { describeJobStoreContract } from './job-store.contract.js';
 
 describeJobStoreContract('redis', ({ jobTtlMs }) => connectRedisStore(inject('redisUrl'), jobTtlMs));
@@ -19,14 +19,7 @@ describe('Redis store specifics', () => {
     const store = await connectRedisStore(inject('redisUrl'), 60_000, prefix);
     cleanups.push(() => store.close());
     const created = await store.create(newTestJob());
-    const [claimed] = await store.claim({
-      types: ['echo'],
-      max: 1,
-      workerId: 'w',
-      leaseId: 'l',
-      leaseMs: 1000,
-      now: Date.now(),
-    });
+    const [claimed] = await claimEcho(store, 'l');
     await store.finish({ jobId: claimed!.id, leaseId: 'l' }, { kind: 'succeeded', result: { ok: 1 } }, Date.now());
     const redis = new Redis(inject('redisUrl'));
     cleanups.push(() => redis.quit());
@@ -53,21 +46,12 @@ describe('Redis store specifics', () => {
     for (const key of await redis.keys(`{${prefix}}:f[qtr]:*`)) await redis.del(key);
     for (const [i, job] of jobs.entries())
       await redis.zadd(first.keys.legacyReady('echo'), 100 * band + job.runAt - i * 10, job.id);
-    expect(
-      await first.claim({ types: ['echo'], max: 5, workerId: 'w', leaseId: 'l0', leaseMs: 1000, now: Date.now() }),
-    ).toEqual([]);
+    expect(await claimEcho(first, 'l0', 5)).toEqual([]);
 
     const upgraded = await connectRedisStore(inject('redisUrl'), 60_000, prefix);
     cleanups.push(() => upgraded.close());
     expect(await redis.exists(upgraded.keys.legacyReady('echo'))).toBe(0);
-    const claimed = await upgraded.claim({
-      types: ['echo'],
-      max: 5,
-      workerId: 'w',
-      leaseId: 'l',
-      leaseMs: 1000,
-      now: Date.now(),
-    });
+    const claimed = await claimEcho(upgraded, 'l', 5);
     expect(claimed.map((job) => job.id)).toEqual(jobs.map((job) => job.id).reverse());
   });
 
@@ -78,14 +62,7 @@ describe('Redis store specifics', () => {
     cleanups.push(() => redis.quit());
     const line = { at: 1, attempt: 1, level: 'info' as const, message: 'hi' };
     const created = await store.create(newTestJob());
-    const [claimed] = await store.claim({
-      types: ['echo'],
-      max: 1,
-      workerId: 'w',
-      leaseId: 'l',
-      leaseMs: 1000,
-      now: Date.now(),
-    });
+    const [claimed] = await claimEcho(store, 'l');
     await store.appendLogs([{ jobId: created.id, lines: [line] }]);
     expect(await redis.pttl(store.keys.logs(created.id))).toBe(-1); // running: kept until it finishes
     await store.finish({ jobId: claimed!.id, leaseId: 'l' }, { kind: 'succeeded', result: 1 }, Date.now());
@@ -94,14 +71,7 @@ describe('Redis store specifics', () => {
     await store.appendLogs([{ jobId: created.id, lines: [line] }]); // a late line of a finished job
     expect(await redis.pttl(store.keys.logs(created.id))).toBeGreaterThan(110_000);
     const silent = await store.create(newTestJob());
-    const [other] = await store.claim({
-      types: ['echo'],
-      max: 1,
-      workerId: 'w',
-      leaseId: 'm',
-      leaseMs: 1000,
-      now: Date.now(),
-    });
+    const [other] = await claimEcho(store, 'm');
     await store.finish({ jobId: other!.id, leaseId: 'm' }, { kind: 'succeeded', result: 1 }, Date.now());
     expect(await redis.exists(store.keys.logs(silent.id))).toBe(0);
   });
@@ -114,14 +84,7 @@ describe('Redis store specifics', () => {
     cleanups.push(() => redis.quit());
     const finishOne = async () => {
       await store.create(newTestJob());
-      const [claimed] = await store.claim({
-        types: ['echo'],
-        max: 1,
-        workerId: 'w',
-        leaseId: 'l',
-        leaseMs: 1000,
-        now: Date.now(),
-      });
+      const [claimed] = await claimEcho(store, 'l');
       await store.finish({ jobId: claimed!.id, leaseId: 'l' }, { kind: 'succeeded', result: 1 }, Date.now());
       return claimed!.id;
     };
@@ -153,14 +116,7 @@ describe('Redis store specifics', () => {
     const storedInput = await redis.hget(store.keys.job(created.id), 'input');
     expect(storedInput!.startsWith('~z:')).toBe(true);
     expect(storedInput!.length).toBeLessThan(JSON.stringify(big).length / 3);
-    const [claimed] = await store.claim({
-      types: ['echo'],
-      max: 1,
-      workerId: 'w',
-      leaseId: 'l',
-      leaseMs: 1000,
-      now: Date.now(),
-    });
+    const [claimed] = await claimEcho(store, 'l');
     expect(claimed!.input).toEqual(big);
     await store.finish({ jobId: created.id, leaseId: 'l' }, { kind: 'succeeded', result: big }, Date.now());
     // A finished job is one packed JSON value; its result field is still stored deflated.

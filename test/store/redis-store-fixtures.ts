@@ -30,3 +30,7 @@ export const newTestJob = (type = 'echo'): NewJob => {
     runAt: now,
   };
 };
+
+/** Up to `max` ready echo jobs, leased for a second to worker `w` under `leaseId`. */
+export const claimEcho = (store: RedisJobStore, leaseId: string, max = 1) =>
+  store.claim({ types: ['echo'], max, workerId: 'w', leaseId, leaseMs: 1000, now: Date.now() });

@@ -198,10 +198,10 @@ end
 -- on one at a time); nil when the rotation holds more than PLAN_TENANTS_MAX tenants.
 local function plan_turns(job_type, want, weights)
   local rotation = fair_tenants_key(job_type)
-  local count = redis.call('ZCARD', rotation)
-  if count > PLAN_TENANTS_MAX then return nil end
+  -- One more than planned for reads whether there are too many.
+  local members = redis.call('ZRANGE', rotation, 0, PLAN_TENANTS_MAX, 'WITHSCORES')
+  if #members > 2 * PLAN_TENANTS_MAX then return nil end
   local states = {}
-  local members = redis.call('ZRANGE', rotation, 0, -1, 'WITHSCORES')
   for i = 1, #members, 2 do
     local score = tonumber(members[i + 1])
     states[#states + 1] = { tenant = members[i], band = band_of(score), round = low_of(score), active = true }
