@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { jobTypePattern } from './handlers/handler.js';
 import { MAX_WAIT_S } from './http/prefer.js';
-import { DEFAULT_POISON_AFTER, type ClaimLimit } from './store/job-store.js';
+import { DEFAULT_POISON_AFTER, MAX_PARTITIONS, type ClaimLimit } from './store/job-store.js';
 import { webhookSecretProblem } from './webhooks/webhook-signer.js';
 
 /**
@@ -201,6 +201,8 @@ export const configSchema = z.object({
     .regex(/^[A-Za-z0-9_.:-]{1,64}$/, 'letters, digits and _ . : - only (1-64 characters)')
     .default('ajs'),
   REDIS_CLUSTER: booleanFlag.default(false),
+  /** Unset: 1 on a single Redis, PARTITIONS_PER_MASTER per master on a Cluster (partition-table.ts). */
+  REDIS_PARTITIONS: z.coerce.number().int().min(1).max(MAX_PARTITIONS).optional(),
   REDIS_SENTINELS: z
     .string()
     .regex(/^[^,:\s]+:\d+(,[^,:\s]+:\d+)*$/, 'comma-separated host:port list')

@@ -57,6 +57,21 @@ export function newJobId(now: number): string {
   return encodeTime(ms) + ALPHABET[sequence >> 5]! + ALPHABET[sequence & 31]! + randomChars();
 }
 
+/**
+ * A partitioned Redis store (redis-job-store.ts) writes the partition it placed a job in over the first two random
+ * characters (0 to 1023; 60 random bits remain), so reading the job by its id touches that partition alone.
+ */
+const PARTITION_AT = TIME_CHARS + SEQUENCE_CHARS;
+
+export function withPartition(id: string, partition: number): string {
+  return id.slice(0, PARTITION_AT) + ALPHABET[partition >> 5]! + ALPHABET[partition & 31]! + id.slice(PARTITION_AT + 2);
+}
+
+/** The partition `withPartition` wrote into `id` (meaningless for an id it did not write). */
+export function partitionInId(id: string): number {
+  return ALPHABET.indexOf(id[PARTITION_AT]!) * 32 + ALPHABET.indexOf(id[PARTITION_AT + 1]!);
+}
+
 const canonicalUlid = /^[0-7][0-9A-HJKMNP-TV-Z]{25}$/;
 
 /** Only the canonical (upper-case) spelling: ids are compared as stored. */

@@ -98,3 +98,12 @@ export function createClient(options: RedisConnectionOptions): RedisClient {
   }
   return new Redis(options.url, { ...common, ...pipelining });
 }
+
+/** QUIT, but never wait on a Redis that does not answer: disconnect after `timeoutMs`. */
+export async function quit(client: RedisClient, timeoutMs: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs)));
+  await Promise.race([client.quit().catch(() => undefined), timeout]);
+  clearTimeout(timer);
+  client.disconnect();
+}

@@ -17,6 +17,7 @@ export function redisStoreOptions(config: Config, url: string): RedisJobStoreOpt
   return {
     url,
     cluster: config.REDIS_CLUSTER,
+    partitions: config.REDIS_PARTITIONS,
     sentinels: config.REDIS_SENTINELS?.split(',').map((entry) => {
       const [host, port] = entry.split(':');
       return { host: host!, port: Number(port) };
@@ -45,7 +46,15 @@ export async function createJobStore(config: Config, log: Logger): Promise<Store
   const url = maskRedisUrl(config.REDIS_URL);
   try {
     const store = await RedisJobStore.connect(redisStoreOptions(config, config.REDIS_URL));
-    log.info({ redis: url, keyPrefix: config.REDIS_KEY_PREFIX }, 'job store: Redis');
+    log.info(
+      {
+        redis: url,
+        keyPrefix: config.REDIS_KEY_PREFIX,
+        partitions: store.partitionCount,
+        activePartitions: store.active,
+      },
+      'job store: Redis',
+    );
     return { store, fallback: false };
   } catch (error) {
     const reason = (error as Error).message;

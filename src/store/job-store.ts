@@ -172,6 +172,9 @@ export interface JobStore {
   close(): Promise<void>;
 }
 
+/** The most partitions a Redis store may spread jobs over (REDIS_PARTITIONS; redis-job-store.ts). */
+export const MAX_PARTITIONS = 256;
+
 /** Log lines a job keeps (the last ones). */
 export const LOG_LINES_MAX = 200;
 /** How many lapsed leases make a job poison when the store's `poisonAfter` option is not given (POISON_AFTER's default). */

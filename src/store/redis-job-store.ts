@@ -1,220 +1,136 @@
-import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { deflateRawSync, inflateRawSync } from 'node:zlib';
-import { Cluster } from 'ioredis';
 import { withDeadline } from '../deadline.js';
-import { StoreUnavailableError } from './job-store.js';
+import { jobIdTime, withPartition } from '../jobs/job-id.js';
+import type { JobLogLine, JobRecord, JobStatus, NewJob, WebhookDeliveryState } from '../jobs/job.js';
+import { createClient, guardRedis, quit, subscriberFor, type RedisClient } from '../redis/redis-client.js';
 import {
-  ANONYMOUS_TENANT,
-  JobStatus,
-  jobStatuses,
-  leaseExpiredError,
-  terminalStatusList,
-  isTerminal,
-  type AttemptRecord,
-  type JobError,
-  type JobLogLine,
-  type JobRecord,
-  type JobWebhook,
-  type NewJob,
-  type WebhookDeliveryState,
-  type WebhookEvent,
-} from '../jobs/job.js';
-import { highestIdAt, jobIdTime, lowestIdAt } from '../jobs/job-id.js';
-import type {
-  AttemptOutcome,
-  ClaimLimit,
-  ClaimRequest,
-  CreateOptions,
-  FinishAndClaimResult,
-  FinishRequest,
-  FinishResult,
-  HeldLease,
-  Idempotency,
-  JobStore,
-  ListPage,
-  ListQuery,
-  ProgressUpdate,
-  RenewResult,
-  StoreEvent,
-  StoreStats,
-  WebhookDelivery,
-} from './job-store.js';
-import {
-  createClient,
-  guardRedis,
-  subscriberFor,
-  type RedisClient,
-  type RedisConnectionOptions,
-} from '../redis/redis-client.js';
-import { RedisKeys } from './redis-keys.js';
-import {
-  DEFAULT_POISON_AFTER,
-  LOG_LINES_MAX,
-  poisonError,
+  MAX_PARTITIONS,
+  StoreUnavailableError,
   TooManyActiveJobsError,
   topTenants,
-  WEBHOOK_PROGRESS_INTERVAL_MS,
+  type AttemptOutcome,
+  type ClaimLimit,
+  type ClaimRequest,
+  type CreateOptions,
+  type FinishAndClaimResult,
+  type FinishRequest,
+  type FinishResult,
+  type HeldLease,
+  type Idempotency,
+  type JobStore,
+  type ListPage,
+  type ListQuery,
+  type ProgressUpdate,
+  type RenewResult,
+  type StoreEvent,
+  type StoreStats,
+  type WebhookDelivery,
 } from './job-store.js';
+import {
+  defaultPartitionCount,
+  ensurePartitionTable,
+  partitionOfId,
+  placeJob,
+  readPartitionTable,
+  type PartitionTable,
+} from './partition-table.js';
+import {
+  defineJobScripts,
+  RedisPartition,
+  unpipelinedScriptCommands,
+  type JobScripts,
+  type PartitionClaim,
+  type RedisPartitionOptions,
+} from './redis-partition.js';
+import { RedisKeys } from './redis-keys.js';
 
-/**
- * A job's fields (absent = null). An active job is a hash of them; a finished one is packed into one JSON
- * array of their values in this order (`false` where absent), which spares Redis the field names.
- *   input, meta, result, error: JSON   created … expires, p_at, lease_until: epoch ms   timeout: s   cancel: '1'
- *   wh: the webhook {url, events} (JSON)   wh_st: the last delivery's state (JSON)
- *   cached_from: the job whose result it reuses   cache: '<cache key> <ttl ms>' on a job whose result others may reuse
- *   atts: the ended attempts (JSON array of AttemptRecord)   lg: '1' when its handler logged (its lines then expire with it)
- *   ckey: the concurrency key   sid, sfor: the schedule that made it and the fire time (ms)
- * Active jobs also have `lapses` (how many of its leases lapsed: POISON_AFTER), `wh_p` and `fk` ('1': the type was
- * fair_by key at submit, so its keys take turns in the fair queue), none of them packed.
- */
-export const JOB_FIELDS = [
-  'id',
-  'type',
-  'tenant',
-  'status',
-  'input',
-  'meta',
-  'prio',
-  'attempt',
-  'max_att',
-  'budget',
-  'timeout',
-  'ver',
-  'created',
-  'run_at',
-  'started',
-  'updated',
-  'completed',
-  'expires',
-  'pct',
-  'step',
-  'msg',
-  'p_at',
-  'result',
-  'error',
-  'lease',
-  'lease_until',
-  'worker',
-  'cancel',
-  'wh',
-  'wh_st',
-  'cached_from',
-  'cache',
-  'atts',
-  'lg',
-  'ckey',
-  'sid',
-  'sfor',
-] as const;
+export { JOB_FIELDS } from './redis-partition.js';
 
-const packedFieldsLua = `local PACKED_FIELDS = { ${JOB_FIELDS.map((field) => `'${field}'`).join(', ')} }
-local PACKED_INDEX = { ${JOB_FIELDS.map((field, i) => `${field} = ${i + 1}`).join(', ')} }
-`;
-const scriptNames = [
-  'create',
-  'claim',
-  'renew',
-  'progress',
-  'finish',
-  'finish_claim',
-  'cancel',
-  'delete',
-  'retry',
-  'purge',
-  'sweep',
-  'webhook_claim',
-  'webhook_settle',
-  'append_logs',
-  'run_now',
-  'import',
-  'read',
-  'adopt_ready',
-] as const;
-type ScriptName = (typeof scriptNames)[number];
-/** The worker's batched calls: each already carries many jobs, so they skip ioredis's auto-pipeline. */
-const workerScripts: readonly ScriptName[] = ['claim', 'finish_claim', 'finish', 'renew', 'progress'];
-const commandOf = (name: ScriptName): string => `ajs_${name}`;
-
-const luaDir = new URL('./lua/', import.meta.url);
-/** Helper functions every script gets: shared state-change steps, then the claim and finish logic. */
-const luaFile = (file: string): string => readFileSync(new URL(file, luaDir), 'utf8');
-const luaFairQueue = luaFile('fair-queue.lua');
-const luaCommon = luaFile('common.lua');
-const luaClaimLib = luaFile('claim-lib.lua');
-const luaFinishLib = luaFile('finish-lib.lua');
-/** Defining functions costs every call: each script gets only the library parts it uses. */
-const luaLibraryFor = (name: ScriptName): string =>
-  [
-    luaFairQueue,
-    luaCommon,
-    ...(name === 'claim' || name === 'finish_claim' ? [luaClaimLib] : []),
-    ...(name === 'finish' || name === 'finish_claim' ? [luaFinishLib] : []),
-  ].join('\n');
-const luaBodies = Object.fromEntries(
-  scriptNames.map((name) => [name, readFileSync(new URL(`${name}.lua`, luaDir), 'utf8')]),
-) as Record<ScriptName, string>;
-
-const LIST_REFILL_ROUNDS = 5;
-/** Most candidates read per round when a listing filters job by job (ListQuery.match). */
-const SCAN_BATCH = 500;
-/** Marks a deflated JSON field: stored JSON never starts with `~`. */
-const COMPRESSED_MARK = '~z:';
-const SWEEP_BATCH = 500;
-const PURGE_BATCH = 500;
-
-export interface RedisJobStoreOptions extends RedisConnectionOptions {
-  keyPrefix: string;
-  jobTtlMs: number;
-  /** JSON inputs and results at least this long are stored deflated (default 16 KiB). */
-  compressThresholdBytes?: number;
-  sweepIntervalMs?: number;
-  /** A job whose lease lapsed this many times fails as poison (default 3; 0 = never). */
-  poisonAfter?: number;
+export interface RedisJobStoreOptions extends RedisPartitionOptions {
+  /**
+   * REDIS_PARTITIONS: how many partitions new jobs are spread over (1 to MAX_PARTITIONS). Default: 1 on a single Redis,
+   * PARTITIONS_PER_MASTER per master on a Cluster.
+   */
+  partitions?: number;
 }
 
-type ScriptCaller = (keys: string[], args: (string | number)[]) => Promise<unknown>;
+/** How often an instance reads the partition table again, to find partitions another instance added. */
+const TABLE_REFRESH_MS = 10_000;
+/**
+ * A partition whose claim found nothing is not asked again until a signal says it has work, its next due time comes,
+ * or this long passed (the worker pool's own safety net against a lost signal: worker-pool.ts MAX_IDLE_MS).
+ */
+const EMPTY_RECHECK_MS = 30_000;
+/**
+ * A place under a fleet-wide max_concurrency is held this long past its lease's end: instances' clocks may differ by
+ * up to this much without two jobs ever holding one place (the lease's end is stamped by the partition's clock).
+ */
+export const FLEET_CLOCK_MARGIN_MS = 2000;
 
-/** Jobs in Redis: shared by every instance using the same Redis and key prefix, and kept across restarts. */
+/** What a claimer knows of one partition, so idle partitions are not asked on every claim. */
+interface PartitionHint {
+  /** When a claim last found it empty (null: it may have work). */
+  emptyAt: number | null;
+  /** Its signals so far: a claim that began before a signal must not mark the partition empty. */
+  signals: number;
+  /** The earliest time it may have work nobody signals (its nextWakeAt; Infinity: none; undefined: not read yet). */
+  wakeAt: number | undefined;
+}
+
+/**
+ * Jobs in Redis, spread over partitions: shared by every instance using the same Redis and key prefix, and kept
+ * across restarts.
+ *
+ * Each partition (redis-partition.ts) has its own hash tag, so every state change is one atomic script in one slot,
+ * and on a Redis Cluster the partitions spread over the masters. This store:
+ * - places a new job in a partition (partition-table.ts placeJob) and writes the partition into its id, so every
+ *   later call about the job goes to that partition alone;
+ * - claims from partitions in turn, one partition's batch per script call, skipping partitions it knows to be idle
+ *   until they signal work (PartitionHint);
+ * - holds fleet-wide limits across partitions (max_concurrency, rate) in the base partition: a claim first takes a
+ *   grant there (limit_grant.lua), each claimed job then holds a place until its lease ends (limit_confirm, renew,
+ *   release); key_concurrency needs nothing, since a key's jobs all live in one partition;
+ * - merges listings (by id, which orders every partition's jobs alike), statistics and signals.
+ * With one partition it is the partition, untouched: today's layout and speed.
+ */
 export class RedisJobStore implements JobStore {
   readonly kind = 'redis' as const;
+  /** The base partition's keys: also where operator state, schedules and the /v1 rate limit keep theirs. */
   readonly keys: RedisKeys;
-  private readonly scripts: Record<ScriptName, ScriptCaller>;
+  private readonly partitions: RedisPartition[] = [];
+  private readonly hints: PartitionHint[] = [];
+  private cursor = 0;
+  private webhookCursor = 0;
   private subscriber: RedisClient | undefined;
   private subscribed: Promise<void> | undefined;
+  /** Events channel → its partition. */
+  private readonly eventChannels = new Map<string, number>();
   /** Channel of a watched job → its watchers (one Redis subscription per job, whatever their number). */
   private readonly watchers = new Map<string, Set<(version: number | null) => void>>();
   private readonly listeners = new Set<(event: StoreEvent) => void>();
-  private sweepTimer: NodeJS.Timeout | undefined;
+  private refreshTimer: NodeJS.Timeout | undefined;
+  private refreshing: Promise<void> | undefined;
   private closed = false;
 
   private constructor(
     readonly redis: RedisClient,
     private readonly options: RedisJobStoreOptions,
+    private readonly scripts: JobScripts,
+    private table: PartitionTable,
+    /** New jobs go to partitions 0 to active - 1. */
+    readonly active: number,
   ) {
     this.keys = new RedisKeys(options.keyPrefix);
-    const header = `${this.keys.luaKeyHelpers()}\n${packedFieldsLua}\n`;
-    this.scripts = {} as Record<ScriptName, ScriptCaller>;
-    for (const name of scriptNames) {
-      const command = commandOf(name);
-      // `read` is a plain read: it needs neither the library nor the field tables, which cost every call.
-      const lua = name === 'read' ? luaBodies[name] : `${header}${luaLibraryFor(name)}\n${luaBodies[name]}`;
-      redis.defineCommand(command, { numberOfKeys: 1, lua });
-      const call = (redis as unknown as Record<string, (...args: (string | number)[]) => Promise<unknown>>)[
-        command
-      ]!.bind(redis);
-      this.scripts[name] = (keys, args) => call(...keys, ...args);
-    }
-    this.sweepTimer = setInterval(() => {
-      this.sweep(Date.now()).catch(() => undefined); // an outage is reported by /health; the next sweep catches up
-    }, options.sweepIntervalMs ?? 10_000);
-    this.sweepTimer.unref();
+    this.addPartitions(table.tags);
+    this.refreshTimer = setInterval(() => void this.refreshTable().catch(() => undefined), TABLE_REFRESH_MS);
+    this.refreshTimer.unref();
   }
 
   /** Connects and checks the server answers; throws StoreUnavailableError otherwise (and closes the client). */
   static async connect(options: RedisJobStoreOptions): Promise<RedisJobStore> {
-    const redis = createClient({ ...options, unpipelinedCommands: workerScripts.map(commandOf) });
+    const redis = createClient({ ...options, unpipelinedCommands: unpipelinedScriptCommands });
     redis.on('error', () => undefined); // connection errors surface per command as StoreUnavailableError
+    let table: PartitionTable;
+    let active: number;
     try {
       await withDeadline(
         (async () => {
@@ -223,459 +139,182 @@ export class RedisJobStore implements JobStore {
         })(),
         options.connectTimeoutMs + 1000,
       );
+      active = Math.min(MAX_PARTITIONS, options.partitions ?? defaultPartitionCount(redis));
+      table = await guardRedis(
+        () => ensurePartitionTable(redis, new RedisKeys(options.keyPrefix), options.keyPrefix, active, Date.now()),
+        options.connectTimeoutMs + 1000,
+      );
     } catch (error) {
       redis.disconnect();
       throw new StoreUnavailableError(`cannot connect to Redis: ${(error as Error).message}`, { cause: error });
     }
-    const store = new RedisJobStore(redis, options);
-    await store.adoptLegacyReadyJobs();
+    const store = new RedisJobStore(redis, options, defineJobScripts(redis), table, active);
+    try {
+      await Promise.all(store.partitions.map((partition) => partition.adoptLegacyReadyJobs()));
+    } catch (error) {
+      await store.close();
+      throw error;
+    }
     return store;
   }
 
-  /** Ready jobs stored before the fair queue (an upgrade) move into it: nothing queued is left behind. */
-  private async adoptLegacyReadyJobs(): Promise<void> {
-    while (Number(await this.call('adopt_ready', [this.keys.types], [1000])) > 0);
+  /** How many partitions there are (new jobs use the first `active`). */
+  get partitionCount(): number {
+    return this.partitions.length;
   }
 
-  async runningWithKey(type: string, tenant: string, key: string): Promise<number> {
-    const running = await this.guard(() => this.redis.hget(this.keys.keyRunning(type), `${tenant}\n${key}`));
-    return Number(running ?? 0);
+  /** The keys of the partition a job id names (tests and the benchmarks read Redis directly with them). */
+  keysOf(id: string): RedisKeys {
+    return this.partitionOf(id).keys;
   }
 
-  async create(job: NewJob, options: CreateOptions = {}): Promise<JobRecord> {
-    const [outcome, fields] = (await this.call(
-      'create',
-      [this.keys.job(job.id)],
-      this.createArgs(job, null, options),
-    )) as [string, string[]?];
-    if (outcome === 'too-many-active') throw new TooManyActiveJobsError(options.maxActive!);
-    if (outcome === 'reused') return parseJob(pairsToHash(fields!));
-    return newRecord(job);
+  private addPartitions(tags: string[]): void {
+    for (const tag of tags.slice(this.partitions.length)) {
+      const index = this.partitions.length;
+      const keys = new RedisKeys(tag);
+      this.partitions.push(new RedisPartition(this.redis, keys, this.options, this.scripts));
+      this.hints.push({ emptyAt: null, signals: 0, wakeAt: undefined });
+      this.eventChannels.set(keys.events, index);
+      if (this.subscriber) void this.subscriber.subscribe(keys.events).catch(() => undefined);
+    }
+  }
+
+  /** Partitions another instance added (a higher REDIS_PARTITIONS) become this instance's to read and claim from. */
+  private refreshTable(): Promise<void> {
+    this.refreshing ??= (async () => {
+      try {
+        const table = await this.guard(() => readPartitionTable(this.redis, this.keys));
+        if (table && table.tags.length > this.partitions.length) {
+          this.table = table;
+          this.addPartitions(table.tags);
+        }
+      } finally {
+        this.refreshing = undefined;
+      }
+    })();
+    return this.refreshing;
+  }
+
+  private partitionOf(id: string): RedisPartition {
+    return this.partitions[partitionOfId(id, this.table)] ?? this.partitions[0]!;
+  }
+
+  /** The partition of a job id, reading the table again first when the id names a partition not known here yet. */
+  private async partitionOfFresh(id: string): Promise<RedisPartition> {
+    if (partitionOfId(id, this.table) >= this.partitions.length) await this.refreshTable().catch(() => undefined);
+    return this.partitionOf(id);
+  }
+
+  /** This instance just queued work in the partition: its next claim looks there (without waiting for the signal). */
+  private queuedIn(partition: RedisPartition): void {
+    const hint = this.hints[this.partitions.indexOf(partition)];
+    if (hint) hint.emptyAt = null;
+  }
+
+  private get partitioned(): boolean {
+    return this.partitions.length > 1;
+  }
+
+  // ---- one job: its partition alone ----
+
+  async create(job: NewJob, options?: CreateOptions): Promise<JobRecord> {
+    const [partition, placed] = this.place(job, null);
+    const created = await partition.create(placed, await this.activeLimitIn(partition, job.tenant, options));
+    this.queuedIn(partition);
+    return created;
   }
 
   async createOnce(
     job: NewJob,
     idempotency: Idempotency,
-    options: CreateOptions = {},
+    options?: CreateOptions,
   ): Promise<{ job: JobRecord; replayed: boolean } | 'key-reused'> {
-    const [outcome, fields] = (await this.call(
-      'create',
-      [this.keys.job(job.id)],
-      this.createArgs(job, idempotency, options),
-    )) as [string, string[]?];
-    if (outcome === 'key-reused') return 'key-reused';
-    if (outcome === 'too-many-active') throw new TooManyActiveJobsError(options.maxActive!);
-    if (outcome === 'replayed') return { job: parseJob(pairsToHash(fields!)), replayed: true };
-    if (outcome === 'reused') return { job: parseJob(pairsToHash(fields!)), replayed: false };
-    return { job: newRecord(job), replayed: false };
-  }
-
-  async findByIdempotencyKey(tenant: string, key: string): Promise<JobRecord | undefined> {
-    const entry = await this.guard(() => this.redis.get(this.keys.idempotency(tenant, sha256(key))));
-    return entry === null ? undefined : this.get(entry.slice(0, entry.indexOf(' ')));
-  }
-
-  private createArgs(job: NewJob, idempotency: Idempotency | null, options: CreateOptions): (string | number)[] {
-    const fields: (string | number)[] = [
-      'id',
-      job.id,
-      'type',
-      job.type,
-      'tenant',
-      job.tenant,
-      'status',
-      'queued',
-      'input',
-      this.pack(job.input),
-      'prio',
-      job.priority,
-      'attempt',
-      0,
-      'max_att',
-      job.maxAttempts,
-      'budget',
-      job.maxAttempts,
-      'ver',
-      1,
-      'created',
-      job.createdAt,
-      'run_at',
-      job.runAt,
-      'updated',
-      job.createdAt,
-    ];
-    if (Object.keys(job.metadata).length > 0) fields.push('meta', JSON.stringify(job.metadata));
-    if (job.timeoutS !== null) fields.push('timeout', job.timeoutS);
-    if (job.webhook) fields.push('wh', JSON.stringify(job.webhook));
-    if (job.concurrencyKey) fields.push('ckey', job.concurrencyKey);
-    if (job.scheduleId) fields.push('sid', job.scheduleId, 'sfor', job.scheduledFor ?? job.runAt);
-    if (job.fairByKey) fields.push('fk', '1');
-    const idempotencyArgs = idempotency
-      ? [this.keys.idempotency(job.tenant, sha256(idempotency.key)), idempotency.fingerprint, idempotency.ttlMs]
-      : ['', '', 0];
-    const cacheArgs = job.cache ? [this.keys.cache(job.cache.digest), job.cache.mode, job.cache.ttlMs] : ['', '', 0];
-    return [
-      job.id,
-      job.type,
-      job.priority,
-      job.runAt,
-      job.createdAt,
-      ...idempotencyArgs,
-      options.maxActive ?? 0,
-      job.tenant,
-      ...cacheArgs,
-      this.options.jobTtlMs,
-      job.concurrencyKey ?? '',
-      ...fields,
-    ];
-  }
-
-  async get(id: string): Promise<JobRecord | undefined> {
-    const hash = await this.guard(() => this.readFields(id));
-    return liveRecord(hash, Date.now());
-  }
-
-  async goneAt(id: string, tenant?: string): Promise<number | null> {
-    const [tombstone, fields] = await this.guard(() =>
-      Promise.all([this.redis.get(this.keys.gone(id)), this.readFields(id)]),
+    const [partition, placed] = this.place(job, idempotency);
+    const outcome = await partition.createOnce(
+      placed,
+      idempotency,
+      await this.activeLimitIn(partition, job.tenant, options),
     );
-    let at: number | null = null;
-    let owner: string | undefined;
-    if (tombstone !== null) {
-      const colon = tombstone.indexOf(':');
-      at = Number(colon < 0 ? tombstone : tombstone.slice(0, colon));
-      owner = colon < 0 ? undefined : tombstone.slice(colon + 1);
-    } else if (fields.expires !== undefined && Number(fields.expires) <= Date.now()) {
-      at = Number(fields.expires); // expired, but the sweeper has not been by yet
-      owner = fields.tenant;
-    }
-    return at !== null && (tenant === undefined || owner === undefined || owner === tenant) ? at : null;
-  }
-
-  async list(query: ListQuery): Promise<ListPage> {
-    if (query.stuckAt !== undefined) return this.listStuck(query, query.stuckAt);
-    const statuses = query.statuses && query.statuses.length > 0 ? query.statuses : jobStatuses;
-    const types =
-      query.type !== undefined ? [query.type] : await this.guard(() => this.redis.smembers(this.keys.types));
-    const tenant = query.tenant !== undefined && query.tenant !== ANONYMOUS_TENANT ? query.tenant : undefined;
-    // The open tenant has no indexes of its own: in open mode every job is its job.
-    const indexKeys = statuses.flatMap((status) =>
-      types.map((type) =>
-        tenant !== undefined ? this.keys.tenantIndex(tenant, status, type) : this.keys.index(status, type),
-      ),
-    );
-    const descending = query.order === 'desc';
-    const low = query.createdAfter !== undefined ? `[${lowestIdAt(query.createdAfter + 1)}` : '-';
-    const high = query.createdBefore !== undefined ? `[${highestIdAt(query.createdBefore - 1)}` : '+';
-    const now = Date.now();
-    const jobs: JobRecord[] = [];
-    let after = query.after;
-    let scanned = 0;
-    const rounds = query.match ? Number.POSITIVE_INFINITY : LIST_REFILL_ROUNDS;
-    for (let round = 0; round < rounds; round++) {
-      // A filter checked job by job may skip most candidates: the batches grow (a page's worth, then doubling up
-      // to SCAN_BATCH), so a common match answers from the first and a rare one takes few round trips.
-      const want = query.match ? Math.min(SCAN_BATCH, (query.limit + 1) * 2 ** round) : query.limit - jobs.length + 1;
-      const start = after !== undefined ? `(${after}` : descending ? high : low;
-      const pages = await this.guard(() =>
-        Promise.all(
-          indexKeys.map((key) =>
-            descending
-              ? this.redis.zrevrangebylex(key, start, low, 'LIMIT', 0, want)
-              : this.redis.zrangebylex(key, start, high, 'LIMIT', 0, want),
-          ),
-        ),
-      );
-      const ids = [...new Set(pages.flat())].sort();
-      if (descending) ids.reverse();
-      const candidates = ids.slice(0, want);
-      if (candidates.length === 0) return { jobs, nextAfter: null };
-      const hashes = await this.guard(() => Promise.all(candidates.map((id) => this.readFields(id))));
-      for (let i = 0; i < candidates.length; i++) {
-        const record = liveRecord(hashes[i]!, now);
-        if (!record) continue; // expired or deleted between index read and fetch; the sweeper drops the entry
-        if (!statuses.includes(record.status)) continue; // moved to another status meanwhile
-        if (query.tenant !== undefined && record.tenant !== query.tenant) continue;
-        if (query.match && !query.match(record)) continue;
-        if (jobs.length === query.limit) return { jobs, nextAfter: jobs[jobs.length - 1]!.id };
-        jobs.push(record);
-      }
-      if (candidates.length < want) return { jobs, nextAfter: null };
-      after = candidates[candidates.length - 1];
-      scanned += candidates.length;
-      if (query.match && scanned >= (query.scanLimit ?? 5000)) return { jobs, nextAfter: after ?? null };
-    }
-    return { jobs, nextAfter: jobs.length > 0 ? jobs[jobs.length - 1]!.id : (after ?? null) };
-  }
-
-  async cancel(id: string, now: number): ReturnType<JobStore['cancel']> {
-    const reply = await this.call('cancel', [this.keys.job(id)], [id, now, this.options.jobTtlMs]);
-    if (!Array.isArray(reply)) return undefined;
-    const [outcome, hash] = reply as ['canceled' | 'cancel-requested' | 'unchanged', string[]];
-    return { outcome, job: parseJob(pairsToHash(hash)) };
-  }
-
-  async delete(id: string): Promise<boolean> {
-    return (await this.call('delete', [this.keys.job(id)], [id, Date.now(), this.options.jobTtlMs])) === 1;
-  }
-
-  async retry(id: string, now: number): ReturnType<JobStore['retry']> {
-    const reply = await this.call('retry', [this.keys.job(id)], [id, now]);
-    if (reply === 'not-retryable') return 'not-retryable';
-    return Array.isArray(reply) ? parseJob(pairsToHash(reply as string[])) : undefined;
-  }
-
-  async purge(statuses: JobStatus[], completedBefore: number): Promise<number> {
-    const terminal = statuses.filter((status) => terminalStatusList.includes(status));
-    if (terminal.length === 0) return 0;
-    const types = await this.guard(() => this.redis.smembers(this.keys.types));
-    // A job that completed before the cutoff was created before it too, so only that id range is read.
-    const highest = `[${highestIdAt(completedBefore)}`;
-    let deleted = 0;
-    for (const status of terminal) {
-      for (const type of types) {
-        let start = '-';
-        for (;;) {
-          const ids = await this.guard(() =>
-            this.redis.zrangebylex(this.keys.index(status, type), start, highest, 'LIMIT', 0, PURGE_BATCH),
-          );
-          if (ids.length === 0) break;
-          deleted += Number(
-            await this.call(
-              'purge',
-              [this.keys.expiry],
-              [completedBefore, terminal.join(','), Date.now(), this.options.jobTtlMs, ...ids],
-            ),
-          );
-          if (ids.length < PURGE_BATCH) break;
-          start = `(${ids[ids.length - 1]}`;
-        }
-      }
-    }
-    return deleted;
-  }
-
-  async stats(now: number): Promise<StoreStats> {
-    const [types, tenants] = await this.guard(() =>
-      Promise.all([this.redis.smembers(this.keys.types), this.redis.smembers(this.keys.tenants)]),
-    );
-    const second = Math.floor(now / 1000);
-    const seconds = Array.from({ length: 60 }, (_, i) => String(second - i));
-    const active = ['queued', 'running'] as const;
-    const [cards, futureCounts, oldestQueued, finished, tenantCards, atCap] = await this.guard(() =>
-      Promise.all([
-        Promise.all(
-          types.flatMap((type) => jobStatuses.map((status) => this.redis.zcard(this.keys.index(status, type)))),
-        ),
-        Promise.all(types.map((type) => this.redis.zcount(this.keys.delayed(type), `(${now}`, '+inf'))),
-        Promise.all(types.map((type) => this.oldestReadyRunAt(type, now))),
-        this.redis.hmget(this.keys.finished, ...seconds),
-        Promise.all(
-          tenants.flatMap((tenant) =>
-            active.flatMap((status) =>
-              types.map((type) => this.redis.zcard(this.keys.tenantIndex(tenant, status, type))),
-            ),
-          ),
-        ),
-        Promise.all(types.map((type) => this.redis.scard(this.keys.keysAtCap(type)))),
-      ]),
-    );
-    const counts = Object.fromEntries(jobStatuses.map((s) => [s, 0])) as Record<JobStatus, number>;
-    const byType: StoreStats['byType'] = {};
-    types.forEach((type, t) => {
-      const perType = (byType[type] = Object.fromEntries(jobStatuses.map((s) => [s, 0])) as Record<JobStatus, number>);
-      jobStatuses.forEach((status, s) => {
-        perType[status] = cards[t * jobStatuses.length + s]!;
-        counts[status] += perType[status];
-      });
-    });
-    // Named tenants have their own indexes; the open tenant holds whatever they do not.
-    const perTenant = tenants.map((tenant, n) => {
-      const at = (status: number): number =>
-        sum(tenantCards.slice((n * 2 + status) * types.length, (n * 2 + status + 1) * types.length));
-      return { tenant, queued: at(0), running: at(1) };
-    });
-    const open = {
-      tenant: ANONYMOUS_TENANT,
-      queued: counts.queued - sum(perTenant.map((entry) => entry.queued)),
-      running: counts.running - sum(perTenant.map((entry) => entry.running)),
-    };
-    const oldest = Math.min(...oldestQueued.filter((at): at is number => at !== null));
-    const delayed = sum(futureCounts);
-    return {
-      counts,
-      byType,
-      // Queued jobs are ready or waiting for a later run_at (the few following another job's result count as ready).
-      ready: counts.queued - delayed,
-      delayed,
-      // ZCOUNT of each type's delayed zset above the current time: already read for the total.
-      delayedByType: Object.fromEntries(types.map((type, t) => [type, futureCounts[t]!])),
-      oldestReadyAgeS: Number.isFinite(oldest) ? Math.max(0, (now - oldest) / 1000) : null,
-      finishedLastMinute: sum(finished.map((count) => Number(count ?? 0))),
-      tenants: topTenants([open, ...perTenant]),
-      keysAtCap: Object.fromEntries(
-        types.flatMap((type, t): [string, number][] => (atCap[t] ? [[type, atCap[t]]] : [])),
-      ),
-    };
-  }
-
-  async ping(): Promise<number> {
-    const started = performance.now();
-    await this.guard(() => this.redis.ping());
-    return performance.now() - started;
-  }
-
-  async persistence(): Promise<{ aof: boolean; rdb: boolean | null }> {
-    // In a Cluster, one master stands for all: they are configured alike in any deployment worth the name.
-    const node = this.redis instanceof Cluster ? (this.redis.nodes('master')[0] ?? this.redis.nodes()[0]!) : this.redis;
-    const info = await this.guard(() => node.info('persistence'));
-    const aof = /^aof_enabled:1\s*$/m.test(info);
-    let rdb: boolean | null;
-    try {
-      const reply = (await this.guard(() => node.config('GET', 'save'))) as string[];
-      rdb = (reply[1] ?? '').trim() !== '';
-    } catch {
-      rdb = null; // CONFIG is often refused on managed Redis
-    }
-    return { aof, rdb };
-  }
-
-  async claim(request: ClaimRequest): Promise<JobRecord[]> {
-    const reply = (await this.call(
-      'claim',
-      [this.keys.leases],
-      [
-        request.now,
-        request.leaseMs,
-        request.leaseId,
-        request.workerId,
-        request.max,
-        this.options.jobTtlMs,
-        LEASE_EXPIRED_JSON,
-        ...this.poisonArgs(),
-        ...claimTypeArgs(request),
-      ],
-    )) as string[][];
-    return reply.map((pairs) => parseJob(pairsToHash(pairs)));
-  }
-
-  async finishAndClaim(
-    finishes: FinishRequest[],
-    claim: ClaimRequest | null,
-    now: number,
-  ): Promise<FinishAndClaimResult> {
-    const claimArgs = claim
-      ? [
-          claim.max,
-          claim.leaseMs,
-          claim.leaseId,
-          claim.workerId,
-          LEASE_EXPIRED_JSON,
-          ...this.poisonArgs(),
-          ...claimTypeArgs(claim),
-        ]
-      : [0];
-    const [results, claimed] = (await this.call(
-      'finish_claim',
-      [this.keys.leases],
-      [
-        now,
-        this.options.jobTtlMs,
-        finishes.length,
-        ...finishes.flatMap((finish) => this.finishArgs(finish.lease, finish.outcome, finish.concurrencyLimited)),
-        ...claimArgs,
-      ],
-    )) as [unknown[], string[][]];
-    return { results: results.map(parseFinishReply), claimed: claimed.map((pairs) => parseJob(pairsToHash(pairs))) };
-  }
-
-  private poisonArgs(): [number, string] {
-    const after = this.options.poisonAfter ?? DEFAULT_POISON_AFTER;
-    return [after, JSON.stringify(poisonError(after))];
-  }
-
-  async appendLogs(entries: { jobId: string; lines: JobLogLine[] }[]): Promise<void> {
-    await Promise.all(
-      entries
-        .filter((entry) => entry.lines.length > 0)
-        .map((entry) =>
-          this.call(
-            'append_logs',
-            [this.keys.logs(entry.jobId)],
-            [entry.jobId, LOG_LINES_MAX, ...entry.lines.map((line) => JSON.stringify(line))],
-          ),
-        ),
-    );
-  }
-
-  async logs(id: string): Promise<JobLogLine[]> {
-    const lines = await this.guard(() => this.redis.lrange(this.keys.logs(id), 0, -1));
-    return lines.map((line) => JSON.parse(line) as JobLogLine);
-  }
-
-  async runNow(id: string, now: number): ReturnType<JobStore['runNow']> {
-    const reply = await this.call('run_now', [this.keys.job(id)], [id, now]);
-    if (reply === 'not-delayed') return 'not-delayed';
-    return Array.isArray(reply) ? parseJob(pairsToHash(reply as string[])) : undefined;
-  }
-
-  async importJob(job: JobRecord, logs: JobLogLine[], now: number): ReturnType<JobStore['importJob']> {
-    const finished = isTerminal(job.status);
-    const status = finished ? job.status : 'queued';
-    const fields = recordFields({ ...job, status }, (value) => this.pack(value));
-    let packed = '';
-    let pairs: string[] = [];
-    if (finished) packed = JSON.stringify(JOB_FIELDS.map((field) => fields[field] ?? false));
-    else {
-      // It comes in queued: no lease, no result reuse link (its leader is not here), attempts go on from where they were.
-      for (const field of [
-        'lease',
-        'lease_until',
-        'cancel',
-        'cached_from',
-        'cache',
-        'pct',
-        'step',
-        'msg',
-        'p_at',
-      ] as const)
-        delete fields[field];
-      pairs = Object.entries(fields).flat();
-    }
-    const outcome = (await this.call(
-      'import',
-      [this.keys.job(job.id)],
-      [job.id, job.type, job.tenant, status, job.priority, job.runAt, now, job.expiresAt ?? 0, packed, ...pairs],
-    )) as 'imported' | 'exists' | 'expired';
-    if (outcome === 'imported' && logs.length > 0) await this.appendLogs([{ jobId: job.id, lines: logs }]);
+    this.queuedIn(partition);
     return outcome;
   }
 
-  async renewLeases(leases: HeldLease[], leaseMs: number, now: number): Promise<RenewResult> {
-    if (leases.length === 0) return { lost: [], cancelRequested: [] };
-    const args = leases.flatMap((lease) => [lease.jobId, lease.leaseId]);
-    const [lost, cancelRequested] = (await this.call('renew', [this.keys.leases], [now, leaseMs, ...args])) as [
-      string[],
-      string[],
-    ];
-    return { lost, cancelRequested };
+  /**
+   * The partition a new job goes to, and the job with that partition written into its id. A job whose id is older than
+   * the table (a backdated creation time) goes to partition 0, where such ids are looked for.
+   */
+  private place(job: NewJob, idempotency: Idempotency | null): [RedisPartition, NewJob] {
+    const index = jobIdTime(job.id) < this.table.epoch ? 0 : placeJob(job, idempotency, this.active);
+    return [this.partitions[index]!, { ...job, id: withPartition(job.id, index) }];
   }
 
-  async reportProgress(lease: HeldLease, update: ProgressUpdate, now: number): Promise<boolean> {
-    const reply = await this.call(
-      'progress',
-      [this.keys.job(lease.jobId)],
-      [
-        lease.leaseId,
-        now,
-        update.percent ?? '',
-        update.step ?? '',
-        update.message ?? '',
-        lease.jobId,
-        WEBHOOK_PROGRESS_INTERVAL_MS,
-      ],
+  /**
+   * A tenant's active-job limit as it applies in one partition: what the other partitions' active jobs of the tenant
+   * leave. Read before the create, so submits racing on several instances may pass it together (by at most their
+   * number); within one partition the create's own check is atomic.
+   */
+  private async activeLimitIn(
+    partition: RedisPartition,
+    tenant: string,
+    options: CreateOptions | undefined,
+  ): Promise<CreateOptions | undefined> {
+    if (!this.partitioned || options?.maxActive === undefined) return options;
+    const elsewhere = sum(
+      await Promise.all(this.partitions.filter((p) => p !== partition).map((p) => p.activeJobsOf(tenant))),
     );
-    return reply !== 0;
+    if (elsewhere >= options.maxActive) throw new TooManyActiveJobsError(options.maxActive);
+    return { ...options, maxActive: options.maxActive - elsewhere };
+  }
+
+  async findByIdempotencyKey(tenant: string, key: string): Promise<JobRecord | undefined> {
+    // The key lives where its job was placed, which its concurrency key may have decided: every partition is asked.
+    const found = await Promise.all(this.partitions.map((p) => p.findByIdempotencyKey(tenant, key)));
+    return found.find((job) => job !== undefined);
+  }
+
+  async get(id: string): Promise<JobRecord | undefined> {
+    return (await this.partitionOfFresh(id)).get(id);
+  }
+
+  async goneAt(id: string, tenant?: string): Promise<number | null> {
+    return (await this.partitionOfFresh(id)).goneAt(id, tenant);
+  }
+
+  async cancel(id: string, now: number): ReturnType<JobStore['cancel']> {
+    return (await this.partitionOfFresh(id)).cancel(id, now);
+  }
+
+  async delete(id: string): Promise<boolean> {
+    return (await this.partitionOfFresh(id)).delete(id);
+  }
+
+  async retry(id: string, now: number): ReturnType<JobStore['retry']> {
+    const partition = await this.partitionOfFresh(id);
+    const reply = await partition.retry(id, now);
+    this.queuedIn(partition);
+    return reply;
+  }
+
+  async runNow(id: string, now: number): ReturnType<JobStore['runNow']> {
+    const partition = await this.partitionOfFresh(id);
+    const reply = await partition.runNow(id, now);
+    this.queuedIn(partition);
+    return reply;
+  }
+
+  async logs(id: string): Promise<JobLogLine[]> {
+    return (await this.partitionOfFresh(id)).logs(id);
+  }
+
+  async importJob(job: JobRecord, logs: JobLogLine[], now: number): ReturnType<JobStore['importJob']> {
+    const partition = await this.partitionOfFresh(job.id);
+    const outcome = await partition.importJob(job, logs, now);
+    this.queuedIn(partition);
+    return outcome;
+  }
+
+  async reportProgress(lease: HeldLease, progress: ProgressUpdate, now: number): Promise<boolean> {
+    return this.partitionOf(lease.jobId).reportProgress(lease, progress, now);
   }
 
   async finish(
@@ -684,50 +323,350 @@ export class RedisJobStore implements JobStore {
     now: number,
     options: { concurrencyLimited?: boolean } = {},
   ): Promise<FinishResult> {
-    const [id, leaseId, kind, payload, runAt, capped] = this.finishArgs(lease, outcome, options.concurrencyLimited);
-    const reply = await this.call(
-      'finish',
-      [this.keys.job(lease.jobId)],
-      [id, leaseId, kind, now, this.options.jobTtlMs, payload, runAt, capped],
-    );
-    return parseFinishReply(reply);
+    if (!this.partitioned) return this.partitions[0]!.finish(lease, outcome, now, options);
+    const [result] = (
+      await this.finishAndClaim([{ lease, outcome, concurrencyLimited: options.concurrencyLimited }], null, now)
+    ).results;
+    return result!;
   }
 
-  /** The six values finish.lua and finish_claim.lua take per attempt. */
-  private finishArgs(
-    lease: HeldLease,
-    outcome: AttemptOutcome,
-    concurrencyLimited = false,
-  ): [string, string, string, string, number, string] {
-    let payload = '';
-    if (outcome.kind === 'succeeded') payload = this.pack(outcome.result);
-    else if (outcome.kind === 'failed' || outcome.kind === 'retry') payload = JSON.stringify(outcome.error);
-    return [
-      lease.jobId,
-      lease.leaseId,
-      outcome.kind,
-      payload,
-      outcome.kind === 'retry' ? outcome.runAt : 0,
-      concurrencyLimited ? '1' : '0',
-    ];
+  async appendLogs(entries: { jobId: string; lines: JobLogLine[] }[]): Promise<void> {
+    await Promise.all(
+      this.groupBy(entries, (entry) => entry.jobId).map(([partition, group]) => partition.appendLogs(group)),
+    );
+  }
+
+  async settleWebhookDelivery(delivery: WebhookDelivery, state: WebhookDeliveryState, now: number): Promise<void> {
+    await this.partitionOf(delivery.jobId).settleWebhookDelivery(delivery, state, now);
+  }
+
+  // ---- across partitions ----
+
+  async runningWithKey(type: string, tenant: string, key: string): Promise<number> {
+    // One partition holds a key's jobs, unless REDIS_PARTITIONS changed while some ran: count them all.
+    return sum(await Promise.all(this.partitions.map((p) => p.runningWithKey(type, tenant, key))));
+  }
+
+  /**
+   * A k-way merge of the partitions' pages. Ids order every partition's jobs alike, so the id of the last job listed is
+   * the cursor for all of them. A partition that stopped short (a filtered scan reaching its limit) bounds the page:
+   * nothing past the point it reached is listed, so the next page goes on from there without skipping.
+   */
+  async list(query: ListQuery): Promise<ListPage> {
+    if (!this.partitioned) return this.partitions[0]!.list(query);
+    const pages = await Promise.all(this.partitions.map((p) => p.list(query)));
+    const before = (a: string, b: string): boolean => (query.order === 'desc' ? a > b : a < b);
+    let bound: string | null = null;
+    for (const page of pages) {
+      if (page.nextAfter !== null && (bound === null || before(page.nextAfter, bound))) bound = page.nextAfter;
+    }
+    const merged = pages
+      .flatMap((page) => page.jobs)
+      .filter((job) => bound === null || !before(bound, job.id))
+      .sort((a, b) => (before(a.id, b.id) ? -1 : 1));
+    const jobs = merged.slice(0, query.limit);
+    if (merged.length > query.limit) return { jobs, nextAfter: jobs[jobs.length - 1]!.id };
+    return { jobs, nextAfter: bound };
+  }
+
+  async purge(statuses: JobStatus[], completedBefore: number): Promise<number> {
+    return sum(await Promise.all(this.partitions.map((p) => p.purge(statuses, completedBefore))));
+  }
+
+  /** Drops expired jobs from the indexes; runs on a timer in each partition, exposed for tests. */
+  async sweep(now: number): Promise<number> {
+    return sum(await Promise.all(this.partitions.map((p) => p.sweep(now))));
+  }
+
+  async stats(now: number): Promise<StoreStats> {
+    if (!this.partitioned) return this.partitions[0]!.stats(now);
+    const all = await Promise.all(this.partitions.map((p) => p.stats(now)));
+    const add = (into: Record<string, number>, from: Record<string, number>): void => {
+      for (const [name, count] of Object.entries(from)) into[name] = (into[name] ?? 0) + count;
+    };
+    const counts = {} as Record<JobStatus, number>;
+    const byType: StoreStats['byType'] = {};
+    const delayedByType: Record<string, number> = {};
+    const keysAtCap: Record<string, number> = {};
+    const tenants = new Map<string, { tenant: string; queued: number; running: number }>();
+    for (const stats of all) {
+      add(counts, stats.counts);
+      for (const [type, perType] of Object.entries(stats.byType))
+        add((byType[type] ??= {} as Record<JobStatus, number>), perType);
+      add(delayedByType, stats.delayedByType);
+      add(keysAtCap, stats.keysAtCap);
+      for (const entry of stats.tenants) {
+        const merged = tenants.get(entry.tenant) ?? { tenant: entry.tenant, queued: 0, running: 0 };
+        merged.queued += entry.queued;
+        merged.running += entry.running;
+        tenants.set(entry.tenant, merged);
+      }
+    }
+    const ages = all.map((stats) => stats.oldestReadyAgeS).filter((age): age is number => age !== null);
+    return {
+      counts,
+      byType,
+      ready: sum(all.map((stats) => stats.ready)),
+      delayed: sum(all.map((stats) => stats.delayed)),
+      delayedByType,
+      oldestReadyAgeS: ages.length > 0 ? Math.max(...ages) : null,
+      finishedLastMinute: sum(all.map((stats) => stats.finishedLastMinute)),
+      // Each partition names its top tenants: a tenant just below the top in every partition may be missed.
+      tenants: topTenants([...tenants.values()]),
+      keysAtCap,
+    };
+  }
+
+  async ping(): Promise<number> {
+    return this.partitions[0]!.ping();
+  }
+
+  async persistence(): Promise<{ aof: boolean; rdb: boolean | null }> {
+    return this.partitions[0]!.persistence();
+  }
+
+  // ---- claiming ----
+
+  async claim(request: ClaimRequest): Promise<JobRecord[]> {
+    if (!this.partitioned) return this.partitions[0]!.claim(request);
+    return (await this.finishAndClaim([], request, request.now)).claimed;
+  }
+
+  /**
+   * Each partition's finishes go to it (the first partition to claim from takes its finishes and the claim in one
+   * call); the claim then goes on to further partitions in turn until `max` jobs are claimed or none may have more.
+   */
+  async finishAndClaim(
+    finishes: FinishRequest[],
+    claim: ClaimRequest | null,
+    now: number,
+  ): Promise<FinishAndClaimResult> {
+    if (!this.partitioned) return this.partitions[0]!.finishAndClaim(finishes, claim, now);
+    const byPartition = new Map<RedisPartition, number[]>();
+    finishes.forEach((finish, i) => {
+      const partition = this.partitionOf(finish.lease.jobId);
+      byPartition.set(partition, [...(byPartition.get(partition) ?? []), i]);
+    });
+    const order = claim ? this.claimOrder(claim.now) : [];
+    const grants = claim && order.length > 0 ? await this.grantLimits(claim) : undefined;
+    const results: FinishResult[] = new Array<FinishResult>(finishes.length);
+    const claimed: JobRecord[] = [];
+
+    const finishIn = async (partition: RedisPartition, request: PartitionClaim | null, hint?: number) => {
+      const indices = byPartition.get(partition) ?? [];
+      byPartition.delete(partition);
+      const signals = hint === undefined ? 0 : this.hints[hint]!.signals;
+      const reply = await partition.finishAndClaim(
+        indices.map((i) => finishes[i]!),
+        request,
+        now,
+      );
+      // A retried or released job is queued again there.
+      if (indices.some((i) => ['retry', 'released'].includes(finishes[i]!.outcome.kind))) this.queuedIn(partition);
+      indices.forEach((finishIndex, i) => (results[finishIndex] = reply.results[i]!));
+      if (request && hint !== undefined) this.noteClaim(hint, signals, reply.claimed, request);
+      return reply.claimed;
+    };
+
+    let next = 0;
+    const first = claim && grants ? this.partitionClaim(claim, grants, claimed.length) : null;
+    const firstIndex = first ? order[next++] : undefined;
+    const calls: Promise<JobRecord[]>[] = [];
+    if (first && firstIndex !== undefined) calls.push(finishIn(this.partitions[firstIndex]!, first, firstIndex));
+    for (const partition of [...byPartition.keys()]) calls.push(finishIn(partition, null));
+    try {
+      for (const jobs of await Promise.all(calls)) this.takeGranted(jobs, grants, claimed);
+      while (claim && grants && next < order.length && claimed.length < claim.max) {
+        const request = this.partitionClaim(claim, grants, claimed.length);
+        if (!request) break;
+        const index = order[next++]!;
+        this.takeGranted(await finishIn(this.partitions[index]!, request, index), grants, claimed);
+      }
+    } finally {
+      if (grants) await this.confirmGrants(claim!, grants, claimed);
+      await this.releasePlaces(finishes.filter((finish) => finish.concurrencyLimited).map((finish) => finish.lease));
+    }
+    return { results, claimed };
+  }
+
+  /** Partitions that may have work, in turn from the next one (so no partition starves). */
+  private claimOrder(now: number): number[] {
+    const n = this.partitions.length;
+    const start = this.cursor;
+    this.cursor = (this.cursor + 1) % n;
+    const order: number[] = [];
+    for (let i = 0; i < n; i++) {
+      const index = (start + i) % n;
+      const hint = this.hints[index]!;
+      if (
+        hint.emptyAt === null ||
+        hint.wakeAt === undefined ||
+        now >= hint.wakeAt ||
+        now - hint.emptyAt >= EMPTY_RECHECK_MS
+      )
+        order.push(index);
+    }
+    return order;
+  }
+
+  /**
+   * A claim that got fewer jobs than it could take found the partition empty (unless it signalled work meanwhile, or a
+   * type used up its grant there: its jobs may wait). An empty partition's next due time is read in the background, so
+   * a delayed job or a lapsing lease there is found in time without a signal.
+   */
+  private noteClaim(index: number, signalsBefore: number, claimed: JobRecord[], request: PartitionClaim): void {
+    const hint = this.hints[index]!;
+    const grants = request.grants ?? {};
+    const grantUsedUp = Object.entries(grants).some(
+      ([type, grant]) => claimed.filter((job) => job.type === type).length >= grant,
+    );
+    if (claimed.length >= request.max || grantUsedUp) {
+      hint.emptyAt = null;
+      return;
+    }
+    if (hint.signals !== signalsBefore) return;
+    hint.emptyAt = request.now;
+    hint.wakeAt = undefined;
+    const limits = Object.fromEntries(
+      Object.entries(request.limits ?? {}).map(([type, limit]) => [type, { ...limit, rate: undefined }]),
+    );
+    void this.partitions[index]!.nextWakeAt(request.types, limits)
+      .then((at) => {
+        if (hint.signals === signalsBefore && hint.emptyAt === request.now) hint.wakeAt = at ?? Infinity;
+      })
+      .catch(() => (hint.emptyAt = null));
+  }
+
+  /** This partition's share of the claim: what is left of `max` and of each limited type's grant. */
+  private partitionClaim(claim: ClaimRequest, grants: FleetGrants, taken: number): PartitionClaim | null {
+    const types = claim.types.filter((type) => grants.left[type] === undefined || grants.left[type] > 0);
+    const request: PartitionClaim = { ...claim, types, max: claim.max - taken, grants: { ...grants.left } };
+    if (types.length === 0 || allowedIn(request) === 0) return null;
+    return request;
+  }
+
+  private takeGranted(jobs: JobRecord[], grants: FleetGrants | undefined, claimed: JobRecord[]): void {
+    for (const job of jobs) {
+      claimed.push(job);
+      if (grants && grants.left[job.type] !== undefined) grants.left[job.type]!--;
+    }
+  }
+
+  /** Grants for the claim's types with a fleet-wide max_concurrency or rate (limit_grant.lua). */
+  private async grantLimits(claim: ClaimRequest): Promise<FleetGrants> {
+    const limited = claim.types.filter((type) => isFleetLimited(claim.limits?.[type]));
+    const grants: FleetGrants = { granted: {}, left: {} };
+    if (limited.length === 0) return grants;
+    const reply = (await this.guard(() =>
+      this.scripts.limit_grant(
+        [this.keys.partitions],
+        [
+          claim.now,
+          claim.now + claim.leaseMs + FLEET_CLOCK_MARGIN_MS,
+          claim.leaseId,
+          claim.max,
+          ...limited.flatMap((type) => {
+            const limit = claim.limits![type]!;
+            return [type, limit.maxConcurrency ?? 0, limit.rate?.max ?? 0, limit.rate?.perMs ?? 0];
+          }),
+        ],
+      ),
+    )) as number[];
+    limited.forEach((type, i) => {
+      grants.granted[type] = Number(reply[i]);
+      grants.left[type] = Number(reply[i]);
+    });
+    return grants;
+  }
+
+  /**
+   * Swaps the grants used for the jobs claimed with them, and gives the rest back. Should that fail, the jobs claimed
+   * under a grant are handed back (released) rather than run without a place: the limit is never exceeded.
+   */
+  private async confirmGrants(claim: ClaimRequest, grants: FleetGrants, claimed: JobRecord[]): Promise<void> {
+    const types = Object.keys(grants.granted).filter((type) => grants.granted[type]! > 0);
+    if (types.length === 0) return;
+    const args: (string | number)[] = [claim.leaseId, FLEET_CLOCK_MARGIN_MS];
+    for (const type of types) {
+      const limit = claim.limits![type]!;
+      const jobs = claimed.filter((job) => job.type === type);
+      args.push(type, grants.granted[type]!, limit.maxConcurrency ? '1' : '0', limit.rate ? '1' : '0', jobs.length);
+      for (const job of jobs) args.push(job.id, job.lease!.until);
+    }
+    try {
+      await this.guard(() => this.scripts.limit_confirm([this.keys.partitions], args));
+    } catch {
+      const unplaced = claimed.filter((job) => types.includes(job.type));
+      await Promise.allSettled(
+        unplaced.map((job) =>
+          this.partitionOf(job.id).finish({ jobId: job.id, leaseId: job.lease!.id }, { kind: 'released' }, Date.now()),
+        ),
+      );
+      claimed.splice(0, claimed.length, ...claimed.filter((job) => !unplaced.includes(job)));
+    }
+  }
+
+  /** Ended attempts give their places under fleet-wide max_concurrency back (limit_release.lua). */
+  private async releasePlaces(leases: HeldLease[]): Promise<void> {
+    if (leases.length === 0) return;
+    // A place not given back (Redis unreachable now) lapses on its own when its lease would have ended.
+    await this.guard(() =>
+      this.scripts.limit_release(
+        [this.keys.partitions],
+        leases.flatMap((lease) => [lease.jobId, lease.leaseId]),
+      ),
+    ).catch(() => undefined);
+  }
+
+  async renewLeases(leases: HeldLease[], leaseMs: number, now: number): Promise<RenewResult> {
+    if (!this.partitioned) return this.partitions[0]!.renewLeases(leases, leaseMs, now);
+    if (leases.length === 0) return { lost: [], cancelRequested: [] };
+    // Places under fleet-wide limits first: a place never ends before the lease it stands for.
+    await this.guard(() =>
+      this.scripts.limit_renew(
+        [this.keys.partitions],
+        [now + leaseMs + FLEET_CLOCK_MARGIN_MS, ...leases.flatMap((lease) => [lease.jobId, lease.leaseId])],
+      ),
+    );
+    const replies = await Promise.all(
+      this.groupBy(leases, (lease) => lease.jobId).map(([partition, group]) =>
+        partition.renewLeases(group, leaseMs, now),
+      ),
+    );
+    return {
+      lost: replies.flatMap((reply) => reply.lost),
+      cancelRequested: replies.flatMap((reply) => reply.cancelRequested),
+    };
   }
 
   async nextWakeAt(types: string[], limits: Record<string, ClaimLimit> = {}): Promise<number | null> {
-    const rateLimited = types.filter((type) => limits[type]?.rate);
-    const [heads, rateHeads] = await this.guard(() =>
-      Promise.all([
-        Promise.all([
-          ...types.map((type) => this.redis.zrange(this.keys.delayed(type), 0, 0, 'WITHSCORES')),
-          this.redis.zrange(this.keys.leases, 0, 0, 'WITHSCORES'),
-        ]),
-        Promise.all(rateLimited.map((type) => this.redis.zrange(this.keys.rate(type), 0, 0, 'WITHSCORES'))),
-      ]),
+    if (!this.partitioned) return this.partitions[0]!.nextWakeAt(types, limits);
+    // Partitions do not hold rate windows when partitioned: the fleet's are read here.
+    const partitionLimits = Object.fromEntries(
+      Object.entries(limits).map(([type, limit]) => [type, { ...limit, rate: undefined }]),
     );
-    const times = heads.filter((head) => head.length === 2).map((head) => Number(head[1]));
-    rateLimited.forEach((type, i) => {
-      const oldest = rateHeads[i]!;
-      if (oldest.length === 2) times.push(Number(oldest[1]) + limits[type]!.rate!.perMs + 1);
-    });
+    const fleetLimited = types.filter((type) => isFleetLimited(limits[type]));
+    const [perPartition, fleetHeads] = await Promise.all([
+      Promise.all(this.partitions.map((p) => p.nextWakeAt(types, partitionLimits))),
+      this.guard(() =>
+        Promise.all(
+          fleetLimited.map(async (type) => {
+            const limit = limits[type]!;
+            const [running, rate] = await Promise.all([
+              limit.maxConcurrency ? this.redis.zrange(this.keys.fleetRunning(type), 0, 0, 'WITHSCORES') : [],
+              limit.rate ? this.redis.zrange(this.keys.fleetRate(type), 0, 0, 'WITHSCORES') : [],
+            ]);
+            const times: number[] = [];
+            // A place held by a worker that died frees when it lapses; a rate window frees a claim as it slides.
+            if (running.length === 2) times.push(Number(running[1]) + 1);
+            if (rate.length === 2) times.push(Number(rate[1]) + limit.rate!.perMs + 1);
+            return times.length > 0 ? Math.min(...times) : null;
+          }),
+        ),
+      ),
+    ]);
+    perPartition.forEach((at, i) => (this.hints[i]!.wakeAt = at ?? Infinity));
+    const times = [...perPartition, ...fleetHeads].filter((at): at is number => at !== null);
     return times.length > 0 ? Math.min(...times) : null;
   }
 
@@ -736,41 +675,25 @@ export class RedisJobStore implements JobStore {
     max: number,
     leaseMs: number,
   ): ReturnType<JobStore['claimWebhookDeliveries']> {
-    const [handed, nextDue] = (await this.call('webhook_claim', [this.keys.webhooksDue], [now, max, leaseMs])) as [
-      [string, string[]][],
-      string | null,
-    ];
-    const deliveries = handed.map(([id, pairs]): WebhookDelivery => {
-      const fields = pairsToHash(pairs);
-      return {
-        id,
-        jobId: id.slice(0, id.indexOf(':')),
-        event: fields.event as WebhookEvent,
-        url: fields.url!,
-        createdAt: Number(fields.created),
-        attempts: Number(fields.attempts),
-        job: parseJob(unpackFields(fields.job!)),
-      };
-    });
-    return { deliveries, nextDueAt: nextDue === null ? null : Number(nextDue) };
+    if (!this.partitioned) return this.partitions[0]!.claimWebhookDeliveries(now, max, leaseMs);
+    const deliveries: WebhookDelivery[] = [];
+    let nextDueAt: number | null = null;
+    const n = this.partitions.length;
+    const start = this.webhookCursor;
+    this.webhookCursor = (start + 1) % n;
+    for (let i = 0; i < n; i++) {
+      const reply = await this.partitions[(start + i) % n]!.claimWebhookDeliveries(
+        now,
+        max - deliveries.length,
+        leaseMs,
+      );
+      deliveries.push(...reply.deliveries);
+      if (reply.nextDueAt !== null && (nextDueAt === null || reply.nextDueAt < nextDueAt)) nextDueAt = reply.nextDueAt;
+    }
+    return { deliveries, nextDueAt };
   }
 
-  async settleWebhookDelivery(delivery: WebhookDelivery, state: WebhookDeliveryState, now: number): Promise<void> {
-    const retry = state.status === 'retrying' && state.nextAttemptAt !== null;
-    await this.call(
-      'webhook_settle',
-      [this.keys.job(delivery.jobId)],
-      [
-        delivery.id,
-        delivery.jobId,
-        retry ? 'retry' : 'done',
-        state.nextAttemptAt ?? 0,
-        JSON.stringify(state),
-        now,
-        state.attempts,
-      ],
-    );
-  }
+  // ---- signals ----
 
   async subscribe(listener: (event: StoreEvent) => void): Promise<() => void> {
     this.listeners.add(listener);
@@ -796,14 +719,20 @@ export class RedisJobStore implements JobStore {
       } catch {
         return;
       }
+      const partition = this.eventChannels.get(channel);
+      if (partition !== undefined && event.kind === 'work') {
+        const hint = this.hints[partition]!;
+        hint.signals++;
+        hint.emptyAt = null;
+      }
       for (const each of this.listeners) each(event);
     });
     this.subscriber = subscriber;
-    await this.guard(() => subscriber.subscribe(this.keys.events));
+    await this.guard(() => subscriber.subscribe(...this.eventChannels.keys()));
   }
 
   async watch(id: string, listener: (version: number | null) => void): Promise<() => void> {
-    const channel = this.keys.changed(id);
+    const channel = (await this.partitionOfFresh(id)).keys.changed(id);
     let watchers = this.watchers.get(channel);
     const first = watchers === undefined;
     if (!watchers) this.watchers.set(channel, (watchers = new Set()));
@@ -825,78 +754,27 @@ export class RedisJobStore implements JobStore {
     return stop;
   }
 
-  /** Drops expired jobs from the indexes; runs on a timer, exposed for tests. */
-  async sweep(now: number): Promise<number> {
-    let dropped = 0;
-    for (;;) {
-      const count = Number(
-        await this.call(
-          'sweep',
-          [this.keys.expiry],
-          [now, SWEEP_BATCH, terminalStatusList.join(','), this.options.jobTtlMs],
-        ),
-      );
-      dropped += count;
-      if (count < SWEEP_BATCH) return dropped;
-    }
-  }
-
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    clearInterval(this.sweepTimer);
+    clearInterval(this.refreshTimer);
+    for (const partition of this.partitions) partition.stop();
     this.listeners.clear();
     // The subscriber holds no state worth a graceful QUIT; a paused Redis would never answer it.
     this.subscriber?.disconnect();
     await quit(this.redis, this.options.commandTimeoutMs);
   }
 
-  private async listStuck(query: ListQuery, at: number): Promise<ListPage> {
-    const ids = await this.guard(() => this.redis.zrangebyscore(this.keys.leases, '-inf', at));
-    const hashes = await this.guard(() => Promise.all(ids.map((id) => this.readFields(id))));
-    const matching = hashes
-      .map((hash) => liveRecord(hash, Date.now()))
-      .filter((job): job is JobRecord => job !== undefined && job.status === 'running')
-      .filter((job) => query.tenant === undefined || job.tenant === query.tenant)
-      .filter((job) => query.type === undefined || job.type === query.type)
-      .filter((job) => query.createdAfter === undefined || job.createdAt > query.createdAfter)
-      .filter((job) => query.createdBefore === undefined || job.createdAt < query.createdBefore)
-      .sort((a, b) => (a.id < b.id ? -1 : 1));
-    if (query.order === 'desc') matching.reverse();
-    const start =
-      query.after === undefined
-        ? 0
-        : matching.findIndex((job) => (query.order === 'desc' ? job.id < query.after! : job.id > query.after!));
-    const page = start < 0 ? [] : matching.slice(start, start + query.limit);
-    const more = start >= 0 && start + query.limit < matching.length;
-    return { jobs: page, nextAfter: more ? page[page.length - 1]!.id : null };
-  }
-
-  /** Run time of the oldest ready job among the oldest queued ids (ids order by creation). */
-  private async oldestReadyRunAt(type: string, now: number): Promise<number | null> {
-    const ids = await this.redis.zrangebylex(this.keys.index('queued', type), '-', '+', 'LIMIT', 0, 50);
-    if (ids.length === 0) return null;
-    const runAts = await Promise.all(ids.map((id) => this.redis.hget(this.keys.job(id), 'run_at')));
-    const due = runAts.map(Number).filter((at) => at > 0 && at <= now);
-    return due.length > 0 ? Math.min(...due) : null;
-  }
-
-  /** A job's fields, whichever form it has: a hash while active, one packed JSON string once finished (read.lua). */
-  private async readFields(id: string): Promise<Record<string, string>> {
-    const reply = (await this.scripts.read([this.keys.job(id)], [])) as string | string[] | null;
-    if (reply === null) return {};
-    return typeof reply === 'string' ? unpackFields(reply) : pairsToHash(reply);
-  }
-
-  /** JSON, deflated (and base64'd, to stay a text field) above the compression threshold. */
-  private pack(value: unknown): string {
-    const json = JSON.stringify(value ?? null);
-    if (json.length < (this.options.compressThresholdBytes ?? 16_384)) return json;
-    return COMPRESSED_MARK + deflateRawSync(json).toString('base64');
-  }
-
-  private call(name: ScriptName, keys: string[], args: (string | number)[]): Promise<unknown> {
-    return this.guard(() => this.scripts[name](keys, args));
+  /** `items` grouped by the partition of each one's job id. */
+  private groupBy<T>(items: T[], idOf: (item: T) => string): [RedisPartition, T[]][] {
+    const groups = new Map<RedisPartition, T[]>();
+    for (const item of items) {
+      const partition = this.partitionOf(idOf(item));
+      const group = groups.get(partition);
+      if (group) group.push(item);
+      else groups.set(partition, [item]);
+    }
+    return [...groups];
   }
 
   private guard<T>(operation: () => Promise<T>): Promise<T> {
@@ -904,217 +782,22 @@ export class RedisJobStore implements JobStore {
   }
 }
 
-/** QUIT, but never wait on a Redis that does not answer: disconnect after `timeoutMs`. */
-async function quit(client: RedisClient, timeoutMs: number): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs)));
-  await Promise.race([client.quit().catch(() => undefined), timeout]);
-  clearTimeout(timer);
-  client.disconnect();
+/** What a claim across partitions was granted under fleet-wide limits, per limited type, and what is left of it. */
+interface FleetGrants {
+  granted: Record<string, number>;
+  left: Record<string, number>;
 }
 
-const LEASE_EXPIRED_JSON = JSON.stringify(leaseExpiredError);
+const isFleetLimited = (limit: ClaimLimit | undefined): boolean =>
+  limit !== undefined && (limit.maxConcurrency !== undefined || limit.rate !== undefined);
 
-/**
- * The tenant weights (how many, then tenant and weight pairs; weight 1 is everyone's default, so not sent), then per
- * job type: name, max concurrency, rate max, rate window ms, key concurrency (0 = no limit).
- */
-function claimTypeArgs(request: ClaimRequest): (string | number)[] {
-  const weights = Object.entries(request.tenantWeights ?? {}).filter(([, weight]) => weight > 1);
-  return [
-    weights.length,
-    ...weights.flat(),
-    ...request.types.flatMap((type) => {
-      const limit = request.limits?.[type];
-      return [
-        type,
-        limit?.maxConcurrency ?? 0,
-        limit?.rate?.max ?? 0,
-        limit?.rate?.perMs ?? 0,
-        limit?.keyConcurrency ?? 0,
-      ];
-    }),
-  ];
-}
-
-/** The fields of a packed (finished) job. */
-function unpackFields(packed: string): Record<string, string> {
-  const values = JSON.parse(packed) as (string | false)[];
-  const fields: Record<string, string> = {};
-  JOB_FIELDS.forEach((field, i) => {
-    const value = values[i];
-    if (value !== false && value !== undefined) fields[field] = value;
-  });
-  return fields;
-}
-
-function parseFinishReply(reply: unknown): FinishResult {
-  if (!Array.isArray(reply)) return 'lost';
-  return { status: JobStatus.parse(reply[0]), version: Number(reply[1]) };
+/** The most jobs a partition claim may take: its max, or less when all its types are limited by grants. */
+function allowedIn(request: PartitionClaim): number {
+  const grants = request.grants ?? {};
+  if (request.types.some((type) => grants[type] === undefined)) return request.max;
+  return Math.min(request.max, sum(request.types.map((type) => grants[type]!)));
 }
 
 function sum(values: number[]): number {
   return values.reduce((total, value) => total + value, 0);
-}
-
-/** The record `create` stores for a new job. */
-function newRecord({ cache: _cache, fairByKey: _fairByKey, ...job }: NewJob): JobRecord {
-  return {
-    ...job,
-    concurrencyKey: job.concurrencyKey ?? null,
-    scheduleId: job.scheduleId ?? null,
-    scheduledFor: job.scheduledFor ?? null,
-    status: 'queued',
-    progress: { percent: null, step: null, message: null, updatedAt: null },
-    result: null,
-    error: null,
-    attempt: 0,
-    attemptBudget: job.maxAttempts,
-    version: 1,
-    startedAt: null,
-    updatedAt: job.createdAt,
-    completedAt: null,
-    expiresAt: null,
-    lease: null,
-    cancelRequested: false,
-    webhook: job.webhook ?? null,
-    webhookDelivery: null,
-    cachedFrom: null,
-    workerId: null,
-    attempts: [],
-  };
-}
-
-const sha256 = (text: string): string => createHash('sha256').update(text).digest('hex');
-
-function pairsToHash(pairs: string[]): Record<string, string> {
-  const hash: Record<string, string> = {};
-  for (let i = 0; i < pairs.length; i += 2) hash[pairs[i]!] = pairs[i + 1]!;
-  return hash;
-}
-
-function liveRecord(hash: Record<string, string>, now: number): JobRecord | undefined {
-  if (hash.id === undefined) return undefined;
-  if (hash.expires !== undefined && Number(hash.expires) <= now) return undefined;
-  return parseJob(hash);
-}
-
-function unpack(value: string): unknown {
-  if (value.startsWith(COMPRESSED_MARK))
-    return JSON.parse(inflateRawSync(Buffer.from(value.slice(COMPRESSED_MARK.length), 'base64')).toString('utf8'));
-  return JSON.parse(value);
-}
-
-const num = (value: string | undefined): number | null => (value === undefined || value === '' ? null : Number(value));
-
-function parseJob(hash: Record<string, string>): JobRecord {
-  const leaseUntil = num(hash.lease_until);
-  return {
-    id: hash.id!,
-    type: hash.type!,
-    tenant: hash.tenant!,
-    status: hash.status as JobStatus,
-    input: unpack(hash.input ?? 'null'),
-    metadata: hash.meta ? (JSON.parse(hash.meta) as Record<string, string>) : {},
-    priority: Number(hash.prio),
-    progress: {
-      percent: num(hash.pct),
-      step: hash.step ?? null,
-      message: hash.msg ?? null,
-      updatedAt: num(hash.p_at),
-    },
-    result: hash.result !== undefined ? unpack(hash.result) : null,
-    error: hash.error !== undefined ? (JSON.parse(hash.error) as JobError) : null,
-    attempt: Number(hash.attempt),
-    maxAttempts: Number(hash.max_att),
-    attemptBudget: Number(hash.budget),
-    timeoutS: num(hash.timeout),
-    version: Number(hash.ver),
-    createdAt: num(hash.created) ?? jobIdTime(hash.id!),
-    runAt: Number(hash.run_at),
-    startedAt: num(hash.started),
-    updatedAt: Number(hash.updated),
-    completedAt: num(hash.completed),
-    expiresAt: num(hash.expires),
-    lease:
-      hash.lease !== undefined && leaseUntil !== null
-        ? { id: hash.lease, workerId: hash.worker ?? '', until: leaseUntil }
-        : null,
-    cancelRequested: hash.cancel === '1',
-    webhook: hash.wh ? (JSON.parse(hash.wh) as JobWebhook) : null,
-    webhookDelivery: hash.wh_st ? (JSON.parse(hash.wh_st) as WebhookDeliveryState) : null,
-    concurrencyKey: hash.ckey ?? null,
-    scheduleId: hash.sid ?? null,
-    scheduledFor: num(hash.sfor),
-    cachedFrom: hash.cached_from ?? null,
-    workerId: hash.worker ?? null,
-    attempts: attemptsOf(hash),
-  };
-}
-
-/** A record's fields as stored (the inverse of parseJob); absent = null. */
-function recordFields(
-  job: JobRecord,
-  pack: (value: unknown) => string,
-): Partial<Record<(typeof JOB_FIELDS)[number], string>> {
-  const fields: Partial<Record<(typeof JOB_FIELDS)[number], string>> = {
-    id: job.id,
-    type: job.type,
-    tenant: job.tenant,
-    status: job.status,
-    input: pack(job.input),
-    prio: String(job.priority),
-    attempt: String(job.attempt),
-    max_att: String(job.maxAttempts),
-    budget: String(job.attemptBudget),
-    ver: String(job.version),
-    created: String(job.createdAt),
-    run_at: String(job.runAt),
-    updated: String(job.updatedAt),
-  };
-  const optional: [(typeof JOB_FIELDS)[number], string | null][] = [
-    ['meta', Object.keys(job.metadata).length > 0 ? JSON.stringify(job.metadata) : null],
-    ['timeout', job.timeoutS === null ? null : String(job.timeoutS)],
-    ['started', job.startedAt === null ? null : String(job.startedAt)],
-    ['completed', job.completedAt === null ? null : String(job.completedAt)],
-    ['expires', job.expiresAt === null ? null : String(job.expiresAt)],
-    ['pct', job.progress.percent === null ? null : String(job.progress.percent)],
-    ['step', job.progress.step],
-    ['msg', job.progress.message],
-    ['p_at', job.progress.updatedAt === null ? null : String(job.progress.updatedAt)],
-    ['result', job.status === 'succeeded' ? pack(job.result) : null],
-    ['error', job.error ? JSON.stringify(job.error) : null],
-    ['worker', job.workerId],
-    ['wh', job.webhook ? JSON.stringify(job.webhook) : null],
-    ['wh_st', job.webhookDelivery ? JSON.stringify(job.webhookDelivery) : null],
-    ['cached_from', job.cachedFrom],
-    ['ckey', job.concurrencyKey],
-    ['sid', job.scheduleId],
-    ['sfor', job.scheduledFor === null ? null : String(job.scheduledFor)],
-    ['atts', job.attempts.length > 0 ? JSON.stringify(job.attempts) : null],
-  ];
-  for (const [field, value] of optional) if (value !== null) fields[field] = value;
-  return fields;
-}
-
-/** The attempt timeline; a succeeding attempt is not stored (finish-lib.lua) but read from the job's own fields. */
-function attemptsOf(hash: Record<string, string>): AttemptRecord[] {
-  const attempts = hash.atts ? (JSON.parse(hash.atts) as AttemptRecord[]) : [];
-  const attempt = Number(hash.attempt);
-  if (
-    hash.status === 'succeeded' &&
-    attempt > 0 &&
-    hash.started !== undefined &&
-    (attempts.at(-1)?.attempt ?? 0) < attempt
-  ) {
-    attempts.push({
-      attempt,
-      workerId: hash.worker ?? null,
-      startedAt: Number(hash.started),
-      endedAt: Number(hash.completed),
-      outcome: 'succeeded',
-      error: null,
-    });
-  }
-  return attempts;
 }

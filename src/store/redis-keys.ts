@@ -4,7 +4,9 @@ import type { JobStatus } from '../jobs/job.js';
  * Every Redis key and channel the service uses, spelled here and nowhere else. The Lua scripts get
  * the same spellings through `luaKeyHelpers`, which is prepended to each script.
  *
- * All keys share the hash tag `{<prefix>}` so each script touches one Redis Cluster slot.
+ * All keys of one partition share its hash tag, so each script touches one Redis Cluster slot: `{<prefix>}` for the
+ * first (the base partition: what a store of one partition has always used), the tags in `{<prefix>}:partitions` for
+ * the others (redis-job-store.ts). `{p}` below is the partition's tag.
  *
  *   {p}:job:<id>            hash   one job (fields: see redis-job-store.ts `fields`)
  *   The fair queue of a type (fair-queue.lua): the queued jobs whose run_at has come, by tenant and concurrency key
@@ -37,6 +39,12 @@ import type { JobStatus } from '../jobs/job.js';
  *   {p}:logs:<id>           list   the job's ctx.log lines (JSON), the last LOG_LINES_MAX; expire with the job
  *   {p}:ratelimit:…         string the /v1 rate limit's counters (@fastify/rate-limit's own keys under this prefix)
  *   {p}:events              channel  JSON StoreEvent messages (new work, cancel of a running job, webhook due)
+ * In the base partition only:
+ *   {p}:partitions          hash   epoch: when partitioned ids began (ms); tags: JSON array of every partition's tag
+ *   {p}:fleet-running:<type>  zset  with several partitions, the type's running jobs under max_concurrency: member
+ *                                   "<job id> <lease id>" (or a grant held by a claim, "g:<lease id>:<n>"); score: until when
+ *   {p}:fleet-rate:<type>   zset   with several partitions, the type's claims in its rate window; score: claim time ms
+ *   {p}:fleet-limited       set    the types with a fleet-running set
  *   {p}:changed:<id>        channel  the job's new version, on every change (for long-polls and event streams)
  */
 export class RedisKeys {
@@ -91,12 +99,18 @@ export class RedisKeys {
   get events(): string {
     return `${this.base}events`;
   }
+  get partitions(): string {
+    return `${this.base}partitions`;
+  }
+  fleetRunning = (type: string): string => `${this.base}fleet-running:${type}`;
+  fleetRate = (type: string): string => `${this.base}fleet-rate:${type}`;
 
   /** Lua functions with the same spellings, prepended to every script. */
-  luaKeyHelpers(): string {
-    const base = JSON.stringify(this.base); // a Lua string literal: the prefix is restricted to [A-Za-z0-9_.:-]
+  static luaKeyHelpers(): string {
     return [
-      `local KEY_BASE = ${base}`,
+      // Every script's first key is one of this base's keys: the partition it runs in (redis-job-store.ts) is read
+      // from it, so one script text serves every partition.
+      `local KEY_BASE = string.match(KEYS[1], '^{[^}]*}:')`,
       `local function job_key(id) return KEY_BASE .. 'job:' .. id end`,
       `local function legacy_ready_key(t) return KEY_BASE .. 'ready:' .. t end`,
       `local function flow_key(t, tenant, k) return KEY_BASE .. 'fq:' .. t .. ':' .. tenant .. ':' .. k end`,
@@ -122,6 +136,9 @@ export class RedisKeys {
       `local WEBHOOKS_DUE_KEY = KEY_BASE .. 'wh-due'`,
       `local function followers_key(id) return KEY_BASE .. 'followers:' .. id end`,
       `local function logs_key(id) return KEY_BASE .. 'logs:' .. id end`,
+      `local function fleet_running_key(t) return KEY_BASE .. 'fleet-running:' .. t end`,
+      `local function fleet_rate_key(t) return KEY_BASE .. 'fleet-rate:' .. t end`,
+      `local FLEET_LIMITED_KEY = KEY_BASE .. 'fleet-limited'`,
       '',
     ].join('\n');
   }

@@ -1,6 +1,6 @@
 import { describeFairSchedulingContract } from './fair-scheduling.contract.js';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { newJobId } from '../../src/jobs/job-id.js';
+import { newJobId, partitionInId } from '../../src/jobs/job-id.js';
 import type { JobRecord, NewJob, WebhookDeliveryState, WebhookEvent } from '../../src/jobs/job.js';
 import {
   LOG_LINES_MAX,
@@ -15,13 +15,32 @@ export interface StoreFactory {
   (options: { jobTtlMs: number }): Promise<JobStore>;
 }
 
+export interface ContractOptions {
+  /**
+   * `partitions`: the store spreads jobs over partitions (a Redis store with REDIS_PARTITIONS > 1) and a claim takes
+   * one partition's batch at a time, partitions in turn: priority, run-time and fair order then hold within each
+   * partition (the partition is in the job id, job-id.ts partitionInId), which is what is checked instead of one
+   * order across all jobs.
+   */
+  claimOrder?: 'global' | 'partitions';
+  /** With claimOrder `partitions`: how many partitions the store has. */
+  partitions?: number;
+}
+
 let seq = 0;
 let lastCreatedAt = 0;
 /** Strictly increasing creation times, so jobs made one after another also sort (and are claimed) in that order. */
 const nextCreatedAt = (): number => (lastCreatedAt = Math.max(Date.now() - 1000, lastCreatedAt + 1));
 
 /** The JobStore contract: every implementation must pass all of it. */
-export function describeJobStoreContract(name: string, makeStore: StoreFactory): void {
+export function describeJobStoreContract(
+  name: string,
+  makeStore: StoreFactory,
+  { claimOrder = 'global', partitions = 1 }: ContractOptions = {},
+): void {
+  const globalOrder = claimOrder === 'global';
+  /** A test of one claim order across all jobs: a partitioned store has its own (see ContractOptions). */
+  const itInGlobalOrder = globalOrder ? it : () => undefined;
   describe(`JobStore contract: ${name}`, () => {
     let store: JobStore;
     const TTL = 60_000;
@@ -155,18 +174,63 @@ export function describeJobStoreContract(name: string, makeStore: StoreFactory):
     });
 
     describe('claim', () => {
-      it('leases ready jobs by priority, then run time, then id, with a fresh lease and attempt 1', async () => {
-        const now = Date.now();
-        const low = await store.create(newJob({ priority: -5, createdAt: now - 3, runAt: now - 3 }));
-        const highLater = await store.create(newJob({ priority: 5, createdAt: now - 2, runAt: now - 1 }));
-        const highEarlier = await store.create(newJob({ priority: 5, createdAt: now - 1, runAt: now - 2 }));
-        const claimed = await store.claim(claimRequest({ max: 3, leaseId: 'L1', now }));
-        expect(claimed.map((job) => job.id)).toEqual([highEarlier.id, highLater.id, low.id]);
-        for (const job of claimed) {
-          expect(job).toMatchObject({ status: 'running', attempt: 1, version: 2, startedAt: now });
-          expect(job.lease).toEqual({ id: 'L1', workerId: 'worker-a', until: now + 30_000 });
-        }
-      });
+      if (!globalOrder) {
+        it('claims every job once, by priority, run time and id within each partition, partitions in turn', async () => {
+          const now = Date.now();
+          const created: JobRecord[] = [];
+          for (let i = 0; i < 40; i++) {
+            const at = now - 100 + (i % 7);
+            created.push(await store.create(newJob({ priority: (i * 7) % 3, createdAt: now - 200 + i, runAt: at })));
+          }
+          const claimed: JobRecord[] = [];
+          for (let i = 0; i < 50; i++) claimed.push(...(await store.claim(claimRequest({ max: 1, now }))));
+          expect(claimed.map((job) => job.id).sort()).toEqual(created.map((job) => job.id).sort());
+          const partitions = new Set(claimed.map((job) => partitionInId(job.id)));
+          expect(partitions.size).toBeGreaterThan(1);
+          for (const partition of partitions) {
+            const inPartition = claimed.filter((job) => partitionInId(job.id) === partition);
+            const expected = [...inPartition].sort(
+              (a, b) => b.priority - a.priority || a.runAt - b.runAt || (a.id < b.id ? -1 : 1),
+            );
+            expect(inPartition.map((job) => job.id)).toEqual(expected.map((job) => job.id));
+          }
+        });
+
+        it('lets a small tenant through a flood: each partition alternates tenants, partitions take turns', async () => {
+          for (let i = 0; i < 10 * partitions; i++) await store.create(newJob({ tenant: 'flood' }));
+          const small: JobRecord[] = [];
+          for (let i = 0; i < 5; i++) small.push(await store.create(newJob({ tenant: 'small' })));
+          // A partition's k-th small job is its 2k-th claim at the latest, and each partition has a turn in every
+          // `partitions` claims: all are claimed within 2 × partitions × (most small jobs in one partition) claims.
+          const perPartition = new Map<number, number>();
+          for (const job of small)
+            perPartition.set(partitionInId(job.id), (perPartition.get(partitionInId(job.id)) ?? 0) + 1);
+          const bound = 2 * partitions * Math.max(...perPartition.values());
+          const tenants: string[] = [];
+          for (let i = 0; i < bound; i++) {
+            const [job] = await store.claim(claimRequest({ max: 1 }));
+            tenants.push(job!.tenant);
+          }
+          expect(tenants.filter((tenant) => tenant === 'small')).toHaveLength(5);
+          expect(tenants.filter((tenant) => tenant === 'flood').length).toBe(bound - 5);
+        });
+      }
+
+      itInGlobalOrder(
+        'leases ready jobs by priority, then run time, then id, with a fresh lease and attempt 1',
+        async () => {
+          const now = Date.now();
+          const low = await store.create(newJob({ priority: -5, createdAt: now - 3, runAt: now - 3 }));
+          const highLater = await store.create(newJob({ priority: 5, createdAt: now - 2, runAt: now - 1 }));
+          const highEarlier = await store.create(newJob({ priority: 5, createdAt: now - 1, runAt: now - 2 }));
+          const claimed = await store.claim(claimRequest({ max: 3, leaseId: 'L1', now }));
+          expect(claimed.map((job) => job.id)).toEqual([highEarlier.id, highLater.id, low.id]);
+          for (const job of claimed) {
+            expect(job).toMatchObject({ status: 'running', attempt: 1, version: 2, startedAt: now });
+            expect(job.lease).toEqual({ id: 'L1', workerId: 'worker-a', until: now + 30_000 });
+          }
+        },
+      );
 
       it('hands each job to exactly one of several concurrent claims', async () => {
         for (let i = 0; i < 12; i++) await store.create(newJob());
@@ -197,7 +261,8 @@ export function describeJobStoreContract(name: string, makeStore: StoreFactory):
       });
     });
 
-    describeFairSchedulingContract(() => store);
+    // The exact fair order across tenants and keys (a partitioned store's is checked above, per partition).
+    if (globalOrder) describeFairSchedulingContract(() => store);
 
     describe('fleet-wide limits', () => {
       it('never has more than maxConcurrency jobs of a type running', async () => {
@@ -595,14 +660,17 @@ export function describeJobStoreContract(name: string, makeStore: StoreFactory):
         const start = Date.now() - 10_000;
         const jobs = await seed(9, start);
         await store.cancel(jobs[1]!.id, Date.now());
-        const claimed = await store.claim(claimRequest({ types: ['sleep'], max: 1 }));
-        expect(claimed.map((job) => job.id)).toEqual([jobs[0]!.id]);
+        const sleeping = [jobs[0]!.id, jobs[3]!.id, jobs[6]!.id];
+        const [running] = await store.claim(claimRequest({ types: ['sleep'], max: 1 }));
+        // The oldest when claims follow one order; any of them when a partitioned store claimed another partition first.
+        if (globalOrder) expect(running!.id).toBe(jobs[0]!.id);
+        expect(sleeping).toContain(running!.id);
         const byStatus = await store.list({ limit: 20, order: 'asc', statuses: ['running', 'canceled'] });
-        expect(byStatus.jobs.map((job) => job.id)).toEqual([jobs[0]!.id, jobs[1]!.id]);
+        expect(byStatus.jobs.map((job) => job.id)).toEqual([running!.id, jobs[1]!.id].sort());
         const byType = await store.list({ limit: 20, order: 'asc', type: 'sleep' });
-        expect(byType.jobs.map((job) => job.id)).toEqual([jobs[0]!.id, jobs[3]!.id, jobs[6]!.id]);
+        expect(byType.jobs.map((job) => job.id)).toEqual(sleeping);
         const combined = await store.list({ limit: 20, order: 'asc', type: 'sleep', statuses: ['queued'] });
-        expect(combined.jobs.map((job) => job.id)).toEqual([jobs[3]!.id, jobs[6]!.id]);
+        expect(combined.jobs.map((job) => job.id)).toEqual(sleeping.filter((id) => id !== running!.id));
         const window = await store.list({ limit: 20, order: 'asc', createdAfter: start + 2, createdBefore: start + 6 });
         expect(window.jobs.map((job) => job.id)).toEqual([jobs[3]!.id, jobs[4]!.id, jobs[5]!.id]);
       });
@@ -681,9 +749,11 @@ export function describeJobStoreContract(name: string, makeStore: StoreFactory):
         const now = Date.now();
         const done = await store.create(newJob({ createdAt: now - 3, runAt: now - 3 }));
         const failed = await store.create(newJob({ createdAt: now - 2, runAt: now - 2 }));
-        const active = await store.create(newJob({ createdAt: now - 1, runAt: now - 1 }));
-        const [a, b] = await store.claim(claimRequest({ max: 2 }));
-        expect([a!.id, b!.id]).toEqual([done.id, failed.id]);
+        const active = await store.create(newJob({ type: 'sleep', createdAt: now - 1, runAt: now - 1 }));
+        const claimed = await store.claim(claimRequest({ max: 2 }));
+        expect(claimed.map((job) => job.id).sort()).toEqual([done.id, failed.id].sort());
+        const a = claimed.find((job) => job.id === done.id);
+        const b = claimed.find((job) => job.id === failed.id);
         const finishedAt = Date.now();
         await store.finish(lease(a!), { kind: 'succeeded', result: 1 }, finishedAt);
         await store.finish(
@@ -706,7 +776,7 @@ export function describeJobStoreContract(name: string, makeStore: StoreFactory):
         const job = await store.create(newJob());
         const heard: (number | null)[] = [];
         const stop = await store.watch(job.id, (version) => heard.push(version));
-        const other = await store.create(newJob());
+        const other = await store.create(newJob({ type: 'sleep' }));
         const claimed = await claimOne();
         expect(claimed.id).toBe(job.id);
         await store.reportProgress(lease(claimed), { percent: 10, step: 'a', message: null }, Date.now());

@@ -7,6 +7,12 @@ import { claimEcho, connectRedisStore, newTestJob } from './redis-store-fixtures
 import { describeJobStoreContract } from './job-store.contract.js';
 
 describeJobStoreContract('redis', ({ jobTtlMs }) => connectRedisStore(inject('redisUrl'), jobTtlMs));
+// The same Redis with jobs spread over 4 partitions (4 hash tags): listing, claims, limits and signals across them.
+describeJobStoreContract(
+  'redis, 4 partitions',
+  ({ jobTtlMs }) => connectRedisStore(inject('redisUrl'), jobTtlMs, undefined, 4),
+  { claimOrder: 'partitions', partitions: 4 },
+);
 
 describe('Redis store specifics', () => {
   const cleanups: (() => Promise<unknown>)[] = [];

@@ -5,10 +5,16 @@ import { RedisJobStore } from '../../src/store/redis-job-store.js';
 
 /** What the Redis store's own tests share: a store on a key prefix of its own, and a new job with a 120-byte input. */
 
-export const connectRedisStore = (url: string, jobTtlMs: number, keyPrefix = `t${randomUUID().slice(0, 8)}`) =>
+export const connectRedisStore = (
+  url: string,
+  jobTtlMs: number,
+  keyPrefix = `t${randomUUID().slice(0, 8)}`,
+  partitions?: number,
+) =>
   RedisJobStore.connect({
     url,
     keyPrefix,
+    partitions,
     jobTtlMs,
     connectTimeoutMs: 2000,
     commandTimeoutMs: 1000,

@@ -1,5 +1,6 @@
 -- Claim logic shared by claim.lua and finish_claim.lua (see claim.lua for the arguments).
--- `argv` holds, from index `first`: the number of tenant weights, that many (tenant, weight) pairs, then per-type quintuples.
+-- `argv` holds, from index `first`: the number of tenant weights, that many (tenant, weight) pairs, then six values per
+-- type (see claim.lua).
 -- `poison_after` (0 = never): a job whose worker died while running it that many times fails with `poison_error`.
 local function claim_jobs(now, lease_ms, lease_id, worker_id, max, ttl_ms, lapsed_error, poison_after, poison_error, argv, first)
   -- 1. Lapsed leases, whatever their type: the worker holding them is gone or stuck.
@@ -34,7 +35,7 @@ local function claim_jobs(now, lease_ms, lease_id, worker_id, max, ttl_ms, lapse
   local n_weights = tonumber(argv[first])
   for i = first + 1, first + 2 * n_weights, 2 do weights[argv[i]] = tonumber(argv[i + 1]) end
   local types, budget, rate_window, key_cap = {}, {}, {}, {}
-  for i = first + 1 + 2 * n_weights, #argv, 5 do
+  for i = first + 1 + 2 * n_weights, #argv, 6 do
     local job_type = argv[i]
     local max_running, rate_max, window = tonumber(argv[i + 1]), tonumber(argv[i + 2]), tonumber(argv[i + 3])
     types[#types + 1] = job_type
@@ -50,6 +51,8 @@ local function claim_jobs(now, lease_ms, lease_id, worker_id, max, ttl_ms, lapse
       redis.call('ZREM', delayed, id)
     end
     local allowed = max
+    local granted = tonumber(argv[i + 5])
+    if granted > 0 then allowed = math.min(allowed, granted) end
     if max_running > 0 then
       allowed = math.min(allowed, max_running - redis.call('ZCARD', index_key('running', job_type)))
     end
