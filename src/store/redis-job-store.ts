@@ -456,10 +456,11 @@ export class RedisJobStore implements JobStore {
       const indices = byPartition.get(partition) ?? [];
       byPartition.delete(partition);
       const signals = hint === undefined ? 0 : this.hints[hint]!.signals;
+      const at = request && grants?.at !== undefined ? Math.max(now, grants.at) : now;
       const reply = await partition.finishAndClaim(
         indices.map((i) => finishes[i]!),
-        request,
-        now,
+        request && { ...request, now: Math.max(request.now, at) },
+        at,
       );
       // A retried or released job is queued again there.
       if (indices.some((i) => ['retry', 'released'].includes(finishes[i]!.outcome.kind))) this.queuedIn(partition);
@@ -562,7 +563,7 @@ export class RedisJobStore implements JobStore {
         [this.keys.partitions],
         [
           claim.now,
-          claim.now + claim.leaseMs + FLEET_CLOCK_MARGIN_MS,
+          claim.leaseMs + FLEET_CLOCK_MARGIN_MS,
           claim.leaseId,
           claim.max,
           ...limited.flatMap((type) => {
@@ -572,9 +573,10 @@ export class RedisJobStore implements JobStore {
         ],
       ),
     )) as number[];
+    grants.at = Number(reply[0]);
     limited.forEach((type, i) => {
-      grants.granted[type] = Number(reply[i]);
-      grants.left[type] = Number(reply[i]);
+      grants.granted[type] = Number(reply[i + 1]);
+      grants.left[type] = Number(reply[i + 1]);
     });
     return grants;
   }
@@ -591,7 +593,7 @@ export class RedisJobStore implements JobStore {
       const limit = claim.limits![type]!;
       const jobs = claimed.filter((job) => job.type === type);
       args.push(type, grants.granted[type]!, limit.maxConcurrency ? '1' : '0', limit.rate ? '1' : '0', jobs.length);
-      for (const job of jobs) args.push(job.id, job.lease!.until);
+      for (const job of jobs) args.push(job.id, job.lease!.until, job.startedAt ?? claim.now);
     }
     try {
       await this.guard(() => this.scripts.limit_confirm([this.keys.partitions], args));
@@ -784,6 +786,8 @@ export class RedisJobStore implements JobStore {
 
 /** What a claim across partitions was granted under fleet-wide limits, per limited type, and what is left of it. */
 interface FleetGrants {
+  /** The time the grants were checked at: the claim stamps its jobs no earlier (limit_grant.lua). */
+  at?: number;
   granted: Record<string, number>;
   left: Record<string, number>;
 }

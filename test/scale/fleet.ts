@@ -67,7 +67,7 @@ export interface Fleet {
 
 /** The environment of a service on `redis`; TYPE_LIMITS and ROLE are blanked so the caller's shell cannot leak them. */
 export function fleetEnv(
-  redis: SpawnedRedis,
+  redis: Pick<SpawnedRedis, 'url'>,
   prefix: string,
   extra: Record<string, string> = {},
 ): Record<string, string> {
@@ -86,7 +86,7 @@ export function fleetEnv(
 
 /** Starts `count` instances sharing `redis` and one fresh key prefix, all at once. `envOf(i)` adds per-instance settings. */
 export async function startFleet(
-  redis: SpawnedRedis,
+  redis: Pick<SpawnedRedis, 'url'>,
   count: number,
   extra: Record<string, string> = {},
   envOf: (index: number) => Record<string, string> = () => ({}),

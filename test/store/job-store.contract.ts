@@ -1090,7 +1090,9 @@ export function describeJobStoreContract(
         expect((await store.get(created.id))!.webhook).toEqual(hook(['job.started', 'job.succeeded']));
         await store.create(newJob()); // no webhook: no deliveries
         expect((await store.claimWebhookDeliveries(Date.now(), 10, 30_000)).deliveries).toEqual([]);
-        const running = await claimOne({ max: 2 });
+        const claimed = await store.claim(claimRequest({ max: 2 }));
+        expect(claimed).toHaveLength(2);
+        const running = claimed.find((job) => job.id === created.id)!;
         const [started] = (await store.claimWebhookDeliveries(Date.now(), 10, 30_000)).deliveries;
         expect(started).toMatchObject({
           id: `${running.id}:${running.version}`,

@@ -2,7 +2,7 @@
 -- lease ends, plus the clock margin) or is given back.
 -- KEYS[1] the partition table key
 -- ARGV[1] lease id, ARGV[2] clock margin ms, then per type: type, granted, concurrency-limited ('1'/'0'),
--- rate-limited ('1'/'0'), claimed count k, then k pairs (job id, lease end ms).
+-- rate-limited ('1'/'0'), claimed count k, then k triples (job id, lease end ms, start ms).
 local lease_id, margin = ARGV[1], tonumber(ARGV[2])
 local i = 3
 while i <= #ARGV do
@@ -11,14 +11,21 @@ while i <= #ARGV do
   for n = 1, granted do
     local member = 'g:' .. lease_id .. ':' .. n
     if limited then redis.call('ZREM', fleet_running_key(job_type), member) end
-    -- A rate window counts claims: the grants used stay, as the claims they were.
-    if rated and n > k then redis.call('ZREM', fleet_rate_key(job_type), member) end
+    if rated then
+      -- A rate window counts starts: a grant used stays, at the time its job started (the partition's clock may
+      -- stamp it a little after the grant); one not used is given back.
+      if n <= k then
+        redis.call('ZADD', fleet_rate_key(job_type), tonumber(ARGV[i + 3 * (n - 1) + 2]), member)
+      else
+        redis.call('ZREM', fleet_rate_key(job_type), member)
+      end
+    end
   end
   for j = 0, k - 1 do
     if limited then
-      redis.call('ZADD', fleet_running_key(job_type), tonumber(ARGV[i + 2 * j + 1]) + margin, ARGV[i + 2 * j] .. ' ' .. lease_id)
+      redis.call('ZADD', fleet_running_key(job_type), tonumber(ARGV[i + 3 * j + 1]) + margin, ARGV[i + 3 * j] .. ' ' .. lease_id)
     end
   end
-  i = i + 2 * k
+  i = i + 3 * k
 end
 return 1
