@@ -47,11 +47,14 @@ export async function guardRedis<T>(operation: () => Promise<T>, ms: number): Pr
   }
 }
 
-/** A connection of its own for pub/sub (it queues while reconnecting, and ioredis re-subscribes after). */
-export function subscriberFor(redis: RedisClient): RedisClient {
+/**
+ * A connection of its own for pub/sub (it queues while reconnecting, and ioredis re-subscribes after). `sharded`, on a
+ * Cluster: one subscriber per master for sharded channels (SSUBSCRIBE), following the slots through a failover.
+ */
+export function subscriberFor(redis: RedisClient, { sharded = false }: { sharded?: boolean } = {}): RedisClient {
   const subscriber =
     redis instanceof Cluster
-      ? redis.duplicate([], { enableOfflineQueue: true })
+      ? redis.duplicate([], { enableOfflineQueue: true, shardedSubscribers: sharded })
       : redis.duplicate({ enableOfflineQueue: true, commandTimeout: undefined, lazyConnect: false });
   subscriber.on('error', () => undefined); // a lost connection reconnects; its commands answer through guardRedis
   return subscriber;

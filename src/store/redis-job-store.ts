@@ -1,3 +1,4 @@
+import { Cluster } from 'ioredis';
 import { withDeadline } from '../deadline.js';
 import { jobIdTime, withPartition } from '../jobs/job-id.js';
 import type { JobLogLine, JobRecord, JobStatus, NewJob, WebhookDeliveryState } from '../jobs/job.js';
@@ -175,7 +176,7 @@ export class RedisJobStore implements JobStore {
       this.partitions.push(new RedisPartition(this.redis, keys, this.options, this.scripts));
       this.hints.push({ emptyAt: null, signals: 0, wakeAt: undefined });
       this.eventChannels.set(keys.events, index);
-      if (this.subscriber) void this.subscriber.subscribe(keys.events).catch(() => undefined);
+      if (this.subscriber) void this.listenTo(keys.events).catch(() => undefined);
     }
   }
 
@@ -706,9 +707,25 @@ export class RedisJobStore implements JobStore {
     };
   }
 
+  /**
+   * The partitions' channels are sharded on a Cluster (redis-partition.ts defineJobScripts): heard from each channel's
+   * master, one SSUBSCRIBE per channel (a sharded subscribe takes channels of one slot).
+   */
+  private get sharded(): boolean {
+    return this.redis instanceof Cluster;
+  }
+
+  private listenTo(channel: string): Promise<unknown> {
+    return this.sharded ? this.subscriber!.ssubscribe(channel) : this.subscriber!.subscribe(channel);
+  }
+
+  private stopListening(channel: string): Promise<unknown> {
+    return this.sharded ? this.subscriber!.sunsubscribe(channel) : this.subscriber!.unsubscribe(channel);
+  }
+
   private async openSubscriber(): Promise<void> {
-    const subscriber = subscriberFor(this.redis);
-    subscriber.on('message', (channel: string, message: string) => {
+    const subscriber = subscriberFor(this.redis, { sharded: this.sharded });
+    const onMessage = (channel: string, message: string) => {
       const watchers = this.watchers.get(channel);
       if (watchers) {
         const version = message === 'gone' ? null : Number(message);
@@ -728,9 +745,10 @@ export class RedisJobStore implements JobStore {
         hint.emptyAt = null;
       }
       for (const each of this.listeners) each(event);
-    });
+    };
+    subscriber.on(this.sharded ? 'smessage' : 'message', onMessage);
     this.subscriber = subscriber;
-    await this.guard(() => subscriber.subscribe(...this.eventChannels.keys()));
+    await this.guard(() => Promise.all([...this.eventChannels.keys()].map((channel) => this.listenTo(channel))));
   }
 
   async watch(id: string, listener: (version: number | null) => void): Promise<() => void> {
@@ -743,12 +761,12 @@ export class RedisJobStore implements JobStore {
       watchers.delete(listener);
       if (watchers.size > 0 || this.watchers.get(channel) !== watchers) return;
       this.watchers.delete(channel);
-      this.subscriber?.unsubscribe(channel).catch(() => undefined);
+      if (this.subscriber) this.stopListening(channel).catch(() => undefined);
     };
     try {
       this.subscribed ??= this.openSubscriber();
       await this.subscribed;
-      if (first) await this.guard(() => this.subscriber!.subscribe(channel));
+      if (first) await this.guard(() => this.listenTo(channel));
     } catch (error) {
       stop();
       throw error;

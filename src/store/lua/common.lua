@@ -14,7 +14,7 @@ local function monotonic_now(now)
 end
 
 local function publish(event_json)
-  redis.call('PUBLISH', EVENTS_CHANNEL, event_json)
+  redis.call(PUBLISH_COMMAND, EVENTS_CHANNEL, event_json)
 end
 
 -- A finished job is kept packed: its fields as one JSON string (a string key holds a finished job in about
@@ -130,7 +130,7 @@ local function change(key, id, job_type, from, to, now, version, fields, tenant)
   fields[#fields + 1] = next_version
   redis.call('HSET', key, unpack(fields))
   -- Whoever waits on this job (a long-poll, an event stream, on any instance) learns of the change.
-  redis.call('PUBLISH', changed_channel(id), next_version)
+  redis.call(PUBLISH_COMMAND, changed_channel(id), next_version)
   return next_version
 end
 
@@ -201,7 +201,7 @@ local function finalize(key, id, job_type, from, to, now, ttl_ms, version, field
   end
   local packed = cjson.encode(values)
   redis.call('SET', key, packed, 'PXAT', expires + 60000)
-  redis.call('PUBLISH', changed_channel(id), next_version)
+  redis.call(PUBLISH_COMMAND, changed_channel(id), next_version)
   queue_webhook(id, values[PACKED_INDEX['wh']], 'job.' .. to, next_version, now, function() return packed end)
   redis.call('ZADD', EXPIRY_KEY, expires, id)
   -- Its log lines (if its handler wrote any: `lg`, set by append_logs.lua) go with it.

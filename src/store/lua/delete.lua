@@ -20,7 +20,7 @@ redis.call('ZREM', LEASES_KEY, id)
 redis.call('ZREM', EXPIRY_KEY, id)
 if job[1] == 'running' then publish('{"kind":"cancel","jobId":"' .. id .. '"}') end
 redis.call('DEL', key, logs_key(id))
-redis.call('PUBLISH', changed_channel(id), 'gone')
+redis.call(PUBLISH_COMMAND, changed_channel(id), 'gone')
 if live then
   tombstone(id, now, job[4], ARGV[3])
   return 1

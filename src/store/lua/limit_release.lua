@@ -10,5 +10,5 @@ for i = 1, #ARGV, 2 do
     if redis.call('ZREM', fleet_running_key(job_type), member) == 1 then freed[job_type] = true end
   end
 end
-for job_type in pairs(freed) do redis.call('PUBLISH', EVENTS_CHANNEL, cjson.encode({ kind = 'work', type = job_type })) end
+for job_type in pairs(freed) do redis.call(PUBLISH_COMMAND, EVENTS_CHANNEL, cjson.encode({ kind = 'work', type = job_type })) end
 return 1

@@ -23,10 +23,10 @@ if type(version) == 'table' and version.err then
   values[PACKED_INDEX['updated']] = now
   values[PACKED_INDEX['wh_st']] = ARGV[5]
   redis.call('SET', key, cjson.encode(values), 'KEEPTTL')
-  redis.call('PUBLISH', changed_channel(id), next_version)
+  redis.call(PUBLISH_COMMAND, changed_channel(id), next_version)
 elseif version then
   local next_version = tonumber(version) + 1
   redis.call('HSET', key, 'wh_st', ARGV[5], 'ver', next_version, 'updated', now)
-  redis.call('PUBLISH', changed_channel(id), next_version)
+  redis.call(PUBLISH_COMMAND, changed_channel(id), next_version)
 end
 return 1
