@@ -24,8 +24,12 @@ export interface RedisConnectionOptions {
   unpipelinedCommands?: string[];
 }
 
-/** Reply errors that mean "Redis cannot serve right now", not "our script is wrong". */
-const transientReply = /^(LOADING|BUSY|MASTERDOWN|READONLY|CLUSTERDOWN|TRYAGAIN|NOREPLICAS|MISCONF)/;
+/**
+ * Reply errors that mean "Redis cannot serve right now", not "our script is wrong". MOVED and ASK (the command not run)
+ * come from a Cluster whose slots moved, e.g. to a promoted replica, while ioredis still routed by its old map: ioredis
+ * follows them itself, but not in an auto-pipelined batch where other commands succeeded (ioredis issue #2075).
+ */
+const transientReply = /^(LOADING|BUSY|MASTERDOWN|READONLY|CLUSTERDOWN|TRYAGAIN|NOREPLICAS|MISCONF|MOVED |ASK )/;
 
 /** Connection trouble (and transient replies) as StoreUnavailableError; a genuine reply error (our bug) as it is. */
 export function storeError(error: unknown): Error {
@@ -87,6 +91,9 @@ export function createClient(options: RedisConnectionOptions): RedisClient {
       ...pipelining,
       redisOptions: { ...common, ...auth },
       clusterRetryStrategy: (attempt) => Math.min(attempt * 200, 2000),
+      // Such a batch's MOVED does not correct ioredis's slot map either, and ioredis 5 no longer re-reads the map on a
+      // timer by default: re-read it every 5 s, so no route stays stale longer after a failover or a resharding.
+      slotsRefreshInterval: 5000,
     });
   }
   if (options.sentinels && options.sentinels.length > 0) {

@@ -477,12 +477,25 @@ export class RedisJobStore implements JobStore {
     if (first && firstIndex !== undefined) calls.push(finishIn(this.partitions[firstIndex]!, first, firstIndex));
     for (const partition of [...byPartition.keys()]) calls.push(finishIn(partition, null));
     try {
-      for (const jobs of await Promise.all(calls)) this.takeGranted(jobs, grants, claimed);
+      const settled = await Promise.allSettled(calls);
+      for (const call of settled) if (call.status === 'fulfilled') this.takeGranted(call.value, grants, claimed);
+      const failed = settled.find((call): call is PromiseRejectedResult => call.status === 'rejected');
+      if (failed) {
+        // A partition could not be reached (its master failing over): the call fails and its finishes are sent again.
+        // Jobs claimed meanwhile from a healthy partition go back at once, their attempt not counted, rather than wait
+        // out a lease nobody holds.
+        await this.handBack(claimed.splice(0));
+        throw failed.reason;
+      }
       while (claim && grants && next < order.length && claimed.length < claim.max) {
         const request = this.partitionClaim(claim, grants, claimed.length);
         if (!request) break;
         const index = order[next++]!;
-        this.takeGranted(await finishIn(this.partitions[index]!, request, index), grants, claimed);
+        try {
+          this.takeGranted(await finishIn(this.partitions[index]!, request, index), grants, claimed);
+        } catch {
+          break; // a claim only: what was claimed so far stands, the next claim tries again
+        }
       }
     } finally {
       if (grants) await this.confirmGrants(claim!, grants, claimed);
@@ -600,13 +613,18 @@ export class RedisJobStore implements JobStore {
       await this.guard(() => this.scripts.limit_confirm([this.keys.partitions], args));
     } catch {
       const unplaced = claimed.filter((job) => types.includes(job.type));
-      await Promise.allSettled(
-        unplaced.map((job) =>
-          this.partitionOf(job.id).finish({ jobId: job.id, leaseId: job.lease!.id }, { kind: 'released' }, Date.now()),
-        ),
-      );
+      await this.handBack(unplaced);
       claimed.splice(0, claimed.length, ...claimed.filter((job) => !unplaced.includes(job)));
     }
+  }
+
+  /** Releases jobs just claimed (back to the queue, the attempt not counted), as far as their partitions answer. */
+  private async handBack(jobs: JobRecord[]): Promise<void> {
+    await Promise.allSettled(
+      jobs.map((job) =>
+        this.partitionOf(job.id).finish({ jobId: job.id, leaseId: job.lease!.id }, { kind: 'released' }, Date.now()),
+      ),
+    );
   }
 
   /** Ended attempts give their places under fleet-wide max_concurrency back (limit_release.lua). */
