@@ -162,6 +162,8 @@ export async function oursThroughput(options: {
   queued?: number;
   makeJob?: (index: number) => NewJob;
   limits?: Record<string, ClaimLimit>;
+  /** Extra measurements of the timed part: `start` right before the pool starts, `end` right after the N-th success. */
+  timed?: { start(): Promise<void>; end(): Promise<void> };
 }): Promise<ThroughputRun> {
   const { store, concurrency, jobs } = options;
   const queued = Math.max(jobs, options.queued ?? jobs);
@@ -173,11 +175,13 @@ export async function oursThroughput(options: {
   const probe = newProbe();
   const pool = newPool(probeStore(store, probe), concurrency, options.limits);
   const before = options.costRedis ? await costSnapshot(options.costRedis) : null;
+  await options.timed?.start();
   const started = performance.now();
   await pool.start();
   const finished = await waitUntil(() => pool.counters.succeeded >= jobs, options.timeoutMs);
   const seconds = (performance.now() - started) / 1000;
   const completed = pool.counters.succeeded;
+  await options.timed?.end();
   const after = before && options.costRedis ? await costSnapshot(options.costRedis) : null;
   // Over the jobs done by the snapshot's time: with `queued` > N the pool keeps going meanwhile.
   const cost = before && after ? costPerJob(before, after, pool.counters.succeeded) : null;

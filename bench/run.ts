@@ -27,13 +27,16 @@
  *   BENCH_HTTP_S=5               seconds per HTTP measurement (4 per round)
  *   BENCH_HTTP_WARMUP_S=1        warm-up seconds per HTTP target, once before round 1
  *   BENCH_LIST_SMALL=10000       finished jobs in the small listing set (section 5)
- *   BENCH_LIST_BIG=1000000       finished jobs in the big listing set
+ *   BENCH_LIST_BIG=1000000       finished jobs in the big listing set (filled twice: over 1 partition, and over
+ *                                BENCH_LIST_PARTITIONS partitions)
+ *   BENCH_LIST_PARTITIONS=4      partitions of the big set's second fill, on the same single Redis (1: not filled)
  *   BENCH_LIST_CONNECTIONS=10    closed-loop clients of the listing section
  *   BENCH_LIST_S=4               seconds per listing set (in two interleaved halves)
  *   BENCH_FAIR_TENANTS=10        tenants the fairness section spreads its jobs over (section 8a)
  *   BENCH_FAIR_KEYS=100000       queued jobs, and distinct concurrency keys, of section 8b's many-keys side
- *   BENCH_SECTIONS=engine,memstore,latency,memory,http,list,remote,fairness   the sections to run (all by default);
- *                                BENCH_SECTIONS=fairness runs only the fairness section
+ *   BENCH_CLUSTER_JOBS=20000     jobs per run of the cluster section (9: 1, 2 and 3 masters, concurrency 100)
+ *   BENCH_SECTIONS=engine,memstore,latency,memory,http,list,remote,fairness,cluster   the sections to run (all by
+ *                                default); BENCH_SECTIONS=fairness runs only the fairness section
  *   BENCH_REDIS_URL              a loopback Redis to use instead of spawning one (redis://127.0.0.1:6379)
  * (BENCH_SERVER_* are set by the bench for bench/http-server.ts, not by hand.)
  *
@@ -41,7 +44,8 @@
  * (load average ≈ 2), about 10 under heavy load (≈ 12). To fit three rounds in that, BENCH_JOBS went from
  * 50000 to 30000 and BENCH_MEMSTORE_JOBS from 100000 to 50000 (still 4–10 s of timed work per run); the
  * untimed job creation before each run costs about as much wall time as the timed part. The fairness section
- * (8) adds about 4–5 minutes, most of it creating section 8b's 2 × BENCH_FAIR_KEYS jobs per round.
+ * (8) adds about 4–5 minutes, most of it creating section 8b's 2 × BENCH_FAIR_KEYS jobs per round. The cluster
+ * section (9, bench/cluster.ts: a Redis Cluster of its own per run, spawned and stopped by it) adds about 2 minutes.
  */
 import { spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -57,12 +61,13 @@ import {
   type LatencyRun,
   type ThroughputRun,
 } from './engine.js';
-import { httpBench, type CannonResult, type HttpRun } from './http.js';
+import { httpBench, type CannonResult, type HttpRun, type LatencySample } from './http.js';
 import { listBench, type ListRun } from './list.js';
 import { bullMemory, oursMemory, type MemoryRun } from './memory.js';
 import { machineLine, openBenchRedis, resetRedis, type BenchRedis } from './redis.js';
 import { remoteBench, remoteRow, type RemoteRun } from './remote.js';
 import { fairnessBench, fairnessRows, type FairnessRun } from './fairness.js';
+import { clusterBench, clusterReport, clusterRows, type ClusterRun } from './cluster.js';
 import {
   envNumber,
   fmtInt,
@@ -128,6 +133,11 @@ const sizes = {
   httpWarmupS: numberSetting('BENCH_HTTP_WARMUP_S', 1, 'warm-up seconds per HTTP target, once before round 1'),
   listSmall: numberSetting('BENCH_LIST_SMALL', 10_000, 'finished jobs in the small listing set'),
   listBig: numberSetting('BENCH_LIST_BIG', 1_000_000, 'finished jobs in the big listing set'),
+  listPartitions: numberSetting(
+    'BENCH_LIST_PARTITIONS',
+    4,
+    "partitions of the big listing set's second fill (REDIS_PARTITIONS; 1: no second fill)",
+  ),
   listConnections: numberSetting('BENCH_LIST_CONNECTIONS', 10, 'closed-loop clients of the listing section'),
   listS: numberSetting('BENCH_LIST_S', 4, 'seconds per listing set'),
   fairTenants: numberSetting('BENCH_FAIR_TENANTS', 10, 'tenants the fairness section spreads its jobs over'),
@@ -136,8 +146,19 @@ const sizes = {
     100_000,
     "queued jobs, and distinct concurrency keys, of the fairness section's many-keys side",
   ),
+  clusterJobs: numberSetting('BENCH_CLUSTER_JOBS', 20_000, 'jobs per run of the cluster section (1, 2 and 3 masters)'),
 };
-const allSections = ['engine', 'memstore', 'latency', 'memory', 'http', 'list', 'remote', 'fairness'] as const;
+const allSections = [
+  'engine',
+  'memstore',
+  'latency',
+  'memory',
+  'http',
+  'list',
+  'remote',
+  'fairness',
+  'cluster',
+] as const;
 type Section = (typeof allSections)[number];
 const wanted = new Set(listSetting('BENCH_SECTIONS', allSections.join(','), 'the sections to run'));
 for (const section of wanted) {
@@ -184,6 +205,7 @@ interface Results {
   list?: ListRun;
   remote?: RemoteRun;
   fairness?: FairnessRun;
+  cluster?: ClusterRun;
   /** Section → seconds it took. */
   timings: [string, number][];
 }
@@ -374,15 +396,30 @@ async function fairnessSection(redis: BenchRedis, results: Results): Promise<voi
   });
 }
 
+async function clusterSection(_redis: BenchRedis, results: Results): Promise<void> {
+  results.cluster = await clusterBench({
+    jobs: sizes.clusterJobs,
+    concurrency: 100,
+    masters: [1, 2, 3],
+    rounds,
+    timeoutMs: sizes.runTimeoutMs,
+    log,
+  });
+}
+
+const listPartitions = Math.max(1, Math.floor(sizes.listPartitions));
+
 async function listSection(redis: BenchRedis, results: Results): Promise<void> {
   log(
-    `5. listing at scale: GET /v1/jobs?limit=20 with ${sizes.listSmall} and ${sizes.listBig} finished jobs, one round`,
+    `5. listing at scale: GET /v1/jobs?limit=20 with ${sizes.listSmall} and ${sizes.listBig} finished jobs` +
+      `${listPartitions > 1 ? ` (and ${sizes.listBig} over ${listPartitions} partitions)` : ''}, one round`,
   );
   await resetRedis(redis);
   results.list = await listBench({
     redis,
     small: sizes.listSmall,
     big: sizes.listBig,
+    partitions: listPartitions,
     connections: sizes.listConnections,
     seconds: sizes.listS,
     warmupS: 2,
@@ -594,6 +631,33 @@ function rows(results: Results): Row[] {
         'info',
       ]);
     }
+    const { partitioned, partitionedAdmin } = results.list;
+    if (partitioned) {
+      const n = partitioned.partitions;
+      const notes = (sample: LatencySample) =>
+        `${sample.pageSize !== 20 ? `; page of ${sample.pageSize}` : ''}${sample.errors > 0 ? `; ${sample.errors} errors` : ''}`;
+      out.push([
+        '5 scale',
+        `\`GET /v1/jobs?limit=20\` p99 at ${fmtInt(partitioned.jobs)} jobs over ${n} partitions vs 1 partition, one Redis, one round (p50 ${fmtMs(partitioned.p50)} vs ${fmtMs(big.p50)}; ${sizes.listConnections} clients${notes(partitioned)})`,
+        `${fmtMs(partitioned.p99)} over ${n} partitions`,
+        `${fmtMs(big.p99)} over 1 partition`,
+        fmtRatio(partitioned.p99 / big.p99),
+        '—',
+        'info',
+      ]);
+      const single = results.list.admin.find((search) => search.query === partitionedAdmin?.query);
+      if (partitionedAdmin) {
+        out.push([
+          '5 scale',
+          `\`GET /admin/jobs?${partitionedAdmin.query}\` p99 at ${fmtInt(partitioned.jobs)} jobs over ${n} partitions vs 1 partition (p50 ${fmtMs(partitionedAdmin.p50)}${single ? ` vs ${fmtMs(single.p50)}` : ''}${notes(partitionedAdmin)})`,
+          `${fmtMs(partitionedAdmin.p99)} over ${n} partitions`,
+          single ? `${fmtMs(single.p99)} over 1 partition` : '—',
+          single ? fmtRatio(partitionedAdmin.p99 / single.p99) : '—',
+          '—',
+          'info',
+        ]);
+      }
+    }
   }
   if (results.memstore) {
     const pairs = results.memstore;
@@ -615,6 +679,7 @@ function rows(results: Results): Row[] {
   }
   if (results.remote) out.push(remoteRow(results.remote));
   if (results.fairness) out.push(...fairnessRows(results.fairness));
+  if (results.cluster) out.push(...clusterRows(results.cluster));
   return out;
 }
 
@@ -768,7 +833,7 @@ Machine: ${machine}. Code: ${code}. Load average (1 min) at start / end: ${loadS
 
 ${table}
 
-${costTable(results)}
+${[costTable(results), results.cluster ? clusterReport(results.cluster) : ''].filter(Boolean).join('\n\n')}
 
 ## How it was measured
 
@@ -780,9 +845,10 @@ ${settingLines}
 - **2 latency.** Per round and side: a pool / Worker of 10 is idle before the first job; jobs are submitted on a 1 ms timer at the given rate, after ${Math.min(500, Math.round(sizes.latencyRate))} warm-up jobs (not recorded). Ours: from before \`store.create\` to when the pool's outcome write for that job (\`finish\`, or \`finishAndClaim\` where the pool batches) resolved, seen by a probe wrapped around the store. BullMQ: from before \`queue.add\` to the worker's \`completed\` event.
 - **3 HTTP.** Servers in their own Node process (\`bench/http-server.ts\`), started once, autocannon in the bench process; each of the four targets warmed up once (${sizes.httpWarmupS} s) before round 1. Ours: \`buildApp\` with a RedisJobStore and \`pool: null\` (API role), no logger (the bare app has none either; a production instance logs each request at \`info\`). Bare: fastify with \`GET /hello\` → \`{hello:'world'}\` and \`POST /echo\` returning the body. Both POSTs send the same body, an \`echo\` job with the 120-byte input. Rates are requests over the run's duration; the p99 in the measure column is the median of the rounds' autocannon p99.
 - **4 memory.** \`INFO memory\` \`used_memory\` after − before (FLUSHALL'd Redis, the engine's clients closed), over N, after creating and processing N jobs with a pool / Worker of 10; one round (ours, then BullMQ). The "one job key" figure is \`MEMORY USAGE\` of one job key (ours: the packed string of a finished job; BullMQ: its job hash).
-- **5 scale.** ${'`'}bench/list.ts${'`'} fills Redis directly: one job goes through the real store (create → claim → finish), its hash is the template, and the rest are written with pipelines that mirror what create.lua + claim.lua + finish.lua leave for a finished job (the job hash with its own id and shifted times, PEXPIREAT, \`idx:succeeded:echo\`, \`expiry\`); fill took ${results.list ? results.list.fillSeconds.toFixed(0) : '?'} s. Both sets live in Redis at once under their own prefixes; the app (API role) serves each; after a 2 s warm-up of each, ${sizes.listConnections} keep-alive clients in a closed loop, ${sizes.listS} s per set in two interleaved halves (small, big, small, big), every request timed with \`performance.now()\` (autocannon's histogram has 1 ms steps). One round.
+- **5 scale.** ${'`'}bench/list.ts${'`'} fills Redis directly: one job goes through the real store (create → claim → finish), its hash is the template, and the rest are written with pipelines that mirror what create.lua + claim.lua + finish.lua leave for a finished job (the job hash with its own id and shifted times, PEXPIREAT, \`idx:succeeded:echo\`, \`expiry\`); ${listPartitions > 1 ? `the big set is filled a second time under another prefix whose store was made with \`partitions: ${listPartitions}\` (REDIS_PARTITIONS, on the same single Redis; the store is connected before the fill, so the partition table's epoch is 0 and every filled id is read from the partition written into it): job i goes to partition i mod ${listPartitions}, its id stamped with \`withPartition\`, its keys under that partition's hash tag (\`echo\` added to each partition's \`types\`); the server's store adopts the prefix's partition table, and its first page is checked to be the newest 20 ids of all ${listPartitions} partitions, merged. ` : ''}Fill took ${results.list ? results.list.fillSeconds.toFixed(0) : '?'} s in all. Every set lives in Redis at once under its own prefix; the app (API role) serves each; after a 2 s warm-up of each, ${sizes.listConnections} keep-alive clients in a closed loop, ${sizes.listS} s per set in two interleaved halves (${listPartitions > 1 ? 'small, big, big over partitions; then the reverse' : 'small, big; then the reverse'}), every request timed with \`performance.now()\` (autocannon's histogram has 1 ms steps). The operator searches run after, each after a 1 s warm-up, ${sizes.listS / 2} s each. One round.
 - **6 memory store.** As (1) at concurrency 10, with \`MemoryJobStore\` (after a 2000-job warm-up), against ours on Redis at concurrency 10 (BENCH_JOBS jobs) run back to back in alternated rounds.
 - **8 fairness** (issue #13; \`bench/fairness.ts\`). As (1), ours only, each side on a fresh key prefix after a 2000-job warm-up of the fair paths, in alternated rounds. (a) BENCH_JOBS jobs spread round-robin over ${sizes.fairTenants} tenants, so every claim takes turns between them, against the same number all of one tenant (one flow: the claim's plain batch path); both sides use named tenants, so the per-tenant indexes cost the same. (b) ${fmtInt(sizes.fairKeys)} queued jobs of a \`fair_by: key\` type whose \`key_concurrency\` equals the pool's concurrency (checked on every claim, never binding), with ${fmtInt(sizes.fairKeys)} distinct concurrency keys against the same jobs over 10 keys, one tenant, timed over their first BENCH_JOBS (the queue stays long throughout); the job creation is untimed. The Redis CPU per job is from \`INFO cpu\` over each timed run.
+- **9 cluster** (issue #15; \`bench/cluster.ts\`). As (1) at concurrency 100 (${fmtInt(sizes.clusterJobs)} jobs per run, after one 2000-job warm-up run), with a RedisJobStore of \`cluster: true\` and the default partitions (4 per master) on a Redis Cluster of 1, 2 and 3 masters: a fresh cluster per run (redis-server, no replicas, \`--save '' --appendonly no\`, free ports of 127.0.0.1, the 16384 slots split evenly with \`CLUSTER ADDSLOTSRANGE\` and joined with \`CLUSTER MEET\`), stopped after it; rounds alternate the order (1, 2, 3 then 3, 2, 1, …). Per master, over the timed part: \`INFO cpu\` user + sys, \`INFO commandstats\` calls (INFO excluded) and \`CLUSTER INFO\` \`cluster_stats_messages_publish_received\` (PUBLISH messages forwarded by the other masters); after it: the prefix's \`job:\` keys (SCAN) and \`used_memory\` after − before (the store closed), over the jobs done. Every master shares this machine's cores (Machine, above) with the bench process, so measured jobs/s cannot grow with masters; "the speed-up the spread allows" is the 1-master Redis CPU per job over the busiest master's (the gain if each master had its own core and Redis were the bottleneck).
 `;
 }
 
@@ -816,6 +882,7 @@ try {
     ['list', listSection],
     ['remote', remoteSection],
     ['fairness', fairnessSection],
+    ['cluster', clusterSection],
   ];
   for (const [section, run] of sections) {
     if (!runs(section)) continue;
