@@ -292,22 +292,28 @@ export async function oursLatency(options: {
   const ends = new Map<string, number>();
   let recording = false;
   probe.onFinished = (id) => {
-    if (starts.has(id)) ends.set(id, performance.now());
+    if (recording) ends.set(id, performance.now());
   };
   const pool = newPool(probeStore(store, probe), 10);
   await pool.start();
   const submitOne = () => {
     const job = newJob(noopHandler.type, PAYLOAD);
     const started = performance.now();
-    if (recording) starts.set(job.id, started);
-    store.create(job).catch(() => starts.delete(job.id));
+    const record = recording;
+    // The stored id is the one `create` answers (a Redis store writes the job's partition into it).
+    store.create(job).then(
+      (created) => {
+        if (record) starts.set(created.id, started);
+      },
+      () => undefined,
+    );
   };
   // Warm-up (not recorded): the same rate, so JIT and connections are hot.
   await steadySubmit(options.rate, options.warmupJobs / options.rate, submitOne);
   await waitUntil(() => pool.counters.succeeded >= options.warmupJobs, 10_000);
   recording = true;
   const submitted = await steadySubmit(options.rate, options.seconds, submitOne);
-  await waitUntil(() => ends.size >= starts.size, 10_000);
+  await waitUntil(() => starts.size >= submitted && [...starts.keys()].every((id) => ends.has(id)), 10_000);
   await pool.drain(5000);
   return latencyOf(starts, ends, submitted);
 }

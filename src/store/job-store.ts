@@ -26,6 +26,8 @@ import type {
  *   a tenant by earliest `runAt`, then id; with `fairByKey` jobs, round-robin over the tenant's concurrency
  *   keys first. A job is not claimed before `runAt`, nor while `keyConcurrency` jobs of its type with its
  *   tenant and key are running (such jobs do not hold back others). One tenant and no keys: the plain order.
+ *   A partitioned Redis store keeps this order within each partition, and its claims take partitions in turn
+ *   (job-store.contract.ts ContractOptions: what its contract run checks instead).
  * - Claim limits hold across every instance sharing the store: with `maxConcurrency` N no more than N jobs
  *   of the type are running; with `rate` no more than `max` of its claims fall in any `perMs` window.
  *   Finishing a job of a concurrency-limited type signals 'work' when jobs of that type wait.
@@ -51,7 +53,11 @@ import type {
 export interface JobStore {
   readonly kind: 'memory' | 'redis';
 
-  /** Stores a new queued job (delayed when `runAt` is in the future) and signals idle workers. */
+  /**
+   * Stores a new queued job (delayed when `runAt` is in the future) and signals idle workers. The job's id is the
+   * answer's: a partitioned Redis store writes the partition it chose into it (job-id.ts withPartition), so callers
+   * use `answer.id`, never `job.id` (createOnce likewise).
+   */
   create(job: NewJob, options?: CreateOptions): Promise<JobRecord>;
   /**
    * `create`, unless the tenant's idempotency key already names a job: then that job (`replayed`), or

@@ -418,8 +418,20 @@ export class RedisJobStore implements JobStore {
     };
   }
 
+  /** With partitions, every partition's slot answers (its master may be down while the others are up). */
   async ping(): Promise<number> {
-    return this.partitions[0]!.ping();
+    if (!this.partitioned) return this.partitions[0]!.ping();
+    const started = performance.now();
+    await Promise.all(
+      this.partitions.map((partition, index) =>
+        this.guard(() => this.redis.exists(partition.keys.types)).catch((error: unknown) => {
+          throw new StoreUnavailableError(`partition ${index} unreachable: ${(error as Error).message}`, {
+            cause: error,
+          });
+        }),
+      ),
+    );
+    return performance.now() - started;
   }
 
   async persistence(): Promise<{ aof: boolean; rdb: boolean | null }> {

@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
+import { afterAll, beforeAll } from 'vitest';
 import { freePort, waitForRedis } from './redis-server.js';
 import { waitFor } from './wait-for.js';
 
@@ -261,4 +262,24 @@ async function waitForClusterReady(
   } finally {
     for (const client of clients) client.disconnect();
   }
+}
+
+/**
+ * A 3-master cluster of the enclosing describe block's own: spawned before its tests, stopped after them. Read its
+ * `url` inside tests.
+ */
+export function useSpawnedCluster(): { readonly url: string } {
+  let cluster: SpawnedCluster | undefined;
+  beforeAll(async () => {
+    cluster = await spawnRedisCluster();
+  }, 60_000);
+  afterAll(async () => {
+    await cluster?.stop();
+  });
+  return {
+    get url() {
+      if (!cluster) throw new Error('the cluster of this block is not started yet: use it inside tests');
+      return cluster.url;
+    },
+  };
 }

@@ -138,6 +138,7 @@ describe('Redis Cluster failover under a fleet', () => {
       let notPromotedBefore = killedAt;
       let promotedAt: number | undefined;
       const probes: Probe[] = [];
+      const health: { sentAt: number; endAt: number; status: number; output: string | undefined }[] = [];
       let stopAt = killedAt + 40_000; // moved closer once the promotion is seen
       try {
         const watchRole = (async () => {
@@ -202,7 +203,28 @@ describe('Redis Cluster failover under a fleet', () => {
             }
           }),
         );
-        await Promise.all([watchRole, ...probeLoops]);
+        // /health reads every partition: it fails, naming the unreachable partition, while one has no master.
+        const healthLoop = (async () => {
+          while (performance.now() < stopAt) {
+            const sentAt = performance.now();
+            const answer = await fleet.apis[0]!.request<{ checks?: { store?: { output?: string } } }>(
+              'GET',
+              '/health',
+              {
+                timeoutMs: CLIENT_TIMEOUT_MS,
+              },
+            ).catch(() => undefined);
+            health.push({
+              sentAt,
+              endAt: performance.now(),
+              status: answer?.status ?? 0,
+              output: answer?.body.checks?.store?.output,
+            });
+            if (promotedAt !== undefined && performance.now() > promotedAt + 3000) return;
+            await delay(200);
+          }
+        })();
+        await Promise.all([watchRole, healthLoop, ...probeLoops]);
       } finally {
         role.disconnect();
       }
@@ -253,6 +275,18 @@ describe('Redis Cluster failover under a fleet', () => {
         whileDown.filter((p) => p.status !== 503).map((p) => `${p.status}@${Math.round(p.sentAt - killedAt)}ms`),
         'GETs of the dead partitions not answered 503 before the promotion',
       ).toEqual([]);
+
+      // /health: 503 naming a partition while the master is gone (from half a second after its exit: the sockets are
+      // closed by then), 200 again once the promotion is a second old.
+      const healthDown = health.filter((p) => p.sentAt >= killedAt + 500 && p.endAt < notPromotedBefore);
+      expect(healthDown.length, '/health answers while the master was down').toBeGreaterThanOrEqual(1);
+      for (const probe of healthDown) {
+        expect(probe.status).toBe(503);
+        expect(probe.output).toMatch(/^partition \d+ unreachable/);
+      }
+      const healthAfter = health.filter((p) => p.sentAt > promotedAt! + 1000);
+      expect(healthAfter.length).toBeGreaterThanOrEqual(1);
+      expect(healthAfter.at(-1)!.status, '/health once the replica took over').toBe(200);
 
       // (b) Then 200 again by themselves: every GET after the last 503 answered 200, within the bound of the promotion.
       const lastFailure = Math.max(...down.filter((p) => p.status !== 200).map((p) => p.endAt));

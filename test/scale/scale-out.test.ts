@@ -1,6 +1,6 @@
 import { Cluster, type Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawnRedisCluster, type SpawnedCluster } from '../helpers/redis-cluster.js';
+import { describe, expect, it } from 'vitest';
+import { useSpawnedCluster } from '../helpers/redis-cluster.js';
 import { useSpawnedRedis } from '../helpers/use-redis.js';
 import { delay, useServiceCleanup } from '../e2e/helpers.js';
 import { waitFor } from '../helpers/wait-for.js';
@@ -31,25 +31,19 @@ const MIN_KILLS = 3;
 const redis = useSpawnedRedis();
 describeScaleOut('three instances on one Redis', () => redis, {});
 
-let cluster: SpawnedCluster | undefined;
 describe('on a 3-master Redis Cluster', () => {
-  beforeAll(async () => {
-    cluster = await spawnRedisCluster();
-  }, 60_000);
-  afterAll(async () => {
-    await cluster?.stop();
-  });
+  const cluster = useSpawnedCluster();
   // The Cluster's default: 4 partitions per master, so one queue's jobs and claims spread over the 3 masters.
-  describeScaleOut('three instances, jobs in 12 partitions', () => cluster!, { REDIS_CLUSTER: 'true' });
+  describeScaleOut('three instances, jobs in 12 partitions', () => cluster, { REDIS_CLUSTER: 'true' });
 
   it('spreads the job keys and the commands over every master', { timeout: 60_000 }, async () => {
-    const client = new Cluster([{ host: '127.0.0.1', port: Number(new URL(cluster!.url).port) }]);
+    const client = new Cluster([{ host: '127.0.0.1', port: Number(new URL(cluster.url).port) }]);
     try {
       await client.info(); // connects and reads the slot map
       const masters = client.nodes('master');
       expect(masters).toHaveLength(3);
       await Promise.all(masters.map((node) => node.config('RESETSTAT')));
-      const fleet = await startFleet(cluster!, 2, { REDIS_CLUSTER: 'true' });
+      const fleet = await startFleet(cluster, 2, { REDIS_CLUSTER: 'true' });
       const { unknownOutcomes } = await submitAll(() => fleet.apis[0]!, sleepJobs(600, 0, 5), { inFlight: 50 });
       expect(unknownOutcomes).toBe(0);
       await waitUntilSettled(() => fleet.apis[1]!, 600, 60_000);

@@ -1,5 +1,5 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawnRedisCluster, type SpawnedCluster } from '../helpers/redis-cluster.js';
+import { describe, expect, it } from 'vitest';
+import { useSpawnedCluster } from '../helpers/redis-cluster.js';
 import { useSpawnedRedis } from '../helpers/use-redis.js';
 import { useServiceCleanup } from '../e2e/helpers.js';
 import {
@@ -29,15 +29,9 @@ useServiceCleanup();
 const redis = useSpawnedRedis();
 describeTypeLimits('TYPE_LIMITS across three instances', () => redis, {});
 
-let cluster: SpawnedCluster | undefined;
 describe('on a 3-master Redis Cluster', () => {
-  beforeAll(async () => {
-    cluster = await spawnRedisCluster();
-  }, 60_000);
-  afterAll(async () => {
-    await cluster?.stop();
-  });
-  describeTypeLimits('TYPE_LIMITS across three instances and 12 partitions', () => cluster!, { REDIS_CLUSTER: 'true' });
+  const cluster = useSpawnedCluster();
+  describeTypeLimits('TYPE_LIMITS across three instances and 12 partitions', () => cluster, { REDIS_CLUSTER: 'true' });
 });
 
 function describeTypeLimits(name: string, target: () => { url: string }, env: Record<string, string>): void {
