@@ -461,7 +461,8 @@ export class RedisJobStore implements JobStore {
       byPartition.set(partition, [...(byPartition.get(partition) ?? []), i]);
     });
     const order = claim ? this.claimOrder(claim.now) : [];
-    const grants = claim && order.length > 0 ? await this.grantLimits(claim) : undefined;
+    // Should the base partition not answer, this call claims nothing but still sends its finishes.
+    const grants = claim && order.length > 0 ? await this.grantLimits(claim).catch(() => undefined) : undefined;
     const results: FinishResult[] = new Array<FinishResult>(finishes.length);
     const claimed: JobRecord[] = [];
 
