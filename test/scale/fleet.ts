@@ -222,6 +222,8 @@ export function sampleRunning(
   api: Api,
   type: string,
   intervalMs = 20,
+  /** How to read the count instead of the stats' running count of `type`. */
+  read?: () => Promise<number>,
 ): { stop(): Promise<{ max: number; samples: number }> } {
   let stopped = false;
   let max = 0;
@@ -229,7 +231,7 @@ export function sampleRunning(
   const loop = (async () => {
     while (!stopped) {
       try {
-        const running = (await stats(api)).by_type[type]?.running ?? 0;
+        const running = read ? await read() : ((await stats(api)).by_type[type]?.running ?? 0);
         max = Math.max(max, running);
         samples++;
       } catch {
