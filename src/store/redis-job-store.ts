@@ -36,6 +36,8 @@ import {
 } from './partition-table.js';
 import {
   defineJobScripts,
+  inListingOrder,
+  listPage,
   RedisPartition,
   unpipelinedScriptCommands,
   type JobScripts,
@@ -349,12 +351,39 @@ export class RedisJobStore implements JobStore {
   }
 
   /**
-   * A k-way merge of the partitions' pages. Ids order every partition's jobs alike, so the id of the last job listed is
-   * the cursor for all of them. A partition that stopped short (a filtered scan reaching its limit) bounds the page:
-   * nothing past the point it reached is listed, so the next page goes on from there without skipping.
+   * One listing over every partition: each round reads the next ids of every partition's indexes, merges them in
+   * listing order (ids order every partition's jobs alike, so the last id listed is the cursor for all of them) and
+   * reads only the jobs the page needs, each from its partition (listPage: the rule of a listing, as one partition's).
    */
   async list(query: ListQuery): Promise<ListPage> {
     if (!this.partitioned) return this.partitions[0]!.list(query);
+    if (query.stuckAt !== undefined) return this.listStuck(query);
+    const sources = new Map(
+      await Promise.all(this.partitions.map(async (p) => [p, await p.listSource(query)] as const)),
+    );
+    return listPage(query, {
+      candidates: async (after, want) => {
+        const pages = await Promise.all([...sources.values()].map((source) => source.candidates(after, want)));
+        return inListingOrder(pages.flat(), query.order).slice(0, want);
+      },
+      read: async (ids) => {
+        const records = new Map<string, JobRecord | undefined>();
+        await Promise.all(
+          this.groupBy(ids, (id) => id).map(async ([partition, group]) => {
+            const read = await sources.get(partition)!.read(group);
+            group.forEach((id, i) => records.set(id, read[i]));
+          }),
+        );
+        return ids.map((id) => records.get(id));
+      },
+    });
+  }
+
+  /**
+   * Running jobs whose lease lapsed, from every partition: a k-way merge of their pages. A partition that stopped
+   * short bounds the page, so the next one goes on from there without skipping.
+   */
+  private async listStuck(query: ListQuery): Promise<ListPage> {
     const pages = await Promise.all(this.partitions.map((p) => p.list(query)));
     const before = (a: string, b: string): boolean => (query.order === 'desc' ? a > b : a < b);
     let bound: string | null = null;

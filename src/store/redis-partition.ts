@@ -209,6 +209,54 @@ export interface PartitionClaim extends ClaimRequest {
   grants?: Record<string, number>;
 }
 
+/** Where a listing reads from: ids in listing order after a cursor, and the jobs of ids (undefined: gone). */
+export interface ListSource {
+  candidates(after: string | undefined, want: number): Promise<string[]>;
+  read(ids: string[]): Promise<(JobRecord | undefined)[]>;
+}
+
+const listedStatuses = (query: ListQuery): readonly JobStatus[] =>
+  query.statuses && query.statuses.length > 0 ? query.statuses : jobStatuses;
+
+/** Ids once each, in the listing's order (ids order jobs by creation, in every partition alike). */
+export function inListingOrder(ids: string[], order: ListQuery['order']): string[] {
+  const sorted = [...new Set(ids)].sort();
+  return order === 'desc' ? sorted.reverse() : sorted;
+}
+
+/**
+ * The page `query` asks for from `source`: the one rule of a listing, whether its ids come from one partition or are
+ * merged from several (RedisJobStore).
+ */
+export async function listPage(query: ListQuery, source: ListSource): Promise<ListPage> {
+  const statuses = listedStatuses(query);
+  const jobs: JobRecord[] = [];
+  let after = query.after;
+  let scanned = 0;
+  const rounds = query.match ? Number.POSITIVE_INFINITY : LIST_REFILL_ROUNDS;
+  for (let round = 0; round < rounds; round++) {
+    // A filter checked job by job may skip most candidates: the batches grow (a page's worth, then doubling up
+    // to SCAN_BATCH), so a common match answers from the first and a rare one takes few round trips.
+    const want = query.match ? Math.min(SCAN_BATCH, (query.limit + 1) * 2 ** round) : query.limit - jobs.length + 1;
+    const candidates = await source.candidates(after, want);
+    if (candidates.length === 0) return { jobs, nextAfter: null };
+    const records = await source.read(candidates);
+    for (const record of records) {
+      if (!record) continue; // expired or deleted between index read and fetch; the sweeper drops the entry
+      if (!statuses.includes(record.status)) continue; // moved to another status meanwhile
+      if (query.tenant !== undefined && record.tenant !== query.tenant) continue;
+      if (query.match && !query.match(record)) continue;
+      if (jobs.length === query.limit) return { jobs, nextAfter: jobs[jobs.length - 1]!.id };
+      jobs.push(record);
+    }
+    if (candidates.length < want) return { jobs, nextAfter: null };
+    after = candidates[candidates.length - 1];
+    scanned += candidates.length;
+    if (query.match && scanned >= (query.scanLimit ?? 5000)) return { jobs, nextAfter: after ?? null };
+  }
+  return { jobs, nextAfter: jobs.length > 0 ? jobs[jobs.length - 1]!.id : (after ?? null) };
+}
+
 /**
  * The jobs of one partition: every key under one hash tag, so each state change is one atomic script in one Redis
  * Cluster slot. RedisJobStore (redis-job-store.ts) places jobs in partitions and merges what spans them; a store of
@@ -368,7 +416,12 @@ export class RedisPartition {
 
   async list(query: ListQuery): Promise<ListPage> {
     if (query.stuckAt !== undefined) return this.listStuck(query, query.stuckAt);
-    const statuses = query.statuses && query.statuses.length > 0 ? query.statuses : jobStatuses;
+    return listPage(query, await this.listSource(query));
+  }
+
+  /** This partition's listing indexes for `query`, as a ListSource (RedisJobStore merges several). */
+  async listSource(query: ListQuery): Promise<ListSource> {
+    const statuses = listedStatuses(query);
     const types =
       query.type !== undefined ? [query.type] : await this.guard(() => this.redis.smembers(this.keys.types));
     const tenant = query.tenant !== undefined && query.tenant !== ANONYMOUS_TENANT ? query.tenant : undefined;
@@ -381,45 +434,26 @@ export class RedisPartition {
     const descending = query.order === 'desc';
     const low = query.createdAfter !== undefined ? `[${lowestIdAt(query.createdAfter + 1)}` : '-';
     const high = query.createdBefore !== undefined ? `[${highestIdAt(query.createdBefore - 1)}` : '+';
-    const now = Date.now();
-    const jobs: JobRecord[] = [];
-    let after = query.after;
-    let scanned = 0;
-    const rounds = query.match ? Number.POSITIVE_INFINITY : LIST_REFILL_ROUNDS;
-    for (let round = 0; round < rounds; round++) {
-      // A filter checked job by job may skip most candidates: the batches grow (a page's worth, then doubling up
-      // to SCAN_BATCH), so a common match answers from the first and a rare one takes few round trips.
-      const want = query.match ? Math.min(SCAN_BATCH, (query.limit + 1) * 2 ** round) : query.limit - jobs.length + 1;
-      const start = after !== undefined ? `(${after}` : descending ? high : low;
-      const pages = await this.guard(() =>
-        Promise.all(
-          indexKeys.map((key) =>
-            descending
-              ? this.redis.zrevrangebylex(key, start, low, 'LIMIT', 0, want)
-              : this.redis.zrangebylex(key, start, high, 'LIMIT', 0, want),
+    return {
+      candidates: async (after, want) => {
+        const start = after !== undefined ? `(${after}` : descending ? high : low;
+        const pages = await this.guard(() =>
+          Promise.all(
+            indexKeys.map((key) =>
+              descending
+                ? this.redis.zrevrangebylex(key, start, low, 'LIMIT', 0, want)
+                : this.redis.zrangebylex(key, start, high, 'LIMIT', 0, want),
+            ),
           ),
-        ),
-      );
-      const ids = [...new Set(pages.flat())].sort();
-      if (descending) ids.reverse();
-      const candidates = ids.slice(0, want);
-      if (candidates.length === 0) return { jobs, nextAfter: null };
-      const hashes = await this.guard(() => Promise.all(candidates.map((id) => this.readFields(id))));
-      for (let i = 0; i < candidates.length; i++) {
-        const record = liveRecord(hashes[i]!, now);
-        if (!record) continue; // expired or deleted between index read and fetch; the sweeper drops the entry
-        if (!statuses.includes(record.status)) continue; // moved to another status meanwhile
-        if (query.tenant !== undefined && record.tenant !== query.tenant) continue;
-        if (query.match && !query.match(record)) continue;
-        if (jobs.length === query.limit) return { jobs, nextAfter: jobs[jobs.length - 1]!.id };
-        jobs.push(record);
-      }
-      if (candidates.length < want) return { jobs, nextAfter: null };
-      after = candidates[candidates.length - 1];
-      scanned += candidates.length;
-      if (query.match && scanned >= (query.scanLimit ?? 5000)) return { jobs, nextAfter: after ?? null };
-    }
-    return { jobs, nextAfter: jobs.length > 0 ? jobs[jobs.length - 1]!.id : (after ?? null) };
+        );
+        return inListingOrder(pages.flat(), query.order).slice(0, want);
+      },
+      read: async (ids) => {
+        const hashes = await this.guard(() => Promise.all(ids.map((id) => this.readFields(id))));
+        const now = Date.now();
+        return hashes.map((hash) => liveRecord(hash, now));
+      },
+    };
   }
 
   async cancel(id: string, now: number): ReturnType<JobStore['cancel']> {
