@@ -31,10 +31,14 @@ export function filtersQuery(current: URLSearchParams, values: Readonly<Record<s
 /** GET /admin/jobs's query for the list's URL query: the same names, `limit` PAGE_SIZE unless given. */
 export function listQuery(params: URLSearchParams): URLSearchParams;
 
-/** Links of the list's pager: back to the newest page when paged, and on to older jobs when there are more. */
+/**
+ * Links of a list's pager: back to the first page when paged, and on to the next when there are more. `hrefOf`: the
+ * list's URL for a query (the jobs list's by default).
+ */
 export function pagerLinks(
   params: URLSearchParams,
   nextCursor: string | null | undefined,
+  hrefOf?: (query: URLSearchParams) => string,
 ): { newest: string | null; older: string | null };
 
 /** The list's filters as written in its URL ("status=failed, type=report"), or '' when there are none. */

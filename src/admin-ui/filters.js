@@ -68,18 +68,18 @@ export function listQuery(params) {
 }
 
 /** @type {typeof import('./filters.js').pagerLinks} */
-export function pagerLinks(params, nextCursor) {
+export function pagerLinks(params, nextCursor, hrefOf = jobsHref) {
   let newest = null;
   if (params.get('cursor')) {
     const first = new URLSearchParams(params);
     first.delete('cursor');
-    newest = jobsHref(first);
+    newest = hrefOf(first);
   }
   let older = null;
   if (nextCursor) {
     const next = new URLSearchParams(params);
     next.set('cursor', nextCursor);
-    older = jobsHref(next);
+    older = hrefOf(next);
   }
   return { newest, older };
 }

@@ -6,11 +6,12 @@
  * business (its `events` handlers); events.js holds the pure parts.
  */
 
-/** @import { Job, Stats } from './api-types.js' */
-import { messageOf } from './api.js';
+/** @import { Job, Page, Stats } from './api-types.js' */
+import { api, messageOf } from './api.js';
 import { byId, flash } from './dom.js';
-import { watchable } from './events.js';
-import { state } from './state.js';
+import { stable, watchable } from './events.js';
+import { updatedAt } from './format.js';
+import { isCurrent, state } from './state.js';
 
 const POLL_MS = 2500;
 /** While the event stream is live, a view still reloads this often (times such as "3 min ago" move on). */
@@ -247,3 +248,54 @@ export function stopLive() {
 
 // A hidden tab keeps no stream open and reads nothing; shown again, it catches up and reconnects.
 document.addEventListener('visibilitychange', () => state.live?.visibility());
+
+/**
+ * A list view's read of its page (GET `url()`): a failure shows its problem (and empties a list never shown), a
+ * success the time; `seen` runs on every page read, `draw` only when the page changed (a redraw loses the focus).
+ * @template T
+ * @param {number} generation
+ * @param {{ url: () => string, problem: HTMLElement, results: HTMLElement, updated: HTMLElement,
+ *   seen?: (page: Page<T>) => void, draw: (page: Page<T>) => void }} parts
+ * @returns {() => Promise<void>}
+ */
+export function pageReader(generation, { url, problem, results, updated, seen, draw }) {
+  let last = '';
+  return async () => {
+    /** @type {Page<T>} */
+    let page;
+    try {
+      page = await api('GET', url());
+    } catch (error) {
+      if (!isCurrent(generation)) return;
+      problem.textContent = messageOf(error);
+      problem.hidden = false;
+      if (!last) results.replaceChildren();
+      return;
+    }
+    if (!isCurrent(generation)) return;
+    problem.hidden = true;
+    updated.textContent = updatedAt(Date.now());
+    seen?.(page);
+    const signature = JSON.stringify(page);
+    if (signature === last) return;
+    last = signature;
+    draw(page);
+  };
+}
+
+/**
+ * A `stats` handler for a list view: when the job counts moved (a job was made, finished, deleted…), its page may
+ * have changed, so `refreshSoon` runs (the view reads again at most once a second).
+ * @param {() => void} refreshSoon
+ * @returns {(stats: Stats) => void}
+ */
+export function onCountsMoved(refreshSoon) {
+  /** @type {string | null} */
+  let seen = null;
+  return (stats) => {
+    const counts = stable({ counts: stats.counts, by_type: stats.by_type });
+    if (counts === seen) return;
+    seen = counts;
+    refreshSoon();
+  };
+}

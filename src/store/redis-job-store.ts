@@ -67,7 +67,7 @@ const EMPTY_RECHECK_MS = 30_000;
  * A place under a fleet-wide max_concurrency is held this long past its lease's end: instances' clocks may differ by
  * up to this much without two jobs ever holding one place (the lease's end is stamped by the partition's clock).
  */
-export const FLEET_CLOCK_MARGIN_MS = 2000;
+const FLEET_CLOCK_MARGIN_MS = 2000;
 
 /** What a claimer knows of one partition, so idle partitions are not asked on every claim. */
 interface PartitionHint {
@@ -484,11 +484,12 @@ export class RedisJobStore implements JobStore {
     now: number,
   ): Promise<FinishAndClaimResult> {
     if (!this.partitioned) return this.partitions[0]!.finishAndClaim(finishes, claim, now);
-    const byPartition = new Map<RedisPartition, number[]>();
-    finishes.forEach((finish, i) => {
-      const partition = this.partitionOf(finish.lease.jobId);
-      byPartition.set(partition, [...(byPartition.get(partition) ?? []), i]);
-    });
+    const byPartition = new Map(
+      this.groupBy(
+        finishes.map((_, i) => i),
+        (i) => finishes[i]!.lease.jobId,
+      ),
+    );
     const order = claim ? this.claimOrder(claim.now) : [];
     // Should the base partition not answer, this call claims nothing but still sends its finishes.
     const grants = claim && order.length > 0 ? await this.grantLimits(claim).catch(() => undefined) : undefined;

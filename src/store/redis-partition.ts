@@ -121,12 +121,13 @@ const scriptNames = [
   'import',
   'read',
   'adopt_ready',
+  'active_jobs',
   'limit_grant',
   'limit_confirm',
   'limit_renew',
   'limit_release',
 ] as const;
-export type ScriptName = (typeof scriptNames)[number];
+type ScriptName = (typeof scriptNames)[number];
 /** The worker's batched calls: each already carries many jobs, so they skip ioredis's auto-pipeline. */
 const workerScripts: readonly ScriptName[] = ['claim', 'finish_claim', 'finish', 'renew', 'progress'];
 const commandOf = (name: ScriptName): string => `ajs_${name}`;
@@ -172,7 +173,7 @@ export interface RedisPartitionOptions extends RedisConnectionOptions {
   poisonAfter?: number;
 }
 
-export type ScriptCaller = (keys: string[], args: (string | number)[]) => Promise<unknown>;
+type ScriptCaller = (keys: string[], args: (string | number)[]) => Promise<unknown>;
 export type JobScripts = Record<ScriptName, ScriptCaller>;
 
 /** The commands worker calls send unpipelined (see RedisConnectionOptions.unpipelinedCommands). */
@@ -284,19 +285,7 @@ export class RedisPartition {
 
   /** The tenant's queued and running jobs here (what create.lua counts against a tenant's active limit). */
   async activeJobsOf(tenant: string): Promise<number> {
-    const types = await this.guard(() => this.redis.smembers(this.keys.types));
-    const cards = await this.guard(() =>
-      Promise.all(
-        types.flatMap((type) =>
-          (['queued', 'running'] as const).map((status) =>
-            this.redis.zcard(
-              tenant === ANONYMOUS_TENANT ? this.keys.index(status, type) : this.keys.tenantIndex(tenant, status, type),
-            ),
-          ),
-        ),
-      ),
-    );
-    return sum(cards);
+    return Number(await this.call('active_jobs', [this.keys.types], [tenant]));
   }
 
   async runningWithKey(type: string, tenant: string, key: string): Promise<number> {

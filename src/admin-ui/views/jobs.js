@@ -7,12 +7,10 @@
  */
 
 /** @import { Job, Page } from '../api-types.js' */
-import { api, messageOf } from '../api.js';
 import { h, link, main, problemLine } from '../dom.js';
-import { stable, sameAs } from '../events.js';
+import { sameAs } from '../events.js';
 import { filtersQuery, isoToLocalInput, listQuery, pagerLinks, STATUSES } from '../filters.js';
-import { updatedAt } from '../format.js';
-import { live } from '../live.js';
+import { live, onCountsMoved, pageReader } from '../live.js';
 import { jobsHref } from '../paths.js';
 import { navigate } from '../router.js';
 import { isCurrent, state } from '../state.js';
@@ -49,49 +47,34 @@ export function jobsView(generation) {
 
   // The URL's query is the API's query, so any search the admin API knows can be bookmarked.
   const query = listQuery(params);
-  let last = '';
-  /** @type {string | null} */
-  let countsSeen = null;
-  const refresh = async () => {
-    /** @type {Page<Job>} */
-    let page;
-    try {
-      page = await api('GET', `/admin/jobs?${query}`);
-    } catch (error) {
-      if (!isCurrent(generation)) return;
-      problem.textContent = messageOf(error);
-      problem.hidden = false;
-      if (!last) results.replaceChildren();
-      return;
-    }
-    if (!isCurrent(generation)) return;
-    problem.hidden = true;
-    updated.textContent = updatedAt(Date.now());
-    const jobs = page.data ?? [];
-    shown = new Map(jobs.map((job) => [job.id, job]));
-    view.watch(shown.keys());
-    // Redrawn only when the page changed: a redraw would lose the focus and a half-done tick.
-    const signature = JSON.stringify(page);
-    if (signature === last) return;
-    last = signature;
-    bulk.forgetUnshown();
-    results.replaceChildren(jobTable(jobs, Boolean(page.next_cursor), bulk.selection));
-    bulk.showSelection();
-    const links = pagerLinks(params, page.next_cursor);
-    pager.replaceChildren(
-      ...(links.newest ? [link(links.newest, '← Newest')] : []),
-      ...(links.older ? [link(links.older, 'Older →')] : []),
-    );
-  };
+  /** @type {() => Promise<void>} */
+  const refresh = pageReader(generation, {
+    url: () => `/admin/jobs?${query}`,
+    problem,
+    results,
+    updated,
+    /** @param {Page<Job>} page */
+    seen: (page) => {
+      shown = new Map((page.data ?? []).map((job) => [job.id, job]));
+      view.watch(shown.keys());
+    },
+    // Also keeps a half-done tick of the selection.
+    /** @param {Page<Job>} page */
+    draw: (page) => {
+      bulk.forgetUnshown();
+      results.replaceChildren(jobTable(page.data ?? [], Boolean(page.next_cursor), bulk.selection));
+      bulk.showSelection();
+      const links = pagerLinks(params, page.next_cursor);
+      pager.replaceChildren(
+        ...(links.newest ? [link(links.newest, '← Newest')] : []),
+        ...(links.older ? [link(links.older, 'Older →')] : []),
+      );
+    },
+  });
 
   const view = live(generation, refresh, {
-    // Counts moved (a job was created, finished, deleted…): this page may have changed; read it again, at most once a second.
-    stats: (stats) => {
-      const counts = stable({ counts: stats.counts, by_type: stats.by_type });
-      if (counts === countsSeen) return;
-      countsSeen = counts;
-      view.refreshSoon(1000);
-    },
+    // Counts moved (a job was created, finished, deleted…): this page may have changed.
+    stats: onCountsMoved(() => view.refreshSoon(1000)),
     // One of the jobs shown changed (progress, status…) or went.
     job: (job) => {
       if (shown.has(job.id) && !sameAs(job, shown.get(job.id))) view.refreshSoon(1000);

@@ -7,12 +7,9 @@
  */
 
 /** @import { Page, Schedule } from '../api-types.js' */
-import { api, messageOf } from '../api.js';
 import { h, link, main, problemLine } from '../dom.js';
-import { stable } from '../events.js';
-import { PAGE_SIZE } from '../filters.js';
-import { updatedAt } from '../format.js';
-import { live } from '../live.js';
+import { PAGE_SIZE, pagerLinks } from '../filters.js';
+import { live, onCountsMoved, pageReader } from '../live.js';
 import { schedulesHref } from '../paths.js';
 import { navigate } from '../router.js';
 import { isCurrent, state } from '../state.js';
@@ -39,60 +36,30 @@ export function schedulesView(generation) {
 
   const query = new URLSearchParams(params);
   if (!query.has('limit')) query.set('limit', String(PAGE_SIZE));
-  let last = '';
-  /** @type {string | null} */
-  let countsSeen = null;
   const reload = async () => {
     if (isCurrent(generation)) await view.refresh();
   };
-  const refresh = async () => {
-    /** @type {Page<Schedule>} */
-    let page;
-    try {
-      page = await api('GET', `/admin/schedules?${query}`);
-    } catch (error) {
-      if (!isCurrent(generation)) return;
-      problem.textContent = messageOf(error);
-      problem.hidden = false;
-      if (!last) results.replaceChildren();
-      return;
-    }
-    if (!isCurrent(generation)) return;
-    problem.hidden = true;
-    updated.textContent = updatedAt(Date.now());
-    // Redrawn only when the page changed (or its "in 3 s" times moved on): a redraw would lose the focus.
-    const signature = JSON.stringify(page);
-    if (signature === last) return;
-    last = signature;
-    results.replaceChildren(scheduleTable(page.data ?? [], reload));
-    pager.replaceChildren(...pagerLinks(params, page.next_cursor));
-  };
-
-  const view = live(generation, refresh, {
-    // Counts moved: a schedule may have fired, or its last job changed state. Read again, at most once a second.
-    stats: (stats) => {
-      const counts = stable({ counts: stats.counts, by_type: stats.by_type });
-      if (counts === countsSeen) return;
-      countsSeen = counts;
-      view.refreshSoon(1000);
+  /** @type {() => Promise<void>} */
+  const refresh = pageReader(generation, {
+    url: () => `/admin/schedules?${query}`,
+    problem,
+    results,
+    updated,
+    /** @param {Page<Schedule>} page */
+    draw: (page) => {
+      results.replaceChildren(scheduleTable(page.data ?? [], reload));
+      pager.replaceChildren(...pagerLinksOf(params, page.next_cursor));
     },
   });
+
+  // Counts moved: a schedule may have fired, or its last job changed state.
+  const view = live(generation, refresh, { stats: onCountsMoved(() => view.refreshSoon(1000)) });
 }
 
 /** "← First" when paged, "Next →" when more follow. @param {URLSearchParams} params @param {string | null | undefined} cursor */
-function pagerLinks(params, cursor) {
-  const links = [];
-  if (params.get('cursor')) {
-    const first = new URLSearchParams(params);
-    first.delete('cursor');
-    links.push(link(schedulesHref(first), '← First'));
-  }
-  if (cursor) {
-    const next = new URLSearchParams(params);
-    next.set('cursor', cursor);
-    links.push(link(schedulesHref(next), 'Next →'));
-  }
-  return links;
+function pagerLinksOf(params, cursor) {
+  const { newest, older } = pagerLinks(params, cursor, schedulesHref);
+  return [...(newest ? [link(newest, '← First')] : []), ...(older ? [link(older, 'Next →')] : [])];
 }
 
 /** The filter form, filled from the URL; applying it navigates to the filtered list. @param {URLSearchParams} params */

@@ -47,6 +47,18 @@ end
 
 local OPEN_TENANT = '-'
 
+-- The tenant's queued and running jobs in this partition (what a tenant's active-job limit counts).
+local function active_jobs_of(tenant)
+  local active = 0
+  for _, each_type in ipairs(redis.call('SMEMBERS', TYPES_KEY)) do
+    for _, status in ipairs({ 'queued', 'running' }) do
+      local index = tenant == OPEN_TENANT and index_key(status, each_type) or tenant_index_key(tenant, status, each_type)
+      active = active + redis.call('ZCARD', index)
+    end
+  end
+  return active
+end
+
 -- Moves a job's listing-index entries (the global one, and its tenant's unless it is the open tenant).
 local function move_index(id, tenant, job_type, from, to)
   redis.call('ZREM', index_key(from, job_type), id)

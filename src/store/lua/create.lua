@@ -41,13 +41,7 @@ end
 
 local max_active, tenant = tonumber(ARGV[9]), ARGV[10]
 if max_active > 0 and leader_status ~= 'succeeded' then
-  local active = 0
-  for _, each_type in ipairs(redis.call('SMEMBERS', TYPES_KEY)) do
-    for _, status in ipairs({ 'queued', 'running' }) do
-      local index = tenant == OPEN_TENANT and index_key(status, each_type) or tenant_index_key(tenant, status, each_type)
-      active = active + redis.call('ZCARD', index)
-    end
-  end
+  local active = active_jobs_of(tenant)
   if active >= max_active then return { 'too-many-active', active } end
 end
 if idempotency_key ~= '' then redis.call('SET', idempotency_key, id .. ' ' .. fingerprint, 'PX', ARGV[8]) end
